@@ -1,0 +1,877 @@
+'use strict';
+// Wisp Node.js runtime shim.
+//
+// Runs inside a sandbox as `/usr/bin/node /opt/wisp/runtime/node/bootstrap.js`. It loads the
+// user's handler, then loops on the AWS Lambda Runtime API served by wispd at
+// $AWS_LAMBDA_RUNTIME_API: GET /next, run the handler, POST /response or /error. The Runtime
+// API is the only channel to wispd; stdout/stderr belong to the user's function.
+//
+// Performance: this is the hot path of every warm invoke, so it speaks HTTP/1.1 itself over one
+// keep-alive TCP connection (TCP_NODELAY) instead of going through the `http` module and its
+// agent. Requests are strictly sequential, so the client keeps one pending request at a time.
+//
+// Nothing of this file is visible to user code: the user module is compiled with
+// vm.compileFunction and sees only the usual CommonJS wrapper parameters and globals.
+
+const net = require('net');
+const vm = require('vm');
+const fs = require('fs');
+const path = require('path');
+const Module = require('module');
+
+const kApiPrefix = '/2018-06-01/runtime';
+// Longest response head we accept; a Runtime API head is a few hundred bytes.
+const kMaxHeadBytes = 64 * 1024;
+// Used when wispd sends no usable deadline: Lambda's maximum timeout (15 minutes).
+const kFallbackTimeoutMs = 15 * 60 * 1000;
+const kCrlfCrlf = Buffer.from('\r\n\r\n');
+const kThisFile = __filename;
+
+const env = process.env;
+const kFunctionName = env.AWS_LAMBDA_FUNCTION_NAME;
+const kFunctionVersion = env.AWS_LAMBDA_FUNCTION_VERSION;
+const kMemorySize = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
+const kLogGroupName = env.AWS_LAMBDA_LOG_GROUP_NAME;
+const kLogStreamName = env.AWS_LAMBDA_LOG_STREAM_NAME;
+
+// ---------------------------------------------------------------------------------------------
+// Minimal HTTP/1.1 client: one persistent connection, one request in flight at a time.
+
+function parseHostPort(spec) {
+  if (!spec) return null;
+  let host;
+  let port;
+  if (spec.startsWith('[')) {
+    const end = spec.indexOf(']');
+    host = spec.slice(1, end);
+    port = spec.slice(end + 2);
+  } else {
+    const colon = spec.lastIndexOf(':');
+    if (colon < 0) return { host: spec, port: 80 };
+    host = spec.slice(0, colon);
+    port = spec.slice(colon + 1);
+  }
+  port = Number(port);
+  if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  return { host, port };
+}
+
+class HttpResponse {
+  constructor(status, headers) {
+    this.status = status;
+    this.headers = headers; // lower-case names
+    this.body = null; // Buffer
+  }
+}
+
+function parseHead(head) {
+  // head: latin1 string without the final CRLFCRLF.
+  const lines = head.split('\r\n');
+  const statusLine = lines[0];
+  if (!statusLine.startsWith('HTTP/1.')) throw new Error(`bad status line: ${statusLine.slice(0, 80)}`);
+  const status = parseInt(statusLine.slice(9, 12), 10);
+  if (!(status >= 100 && status < 600)) throw new Error(`bad status line: ${statusLine.slice(0, 80)}`);
+  const headers = Object.create(null);
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return new HttpResponse(status, headers);
+}
+
+class RuntimeClient {
+  constructor(host, port) {
+    this.host_ = host;
+    this.port_ = port;
+    this.hostHeader_ = `Host: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
+    this.sock_ = null;
+    this.pending_ = null; // {resolve, reject, request, retried}
+    this.resetParser_();
+  }
+
+  resetParser_() {
+    this.buf_ = null; // unparsed bytes (head not complete yet, or chunked framing)
+    this.res_ = null; // response whose head has been parsed
+    this.bodyLen_ = -1; // Content-Length of res_, -1 when not known
+    this.body_ = null; // preallocated body buffer when the body spans reads
+    this.bodyFill_ = 0;
+    this.chunks_ = null; // chunked transfer: collected chunk payloads
+    this.untilClose_ = false; // body delimited by connection close
+  }
+
+  connect_() {
+    const sock = net.connect({ host: this.host_, port: this.port_, noDelay: true });
+    sock.setNoDelay(true);
+    sock.on('data', (chunk) => this.onData_(sock, chunk));
+    sock.on('error', (err) => this.onClose_(sock, err));
+    sock.on('close', () => this.onClose_(sock, null));
+    sock.on('end', () => this.onClose_(sock, null));
+    this.sock_ = sock;
+    this.resetParser_();
+  }
+
+  // request: the complete request as a string (head + body). Resolves with an HttpResponse.
+  request(request) {
+    return new Promise((resolve, reject) => {
+      this.pending_ = { resolve, reject, request, retried: false };
+      if (this.sock_ === null) this.connect_();
+      this.sock_.write(request);
+    });
+  }
+
+  onClose_(sock, err) {
+    if (sock !== this.sock_) return;
+    this.sock_ = null;
+    sock.destroy();
+    const p = this.pending_;
+    if (p === null) return;
+    if (this.untilClose_ && this.res_ !== null && err === null) {
+      // Body delimited by the end of the connection.
+      const res = this.res_;
+      res.body = this.buf_ || Buffer.alloc(0);
+      this.resetParser_();
+      this.complete_(res);
+      return;
+    }
+    this.resetParser_();
+    if (!p.retried) {
+      // The connection dropped (e.g. an idle keep-alive connection the server closed):
+      // reconnect once and resend.
+      p.retried = true;
+      this.connect_();
+      this.sock_.write(p.request);
+      return;
+    }
+    this.pending_ = null;
+    p.reject(err || new Error('connection to the Runtime API closed'));
+  }
+
+  complete_(res) {
+    const p = this.pending_;
+    this.pending_ = null;
+    if (res.headers.connection === 'close' && this.sock_ !== null) {
+      const sock = this.sock_;
+      this.sock_ = null;
+      sock.destroy();
+      this.resetParser_();
+    }
+    if (p !== null) p.resolve(res);
+  }
+
+  fail_(err) {
+    const sock = this.sock_;
+    this.sock_ = null;
+    if (sock) sock.destroy();
+    this.resetParser_();
+    const p = this.pending_;
+    this.pending_ = null;
+    if (p) p.reject(err);
+  }
+
+  onData_(sock, chunk) {
+    if (sock !== this.sock_) return;
+    // Fast path: the body of a known length is being filled across reads.
+    if (this.body_ !== null) {
+      const need = this.bodyLen_ - this.bodyFill_;
+      const n = chunk.length < need ? chunk.length : need;
+      chunk.copy(this.body_, this.bodyFill_, 0, n);
+      this.bodyFill_ += n;
+      if (this.bodyFill_ < this.bodyLen_) return;
+      const res = this.res_;
+      res.body = this.body_;
+      this.resetParser_();
+      this.complete_(res);
+      if (n < chunk.length && this.sock_ === sock) this.onData_(sock, chunk.subarray(n));
+      return;
+    }
+    let buf = this.buf_ === null ? chunk : Buffer.concat([this.buf_, chunk]);
+    this.buf_ = null;
+    try {
+      for (;;) {
+        if (this.res_ === null) {
+          const end = buf.indexOf(kCrlfCrlf);
+          if (end < 0) {
+            if (buf.length > kMaxHeadBytes) throw new Error('response head too large');
+            if (buf.length > 0) this.buf_ = buf;
+            return;
+          }
+          const res = parseHead(buf.latin1Slice(0, end));
+          buf = buf.subarray(end + 4);
+          if (res.status >= 100 && res.status < 200) continue; // interim response
+          this.res_ = res;
+          const te = res.headers['transfer-encoding'];
+          const cl = res.headers['content-length'];
+          if (te !== undefined && te.toLowerCase().includes('chunked')) {
+            this.chunks_ = [];
+          } else if (cl !== undefined) {
+            this.bodyLen_ = parseInt(cl, 10);
+            if (!(this.bodyLen_ >= 0)) throw new Error(`bad Content-Length: ${cl}`);
+          } else if (res.status === 204 || res.status === 304) {
+            this.bodyLen_ = 0;
+          } else {
+            this.untilClose_ = true;
+          }
+        }
+        const res = this.res_;
+        if (this.chunks_ !== null) {
+          // Chunked transfer coding: consume every complete chunk in buf.
+          for (;;) {
+            const lineEnd = buf.indexOf('\r\n');
+            if (lineEnd < 0) {
+              if (buf.length > 0) this.buf_ = buf;
+              return;
+            }
+            const size = parseInt(buf.latin1Slice(0, lineEnd), 16);
+            if (!(size >= 0)) throw new Error('bad chunk size');
+            if (size === 0) {
+              // Last chunk, then optional trailers, then an empty line.
+              const tEnd = buf.indexOf(kCrlfCrlf, lineEnd);
+              let after;
+              if (buf.length >= lineEnd + 4 && buf[lineEnd + 2] === 13 && buf[lineEnd + 3] === 10) {
+                after = lineEnd + 4;
+              } else if (tEnd >= 0) {
+                after = tEnd + 4;
+              } else {
+                this.buf_ = buf;
+                return;
+              }
+              res.body = Buffer.concat(this.chunks_);
+              buf = buf.subarray(after);
+              break;
+            }
+            if (buf.length < lineEnd + 2 + size + 2) {
+              this.buf_ = buf;
+              return;
+            }
+            this.chunks_.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
+            buf = buf.subarray(lineEnd + 2 + size + 2);
+          }
+        } else if (this.untilClose_) {
+          if (buf.length > 0) this.buf_ = buf;
+          return;
+        } else {
+          const need = this.bodyLen_;
+          if (buf.length < need) {
+            // Body spans reads: copy into one buffer of the final size (no quadratic concat).
+            this.body_ = Buffer.allocUnsafe(need);
+            buf.copy(this.body_, 0);
+            this.bodyFill_ = buf.length;
+            return;
+          }
+          res.body = buf.subarray(0, need);
+          buf = buf.subarray(need);
+        }
+        this.resetParser_();
+        this.complete_(res);
+        if (buf.length === 0 || this.sock_ !== sock) return;
+        // Extra bytes with no request outstanding would be a server bug; keep parsing them so
+        // that the framing stays right.
+      }
+    } catch (err) {
+      this.fail_(err);
+    }
+  }
+
+  post(pathSuffix, body, errorType) {
+    const len = Buffer.byteLength(body);
+    let head = `POST ${kApiPrefix}${pathSuffix} HTTP/1.1\r\n${this.hostHeader_}` +
+        `Content-Type: application/json\r\nContent-Length: ${len}\r\n`;
+    if (errorType !== undefined) head += `Lambda-Runtime-Function-Error-Type: ${errorType}\r\n`;
+    return this.request(`${head}\r\n${body}`);
+  }
+
+  next() {
+    if (this.nextRequest_ === undefined) {
+      this.nextRequest_ = `GET ${kApiPrefix}/invocation/next HTTP/1.1\r\n${this.hostHeader_}\r\n`;
+    }
+    return this.request(this.nextRequest_);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+// Header values must be a single line of visible ASCII.
+function headerSafe(s) {
+  return String(s).replace(/[^\x20-\x7e]/g, '').slice(0, 200) || 'Error';
+}
+
+function errorTypeOf(err) {
+  if (err instanceof Error || (err !== null && typeof err === 'object' && typeof err.name === 'string')) {
+    let name = typeof err.name === 'string' && err.name ? err.name : 'Error';
+    // `class MyError extends Error {}` keeps name "Error"; report the class instead.
+    const ctorName = err.constructor && err.constructor.name;
+    if (name === 'Error' && typeof ctorName === 'string' && ctorName && ctorName !== 'Object') {
+      name = ctorName;
+    }
+    return name;
+  }
+  return 'Error';
+}
+
+function stackLinesOf(err) {
+  if (!(err !== null && typeof err === 'object' && typeof err.stack === 'string')) return [];
+  const lines = err.stack.split('\n');
+  const out = [];
+  for (const line of lines) {
+    const t = line.trim();
+    if (!t.startsWith('at ')) continue; // message lines
+    if (t.includes(kThisFile)) continue; // frames of this shim
+    out.push(t);
+  }
+  return out;
+}
+
+function messageOf(err) {
+  if (err instanceof Error) return String(err.message);
+  if (err !== null && typeof err === 'object' && 'message' in err) return String(err.message);
+  try {
+    return String(err);
+  } catch (e) {
+    return Object.prototype.toString.call(err);
+  }
+}
+
+function errorPayload(errorType, errorMessage, stackTrace) {
+  return JSON.stringify({ errorMessage, errorType, stackTrace });
+}
+
+function logErrorToStderr(err) {
+  let text;
+  if (err !== null && typeof err === 'object' && typeof err.stack === 'string') {
+    text = err.stack;
+  } else {
+    text = `${errorTypeOf(err)}: ${messageOf(err)}`;
+  }
+  process.stderr.write(`${text}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading the user's module
+
+class InitError extends Error {
+  constructor(errorType, message, stackTrace) {
+    super(message);
+    this.errorType = errorType;
+    this.stackTrace = stackTrace || [];
+  }
+}
+
+const kReserved = new Set(('break case catch class const continue debugger default delete do ' +
+    'else enum export extends false finally for function if import in instanceof new null ' +
+    'return super switch this throw true try typeof var void while with yield let static ' +
+    'implements interface package private protected public await arguments eval undefined')
+    .split(' '));
+
+function isIdentifier(name) {
+  return /^[A-Za-z_$][\w$]*$/.test(name) && !kReserved.has(name);
+}
+
+// Keeps the newlines of `text` so that rewriting never moves a line.
+function newlinesOf(text) {
+  const n = text.split('\n').length - 1;
+  return n > 0 ? '\n'.repeat(n) : '';
+}
+
+function importSpecToPattern(spec) {
+  // "{ a, b as c }" -> "{ a, b: c }"; newlines kept.
+  return spec.replace(/\bas\b/g, ':');
+}
+
+// Rewrites ESM syntax to CommonJS in place, never changing the line of any token. Returns the
+// new source and the list of [exportedName, localName] pairs to assign at the end.
+function rewriteEsm(src) {
+  if (!/^[ \t]*(export|import)\b/m.test(src) && !src.includes('import.meta')) {
+    return { src, exportPairs: [] };
+  }
+  const exportPairs = [];
+  let out = src;
+  // import ... from '...'
+  out = out.replace(
+      /^([ \t]*)import[ \t]+([\w$]+)?[ \t]*,?[ \t]*(\*[ \t]*as[ \t]+[\w$]+|\{[^}]*\})?[ \t]*from[ \t]*(['"])([^'"\n]+)\4[ \t]*;?/gm,
+      (m, ws, def, rest, q, spec) => {
+        const req = `require(${JSON.stringify(spec)})`;
+        let decl;
+        if (def && rest) {
+          const restPat = rest.startsWith('*') ? rest.replace(/^\*[ \t]*as[ \t]+/, '') : importSpecToPattern(rest);
+          decl = `const ${def} = ${req}, ${restPat} = ${def};`;
+        } else if (def) {
+          decl = `const ${def} = ${req};`;
+        } else if (rest && rest.startsWith('*')) {
+          decl = `const ${rest.replace(/^\*[ \t]*as[ \t]+/, '')} = ${req};`;
+        } else if (rest) {
+          decl = `const ${importSpecToPattern(rest)} = ${req};`;
+        } else {
+          return m;
+        }
+        return ws + decl.replace(/\n/g, ' ') + newlinesOf(m);
+      });
+  // import 'side-effect';
+  out = out.replace(/^([ \t]*)import[ \t]*(['"])([^'"\n]+)\2[ \t]*;?/gm,
+      (m, ws, q, spec) => `${ws}require(${JSON.stringify(spec)});`);
+  // export { a, b as c } [from '...'];
+  out = out.replace(
+      /^([ \t]*)export[ \t]*\{([^}]*)\}(?:[ \t]*from[ \t]*(['"])([^'"\n]+)\3)?[ \t]*;?/gm,
+      (m, ws, list, q, spec) => {
+        for (const item of list.split(',')) {
+          const t = item.trim();
+          if (!t) continue;
+          const parts = t.split(/\s+as\s+/);
+          const local = parts[0].trim();
+          const exported = (parts[1] || parts[0]).trim();
+          if (spec !== undefined) {
+            exportPairs.push([exported, `require(${JSON.stringify(spec)})[${JSON.stringify(local)}]`]);
+          } else if (isIdentifier(local)) {
+            exportPairs.push([exported, local]);
+          }
+        }
+        return ws + newlinesOf(m);
+      });
+  // export * from '...';
+  out = out.replace(/^([ \t]*)export[ \t]*\*[ \t]*from[ \t]*(['"])([^'"\n]+)\2[ \t]*;?/gm,
+      (m, ws, q, spec) => `${ws}Object.assign(exports, require(${JSON.stringify(spec)}));`);
+  // export default <expr|function|class>
+  out = out.replace(/^([ \t]*)export[ \t]+default[ \t]+/gm, (m, ws) => `${ws}exports.default = `);
+  // export [async] function[*] name / export class name
+  out = out.replace(
+      /^([ \t]*)export[ \t]+((?:async[ \t]+)?function\b[ \t]*\*?[ \t]*([\w$]+)|class[ \t]+([\w$]+))/gm,
+      (m, ws, decl, fname, cname) => {
+        const name = fname || cname;
+        exportPairs.push([name, name]);
+        return `${ws}${decl}`;
+      });
+  // export const|let|var name = ...
+  out = out.replace(/^([ \t]*)export[ \t]+(const|let|var)[ \t]+([\w$]+)/gm,
+      (m, ws, kind, name) => {
+        exportPairs.push([name, name]);
+        return `${ws}${kind} ${name}`;
+      });
+  out = out.replace(/\bimport\.meta\b/g,
+      '({url: require("url").pathToFileURL(__filename).href, filename: __filename, dirname: __dirname})');
+  return { src: out, exportPairs };
+}
+
+const kWrapperParams = ['exports', 'require', 'module', '__filename', '__dirname'];
+
+function dynamicImportOption() {
+  const c = vm.constants;
+  return c && c.USE_MAIN_CONTEXT_DEFAULT_LOADER ? { importModuleDynamically: c.USE_MAIN_CONTEXT_DEFAULT_LOADER } : {};
+}
+
+function compileUser(src, filename, isAsync) {
+  if (!isAsync) {
+    return vm.compileFunction(src, kWrapperParams, { filename, ...dynamicImportOption() });
+  }
+  // Top-level await: an async wrapper; its head stays on line 1 so line numbers hold.
+  const script = new vm.Script(`(async function (${kWrapperParams.join(', ')}) {${src}\n})`,
+      { filename, ...dynamicImportOption() });
+  return script.runInThisContext();
+}
+
+// "file:line" from a decorated V8 SyntaxError stack ("/path/index.js:3\n<code>\n  ^\n\n...").
+function syntaxLocation(err, fallbackFile) {
+  const stack = typeof err.stack === 'string' ? err.stack : '';
+  const m = /^(.*):(\d+)\n/.exec(stack);
+  if (m) return { file: path.basename(m[1]), line: Number(m[2]) };
+  return { file: path.basename(fallbackFile), line: 0 };
+}
+
+function syntaxInitError(err, filename, lineCount) {
+  const loc = syntaxLocation(err, filename);
+  if (lineCount !== undefined && loc.line > lineCount) loc.line = lineCount;
+  const where = loc.line ? `${loc.file}:${loc.line}` : loc.file;
+  return new InitError('Runtime.UserCodeSyntaxError', `SyntaxError: ${err.message} (${where})`, []);
+}
+
+function findModuleFile(taskRoot, modPath) {
+  for (const ext of ['.js', '.mjs', '.cjs']) {
+    const file = path.join(taskRoot, modPath + ext);
+    let st;
+    try {
+      st = fs.statSync(file);
+    } catch (e) {
+      continue;
+    }
+    if (st.isFile()) return file;
+  }
+  return null;
+}
+
+function dig(obj, parts, from) {
+  for (let i = from; i < parts.length; i++) {
+    if (obj === null || obj === undefined) return undefined;
+    obj = obj[parts[i]];
+  }
+  return obj;
+}
+
+async function loadHandler() {
+  const handlerSpec = env._HANDLER || '';
+  const taskRoot = env.LAMBDA_TASK_ROOT || '/var/task';
+  const lastSlash = handlerSpec.lastIndexOf('/');
+  const dot = handlerSpec.indexOf('.', lastSlash + 1);
+  if (dot <= lastSlash + 1 || dot === handlerSpec.length - 1) {
+    throw new InitError('Runtime.MalformedHandlerName',
+        `Bad handler ${JSON.stringify(handlerSpec)}: expected <module>.<function>`);
+  }
+  const modPath = handlerSpec.slice(0, dot);
+  const fnPath = handlerSpec.slice(dot + 1);
+  const fnParts = fnPath.split('.');
+  if (path.isAbsolute(modPath) || modPath.includes('..') || modPath.includes('\0') ||
+      fnParts.some((p) => p === '')) {
+    throw new InitError('Runtime.MalformedHandlerName',
+        `Bad handler ${JSON.stringify(handlerSpec)}: the module path must be relative to the ` +
+        'task root without ".."');
+  }
+
+  const filename = findModuleFile(taskRoot, modPath);
+  if (filename === null) {
+    throw new InitError('Runtime.ImportModuleError',
+        `Error: Cannot find module '${modPath}' (no ${modPath}.js, .mjs or .cjs in ${taskRoot})`);
+  }
+  let realFile;
+  let realRoot;
+  try {
+    realFile = fs.realpathSync(filename);
+    realRoot = fs.realpathSync(taskRoot);
+  } catch (e) {
+    throw new InitError('Runtime.ImportModuleError', `Error: ${e.message}`, stackLinesOf(e));
+  }
+  if (!realFile.startsWith(realRoot.endsWith('/') ? realRoot : `${realRoot}/`)) {
+    throw new InitError('Runtime.ImportModuleError',
+        `Error: module '${modPath}' resolves outside the task root`);
+  }
+
+  let source;
+  try {
+    source = fs.readFileSync(filename, 'utf8');
+  } catch (e) {
+    throw new InitError('Runtime.ImportModuleError', `Error: ${e.message}`, stackLinesOf(e));
+  }
+  if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
+  const lineCount = source.split('\n').length;
+
+  const rewritten = rewriteEsm(source);
+  const captureName = isIdentifier(fnParts[0]) ? fnParts[0] : null;
+  // Appended after the user's last line (so no line moves): publish ESM named exports and hand
+  // back the top-level binding named by the handler, which finds undeclared-export handlers
+  // such as a bare `async function handler(event) {}`.
+  let tail = '\n;';
+  for (const [exported, local] of rewritten.exportPairs) {
+    tail += `exports[${JSON.stringify(exported)}] = ${local};`;
+  }
+  tail += captureName ? `return typeof ${captureName} === 'undefined' ? undefined : ${captureName};` : '';
+  const fullSrc = rewritten.src + tail;
+
+  let fn;
+  let isAsync = false;
+  try {
+    fn = compileUser(fullSrc, filename, false);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    if (/\bawait\b/.test(err.message)) {
+      try {
+        fn = compileUser(fullSrc, filename, true);
+        isAsync = true;
+      } catch (err2) {
+        err = err2;
+      }
+    }
+    if (!fn) {
+      // Report the location as the user's own file would have it, without our tail.
+      let report = err;
+      try {
+        compileUser(rewritten.src, filename, isAsync);
+      } catch (err3) {
+        if (err3 instanceof SyntaxError) report = err3;
+      }
+      throw syntaxInitError(report, filename, lineCount);
+    }
+  }
+
+  const mod = new Module(filename, null);
+  mod.filename = filename;
+  mod.paths = Module._nodeModulePaths(path.dirname(filename));
+  Module._cache[filename] = mod;
+  const req = Module.createRequire(filename);
+  let captured;
+  try {
+    captured = fn.call(mod.exports, mod.exports, req, mod, filename, path.dirname(filename));
+    if (isAsync) captured = await captured;
+  } catch (err) {
+    if (err instanceof SyntaxError && typeof err.stack === 'string' && /^(.*):(\d+)\n/.test(err.stack)) {
+      // A module it required failed to compile.
+      throw syntaxInitError(err, filename);
+    }
+    const first = messageOf(err).split('\n')[0];
+    throw new InitError('Runtime.ImportModuleError', `${errorTypeOf(err)}: ${first}`,
+        stackLinesOf(err));
+  }
+  mod.loaded = true;
+
+  const exportsObj = mod.exports;
+  let handler = dig(exportsObj, fnParts, 0);
+  if (typeof handler !== 'function' && captured !== undefined) handler = dig(captured, fnParts, 1);
+  if (typeof handler !== 'function' && exportsObj !== null && exportsObj !== undefined) {
+    const def = exportsObj.default;
+    if (typeof def === 'function') {
+      handler = def;
+    } else if (def !== null && typeof def === 'object' && typeof dig(def, fnParts, 0) === 'function') {
+      handler = dig(def, fnParts, 0);
+    }
+  }
+  if (typeof handler !== 'function' && typeof exportsObj === 'function') handler = exportsObj;
+  if (typeof handler !== 'function') {
+    const found = dig(exportsObj, fnParts, 0) !== undefined || captured !== undefined;
+    throw new InitError('Runtime.HandlerNotFound', found ?
+        `${handlerSpec} is not a function` : `${handlerSpec} is undefined or not exported`);
+  }
+  return handler;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invocation loop
+
+let client = null;
+let exiting = false; // set once a fatal error is being reported; the loop must stop
+let inflight = null; // {id, done} of the invocation being run
+let handler = null;
+let isCallbackHandler = false;
+
+function parseJsonHeader(value) {
+  if (value === undefined || value === '') return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (e) {
+    return undefined;
+  }
+}
+
+function makeContext(id, headers) {
+  let deadline = Number(headers['lambda-runtime-deadline-ms']);
+  if (!Number.isFinite(deadline) || deadline <= 0) deadline = Date.now() + kFallbackTimeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: kFunctionName,
+    functionVersion: kFunctionVersion,
+    invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+    memoryLimitInMB: kMemorySize,
+    awsRequestId: id,
+    invocationId: id,
+    timestamp: new Date().toISOString(),
+    logGroupName: kLogGroupName,
+    logStreamName: kLogStreamName,
+    clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
+    identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
+    getRemainingTimeInMillis() {
+      const left = deadline - Date.now();
+      return left > 0 ? left : 0;
+    },
+  };
+}
+
+function stdioPending() {
+  return process.stdout.writableLength > 0 || process.stderr.writableLength > 0;
+}
+
+// Every byte the function wrote must be in the pipe before wispd sees the response.
+async function flushStdio() {
+  while (stdioPending()) {
+    const s = process.stdout.writableLength > 0 ? process.stdout : process.stderr;
+    await new Promise((resolve) => {
+      s.once('drain', resolve);
+      // Guard against a drain that already happened between the check and the listener.
+      setImmediate(() => { if (s.writableLength === 0) resolve(); });
+    });
+  }
+}
+
+async function checkPostStatus(res, what) {
+  if (res.status === 202 || (res.status >= 200 && res.status < 300)) return;
+  const detail = res.body ? res.body.toString('utf8').slice(0, 500) : '';
+  process.stderr.write(`wisp runtime: ${what} rejected with HTTP ${res.status}: ${detail}\n`);
+  if (res.status >= 500) process.exit(1);
+}
+
+async function postError(id, errorType, errorMessage, stackTrace) {
+  await flushStdio();
+  const res = await client.post(`/invocation/${id}/error`,
+      errorPayload(errorType, errorMessage, stackTrace), headerSafe(errorType));
+  await checkPostStatus(res, 'error');
+}
+
+async function reportInvokeError(id, err) {
+  logErrorToStderr(err);
+  await postError(id, errorTypeOf(err), messageOf(err), stackLinesOf(err));
+}
+
+function runCallbackHandler(event, ctx) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (ok, value) => {
+      if (settled) return;
+      settled = true;
+      if (ok) resolve(value);
+      else reject(value);
+    };
+    const callback = (err, data) => {
+      if (err !== undefined && err !== null) settle(false, err);
+      else settle(true, data);
+    };
+    ctx.done = callback;
+    ctx.succeed = (data) => settle(true, data);
+    ctx.fail = (err) => settle(false, err === undefined || err === null ? new Error('handled') : err);
+    const r = handler(event, ctx, callback);
+    if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+      r.then((v) => settle(true, v), (e) => settle(false, e));
+    }
+  });
+}
+
+async function invoke(res) {
+  const headers = res.headers;
+  const id = headers['lambda-runtime-aws-request-id'];
+  if (!id) {
+    process.stderr.write('wisp runtime: /next response without Lambda-Runtime-Aws-Request-Id\n');
+    process.exit(1);
+  }
+  const current = { id, done: false };
+  inflight = current;
+  const trace = headers['lambda-runtime-trace-id'];
+  if (trace !== undefined) env._X_AMZN_TRACE_ID = trace;
+  else if (env._X_AMZN_TRACE_ID !== undefined) delete env._X_AMZN_TRACE_ID;
+
+  let event;
+  try {
+    event = res.body.length === 0 ? {} : JSON.parse(res.body.toString('utf8'));
+  } catch (err) {
+    current.done = true;
+    await postError(id, 'Runtime.UnmarshalError', `Unable to parse event as JSON: ${err.message}`, []);
+    return;
+  }
+  const ctx = makeContext(id, headers);
+
+  let result;
+  try {
+    if (isCallbackHandler) {
+      result = await runCallbackHandler(event, ctx);
+    } else {
+      result = handler(event, ctx);
+      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+        result = await result;
+      }
+    }
+  } catch (err) {
+    if (current.done || exiting) return;
+    current.done = true;
+    await reportInvokeError(id, err);
+    return;
+  }
+  if (current.done || exiting) return; // an uncaught error already answered this invocation
+  current.done = true;
+
+  let body;
+  try {
+    body = result === undefined ? 'null' : JSON.stringify(result);
+    if (body === undefined) body = 'null'; // functions, symbols
+  } catch (err) {
+    const message = `Unable to stringify response body as JSON: ${err.message}`;
+    process.stderr.write(`Runtime.MarshalError: ${message}\n`);
+    await postError(id, 'Runtime.MarshalError', message, stackLinesOf(err));
+    return;
+  }
+  if (stdioPending()) await flushStdio();
+  const r = await client.post(`/invocation/${id}/response`, body);
+  await checkPostStatus(r, 'response');
+}
+
+async function onFatal(err, kind) {
+  // An error escaped the handler's promise chain (a throwing timer, an unhandled rejection).
+  // Answer the invocation in flight with it, then exit: the instance's state is unknown.
+  if (exiting) return;
+  exiting = true;
+  try {
+    logErrorToStderr(err);
+    const current = inflight;
+    if (current !== null && !current.done && client !== null) {
+      current.done = true;
+      let errorType = errorTypeOf(err);
+      if (kind === 'unhandledRejection' && !(err instanceof Error)) {
+        errorType = 'Runtime.UnhandledPromiseRejection';
+      }
+      await postError(current.id, errorType, messageOf(err), stackLinesOf(err));
+    }
+  } finally {
+    process.exit(1);
+  }
+}
+
+function makeStdioBlocking() {
+  // Node writes to pipes with libuv, which queues the rest of a write when the pipe is full.
+  // Blocking mode makes every write complete before console.log returns, so nothing the
+  // function printed can trail its response.
+  for (const s of [process.stdout, process.stderr]) {
+    const h = s._handle;
+    if (h && typeof h.setBlocking === 'function') h.setBlocking(true);
+  }
+}
+
+async function main() {
+  const hp = parseHostPort(env.AWS_LAMBDA_RUNTIME_API);
+  if (hp === null) {
+    process.stderr.write('wisp runtime: AWS_LAMBDA_RUNTIME_API is missing or malformed\n');
+    process.exit(1);
+  }
+  client = new RuntimeClient(hp.host, hp.port);
+  makeStdioBlocking();
+  process.on('uncaughtException', (err) => { onFatal(err, 'uncaughtException'); });
+  process.on('unhandledRejection', (reason) => { onFatal(reason, 'unhandledRejection'); });
+
+  try {
+    handler = await loadHandler();
+  } catch (err) {
+    let errorType;
+    let message;
+    let stack;
+    if (err instanceof InitError) {
+      errorType = err.errorType;
+      message = err.message;
+      stack = err.stackTrace;
+    } else {
+      errorType = 'Runtime.ImportModuleError';
+      message = `${errorTypeOf(err)}: ${messageOf(err)}`;
+      stack = stackLinesOf(err);
+    }
+    process.stderr.write(`${errorType}: ${message}\n`);
+    try {
+      await flushStdio();
+      const res = await client.post('/init/error', errorPayload(errorType, message, stack),
+          headerSafe(errorType));
+      await checkPostStatus(res, 'init error');
+    } finally {
+      process.exit(1);
+    }
+  }
+  isCallbackHandler = handler.length >= 3;
+
+  for (;;) {
+    inflight = null;
+    // After a fatal error the process is about to exit; send nothing more.
+    if (exiting) await new Promise(() => {});
+    const res = await client.next();
+    if (res.status !== 200) {
+      const detail = res.body ? res.body.toString('utf8').slice(0, 500) : '';
+      process.stderr.write(`wisp runtime: /next failed with HTTP ${res.status}: ${detail}\n`);
+      process.exit(1);
+    }
+    if (exiting) await new Promise(() => {});
+    await invoke(res);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`wisp runtime: fatal: ${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,523 @@
+"""Wisp Python runtime shim.
+
+Runs inside a sandbox as `/usr/bin/python3 -u /opt/wisp/runtime/python/bootstrap.py`. It loads
+the user's handler, then loops on the AWS Lambda Runtime API served by wispd at
+$AWS_LAMBDA_RUNTIME_API: GET /next, run the handler, POST /response or /error. The Runtime API is
+the only channel to wispd; stdout/stderr belong to the user's function.
+
+This is the hot path of every warm invoke: one keep-alive HTTP connection (TCP_NODELAY), the
+event parsed once, nothing printed by the shim on success. Standard library only.
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import sys
+import time
+
+API_PREFIX = "/2018-06-01/runtime"
+# Used when wispd sends no usable deadline: Lambda's maximum timeout (15 minutes).
+FALLBACK_TIMEOUT_MS = 15 * 60 * 1000
+# Longest response head we accept; a Runtime API head is a few hundred bytes.
+MAX_HEAD_BYTES = 64 * 1024
+THIS_FILE = os.path.abspath(__file__)
+# Code object flags (Include/cpython/code.h).
+CO_VARARGS = 0x04
+CO_COROUTINE = 0x80
+
+_env = os.environ
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class RuntimeClient:
+    """Sequential HTTP/1.1 client of the Runtime API over one persistent connection.
+
+    Hand-written over a socket rather than http.client: http.client imports email and ssl
+    (~20 ms of every cold start here) and its header parsing doubles the shim's per-invoke cost.
+    Requests go out in one write with TCP_NODELAY; responses are framed by Content-Length,
+    chunked coding, or connection close.
+    """
+
+    def __init__(self, host, port):
+        self._addr = (host, port)
+        self._sock = None
+        self._buf = b""
+        host_hdr = "[%s]" % host if ":" in host else host
+        self._host_line = ("Host: %s:%d\r\n" % (host_hdr, port)).encode()
+        self._next_request = (b"GET " + API_PREFIX.encode() + b"/invocation/next HTTP/1.1\r\n" +
+                              self._host_line + b"\r\n")
+
+    def _connect(self):
+        sock = socket.create_connection(self._addr)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buf = b""
+
+    def _close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._buf = b""
+
+    def _recv(self):
+        chunk = self._sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("connection to the Runtime API closed")
+        return chunk
+
+    def _read_exact(self, buf, n):
+        """Returns (n bytes, the rest) reading as needed; buf holds what was already read."""
+        if len(buf) >= n:
+            return buf[:n], buf[n:]
+        parts = [buf]
+        have = len(buf)
+        while have < n:
+            chunk = self._recv()
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        return data[:n], data[n:]
+
+    def _read_line(self, buf):
+        while True:
+            i = buf.find(b"\r\n")
+            if i >= 0:
+                return buf[:i], buf[i + 2:]
+            if len(buf) > MAX_HEAD_BYTES:
+                raise ProtocolError("line too long")
+            buf += self._recv()
+
+    def _read_response(self):
+        buf = self._buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            while end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    raise ProtocolError("response head too large")
+                buf += self._recv()
+                end = buf.find(b"\r\n\r\n")
+            lines = buf[:end].decode("latin-1").split("\r\n")
+            buf = buf[end + 4:]
+            status_line = lines[0]
+            if not status_line.startswith("HTTP/1."):
+                raise ProtocolError("bad status line %r" % status_line[:80])
+            try:
+                status = int(status_line[9:12])
+            except ValueError:
+                raise ProtocolError("bad status line %r" % status_line[:80]) from None
+            if not 100 <= status < 200:
+                break  # skip interim responses
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        te = headers.get("transfer-encoding")
+        cl = headers.get("content-length")
+        if te is not None and "chunked" in te.lower():
+            parts = []
+            while True:
+                size_line, buf = self._read_line(buf)
+                try:
+                    size = int(size_line.split(b";")[0], 16)
+                except ValueError:
+                    raise ProtocolError("bad chunk size") from None
+                if size == 0:
+                    while True:  # trailers, then an empty line
+                        trailer, buf = self._read_line(buf)
+                        if not trailer:
+                            break
+                    break
+                data, buf = self._read_exact(buf, size + 2)
+                parts.append(data[:size])
+            body = b"".join(parts)
+        elif cl is not None:
+            try:
+                n = int(cl)
+            except ValueError:
+                raise ProtocolError("bad Content-Length %r" % cl) from None
+            body, buf = self._read_exact(buf, n)
+        elif status in (204, 304):
+            body = b""
+        else:
+            parts = [buf]
+            while True:
+                chunk = self._sock.recv(262144)
+                if not chunk:
+                    break
+                parts.append(chunk)
+            body, buf = b"".join(parts), b""
+            headers["connection"] = "close"
+        self._buf = buf
+        if headers.get("connection", "").lower() == "close":
+            self._close()
+        return status, headers, body
+
+    def _request(self, data):
+        # Reconnect once if the connection dropped (e.g. an idle keep-alive connection that the
+        # server closed).
+        for attempt in (0, 1):
+            try:
+                if self._sock is None:
+                    self._connect()
+                self._sock.sendall(data)
+                return self._read_response()
+            except (OSError, ProtocolError):
+                self._close()
+                if attempt:
+                    raise
+
+    def next(self):
+        return self._request(self._next_request)
+
+    def post(self, path, body, error_type=None):
+        head = "POST %s%s HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
+            API_PREFIX, path, len(body))
+        if error_type is not None:
+            head += "Lambda-Runtime-Function-Error-Type: %s\r\n" % _header_safe(error_type)
+        return self._request(head.encode("latin-1") + self._host_line + b"\r\n" + body)
+
+
+def _header_safe(value):
+    s = "".join(ch for ch in str(value) if " " <= ch <= "~")[:200]
+    return s or "Error"
+
+
+def _parse_host_port(spec):
+    if not spec:
+        return None
+    if spec.startswith("["):
+        end = spec.find("]")
+        host, port = spec[1:end], spec[end + 2:]
+    else:
+        host, sep, port = spec.rpartition(":")
+        if not sep:
+            return spec, 80
+    try:
+        port = int(port)
+    except ValueError:
+        return None
+    if not host or not 0 < port < 65536:
+        return None
+    return host, port
+
+
+class InitError(Exception):
+    def __init__(self, error_type, message, stack_trace=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.stack_trace = stack_trace or []
+
+
+def _user_frames(tb):
+    """Traceback entries without the shim's own frames, formatted like AWS's stackTrace."""
+    import traceback  # error path only: keeps it out of every cold start
+    frames = [f for f in traceback.extract_tb(tb) if os.path.abspath(f.filename) != THIS_FILE]
+    return traceback.format_list(frames)
+
+
+def _error_body(error_type, message, stack_trace):
+    return json.dumps({"errorMessage": message, "errorType": error_type,
+                       "stackTrace": stack_trace}).encode()
+
+
+def _flush_stdio():
+    # Every byte the function wrote must be in the pipe before wispd sees the response.
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # a user replaced the stream with something odd
+            pass
+
+
+def _log_exception(exc, frames):
+    text = "[ERROR] %s: %s\nTraceback (most recent call last):\n%s" % (
+        type(exc).__name__, exc, "".join(frames))
+    try:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the user's module
+
+
+def _load_handler():
+    spec = _env.get("_HANDLER", "")
+    task_root = _env.get("LAMBDA_TASK_ROOT") or "/var/task"
+    module_path, dot, fn_name = spec.rpartition(".")
+    if not dot or not module_path or not fn_name or not fn_name.isidentifier():
+        raise InitError("Runtime.MalformedHandlerName",
+                        "Bad handler %r: expected <module>.<function>" % spec)
+    if (module_path.startswith("/") or os.path.isabs(module_path) or ".." in module_path
+            or "\0" in module_path):
+        raise InitError("Runtime.MalformedHandlerName",
+                        "Bad handler %r: the module path must be relative to the task root "
+                        "without '..'" % spec)
+    # "src/app" and "pkg.mod" both name a file under the task root.
+    rel = module_path.replace(".", "/")
+    file_path = os.path.join(task_root, rel + ".py")
+    if not os.path.isfile(file_path):
+        raise InitError("Runtime.ImportModuleError",
+                        "Unable to import module '%s': No module named '%s' (no %s.py in %s)"
+                        % (module_path, module_path, rel, task_root))
+    real_root = os.path.realpath(task_root)
+    real_file = os.path.realpath(file_path)
+    if not real_file.startswith(real_root.rstrip("/") + "/"):
+        raise InitError("Runtime.ImportModuleError",
+                        "Unable to import module '%s': it resolves outside the task root"
+                        % module_path)
+
+    # Sibling modules of the user's code import as in AWS: the task root is on sys.path, and the
+    # shim's own directory is not.
+    if sys.path and sys.path[0] == os.path.dirname(THIS_FILE):
+        del sys.path[0]
+    if task_root not in sys.path:
+        sys.path.insert(0, task_root)
+    mod_name = rel.replace("/", ".")
+    try:
+        mod_spec = importlib.util.spec_from_file_location(mod_name, file_path)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[mod_name] = module
+        mod_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        where = os.path.basename(e.filename or file_path)
+        if e.lineno:
+            where = "%s:%d" % (where, e.lineno)
+        raise InitError("Runtime.UserCodeSyntaxError",
+                        "%s: %s (%s)" % (type(e).__name__, e.msg, where)) from None
+    except Exception as e:
+        raise InitError("Runtime.ImportModuleError",
+                        "Unable to import module '%s': %s: %s" % (module_path, type(e).__name__, e),
+                        _user_frames(e.__traceback__)) from None
+
+    handler = getattr(module, fn_name, None)
+    if handler is None:
+        raise InitError("Runtime.HandlerNotFound",
+                        "Handler '%s' missing on module '%s' (%s is undefined)"
+                        % (fn_name, module_path, spec))
+    if not callable(handler):
+        raise InitError("Runtime.HandlerNotFound", "%s is not a function" % spec)
+    return handler
+
+
+def _wants_context(handler):
+    """Pass the context only to handlers that take two positional parameters (or *args)."""
+    code = getattr(handler, "__code__", None)
+    if type(handler).__name__ == "function" and code is not None:
+        # Plain functions, the common case: read the code object, no `inspect` import.
+        return bool(code.co_flags & CO_VARARGS) or code.co_argcount >= 2
+    import inspect
+    try:
+        sig = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return True
+    positional = 0
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return True
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Context
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, value):
+        value = value if isinstance(value, dict) else {}
+        self.cognito_identity_id = value.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = value.get("cognitoIdentityPoolId")
+
+
+class Client:
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code",
+                 "app_package_name")
+
+    def __init__(self, value):
+        value = value if isinstance(value, dict) else {}
+        self.installation_id = value.get("installation_id")
+        self.app_title = value.get("app_title")
+        self.app_version_name = value.get("app_version_name")
+        self.app_version_code = value.get("app_version_code")
+        self.app_package_name = value.get("app_package_name")
+
+
+class ClientContext:
+    __slots__ = ("client", "custom", "env")
+
+    def __init__(self, value):
+        value = value if isinstance(value, dict) else {}
+        self.client = Client(value.get("client")) if value.get("client") is not None else None
+        self.custom = value.get("custom")
+        self.env = value.get("env")
+
+
+def _parse_json_header(value):
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+class LambdaContext:
+    _function_name = _env.get("AWS_LAMBDA_FUNCTION_NAME")
+    _function_version = _env.get("AWS_LAMBDA_FUNCTION_VERSION")
+    _memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    _log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    _log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+
+    def __init__(self, request_id, headers):
+        self.function_name = self._function_name
+        self.function_version = self._function_version
+        self.memory_limit_in_mb = self._memory_limit_in_mb
+        self.log_group_name = self._log_group_name
+        self.log_stream_name = self._log_stream_name
+        self.aws_request_id = request_id
+        self.invocation_id = request_id
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        now = time.time()
+        self.timestamp = "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)),
+                                       int(now * 1000) % 1000)
+        try:
+            self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms"))
+        except (TypeError, ValueError):
+            self._deadline_ms = int(now * 1000) + FALLBACK_TIMEOUT_MS
+        identity = _parse_json_header(headers.get("lambda-runtime-cognito-identity"))
+        self.identity = CognitoIdentity(identity)
+        cc = _parse_json_header(headers.get("lambda-runtime-client-context"))
+        self.client_context = ClientContext(cc) if cc is not None else None
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def __repr__(self):
+        return ("LambdaContext(function_name=%r, function_version=%r, aws_request_id=%r, "
+                "invoked_function_arn=%r)" % (self.function_name, self.function_version,
+                                              self.aws_request_id, self.invoked_function_arn))
+
+
+# ---------------------------------------------------------------------------------------------
+# The invocation loop
+
+
+def _json_default(obj):
+    # AWS's Python runtime serialises Decimal (common from DynamoDB) as a number.
+    import decimal
+    if isinstance(obj, decimal.Decimal):
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+def _check_post(reply, what):
+    status, _, data = reply
+    if 200 <= status < 300:
+        return
+    sys.stderr.write("wisp runtime: %s rejected with HTTP %d: %s\n"
+                     % (what, status, data[:500].decode("utf-8", "replace")))
+    if status >= 500:
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def main():
+    hp = _parse_host_port(_env.get("AWS_LAMBDA_RUNTIME_API"))
+    if hp is None:
+        sys.stderr.write("wisp runtime: AWS_LAMBDA_RUNTIME_API is missing or malformed\n")
+        sys.exit(1)
+    client = RuntimeClient(*hp)
+
+    try:
+        handler = _load_handler()
+    except InitError as e:
+        sys.stderr.write("%s: %s\n" % (e.error_type, e.message))
+        _flush_stdio()
+        _check_post(client.post("/init/error", _error_body(e.error_type, e.message,
+                                                           e.stack_trace), e.error_type),
+                    "init error")
+        sys.exit(1)
+
+    pass_context = _wants_context(handler)
+    code = getattr(handler, "__code__", None)
+    is_async = code is not None and bool(code.co_flags & CO_COROUTINE)
+    loop = None
+    dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
+                             default=_json_default).encode
+    loads = json.loads
+    environ = os.environ
+
+    while True:
+        status, headers, body = client.next()
+        if status != 200:
+            sys.stderr.write("wisp runtime: /next failed with HTTP %d: %s\n"
+                             % (status, body[:500].decode("utf-8", "replace")))
+            sys.exit(1)
+        request_id = headers.get("lambda-runtime-aws-request-id")
+        if not request_id:
+            sys.stderr.write("wisp runtime: /next response without Lambda-Runtime-Aws-Request-Id\n")
+            sys.exit(1)
+        trace = headers.get("lambda-runtime-trace-id")
+        if trace is not None:
+            environ["_X_AMZN_TRACE_ID"] = trace
+        elif "_X_AMZN_TRACE_ID" in environ:
+            del environ["_X_AMZN_TRACE_ID"]
+        error_path = "/invocation/%s/error" % request_id
+
+        try:
+            event = loads(body) if body else {}
+        except ValueError as e:
+            _flush_stdio()
+            _check_post(client.post(error_path, _error_body(
+                "Runtime.UnmarshalError", "Unable to parse event as JSON: %s" % e, []),
+                "Runtime.UnmarshalError"), "error")
+            continue
+
+        context = LambdaContext(request_id, headers)
+        try:
+            result = handler(event, context) if pass_context else handler(event)
+            if is_async or hasattr(type(result), "__await__"):
+                if loop is None:
+                    import asyncio
+                    loop = asyncio.new_event_loop()
+                    asyncio.set_event_loop(loop)
+                result = loop.run_until_complete(result)
+        except Exception as e:
+            frames = _user_frames(e.__traceback__)
+            _log_exception(e, frames)
+            _flush_stdio()
+            _check_post(client.post(error_path, _error_body(type(e).__name__, str(e), frames),
+                                    type(e).__name__), "error")
+            continue
+
+        try:
+            payload = dumps(result).encode()
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            message = "Unable to marshal response: %s" % e
+            sys.stderr.write("[ERROR] Runtime.MarshalError: %s\n" % message)
+            _flush_stdio()
+            _check_post(client.post(error_path, _error_body("Runtime.MarshalError", message, []),
+                                    "Runtime.MarshalError"), "error")
+            continue
+
+        _flush_stdio()
+        _check_post(client.post("/invocation/%s/response" % request_id, payload), "response")
+
+
+if __name__ == "__main__":
+    main()

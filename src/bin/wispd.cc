@@ -1,0 +1,171 @@
+// wispd: builds every part of the daemon and wires them together. No part reaches for another
+// through a global: each gets what it needs through its constructor.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "wisp/api/http_server.h"
+#include "wisp/api/routes.h"
+#include "wisp/common/asio.h"
+#include "wisp/common/clock.h"
+#include "wisp/common/logging.h"
+#include "wisp/config/config.h"
+#include "wisp/core/function_service.h"
+#include "wisp/core/invoker.h"
+#include "wisp/sandbox/launcher.h"
+#include "wisp/sandbox/process_jail.h"
+#include "wisp/scheduler/scheduler.h"
+#include "wisp/store/invocation_writer.h"
+#include "wisp/store/sqlite_store.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Blocking work (SQLite, code files) runs here, off the io thread.
+constexpr int kWorkerThreads = 2;
+
+std::chrono::milliseconds Millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+// The shims ship next to the binary: <prefix>/bin/wispd and <prefix>/runtimes.
+std::string DefaultRuntimesDir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return (exe.parent_path().parent_path() / "runtimes").string();
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "wispd: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace wisp;
+  auto parsed = ParseConfig(argc, argv);
+  if (!parsed) return Fail(parsed.error().message);
+  if (parsed->exit_now) return parsed->exit_code;
+  Config config = parsed->config;
+  SetUpLogging(config.log_json, config.log_level);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  const fs::path data_dir = fs::absolute(config.data_dir, ec);
+  const fs::path sandbox_root = data_dir / "sandbox" / "root";
+  const fs::path functions_dir = data_dir / "functions";
+  for (const auto& dir : {data_dir, sandbox_root, functions_dir}) {
+    fs::create_directories(dir, ec);
+    if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  }
+  // The sandbox user must be able to reach the code directories it gets mounted.
+  fs::permissions(functions_dir, fs::perms::owner_all | fs::perms::others_exec |
+                                     fs::perms::group_exec, ec);
+  const std::string runtimes_dir =
+      config.runtimes_dir.empty() ? DefaultRuntimesDir() : fs::absolute(config.runtimes_dir).string();
+  if (!fs::exists(fs::path(runtimes_dir) / "node" / "bootstrap.js")) {
+    return Fail(fmt::format("runtime shims not found in {} (set runtimes_dir)", runtimes_dir));
+  }
+
+  // The launcher is forked first, while this process has a single thread.
+  sandbox::LauncherOptions launcher_options;
+  launcher_options.sandbox_root_dir = sandbox_root.string();
+  launcher_options.cgroup_group = fmt::format("wisp/{}", getpid());
+  launcher_options.sandbox_uid = config.sandbox_uid;
+  launcher_options.sandbox_gid = config.sandbox_gid;
+  launcher_options.enforce_limits = config.enforce_limits;
+  auto launcher = sandbox::Launcher::Fork(launcher_options);
+  if (!launcher) {
+    return Fail(fmt::format("cannot start the sandbox launcher: {}",
+                            launcher.error().message) +
+                (config.enforce_limits
+                     ? "\n  (to run without resource limits, unsafe: --no-enforce-limits)"
+                     : ""));
+  }
+  const std::string cgroups = launcher->cgroups();
+  if (!config.enforce_limits && cgroups == "none") {
+    spdlog::warn("sandbox resource limits are NOT enforced: no usable cgroups");
+  }
+
+  asio::io_context io(1);
+  asio::thread_pool workers(kWorkerThreads);
+  auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
+  if (!opened) return Fail(opened.error().message);
+  std::unique_ptr<store::SqliteStore> store = std::move(*opened);
+  store::InvocationWriter writer(*store);
+  SystemClock clock;
+  sandbox::ProcessJail jail(io, std::move(*launcher));
+
+  scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.init_timeout = Millis(config.init_timeout_seconds);
+  scheduler_options.queue_wait = Millis(config.queue_wait_seconds);
+  scheduler_options.idle_keepalive = Millis(config.idle_instance_keepalive_seconds);
+  scheduler_options.max_response_bytes = config.max_response_bytes;
+  scheduler_options.max_log_bytes_per_invocation = config.max_log_bytes_per_invocation;
+  scheduler::Scheduler scheduler(io, jail, clock, scheduler_options);
+
+  core::DeploymentSettings settings;
+  settings.functions_dir = functions_dir.string();
+  settings.runtimes_dir = runtimes_dir;
+  settings.node_path = config.node_path;
+  settings.python_path = config.python_path;
+  settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;
+  settings.pids_limit = config.sandbox_pids_limit;
+  settings.max_instances_per_function = config.max_instances_per_function;
+  core::FunctionService functions(io, workers, *store, scheduler, clock, settings);
+  if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
+  core::Invoker invoker(functions, scheduler, writer, clock);
+
+  api::Router router;
+  api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
+  api::AddInvokeRoutes(router, invoker);
+  const bool limits_enforced = cgroups != "none";
+  api::AddHealthRoutes(router, api::HealthInfo{std::chrono::steady_clock::now(),
+                                               &invoker.counters(), &functions, &scheduler,
+                                               limits_enforced});
+  api::HttpServer server(io, router, config.max_request_bytes);
+  if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
+    return Fail(listening.error().message);
+  }
+  server.Start();
+  spdlog::info("wispd listening on http://{}:{} (data {}, cgroups {})", config.listen_host,
+               server.port(), data_dir.string(), cgroups);
+
+  // Graceful stop: refuse new connections, let calls in flight finish (bounded), then end
+  // every sandbox and leave.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int signal_number) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", signal_number);
+    server.Stop();
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const auto deadline =
+              std::chrono::steady_clock::now() + Millis(config.shutdown_grace_seconds);
+          asio::steady_timer tick(io);
+          while ((server.in_flight() > 0 || invoker.counters().in_flight > 0) &&
+                 std::chrono::steady_clock::now() < deadline) {
+            tick.expires_after(std::chrono::milliseconds(10));
+            boost::system::error_code wait_ec;
+            co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+          }
+          scheduler.Shutdown();
+          io.stop();
+        },
+        asio::detached);
+  });
+
+  io.run();
+  workers.join();
+  writer.Flush();
+  functions.PersistActivity();
+  spdlog::info("wispd stopped");
+  return 0;
+}

@@ -1,0 +1,202 @@
+#include <nlohmann/json.hpp>
+
+#include "wisp/api/routes.h"
+#include "wisp/common/ids.h"
+
+namespace wisp::api {
+namespace {
+using nlohmann::json;
+
+constexpr int kDefaultLogLimit = 100;
+constexpr int kMaxLogLimit = 1000;
+
+json Timestamp(std::optional<int64_t> ms) {
+  if (!ms) return nullptr;
+  return FormatIso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
+}
+
+json FunctionJson(const core::Function& f, const scheduler::Scheduler& scheduler) {
+  const auto& r = f.record;
+  json item = {
+      {"id", r.id},
+      {"name", r.name},
+      {"runtime", r.runtime},
+      {"code", r.code},
+      {"handler", r.handler},
+      {"timeout_seconds", r.timeout_seconds},
+      {"memory_mb", r.memory_mb},
+      {"vcpu", r.vcpu},
+      {"env", r.env},
+      {"state", r.state},
+      {"version", r.version},
+      {"created_at", Timestamp(r.created_at_ms)},
+      {"updated_at", Timestamp(r.updated_at_ms)},
+      {"last_invoked_at", Timestamp(r.last_invoked_at_ms)},
+  };
+  if (!r.error.empty()) item["error"] = r.error;
+  // In place of the seeds' vm_id/guest_ip/port: the sandboxes serving this function.
+  json instances = json::array();
+  for (const auto& i : scheduler.Instances(r.id)) {
+    instances.push_back({{"id", i.id},
+                         {"version", i.version},
+                         {"pid", i.pid},
+                         {"state", i.state},
+                         {"invocations", i.invocations},
+                         {"started_at", Timestamp(i.started_at_ms)}});
+  }
+  item["instances"] = std::move(instances);
+  return item;
+}
+
+json InvocationJson(const store::InvocationRecord& r) {
+  auto parse = [](const std::string& text) {
+    json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    return value.is_discarded() ? json(text) : value;
+  };
+  return {{"id", r.id},
+          {"function_id", r.function_id},
+          {"request_id", r.request_id},
+          {"version", r.version},
+          {"status", r.status},
+          {"duration_ms", r.duration_ms},
+          {"memory_used_mb", r.memory_used_mb ? json(*r.memory_used_mb) : json(nullptr)},
+          {"event", parse(r.event_json)},
+          {"response", parse(r.response_json)},
+          {"logs", r.logs},
+          {"invoked_at", Timestamp(r.invoked_at_ms)}};
+}
+
+// Reads the fields of a create or update body, checking each one's type.
+Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
+  if (auto valid = CheckJson(request.body); !valid) return tl::unexpected(valid.error());
+  const json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument, "body must be a JSON object");
+  }
+  core::FunctionFields f;
+  auto wrong = [](const char* field, const char* type) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} must be {}", field, type));
+  };
+  for (const auto& [key, value] : body.items()) {
+    if (key == "name" || key == "runtime" || key == "handler" || key == "code") {
+      if (!value.is_string()) return wrong(key.c_str(), "a string");
+      std::string s = value.get<std::string>();
+      if (key == "name") f.name = std::move(s);
+      if (key == "runtime") f.runtime = std::move(s);
+      if (key == "handler") f.handler = std::move(s);
+      if (key == "code") f.code = std::move(s);
+    } else if (key == "timeout_seconds" || key == "memory_mb") {
+      if (!value.is_number_integer()) return wrong(key.c_str(), "an integer");
+      const auto n = value.get<int64_t>();
+      const int clamped = static_cast<int>(std::clamp<int64_t>(n, INT32_MIN, INT32_MAX));
+      if (key == "timeout_seconds") f.timeout_seconds = clamped;
+      if (key == "memory_mb") f.memory_mb = clamped;
+    } else if (key == "vcpu") {
+      if (!value.is_number()) return wrong("vcpu", "a number");
+      f.vcpu = value.get<double>();
+    } else if (key == "env") {
+      if (!value.is_object()) return wrong("env", "an object of strings");
+      std::map<std::string, std::string> env;
+      for (const auto& [name, v] : value.items()) {
+        if (!v.is_string()) {
+          return MakeError(ErrorCode::kInvalidArgument, fmt::format("env.{} must be a string", name));
+        }
+        env[name] = v.get<std::string>();
+      }
+      f.env = std::move(env);
+    }
+    // Other fields (the seeds' vm_id, guest_ip, ...) are read-only or unknown: ignored.
+  }
+  return f;
+}
+
+Result<int> QueryInt(const HttpRequest& request, const std::string& name, int fallback, int min,
+                     int max) {
+  auto it = request.query.find(name);
+  if (it == request.query.end() || it->second.empty()) return fallback;
+  try {
+    size_t used = 0;
+    const long value = std::stol(it->second, &used);
+    if (used == it->second.size() && value >= min && value <= max) return static_cast<int>(value);
+  } catch (const std::exception&) {
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("{} must be an integer from {} to {}", name, min, max));
+}
+
+HttpResponse UnsupportedType() {
+  return ErrorResponse(415, "Content-Type must be application/json");
+}
+
+}  // namespace
+
+void AddFunctionRoutes(Router& router, core::FunctionService& functions,
+                       scheduler::Scheduler& scheduler, store::Store& store,
+                       store::InvocationWriter& writer, asio::thread_pool& workers) {
+  router.Add("POST", "/v1/functions",
+             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               if (!AcceptsJsonBody(request)) co_return UnsupportedType();
+               auto fields = ParseFields(request);
+               if (!fields) co_return ErrorResponse(fields.error());
+               auto created = co_await functions.Create(std::move(*fields));
+               if (!created) co_return ErrorResponse(created.error());
+               co_return JsonResponse(201, json{{"id", created->id}}.dump());
+             });
+
+  router.Add("GET", "/v1/functions", [&](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    json items = json::array();
+    for (const auto* f : functions.List()) items.push_back(FunctionJson(*f, scheduler));
+    co_return JsonResponse(200, json{{"items", std::move(items)}}.dump(
+                                    -1, ' ', false, json::error_handler_t::replace));
+  });
+
+  router.Add("GET", "/v1/functions/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    const auto* f = functions.Find(request.params["id"]);
+    if (!f) co_return ErrorResponse(404, "function not found");
+    co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
+                                    -1, ' ', false, json::error_handler_t::replace));
+  });
+
+  router.Add("PUT", "/v1/functions/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (!AcceptsJsonBody(request)) co_return UnsupportedType();
+    if (!functions.Find(request.params["id"])) co_return ErrorResponse(404, "function not found");
+    auto fields = ParseFields(request);
+    if (!fields) co_return ErrorResponse(fields.error());
+    const std::string id = request.params["id"];
+    auto updated = co_await functions.Update(id, std::move(*fields));
+    if (!updated) co_return ErrorResponse(updated.error());
+    const auto* f = functions.Find(id);
+    if (!f) co_return ErrorResponse(404, "function not found");
+    co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
+                                    -1, ' ', false, json::error_handler_t::replace));
+  });
+
+  router.Add("DELETE", "/v1/functions/:id",
+             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               auto deleted = co_await functions.Delete(request.params["id"]);
+               if (!deleted) co_return ErrorResponse(deleted.error());
+               co_return JsonResponse(200, R"({"message":"Function deleted"})");
+             });
+
+  router.Add("GET", "/v1/functions/:id/logs",
+             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               const std::string id = request.params["id"];
+               if (!functions.Find(id)) co_return ErrorResponse(404, "function not found");
+               auto limit = QueryInt(request, "limit", kDefaultLogLimit, 1, kMaxLogLimit);
+               if (!limit) co_return ErrorResponse(limit.error());
+               auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
+               if (!offset) co_return ErrorResponse(offset.error());
+               auto records = co_await Offload(workers, [&writer, &store, id, l = *limit,
+                                                          o = *offset] {
+                 writer.Flush();  // the newest calls are in the batch not yet written
+                 return store.ListInvocations(id, l, o);
+               });
+               if (!records) co_return ErrorResponse(records.error());
+               json items = json::array();
+               for (const auto& r : *records) items.push_back(InvocationJson(r));
+               co_return JsonResponse(200, json{{"items", std::move(items)}}.dump(
+                                               -1, ' ', false, json::error_handler_t::replace));
+             });
+}
+
+}  // namespace wisp::api

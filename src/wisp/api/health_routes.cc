@@ -1,0 +1,33 @@
+#include <nlohmann/json.hpp>
+
+#include "wisp/api/routes.h"
+
+namespace wisp::api {
+
+void AddHealthRoutes(Router& router, HealthInfo info) {
+  router.Add("GET", "/health", [info](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    const auto& c = *info.counters;
+    const double uptime =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - info.started).count();
+    const uint64_t success = c.success.load();
+    nlohmann::json body = {
+        {"status", info.limits_enforced ? "ok" : "degraded"},
+        {"uptime", uptime},
+        {"totalInvocations", c.total.load()},
+        {"successfulInvocations", success},
+        {"failedInvocations", c.error.load() + c.timeout.load()},
+        {"timedOutInvocations", c.timeout.load()},
+        {"rejectedInvocations", c.rejected.load()},
+        {"inFlightInvocations", c.in_flight.load()},
+        {"functions", info.functions->List().size()},
+        {"instances", info.scheduler->instance_count()},
+        {"sandboxLimitsEnforced", info.limits_enforced},
+    };
+    if (!info.limits_enforced) {
+      body["warning"] = "sandbox resource limits are NOT enforced (--no-enforce-limits)";
+    }
+    co_return JsonResponse(200, body.dump());
+  });
+}
+
+}  // namespace wisp::api

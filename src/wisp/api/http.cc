@@ -1,0 +1,139 @@
+#include "wisp/api/http.h"
+
+#include <cctype>
+
+#include "wisp/common/json_text.h"
+
+namespace wisp::api {
+namespace {
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> segments;
+  size_t start = 0;
+  while (start < path.size()) {
+    if (path[start] == '/') {
+      ++start;
+      continue;
+    }
+    const size_t end = std::min(path.find('/', start), path.size());
+    segments.emplace_back(path.substr(start, end - start));
+    start = end;
+  }
+  return segments;
+}
+
+}  // namespace
+
+HttpResponse ErrorResponse(int status, std::string_view message) {
+  HttpResponse response;
+  response.status = status;
+  response.body = "{\"error\":" + JsonString(message) + "}";
+  return response;
+}
+
+int HttpStatusFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kAlreadyExists: return 409;
+    case ErrorCode::kFailedPrecondition: return 409;
+    case ErrorCode::kTooLarge: return 413;
+    case ErrorCode::kResourceExhausted: return 429;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kTimeout: return 504;
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+HttpResponse ErrorResponse(const Error& error) {
+  HttpResponse response = ErrorResponse(HttpStatusFor(error.code), error.message);
+  if (error.code == ErrorCode::kResourceExhausted || error.code == ErrorCode::kUnavailable) {
+    response.headers.emplace_back("Retry-After", "1");
+  }
+  return response;
+}
+
+HttpResponse JsonResponse(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+void Router::Add(std::string method, std::string pattern, Handler handler) {
+  routes_.push_back(Route{std::move(method), SplitPath(pattern), std::move(handler)});
+}
+
+asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
+  const auto segments = SplitPath(request.path);
+  bool path_matched = false;
+  for (const auto& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    std::map<std::string, std::string> params;
+    bool match = true;
+    for (size_t i = 0; i < segments.size() && match; ++i) {
+      if (route.segments[i].starts_with(':')) {
+        params[route.segments[i].substr(1)] = PercentDecode(segments[i]);
+      } else {
+        match = route.segments[i] == segments[i];
+      }
+    }
+    if (!match) continue;
+    path_matched = true;
+    if (route.method != request.method) continue;
+    request.params = std::move(params);
+    co_return co_await route.handler(request);
+  }
+  if (path_matched) {
+    co_return ErrorResponse(405, fmt::format("method {} not allowed on {}", request.method,
+                                             request.path));
+  }
+  co_return ErrorResponse(404, fmt::format("no such endpoint: {} {}", request.method, request.path));
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start < query.size()) {
+    const size_t end = std::min(query.find('&', start), query.size());
+    const std::string_view pair = query.substr(start, end - start);
+    const size_t eq = pair.find('=');
+    if (!pair.empty()) {
+      out[PercentDecode(pair.substr(0, eq))] =
+          eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1));
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+bool AcceptsJsonBody(const HttpRequest& request) {
+  std::string_view type = request.Header("content-type");
+  if (type.empty()) return true;
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  return type == "application/json" || type == "text/json" ||
+         (type.starts_with("application/") && type.ends_with("+json")) ||
+         type == "application/x-www-form-urlencoded";
+}
+
+}  // namespace wisp::api

@@ -1,0 +1,71 @@
+// The HTTP types routes see. Routes never see Beast: they take an HttpRequest and return an
+// HttpResponse, which keeps Beast in one translation unit (http_server.cc) and routes testable.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "wisp/common/asio.h"
+#include "wisp/common/result.h"
+
+namespace wisp::api {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // lower-cased names
+  std::string body;
+  std::map<std::string, std::string> params;  // captured by the route pattern (":id")
+
+  std::string_view Header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string_view() : std::string_view(it->second);
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// {"error": message} with the status.
+HttpResponse ErrorResponse(int status, std::string_view message);
+// The HTTP status for an expected failure.
+int HttpStatusFor(ErrorCode code);
+HttpResponse ErrorResponse(const Error& error);
+HttpResponse JsonResponse(int status, std::string body);
+
+using Handler = std::function<asio::awaitable<HttpResponse>(HttpRequest&)>;
+
+// Maps METHOD + path pattern ("/v1/functions/:id/invoke") to a handler. A path that matches
+// with another method is 405; no match is 404.
+class Router {
+ public:
+  void Add(std::string method, std::string pattern, Handler handler);
+  asio::awaitable<HttpResponse> Dispatch(HttpRequest& request) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+// Splits "a=1&b=two%20words" into decoded pairs.
+std::map<std::string, std::string> ParseQuery(std::string_view query);
+std::string PercentDecode(std::string_view s);
+
+// The request's body is JSON (or declares nothing, or is form-encoded the way `curl -d` sends
+// JSON by default); false for any other declared content type.
+bool AcceptsJsonBody(const HttpRequest& request);
+
+}  // namespace wisp::api

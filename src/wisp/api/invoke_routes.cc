@@ -1,0 +1,83 @@
+#include <simdjson.h>
+
+#include "wisp/api/routes.h"
+#include "wisp/common/json_text.h"
+
+namespace wisp::api {
+namespace {
+
+// The event a call carries: the "event" member of the body as the seeds send it; a body
+// without one is itself the event (seed 004 posts the event bare); an empty body is {}.
+// The event is passed on as minified JSON text, never re-encoded field by field.
+Result<std::string> ExtractEvent(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::string("{}");
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  const auto error = parser.parse(body.data(), body.size()).get(root);
+  if (error == simdjson::DEPTH_ERROR) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("event is nested too deeply (limit {} levels)",
+                                 simdjson::DEFAULT_MAX_DEPTH));
+  }
+  if (error) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("body is not valid JSON: {}", simdjson::error_message(error)));
+  }
+  simdjson::dom::element event;
+  if (root.is_object() && root["event"].get(event) == simdjson::SUCCESS) {
+    return simdjson::minify(event);
+  }
+  return simdjson::minify(root);
+}
+
+std::string OutcomeJson(const core::InvokeOutcome& outcome) {
+  const auto& result = outcome.result;
+  std::string out;
+  size_t log_bytes = 0;
+  for (const auto& line : result.logs) log_bytes += line.size() + 4;
+  out.reserve(result.response_json.size() + log_bytes + 160);
+  out += "{\"request_id\":\"";
+  out += outcome.request_id;
+  out += "\",\"status\":\"";
+  out += scheduler::InvocationStatusName(result.status);
+  out += "\",\"duration_ms\":";
+  out += std::to_string(outcome.duration_ms);
+  out += ",\"version\":";
+  out += std::to_string(outcome.version);
+  out += ",\"response\":";
+  out += result.response_json.empty() ? "null" : result.response_json;
+  out += ",\"logs\":[";
+  for (size_t i = 0; i < result.logs.size(); ++i) {
+    if (i) out += ',';
+    AppendJsonString(out, result.logs[i]);
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+void AddInvokeRoutes(Router& router, core::Invoker& invoker) {
+  router.Add("POST", "/v1/functions/:id/invoke",
+             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               if (!AcceptsJsonBody(request)) {
+                 co_return ErrorResponse(415, "Content-Type must be application/json");
+               }
+               auto event = ExtractEvent(request.body);
+               if (!event) co_return ErrorResponse(event.error());
+               auto outcome = co_await invoker.Invoke(request.params["id"], std::move(*event));
+               if (!outcome) co_return ErrorResponse(outcome.error());
+               HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
+               if (outcome->result.status != scheduler::InvocationStatus::kSuccess) {
+                 // As Lambda's X-Amz-Function-Error: the call worked, the function did not.
+                 response.headers.emplace_back("X-Wisp-Function-Error",
+                                               outcome->result.status ==
+                                                       scheduler::InvocationStatus::kTimeout
+                                                   ? "Timeout"
+                                                   : "Unhandled");
+               }
+               co_return response;
+             });
+}
+
+}  // namespace wisp::api

@@ -1,0 +1,220 @@
+#include "wisp/config/config.h"
+
+#include <cstdlib>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <toml.hpp>
+
+namespace wisp {
+namespace {
+
+Result<uint64_t> ParseUnsigned(const std::string& name, const std::string& text) {
+  try {
+    size_t used = 0;
+    const unsigned long long value = std::stoull(text, &used);
+    if (used != text.size() || text.empty() || text[0] == '-') throw std::invalid_argument(text);
+    return value;
+  } catch (const std::exception&) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a non-negative integer", name, text));
+  }
+}
+
+Result<double> ParseDouble(const std::string& name, const std::string& text) {
+  try {
+    size_t used = 0;
+    const double value = std::stod(text, &used);
+    if (used != text.size() || value < 0) throw std::invalid_argument(text);
+    return value;
+  } catch (const std::exception&) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not a non-negative number", name, text));
+  }
+}
+
+Result<bool> ParseBool(const std::string& name, const std::string& text) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("{}: '{}' is not a boolean (true/false)", name, text));
+}
+
+// One table of every setting a file or the environment may set, so the two stay in step.
+struct Setting {
+  const char* key;  // TOML key; the environment variable is WISP_<KEY upper-cased>
+  Result<void> (*apply)(Config&, const std::string& name, const std::string& value);
+};
+
+template <auto Member>
+Result<void> SetString(Config& c, const std::string&, const std::string& v) {
+  c.*Member = v;
+  return {};
+}
+template <auto Member>
+Result<void> SetUnsigned(Config& c, const std::string& name, const std::string& v) {
+  auto parsed = ParseUnsigned(name, v);
+  if (!parsed) return tl::unexpected(parsed.error());
+  c.*Member = static_cast<std::remove_reference_t<decltype(c.*Member)>>(*parsed);
+  return {};
+}
+template <auto Member>
+Result<void> SetDouble(Config& c, const std::string& name, const std::string& v) {
+  auto parsed = ParseDouble(name, v);
+  if (!parsed) return tl::unexpected(parsed.error());
+  c.*Member = *parsed;
+  return {};
+}
+template <auto Member>
+Result<void> SetBool(Config& c, const std::string& name, const std::string& v) {
+  auto parsed = ParseBool(name, v);
+  if (!parsed) return tl::unexpected(parsed.error());
+  c.*Member = *parsed;
+  return {};
+}
+Result<void> SetListen(Config& c, const std::string&, const std::string& v) {
+  return ParseListenAddress(v, c);
+}
+
+const Setting kSettings[] = {
+    {"listen", SetListen},
+    {"data_dir", SetString<&Config::data_dir>},
+    {"log_json", SetBool<&Config::log_json>},
+    {"log_level", SetString<&Config::log_level>},
+    {"node_path", SetString<&Config::node_path>},
+    {"python_path", SetString<&Config::python_path>},
+    {"runtimes_dir", SetString<&Config::runtimes_dir>},
+    {"sandbox_uid", SetUnsigned<&Config::sandbox_uid>},
+    {"sandbox_gid", SetUnsigned<&Config::sandbox_gid>},
+    {"sandbox_tmp_mb", SetUnsigned<&Config::sandbox_tmp_mb>},
+    {"sandbox_pids_limit", SetUnsigned<&Config::sandbox_pids_limit>},
+    {"enforce_limits", SetBool<&Config::enforce_limits>},
+    {"init_timeout_seconds", SetDouble<&Config::init_timeout_seconds>},
+    {"max_instances_per_function", SetUnsigned<&Config::max_instances_per_function>},
+    {"idle_instance_keepalive_seconds", SetDouble<&Config::idle_instance_keepalive_seconds>},
+    {"queue_wait_seconds", SetDouble<&Config::queue_wait_seconds>},
+    {"max_request_bytes", SetUnsigned<&Config::max_request_bytes>},
+    {"max_response_bytes", SetUnsigned<&Config::max_response_bytes>},
+    {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},
+    {"shutdown_grace_seconds", SetDouble<&Config::shutdown_grace_seconds>},
+};
+
+std::string EnvName(const char* key) {
+  std::string name = "WISP_";
+  for (const char* p = key; *p; ++p) name.push_back(static_cast<char>(std::toupper(*p)));
+  return name;
+}
+
+}  // namespace
+
+Result<void> ParseListenAddress(const std::string& address, Config& config) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("listen address '{}' is not HOST:PORT", address));
+  }
+  auto port = ParseUnsigned("listen port", address.substr(colon + 1));
+  if (!port || *port > 65535) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("listen address '{}' has no valid port (0-65535)", address));
+  }
+  config.listen_host = address.substr(0, colon);
+  config.listen_port = static_cast<uint16_t>(*port);
+  return {};
+}
+
+Result<void> ApplyConfigFile(const std::string& path, Config& config) {
+  toml::value file;
+  try {
+    file = toml::parse(path);
+  } catch (const std::exception& e) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("config file {}: {}", path, e.what()));
+  }
+  if (!file.is_table()) return {};
+  for (const auto& [key, value] : file.as_table()) {
+    const Setting* setting = nullptr;
+    for (const auto& s : kSettings) {
+      if (key == s.key) setting = &s;
+    }
+    if (!setting) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("config file {}: unknown setting '{}'", path, key));
+    }
+    std::string text;
+    if (value.is_string()) {
+      text = value.as_string().str;
+    } else if (value.is_boolean()) {
+      text = value.as_boolean() ? "true" : "false";
+    } else if (value.is_integer()) {
+      text = std::to_string(value.as_integer());
+    } else if (value.is_floating()) {
+      text = std::to_string(value.as_floating());
+    } else {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("config file {}: '{}' must be a string, number or boolean",
+                                   path, key));
+    }
+    if (auto applied = setting->apply(config, fmt::format("{} ({})", key, path), text); !applied) {
+      return applied;
+    }
+  }
+  return {};
+}
+
+Result<void> ApplyEnvironment(Config& config, const char* (*getenv_fn)(const char*)) {
+  for (const auto& s : kSettings) {
+    const std::string name = EnvName(s.key);
+    if (const char* value = getenv_fn(name.c_str())) {
+      if (auto applied = s.apply(config, name, value); !applied) return applied;
+    }
+  }
+  return {};
+}
+
+Result<ParsedConfig> ParseConfig(int argc, char** argv) {
+  ParsedConfig parsed;
+  Config& config = parsed.config;
+
+  CLI::App app{"wispd: the Wisp serverless functions daemon"};
+  std::string config_file, listen, data_dir, log_level;
+  bool log_json = false, no_limits = false;
+  app.add_option("--config", config_file, "TOML configuration file")->envname("WISP_CONFIG");
+  app.add_option("--listen", listen, "HOST:PORT of the public API (default 127.0.0.1:18080)");
+  app.add_option("--data-dir", data_dir, "directory for the store and function code (default ./data)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_flag("--log-json", log_json, "write logs as JSON lines");
+  app.add_flag("--no-enforce-limits", no_limits,
+               "start even when sandbox resource limits cannot be enforced (unsafe)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    parsed.exit_now = true;
+    parsed.exit_code = app.exit(e);
+    return parsed;
+  } catch (const CLI::ParseError& e) {
+    return MakeError(ErrorCode::kInvalidArgument, e.what());
+  }
+
+  if (!config_file.empty()) {
+    if (auto applied = ApplyConfigFile(config_file, config); !applied) {
+      return tl::unexpected(applied.error());
+    }
+  }
+  if (auto applied = ApplyEnvironment(config, [](const char* n) -> const char* { return std::getenv(n); });
+      !applied) {
+    return tl::unexpected(applied.error());
+  }
+  if (!listen.empty()) {
+    if (auto applied = ParseListenAddress(listen, config); !applied) {
+      return tl::unexpected(applied.error());
+    }
+  }
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (log_json) config.log_json = true;
+  if (no_limits) config.enforce_limits = false;
+  return parsed;
+}
+
+}  // namespace wisp

@@ -1,0 +1,63 @@
+// Config: every setting of wispd, from defaults, then a TOML file, then WISP_* environment
+// variables, then command-line flags (each later source wins).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wisp/common/result.h"
+
+namespace wisp {
+
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 18080;
+  std::string data_dir = "data";
+  bool log_json = false;
+  std::string log_level = "info";
+
+  // Interpreters as seen inside a sandbox (the sandbox mounts the host's /usr read-only).
+  std::string node_path = "/usr/bin/node";
+  std::string python_path = "/usr/bin/python3";
+  // Where the shims live on the host; empty means <directory of wispd>/../runtimes.
+  std::string runtimes_dir;
+
+  // Sandboxes.
+  uint32_t sandbox_uid = 65534;  // "nobody": root inside a sandbox must not be root outside
+  uint32_t sandbox_gid = 65534;
+  uint64_t sandbox_tmp_mb = 512;
+  uint32_t sandbox_pids_limit = 1024;
+  bool enforce_limits = true;  // refuse to start when cgroup limits cannot be applied
+  double init_timeout_seconds = 10;  // spawn until the runtime's first /next
+
+  // Scheduling.
+  uint32_t max_instances_per_function = 100;
+  double idle_instance_keepalive_seconds = 600;
+  double queue_wait_seconds = 10;  // how long a call may wait for a busy function's instance
+
+  // Limits of the public API.
+  uint64_t max_request_bytes = 6ull << 20;   // sync invoke payload, as Lambda
+  uint64_t max_response_bytes = 6ull << 20;  // sync invoke response, as Lambda
+  uint64_t max_log_bytes_per_invocation = 256ull << 10;
+  double shutdown_grace_seconds = 10;
+};
+
+// Parses argv (and the file and environment it points to). Returns the config, or an error
+// that says which setting is wrong. `--help` output goes to stdout and sets `exit_now`.
+struct ParsedConfig {
+  Config config;
+  bool exit_now = false;
+  int exit_code = 0;
+};
+Result<ParsedConfig> ParseConfig(int argc, char** argv);
+
+// Reads a TOML file over `config`.
+Result<void> ApplyConfigFile(const std::string& path, Config& config);
+
+// Reads WISP_* environment variables over `config`; `getenv` is injected for tests.
+Result<void> ApplyEnvironment(Config& config, const char* (*getenv_fn)(const char*));
+
+Result<void> ParseListenAddress(const std::string& address, Config& config);
+
+}  // namespace wisp

@@ -1,0 +1,79 @@
+#include "wisp/config/config.h"
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace wisp {
+namespace {
+
+std::map<std::string, std::string>* fake_env = nullptr;
+const char* FakeGetenv(const char* name) {
+  auto it = fake_env->find(name);
+  return it == fake_env->end() ? nullptr : it->second.c_str();
+}
+
+TEST(ParseListenAddress, AcceptsHostPort) {
+  Config config;
+  ASSERT_TRUE(ParseListenAddress("0.0.0.0:9000", config));
+  EXPECT_EQ(config.listen_host, "0.0.0.0");
+  EXPECT_EQ(config.listen_port, 9000);
+}
+
+TEST(ParseListenAddress, RejectsBadPorts) {
+  Config config;
+  EXPECT_FALSE(ParseListenAddress("localhost", config));
+  EXPECT_FALSE(ParseListenAddress("localhost:http", config));
+  EXPECT_FALSE(ParseListenAddress("localhost:70000", config));
+  EXPECT_FALSE(ParseListenAddress(":80", config));
+}
+
+TEST(ApplyEnvironment, ReadsWispVariables) {
+  std::map<std::string, std::string> env{{"WISP_DATA_DIR", "/srv/wisp"},
+                                         {"WISP_LISTEN", "127.0.0.1:1234"},
+                                         {"WISP_LOG_JSON", "true"},
+                                         {"WISP_SANDBOX_TMP_MB", "64"}};
+  fake_env = &env;
+  Config config;
+  ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv));
+  EXPECT_EQ(config.data_dir, "/srv/wisp");
+  EXPECT_EQ(config.listen_port, 1234);
+  EXPECT_TRUE(config.log_json);
+  EXPECT_EQ(config.sandbox_tmp_mb, 64u);
+}
+
+TEST(ApplyEnvironment, NamesTheBadVariable) {
+  std::map<std::string, std::string> env{{"WISP_SANDBOX_PIDS_LIMIT", "lots"}};
+  fake_env = &env;
+  Config config;
+  auto result = ApplyEnvironment(config, FakeGetenv);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("WISP_SANDBOX_PIDS_LIMIT"), std::string::npos);
+}
+
+TEST(ApplyConfigFile, ReadsTomlAndRejectsUnknownKeys) {
+  const std::string path = testing::TempDir() + "/wisp_config_test.toml";
+  {
+    std::ofstream out(path);
+    out << "listen = \"127.0.0.1:4000\"\nqueue_wait_seconds = 2.5\nenforce_limits = false\n";
+  }
+  Config config;
+  ASSERT_TRUE(ApplyConfigFile(path, config));
+  EXPECT_EQ(config.listen_port, 4000);
+  EXPECT_DOUBLE_EQ(config.queue_wait_seconds, 2.5);
+  EXPECT_FALSE(config.enforce_limits);
+  {
+    std::ofstream out(path);
+    out << "no_such_setting = 1\n";
+  }
+  auto result = ApplyConfigFile(path, config);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("no_such_setting"), std::string::npos);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace wisp

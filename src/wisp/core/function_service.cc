@@ -1,0 +1,355 @@
+#include "wisp/core/function_service.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "wisp/common/ids.h"
+
+namespace wisp::core {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kRuntimeMount = "/opt/wisp/runtime";  // where SpawnSpec::runtime_dir appears
+
+// Fields whose change needs new instances; the timeout is read per call and needs none.
+bool NeedsNewVersion(const FunctionFields& f) {
+  return f.name || f.runtime || f.handler || f.code || f.memory_mb || f.vcpu || f.env;
+}
+
+void Apply(const FunctionFields& f, store::FunctionRecord& r) {
+  if (f.name) r.name = *f.name;
+  if (f.runtime) r.runtime = *CanonicalRuntime(*f.runtime);
+  if (f.handler) r.handler = *f.handler;
+  if (f.code) r.code = *f.code;
+  if (f.timeout_seconds) r.timeout_seconds = *f.timeout_seconds;
+  if (f.memory_mb) r.memory_mb = *f.memory_mb;
+  if (f.vcpu) r.vcpu = *f.vcpu;
+  if (f.env) r.env = *f.env;
+}
+
+}  // namespace
+
+FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
+                                 store::Store& store, scheduler::Scheduler& scheduler,
+                                 const Clock& clock, DeploymentSettings settings)
+    : io_(io),
+      workers_(workers),
+      store_(store),
+      scheduler_(scheduler),
+      clock_(clock),
+      settings_(std::move(settings)) {}
+
+Result<void> FunctionService::Load() {
+  auto records = store_.ListFunctions();
+  if (!records) return tl::unexpected(records.error());
+  for (auto& record : *records) {
+    auto function = std::make_unique<Function>();
+    function->latest_version = record.version;
+    const bool interrupted = record.state == "creating" || record.state == "deploying";
+    if (record.state == "ready") {
+      auto target = ParseHandler(record.runtime, record.handler);
+      auto deployment = target ? BuildDeployment(record, record.version)
+                               : tl::unexpected(target.error());
+      if (target && deployment && WriteCode(record, record.version, *target)) {
+        function->deployment = *deployment;
+      } else {
+        record.state = "error";
+        record.error = "the stored function could not be prepared after a restart";
+      }
+    }
+    function->record = record;
+    const std::string id = record.id;
+    functions_[id] = std::move(function);
+    if (interrupted) {
+      // wispd stopped mid-deploy: deploy again rather than leave the function stuck.
+      Function& f = *functions_[id];
+      f.first_deploy = std::make_shared<Event>(io_.get_executor());
+      asio::co_spawn(io_, Deploy(id, record.version, record), asio::detached);
+    }
+  }
+  spdlog::info("loaded {} functions from the store", functions_.size());
+  return {};
+}
+
+asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionFields fields) {
+  if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
+  for (const char* missing : {!fields.name ? "name" : nullptr, !fields.runtime ? "runtime" : nullptr,
+                              !fields.code ? "code" : nullptr}) {
+    if (missing) {
+      co_return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} is required", missing));
+    }
+  }
+  for (const auto& [id, f] : functions_) {
+    if (f->record.name == *fields.name) {
+      co_return MakeError(ErrorCode::kAlreadyExists,
+                          fmt::format("a function named '{}' already exists", *fields.name));
+    }
+  }
+  store::FunctionRecord record;
+  record.id = NewUuid();
+  record.handler = "handler";
+  record.timeout_seconds = kDefaultTimeoutSeconds;
+  record.memory_mb = kDefaultMemoryMb;
+  record.vcpu = 1;
+  Apply(fields, record);
+  record.version = 1;
+  record.state = "creating";
+  record.created_at_ms = record.updated_at_ms = ToEpochMillis(clock_.WallNow());
+
+  auto function = std::make_unique<Function>();
+  function->record = record;
+  function->latest_version = 1;
+  function->first_deploy = std::make_shared<Event>(io_.get_executor());
+  functions_[record.id] = std::move(function);  // reserves the name while storing
+
+  auto stored = co_await Offload(workers_, [this, record] { return store_.PutFunction(record); });
+  if (!stored) {
+    functions_.erase(record.id);
+    co_return tl::unexpected(stored.error());
+  }
+  Function* f = Find(record.id);
+  if (!f) co_return MakeError(ErrorCode::kNotFound, "function deleted while being created");
+  f->record.state = "deploying";
+  asio::co_spawn(io_, Deploy(record.id, 1, record), asio::detached);
+  co_return f->record;
+}
+
+asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std::string& id,
+                                                                       FunctionFields fields) {
+  if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
+  Function* f = Find(id);
+  if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  if (fields.name && *fields.name != f->record.name) {
+    for (const auto& [other_id, other] : functions_) {
+      if (other_id != id && other->record.name == *fields.name) {
+        co_return MakeError(ErrorCode::kAlreadyExists,
+                            fmt::format("a function named '{}' already exists", *fields.name));
+      }
+    }
+  }
+  store::FunctionRecord candidate = f->record;
+  Apply(fields, candidate);
+  candidate.updated_at_ms = ToEpochMillis(clock_.WallNow());
+
+  if (!NeedsNewVersion(fields)) {
+    f->record.timeout_seconds = candidate.timeout_seconds;
+    f->record.updated_at_ms = candidate.updated_at_ms;
+    const store::FunctionRecord snapshot = f->record;
+    auto stored = co_await Offload(workers_, [this, snapshot] { return store_.PutFunction(snapshot); });
+    if (!stored) co_return tl::unexpected(stored.error());
+    f = Find(id);
+    if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+    co_return f->record;
+  }
+
+  const int version = ++f->latest_version;
+  co_await Deploy(id, version, candidate);
+  f = Find(id);
+  if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
+  co_return f->record;
+}
+
+asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
+                                              store::FunctionRecord candidate) {
+  std::string failure;
+  std::shared_ptr<const scheduler::Deployment> deployment;
+  const auto started = clock_.Now();
+
+  auto target = ParseHandler(candidate.runtime, candidate.handler);
+  if (!target) {
+    failure = target.error().message;
+  } else {
+    auto written = co_await Offload(workers_, [this, candidate, version, t = *target] {
+      return WriteCode(candidate, version, t);
+    });
+    auto built = BuildDeployment(candidate, version);
+    if (!written) {
+      failure = written.error().message;
+    } else if (!built) {
+      failure = built.error().message;
+    } else {
+      deployment = *built;
+      auto warmed = co_await scheduler_.Warm(deployment);
+      if (!warmed) {
+        failure = warmed.error().message;
+        for (const auto& line : warmed.error().logs) spdlog::debug("deploy {} v{}: {}", candidate.name, version, line);
+      }
+    }
+  }
+
+  Function* f = Find(id);
+  if (!f) co_return;  // deleted meanwhile
+  if (f->latest_version != version) co_return;  // a newer update superseded this one
+
+  store::FunctionRecord& record = f->record;
+  if (failure.empty()) {
+    const auto last_invoked = record.last_invoked_at_ms;
+    record = candidate;
+    record.version = version;
+    record.state = "ready";
+    record.error.clear();
+    record.last_invoked_at_ms = last_invoked;
+    f->deployment = deployment;
+    scheduler_.Retire(id, version);
+    spdlog::info("function {} ({}) version {} ready in {:.1f} ms", record.name, id, version,
+                 std::chrono::duration<double, std::milli>(clock_.Now() - started).count());
+  } else {
+    spdlog::info("function {} ({}) version {} failed to deploy: {}", candidate.name, id,
+                 version, failure);
+    if (f->deployment) {
+      // The version that serves keeps serving; the item shows why the new one did not load.
+      record.error = fmt::format("version {} failed to load: {}", version, failure);
+      record.updated_at_ms = candidate.updated_at_ms;
+    } else {
+      record = candidate;
+      record.version = version;
+      record.state = "error";
+      record.error = failure;
+    }
+  }
+  if (f->first_deploy) {
+    f->first_deploy->Set();
+    f->first_deploy.reset();
+  }
+  const store::FunctionRecord snapshot = record;
+  auto stored = co_await Offload(workers_, [this, snapshot] { return store_.PutFunction(snapshot); });
+  if (!stored) spdlog::error("function {}: state not stored: {}", id, stored.error().message);
+}
+
+asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
+  auto it = functions_.find(id);
+  if (it == functions_.end()) {
+    co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  }
+  if (it->second->first_deploy) it->second->first_deploy->Set();
+  functions_.erase(it);
+  scheduler_.Retire(id);
+  const std::string dir = settings_.functions_dir + "/" + id;
+  co_return co_await Offload(workers_, [this, id, dir]() -> Result<void> {
+    auto deleted = store_.DeleteFunction(id);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
+    return {};
+  });
+}
+
+Function* FunctionService::Find(std::string_view id) {
+  auto it = functions_.find(id);
+  return it == functions_.end() ? nullptr : it->second.get();
+}
+
+std::vector<const Function*> FunctionService::List() const {
+  std::vector<const Function*> out;
+  out.reserve(functions_.size());
+  for (const auto& [id, f] : functions_) out.push_back(f.get());
+  std::sort(out.begin(), out.end(), [](const Function* a, const Function* b) {
+    return a->record.created_at_ms < b->record.created_at_ms;
+  });
+  return out;
+}
+
+void FunctionService::MarkInvoked(Function& function) {
+  function.record.last_invoked_at_ms = ToEpochMillis(clock_.WallNow());
+}
+
+void FunctionService::PersistActivity() {
+  for (const auto& [id, f] : functions_) {
+    if (!f->record.last_invoked_at_ms) continue;
+    if (auto stored = store_.PutFunction(f->record); !stored) {
+      spdlog::warn("function {}: last_invoked_at not stored: {}", id, stored.error().message);
+    }
+  }
+}
+
+std::string FunctionService::VersionDir(const std::string& id, int version) const {
+  return fmt::format("{}/{}/v{}", settings_.functions_dir, id, version);
+}
+
+Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int version,
+                                        const HandlerTarget& target) const {
+  const fs::path dir = VersionDir(record.id, version);
+  const fs::path file = dir / target.file_name(record.runtime);
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  if (ec) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("create {}: {}", file.parent_path().string(), ec.message()));
+  }
+  // The sandbox user is not the owner: everything must be world-readable, nothing writable.
+  for (fs::path p = file.parent_path(); p != dir.parent_path(); p = p.parent_path()) {
+    fs::permissions(p, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec,
+                    ec);
+  }
+  const fs::path temp = file.string() + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out.write(record.code.data(), static_cast<std::streamsize>(record.code.size()));
+    if (!out) return MakeError(ErrorCode::kInternal, fmt::format("write {}", temp.string()));
+  }
+  fs::permissions(temp, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read,
+                  ec);
+  fs::rename(temp, file, ec);
+  if (ec) return MakeError(ErrorCode::kInternal, fmt::format("rename {}: {}", file.string(), ec.message()));
+  return {};
+}
+
+Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeployment(
+    const store::FunctionRecord& record, int version) const {
+  auto target = ParseHandler(record.runtime, record.handler);
+  if (!target) return tl::unexpected(target.error());
+  auto deployment = std::make_shared<scheduler::Deployment>();
+  deployment->function_id = record.id;
+  deployment->function_name = record.name;
+  deployment->version = version;
+  deployment->memory_mb = record.memory_mb;
+  deployment->max_instances = settings_.max_instances_per_function;
+  deployment->function_arn =
+      fmt::format("arn:aws:lambda:wisp-local:000000000000:function:{}", record.name);
+
+  sandbox::SpawnSpec& spawn = deployment->spawn;
+  if (record.runtime == "python") {
+    spawn.argv = {settings_.python_path, "-u", std::string(kRuntimeMount) + "/python/bootstrap.py"};
+  } else {
+    spawn.argv = {settings_.node_path, std::string(kRuntimeMount) + "/node/bootstrap.js"};
+  }
+  spawn.code_dir = VersionDir(record.id, version);
+  spawn.runtime_dir = settings_.runtimes_dir;
+  spawn.memory_limit_bytes = static_cast<uint64_t>(record.memory_mb) << 20;
+  spawn.tmp_size_bytes = settings_.tmp_size_bytes;
+  spawn.pids_limit = settings_.pids_limit;
+  spawn.vcpu = record.vcpu;
+  // User variables come first: getenv() finds the first entry, so a user's PATH, TZ or LANG
+  // wins over the defaults below. The platform's own names are refused by ValidateFields.
+  for (const auto& [key, value] : record.env) spawn.env.push_back(key + "=" + value);
+  const std::string runtime_api = fmt::format("127.0.0.1:{}", spawn.runtime_api_port);
+  for (std::string entry : std::vector<std::string>{
+           "PATH=/usr/local/bin:/usr/bin:/bin",
+           "LANG=C.UTF-8",
+           "TZ=:UTC",
+           "HOME=/tmp",
+           "PYTHONUNBUFFERED=1",
+           "PYTHONDONTWRITEBYTECODE=1",
+           "LAMBDA_TASK_ROOT=/var/task",
+           std::string("LAMBDA_RUNTIME_DIR=") + kRuntimeMount,
+           "AWS_LAMBDA_RUNTIME_API=" + runtime_api,
+           "_HANDLER=" + target->ToString(),
+           "AWS_LAMBDA_FUNCTION_NAME=" + record.name,
+           "AWS_LAMBDA_FUNCTION_VERSION=" + std::to_string(version),
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(record.memory_mb),
+           "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + record.name,
+           "AWS_REGION=wisp-local",
+           "AWS_DEFAULT_REGION=wisp-local",
+           "AWS_EXECUTION_ENV=Wisp_" + record.runtime,
+           "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+       }) {
+    spawn.env.push_back(std::move(entry));
+  }
+  return std::shared_ptr<const scheduler::Deployment>(std::move(deployment));
+}
+
+}  // namespace wisp::core

@@ -1,0 +1,90 @@
+// FunctionService: the functions of this node — create, update (a new version, hot-reloaded),
+// delete — kept in memory for the hot path and in the store for restarts. A deploy writes the
+// version's code, starts an instance and waits until the handler is loaded; a version that
+// fails to load never replaces a good one.
+//
+// Thread rules: the io thread only. Store calls and file writes go to the worker pool.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wisp/common/asio.h"
+#include "wisp/common/clock.h"
+#include "wisp/core/function_spec.h"
+#include "wisp/scheduler/scheduler.h"
+#include "wisp/store/store.h"
+
+namespace wisp::core {
+
+// Where runtimes and code live, and the sandbox settings every deployment shares.
+struct DeploymentSettings {
+  std::string functions_dir;  // <data-dir>/functions: one directory per function and version
+  std::string runtimes_dir;   // host directory of the shims (runtimes/)
+  std::string node_path = "/usr/bin/node";
+  std::string python_path = "/usr/bin/python3";
+  uint64_t tmp_size_bytes = 512ull << 20;
+  uint32_t pids_limit = 1024;
+  uint32_t max_instances_per_function = 100;
+};
+
+// A function as the hot path sees it.
+struct Function {
+  store::FunctionRecord record;  // record.version is the version serving calls
+  // The serving deployment; null until a first version has loaded.
+  std::shared_ptr<const scheduler::Deployment> deployment;
+  int latest_version = 0;  // the newest version created, loaded or not
+  // Set while the first version deploys, so early calls wait for it instead of failing.
+  std::shared_ptr<Event> first_deploy;
+};
+
+class FunctionService {
+ public:
+  FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
+                  scheduler::Scheduler& scheduler, const Clock& clock,
+                  DeploymentSettings settings);
+
+  // Reads every function from the store. Called once, before serving. Functions come back
+  // ready to start instances on their first call.
+  Result<void> Load();
+
+  // Validates, stores and starts deploying a new function; returns it (state deploying)
+  // without waiting for the deploy.
+  asio::awaitable<Result<store::FunctionRecord>> Create(FunctionFields fields);
+  // Applies the changes. Code, handler, runtime, memory, vcpu or env changes make a new
+  // version; the call returns once it serves (or failed to load, leaving the old one serving
+  // and `error` set).
+  asio::awaitable<Result<store::FunctionRecord>> Update(const std::string& id,
+                                                        FunctionFields fields);
+  // Kills the function's instances and deletes it with its invocation records and code.
+  asio::awaitable<Result<void>> Delete(const std::string& id);
+
+  Function* Find(std::string_view id);
+  std::vector<const Function*> List() const;
+
+  // Records that a call started now (kept in memory; stored with the next change or at exit).
+  void MarkInvoked(Function& function);
+  // Writes last_invoked_at of every function. Blocking: for shutdown.
+  void PersistActivity();
+
+ private:
+  asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate);
+  Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
+      const store::FunctionRecord& record, int version) const;
+  Result<void> WriteCode(const store::FunctionRecord& record, int version,
+                         const HandlerTarget& target) const;
+  std::string VersionDir(const std::string& id, int version) const;
+
+  asio::io_context& io_;
+  asio::thread_pool& workers_;
+  store::Store& store_;
+  scheduler::Scheduler& scheduler_;
+  const Clock& clock_;
+  const DeploymentSettings settings_;
+  std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
+};
+
+}  // namespace wisp::core

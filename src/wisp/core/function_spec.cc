@@ -1,0 +1,136 @@
+#include "wisp/core/function_spec.h"
+
+#include <cctype>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace wisp::core {
+namespace {
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '$') return false;
+  }
+  return true;
+}
+
+bool IsModulePath(std::string_view s) {
+  if (s.empty() || s.front() == '/' || s.back() == '/') return false;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = std::min(s.find('/', start), s.size());
+    const std::string_view segment = s.substr(start, end - start);
+    if (segment.empty() || segment == "." || segment == "..") return false;
+    for (char c : segment) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+// Variables the platform sets; a function may not override them.
+const std::set<std::string, std::less<>> kReservedEnv = {
+    "AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_EXECUTION_ENV", "_X_AMZN_TRACE_ID"};
+
+tl::unexpected<Error> Invalid(std::string message) {
+  return MakeError(ErrorCode::kInvalidArgument, std::move(message));
+}
+
+}  // namespace
+
+std::optional<std::string> CanonicalRuntime(std::string_view runtime) {
+  if (runtime == "node" || runtime == "nodejs" || runtime == "node18" || runtime == "node20" ||
+      runtime == "nodejs18.x" || runtime == "nodejs20.x") {
+    return "node";
+  }
+  if (runtime == "python" || runtime == "python3" || runtime == "python3.11") return "python";
+  return std::nullopt;
+}
+
+Result<void> ValidateFields(const FunctionFields& f) {
+  if (f.name) {
+    if (f.name->empty() || f.name->size() > kMaxNameLength) {
+      return Invalid(fmt::format("name must be 1 to {} characters", kMaxNameLength));
+    }
+    for (char c : *f.name) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+        return Invalid("name may contain only letters, digits, '-', '_' and '.'");
+      }
+    }
+  }
+  if (f.runtime && !CanonicalRuntime(*f.runtime)) {
+    return Invalid(fmt::format("unknown runtime '{}': use \"node\" or \"python\"", *f.runtime));
+  }
+  if (f.code && f.code->find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Invalid("code must not be empty");
+  }
+  if (f.code && f.code->find('\0') != std::string::npos) {
+    return Invalid("code must not contain NUL characters");
+  }
+  if (f.timeout_seconds &&
+      (*f.timeout_seconds < kMinTimeoutSeconds || *f.timeout_seconds > kMaxTimeoutSeconds)) {
+    return Invalid(fmt::format("timeout_seconds must be between {} and {}", kMinTimeoutSeconds,
+                               kMaxTimeoutSeconds));
+  }
+  if (f.memory_mb && (*f.memory_mb < kMinMemoryMb || *f.memory_mb > kMaxMemoryMb)) {
+    return Invalid(
+        fmt::format("memory_mb must be between {} and {}", kMinMemoryMb, kMaxMemoryMb));
+  }
+  if (f.vcpu && !(*f.vcpu >= kMinVcpu && *f.vcpu <= kMaxVcpu)) {
+    return Invalid(fmt::format("vcpu must be between {} and {}", kMinVcpu, kMaxVcpu));
+  }
+  if (f.env) {
+    for (const auto& [key, value] : *f.env) {
+      const bool valid_key =
+          !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0])) &&
+          std::all_of(key.begin(), key.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+          });
+      if (!valid_key) {
+        return Invalid(fmt::format("env: '{}' is not a valid variable name", key));
+      }
+      if (kReservedEnv.count(key)) {
+        return Invalid(fmt::format("env: {} is set by the platform and cannot be changed", key));
+      }
+      if (value.find('\0') != std::string::npos) {
+        return Invalid(fmt::format("env: the value of {} contains a NUL character", key));
+      }
+    }
+  }
+  return {};
+}
+
+std::string HandlerTarget::file_name(std::string_view runtime) const {
+  return module + (runtime == "python" ? ".py" : ".js");
+}
+
+Result<HandlerTarget> ParseHandler(std::string_view runtime, std::string_view handler) {
+  if (handler.empty()) return Invalid("handler is empty: name the function to call, e.g. \"handler\"");
+  HandlerTarget target;
+  const auto dot = handler.rfind('.');
+  if (dot == std::string_view::npos) {
+    target.module = runtime == "python" ? "lambda_function" : "index";
+    target.function = std::string(handler);
+  } else {
+    target.module = std::string(handler.substr(0, dot));
+    target.function = std::string(handler.substr(dot + 1));
+  }
+  if (!IsModulePath(target.module)) {
+    return Invalid(fmt::format(
+        "handler '{}': '{}' is not a file path inside the function (no '..', no leading '/')",
+        handler, target.module));
+  }
+  if (!IsIdentifier(target.function)) {
+    return Invalid(fmt::format("handler '{}': '{}' is not a function name", handler,
+                               target.function));
+  }
+  return target;
+}
+
+}  // namespace wisp::core

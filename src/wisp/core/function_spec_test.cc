@@ -1,0 +1,71 @@
+#include "wisp/core/function_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace wisp::core {
+namespace {
+
+TEST(ParseHandler, BareNameUsesTheRuntimesDefaultModule) {
+  auto node = ParseHandler("node", "handler");
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->ToString(), "index.handler");
+  EXPECT_EQ(node->file_name("node"), "index.js");
+  auto python = ParseHandler("python", "main");
+  ASSERT_TRUE(python);
+  EXPECT_EQ(python->ToString(), "lambda_function.main");
+  EXPECT_EQ(python->file_name("python"), "lambda_function.py");
+}
+
+TEST(ParseHandler, FileDotFunction) {
+  auto target = ParseHandler("node", "src/app.main");
+  ASSERT_TRUE(target);
+  EXPECT_EQ(target->module, "src/app");
+  EXPECT_EQ(target->function, "main");
+}
+
+TEST(ParseHandler, RefusesEscapesAndNonsense) {
+  for (const char* bad : {"", "../../etc/passwd.handler", "/etc/passwd.x", "a/../b.handler",
+                          "a//b.handler", "index.", ".handler", "index.1abc", "in dex.handler",
+                          "index.hand-ler"}) {
+    auto target = ParseHandler("node", bad);
+    EXPECT_FALSE(target) << bad;
+    if (!target) EXPECT_EQ(target.error().code, ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(ValidateFields, ChecksRangesAndNamesTheField) {
+  FunctionFields f;
+  f.timeout_seconds = 0;
+  auto r = ValidateFields(f);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("timeout_seconds"), std::string::npos);
+  f = {};
+  f.memory_mb = 100;
+  EXPECT_NE(ValidateFields(f).error().message.find("memory_mb"), std::string::npos);
+  f = {};
+  f.runtime = "cobol";
+  EXPECT_NE(ValidateFields(f).error().message.find("cobol"), std::string::npos);
+  f = {};
+  f.code = "  \n";
+  EXPECT_FALSE(ValidateFields(f));
+  f = {};
+  f.env = std::map<std::string, std::string>{{"AWS_LAMBDA_RUNTIME_API", "evil:1"}};
+  EXPECT_FALSE(ValidateFields(f));
+  f = {};
+  f.env = std::map<std::string, std::string>{{"1BAD", "x"}};
+  EXPECT_FALSE(ValidateFields(f));
+  f = {};
+  f.name = "ok-name_1.2";
+  f.env = std::map<std::string, std::string>{{"GOOD_NAME", "value"}};
+  f.vcpu = 0.5;
+  EXPECT_TRUE(ValidateFields(f));
+}
+
+TEST(CanonicalRuntime, KnowsAliases) {
+  EXPECT_EQ(CanonicalRuntime("nodejs"), "node");
+  EXPECT_EQ(CanonicalRuntime("python3"), "python");
+  EXPECT_EQ(CanonicalRuntime("go"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace wisp::core

@@ -1,0 +1,85 @@
+#include "wisp/core/invoker.h"
+
+#include "wisp/common/ids.h"
+
+namespace wisp::core {
+
+Invoker::Invoker(FunctionService& functions, scheduler::Scheduler& scheduler,
+                 store::InvocationWriter& writer, const Clock& clock)
+    : functions_(functions), scheduler_(scheduler), writer_(writer), clock_(clock) {}
+
+asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
+                                                       std::string event_json) {
+  Function* function = functions_.Find(function_id);
+  if (!function) {
+    co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
+  }
+  if (!function->deployment && function->first_deploy) {
+    // The first version is still loading (milliseconds): wait for it rather than refuse.
+    auto deployed = function->first_deploy;
+    co_await deployed->Wait();
+    function = functions_.Find(function_id);
+    if (!function) {
+      co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
+    }
+  }
+  if (!function->deployment) {
+    ++counters_.rejected;
+    co_return MakeError(ErrorCode::kFailedPrecondition,
+                        fmt::format("function {} is not ready (state {}): {}",
+                                    function->record.name, function->record.state,
+                                    function->record.error));
+  }
+
+  ++counters_.in_flight;
+  const auto started = clock_.Now();
+  const int64_t invoked_at_ms = ToEpochMillis(clock_.WallNow());
+  auto deployment = function->deployment;
+  functions_.MarkInvoked(*function);
+
+  scheduler::InvokeRequest request;
+  request.request_id = NewUuid();
+  request.timeout = std::chrono::seconds(function->record.timeout_seconds);
+  // X-Ray's format, from the request id's random bits: Root=1-<epoch hex>-<96 bits>.
+  std::string hex = request.request_id;
+  std::erase(hex, '-');
+  request.trace_id = fmt::format("Root=1-{:08x}-{};Parent={};Sampled=0", invoked_at_ms / 1000,
+                                 hex.substr(0, 24), hex.substr(16, 16));
+  store::InvocationRecord record;
+  record.event_json = event_json;  // the record keeps a copy; the request moves the original
+  request.event_json = std::move(event_json);
+  const std::string request_id = request.request_id;
+
+  auto result = co_await scheduler_.Invoke(deployment, std::move(request));
+  --counters_.in_flight;
+  if (!result) {
+    ++counters_.rejected;
+    co_return tl::unexpected(result.error());
+  }
+
+  InvokeOutcome outcome;
+  outcome.request_id = request_id;
+  outcome.version = deployment->version;
+  outcome.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
+  outcome.result = std::move(*result);
+  ++counters_.total;
+  switch (outcome.result.status) {
+    case scheduler::InvocationStatus::kSuccess: ++counters_.success; break;
+    case scheduler::InvocationStatus::kError: ++counters_.error; break;
+    case scheduler::InvocationStatus::kTimeout: ++counters_.timeout; break;
+  }
+
+  record.id = request_id;
+  record.function_id = deployment->function_id;
+  record.request_id = request_id;
+  record.version = deployment->version;
+  record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));
+  record.duration_ms = outcome.duration_ms;
+  record.response_json = outcome.result.response_json;
+  record.logs = outcome.result.logs;
+  record.invoked_at_ms = invoked_at_ms;
+  writer_.Add(std::move(record));
+  co_return outcome;
+}
+
+}  // namespace wisp::core

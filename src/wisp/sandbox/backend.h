@@ -1,0 +1,71 @@
+// Backend: how the scheduler starts and stops sandboxed instances. The process jail
+// (ProcessJail, a forked privileged launcher) is the first backend; a microVM backend comes
+// later behind the same interface.
+//
+// Thread rules: every method is called on the io thread that owns the backend, and every
+// callback runs on that thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "wisp/common/result.h"
+#include "wisp/common/unique_fd.h"
+
+namespace wisp::sandbox {
+
+// Everything needed to start one instance. Paths are host paths unless said otherwise.
+struct SpawnSpec {
+  std::string instance_id;        // unique among live instances; [A-Za-z0-9_-], at most 64 chars
+  std::vector<std::string> argv;  // argv[0]: absolute path as seen inside the sandbox
+  std::vector<std::string> env;   // "KEY=VALUE"; the sandbox sees exactly these
+  std::string code_dir;           // mounted read-only at /var/task (the working directory)
+  std::string runtime_dir;        // mounted read-only at /opt/wisp/runtime (the shims)
+  uint64_t memory_limit_bytes = 256ull << 20;
+  uint64_t tmp_size_bytes = 512ull << 20;  // size cap of the private tmpfs at /tmp
+  uint32_t pids_limit = 1024;
+  double vcpu = 1.0;                 // relative CPU weight
+  uint16_t runtime_api_port = 9001;  // the endpoint listens on 127.0.0.1:<port> inside
+};
+
+// A started instance. The listener lives in the sandbox's own network namespace: accepting on
+// it is how wispd serves that sandbox, and only that sandbox, the Runtime API.
+struct SpawnedInstance {
+  pid_t pid = -1;                 // host pid of the instance's init process
+  UniqueFd runtime_api_listener;  // listening TCP socket, 127.0.0.1:<port> inside the sandbox
+  UniqueFd output;                // read end of the pipe that carries stdout+stderr, non-blocking
+};
+
+struct ExitStatus {
+  std::string instance_id;
+  int exit_code = -1;       // the runtime's exit code, or -1 when it was killed by a signal
+  int signal = 0;           // the signal that killed the runtime, 0 if it exited
+  bool oom_killed = false;  // the memory cgroup recorded an OOM kill
+};
+
+class Backend {
+ public:
+  using SpawnCallback = std::function<void(Result<SpawnedInstance>)>;
+  using ExitCallback = std::function<void(const ExitStatus&)>;
+
+  virtual ~Backend() = default;
+
+  // Starts an instance; `done` runs once, with the instance or with why it could not start.
+  virtual void Spawn(const SpawnSpec& spec, SpawnCallback done) = 0;
+
+  // Kills the instance and every process it started (its whole cgroup). The exit callback
+  // then reports it. Unknown ids are ignored.
+  virtual void Kill(const std::string& instance_id) = 0;
+
+  // Called once for every instance that ends, however it ends.
+  virtual void SetExitCallback(ExitCallback on_exit) = 0;
+
+  // Kills every instance and waits until none is left. Used at shutdown.
+  virtual void KillAll() = 0;
+};
+
+}  // namespace wisp::sandbox

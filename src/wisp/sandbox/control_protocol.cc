@@ -1,0 +1,137 @@
+#include "wisp/sandbox/control_protocol.h"
+
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace wisp::sandbox {
+
+Result<void> SendDatagram(int sock, std::string_view data, std::span<const int> fds,
+                          bool nonblocking) {
+  if (data.size() > kMaxDatagramBytes || fds.size() > kMaxDatagramFds) {
+    return MakeError(ErrorCode::kTooLarge, "control message too large");
+  }
+  iovec iov{const_cast<char*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxDatagramFds)];
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  }
+  const int flags = MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0);
+  for (;;) {
+    if (::sendmsg(sock, &msg, flags) >= 0) return {};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return MakeError(ErrorCode::kUnavailable, "control socket full");
+    return ErrnoError("sendmsg on control socket");
+  }
+}
+
+Result<std::optional<Datagram>> ReceiveDatagram(int sock, bool nonblocking) {
+  Datagram d;
+  d.data.resize(kMaxDatagramBytes);
+  iovec iov{d.data.data(), d.data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxDatagramFds)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const int flags = MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0);
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, flags);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return MakeError(ErrorCode::kUnavailable, "no control message");
+    return ErrnoError("recvmsg on control socket");
+  }
+  // Take ownership of every fd first, so that none leaks whatever happens next.
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      d.fds.emplace_back(fd);
+    }
+  }
+  // A seqpacket EOF is a zero-length read without any attached fds.
+  if (n == 0 && d.fds.empty()) return std::optional<Datagram>();
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    return MakeError(ErrorCode::kTooLarge, "control message truncated");
+  }
+  d.data.resize(static_cast<size_t>(n));
+  return std::optional<Datagram>(std::move(d));
+}
+
+nlohmann::json SpawnSpecToJson(const SpawnSpec& s) {
+  return {{"instance_id", s.instance_id},
+          {"argv", s.argv},
+          {"env", s.env},
+          {"code_dir", s.code_dir},
+          {"runtime_dir", s.runtime_dir},
+          {"memory_limit_bytes", s.memory_limit_bytes},
+          {"tmp_size_bytes", s.tmp_size_bytes},
+          {"pids_limit", s.pids_limit},
+          {"vcpu", s.vcpu},
+          {"runtime_api_port", s.runtime_api_port}};
+}
+
+Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
+  SpawnSpec s;
+  try {
+    j.at("instance_id").get_to(s.instance_id);
+    j.at("argv").get_to(s.argv);
+    j.at("env").get_to(s.env);
+    j.at("code_dir").get_to(s.code_dir);
+    j.at("runtime_dir").get_to(s.runtime_dir);
+    j.at("memory_limit_bytes").get_to(s.memory_limit_bytes);
+    j.at("tmp_size_bytes").get_to(s.tmp_size_bytes);
+    j.at("pids_limit").get_to(s.pids_limit);
+    j.at("vcpu").get_to(s.vcpu);
+    j.at("runtime_api_port").get_to(s.runtime_api_port);
+  } catch (const nlohmann::json::exception& e) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("bad spawn spec: {}", e.what()));
+  }
+  if (auto ok = ValidateSpawnSpec(s); !ok) return tl::unexpected(ok.error());
+  return s;
+}
+
+Result<void> ValidateSpawnSpec(const SpawnSpec& s) {
+  auto invalid = [](std::string what) {
+    return MakeError(ErrorCode::kInvalidArgument, std::move(what));
+  };
+  if (s.instance_id.empty() || s.instance_id.size() > 64) {
+    return invalid("instance_id must have 1 to 64 characters");
+  }
+  for (char c : s.instance_id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) return invalid("instance_id may only contain [A-Za-z0-9_-]");
+  }
+  if (s.argv.empty() || s.argv[0].empty() || s.argv[0][0] != '/') {
+    return invalid("argv[0] must be an absolute path inside the sandbox");
+  }
+  if (s.code_dir.empty() || s.code_dir[0] != '/') return invalid("code_dir must be absolute");
+  if (!s.runtime_dir.empty() && s.runtime_dir[0] != '/') {
+    return invalid("runtime_dir must be absolute");
+  }
+  for (const auto& e : s.env) {
+    if (e.find('=') == std::string::npos) return invalid("env entries must be KEY=VALUE");
+  }
+  if (s.runtime_api_port == 0) return invalid("runtime_api_port must not be 0");
+  if (s.vcpu < 0) return invalid("vcpu must not be negative");
+  return {};
+}
+
+}  // namespace wisp::sandbox

@@ -1,0 +1,67 @@
+// ProcessJail: the Backend that runs each instance as a process tree in its own namespaces and
+// cgroup, created by the privileged Launcher. This class is wispd's side of the control
+// channel: it sends requests, and matches the launcher's replies and exit events to callers.
+//
+// Thread rules: construct, call and destroy on the thread that runs `io`; every callback runs
+// there too. KillAll() blocks that thread (up to ~5 s); it is meant for shutdown.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74 misses it
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <nlohmann/json.hpp>
+
+#include "wisp/sandbox/backend.h"
+#include "wisp/sandbox/control_protocol.h"
+#include "wisp/sandbox/launcher.h"
+
+namespace wisp::sandbox {
+
+class ProcessJail final : public Backend {
+ public:
+  ProcessJail(boost::asio::io_context& io, Launcher launcher);
+  // Closes the channel; the launcher then kills whatever is still running, and is reaped.
+  ~ProcessJail() override;
+  ProcessJail(const ProcessJail&) = delete;
+  ProcessJail& operator=(const ProcessJail&) = delete;
+
+  void Spawn(const SpawnSpec& spec, SpawnCallback done) override;
+  void Kill(const std::string& instance_id) override;
+  void SetExitCallback(ExitCallback on_exit) override;
+  void KillAll() override;
+
+  const Launcher& launcher() const { return launcher_; }
+
+ private:
+  void Send(const nlohmann::json& msg);
+  // Writes queued messages until the socket is full; then waits for it to drain.
+  void Flush();
+  void WaitReadable();
+  // Handles every message already queued on the socket.
+  void DrainMessages();
+  void Handle(Datagram datagram);
+  // The launcher is gone: every pending spawn fails, every live instance is reported ended
+  // (the kernel killed them with it, through PR_SET_PDEATHSIG).
+  void OnLauncherGone();
+
+  boost::asio::io_context& io_;
+  Launcher launcher_;
+  boost::asio::posix::stream_descriptor control_;
+  std::deque<std::string> outbox_;  // messages the socket had no room for yet
+  bool waiting_writable_ = false;
+  bool launcher_gone_ = false;
+  std::unordered_map<std::string, SpawnCallback> pending_spawns_;  // by instance id
+  std::unordered_set<std::string> live_;                           // spawned, not yet exited
+  ExitCallback on_exit_;
+  // Lets async handlers that outlive this object see that it is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace wisp::sandbox

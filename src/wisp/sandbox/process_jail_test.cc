@@ -1,0 +1,404 @@
+// End-to-end tests of the process jail: a real launcher, real namespaces and cgroups. They need
+// root. The launcher is forked in SetUp: gtest runs no threads of its own, so fork is safe.
+#include "wisp/sandbox/process_jail.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "wisp/sandbox/cgroup.h"
+
+namespace wisp::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+using ::testing::HasSubstr;
+
+constexpr auto kTimeout = std::chrono::seconds(20);
+
+// Reads from a non-blocking fd until EOF, or until `until` appears when given.
+std::string ReadOutput(int fd, const std::string& until = "") {
+  std::string out;
+  const auto deadline = steady_clock::now() + kTimeout;
+  while (steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+    if (!until.empty() && out.find(until) != std::string::npos) break;
+  }
+  return out;
+}
+
+bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+class ProcessJailTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: namespaces, mounts and cgroups";
+    char tmpl[] = "/tmp/wisp-jail-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    fs::create_directories(dir_ + "/root");
+    fs::create_directories(dir_ + "/code");
+    fs::create_directories(dir_ + "/runtime");
+    std::ofstream(dir_ + "/code/hello.txt") << "code file\n";
+    group_ = fmt::format("wisp/{}", ::getpid());
+
+    LauncherOptions options;
+    options.sandbox_root_dir = dir_ + "/root";
+    options.cgroup_group = group_;
+    auto launcher = Launcher::Fork(options);
+    ASSERT_TRUE(launcher) << launcher.error().message;
+    jail_ = std::make_unique<ProcessJail>(io_, std::move(*launcher));
+    jail_->SetExitCallback([this](const ExitStatus& s) { exits_[s.instance_id] = s; });
+  }
+
+  void TearDown() override {
+    jail_.reset();
+    if (!dir_.empty()) {
+      // Only empty directories are expected; remove_all would follow nothing outside.
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  SpawnSpec Spec(const std::string& id, std::vector<std::string> argv) {
+    SpawnSpec s;
+    s.instance_id = id;
+    s.argv = std::move(argv);
+    s.env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
+    s.code_dir = dir_ + "/code";
+    s.runtime_dir = dir_ + "/runtime";
+    s.memory_limit_bytes = 128 << 20;
+    s.tmp_size_bytes = 16 << 20;
+    s.pids_limit = 64;
+    return s;
+  }
+
+  SpawnSpec Shell(const std::string& id, const std::string& script) {
+    return Spec(id, {"/bin/sh", "-c", script});
+  }
+
+  template <typename Pred>
+  void RunIoUntil(Pred done) {
+    const auto deadline = steady_clock::now() + kTimeout;
+    while (!done() && steady_clock::now() < deadline) {
+      if (io_.stopped()) io_.restart();
+      io_.run_one_for(milliseconds(50));
+    }
+  }
+
+  Result<SpawnedInstance> SpawnAndWait(const SpawnSpec& spec) {
+    std::optional<Result<SpawnedInstance>> result;
+    jail_->Spawn(spec, [&](Result<SpawnedInstance> r) { result = std::move(r); });
+    RunIoUntil([&] { return result.has_value(); });
+    if (!result) return MakeError(ErrorCode::kTimeout, "no spawn reply");
+    return std::move(*result);
+  }
+
+  ExitStatus WaitExit(const std::string& id) {
+    RunIoUntil([&] { return exits_.count(id) != 0; });
+    EXPECT_EQ(exits_.count(id), 1u) << "no exit reported for " << id;
+    return exits_.count(id) ? exits_[id] : ExitStatus{};
+  }
+
+  // Spawns, collects all output until EOF, waits for the exit.
+  std::pair<std::string, ExitStatus> Run(const SpawnSpec& spec) {
+    auto instance = SpawnAndWait(spec);
+    EXPECT_TRUE(instance) << instance.error().message;
+    if (!instance) return {};
+    std::string out = ReadOutput(instance->output.get());
+    return {out, WaitExit(spec.instance_id)};
+  }
+
+  std::string InstanceGroup(const std::string& id) { return group_ + "/" + id; }
+
+  boost::asio::io_context io_;
+  std::string dir_;
+  std::string group_;
+  std::unique_ptr<ProcessJail> jail_;
+  std::map<std::string, ExitStatus> exits_;
+};
+
+TEST_F(ProcessJailTest, RunsCommandAndCapturesOutput) {
+  auto [out, exit] = Run(Shell("echo", "echo hello; echo oops >&2; cat /var/task/hello.txt"));
+  EXPECT_EQ(out, "hello\noops\ncode file\n");
+  EXPECT_EQ(exit.exit_code, 0);
+  EXPECT_EQ(exit.signal, 0);
+  EXPECT_FALSE(exit.oom_killed);
+}
+
+TEST_F(ProcessJailTest, ReportsExitCodeAndSignal) {
+  auto [out1, code] = Run(Shell("code", "exit 7"));
+  EXPECT_EQ(code.exit_code, 7);
+  EXPECT_EQ(code.signal, 0);
+  auto [out2, sig] = Run(Shell("sig", "kill -TERM $$"));
+  EXPECT_EQ(sig.exit_code, -1);
+  EXPECT_EQ(sig.signal, SIGTERM);
+}
+
+TEST_F(ProcessJailTest, SandboxReachesWispdOnlyThroughItsListener) {
+  auto instance = SpawnAndWait(Spec("net", {"/usr/bin/python3", "-c",
+                                            "import socket\n"
+                                            "s = socket.create_connection(('127.0.0.1', 9001))\n"
+                                            "s.sendall(b'hello from sandbox\\n')\n"
+                                            "s.close()\n"}));
+  ASSERT_TRUE(instance) << instance.error().message;
+  pollfd p{instance->runtime_api_listener.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1) << ReadOutput(instance->output.get());
+  UniqueFd conn(::accept4(instance->runtime_api_listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(conn);
+  std::string line = ReadOutput(conn.get(), "\n");
+  EXPECT_EQ(line, "hello from sandbox\n");
+  EXPECT_EQ(WaitExit("net").exit_code, 0);
+}
+
+TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
+  auto [out, exit] = Run(Shell("world",
+                               "id -u; id -g;"
+                               "test -e /etc/shadow && echo shadow=present || echo shadow=absent;"
+                               "touch /var/task/x 2>/dev/null && echo task=rw || echo task=ro;"
+                               "touch /usr/x 2>/dev/null && echo usr=rw || echo usr=ro;"
+                               "touch /x 2>/dev/null && echo root=rw || echo root=ro;"
+                               "touch /tmp/x && echo tmp=rw;"
+                               "grep NoNewPrivs /proc/self/status;"
+                               "cat /proc/sys/kernel/hostname;"
+                               "echo procs: $(ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' ')"));
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("65534\n65534\n"));
+  EXPECT_THAT(out, HasSubstr("shadow=absent"));
+  EXPECT_THAT(out, HasSubstr("task=ro"));
+  EXPECT_THAT(out, HasSubstr("usr=ro"));
+  EXPECT_THAT(out, HasSubstr("root=ro"));
+  EXPECT_THAT(out, HasSubstr("tmp=rw"));
+  EXPECT_THAT(out, HasSubstr("NoNewPrivs:\t1"));
+  EXPECT_THAT(out, HasSubstr("wisp\n"));
+  // Init (1), the shell (2) and its pipeline children: nothing of the host.
+  std::istringstream procs(out.substr(out.find("procs:") + 6));
+  pid_t pid;
+  int count = 0;
+  while (procs >> pid) {
+    EXPECT_LT(pid, 20) << out;
+    ++count;
+  }
+  EXPECT_GE(count, 2);
+  EXPECT_LE(count, 6) << out;
+}
+
+TEST_F(ProcessJailTest, MemoryLimitOomKillsTheInstance) {
+  SpawnSpec spec = Spec("oom", {"/usr/bin/python3", "-c", "b = b'x' * (128 << 20)"});
+  spec.memory_limit_bytes = 64 << 20;
+  auto [out, exit] = Run(spec);
+  EXPECT_TRUE(exit.oom_killed) << out;
+  EXPECT_EQ(exit.signal, SIGKILL);
+  EXPECT_EQ(exit.exit_code, -1);
+}
+
+TEST_F(ProcessJailTest, KillLeavesNoProcessBehind) {
+  auto instance =
+      SpawnAndWait(Shell("daemon", "setsid sh -c 'sleep 1000 &' ; echo started; exec sleep 1000"));
+  ASSERT_TRUE(instance) << instance.error().message;
+  EXPECT_THAT(ReadOutput(instance->output.get(), "started"), HasSubstr("started"));
+
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  ASSERT_TRUE(cgroups->Exists(InstanceGroup("daemon")));
+  std::vector<pid_t> pids = cgroups->Procs(InstanceGroup("daemon"));
+  EXPECT_GE(pids.size(), 3u);  // init, sleep, the daemon's sleep
+  EXPECT_NE(std::find(pids.begin(), pids.end(), instance->pid), pids.end());
+
+  jail_->Kill("daemon");
+  ExitStatus exit = WaitExit("daemon");
+  EXPECT_EQ(exit.signal, SIGKILL);
+  EXPECT_FALSE(exit.oom_killed);
+  EXPECT_FALSE(cgroups->Exists(InstanceGroup("daemon")));
+  for (pid_t pid : pids) EXPECT_FALSE(ProcessExists(pid)) << pid;
+}
+
+TEST_F(ProcessJailTest, CgroupHasLimitsWhileRunningAndIsRemovedAfterExit) {
+  SpawnSpec spec = Shell("limits", "echo up; exec sleep 1000");
+  spec.memory_limit_bytes = 96 << 20;
+  spec.pids_limit = 33;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  ReadOutput(instance->output.get(), "up");
+
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  const std::string root = "/sys/fs/cgroup/";
+  std::string memory_file =
+      cgroups->version() == CgroupVersion::kV2
+          ? root + InstanceGroup("limits") + "/memory.max"
+          : root + "memory/" + InstanceGroup("limits") + "/memory.limit_in_bytes";
+  std::string pids_file = cgroups->version() == CgroupVersion::kV2
+                              ? root + InstanceGroup("limits") + "/pids.max"
+                              : root + "pids/" + InstanceGroup("limits") + "/pids.max";
+  std::string memory, pids;
+  std::ifstream(memory_file) >> memory;
+  std::ifstream(pids_file) >> pids;
+  EXPECT_EQ(memory, std::to_string(96 << 20));
+  EXPECT_EQ(pids, "33");
+
+  jail_->Kill("limits");
+  WaitExit("limits");
+  EXPECT_FALSE(cgroups->Exists(InstanceGroup("limits")));
+
+  // A normal exit cleans up the same way.
+  Run(Shell("short", "true"));
+  EXPECT_FALSE(cgroups->Exists(InstanceGroup("short")));
+}
+
+TEST_F(ProcessJailTest, SpawnFailsClearlyForMissingCodeDir) {
+  SpawnSpec spec = Shell("nocode", "true");
+  spec.code_dir = dir_ + "/does-not-exist";
+  auto instance = SpawnAndWait(spec);
+  ASSERT_FALSE(instance);
+  EXPECT_THAT(instance.error().message, HasSubstr("mount /var/task: No such file or directory"));
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  EXPECT_FALSE(cgroups->Exists(InstanceGroup("nocode")));
+  EXPECT_EQ(exits_.count("nocode"), 0u);
+}
+
+TEST_F(ProcessJailTest, SpawnFailsClearlyForMissingExecutable) {
+  auto instance = SpawnAndWait(Spec("noexec", {"/usr/bin/no-such-runtime"}));
+  ASSERT_FALSE(instance);
+  EXPECT_THAT(instance.error().message,
+              HasSubstr("execve /usr/bin/no-such-runtime: No such file or directory"));
+}
+
+TEST_F(ProcessJailTest, RejectsDuplicateAndInvalidIds) {
+  auto first = SpawnAndWait(Shell("dup", "exec sleep 1000"));
+  ASSERT_TRUE(first);
+  auto second = SpawnAndWait(Shell("dup", "true"));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, ErrorCode::kAlreadyExists);
+  auto bad = SpawnAndWait(Shell("../escape", "true"));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+  jail_->Kill("dup");
+  WaitExit("dup");
+}
+
+TEST_F(ProcessJailTest, KillAllStopsEveryInstance) {
+  for (const char* id : {"a", "b", "c"}) {
+    ASSERT_TRUE(SpawnAndWait(Shell(id, "exec sleep 1000")));
+  }
+  jail_->KillAll();
+  EXPECT_EQ(exits_.size(), 3u);
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  EXPECT_TRUE(cgroups->Children(group_).empty());
+}
+
+TEST_F(ProcessJailTest, ClosingTheJailRemovesItsCgroup) {
+  ASSERT_TRUE(SpawnAndWait(Shell("left", "exec sleep 1000")));
+  jail_.reset();  // the launcher kills what is left, removes its group and exits
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  EXPECT_FALSE(cgroups->Exists(group_));
+}
+
+TEST_F(ProcessJailTest, LauncherDeathTakesInstancesWithIt) {
+  auto instance = SpawnAndWait(Shell("orphan", "exec sleep 1000"));
+  ASSERT_TRUE(instance) << instance.error().message;
+  ASSERT_EQ(::kill(jail_->launcher().pid(), SIGKILL), 0);
+  // wispd learns it from the closed channel; the kernel kills the sandbox (PR_SET_PDEATHSIG).
+  ExitStatus exit = WaitExit("orphan");
+  EXPECT_EQ(exit.signal, SIGKILL);
+  const auto deadline = steady_clock::now() + kTimeout;
+  while (ProcessExists(instance->pid) && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_FALSE(ProcessExists(instance->pid));
+  std::optional<Result<SpawnedInstance>> after;
+  jail_->Spawn(Shell("after", "true"), [&](Result<SpawnedInstance> r) { after = std::move(r); });
+  RunIoUntil([&] { return after.has_value(); });
+  ASSERT_TRUE(after && !*after);
+  EXPECT_EQ(after->error().code, ErrorCode::kUnavailable);
+}
+
+TEST_F(ProcessJailTest, MeasureSpawnToReady) {
+  std::vector<double> ms;
+  for (int i = 0; i < 10; ++i) {
+    auto start = steady_clock::now();
+    auto instance = SpawnAndWait(Spec(fmt::format("true{}", i), {"/bin/true"}));
+    ASSERT_TRUE(instance) << instance.error().message;
+    ms.push_back(std::chrono::duration<double, std::milli>(steady_clock::now() - start).count());
+    WaitExit(fmt::format("true{}", i));
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("spawn-to-ready of /bin/true: median %.2f ms, min %.2f ms, max %.2f ms\n", ms[5],
+              ms[0], ms[9]);
+}
+
+// A launcher that died without cleaning up left "wisp/<dead pid>" with a process in it; the
+// next launcher removes both.
+TEST(LauncherTest, RemovesStaleGroupsOfDeadLaunchers) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: cgroups";
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string stale = fmt::format("wisp/{}", dead);
+  ASSERT_TRUE(cgroups->CreateGroup(stale + "/inst"));
+  pid_t sleeper = ::fork();
+  if (sleeper == 0) {
+    ::execl("/bin/sleep", "sleep", "1000", nullptr);
+    ::_exit(127);
+  }
+  ASSERT_TRUE(cgroups->AddProcess(stale + "/inst", sleeper));
+
+  char tmpl[] = "/tmp/wisp-jail-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  LauncherOptions options;
+  options.sandbox_root_dir = tmpl;
+  options.cgroup_group = fmt::format("wisp/{}", ::getpid());
+  auto launcher = Launcher::Fork(options);
+  ASSERT_TRUE(launcher) << launcher.error().message;
+  EXPECT_FALSE(cgroups->Exists(stale));
+  int status = 0;
+  ASSERT_EQ(::waitpid(sleeper, &status, 0), sleeper);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  launcher->Shutdown();
+  ::rmdir(tmpl);
+}
+
+TEST(LauncherTest, ForkFailsClearlyWithoutRootDir) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: cgroups";
+  LauncherOptions options;
+  options.sandbox_root_dir = "/nonexistent/wisp-root";
+  options.cgroup_group = fmt::format("wisp/{}", ::getpid());
+  auto launcher = Launcher::Fork(options);
+  ASSERT_FALSE(launcher);
+  EXPECT_THAT(launcher.error().message, HasSubstr("/nonexistent/wisp-root is not a directory"));
+}
+
+}  // namespace
+}  // namespace wisp::sandbox

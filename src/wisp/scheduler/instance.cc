@@ -1,0 +1,284 @@
+#include "wisp/scheduler/instance.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+#include "wisp/common/json_text.h"
+
+namespace wisp::scheduler {
+namespace {
+
+// Start-up output kept to explain a failed start (a syntax error's stack fits easily).
+constexpr uint64_t kMaxInitLogBytes = 64 << 10;
+
+std::string ErrorDocument(std::string_view type, std::string_view message) {
+  std::string doc = "{\"errorType\":";
+  AppendJsonString(doc, type);
+  doc += ",\"errorMessage\":";
+  AppendJsonString(doc, message);
+  doc += ",\"stackTrace\":[]}";
+  return doc;
+}
+
+simdjson::dom::parser& Parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
+bool IsValidJson(std::string_view text) {
+  simdjson::dom::element element;
+  return Parser().parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
+}
+
+// An error the runtime reported, as a document with at least errorType and errorMessage. The
+// runtime's own JSON object is kept as is; anything else becomes the message.
+std::string NormaliseErrorDocument(std::string_view type, std::string_view body,
+                                   std::string* message_out = nullptr) {
+  simdjson::dom::element element;
+  if (Parser().parse(body.data(), body.size()).get(element) == simdjson::SUCCESS &&
+      element.is_object()) {
+    std::string_view message;
+    const bool has_message = element["errorMessage"].get(message) == simdjson::SUCCESS;
+    std::string_view doc_type;
+    const bool has_type = element["errorType"].get(doc_type) == simdjson::SUCCESS;
+    if (message_out) *message_out = has_message ? std::string(message) : std::string(body);
+    if (has_message && has_type) return std::string(body);
+    return ErrorDocument(has_type ? doc_type : (type.empty() ? "Runtime.Unknown" : type),
+                         has_message ? message : body);
+  }
+  if (message_out) *message_out = std::string(body);
+  return ErrorDocument(type.empty() ? "Runtime.Unknown" : type, body);
+}
+
+}  // namespace
+
+Instance::Instance(Scheduler& scheduler, std::string id,
+                   std::shared_ptr<const Deployment> deployment,
+                   std::chrono::steady_clock::time_point now, int64_t started_at_ms)
+    : scheduler_(scheduler),
+      id_(std::move(id)),
+      deployment_(std::move(deployment)),
+      idle_since_(now),
+      started_at_ms_(started_at_ms) {}
+
+Instance::~Instance() {
+  if (endpoint_) endpoint_->Close();
+}
+
+void Instance::Attach(sandbox::SpawnedInstance spawned) {
+  pid_ = spawned.pid;
+  endpoint_ = std::make_shared<runtime_api::Endpoint>(scheduler_.io_,
+                                                      std::move(spawned.runtime_api_listener),
+                                                      *this, scheduler_.options_.max_response_bytes);
+  endpoint_->Start();
+  output_ = std::make_unique<asio::posix::stream_descriptor>(scheduler_.io_,
+                                                             spawned.output.Release());
+  asio::co_spawn(scheduler_.io_, [self = shared_from_this()] { return self->ReadOutput(); },
+                 asio::detached);
+}
+
+asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
+  auto self = shared_from_this();
+  Current current(co_await asio::this_coro::executor);
+  current.result.instance_id = id_;
+  current_ = &current;
+  ++invocations_;
+
+  const auto timeout = request.timeout;
+  runtime_api::NextEvent event;
+  event.request_id = request.request_id;
+  event.body = std::move(request.event_json);
+  event.deadline_ms = ToEpochMillis(scheduler_.clock_.WallNow()) + timeout.count();
+  event.function_arn = deployment_->function_arn;
+  event.trace_id = std::move(request.trace_id);
+  endpoint_->Deliver(std::move(event));
+
+  const bool answered = co_await current.done.Wait(scheduler_.clock_.Now() + timeout);
+  if (!answered) {
+    DrainOutput();
+    FlushPartialLine();
+    current.result.status = InvocationStatus::kTimeout;
+    current.result.response_json = ErrorDocument(
+        "Sandbox.Timedout",
+        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds",
+                    request.request_id, std::chrono::duration<double>(timeout).count()));
+    current_ = nullptr;
+    // A runtime past its deadline may be stuck anywhere: it and everything it started go.
+    scheduler_.RetireInstance(self);
+    co_return std::move(current.result);
+  }
+  current_ = nullptr;
+  co_return std::move(current.result);
+}
+
+void Instance::Finish(InvocationStatus status, std::string response_json) {
+  if (!current_ || current_->done.is_set()) return;
+  DrainOutput();
+  FlushPartialLine();
+  current_->result.status = status;
+  current_->result.response_json = std::move(response_json);
+  current_->done.Set();
+}
+
+void Instance::OnRuntimeWaiting() {
+  if (state_ != State::kStarting) return;  // a warm runtime coming back for more work
+  scheduler_.OfferIdle(shared_from_this());
+}
+
+void Instance::OnInvocationResponse(std::string body) {
+  if (IsValidJson(body)) {
+    Finish(InvocationStatus::kSuccess, std::move(body));
+  } else {
+    // A custom runtime may answer with plain text: keep it, as a JSON string.
+    Finish(InvocationStatus::kSuccess, JsonString(body));
+  }
+}
+
+void Instance::OnInvocationError(std::string error_type, std::string body) {
+  Finish(InvocationStatus::kError, NormaliseErrorDocument(error_type, body));
+}
+
+void Instance::OnInitError(std::string error_type, std::string body) {
+  StartFailure failure;
+  failure.document_json = NormaliseErrorDocument(error_type, body, &failure.message);
+  failure.error_type = error_type.empty() ? "Runtime.InitError" : error_type;
+  init_failure_ = std::move(failure);
+  scheduler_.RetireInstance(shared_from_this());
+}
+
+void Instance::OnInitTimeout() {
+  if (state_ != State::kStarting) return;
+  StartFailure failure;
+  failure.error_type = "Runtime.InitTimeout";
+  failure.message = fmt::format(
+      "the runtime did not become ready within {:.1f} seconds",
+      std::chrono::duration<double>(scheduler_.options_.init_timeout).count());
+  failure.document_json = ErrorDocument(failure.error_type, failure.message);
+  init_failure_ = std::move(failure);
+  scheduler_.RetireInstance(shared_from_this());
+}
+
+std::string Instance::DescribeExit(const sandbox::ExitStatus& status,
+                                   std::string* error_type) const {
+  if (status.oom_killed) {
+    *error_type = "Runtime.OutOfMemory";
+    return fmt::format("out of memory (limit {} MB)", deployment_->memory_mb);
+  }
+  *error_type = "Runtime.ExitError";
+  if (status.signal != 0) {
+    const char* name = sigabbrev_np(status.signal);
+    return fmt::format("runtime killed by signal {} (SIG{})", status.signal,
+                       name ? name : "?");
+  }
+  return fmt::format("runtime exited with code {}", status.exit_code);
+}
+
+void Instance::OnExit(const sandbox::ExitStatus& status) {
+  if (state_ == State::kGone) return;
+  DrainOutput();
+  FlushPartialLine();
+  const bool was_starting = state_ == State::kStarting;
+  state_ = State::kGone;
+  auto self = shared_from_this();
+
+  std::string error_type;
+  const std::string description = DescribeExit(status, &error_type);
+  if (current_) {
+    Finish(InvocationStatus::kError, ErrorDocument(error_type, description));
+  } else if (was_starting || init_failure_) {
+    StartFailure failure;
+    if (init_failure_) {
+      failure = std::move(*init_failure_);
+    } else {
+      failure.error_type = error_type;
+      failure.message = fmt::format("{} during initialisation", description);
+      failure.document_json = ErrorDocument(error_type, failure.message);
+    }
+    failure.logs = init_logs_;
+    scheduler_.OnInstanceFailedToStart(self, std::move(failure));
+  }
+  if (endpoint_) endpoint_->Close();
+  if (output_) {
+    boost::system::error_code ec;
+    output_->close(ec);
+  }
+  scheduler_.OnInstanceGone(self);
+}
+
+asio::awaitable<void> Instance::ReadOutput() {
+  auto self = shared_from_this();
+  std::vector<char> buffer(64 << 10);
+  for (;;) {
+    boost::system::error_code ec;
+    const size_t n = co_await output_->async_read_some(
+        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || state_ == State::kGone) co_return;
+    ConsumeOutput(std::string_view(buffer.data(), n));
+  }
+}
+
+void Instance::DrainOutput() {
+  if (!output_ || !output_->is_open()) return;
+  char buffer[64 << 10];
+  for (;;) {
+    const ssize_t n = ::read(output_->native_handle(), buffer, sizeof buffer);
+    if (n <= 0) return;  // EAGAIN: nothing more written yet; 0: every writer is gone
+    ConsumeOutput(std::string_view(buffer, static_cast<size_t>(n)));
+  }
+}
+
+void Instance::ConsumeOutput(std::string_view bytes) {
+  const uint64_t cap = scheduler_.options_.max_log_bytes_per_invocation;
+  while (!bytes.empty()) {
+    const auto newline = bytes.find('\n');
+    if (newline == std::string_view::npos) {
+      // A line without its newline yet; bounded so one endless line cannot grow without limit.
+      const size_t room = partial_line_.size() < cap ? cap - partial_line_.size() : 0;
+      partial_line_.append(bytes.substr(0, room));
+      if (partial_line_.size() >= cap) FlushPartialLine();
+      return;
+    }
+    if (partial_line_.empty()) {
+      EmitLine(bytes.substr(0, newline));
+    } else {
+      partial_line_.append(bytes.substr(0, std::min<size_t>(newline, cap)));
+      EmitLine(partial_line_);
+      partial_line_.clear();
+    }
+    bytes.remove_prefix(newline + 1);
+  }
+}
+
+void Instance::FlushPartialLine() {
+  if (partial_line_.empty()) return;
+  EmitLine(partial_line_);
+  partial_line_.clear();
+}
+
+void Instance::EmitLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (current_ && !current_->done.is_set()) {
+    if (current_->logs_truncated) return;
+    const uint64_t cap = scheduler_.options_.max_log_bytes_per_invocation;
+    if (current_->log_bytes + line.size() > cap) {
+      current_->logs_truncated = true;
+      current_->result.logs.push_back(
+          fmt::format("[wisp] log output truncated: more than {} bytes", cap));
+      return;
+    }
+    current_->log_bytes += line.size();
+    current_->result.logs.emplace_back(line);
+    return;
+  }
+  spdlog::debug("instance {} ({}): {}", id_, deployment_->function_name, line);
+  if (init_log_bytes_ + line.size() <= kMaxInitLogBytes) {
+    init_log_bytes_ += line.size();
+    init_logs_.emplace_back(line);
+  }
+}
+
+}  // namespace wisp::scheduler

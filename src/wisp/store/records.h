@@ -1,0 +1,44 @@
+// The records the store keeps: plain data, no behaviour.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wisp::store {
+
+struct FunctionRecord {
+  std::string id;
+  std::string name;
+  std::string runtime;  // "node" | "python"
+  std::string handler;
+  std::string code;
+  int timeout_seconds = 30;
+  int memory_mb = 256;
+  double vcpu = 1;
+  std::map<std::string, std::string> env;
+  int version = 1;      // the version that serves calls
+  std::string state;    // creating | deploying | ready | error
+  std::string error;    // why the last deploy failed; empty when it did not
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  std::optional<int64_t> last_invoked_at_ms;
+};
+
+struct InvocationRecord {
+  std::string id;
+  std::string function_id;
+  std::string request_id;
+  int version = 0;
+  std::string status;  // success | error | timeout
+  int64_t duration_ms = 0;
+  std::optional<int64_t> memory_used_mb;
+  std::string event_json;     // the event as the caller sent it (valid JSON)
+  std::string response_json;  // the result or error object (valid JSON)
+  std::vector<std::string> logs;
+  int64_t invoked_at_ms = 0;
+};
+
+}  // namespace wisp::store

@@ -1,0 +1,270 @@
+#include "wisp/store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
+
+#include "wisp/common/defer.h"
+
+namespace wisp::store {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS functions (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  runtime TEXT NOT NULL,
+  handler TEXT NOT NULL,
+  code TEXT NOT NULL,
+  timeout_seconds INTEGER NOT NULL,
+  memory_mb INTEGER NOT NULL,
+  vcpu REAL NOT NULL,
+  env_json TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  error TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  last_invoked_at_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS invocations (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  function_id TEXT NOT NULL REFERENCES functions(id) ON DELETE CASCADE,
+  request_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  memory_used_mb INTEGER,
+  event_json TEXT NOT NULL,
+  response_json TEXT NOT NULL,
+  logs_json TEXT NOT NULL,
+  invoked_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, seq);
+)sql";
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+  void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
+  std::string Text(int col) {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+tl::unexpected<Error> SqliteError(sqlite3* db, std::string_view what) {
+  return MakeError(ErrorCode::kInternal, fmt::format("sqlite {}: {}", what, sqlite3_errmsg(db)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return MakeError(ErrorCode::kInternal, fmt::format("open {}: {}", path, message));
+  }
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db));
+  // WAL + NORMAL: a commit is durable against a crash of wispd and costs no fsync on the
+  // control plane; invocation records are batched anyway.
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                             "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"}) {
+    if (auto r = store->Exec(pragma); !r) return tl::unexpected(r.error());
+  }
+  if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
+  return store;
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+Result<void> SqliteStore::Exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : "unknown error";
+    sqlite3_free(message);
+    return MakeError(ErrorCode::kInternal, fmt::format("sqlite: {}", text));
+  }
+  return {};
+}
+
+Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, R"sql(
+    INSERT INTO functions (id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu,
+      env_json, version, state, error, created_at_ms, updated_at_ms, last_invoked_at_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+    ON CONFLICT(id) DO UPDATE SET name=?2, runtime=?3, handler=?4, code=?5, timeout_seconds=?6,
+      memory_mb=?7, vcpu=?8, env_json=?9, version=?10, state=?11, error=?12,
+      updated_at_ms=?14, last_invoked_at_ms=?15)sql");
+  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  stmt.Bind(1, f.id);
+  stmt.Bind(2, f.name);
+  stmt.Bind(3, f.runtime);
+  stmt.Bind(4, f.handler);
+  stmt.Bind(5, f.code);
+  stmt.Bind(6, int64_t{f.timeout_seconds});
+  stmt.Bind(7, int64_t{f.memory_mb});
+  stmt.Bind(8, f.vcpu);
+  stmt.Bind(9, nlohmann::json(f.env).dump());
+  stmt.Bind(10, int64_t{f.version});
+  stmt.Bind(11, f.state);
+  stmt.Bind(12, f.error);
+  stmt.Bind(13, f.created_at_ms);
+  stmt.Bind(14, f.updated_at_ms);
+  if (f.last_invoked_at_ms) {
+    stmt.Bind(15, *f.last_invoked_at_ms);
+  } else {
+    stmt.BindNull(15);
+  }
+  const int rc = sqlite3_step(stmt.get());
+  if (rc == SQLITE_CONSTRAINT) {
+    return MakeError(ErrorCode::kAlreadyExists,
+                     fmt::format("a function named '{}' already exists", f.name));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "put function");
+  return {};
+}
+
+Result<void> SqliteStore::DeleteFunction(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, "DELETE FROM functions WHERE id = ?1");
+  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  stmt.Bind(1, id);
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "delete function");
+  if (sqlite3_changes(db_) == 0) {
+    return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  }
+  return {};
+}
+
+Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, R"sql(
+    SELECT id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu, env_json, version,
+      state, error, created_at_ms, updated_at_ms, last_invoked_at_ms
+    FROM functions ORDER BY created_at_ms, id)sql");
+  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  std::vector<FunctionRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    FunctionRecord f;
+    f.id = stmt.Text(0);
+    f.name = stmt.Text(1);
+    f.runtime = stmt.Text(2);
+    f.handler = stmt.Text(3);
+    f.code = stmt.Text(4);
+    f.timeout_seconds = static_cast<int>(stmt.Int(5));
+    f.memory_mb = static_cast<int>(stmt.Int(6));
+    f.vcpu = sqlite3_column_double(stmt.get(), 7);
+    f.env = nlohmann::json::parse(stmt.Text(8), nullptr, false)
+                .get<std::map<std::string, std::string>>();
+    f.version = static_cast<int>(stmt.Int(9));
+    f.state = stmt.Text(10);
+    f.error = stmt.Text(11);
+    f.created_at_ms = stmt.Int(12);
+    f.updated_at_ms = stmt.Int(13);
+    if (!stmt.IsNull(14)) f.last_invoked_at_ms = stmt.Int(14);
+    out.push_back(std::move(f));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list functions");
+  return out;
+}
+
+Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& records) {
+  std::lock_guard lock(mutex_);
+  if (auto r = Exec("BEGIN"); !r) return r;
+  Defer rollback([this] { Exec("ROLLBACK"); });
+  // INSERT ... SELECT drops records whose function was deleted meanwhile instead of failing
+  // the whole batch on the foreign key.
+  Statement stmt(db_, R"sql(
+    INSERT OR REPLACE INTO invocations (id, function_id, request_id, version, status, duration_ms,
+      memory_used_mb, event_json, response_json, logs_json, invoked_at_ms)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+    WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql");
+  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  for (const auto& r : records) {
+    sqlite3_reset(stmt.get());
+    stmt.Bind(1, r.id);
+    stmt.Bind(2, r.function_id);
+    stmt.Bind(3, r.request_id);
+    stmt.Bind(4, int64_t{r.version});
+    stmt.Bind(5, r.status);
+    stmt.Bind(6, r.duration_ms);
+    if (r.memory_used_mb) {
+      stmt.Bind(7, *r.memory_used_mb);
+    } else {
+      stmt.BindNull(7);
+    }
+    stmt.Bind(8, r.event_json);
+    stmt.Bind(9, r.response_json);
+    stmt.Bind(10, nlohmann::json(r.logs).dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace));
+    stmt.Bind(11, r.invoked_at_ms);
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "put invocation");
+  }
+  if (auto r = Exec("COMMIT"); !r) return r;
+  rollback.Cancel();
+  return {};
+}
+
+Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::string& function_id,
+                                                                   int limit, int offset) {
+  std::lock_guard lock(mutex_);
+  Statement stmt(db_, R"sql(
+    SELECT id, function_id, request_id, version, status, duration_ms, memory_used_mb, event_json,
+      response_json, logs_json, invoked_at_ms
+    FROM invocations WHERE function_id = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3)sql");
+  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  stmt.Bind(1, function_id);
+  stmt.Bind(2, int64_t{limit});
+  stmt.Bind(3, int64_t{offset});
+  std::vector<InvocationRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    InvocationRecord r;
+    r.id = stmt.Text(0);
+    r.function_id = stmt.Text(1);
+    r.request_id = stmt.Text(2);
+    r.version = static_cast<int>(stmt.Int(3));
+    r.status = stmt.Text(4);
+    r.duration_ms = stmt.Int(5);
+    if (!stmt.IsNull(6)) r.memory_used_mb = stmt.Int(6);
+    r.event_json = stmt.Text(7);
+    r.response_json = stmt.Text(8);
+    r.logs = nlohmann::json::parse(stmt.Text(9), nullptr, false).get<std::vector<std::string>>();
+    r.invoked_at_ms = stmt.Int(10);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list invocations");
+  return out;
+}
+
+}  // namespace wisp::store

@@ -1,0 +1,40 @@
+// SqliteStore: the embedded store, one SQLite database in WAL mode.
+//
+// Thread rules: any thread; one connection serialised by a mutex (the store is off the hot
+// path: invocation records arrive in batches from InvocationWriter).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "wisp/store/store.h"
+
+struct sqlite3;
+
+namespace wisp::store {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) the database at `path` and brings its schema up to date.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  Result<void> PutFunction(const FunctionRecord& function) override;
+  Result<void> DeleteFunction(const std::string& id) override;
+  Result<std::vector<FunctionRecord>> ListFunctions() override;
+  Result<void> PutInvocations(const std::vector<InvocationRecord>& records) override;
+  Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id, int limit,
+                                                        int offset) override;
+
+ private:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  Result<void> Exec(const char* sql);
+
+  std::mutex mutex_;
+  sqlite3* db_;
+};
+
+}  // namespace wisp::store

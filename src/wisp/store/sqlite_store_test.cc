@@ -1,0 +1,105 @@
+#include "wisp/store/sqlite_store.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace wisp::store {
+namespace {
+
+class SqliteStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = testing::TempDir() + "/wisp_store_test_" + std::to_string(getpid()) + ".db";
+    auto opened = SqliteStore::Open(path_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+  }
+  void TearDown() override {
+    store_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) unlink((path_ + suffix).c_str());
+  }
+  static FunctionRecord Function(std::string id, std::string name) {
+    FunctionRecord f;
+    f.id = std::move(id);
+    f.name = std::move(name);
+    f.runtime = "node";
+    f.handler = "handler";
+    f.code = "async function handler(e) { return e; }";
+    f.env = {{"A", "1"}};
+    f.state = "ready";
+    f.created_at_ms = 1000;
+    f.updated_at_ms = 1000;
+    return f;
+  }
+  static InvocationRecord Invocation(std::string id, std::string function_id) {
+    InvocationRecord r;
+    r.id = std::move(id);
+    r.function_id = std::move(function_id);
+    r.request_id = r.id;
+    r.status = "success";
+    r.event_json = R"({"a":1})";
+    r.response_json = R"({"ok":true})";
+    r.logs = {"line one", "line \"two\""};
+    return r;
+  }
+
+  std::string path_;
+  std::unique_ptr<SqliteStore> store_;
+};
+
+TEST_F(SqliteStoreTest, PutListRoundTripsEveryField) {
+  auto f = Function("f1", "one");
+  f.last_invoked_at_ms = 1234;
+  f.vcpu = 0.5;
+  ASSERT_TRUE(store_->PutFunction(f));
+  auto listed = store_->ListFunctions();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  const auto& g = (*listed)[0];
+  EXPECT_EQ(g.name, "one");
+  EXPECT_EQ(g.code, f.code);
+  EXPECT_EQ(g.env.at("A"), "1");
+  EXPECT_DOUBLE_EQ(g.vcpu, 0.5);
+  EXPECT_EQ(g.last_invoked_at_ms, 1234);
+}
+
+TEST_F(SqliteStoreTest, NamesAreUnique) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "same")));
+  auto second = store_->PutFunction(Function("f2", "same"));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, ErrorCode::kAlreadyExists);
+  // Updating the same id keeps its name.
+  EXPECT_TRUE(store_->PutFunction(Function("f1", "same")));
+}
+
+TEST_F(SqliteStoreTest, InvocationsNewestFirstAndDeletedWithFunction) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  ASSERT_TRUE(store_->PutInvocations({Invocation("i1", "f1"), Invocation("i2", "f1")}));
+  ASSERT_TRUE(store_->PutInvocations({Invocation("i3", "f1"), Invocation("orphan", "nope")}));
+  auto listed = store_->ListInvocations("f1", 10, 0);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_EQ((*listed)[0].id, "i3");
+  EXPECT_EQ((*listed)[2].id, "i1");
+  EXPECT_EQ((*listed)[0].logs[1], "line \"two\"");
+  auto page = store_->ListInvocations("f1", 1, 1);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].id, "i2");
+
+  ASSERT_TRUE(store_->DeleteFunction("f1"));
+  EXPECT_TRUE(store_->ListInvocations("f1", 10, 0)->empty());
+  EXPECT_EQ(store_->DeleteFunction("f1").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, SurvivesReopen) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  store_.reset();
+  auto reopened = SqliteStore::Open(path_);
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ((*reopened)->ListFunctions()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace wisp::store

@@ -1,0 +1,108 @@
+"""Measures the per-invoke overhead of the runtime shims (not part of the unit tests).
+
+    /usr/bin/python3 tests/runtimes/bench_shims.py [invocations]
+
+A minimal single-connection Runtime API server on a raw socket answers GET /next with a small
+event and waits for the POST /response. Reported: the time from writing the /next response to
+reading the complete /response request (the shim's own work: parse, call a trivial handler,
+serialise, write), and the full loop time per invocation (adds the 202 reply and the next GET).
+"""
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def read_request(conn, buf):
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise EOFError
+        rest += chunk
+    return head.split(b"\r\n")[0], rest[:length], rest[length:]
+
+
+def bench(argv, code_file, code, handler, n):
+    root = tempfile.mkdtemp(prefix="wisp-bench-")
+    with open(os.path.join(root, code_file), "w") as f:
+        f.write(code)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    env = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % lsock.getsockname()[1],
+           "_HANDLER": handler, "LAMBDA_TASK_ROOT": root, "AWS_LAMBDA_FUNCTION_NAME": "bench",
+           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+           "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, env=env)
+    try:
+        conn, _ = lsock.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        event = b'{"name":"World","n":1}'
+        shim_times, loop_times = [], []
+        line, _, buf = read_request(conn, buf)  # first GET /next
+        for i in range(n):
+            deadline = int(time.time() * 1000) + 3000
+            resp = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Lambda-Runtime-Aws-Request-Id: req-%d\r\nLambda-Runtime-Deadline-Ms: %d\r\n"
+                    b"Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:x:0:function:bench\r\n"
+                    b"Lambda-Runtime-Trace-Id: Root=1-a;Sampled=1\r\nContent-Length: %d\r\n\r\n"
+                    % (i, deadline, len(event))) + event
+            t0 = time.perf_counter()
+            conn.sendall(resp)
+            line, body, buf = read_request(conn, buf)
+            t1 = time.perf_counter()
+            assert b"/response" in line, (line, body)
+            conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 15\r\n\r\n{\"status\":\"OK\"}")
+            line, _, buf = read_request(conn, buf)  # next GET /next
+            t2 = time.perf_counter()
+            shim_times.append(t1 - t0)
+            loop_times.append(t2 - t0)
+        return shim_times[n // 10:], loop_times[n // 10:]
+    finally:
+        proc.kill()
+        proc.wait()
+        lsock.close()
+
+
+def report(name, shim, loop):
+    us = lambda xs, q: sorted(xs)[int(len(xs) * q)] * 1e6
+    print("%-7s next->response: median %6.1f us  p99 %6.1f us | full loop: median %6.1f us"
+          "  p99 %6.1f us  (%d invokes)" % (name, statistics.median(shim) * 1e6, us(shim, 0.99),
+                                             statistics.median(loop) * 1e6, us(loop, 0.99),
+                                             len(shim)))
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    node = bench(["/usr/bin/node", os.path.join(REPO_ROOT, "runtimes/node/bootstrap.js")],
+                 "index.js", "async function handler(event) { return { message: 'Hello ' + event.name }; }\n",
+                 "index.handler", n)
+    report("node", *node)
+    py = bench(["/usr/bin/python3", "-u", os.path.join(REPO_ROOT, "runtimes/python/bootstrap.py")],
+               "lambda_function.py", "def handler(event):\n    return {'message': 'Hello ' + event['name']}\n",
+               "lambda_function.handler", n)
+    report("python", *py)
+
+
+if __name__ == "__main__":
+    main()
