@@ -68,9 +68,10 @@ function parseHead(head) {
   // head: latin1 string without the final CRLFCRLF.
   const lines = head.split('\r\n');
   const statusLine = lines[0];
-  if (!statusLine.startsWith('HTTP/1.')) throw new Error(`bad status line: ${statusLine.slice(0, 80)}`);
   const status = parseInt(statusLine.slice(9, 12), 10);
-  if (!(status >= 100 && status < 600)) throw new Error(`bad status line: ${statusLine.slice(0, 80)}`);
+  if (!statusLine.startsWith('HTTP/1.') || !(status >= 100 && status < 600)) {
+    throw new Error(`bad status line: ${statusLine.slice(0, 80)}`);
+  }
   const headers = Object.create(null);
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
@@ -299,7 +300,8 @@ function headerSafe(s) {
 }
 
 function errorTypeOf(err) {
-  if (err instanceof Error || (err !== null && typeof err === 'object' && typeof err.name === 'string')) {
+  if (err instanceof Error ||
+      (err !== null && typeof err === 'object' && typeof err.name === 'string')) {
     let name = typeof err.name === 'string' && err.name ? err.name : 'Error';
     // `class MyError extends Error {}` keeps name "Error"; report the class instead.
     const ctorName = err.constructor && err.constructor.name;
@@ -338,10 +340,11 @@ function errorPayload(errorType, errorMessage, stackTrace) {
   return JSON.stringify({ errorMessage, errorType, stackTrace });
 }
 
+// Prints the error as AWS does, so it shows in the function's logs (without the shim's frames).
 function logErrorToStderr(err) {
   let text;
   if (err !== null && typeof err === 'object' && typeof err.stack === 'string') {
-    text = err.stack;
+    text = err.stack.split('\n').filter((line) => !line.includes(kThisFile)).join('\n');
   } else {
     text = `${errorTypeOf(err)}: ${messageOf(err)}`;
   }
@@ -395,7 +398,8 @@ function rewriteEsm(src) {
         const req = `require(${JSON.stringify(spec)})`;
         let decl;
         if (def && rest) {
-          const restPat = rest.startsWith('*') ? rest.replace(/^\*[ \t]*as[ \t]+/, '') : importSpecToPattern(rest);
+          const restPat = rest.startsWith('*') ?
+              rest.replace(/^\*[ \t]*as[ \t]+/, '') : importSpecToPattern(rest);
           decl = `const ${def} = ${req}, ${restPat} = ${def};`;
         } else if (def) {
           decl = `const ${def} = ${req};`;
@@ -422,7 +426,8 @@ function rewriteEsm(src) {
           const local = parts[0].trim();
           const exported = (parts[1] || parts[0]).trim();
           if (spec !== undefined) {
-            exportPairs.push([exported, `require(${JSON.stringify(spec)})[${JSON.stringify(local)}]`]);
+            const source = `require(${JSON.stringify(spec)})[${JSON.stringify(local)}]`;
+            exportPairs.push([exported, source]);
           } else if (isIdentifier(local)) {
             exportPairs.push([exported, local]);
           }
@@ -449,15 +454,30 @@ function rewriteEsm(src) {
         return `${ws}${kind} ${name}`;
       });
   out = out.replace(/\bimport\.meta\b/g,
-      '({url: require("url").pathToFileURL(__filename).href, filename: __filename, dirname: __dirname})');
+      '({url: require("url").pathToFileURL(__filename).href, ' +
+      'filename: __filename, dirname: __dirname})');
   return { src: out, exportPairs };
 }
 
 const kWrapperParams = ['exports', 'require', 'module', '__filename', '__dirname'];
 
+let importWarningFiltered = false;
+
+// Lets user code call import() with Node's default loader. Node 20 flags this option as
+// experimental on first use; that notice is the shim's business, not the function's logs.
 function dynamicImportOption() {
   const c = vm.constants;
-  return c && c.USE_MAIN_CONTEXT_DEFAULT_LOADER ? { importModuleDynamically: c.USE_MAIN_CONTEXT_DEFAULT_LOADER } : {};
+  if (!(c && c.USE_MAIN_CONTEXT_DEFAULT_LOADER)) return {};
+  if (!importWarningFiltered) {
+    importWarningFiltered = true;
+    const emitWarning = process.emitWarning;
+    process.emitWarning = function (warning, ...rest) {
+      const text = typeof warning === 'string' ? warning : warning && warning.message;
+      if (typeof text === 'string' && text.includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) return;
+      return emitWarning.call(this, warning, ...rest);
+    };
+  }
+  return { importModuleDynamically: c.USE_MAIN_CONTEXT_DEFAULT_LOADER };
 }
 
 function compileUser(src, filename, isAsync) {
@@ -562,7 +582,9 @@ async function loadHandler() {
   for (const [exported, local] of rewritten.exportPairs) {
     tail += `exports[${JSON.stringify(exported)}] = ${local};`;
   }
-  tail += captureName ? `return typeof ${captureName} === 'undefined' ? undefined : ${captureName};` : '';
+  if (captureName) {
+    tail += `return typeof ${captureName} === 'undefined' ? undefined : ${captureName};`;
+  }
   const fullSrc = rewritten.src + tail;
 
   let fn;
@@ -601,7 +623,8 @@ async function loadHandler() {
     captured = fn.call(mod.exports, mod.exports, req, mod, filename, path.dirname(filename));
     if (isAsync) captured = await captured;
   } catch (err) {
-    if (err instanceof SyntaxError && typeof err.stack === 'string' && /^(.*):(\d+)\n/.test(err.stack)) {
+    if (err instanceof SyntaxError && typeof err.stack === 'string' &&
+        /^(.*):(\d+)\n/.test(err.stack)) {
       // A module it required failed to compile.
       throw syntaxInitError(err, filename);
     }
@@ -618,7 +641,8 @@ async function loadHandler() {
     const def = exportsObj.default;
     if (typeof def === 'function') {
       handler = def;
-    } else if (def !== null && typeof def === 'object' && typeof dig(def, fnParts, 0) === 'function') {
+    } else if (def !== null && typeof def === 'object' &&
+        typeof dig(def, fnParts, 0) === 'function') {
       handler = dig(def, fnParts, 0);
     }
   }
@@ -722,7 +746,9 @@ function runCallbackHandler(event, ctx) {
     };
     ctx.done = callback;
     ctx.succeed = (data) => settle(true, data);
-    ctx.fail = (err) => settle(false, err === undefined || err === null ? new Error('handled') : err);
+    ctx.fail = (err) => {
+      settle(false, err === undefined || err === null ? new Error('handled') : err);
+    };
     const r = handler(event, ctx, callback);
     if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
       r.then((v) => settle(true, v), (e) => settle(false, e));
@@ -748,7 +774,8 @@ async function invoke(res) {
     event = res.body.length === 0 ? {} : JSON.parse(res.body.toString('utf8'));
   } catch (err) {
     current.done = true;
-    await postError(id, 'Runtime.UnmarshalError', `Unable to parse event as JSON: ${err.message}`, []);
+    await postError(id, 'Runtime.UnmarshalError',
+        `Unable to parse event as JSON: ${err.message}`, []);
     return;
   }
   const ctx = makeContext(id, headers);

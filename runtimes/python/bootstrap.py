@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+import types
 
 API_PREFIX = "/2018-06-01/runtime"
 # Used when wispd sends no usable deadline: Lambda's maximum timeout (15 minutes).
@@ -313,8 +314,8 @@ def _load_handler():
 
 def _wants_context(handler):
     """Pass the context only to handlers that take two positional parameters (or *args)."""
-    code = getattr(handler, "__code__", None)
-    if type(handler).__name__ == "function" and code is not None:
+    if isinstance(handler, types.FunctionType):
+        code = handler.__code__
         # Plain functions, the common case: read the code object, no `inspect` import.
         return bool(code.co_flags & CO_VARARGS) or code.co_argcount >= 2
     import inspect
@@ -454,8 +455,8 @@ def main():
         sys.exit(1)
 
     pass_context = _wants_context(handler)
-    code = getattr(handler, "__code__", None)
-    is_async = code is not None and bool(code.co_flags & CO_COROUTINE)
+    is_async = (isinstance(handler, types.FunctionType)
+                and bool(handler.__code__.co_flags & CO_COROUTINE))
     loop = None
     dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
                              default=_json_default).encode

@@ -450,6 +450,20 @@ class NodeHandlerForms(ShimTestCase):
         post, _, _ = self.invoke_one(code, {"s": "abc"})
         self.assert_response(post, {"h": "ba7816bf", "b": "b.txt!", "os": "function"})
 
+    def test_esm_sibling_module_dynamic_import_and_import_meta(self):
+        files = {"helper.mjs": "export const twice = (x) => x * 2;\n"}
+        code = """\
+            import { twice } from './helper.mjs';
+            export const handler = async (e) => {
+              const os = await import('node:os');
+              return { t: twice(e), url: import.meta.url.startsWith('file://'),
+                       os: typeof os.platform };
+            };
+            """
+        post, _, shim = self.invoke_one(code, 21, files=files)
+        self.assert_response(post, {"t": 42, "url": True, "os": "function"})
+        self.assertEqual(shim.text(), "")  # no experimental-feature notice in the user's logs
+
     def test_esm_export_list_with_alias(self):
         code = """\
             const impl = (event) => ({ via: 'alias', v: event.v });
@@ -848,8 +862,13 @@ class PythonHandlers(ShimTestCase):
     def test_context_default_argument_and_varargs(self):
         files = {"a.py": "def h(event, context=None):\n    return context is not None\n",
                  "b.py": "def h(*args):\n    return len(args)\n",
-                 "c.py": "def h(event, *, flag=False):\n    return 'one'\n"}
-        for mod, expected in (("a", True), ("b", 2), ("c", "one")):
+                 "c.py": "def h(event, *, flag=False):\n    return 'one'\n",
+                 "d.py": "class H:\n    def __call__(self, event):\n        return 'obj'\n"
+                         "h = H()\n",
+                 "e.py": "class H:\n    def m(self, event, context):\n"
+                         "        return context.function_name\nh = H().m\n"}
+        for mod, expected in (("a", True), ("b", 2), ("c", "one"), ("d", "obj"),
+                              ("e", "test-fn")):
             post, _, _ = self.invoke_one(None, {}, handler=mod + ".h", files=files)
             self.assert_response(post, expected)
 

@@ -186,11 +186,11 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                if (!limit) co_return ErrorResponse(limit.error());
                auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
                if (!offset) co_return ErrorResponse(offset.error());
-               auto records = co_await Offload(workers, [&writer, &store, id, l = *limit,
-                                                          o = *offset] {
+               auto list = [&writer, &store, id, l = *limit, o = *offset] {
                  writer.Flush();  // the newest calls are in the batch not yet written
                  return store.ListInvocations(id, l, o);
-               });
+               };
+               auto records = co_await Offload(workers, std::move(list));
                if (!records) co_return ErrorResponse(records.error());
                json items = json::array();
                for (const auto& r : *records) items.push_back(InvocationJson(r));

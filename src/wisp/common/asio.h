@@ -16,12 +16,23 @@ namespace asio = boost::asio;
 
 // Runs `work` on `pool` and resumes the calling coroutine on its own executor with the result.
 // For blocking calls (SQLite, file writes) made from an io thread.
+//
+// g++ 12 destroys a lambda written inside a co_await expression twice: name the lambda first,
+// then `co_await Offload(pool, std::move(work))`.
 template <typename Work>
 auto Offload(asio::thread_pool& pool, Work work) -> asio::awaitable<decltype(work())> {
   using R = decltype(work());
-  co_return co_await asio::co_spawn(
-      pool, [work = std::move(work)]() mutable -> asio::awaitable<R> { co_return work(); },
-      asio::use_awaitable);
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
+      [&pool](auto handler, Work work) {
+        auto home = asio::get_associated_executor(handler);
+        asio::post(pool, [handler = std::move(handler), work = std::move(work), home]() mutable {
+          R result = work();
+          asio::post(home, [handler = std::move(handler), result = std::move(result)]() mutable {
+            std::move(handler)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable, std::move(work));
 }
 
 // A one-shot event for coroutines on one io thread: Wait() suspends until Set() or the

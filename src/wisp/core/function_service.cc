@@ -104,7 +104,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   function->first_deploy = std::make_shared<Event>(io_.get_executor());
   functions_[record.id] = std::move(function);  // reserves the name while storing
 
-  auto stored = co_await Offload(workers_, [this, record] { return store_.PutFunction(record); });
+  auto put = [this, record] { return store_.PutFunction(record); };
+  auto stored = co_await Offload(workers_, std::move(put));
   if (!stored) {
     functions_.erase(record.id);
     co_return tl::unexpected(stored.error());
@@ -137,7 +138,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std
     f->record.timeout_seconds = candidate.timeout_seconds;
     f->record.updated_at_ms = candidate.updated_at_ms;
     const store::FunctionRecord snapshot = f->record;
-    auto stored = co_await Offload(workers_, [this, snapshot] { return store_.PutFunction(snapshot); });
+    auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
+    auto stored = co_await Offload(workers_, std::move(put));
     if (!stored) co_return tl::unexpected(stored.error());
     f = Find(id);
     if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
@@ -161,9 +163,10 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   if (!target) {
     failure = target.error().message;
   } else {
-    auto written = co_await Offload(workers_, [this, candidate, version, t = *target] {
+    auto write = [this, candidate, version, t = *target] {
       return WriteCode(candidate, version, t);
-    });
+    };
+    auto written = co_await Offload(workers_, std::move(write));
     auto built = BuildDeployment(candidate, version);
     if (!written) {
       failure = written.error().message;
@@ -214,7 +217,8 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
     f->first_deploy.reset();
   }
   const store::FunctionRecord snapshot = record;
-  auto stored = co_await Offload(workers_, [this, snapshot] { return store_.PutFunction(snapshot); });
+  auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
+  auto stored = co_await Offload(workers_, std::move(put));
   if (!stored) spdlog::error("function {}: state not stored: {}", id, stored.error().message);
 }
 
@@ -227,13 +231,14 @@ asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
   functions_.erase(it);
   scheduler_.Retire(id);
   const std::string dir = settings_.functions_dir + "/" + id;
-  co_return co_await Offload(workers_, [this, id, dir]() -> Result<void> {
+  auto remove = [this, id, dir]() -> Result<void> {
     auto deleted = store_.DeleteFunction(id);
     std::error_code ec;
     fs::remove_all(dir, ec);
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
     return {};
-  });
+  };
+  co_return co_await Offload(workers_, std::move(remove));
 }
 
 Function* FunctionService::Find(std::string_view id) {
