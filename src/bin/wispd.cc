@@ -65,10 +65,11 @@ int main(int argc, char** argv) {
     if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   }
   // The sandbox user must be able to reach the code directories it gets mounted.
-  fs::permissions(functions_dir, fs::perms::owner_all | fs::perms::others_exec |
-                                     fs::perms::group_exec, ec);
-  const std::string runtimes_dir =
-      config.runtimes_dir.empty() ? DefaultRuntimesDir() : fs::absolute(config.runtimes_dir).string();
+  fs::permissions(functions_dir,
+                  fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec, ec);
+  const std::string runtimes_dir = config.runtimes_dir.empty()
+                                       ? DefaultRuntimesDir()
+                                       : fs::absolute(config.runtimes_dir).string();
   if (!fs::exists(fs::path(runtimes_dir) / "node" / "bootstrap.js")) {
     return Fail(fmt::format("runtime shims not found in {} (set runtimes_dir)", runtimes_dir));
   }
@@ -82,8 +83,7 @@ int main(int argc, char** argv) {
   launcher_options.enforce_limits = config.enforce_limits;
   auto launcher = sandbox::Launcher::Fork(launcher_options);
   if (!launcher) {
-    return Fail(fmt::format("cannot start the sandbox launcher: {}",
-                            launcher.error().message) +
+    return Fail(fmt::format("cannot start the sandbox launcher: {}", launcher.error().message) +
                 (config.enforce_limits
                      ? "\n  (to run without resource limits, unsafe: --no-enforce-limits)"
                      : ""));
@@ -126,9 +126,9 @@ int main(int argc, char** argv) {
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
   api::AddInvokeRoutes(router, invoker);
   const bool limits_enforced = cgroups != "none";
-  api::AddHealthRoutes(router, api::HealthInfo{std::chrono::steady_clock::now(),
-                                               &invoker.counters(), &functions, &scheduler,
-                                               limits_enforced});
+  api::AddHealthRoutes(
+      router, api::HealthInfo{std::chrono::steady_clock::now(), &invoker.counters(), &functions,
+                              &scheduler, limits_enforced});
   api::HttpServer server(io, router, config.max_request_bytes);
   if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
     return Fail(listening.error().message);

@@ -99,7 +99,8 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
       std::map<std::string, std::string> env;
       for (const auto& [name, v] : value.items()) {
         if (!v.is_string()) {
-          return MakeError(ErrorCode::kInvalidArgument, fmt::format("env.{} must be a string", name));
+          return MakeError(ErrorCode::kInvalidArgument,
+                           fmt::format("env.{} must be a string", name));
         }
         env[name] = v.get<std::string>();
       }
@@ -133,15 +134,14 @@ HttpResponse UnsupportedType() {
 void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                        scheduler::Scheduler& scheduler, store::Store& store,
                        store::InvocationWriter& writer, asio::thread_pool& workers) {
-  router.Add("POST", "/v1/functions",
-             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (!AcceptsJsonBody(request)) co_return UnsupportedType();
-               auto fields = ParseFields(request);
-               if (!fields) co_return ErrorResponse(fields.error());
-               auto created = co_await functions.Create(std::move(*fields));
-               if (!created) co_return ErrorResponse(created.error());
-               co_return JsonResponse(201, json{{"id", created->id}}.dump());
-             });
+  router.Add("POST", "/v1/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (!AcceptsJsonBody(request)) co_return UnsupportedType();
+    auto fields = ParseFields(request);
+    if (!fields) co_return ErrorResponse(fields.error());
+    auto created = co_await functions.Create(std::move(*fields));
+    if (!created) co_return ErrorResponse(created.error());
+    co_return JsonResponse(201, json{{"id", created->id}}.dump());
+  });
 
   router.Add("GET", "/v1/functions", [&](HttpRequest&) -> asio::awaitable<HttpResponse> {
     json items = json::array();
@@ -150,26 +150,29 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                                     -1, ' ', false, json::error_handler_t::replace));
   });
 
-  router.Add("GET", "/v1/functions/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-    const auto* f = functions.Find(request.params["id"]);
-    if (!f) co_return ErrorResponse(404, "function not found");
-    co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
-                                    -1, ' ', false, json::error_handler_t::replace));
-  });
+  router.Add("GET", "/v1/functions/:id",
+             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               const auto* f = functions.Find(request.params["id"]);
+               if (!f) co_return ErrorResponse(404, "function not found");
+               co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
+                                               -1, ' ', false, json::error_handler_t::replace));
+             });
 
-  router.Add("PUT", "/v1/functions/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-    if (!AcceptsJsonBody(request)) co_return UnsupportedType();
-    if (!functions.Find(request.params["id"])) co_return ErrorResponse(404, "function not found");
-    auto fields = ParseFields(request);
-    if (!fields) co_return ErrorResponse(fields.error());
-    const std::string id = request.params["id"];
-    auto updated = co_await functions.Update(id, std::move(*fields));
-    if (!updated) co_return ErrorResponse(updated.error());
-    const auto* f = functions.Find(id);
-    if (!f) co_return ErrorResponse(404, "function not found");
-    co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
-                                    -1, ' ', false, json::error_handler_t::replace));
-  });
+  router.Add("PUT", "/v1/functions/:id",
+             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               if (!AcceptsJsonBody(request)) co_return UnsupportedType();
+               if (!functions.Find(request.params["id"]))
+                 co_return ErrorResponse(404, "function not found");
+               auto fields = ParseFields(request);
+               if (!fields) co_return ErrorResponse(fields.error());
+               const std::string id = request.params["id"];
+               auto updated = co_await functions.Update(id, std::move(*fields));
+               if (!updated) co_return ErrorResponse(updated.error());
+               const auto* f = functions.Find(id);
+               if (!f) co_return ErrorResponse(404, "function not found");
+               co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
+                                               -1, ' ', false, json::error_handler_t::replace));
+             });
 
   router.Add("DELETE", "/v1/functions/:id",
              [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {

@@ -1,8 +1,8 @@
 #include "wisp/api/http_server.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 namespace wisp::api {
 namespace beast = boost::beast;
@@ -51,7 +51,8 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router, uint64_t m
     parser.body_limit(max_body_bytes);
     parser.header_limit(kMaxHeaderBytes);
     boost::system::error_code ec;
-    co_await http::async_read(socket, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read(socket, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::body_limit) {
       co_await Write(socket,
                      ErrorResponse(413, fmt::format("request body is larger than the limit of "

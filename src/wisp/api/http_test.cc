@@ -13,8 +13,9 @@ HttpResponse DispatchOnce(const Router& router, std::string method, std::string 
   request.method = std::move(method);
   request.path = std::move(path);
   HttpResponse response;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { response = co_await router.Dispatch(request); },
-                 asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { response = co_await router.Dispatch(request); },
+      asio::detached);
   io.run();
   return response;
 }

@@ -15,9 +15,9 @@ Result<std::string> ExtractEvent(const std::string& body) {
   simdjson::dom::element root;
   const auto error = parser.parse(body.data(), body.size()).get(root);
   if (error == simdjson::DEPTH_ERROR) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("event is nested too deeply (limit {} levels)",
-                                 simdjson::DEFAULT_MAX_DEPTH));
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("event is nested too deeply (limit {} levels)", simdjson::DEFAULT_MAX_DEPTH));
   }
   if (error) {
     return MakeError(ErrorCode::kInvalidArgument,
@@ -70,11 +70,10 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker) {
                HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
                if (outcome->result.status != scheduler::InvocationStatus::kSuccess) {
                  // As Lambda's X-Amz-Function-Error: the call worked, the function did not.
-                 response.headers.emplace_back("X-Wisp-Function-Error",
-                                               outcome->result.status ==
-                                                       scheduler::InvocationStatus::kTimeout
-                                                   ? "Timeout"
-                                                   : "Unhandled");
+                 response.headers.emplace_back(
+                     "X-Wisp-Function-Error",
+                     outcome->result.status == scheduler::InvocationStatus::kTimeout ? "Timeout"
+                                                                                     : "Unhandled");
                }
                co_return response;
              });

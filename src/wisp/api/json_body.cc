@@ -9,9 +9,9 @@ Result<void> CheckJson(std::string_view body) {
   simdjson::dom::element element;
   const auto error = parser.parse(body.data(), body.size()).get(element);
   if (error == simdjson::DEPTH_ERROR) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("JSON is nested too deeply (limit {} levels)",
-                                 simdjson::DEFAULT_MAX_DEPTH));
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("JSON is nested too deeply (limit {} levels)", simdjson::DEFAULT_MAX_DEPTH));
   }
   if (error) {
     return MakeError(ErrorCode::kInvalidArgument,

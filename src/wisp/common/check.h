@@ -6,25 +6,25 @@
 
 #include <fmt/format.h>
 
-#define WISP_CHECK(cond)                                                              \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-      std::abort();                                                                   \
-    }                                                                                 \
+#define WISP_CHECK(cond)                                                            \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
-#define WISP_CHECK_OP(a, op, b)                                                          \
-  do {                                                                                   \
-    const auto& wisp_a_ = (a);                                                           \
-    const auto& wisp_b_ = (b);                                                           \
-    if (!(wisp_a_ op wisp_b_)) {                                                         \
-      std::fputs(fmt::format("{}:{}: CHECK failed: {} {} {} ({} vs {})\n", __FILE__,     \
-                             __LINE__, #a, #op, #b, wisp_a_, wisp_b_)                    \
-                     .c_str(),                                                           \
-                 stderr);                                                                \
-      std::abort();                                                                      \
-    }                                                                                    \
+#define WISP_CHECK_OP(a, op, b)                                                                    \
+  do {                                                                                             \
+    const auto& wisp_a_ = (a);                                                                     \
+    const auto& wisp_b_ = (b);                                                                     \
+    if (!(wisp_a_ op wisp_b_)) {                                                                   \
+      std::fputs(fmt::format("{}:{}: CHECK failed: {} {} {} ({} vs {})\n", __FILE__, __LINE__, #a, \
+                             #op, #b, wisp_a_, wisp_b_)                                            \
+                     .c_str(),                                                                     \
+                 stderr);                                                                          \
+      std::abort();                                                                                \
+    }                                                                                              \
   } while (0)
 
 #define WISP_CHECK_EQ(a, b) WISP_CHECK_OP(a, ==, b)

@@ -14,15 +14,15 @@
 namespace wisp {
 
 enum class ErrorCode {
-  kInvalidArgument,   // the caller's input is wrong (HTTP 400)
-  kNotFound,          // 404
-  kAlreadyExists,     // 409
-  kFailedPrecondition,// the object is not in a state that allows this (409)
-  kTooLarge,          // 413
-  kResourceExhausted, // a limit was hit (429)
-  kUnavailable,       // try again later (503)
+  kInvalidArgument,     // the caller's input is wrong (HTTP 400)
+  kNotFound,            // 404
+  kAlreadyExists,       // 409
+  kFailedPrecondition,  // the object is not in a state that allows this (409)
+  kTooLarge,            // 413
+  kResourceExhausted,   // a limit was hit (429)
+  kUnavailable,         // try again later (503)
   kTimeout,
-  kInternal,          // a syscall or library failed (500)
+  kInternal,  // a syscall or library failed (500)
 };
 
 std::string_view ErrorCodeName(ErrorCode code);

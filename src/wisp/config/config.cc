@@ -151,9 +151,9 @@ Result<void> ApplyConfigFile(const std::string& path, Config& config) {
     } else if (value.is_floating()) {
       text = std::to_string(value.as_floating());
     } else {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       fmt::format("config file {}: '{}' must be a string, number or boolean",
-                                   path, key));
+      return MakeError(
+          ErrorCode::kInvalidArgument,
+          fmt::format("config file {}: '{}' must be a string, number or boolean", path, key));
     }
     if (auto applied = setting->apply(config, fmt::format("{} ({})", key, path), text); !applied) {
       return applied;
@@ -181,7 +181,8 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   bool log_json = false, no_limits = false;
   app.add_option("--config", config_file, "TOML configuration file")->envname("WISP_CONFIG");
   app.add_option("--listen", listen, "HOST:PORT of the public API (default 127.0.0.1:18080)");
-  app.add_option("--data-dir", data_dir, "directory for the store and function code (default ./data)");
+  app.add_option("--data-dir", data_dir,
+                 "directory for the store and function code (default ./data)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_flag("--log-json", log_json, "write logs as JSON lines");
   app.add_flag("--no-enforce-limits", no_limits,
@@ -201,7 +202,8 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
       return tl::unexpected(applied.error());
     }
   }
-  if (auto applied = ApplyEnvironment(config, [](const char* n) -> const char* { return std::getenv(n); });
+  if (auto applied =
+          ApplyEnvironment(config, [](const char* n) -> const char* { return std::getenv(n); });
       !applied) {
     return tl::unexpected(applied.error());
   }

@@ -28,7 +28,7 @@ struct Config {
   uint32_t sandbox_gid = 65534;
   uint64_t sandbox_tmp_mb = 512;
   uint32_t sandbox_pids_limit = 1024;
-  bool enforce_limits = true;  // refuse to start when cgroup limits cannot be applied
+  bool enforce_limits = true;        // refuse to start when cgroup limits cannot be applied
   double init_timeout_seconds = 10;  // spawn until the runtime's first /next
 
   // Scheduling.

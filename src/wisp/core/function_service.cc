@@ -50,8 +50,8 @@ Result<void> FunctionService::Load() {
     const bool interrupted = record.state == "creating" || record.state == "deploying";
     if (record.state == "ready") {
       auto target = ParseHandler(record.runtime, record.handler);
-      auto deployment = target ? BuildDeployment(record, record.version)
-                               : tl::unexpected(target.error());
+      auto deployment =
+          target ? BuildDeployment(record, record.version) : tl::unexpected(target.error());
       if (target && deployment && WriteCode(record, record.version, *target)) {
         function->deployment = *deployment;
       } else {
@@ -75,8 +75,9 @@ Result<void> FunctionService::Load() {
 
 asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionFields fields) {
   if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
-  for (const char* missing : {!fields.name ? "name" : nullptr, !fields.runtime ? "runtime" : nullptr,
-                              !fields.code ? "code" : nullptr}) {
+  for (const char* missing :
+       {!fields.name ? "name" : nullptr, !fields.runtime ? "runtime" : nullptr,
+        !fields.code ? "code" : nullptr}) {
     if (missing) {
       co_return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} is required", missing));
     }
@@ -177,13 +178,14 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
       auto warmed = co_await scheduler_.Warm(deployment);
       if (!warmed) {
         failure = warmed.error().message;
-        for (const auto& line : warmed.error().logs) spdlog::debug("deploy {} v{}: {}", candidate.name, version, line);
+        for (const auto& line : warmed.error().logs)
+          spdlog::debug("deploy {} v{}: {}", candidate.name, version, line);
       }
     }
   }
 
   Function* f = Find(id);
-  if (!f) co_return;  // deleted meanwhile
+  if (!f) co_return;                            // deleted meanwhile
   if (f->latest_version != version) co_return;  // a newer update superseded this one
 
   store::FunctionRecord& record = f->record;
@@ -199,8 +201,8 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
     spdlog::info("function {} ({}) version {} ready in {:.1f} ms", record.name, id, version,
                  std::chrono::duration<double, std::milli>(clock_.Now() - started).count());
   } else {
-    spdlog::info("function {} ({}) version {} failed to deploy: {}", candidate.name, id,
-                 version, failure);
+    spdlog::info("function {} ({}) version {} failed to deploy: {}", candidate.name, id, version,
+                 failure);
     if (f->deployment) {
       // The version that serves keeps serving; the item shows why the new one did not load.
       record.error = fmt::format("version {} failed to load: {}", version, failure);
@@ -285,8 +287,9 @@ Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int
   }
   // The sandbox user is not the owner: everything must be world-readable, nothing writable.
   for (fs::path p = file.parent_path(); p != dir.parent_path(); p = p.parent_path()) {
-    fs::permissions(p, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                           fs::perms::others_read | fs::perms::others_exec,
+    fs::permissions(p,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec,
                     ec);
   }
   const fs::path temp = file.string() + ".tmp";
@@ -295,11 +298,14 @@ Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int
     out.write(record.code.data(), static_cast<std::streamsize>(record.code.size()));
     if (!out) return MakeError(ErrorCode::kInternal, fmt::format("write {}", temp.string()));
   }
-  fs::permissions(temp, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                            fs::perms::others_read,
+  fs::permissions(temp,
+                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                      fs::perms::others_read,
                   ec);
   fs::rename(temp, file, ec);
-  if (ec) return MakeError(ErrorCode::kInternal, fmt::format("rename {}: {}", file.string(), ec.message()));
+  if (ec)
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("rename {}: {}", file.string(), ec.message()));
   return {};
 }
 

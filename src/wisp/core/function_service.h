@@ -44,8 +44,7 @@ struct Function {
 class FunctionService {
  public:
   FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
-                  scheduler::Scheduler& scheduler, const Clock& clock,
-                  DeploymentSettings settings);
+                  scheduler::Scheduler& scheduler, const Clock& clock, DeploymentSettings settings);
 
   // Reads every function from the store. Called once, before serving. Functions come back
   // ready to start instances on their first call.

@@ -32,11 +32,17 @@ bool IsModulePath(std::string_view s) {
 }
 
 // Variables the platform sets; a function may not override them.
-const std::set<std::string, std::less<>> kReservedEnv = {
-    "AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_EXECUTION_ENV", "_X_AMZN_TRACE_ID"};
+const std::set<std::string, std::less<>> kReservedEnv = {"AWS_LAMBDA_RUNTIME_API",
+                                                         "_HANDLER",
+                                                         "LAMBDA_TASK_ROOT",
+                                                         "LAMBDA_RUNTIME_DIR",
+                                                         "AWS_LAMBDA_FUNCTION_NAME",
+                                                         "AWS_LAMBDA_FUNCTION_VERSION",
+                                                         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                                         "AWS_LAMBDA_LOG_GROUP_NAME",
+                                                         "AWS_LAMBDA_LOG_STREAM_NAME",
+                                                         "AWS_EXECUTION_ENV",
+                                                         "_X_AMZN_TRACE_ID"};
 
 tl::unexpected<Error> Invalid(std::string message) {
   return MakeError(ErrorCode::kInvalidArgument, std::move(message));
@@ -79,19 +85,17 @@ Result<void> ValidateFields(const FunctionFields& f) {
                                kMaxTimeoutSeconds));
   }
   if (f.memory_mb && (*f.memory_mb < kMinMemoryMb || *f.memory_mb > kMaxMemoryMb)) {
-    return Invalid(
-        fmt::format("memory_mb must be between {} and {}", kMinMemoryMb, kMaxMemoryMb));
+    return Invalid(fmt::format("memory_mb must be between {} and {}", kMinMemoryMb, kMaxMemoryMb));
   }
   if (f.vcpu && !(*f.vcpu >= kMinVcpu && *f.vcpu <= kMaxVcpu)) {
     return Invalid(fmt::format("vcpu must be between {} and {}", kMinVcpu, kMaxVcpu));
   }
   if (f.env) {
     for (const auto& [key, value] : *f.env) {
-      const bool valid_key =
-          !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0])) &&
-          std::all_of(key.begin(), key.end(), [](char c) {
-            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-          });
+      const bool valid_key = !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0])) &&
+                             std::all_of(key.begin(), key.end(), [](char c) {
+                               return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                             });
       if (!valid_key) {
         return Invalid(fmt::format("env: '{}' is not a valid variable name", key));
       }
@@ -111,7 +115,8 @@ std::string HandlerTarget::file_name(std::string_view runtime) const {
 }
 
 Result<HandlerTarget> ParseHandler(std::string_view runtime, std::string_view handler) {
-  if (handler.empty()) return Invalid("handler is empty: name the function to call, e.g. \"handler\"");
+  if (handler.empty())
+    return Invalid("handler is empty: name the function to call, e.g. \"handler\"");
   HandlerTarget target;
   const auto dot = handler.rfind('.');
   if (dot == std::string_view::npos) {
@@ -127,8 +132,8 @@ Result<HandlerTarget> ParseHandler(std::string_view runtime, std::string_view ha
         handler, target.module));
   }
   if (!IsIdentifier(target.function)) {
-    return Invalid(fmt::format("handler '{}': '{}' is not a function name", handler,
-                               target.function));
+    return Invalid(
+        fmt::format("handler '{}': '{}' is not a function name", handler, target.function));
   }
   return target;
 }

@@ -24,9 +24,9 @@ TEST(ParseHandler, FileDotFunction) {
 }
 
 TEST(ParseHandler, RefusesEscapesAndNonsense) {
-  for (const char* bad : {"", "../../etc/passwd.handler", "/etc/passwd.x", "a/../b.handler",
-                          "a//b.handler", "index.", ".handler", "index.1abc", "in dex.handler",
-                          "index.hand-ler"}) {
+  for (const char* bad :
+       {"", "../../etc/passwd.handler", "/etc/passwd.x", "a/../b.handler", "a//b.handler", "index.",
+        ".handler", "index.1abc", "in dex.handler", "index.hand-ler"}) {
     auto target = ParseHandler("node", bad);
     EXPECT_FALSE(target) << bad;
     if (!target) EXPECT_EQ(target.error().code, ErrorCode::kInvalidArgument);

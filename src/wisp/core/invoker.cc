@@ -25,10 +25,10 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   }
   if (!function->deployment) {
     ++counters_.rejected;
-    co_return MakeError(ErrorCode::kFailedPrecondition,
-                        fmt::format("function {} is not ready (state {}): {}",
-                                    function->record.name, function->record.state,
-                                    function->record.error));
+    co_return MakeError(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("function {} is not ready (state {}): {}", function->record.name,
+                    function->record.state, function->record.error));
   }
 
   ++counters_.in_flight;
@@ -60,13 +60,20 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   InvokeOutcome outcome;
   outcome.request_id = request_id;
   outcome.version = deployment->version;
-  outcome.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
+  outcome.duration_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
   outcome.result = std::move(*result);
   ++counters_.total;
   switch (outcome.result.status) {
-    case scheduler::InvocationStatus::kSuccess: ++counters_.success; break;
-    case scheduler::InvocationStatus::kError: ++counters_.error; break;
-    case scheduler::InvocationStatus::kTimeout: ++counters_.timeout; break;
+    case scheduler::InvocationStatus::kSuccess:
+      ++counters_.success;
+      break;
+    case scheduler::InvocationStatus::kError:
+      ++counters_.error;
+      break;
+    case scheduler::InvocationStatus::kTimeout:
+      ++counters_.timeout;
+      break;
   }
 
   record.id = request_id;

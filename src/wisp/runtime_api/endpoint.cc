@@ -1,8 +1,8 @@
 #include "wisp/runtime_api/endpoint.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include "wisp/common/json_text.h"
 
@@ -51,11 +51,11 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       if (endpoint_->closed_) co_return;
       if (ec == http::error::body_limit) {
         endpoint_->ReportTooLarge();
-        co_await Reply(http::status::payload_too_large,
-                       ErrorBody("RequestEntityTooLarge",
-                                 fmt::format("response exceeds {} bytes",
-                                             endpoint_->max_response_bytes_)),
-                       /*keep_alive=*/false);
+        co_await Reply(
+            http::status::payload_too_large,
+            ErrorBody("RequestEntityTooLarge",
+                      fmt::format("response exceeds {} bytes", endpoint_->max_response_bytes_)),
+            /*keep_alive=*/false);
         co_return;
       }
       if (ec) co_return;  // the runtime closed the connection or sent garbage
@@ -80,9 +80,9 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     if (path == "/runtime/init/error") {
       if (method != http::verb::post) co_return co_await MethodNotAllowed();
       if (!endpoint_->in_flight_request_id_.empty() || endpoint_->initialized_) {
-        co_return co_await Reply(http::status::forbidden,
-                                 ErrorBody("InvalidStateTransition",
-                                           "init/error after initialisation finished"));
+        co_return co_await Reply(
+            http::status::forbidden,
+            ErrorBody("InvalidStateTransition", "init/error after initialisation finished"));
       }
       std::string type(request[kErrorTypeHeader]);
       endpoint_->owner_.OnInitError(std::move(type), std::move(request.body()));
@@ -120,9 +120,9 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<bool> Next() {
     Endpoint& e = *endpoint_;
     if (e.next_wakeup_) {
-      co_return co_await Reply(http::status::forbidden,
-                               ErrorBody("InvalidStateTransition",
-                                         "another GET /next is already waiting"));
+      co_return co_await Reply(
+          http::status::forbidden,
+          ErrorBody("InvalidStateTransition", "another GET /next is already waiting"));
     }
     if (!e.in_flight_request_id_.empty()) {
       // The runtime moved on without answering: that invocation failed.
@@ -197,14 +197,16 @@ Endpoint::Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& ow
 Endpoint::~Endpoint() { Close(); }
 
 void Endpoint::Start() {
-  asio::co_spawn(io_, [self = shared_from_this()] { return self->AcceptLoop(); }, asio::detached);
+  asio::co_spawn(
+      io_, [self = shared_from_this()] { return self->AcceptLoop(); }, asio::detached);
 }
 
 asio::awaitable<void> Endpoint::AcceptLoop() {
   auto self = shared_from_this();
   while (!closed_) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (closed_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
       co_return;
     }
@@ -213,7 +215,8 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
     auto connection = std::make_shared<Connection>(self, std::move(socket));
     connections_.push_back(connection);
     std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
-    asio::co_spawn(io_, [connection] { return connection->Serve(); }, asio::detached);
+    asio::co_spawn(
+        io_, [connection] { return connection->Serve(); }, asio::detached);
   }
 }
 

@@ -20,7 +20,7 @@ namespace wisp::runtime_api {
 // One event for the runtime, as GET /next returns it.
 struct NextEvent {
   std::string request_id;
-  std::string body;  // the event, JSON
+  std::string body;         // the event, JSON
   int64_t deadline_ms = 0;  // epoch milliseconds
   std::string function_arn;
   std::string trace_id;

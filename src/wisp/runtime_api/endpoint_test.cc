@@ -125,7 +125,8 @@ TEST_F(EndpointTest, NextDeliversEventWithLambdaHeadersThenResponseIsAccepted) {
   RunClient([&] {
     RuntimeClient runtime(port_);
     next = runtime.Request("GET", "/2018-06-01/runtime/invocation/next");
-    posted = runtime.Request("POST", "/2018-06-01/runtime/invocation/req-1/response", R"({"ok":1})");
+    posted =
+        runtime.Request("POST", "/2018-06-01/runtime/invocation/req-1/response", R"({"ok":1})");
     again = runtime.Request("POST", "/runtime/invocation/req-1/response", R"({"ok":2})");
   });
   EXPECT_NE(next.find("HTTP/1.1 200"), std::string::npos);

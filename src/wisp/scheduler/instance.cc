@@ -71,14 +71,14 @@ Instance::~Instance() {
 
 void Instance::Attach(sandbox::SpawnedInstance spawned) {
   pid_ = spawned.pid;
-  endpoint_ = std::make_shared<runtime_api::Endpoint>(scheduler_.io_,
-                                                      std::move(spawned.runtime_api_listener),
-                                                      *this, scheduler_.options_.max_response_bytes);
+  endpoint_ = std::make_shared<runtime_api::Endpoint>(
+      scheduler_.io_, std::move(spawned.runtime_api_listener), *this,
+      scheduler_.options_.max_response_bytes);
   endpoint_->Start();
-  output_ = std::make_unique<asio::posix::stream_descriptor>(scheduler_.io_,
-                                                             spawned.output.Release());
-  asio::co_spawn(scheduler_.io_, [self = shared_from_this()] { return self->ReadOutput(); },
-                 asio::detached);
+  output_ =
+      std::make_unique<asio::posix::stream_descriptor>(scheduler_.io_, spawned.output.Release());
+  asio::co_spawn(
+      scheduler_.io_, [self = shared_from_this()] { return self->ReadOutput(); }, asio::detached);
 }
 
 asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
@@ -104,8 +104,8 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     current.result.status = InvocationStatus::kTimeout;
     current.result.response_json = ErrorDocument(
         "Sandbox.Timedout",
-        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds",
-                    request.request_id, std::chrono::duration<double>(timeout).count()));
+        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
+                    std::chrono::duration<double>(timeout).count()));
     current_ = nullptr;
     // A runtime past its deadline may be stuck anywhere: it and everything it started go.
     scheduler_.RetireInstance(self);
@@ -154,9 +154,9 @@ void Instance::OnInitTimeout() {
   if (state_ != State::kStarting) return;
   StartFailure failure;
   failure.error_type = "Runtime.InitTimeout";
-  failure.message = fmt::format(
-      "the runtime did not become ready within {:.1f} seconds",
-      std::chrono::duration<double>(scheduler_.options_.init_timeout).count());
+  failure.message =
+      fmt::format("the runtime did not become ready within {:.1f} seconds",
+                  std::chrono::duration<double>(scheduler_.options_.init_timeout).count());
   failure.document_json = ErrorDocument(failure.error_type, failure.message);
   init_failure_ = std::move(failure);
   scheduler_.RetireInstance(shared_from_this());
@@ -171,8 +171,7 @@ std::string Instance::DescribeExit(const sandbox::ExitStatus& status,
   *error_type = "Runtime.ExitError";
   if (status.signal != 0) {
     const char* name = sigabbrev_np(status.signal);
-    return fmt::format("runtime killed by signal {} (SIG{})", status.signal,
-                       name ? name : "?");
+    return fmt::format("runtime killed by signal {} (SIG{})", status.signal, name ? name : "?");
   }
   return fmt::format("runtime exited with code {}", status.exit_code);
 }

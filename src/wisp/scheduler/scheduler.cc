@@ -17,11 +17,16 @@ constexpr auto kReaperPeriod = std::chrono::seconds(5);
 
 std::string_view StateName(Instance::State state) {
   switch (state) {
-    case Instance::State::kStarting: return "starting";
-    case Instance::State::kIdle: return "idle";
-    case Instance::State::kBusy: return "busy";
-    case Instance::State::kRetiring: return "retiring";
-    case Instance::State::kGone: return "gone";
+    case Instance::State::kStarting:
+      return "starting";
+    case Instance::State::kIdle:
+      return "idle";
+    case Instance::State::kBusy:
+      return "busy";
+    case Instance::State::kRetiring:
+      return "retiring";
+    case Instance::State::kGone:
+      return "gone";
   }
   return "unknown";
 }
@@ -30,9 +35,12 @@ std::string_view StateName(Instance::State state) {
 
 std::string_view InvocationStatusName(InvocationStatus status) {
   switch (status) {
-    case InvocationStatus::kSuccess: return "success";
-    case InvocationStatus::kError: return "error";
-    case InvocationStatus::kTimeout: return "timeout";
+    case InvocationStatus::kSuccess:
+      return "success";
+    case InvocationStatus::kError:
+      return "error";
+    case InvocationStatus::kTimeout:
+      return "timeout";
   }
   return "error";
 }
@@ -111,9 +119,9 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   }
 
   Waiter waiter(co_await asio::this_coro::executor, deployment->version);
-  const size_t live = static_cast<size_t>(std::count_if(
-      pool.instances.begin(), pool.instances.end(),
-      [](const auto& i) { return i->state() != Instance::State::kRetiring; }));
+  const size_t live = static_cast<size_t>(
+      std::count_if(pool.instances.begin(), pool.instances.end(),
+                    [](const auto& i) { return i->state() != Instance::State::kRetiring; }));
   const bool start = force_new || live < deployment->max_instances;
   if (start) {
     StartInstance(deployment);
@@ -135,10 +143,10 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   } else if (shut_down_) {
     acquired.error = Error{ErrorCode::kUnavailable, "wispd is shutting down"};
   } else {
-    acquired.error = Error{
-        ErrorCode::kResourceExhausted,
-        fmt::format("function {} is at its concurrency limit ({} instances); retry later",
-                    deployment->function_name, deployment->max_instances)};
+    acquired.error =
+        Error{ErrorCode::kResourceExhausted,
+              fmt::format("function {} is at its concurrency limit ({} instances); retry later",
+                          deployment->function_name, deployment->max_instances)};
   }
   co_return acquired;
 }
@@ -160,8 +168,8 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
       StartFailure failure;
       failure.error_type = "Wisp.SandboxError";
       failure.message = "the sandbox could not be started: " + spawned.error().message;
-      failure.document_json = fmt::format(R"({{"errorType":"Wisp.SandboxError","errorMessage":{}}})",
-                                          JsonString(failure.message));
+      failure.document_json = fmt::format(
+          R"({{"errorType":"Wisp.SandboxError","errorMessage":{}}})", JsonString(failure.message));
       instance->set_state(Instance::State::kGone);
       OnInstanceFailedToStart(instance, std::move(failure));
       OnInstanceGone(instance);

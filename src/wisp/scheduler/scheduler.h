@@ -92,7 +92,8 @@ class Scheduler {
 
   // Starts a fresh instance of `deployment` and waits until its runtime has loaded the code and
   // asked for work. The instance then stays warm for the first call.
-  asio::awaitable<tl::expected<void, StartFailure>> Warm(std::shared_ptr<const Deployment> deployment);
+  asio::awaitable<tl::expected<void, StartFailure>> Warm(
+      std::shared_ptr<const Deployment> deployment);
 
   // Runs one invocation. An error Result means no instance could take the call
   // (kResourceExhausted: the function is at its limit for longer than the queue wait;
@@ -143,7 +144,7 @@ class Scheduler {
   sandbox::Backend& backend_;
   const Clock& clock_;
   const SchedulerOptions options_;
-  std::map<std::string, FunctionPool> pools_;                    // by function id
+  std::map<std::string, FunctionPool> pools_;                   // by function id
   std::map<std::string, std::shared_ptr<Instance>> instances_;  // by instance id
   asio::steady_timer reaper_;
   bool shut_down_ = false;

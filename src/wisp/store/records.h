@@ -19,9 +19,9 @@ struct FunctionRecord {
   int memory_mb = 256;
   double vcpu = 1;
   std::map<std::string, std::string> env;
-  int version = 1;      // the version that serves calls
-  std::string state;    // creating | deploying | ready | error
-  std::string error;    // why the last deploy failed; empty when it did not
+  int version = 1;    // the version that serves calls
+  std::string state;  // creating | deploying | ready | error
+  std::string error;  // why the last deploy failed; empty when it did not
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   std::optional<int64_t> last_invoked_at_ms;

@@ -84,9 +84,8 @@ tl::unexpected<Error> SqliteError(sqlite3* db, std::string_view what) {
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -225,8 +224,8 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
     }
     stmt.Bind(8, r.event_json);
     stmt.Bind(9, r.response_json);
-    stmt.Bind(10, nlohmann::json(r.logs).dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace));
+    stmt.Bind(
+        10, nlohmann::json(r.logs).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     stmt.Bind(11, r.invoked_at_ms);
     if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "put invocation");
   }
