@@ -35,23 +35,33 @@ bool IsValidJson(std::string_view text) {
 }
 
 // An error the runtime reported, as a document with at least errorType and errorMessage. The
-// runtime's own JSON object is kept as is; anything else becomes the message.
-std::string NormaliseErrorDocument(std::string_view type, std::string_view body,
-                                   std::string* message_out = nullptr) {
+// runtime's own JSON object is kept as is; anything else becomes the message. The type comes
+// from the document, else from the Lambda-Runtime-Function-Error-Type header.
+struct ErrorReport {
+  std::string type;
+  std::string message;
+  std::string document;
+};
+
+ErrorReport NormaliseError(std::string_view header_type, std::string_view body) {
+  ErrorReport report;
+  report.type = header_type.empty() ? "Runtime.Unknown" : std::string(header_type);
+  report.message = std::string(body);
   simdjson::dom::element element;
   if (Parser().parse(body.data(), body.size()).get(element) == simdjson::SUCCESS &&
       element.is_object()) {
-    std::string_view message;
+    std::string_view message, type;
     const bool has_message = element["errorMessage"].get(message) == simdjson::SUCCESS;
-    std::string_view doc_type;
-    const bool has_type = element["errorType"].get(doc_type) == simdjson::SUCCESS;
-    if (message_out) *message_out = has_message ? std::string(message) : std::string(body);
-    if (has_message && has_type) return std::string(body);
-    return ErrorDocument(has_type ? doc_type : (type.empty() ? "Runtime.Unknown" : type),
-                         has_message ? message : body);
+    const bool has_type = element["errorType"].get(type) == simdjson::SUCCESS;
+    if (has_message) report.message = std::string(message);
+    if (has_type) report.type = std::string(type);
+    if (has_message && has_type) {
+      report.document = std::string(body);
+      return report;
+    }
   }
-  if (message_out) *message_out = std::string(body);
-  return ErrorDocument(type.empty() ? "Runtime.Unknown" : type, body);
+  report.document = ErrorDocument(report.type, report.message);
+  return report;
 }
 
 }  // namespace
@@ -139,13 +149,15 @@ void Instance::OnInvocationResponse(std::string body) {
 }
 
 void Instance::OnInvocationError(std::string error_type, std::string body) {
-  Finish(InvocationStatus::kError, NormaliseErrorDocument(error_type, body));
+  Finish(InvocationStatus::kError, NormaliseError(error_type, body).document);
 }
 
 void Instance::OnInitError(std::string error_type, std::string body) {
+  ErrorReport report = NormaliseError(error_type, body);
   StartFailure failure;
-  failure.document_json = NormaliseErrorDocument(error_type, body, &failure.message);
-  failure.error_type = error_type.empty() ? "Runtime.InitError" : error_type;
+  failure.error_type = std::move(report.type);
+  failure.message = std::move(report.message);
+  failure.document_json = std::move(report.document);
   init_failure_ = std::move(failure);
   scheduler_.RetireInstance(shared_from_this());
 }

@@ -1,0 +1,351 @@
+#include "wisp/scheduler/scheduler.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace wisp::scheduler {
+namespace {
+
+// A backend whose "sandboxes" are threads speaking the Runtime API over loopback, so the
+// scheduler and its instances are tested without namespaces or root. The runtime's behaviour
+// comes from the spawn spec's env (FAKE_MODE) and from each event.
+class FakeBackend final : public sandbox::Backend {
+ public:
+  explicit FakeBackend(asio::io_context& io) : io_(io) {}
+  ~FakeBackend() override { KillAll(); }
+
+  void Spawn(const sandbox::SpawnSpec& spec, SpawnCallback done) override {
+    ++spawned;
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(listener, 4);
+    socklen_t len = sizeof addr;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    int pipe_fds[2];
+    pipe2(pipe_fds, O_CLOEXEC);
+    fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
+
+    std::string mode = "echo";
+    for (const auto& e : spec.env) {
+      if (e.starts_with("FAKE_MODE=")) mode = e.substr(10);
+    }
+    auto runtime = std::make_shared<Runtime>();
+    runtime->id = spec.instance_id;
+    {
+      std::lock_guard lock(mutex_);
+      runtimes_[spec.instance_id] = runtime;
+    }
+    runtime->thread =
+        std::thread([this, runtime, port = ntohs(addr.sin_port), mode, out = pipe_fds[1]] {
+          const int code = RunRuntime(*runtime, port, mode, out);
+          close(out);
+          sandbox::ExitStatus status;
+          status.instance_id = runtime->id;
+          status.exit_code = runtime->killed ? -1 : code;
+          status.signal = runtime->killed ? 9 : 0;
+          asio::post(io_, [this, status] {
+            if (on_exit_) on_exit_(status);
+          });
+        });
+    sandbox::SpawnedInstance instance;
+    instance.pid = 1000 + spawned;
+    instance.runtime_api_listener = UniqueFd(listener);
+    instance.output = UniqueFd(pipe_fds[0]);
+    asio::post(
+        io_, [done = std::move(done), i = std::make_shared<sandbox::SpawnedInstance>(
+                                          std::move(instance))]() mutable { done(std::move(*i)); });
+  }
+
+  void Kill(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    auto it = runtimes_.find(id);
+    if (it == runtimes_.end()) return;
+    it->second->killed = true;
+    if (it->second->fd >= 0) shutdown(it->second->fd, SHUT_RDWR);
+  }
+
+  void SetExitCallback(ExitCallback on_exit) override { on_exit_ = std::move(on_exit); }
+
+  void KillAll() override {
+    std::map<std::string, std::shared_ptr<Runtime>> all;
+    {
+      std::lock_guard lock(mutex_);
+      all = runtimes_;
+    }
+    for (auto& [id, r] : all) Kill(id);
+    for (auto& [id, r] : all) {
+      if (r->thread.joinable()) r->thread.join();
+    }
+  }
+
+  std::atomic<int> spawned{0};
+
+ private:
+  struct Runtime {
+    std::string id;
+    std::atomic<int> fd{-1};
+    std::atomic<bool> killed{false};
+    std::thread thread;
+  };
+
+  static bool SendAll(int fd, const std::string& s) {
+    return send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  // Reads one HTTP response; returns false when the connection ended.
+  static bool ReadResponse(int fd, std::string& buffer, std::string& head, std::string& body) {
+    char chunk[4096];
+    for (;;) {
+      const auto end = buffer.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const auto cl = buffer.find("Content-Length: ");
+        const size_t length =
+            cl == std::string::npos || cl > end ? 0 : std::stoul(buffer.substr(cl + 16));
+        if (buffer.size() >= end + 4 + length) {
+          head = buffer.substr(0, end);
+          body = buffer.substr(end + 4, length);
+          buffer.erase(0, end + 4 + length);
+          return true;
+        }
+      }
+      const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return false;
+      buffer.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  static std::string Post(const std::string& path, const std::string& body) {
+    return "POST " + path +
+           " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           body;
+  }
+
+  // Returns the runtime's exit code.
+  static int RunRuntime(Runtime& runtime, uint16_t port, const std::string& mode, int out) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    runtime.fd = fd;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || runtime.killed) {
+      close(fd);
+      return 1;
+    }
+    std::string buffer, head, body;
+    int code = 0;
+    if (mode == "init_error") {
+      SendAll(fd, Post("/2018-06-01/runtime/init/error",
+                       R"({"errorType":"Runtime.ImportModuleError","errorMessage":"no module"})"));
+      ReadResponse(fd, buffer, head, body);
+      code = 1;
+    } else {
+      while (SendAll(fd, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n") &&
+             ReadResponse(fd, buffer, head, body)) {
+        const auto id_at = head.find("Lambda-Runtime-Aws-Request-Id: ");
+        const std::string id = head.substr(id_at + 31, head.find("\r\n", id_at) - id_at - 31);
+        if (body.find("\"crash\"") != std::string::npos) {
+          code = 1;
+          break;
+        }
+        const auto sleep_at = body.find("\"sleep_ms\":");
+        if (sleep_at != std::string::npos) {
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(std::stoi(body.substr(sleep_at + 11))));
+        }
+        const std::string line = "log for " + id + "\n";
+        (void)!write(out, line.data(), line.size());
+        if (!SendAll(fd, Post("/2018-06-01/runtime/invocation/" + id + "/response", body)) ||
+            !ReadResponse(fd, buffer, head, body)) {
+          break;
+        }
+      }
+    }
+    runtime.fd = -1;
+    close(fd);
+    return code;
+  }
+
+  asio::io_context& io_;
+  ExitCallback on_exit_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Runtime>> runtimes_;
+};
+
+class SchedulerTest : public testing::Test {
+ protected:
+  SchedulerTest() : backend_(io_) {
+    options_.init_timeout = std::chrono::seconds(5);
+    options_.queue_wait = std::chrono::milliseconds(100);
+  }
+
+  std::shared_ptr<const Deployment> MakeDeployment(int version = 1, uint32_t max_instances = 10,
+                                                   std::string mode = "echo") {
+    auto d = std::make_shared<Deployment>();
+    d->function_id = "f";
+    d->function_name = "f";
+    d->version = version;
+    d->max_instances = max_instances;
+    d->spawn.env = {"FAKE_MODE=" + mode};
+    return d;
+  }
+
+  InvokeRequest Request(std::string event, int timeout_ms = 2000) {
+    InvokeRequest r;
+    r.request_id = "req-" + std::to_string(++requests_);
+    r.event_json = std::move(event);
+    r.timeout = std::chrono::milliseconds(timeout_ms);
+    return r;
+  }
+
+  // Runs `body` as a coroutine on the io_context until it finishes, then shuts down.
+  void Run(std::function<asio::awaitable<void>(Scheduler&)> body) {
+    Scheduler scheduler(io_, backend_, clock_, options_);
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          co_await body(scheduler);
+          scheduler.Shutdown();
+          io_.stop();
+        },
+        asio::detached);
+    io_.run();
+  }
+
+  asio::io_context io_;
+  FakeBackend backend_;
+  SystemClock clock_;
+  SchedulerOptions options_;
+  int requests_ = 0;
+};
+
+TEST_F(SchedulerTest, WarmInstanceIsReusedAndLogsAreCollected) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment();
+    auto warmed = co_await s.Warm(d);
+    EXPECT_TRUE(warmed);
+    auto first = co_await s.Invoke(d, Request(R"({"n":1})"));
+    auto second = co_await s.Invoke(d, Request(R"({"n":2})"));
+    EXPECT_TRUE(first && second);
+    if (!first || !second) co_return;
+    EXPECT_EQ(first->status, InvocationStatus::kSuccess);
+    EXPECT_EQ(first->response_json, R"({"n":1})");
+    EXPECT_EQ(second->response_json, R"({"n":2})");
+    EXPECT_EQ(first->instance_id, second->instance_id);
+    EXPECT_FALSE(first->cold_start);
+    EXPECT_EQ(second->logs, std::vector<std::string>{"log for req-2"});
+  });
+  EXPECT_EQ(backend_.spawned, 1);
+}
+
+TEST_F(SchedulerTest, ConcurrentCallsGetTheirOwnInstances) {
+  std::set<std::string> instances;
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment();
+    int done = 0;
+    Event all_done(co_await asio::this_coro::executor);
+    for (int i = 0; i < 3; ++i) {
+      asio::co_spawn(
+          co_await asio::this_coro::executor,
+          [&, i]() -> asio::awaitable<void> {
+            auto r = co_await s.Invoke(d, Request(R"({"sleep_ms":200})"));
+            EXPECT_TRUE(r && r->status == InvocationStatus::kSuccess) << i;
+            if (r) instances.insert(r->instance_id);
+            if (++done == 3) all_done.Set();
+          },
+          asio::detached);
+    }
+    co_await all_done.Wait();
+  });
+  EXPECT_EQ(instances.size(), 3u);
+}
+
+TEST_F(SchedulerTest, BeyondTheLimitCallsWaitThenAreRefused) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment(1, /*max_instances=*/1);
+    EXPECT_TRUE(co_await s.Warm(d));
+    Event first_done(co_await asio::this_coro::executor);
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        [&]() -> asio::awaitable<void> {
+          auto r = co_await s.Invoke(d, Request(R"({"sleep_ms":400})"));
+          EXPECT_TRUE(r && r->status == InvocationStatus::kSuccess);
+          first_done.Set();
+        },
+        asio::detached);
+    // Let the first call take the only instance.
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+    co_await pause.async_wait(asio::use_awaitable);
+    auto refused = co_await s.Invoke(d, Request("{}"));
+    EXPECT_FALSE(refused);
+    if (!refused) EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted);
+    co_await first_done.Wait();
+  });
+}
+
+TEST_F(SchedulerTest, TimeoutKillsTheInstanceAndTheNextCallGetsAFreshOne) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment();
+    auto slow = co_await s.Invoke(d, Request(R"({"sleep_ms":1000})", /*timeout_ms=*/100));
+    EXPECT_TRUE(slow);
+    if (!slow) co_return;
+    EXPECT_EQ(slow->status, InvocationStatus::kTimeout);
+    EXPECT_NE(slow->response_json.find("Task timed out after 0.10 seconds"), std::string::npos);
+    auto next = co_await s.Invoke(d, Request(R"({"ok":1})"));
+    EXPECT_TRUE(next && next->status == InvocationStatus::kSuccess);
+    if (next) EXPECT_NE(next->instance_id, slow->instance_id);
+  });
+}
+
+TEST_F(SchedulerTest, CrashFailsTheCallWithTheExitCode) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment();
+    auto crashed = co_await s.Invoke(d, Request(R"({"crash":true})"));
+    EXPECT_TRUE(crashed);
+    if (!crashed) co_return;
+    EXPECT_EQ(crashed->status, InvocationStatus::kError);
+    EXPECT_NE(crashed->response_json.find("runtime exited with code 1"), std::string::npos);
+    auto next = co_await s.Invoke(d, Request(R"({"ok":1})"));
+    EXPECT_TRUE(next && next->status == InvocationStatus::kSuccess);
+  });
+}
+
+TEST_F(SchedulerTest, InitErrorFailsWarmWithTheRuntimesMessage) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto warmed = co_await s.Warm(MakeDeployment(1, 10, "init_error"));
+    EXPECT_FALSE(warmed);
+    if (!warmed) {
+      EXPECT_EQ(warmed.error().error_type, "Runtime.ImportModuleError");
+      EXPECT_EQ(warmed.error().message, "no module");
+    }
+    EXPECT_EQ(s.instance_count(), 0u);
+  });
+}
+
+TEST_F(SchedulerTest, RetireDropsOlderVersionsOnly) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await s.Warm(MakeDeployment(1)));
+    EXPECT_TRUE(co_await s.Warm(MakeDeployment(2)));
+    s.Retire("f", 2);
+    // Give the fake runtime of version 1 time to end and report it.
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::use_awaitable);
+    auto left = s.Instances("f");
+    EXPECT_EQ(left.size(), 1u);
+    if (!left.empty()) EXPECT_EQ(left[0].version, 2);
+  });
+}
+
+}  // namespace
+}  // namespace wisp::scheduler
