@@ -34,7 +34,8 @@ struct Deployment {
   int version = 0;
   sandbox::SpawnSpec spawn;  // instance_id is filled in per instance
   std::string function_arn;
-  uint32_t max_instances = 100;
+  uint32_t max_instances = 100;  // the function's concurrency limit
+  uint32_t min_instances = 0;    // kept warm even without traffic (provisioned concurrency)
   int memory_mb = 256;
 };
 
