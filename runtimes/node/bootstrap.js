@@ -28,11 +28,20 @@ const kCrlfCrlf = Buffer.from('\r\n\r\n');
 const kThisFile = __filename;
 
 const env = process.env;
-const kFunctionName = env.AWS_LAMBDA_FUNCTION_NAME;
-const kFunctionVersion = env.AWS_LAMBDA_FUNCTION_VERSION;
-const kMemorySize = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
-const kLogGroupName = env.AWS_LAMBDA_LOG_GROUP_NAME;
-const kLogStreamName = env.AWS_LAMBDA_LOG_STREAM_NAME;
+// The function's identity; a prewarmed instance learns it only when it is specialised.
+let kFunctionName;
+let kFunctionVersion;
+let kMemorySize;
+let kLogGroupName;
+let kLogStreamName;
+function readFunctionIdentity() {
+  kFunctionName = env.AWS_LAMBDA_FUNCTION_NAME;
+  kFunctionVersion = env.AWS_LAMBDA_FUNCTION_VERSION;
+  kMemorySize = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
+  kLogGroupName = env.AWS_LAMBDA_LOG_GROUP_NAME;
+  kLogStreamName = env.AWS_LAMBDA_LOG_STREAM_NAME;
+}
+readFunctionIdentity();
 
 // ---------------------------------------------------------------------------------------------
 // Minimal HTTP/1.1 client: one persistent connection, one request in flight at a time.
@@ -845,6 +854,21 @@ function makeStdioBlocking() {
   }
 }
 
+// A prewarmed instance starts before any function is chosen for it. Its first GET /next
+// answers with the Lambda-Runtime-Wisp-Specialize header and the function's environment (its
+// code is already visible under /var/task by then); from here on it is that function's instance.
+async function awaitSpecialisation() {
+  const res = await client.next();
+  if (res.status !== 200 || res.headers['lambda-runtime-wisp-specialize'] === undefined) {
+    process.stderr.write(`wisp runtime: expected a specialisation, got HTTP ${res.status}\n`);
+    process.exit(1);
+  }
+  const spec = JSON.parse(res.body.toString('utf8'));
+  for (const [key, value] of Object.entries(spec.env || {})) env[key] = String(value);
+  delete env.WISP_PREWARMED;
+  readFunctionIdentity();
+}
+
 async function main() {
   const hp = parseHostPort(env.AWS_LAMBDA_RUNTIME_API);
   if (hp === null) {
@@ -855,6 +879,8 @@ async function main() {
   makeStdioBlocking();
   process.on('uncaughtException', (err) => { onFatal(err, 'uncaughtException'); });
   process.on('unhandledRejection', (reason) => { onFatal(reason, 'unhandledRejection'); });
+
+  if (env.WISP_PREWARMED === '1') await awaitSpecialisation();
 
   try {
     handler = await loadHandler();

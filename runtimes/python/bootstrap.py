@@ -437,12 +437,33 @@ def _check_post(reply, what):
         os._exit(1)
 
 
+def _await_specialisation(client):
+    """A prewarmed instance starts before any function is chosen for it. Its first GET /next
+    answers with the Lambda-Runtime-Wisp-Specialize header and the function's environment (its
+    code is already visible under /var/task by then); from here on it is that function's."""
+    status, headers, body = client.next()
+    if status != 200 or "lambda-runtime-wisp-specialize" not in headers:
+        sys.stderr.write("wisp runtime: expected a specialisation, got HTTP %d\n" % status)
+        sys.exit(1)
+    for key, value in json.loads(body).get("env", {}).items():
+        _env[key] = str(value)
+    _env.pop("WISP_PREWARMED", None)
+    LambdaContext._function_name = _env.get("AWS_LAMBDA_FUNCTION_NAME")
+    LambdaContext._function_version = _env.get("AWS_LAMBDA_FUNCTION_VERSION")
+    LambdaContext._memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    LambdaContext._log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    LambdaContext._log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+
+
 def main():
     hp = _parse_host_port(_env.get("AWS_LAMBDA_RUNTIME_API"))
     if hp is None:
         sys.stderr.write("wisp runtime: AWS_LAMBDA_RUNTIME_API is missing or malformed\n")
         sys.exit(1)
     client = RuntimeClient(*hp)
+
+    if _env.get("WISP_PREWARMED") == "1":
+        _await_specialisation(client)
 
     try:
         handler = _load_handler()

@@ -14,8 +14,10 @@
 #include "wisp/common/clock.h"
 #include "wisp/common/logging.h"
 #include "wisp/config/config.h"
+#include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
+#include "wisp/queue/embedded_queue.h"
 #include "wisp/sandbox/launcher.h"
 #include "wisp/sandbox/process_jail.h"
 #include "wisp/scheduler/scheduler.h"
@@ -60,7 +62,10 @@ int main(int argc, char** argv) {
   const fs::path data_dir = fs::absolute(config.data_dir, ec);
   const fs::path sandbox_root = data_dir / "sandbox" / "root";
   const fs::path functions_dir = data_dir / "functions";
-  for (const auto& dir : {data_dir, sandbox_root, functions_dir}) {
+  const fs::path prewarm_dir = data_dir / "prewarm";
+  // Prewarmed instances' code directories are per run: whatever a previous run left is stale.
+  fs::remove_all(prewarm_dir, ec);
+  for (const auto& dir : {data_dir, sandbox_root, functions_dir, prewarm_dir}) {
     fs::create_directories(dir, ec);
     if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   }
@@ -98,6 +103,12 @@ int main(int argc, char** argv) {
   auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
   if (!opened) return Fail(opened.error().message);
   std::unique_ptr<store::SqliteStore> store = std::move(*opened);
+  // The async queue has a file of its own: its commits are fsync'd (group commit), the
+  // store's are not.
+  auto opened_queue = queue::EmbeddedQueue::Open((data_dir / "queue.db").string(),
+                                                 ToEpochMillis(std::chrono::system_clock::now()));
+  if (!opened_queue) return Fail(opened_queue.error().message);
+  std::unique_ptr<queue::EmbeddedQueue> async_queue = std::move(*opened_queue);
   store::InvocationWriter writer(*store);
   SystemClock clock;
   sandbox::ProcessJail jail(io, std::move(*launcher));
@@ -108,32 +119,56 @@ int main(int argc, char** argv) {
   scheduler_options.idle_keepalive = Millis(config.idle_instance_keepalive_seconds);
   scheduler_options.max_response_bytes = config.max_response_bytes;
   scheduler_options.max_log_bytes_per_invocation = config.max_log_bytes_per_invocation;
+  scheduler_options.max_instances_total = config.max_instances_total;
+  scheduler_options.max_queued_calls_per_function = config.max_queued_calls_per_function;
+  scheduler_options.memory_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                                          static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 100 *
+                                          config.memory_budget_percent;
   scheduler::Scheduler scheduler(io, jail, clock, scheduler_options);
 
   core::DeploymentSettings settings;
   settings.functions_dir = functions_dir.string();
+  settings.prewarm_dir = prewarm_dir.string();
   settings.runtimes_dir = runtimes_dir;
   settings.node_path = config.node_path;
   settings.python_path = config.python_path;
   settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;
   settings.pids_limit = config.sandbox_pids_limit;
   settings.max_instances_per_function = config.max_instances_per_function;
+  // Go functions compile as the sandbox user, which must be able to reach the build and cache
+  // directories: let it traverse (not list) the data directory.
+  settings.go.work_dir = (data_dir / "build").string();
+  settings.go.cache_dir = (data_dir / "go").string();
+  settings.go.uid = config.sandbox_uid;
+  settings.go.gid = config.sandbox_gid;
+  fs::permissions(data_dir, fs::perms::others_exec | fs::perms::group_exec, fs::perm_options::add,
+                  ec);
   core::FunctionService functions(io, workers, *store, scheduler, clock, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
+  scheduler.ConfigurePrewarm(
+      functions.PrewarmPools(config.prewarm_node_instances, config.prewarm_python_instances),
+      [&functions](const scheduler::Deployment& deployment, const std::string& code_dir) {
+        return functions.LinkCode(deployment, code_dir);
+      });
   core::Invoker invoker(functions, scheduler, writer, clock);
+  core::AsyncDispatcher dispatcher(io, workers, *async_queue, functions, invoker, clock,
+                                   core::AsyncOptions{});
 
   api::Router router;
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
-  api::AddInvokeRoutes(router, invoker);
+  api::AddInvokeRoutes(router, invoker, &dispatcher);
+  api::AddInvocationRoutes(router, dispatcher, *async_queue, workers);
+  api::AddSeed002Routes(router, functions, dispatcher, *async_queue, workers);
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &invoker.counters(), &functions,
-                              &scheduler, limits_enforced});
+                              &scheduler, limits_enforced, async_queue.get()});
   api::HttpServer server(io, router, config.max_request_bytes);
   if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
     return Fail(listening.error().message);
   }
   server.Start();
+  dispatcher.Start();
   spdlog::info("wispd listening on http://{}:{} (data {}, cgroups {})", config.listen_host,
                server.port(), data_dir.string(), cgroups);
 
@@ -144,6 +179,7 @@ int main(int argc, char** argv) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signal_number);
     server.Stop();
+    dispatcher.Stop();  // no new async attempt; those running finish or go back to the queue
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {

@@ -15,6 +15,11 @@ json Timestamp(std::optional<int64_t> ms) {
   return FormatIso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
 }
 
+json MetadataJson(const std::string& text) {
+  json value = json::parse(text, nullptr, false);
+  return value.is_object() ? value : json::object();
+}
+
 json FunctionJson(const core::Function& f, const scheduler::Scheduler& scheduler) {
   const auto& r = f.record;
   json item = {
@@ -32,6 +37,14 @@ json FunctionJson(const core::Function& f, const scheduler::Scheduler& scheduler
       {"created_at", Timestamp(r.created_at_ms)},
       {"updated_at", Timestamp(r.updated_at_ms)},
       {"last_invoked_at", Timestamp(r.last_invoked_at_ms)},
+      {"style", r.style},
+      {"max_retries", r.max_retries},
+      {"retry_delay_seconds", r.retry_delay_seconds},
+      {"max_event_age_seconds", r.max_event_age_seconds},
+      {"max_concurrency", r.max_concurrency},
+      {"min_instances", r.min_instances},
+      {"metadata", MetadataJson(r.metadata_json)},
+      {"version_label", r.version_label.empty() ? json(nullptr) : json(r.version_label)},
   };
   if (!r.error.empty()) item["error"] = r.error;
   // In place of the seeds' vm_id/guest_ip/port: the sandboxes serving this function.
@@ -85,12 +98,30 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
       if (key == "runtime") f.runtime = std::move(s);
       if (key == "handler") f.handler = std::move(s);
       if (key == "code") f.code = std::move(s);
-    } else if (key == "timeout_seconds" || key == "memory_mb") {
+    } else if (key == "timeout_seconds" || key == "memory_mb" || key == "max_retries" ||
+               key == "retry_delay_seconds" || key == "max_event_age_seconds" ||
+               key == "max_concurrency" || key == "min_instances") {
       if (!value.is_number_integer()) return wrong(key.c_str(), "an integer");
       const auto n = value.get<int64_t>();
       const int clamped = static_cast<int>(std::clamp<int64_t>(n, INT32_MIN, INT32_MAX));
       if (key == "timeout_seconds") f.timeout_seconds = clamped;
       if (key == "memory_mb") f.memory_mb = clamped;
+      if (key == "max_retries") f.max_retries = clamped;
+      if (key == "retry_delay_seconds") f.retry_delay_seconds = clamped;
+      if (key == "max_event_age_seconds") f.max_event_age_seconds = clamped;
+      if (key == "max_concurrency") f.max_concurrency = clamped;
+      if (key == "min_instances") f.min_instances = clamped;
+    } else if (key == "style") {
+      if (!value.is_string()) return wrong("style", "a string");
+      f.style = value.get<std::string>();
+    } else if (key == "metadata") {
+      if (!value.is_object()) return wrong("metadata", "a JSON object");
+      f.metadata_json = value.dump();
+    } else if (key == "version_label" || (key == "version" && value.is_string())) {
+      // The numeric "version" is wispd's and read-only; a string one is the user's label
+      // (seed 002 names its versions "1.0.0").
+      if (!value.is_string()) return wrong(key.c_str(), "a string");
+      f.version_label = value.get<std::string>();
     } else if (key == "vcpu") {
       if (!value.is_number()) return wrong("vcpu", "a number");
       f.vcpu = value.get<double>();

@@ -21,8 +21,18 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
         {"inFlightInvocations", c.in_flight.load()},
         {"functions", info.functions->List().size()},
         {"instances", info.scheduler->instance_count()},
+        {"prewarmed", info.scheduler->PrewarmedIdle()},
         {"sandboxLimitsEnforced", info.limits_enforced},
     };
+    if (info.queue) {
+      const auto q = info.queue->stats();
+      body["asyncQueue"] = {{"queued", q.queued},
+                            {"running", q.running},
+                            {"accepted", q.accepted},
+                            {"commits", q.commits}};
+    }
+    // Seed 002's clients read {"data": {"status": ...}}; /v1's read the top level.
+    body["data"] = {{"status", body["status"]}};
     if (!info.limits_enforced) {
       body["warning"] = "sandbox resource limits are NOT enforced (--no-enforce-limits)";
     }

@@ -55,19 +55,38 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
   return out;
 }
 
+// Server-Timing (W3C): where a call's time went inside wispd, in milliseconds. The reply's
+// own write is what the client measures beyond "total".
+std::string ServerTiming(std::chrono::nanoseconds parse, const scheduler::InvocationResult& result,
+                         std::chrono::nanoseconds total) {
+  const auto ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  return fmt::format("parse;dur={:.3f}, schedule;dur={:.3f}, runtime;dur={:.3f}, total;dur={:.3f}",
+                     ms(parse), ms(result.schedule_time), ms(result.runtime_time), ms(total));
+}
+
 }  // namespace
 
-void AddInvokeRoutes(Router& router, core::Invoker& invoker) {
+void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatcher* async) {
   router.Add("POST", "/v1/functions/:id/invoke",
-             [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+             [&invoker, async](HttpRequest& request) -> asio::awaitable<HttpResponse> {
                if (!AcceptsJsonBody(request)) {
                  co_return ErrorResponse(415, "Content-Type must be application/json");
                }
+               if (async && WantsAsyncInvoke(request)) {
+                 co_return co_await AcceptAsyncInvoke(*async, request);
+               }
+               const auto received = std::chrono::steady_clock::now();
                auto event = ExtractEvent(request.body);
                if (!event) co_return ErrorResponse(event.error());
+               const auto parsed = std::chrono::steady_clock::now();
                auto outcome = co_await invoker.Invoke(request.params["id"], std::move(*event));
                if (!outcome) co_return ErrorResponse(outcome.error());
                HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
+               response.headers.emplace_back(
+                   "Server-Timing", ServerTiming(parsed - received, outcome->result,
+                                                 std::chrono::steady_clock::now() - received));
                if (outcome->result.status != scheduler::InvocationStatus::kSuccess) {
                  // As Lambda's X-Amz-Function-Error: the call worked, the function did not.
                  response.headers.emplace_back(

@@ -4,8 +4,10 @@
 #include <chrono>
 
 #include "wisp/api/http.h"
+#include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
+#include "wisp/queue/queue.h"
 #include "wisp/store/invocation_writer.h"
 #include "wisp/store/store.h"
 
@@ -16,8 +18,25 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                        scheduler::Scheduler& scheduler, store::Store& store,
                        store::InvocationWriter& writer, asio::thread_pool& workers);
 
-// /v1/functions/:id/invoke: the synchronous invoke.
-void AddInvokeRoutes(Router& router, core::Invoker& invoker);
+// /v1/functions/:id/invoke: the synchronous invoke, or the asynchronous one (below) when
+// `async` is given and the request asks for it.
+void AddInvokeRoutes(Router& router, core::Invoker& invoker,
+                     core::AsyncDispatcher* async = nullptr);
+
+// The async invoke of /v1: the header X-Invocation-Type: Event, or "async": true in the body.
+bool WantsAsyncInvoke(const HttpRequest& request);
+// Queues the call; 202 {"invocation_id", "status": "queued"} once it is durable.
+asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async, HttpRequest& request);
+
+// /v1/invocations and /v1/dead-letters: the records of async invocations, and requeue.
+void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Queue& queue,
+                         asio::thread_pool& workers);
+
+// Seed 002's API beside /v1: /functions, /invoke, /invocations, with {"data": ...} bodies and
+// program-style functions.
+void AddSeed002Routes(Router& router, core::FunctionService& functions,
+                      core::AsyncDispatcher& async, queue::Queue& queue,
+                      asio::thread_pool& workers);
 
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {
@@ -26,6 +45,7 @@ struct HealthInfo {
   const core::FunctionService* functions;
   const scheduler::Scheduler* scheduler;
   bool limits_enforced = true;
+  const queue::Queue* queue = nullptr;  // the async queue's depth, when there is one
 };
 void AddHealthRoutes(Router& router, HealthInfo info);
 

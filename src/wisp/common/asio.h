@@ -18,7 +18,8 @@ namespace asio = boost::asio;
 // For blocking calls (SQLite, file writes) made from an io thread.
 //
 // g++ 12 destroys a lambda written inside a co_await expression twice: name the lambda first,
-// then `co_await Offload(pool, std::move(work))`.
+// then `co_await Offload(pool, std::move(work))`. It does the same to a coroutine's default
+// arguments of class type: use an overload instead.
 template <typename Work>
 auto Offload(asio::thread_pool& pool, Work work) -> asio::awaitable<decltype(work())> {
   using R = decltype(work());

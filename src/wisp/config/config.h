@@ -33,6 +33,12 @@ struct Config {
 
   // Scheduling.
   uint32_t max_instances_per_function = 100;
+  uint32_t max_instances_total = 2000;  // instances alive at once on this node
+  uint32_t memory_budget_percent = 80;  // of RAM that instances' memory limits may add up to
+  uint32_t max_queued_calls_per_function = 1000;
+  // Generic instances kept ready per runtime, specialised on a cold start (0: no pool).
+  uint32_t prewarm_node_instances = 1;
+  uint32_t prewarm_python_instances = 1;
   double idle_instance_keepalive_seconds = 600;
   double queue_wait_seconds = 10;  // how long a call may wait for a busy function's instance
 

@@ -15,12 +15,26 @@ constexpr const char* kRuntimeMount = "/opt/wisp/runtime";  // where SpawnSpec::
 
 // Fields whose change needs new instances; the timeout is read per call and needs none.
 bool NeedsNewVersion(const FunctionFields& f) {
-  return f.name || f.runtime || f.handler || f.code || f.memory_mb || f.vcpu || f.env;
+  return f.name || f.runtime || f.handler || f.code || f.memory_mb || f.vcpu || f.env || f.style;
 }
+
+// The binary a Go function's build leaves in its code directory.
+constexpr const char* kGoBinary = "function";
 
 void Apply(const FunctionFields& f, store::FunctionRecord& r) {
   if (f.name) r.name = *f.name;
-  if (f.runtime) r.runtime = *CanonicalRuntime(*f.runtime);
+  if (f.runtime) {
+    r.runtime = *CanonicalRuntime(*f.runtime);
+    if (!f.style && r.runtime == "go") r.style = "program";
+  }
+  if (f.style) r.style = *f.style;
+  if (f.max_retries) r.max_retries = *f.max_retries;
+  if (f.retry_delay_seconds) r.retry_delay_seconds = *f.retry_delay_seconds;
+  if (f.max_event_age_seconds) r.max_event_age_seconds = *f.max_event_age_seconds;
+  if (f.max_concurrency) r.max_concurrency = *f.max_concurrency;
+  if (f.min_instances) r.min_instances = *f.min_instances;
+  if (f.metadata_json) r.metadata_json = *f.metadata_json;
+  if (f.version_label) r.version_label = *f.version_label;
   if (f.handler) r.handler = *f.handler;
   if (f.code) r.code = *f.code;
   if (f.timeout_seconds) r.timeout_seconds = *f.timeout_seconds;
@@ -49,11 +63,20 @@ Result<void> FunctionService::Load() {
     function->latest_version = record.version;
     const bool interrupted = record.state == "creating" || record.state == "deploying";
     if (record.state == "ready") {
-      auto target = ParseHandler(record.runtime, record.handler);
-      auto deployment =
-          target ? BuildDeployment(record, record.version) : tl::unexpected(target.error());
-      if (target && deployment && WriteCode(record, record.version, *target)) {
+      auto deployment = BuildDeployment(record, record.version);
+      bool code_ready = false;
+      if (record.runtime == "go") {
+        // The compiled binary is kept; compiling again would hold up the start for seconds.
+        std::error_code ec;
+        code_ready = fs::exists(fs::path(VersionDir(record.id, record.version)) / kGoBinary, ec);
+      } else if (record.style == "program") {
+        code_ready = bool(WriteCode(record, record.version, ProgramFileName(record.runtime)));
+      } else if (auto target = ParseHandler(record.runtime, record.handler)) {
+        code_ready = bool(WriteCode(record, record.version, target->file_name(record.runtime)));
+      }
+      if (deployment && code_ready) {
         function->deployment = *deployment;
+        scheduler_.Publish(function->deployment);
       } else {
         record.state = "error";
         record.error = "the stored function could not be prepared after a restart";
@@ -95,6 +118,12 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   record.memory_mb = kDefaultMemoryMb;
   record.vcpu = 1;
   Apply(fields, record);
+  if (!fields.style) record.style = DefaultStyle(record.runtime);
+  if (auto valid = ValidateCombination(record.runtime, record.style, record.min_instances,
+                                       record.max_concurrency);
+      !valid) {
+    co_return tl::unexpected(valid.error());
+  }
   record.version = 1;
   record.state = "creating";
   record.created_at_ms = record.updated_at_ms = ToEpochMillis(clock_.WallNow());
@@ -134,10 +163,33 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std
   store::FunctionRecord candidate = f->record;
   Apply(fields, candidate);
   candidate.updated_at_ms = ToEpochMillis(clock_.WallNow());
+  if (auto valid = ValidateCombination(candidate.runtime, candidate.style, candidate.min_instances,
+                                       candidate.max_concurrency);
+      !valid) {
+    co_return tl::unexpected(valid.error());
+  }
 
   if (!NeedsNewVersion(fields)) {
+    const bool limits_changed = candidate.max_concurrency != f->record.max_concurrency ||
+                                candidate.min_instances != f->record.min_instances;
+    // Only what needs no new instances: the rest of the record stays as it is.
     f->record.timeout_seconds = candidate.timeout_seconds;
+    f->record.max_retries = candidate.max_retries;
+    f->record.retry_delay_seconds = candidate.retry_delay_seconds;
+    f->record.max_event_age_seconds = candidate.max_event_age_seconds;
+    f->record.max_concurrency = candidate.max_concurrency;
+    f->record.min_instances = candidate.min_instances;
+    f->record.metadata_json = candidate.metadata_json;
+    f->record.version_label = candidate.version_label;
     f->record.updated_at_ms = candidate.updated_at_ms;
+    if (limits_changed && f->deployment) {
+      // Same version, same instances: the scheduler reads the limits from the deployment of
+      // each call, so publishing a copy with the new limits is enough.
+      auto copy = std::make_shared<scheduler::Deployment>(*f->deployment);
+      copy->max_instances = ConcurrencyLimit(*f);
+      copy->min_instances = std::min<uint32_t>(f->record.min_instances, copy->max_instances);
+      f->deployment = std::move(copy);
+    }
     const store::FunctionRecord snapshot = f->record;
     auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
     auto stored = co_await Offload(workers_, std::move(put));
@@ -160,13 +212,12 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   std::shared_ptr<const scheduler::Deployment> deployment;
   const auto started = clock_.Now();
 
-  auto target = ParseHandler(candidate.runtime, candidate.handler);
+  auto target = candidate.style == "program" ? Result<HandlerTarget>(HandlerTarget{})
+                                             : ParseHandler(candidate.runtime, candidate.handler);
   if (!target) {
     failure = target.error().message;
   } else {
-    auto write = [this, candidate, version, t = *target] {
-      return WriteCode(candidate, version, t);
-    };
+    auto write = [this, candidate, version] { return PrepareCode(candidate, version); };
     auto written = co_await Offload(workers_, std::move(write));
     auto built = BuildDeployment(candidate, version);
     if (!written) {
@@ -197,7 +248,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
     record.error.clear();
     record.last_invoked_at_ms = last_invoked;
     f->deployment = deployment;
-    scheduler_.Retire(id, version);
+    scheduler_.Publish(deployment);
     spdlog::info("function {} ({}) version {} ready in {:.1f} ms", record.name, id, version,
                  std::chrono::duration<double, std::milli>(clock_.Now() - started).count());
   } else {
@@ -231,7 +282,7 @@ asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
   }
   if (it->second->first_deploy) it->second->first_deploy->Set();
   functions_.erase(it);
-  scheduler_.Retire(id);
+  scheduler_.RetireFunction(id);
   const std::string dir = settings_.functions_dir + "/" + id;
   auto remove = [this, id, dir]() -> Result<void> {
     auto deleted = store_.DeleteFunction(id);
@@ -271,14 +322,111 @@ void FunctionService::PersistActivity() {
   }
 }
 
+sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const std::string& runtime, int memory_mb,
+                                                  double vcpu) const {
+  sandbox::SpawnSpec spawn;
+  if (runtime == "python") {
+    spawn.argv = {settings_.python_path, "-u", std::string(kRuntimeMount) + "/python/bootstrap.py"};
+  } else {
+    spawn.argv = {settings_.node_path, std::string(kRuntimeMount) + "/node/bootstrap.js"};
+  }
+  spawn.runtime_dir = settings_.runtimes_dir;
+  spawn.memory_limit_bytes = static_cast<uint64_t>(memory_mb) << 20;
+  spawn.tmp_size_bytes = settings_.tmp_size_bytes;
+  spawn.pids_limit = settings_.pids_limit;
+  spawn.vcpu = vcpu;
+  // What every runtime gets whatever the function; the function's own variables are added
+  // at deploy (or sent at specialisation for a prewarmed instance).
+  spawn.env = {
+      "PATH=/usr/local/bin:/usr/bin:/bin",
+      "LANG=C.UTF-8",
+      "TZ=:UTC",
+      "HOME=/tmp",
+      "PYTHONUNBUFFERED=1",
+      "PYTHONDONTWRITEBYTECODE=1",
+      "LAMBDA_TASK_ROOT=/var/task",
+      std::string("LAMBDA_RUNTIME_DIR=") + kRuntimeMount,
+      fmt::format("AWS_LAMBDA_RUNTIME_API=127.0.0.1:{}", spawn.runtime_api_port),
+  };
+  return spawn;
+}
+
+std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(size_t node_instances,
+                                                                  size_t python_instances) const {
+  std::vector<scheduler::PrewarmPool> pools;
+  for (const auto& [runtime, size] : {std::pair<std::string, size_t>{"node", node_instances},
+                                      std::pair<std::string, size_t>{"python", python_instances}}) {
+    if (size == 0) continue;
+    auto generic = std::make_shared<scheduler::Deployment>();
+    generic->function_id = "prewarm/" + runtime;
+    generic->function_name = "prewarmed " + runtime;
+    generic->prewarmed = true;
+    generic->memory_mb = kDefaultMemoryMb;
+    generic->max_instances = static_cast<uint32_t>(size);
+    generic->spawn = BaseSpawnSpec(runtime, kDefaultMemoryMb, 1);
+    generic->spawn.env.push_back("WISP_PREWARMED=1");
+    generic->spawn.code_dir = settings_.prewarm_dir;
+    pools.push_back({std::move(generic), size});
+  }
+  return pools;
+}
+
+Result<void> FunctionService::LinkCode(const scheduler::Deployment& deployment,
+                                       const std::string& code_dir) const {
+  // Hard links: the prewarmed instance's directory is on the same filesystem as the version's
+  // code, and linking a handful of files costs microseconds on the cold-start path.
+  const fs::path source = VersionDir(deployment.function_id, deployment.version);
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(source, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path target = fs::path(code_dir) / fs::relative(it->path(), source, ec);
+    if (it->is_directory(ec)) {
+      fs::create_directory(target, ec);
+      fs::permissions(target,
+                      fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                          fs::perms::others_read | fs::perms::others_exec,
+                      ec);
+    } else {
+      fs::create_hard_link(it->path(), target, ec);
+    }
+    if (ec) break;
+  }
+  if (ec) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("link code into {}: {}", code_dir, ec.message()));
+  }
+  return {};
+}
+
 std::string FunctionService::VersionDir(const std::string& id, int version) const {
   return fmt::format("{}/{}/v{}", settings_.functions_dir, id, version);
 }
 
+uint32_t FunctionService::ConcurrencyLimit(const Function& function) const {
+  return std::min<uint32_t>(static_cast<uint32_t>(std::max(function.record.max_concurrency, 1)),
+                            settings_.max_instances_per_function);
+}
+
+Result<void> FunctionService::PrepareCode(const store::FunctionRecord& record, int version) const {
+  if (record.style != "program") {
+    auto target = ParseHandler(record.runtime, record.handler);
+    if (!target) return tl::unexpected(target.error());
+    return WriteCode(record, version, target->file_name(record.runtime));
+  }
+  // The source stays beside the binary: what runs can be read back.
+  if (auto written = WriteCode(record, version, ProgramFileName(record.runtime)); !written) {
+    return written;
+  }
+  if (record.runtime != "go") return {};
+  const std::string binary = (fs::path(VersionDir(record.id, version)) / kGoBinary).string();
+  return BuildGoProgram(settings_.go, fmt::format("{}-v{}", record.id, version), record.code,
+                        binary);
+}
+
 Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int version,
-                                        const HandlerTarget& target) const {
+                                        const std::string& file_name) const {
   const fs::path dir = VersionDir(record.id, version);
-  const fs::path file = dir / target.file_name(record.runtime);
+  const fs::path file = dir / file_name;
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) {
@@ -311,44 +459,48 @@ Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int
 
 Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeployment(
     const store::FunctionRecord& record, int version) const {
-  auto target = ParseHandler(record.runtime, record.handler);
+  const bool program = record.style == "program";
+  auto target = program ? Result<HandlerTarget>(HandlerTarget{"main", "main"})
+                        : ParseHandler(record.runtime, record.handler);
   if (!target) return tl::unexpected(target.error());
   auto deployment = std::make_shared<scheduler::Deployment>();
   deployment->function_id = record.id;
   deployment->function_name = record.name;
   deployment->version = version;
   deployment->memory_mb = record.memory_mb;
-  deployment->max_instances = settings_.max_instances_per_function;
+  deployment->max_instances =
+      std::min<uint32_t>(static_cast<uint32_t>(std::max(record.max_concurrency, 1)),
+                         settings_.max_instances_per_function);
+  deployment->min_instances =
+      std::min<uint32_t>(static_cast<uint32_t>(record.min_instances), deployment->max_instances);
   deployment->function_arn =
       fmt::format("arn:aws:lambda:wisp-local:000000000000:function:{}", record.name);
 
   sandbox::SpawnSpec& spawn = deployment->spawn;
-  if (record.runtime == "python") {
-    spawn.argv = {settings_.python_path, "-u", std::string(kRuntimeMount) + "/python/bootstrap.py"};
-  } else {
-    spawn.argv = {settings_.node_path, std::string(kRuntimeMount) + "/node/bootstrap.js"};
+  spawn = BaseSpawnSpec(record.runtime, record.memory_mb, record.vcpu);
+  if (program) {
+    // The program shim runs the program once per event; the program's argv follows the
+    // shim's own. (A different argv also keeps prewarmed handler shims from serving it.)
+    spawn.argv = {settings_.python_path, "-u",
+                  std::string(kRuntimeMount) + "/program/bootstrap.py"};
+    const std::string file = "/var/task/" + ProgramFileName(record.runtime);
+    if (record.runtime == "go") {
+      spawn.argv.push_back(std::string("/var/task/") + kGoBinary);
+    } else if (record.runtime == "python") {
+      spawn.argv.insert(spawn.argv.end(), {settings_.python_path, "-u", file});
+    } else {
+      spawn.argv.insert(spawn.argv.end(), {settings_.node_path, file});
+    }
   }
   spawn.code_dir = VersionDir(record.id, version);
-  spawn.runtime_dir = settings_.runtimes_dir;
-  spawn.memory_limit_bytes = static_cast<uint64_t>(record.memory_mb) << 20;
-  spawn.tmp_size_bytes = settings_.tmp_size_bytes;
-  spawn.pids_limit = settings_.pids_limit;
-  spawn.vcpu = record.vcpu;
   // User variables come first: getenv() finds the first entry, so a user's PATH, TZ or LANG
   // wins over the defaults below. The platform's own names are refused by ValidateFields.
+  std::vector<std::string> platform_env = std::move(spawn.env);
+  spawn.env.clear();
   for (const auto& [key, value] : record.env) spawn.env.push_back(key + "=" + value);
-  const std::string runtime_api = fmt::format("127.0.0.1:{}", spawn.runtime_api_port);
+  for (auto& entry : platform_env) spawn.env.push_back(std::move(entry));
   for (std::string entry : std::vector<std::string>{
-           "PATH=/usr/local/bin:/usr/bin:/bin",
-           "LANG=C.UTF-8",
-           "TZ=:UTC",
-           "HOME=/tmp",
-           "PYTHONUNBUFFERED=1",
-           "PYTHONDONTWRITEBYTECODE=1",
-           "LAMBDA_TASK_ROOT=/var/task",
-           std::string("LAMBDA_RUNTIME_DIR=") + kRuntimeMount,
-           "AWS_LAMBDA_RUNTIME_API=" + runtime_api,
-           "_HANDLER=" + target->ToString(),
+           "_HANDLER=" + (program ? ProgramFileName(record.runtime) : target->ToString()),
            "AWS_LAMBDA_FUNCTION_NAME=" + record.name,
            "AWS_LAMBDA_FUNCTION_VERSION=" + std::to_string(version),
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(record.memory_mb),

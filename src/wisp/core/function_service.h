@@ -15,6 +15,7 @@
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/core/function_spec.h"
+#include "wisp/core/go_builder.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/store.h"
 
@@ -23,12 +24,14 @@ namespace wisp::core {
 // Where runtimes and code live, and the sandbox settings every deployment shares.
 struct DeploymentSettings {
   std::string functions_dir;  // <data-dir>/functions: one directory per function and version
+  std::string prewarm_dir;    // <data-dir>/prewarm: code directories of prewarmed instances
   std::string runtimes_dir;   // host directory of the shims (runtimes/)
   std::string node_path = "/usr/bin/node";
   std::string python_path = "/usr/bin/python3";
   uint64_t tmp_size_bytes = 512ull << 20;
   uint32_t pids_limit = 1024;
   uint32_t max_instances_per_function = 100;
+  GoBuildSettings go;  // program-style Go functions are compiled at deploy
 };
 
 // A function as the hot path sees it.
@@ -64,6 +67,16 @@ class FunctionService {
   Function* Find(std::string_view id);
   std::vector<const Function*> List() const;
 
+  // The generic deployments of the prewarm pools (0 instances: no pool for that runtime).
+  std::vector<scheduler::PrewarmPool> PrewarmPools(size_t node_instances,
+                                                   size_t python_instances) const;
+  // Makes a version's code visible in a prewarmed instance's code directory.
+  Result<void> LinkCode(const scheduler::Deployment& deployment, const std::string& code_dir) const;
+
+  // How many instances of the function may run at once: its max_concurrency within the node's
+  // limit per function.
+  uint32_t ConcurrencyLimit(const Function& function) const;
+
   // Records that a call started now (kept in memory; stored with the next change or at exit).
   void MarkInvoked(Function& function);
   // Writes last_invoked_at of every function. Blocking: for shutdown.
@@ -73,9 +86,13 @@ class FunctionService {
   asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate);
   Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
       const store::FunctionRecord& record, int version) const;
+  // Writes the version's code (and compiles it, for Go). Blocking: the worker pool.
+  Result<void> PrepareCode(const store::FunctionRecord& record, int version) const;
   Result<void> WriteCode(const store::FunctionRecord& record, int version,
-                         const HandlerTarget& target) const;
+                         const std::string& file_name) const;
   std::string VersionDir(const std::string& id, int version) const;
+  // The sandbox settings a runtime gets whatever the function.
+  sandbox::SpawnSpec BaseSpawnSpec(const std::string& runtime, int memory_mb, double vcpu) const;
 
   asio::io_context& io_;
   asio::thread_pool& workers_;

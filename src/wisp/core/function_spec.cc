@@ -56,7 +56,32 @@ std::optional<std::string> CanonicalRuntime(std::string_view runtime) {
     return "node";
   }
   if (runtime == "python" || runtime == "python3" || runtime == "python3.11") return "python";
+  if (runtime == "go" || runtime == "golang" || runtime == "go1.x") return "go";
   return std::nullopt;
+}
+
+std::string DefaultStyle(std::string_view canonical_runtime) {
+  return canonical_runtime == "go" ? "program" : "handler";
+}
+
+std::string ProgramFileName(std::string_view runtime) {
+  if (runtime == "python") return "main.py";
+  if (runtime == "go") return "main.go";
+  return "main.js";
+}
+
+Result<void> ValidateCombination(std::string_view runtime, std::string_view style,
+                                 int min_instances, int max_concurrency) {
+  if (runtime == "go" && style != "program") {
+    return Invalid(
+        "runtime go runs whole programs only: use style \"program\" (a main package that reads "
+        "FUNCTION_PAYLOAD and prints its result)");
+  }
+  if (min_instances > max_concurrency) {
+    return Invalid(fmt::format("min_instances ({}) must not exceed max_concurrency ({})",
+                               min_instances, max_concurrency));
+  }
+  return {};
 }
 
 Result<void> ValidateFields(const FunctionFields& f) {
@@ -71,7 +96,33 @@ Result<void> ValidateFields(const FunctionFields& f) {
     }
   }
   if (f.runtime && !CanonicalRuntime(*f.runtime)) {
-    return Invalid(fmt::format("unknown runtime '{}': use \"node\" or \"python\"", *f.runtime));
+    return Invalid(
+        fmt::format("unknown runtime '{}': use \"node\", \"python\" or \"go\"", *f.runtime));
+  }
+  if (f.style && *f.style != "handler" && *f.style != "program") {
+    return Invalid(fmt::format("unknown style '{}': use \"handler\" or \"program\"", *f.style));
+  }
+  struct Range {
+    const char* name;
+    const std::optional<int>& value;
+    int min;
+    int max;
+  };
+  for (const Range& r :
+       {Range{"max_retries", f.max_retries, 0, kMaxMaxRetries},
+        Range{"retry_delay_seconds", f.retry_delay_seconds, 0, kMaxRetryDelaySeconds},
+        Range{"max_event_age_seconds", f.max_event_age_seconds, 1, kMaxMaxEventAgeSeconds},
+        Range{"max_concurrency", f.max_concurrency, 1, kMaxMaxConcurrency},
+        Range{"min_instances", f.min_instances, 0, kMaxMaxConcurrency}}) {
+    if (r.value && (*r.value < r.min || *r.value > r.max)) {
+      return Invalid(fmt::format("{} must be between {} and {}", r.name, r.min, r.max));
+    }
+  }
+  if (f.version_label && f.version_label->size() > kMaxVersionLabelLength) {
+    return Invalid(fmt::format("version must be at most {} characters", kMaxVersionLabelLength));
+  }
+  if (f.metadata_json && f.metadata_json->size() > kMaxMetadataBytes) {
+    return Invalid(fmt::format("metadata must be at most {} bytes of JSON", kMaxMetadataBytes));
   }
   if (f.code && f.code->find_first_not_of(" \t\r\n") == std::string::npos) {
     return Invalid("code must not be empty");

@@ -20,6 +20,17 @@ constexpr int kMaxMemoryMb = 10240;  // Lambda's limit
 constexpr double kMinVcpu = 0.1;
 constexpr double kMaxVcpu = 64;
 constexpr size_t kMaxNameLength = 64;
+// Asynchronous invocations: AWS Lambda's defaults; a zero delay is allowed for tests.
+constexpr int kDefaultMaxRetries = 2;
+constexpr int kMaxMaxRetries = 10;
+constexpr int kDefaultRetryDelaySeconds = 60;
+constexpr int kMaxRetryDelaySeconds = 86400;
+constexpr int kDefaultMaxEventAgeSeconds = 21600;
+constexpr int kMaxMaxEventAgeSeconds = 7 * 86400;
+constexpr int kDefaultMaxConcurrency = 100;
+constexpr int kMaxMaxConcurrency = 10000;
+constexpr size_t kMaxVersionLabelLength = 64;
+constexpr size_t kMaxMetadataBytes = 64 << 10;
 
 // Every field optional: a create fills in defaults, an update changes what is present.
 struct FunctionFields {
@@ -31,10 +42,21 @@ struct FunctionFields {
   std::optional<int> memory_mb;
   std::optional<double> vcpu;
   std::optional<std::map<std::string, std::string>> env;
+  std::optional<std::string> style;  // "handler" | "program"
+  std::optional<int> max_retries;
+  std::optional<int> retry_delay_seconds;
+  std::optional<int> max_event_age_seconds;
+  std::optional<int> max_concurrency;
+  std::optional<int> min_instances;
+  std::optional<std::string> metadata_json;  // a JSON object, checked by the API layer
+  std::optional<std::string> version_label;
 };
 
-// "node" and "python", and the aliases seeds and AWS use for them; nullopt if unknown.
+// "node", "python" and "go", and the aliases seeds and AWS use for them; nullopt if unknown.
 std::optional<std::string> CanonicalRuntime(std::string_view runtime);
+
+// The style a function has when none is given: Go has only whole programs.
+std::string DefaultStyle(std::string_view canonical_runtime);
 
 // Checks every present field (names, ranges, reserved environment variables); the message
 // names the field.
@@ -50,5 +72,13 @@ struct HandlerTarget {
 };
 // A clear error for a missing, empty or unsafe handler ("../", absolute paths, bad names).
 Result<HandlerTarget> ParseHandler(std::string_view runtime, std::string_view handler);
+
+// Checks a whole function (after defaults and changes are applied): the combinations single
+// fields cannot judge, such as Go in handler style or min_instances above max_concurrency.
+Result<void> ValidateCombination(std::string_view runtime, std::string_view style,
+                                 int min_instances, int max_concurrency);
+
+// The file a program-style function's code is written to in its code directory.
+std::string ProgramFileName(std::string_view runtime);
 
 }  // namespace wisp::core

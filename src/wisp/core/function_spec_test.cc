@@ -64,8 +64,45 @@ TEST(ValidateFields, ChecksRangesAndNamesTheField) {
 TEST(CanonicalRuntime, KnowsAliases) {
   EXPECT_EQ(CanonicalRuntime("nodejs"), "node");
   EXPECT_EQ(CanonicalRuntime("python3"), "python");
-  EXPECT_EQ(CanonicalRuntime("go"), std::nullopt);
+  EXPECT_EQ(CanonicalRuntime("go"), "go");
+  EXPECT_EQ(CanonicalRuntime("golang"), "go");
+  EXPECT_EQ(CanonicalRuntime("rust"), std::nullopt);
 }
 
 }  // namespace
+TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
+  FunctionFields ok;
+  ok.max_retries = 0;
+  ok.retry_delay_seconds = 0;
+  ok.max_event_age_seconds = 60;
+  ok.max_concurrency = 1;
+  ok.min_instances = 0;
+  ok.style = "program";
+  EXPECT_TRUE(ValidateFields(ok));
+  for (auto change : std::vector<void (*)(FunctionFields&)>{
+           [](FunctionFields& f) { f.max_retries = 11; },
+           [](FunctionFields& f) { f.retry_delay_seconds = -1; },
+           [](FunctionFields& f) { f.max_event_age_seconds = 0; },
+           [](FunctionFields& f) { f.max_concurrency = 0; },
+           [](FunctionFields& f) { f.min_instances = -1; },
+           [](FunctionFields& f) { f.style = "script"; },
+           [](FunctionFields& f) { f.version_label = std::string(65, 'v'); }}) {
+    FunctionFields f;
+    change(f);
+    EXPECT_FALSE(ValidateFields(f));
+  }
+}
+
+TEST(FunctionFields, CombinationsAreChecked) {
+  EXPECT_TRUE(ValidateCombination("go", "program", 0, 10));
+  EXPECT_FALSE(ValidateCombination("go", "handler", 0, 10));
+  EXPECT_TRUE(ValidateCombination("python", "handler", 2, 2));
+  EXPECT_FALSE(ValidateCombination("python", "handler", 3, 2));
+  EXPECT_EQ(DefaultStyle("go"), "program");
+  EXPECT_EQ(DefaultStyle("node"), "handler");
+  EXPECT_EQ(ProgramFileName("python"), "main.py");
+  EXPECT_EQ(ProgramFileName("node"), "main.js");
+  EXPECT_EQ(ProgramFileName("go"), "main.go");
+}
+
 }  // namespace wisp::core

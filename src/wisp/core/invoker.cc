@@ -9,7 +9,8 @@ Invoker::Invoker(FunctionService& functions, scheduler::Scheduler& scheduler,
     : functions_(functions), scheduler_(scheduler), writer_(writer), clock_(clock) {}
 
 asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
-                                                       std::string event_json) {
+                                                       std::string event_json,
+                                                       InvokeOptions options) {
   Function* function = functions_.Find(function_id);
   if (!function) {
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
@@ -38,8 +39,9 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   functions_.MarkInvoked(*function);
 
   scheduler::InvokeRequest request;
-  request.request_id = NewUuid();
-  request.timeout = std::chrono::seconds(function->record.timeout_seconds);
+  request.request_id = options.request_id.empty() ? NewUuid() : std::move(options.request_id);
+  request.timeout =
+      options.timeout.value_or(std::chrono::seconds(function->record.timeout_seconds));
   // X-Ray's format, from the request id's random bits: Root=1-<epoch hex>-<96 bits>.
   std::string hex = request.request_id;
   std::erase(hex, '-');
@@ -59,7 +61,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
 
   InvokeOutcome outcome;
   outcome.request_id = request_id;
-  outcome.version = deployment->version;
+  outcome.version = result->version;
   outcome.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
   outcome.result = std::move(*result);
@@ -79,7 +81,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.id = request_id;
   record.function_id = deployment->function_id;
   record.request_id = request_id;
-  record.version = deployment->version;
+  record.version = outcome.version;
   record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));
   record.duration_ms = outcome.duration_ms;
   record.response_json = outcome.result.response_json;

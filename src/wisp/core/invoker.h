@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,13 @@ struct InvokeOutcome {
   int version = 0;
 };
 
+// Per-call choices the async path makes; a sync call takes the defaults.
+struct InvokeOptions {
+  std::string request_id;  // empty: a new one. The async path passes its invocation id, so
+                           // every attempt of one invocation shows the function the same id.
+  std::optional<std::chrono::milliseconds> timeout;  // instead of the function's own
+};
+
 struct InvocationCounters {
   std::atomic<uint64_t> total{0};
   std::atomic<uint64_t> success{0};
@@ -41,7 +49,13 @@ class Invoker {
 
   // Errors: kNotFound (no such function), kFailedPrecondition (not ready), kResourceExhausted
   // (at the concurrency limit), kUnavailable (shutting down, sandbox failure).
-  asio::awaitable<Result<InvokeOutcome>> Invoke(std::string function_id, std::string event_json);
+  asio::awaitable<Result<InvokeOutcome>> Invoke(std::string function_id, std::string event_json,
+                                                InvokeOptions options);
+  // A sync call. (An overload, not a default argument: g++ 12 destroys a coroutine's default
+  // argument twice.)
+  asio::awaitable<Result<InvokeOutcome>> Invoke(std::string function_id, std::string event_json) {
+    return Invoke(std::move(function_id), std::move(event_json), InvokeOptions{});
+  }
 
   const InvocationCounters& counters() const { return counters_; }
 

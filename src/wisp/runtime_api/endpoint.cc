@@ -145,9 +145,13 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     NextEvent next = std::move(*e.pending_);
     e.pending_.reset();
-    e.in_flight_request_id_ = next.request_id;
-
     http::response<http::string_body> response{http::status::ok, 11};
+    if (next.specialization) {
+      response.set("Lambda-Runtime-Wisp-Specialize", "1");
+      e.initialized_ = false;  // the runtime loads its function now; it may fail to
+    } else {
+      e.in_flight_request_id_ = next.request_id;
+    }
     response.set(http::field::content_type, "application/json");
     response.set("Lambda-Runtime-Aws-Request-Id", next.request_id);
     response.set("Lambda-Runtime-Deadline-Ms", std::to_string(next.deadline_ms));

@@ -24,6 +24,10 @@ struct NextEvent {
   int64_t deadline_ms = 0;  // epoch milliseconds
   std::string function_arn;
   std::string trace_id;
+  // Not an invocation: tells a prewarmed runtime which function it now is (body: {"env":
+  // {...}}). Sent with the Lambda-Runtime-Wisp-Specialize header; no answer is expected, and
+  // the runtime may report /init/error afterwards.
+  bool specialization = false;
 };
 
 // What the endpoint reports to the instance that owns it.

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,6 +191,9 @@ Result<void> CgroupFs::SetLimits(const std::string& group, const CgroupLimits& l
       if (PathExists(dir + "/memory.swap.max")) {
         if (auto r = WriteFile(dir + "/memory.swap.max", "0"); !r) return r;
       }
+      // An OOM kills every process of the instance, not one of them: a half-killed runtime
+      // (say, its worker gone) must not be reused.
+      if (auto r = WriteFile(dir + "/memory.oom.group", "1"); !r) return r;
     } else if (PathExists(dir + "/memory.memsw.limit_in_bytes")) {
       if (auto r = WriteFile(dir + "/memory.memsw.limit_in_bytes", bytes); !r) return r;
     }
@@ -223,6 +227,22 @@ std::vector<pid_t> CgroupFs::Procs(const std::string& group) const {
   std::set<pid_t> pids;
   for (const auto& h : hierarchies_) CollectProcs(h.root + "/" + group, pids);
   return {pids.begin(), pids.end()};
+}
+
+Result<UniqueFd> CgroupFs::OomEventFd(const std::string& group) const {
+  std::string dir = DirFor("memory", group);
+  if (version_ == CgroupVersion::kV2 || dir.empty()) return UniqueFd();
+  UniqueFd event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!event) return ErrnoError("eventfd");
+  UniqueFd control(::open((dir + "/memory.oom_control").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!control) return ErrnoError("open " + dir + "/memory.oom_control");
+  // The kernel keeps its own reference to `control`; ours may close right away.
+  if (auto r = WriteFile(dir + "/cgroup.event_control",
+                         fmt::format("{} {}", event.get(), control.get()));
+      !r) {
+    return tl::unexpected(r.error());
+  }
+  return event;
 }
 
 uint64_t CgroupFs::OomKills(const std::string& group) const {

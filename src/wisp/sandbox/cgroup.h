@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "wisp/common/result.h"
+#include "wisp/common/unique_fd.h"
 
 namespace wisp::sandbox {
 
@@ -49,6 +50,11 @@ class CgroupFs {
 
   // Every process in the group and its subgroups (union over hierarchies, no duplicates).
   std::vector<pid_t> Procs(const std::string& group) const;
+  // cgroup v1: an eventfd that becomes readable when the group hits an OOM (registered through
+  // cgroup.event_control), so the caller can end the whole instance; v1 kills only one
+  // process. An empty fd on v2, where SetLimits() sets memory.oom.group and the kernel kills
+  // the whole group itself, or when there is no memory controller.
+  Result<UniqueFd> OomEventFd(const std::string& group) const;
   // How many times the kernel OOM-killed a process of this group (0 when unknown).
   uint64_t OomKills(const std::string& group) const;
   // Names of the direct subgroups (union over hierarchies).

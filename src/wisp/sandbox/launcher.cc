@@ -1,9 +1,11 @@
 #include "wisp/sandbox/launcher.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -18,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -26,6 +29,7 @@
 #include "wisp/sandbox/cgroup.h"
 #include "wisp/sandbox/control_protocol.h"
 #include "wisp/sandbox/sandbox_child.h"
+#include "wisp/sandbox/seccomp_filter.h"
 
 namespace wisp::sandbox {
 namespace {
@@ -34,6 +38,20 @@ using nlohmann::json;
 
 // Sandbox setup (mounts, exec) takes milliseconds; this only bounds a wedged child.
 constexpr auto kSetupTimeout = std::chrono::seconds(10);
+// Sandboxes are the host OOM killer's first choice, so a host-wide shortage never picks wispd.
+constexpr int kSandboxOomScoreAdj = 1000;
+
+// Writes a /proc file of another process (uid_map, oom_score_adj): one write() each, as the
+// kernel requires for the id maps.
+Result<void> WriteProcFile(pid_t pid, const char* name, const std::string& value) {
+  std::string path = fmt::format("/proc/{}/{}", pid, name);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoError("open " + path);
+  if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    return ErrnoError(fmt::format("write '{}' to {}", value, path));
+  }
+  return {};
+}
 
 void Log(const std::string& msg) { std::fprintf(stderr, "wisp-launcher: %s\n", msg.c_str()); }
 
@@ -46,9 +64,13 @@ bool IsNumber(const std::string& s) {
 // One running instance, as the launcher tracks it.
 struct Instance {
   std::string id;
-  pid_t pid = -1;     // the sandbox's init, as seen from the host
-  UniqueFd sync;      // launcher end of the sync socket; carries the runtime's wait status
-  std::string group;  // cgroup path, empty without cgroups
+  pid_t pid = -1;      // the sandbox's init, as seen from the host
+  UniqueFd sync;       // launcher end of the sync socket; carries the runtime's wait status
+  std::string group;   // cgroup path, empty without cgroups
+  UniqueFd oom_event;  // cgroup v1: readable after an OOM in the group (empty on v2)
+  // The group hit its memory limit. Our kill may beat the kernel's OOM killer to it, so the
+  // kernel's oom_kill counter alone would miss it.
+  bool oom_seen = false;
 };
 
 // A sandbox that finished setup: what `spawned` hands to wispd.
@@ -69,12 +91,32 @@ class LauncherProcess {
       Reply({{"type", "fatal"}, {"error", ready.error().message}});
       return 1;
     }
+    std::vector<pollfd> fds;
+    std::vector<std::string> oom_ids;  // instance of fds[2 + i]
     for (;;) {
-      pollfd fds[] = {{control_.get(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
+      fds = {{control_.get(), POLLIN, 0}, {signal_fd_.get(), POLLIN, 0}};
+      oom_ids.clear();
+      for (const auto& [id, instance] : instances_) {
+        if (!instance.oom_event) continue;
+        fds.push_back({instance.oom_event.get(), POLLIN, 0});
+        oom_ids.push_back(id);
+      }
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
         if (errno == EINTR) continue;
         Log(fmt::format("poll: {}", std::strerror(errno)));
         break;
+      }
+      // An OOM in a group on cgroup v1 kills one process (maybe a child of the runtime); the
+      // instance must end as a whole, as memory.oom.group does on v2.
+      for (size_t i = 0; i < oom_ids.size(); ++i) {
+        if (!(fds[2 + i].revents & POLLIN)) continue;
+        auto it = instances_.find(oom_ids[i]);
+        if (it == instances_.end()) continue;
+        uint64_t count;
+        (void)!::read(it->second.oom_event.get(), &count, sizeof count);
+        it->second.oom_event.Reset();
+        it->second.oom_seen = true;
+        KillInstance(it->second);
       }
       if (fds[1].revents & POLLIN) {
         if (!HandleSignals()) break;
@@ -98,6 +140,15 @@ class LauncherProcess {
     ::sigprocmask(SIG_BLOCK, &mask, nullptr);
     signal_fd_.Reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!signal_fd_) return ErrnoError("signalfd");
+
+    // Sandboxes inherit our supplementary groups, and inside a user namespace with setgroups
+    // denied they could never drop them: hold none (root needs none).
+    if (::setgroups(0, nullptr) != 0) return ErrnoError("setgroups");
+
+    const std::string& policy = options_.seccomp_policy;
+    auto filter = SeccompFilter::Compile(policy.empty() ? DefaultSeccompPolicy() : policy);
+    if (!filter) return tl::unexpected(filter.error());
+    seccomp_.emplace(std::move(*filter));
 
     struct stat st;
     if (::stat(options_.sandbox_root_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -240,15 +291,18 @@ class LauncherProcess {
     s.output.Reset(out[0]);
     UniqueFd child_output(out[1]);
 
-    // Like fork(), but the child is pid 1 of new pid, mount, network, ipc and uts namespaces.
-    long pid =
-        ::syscall(SYS_clone,
-                  CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
-                  nullptr, nullptr, nullptr, nullptr);
+    // Like fork(), but the child is pid 1 of new pid, mount, network, ipc and uts namespaces,
+    // all owned by a new user namespace: whatever privilege the child has is privilege over
+    // those namespaces only, never over the host. (The cgroup namespace comes later, from the
+    // child, once it is in its cgroup.)
+    long pid = ::syscall(SYS_clone,
+                         CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
+                             CLONE_NEWUTS | SIGCHLD,
+                         nullptr, nullptr, nullptr, nullptr);
     if (pid < 0) return ErrnoError("clone");
     if (pid == 0) {
-      RunSandboxChild({&spec, options_.sandbox_root_dir, options_.sandbox_uid, options_.sandbox_gid,
-                       child_sync.get(), child_output.get()});
+      RunSandboxChild(
+          {&spec, options_.sandbox_root_dir, &*seccomp_, child_sync.get(), child_output.get()});
     }
     s.instance.pid = static_cast<pid_t>(pid);
     child_sync.Reset();
@@ -264,6 +318,31 @@ class LauncherProcess {
       if (auto r = cgroups_->AddProcess(s.instance.group, s.instance.pid); !r) {
         return tl::unexpected(r.error());
       }
+      auto oom_event = cgroups_->OomEventFd(s.instance.group);
+      if (!oom_event) return tl::unexpected(oom_event.error());
+      s.instance.oom_event = std::move(*oom_event);
+    }
+    if (auto r =
+            WriteProcFile(s.instance.pid, "oom_score_adj", std::to_string(kSandboxOomScoreAdj));
+        !r) {
+      return tl::unexpected(r.error());
+    }
+    // Root inside the user namespace is the unprivileged sandbox uid/gid outside; nothing else
+    // is mapped, so host files owned by anyone else show up as "nobody" and stay theirs.
+    // setgroups is denied so the child can never drop groups to get around a file's
+    // group-deny permissions.
+    if (auto r =
+            WriteProcFile(s.instance.pid, "uid_map", fmt::format("0 {} 1\n", options_.sandbox_uid));
+        !r) {
+      return tl::unexpected(r.error());
+    }
+    if (auto r = WriteProcFile(s.instance.pid, "setgroups", "deny"); !r) {
+      return tl::unexpected(r.error());
+    }
+    if (auto r =
+            WriteProcFile(s.instance.pid, "gid_map", fmt::format("0 {} 1\n", options_.sandbox_gid));
+        !r) {
+      return tl::unexpected(r.error());
     }
     if (auto r = SendDatagram(s.instance.sync.get(), "G"); !r) return tl::unexpected(r.error());
 
@@ -329,9 +408,9 @@ class LauncherProcess {
         status = std::atoi((*msg)->data.c_str() + 1);
       }
     }
-    bool oom = false;
+    bool oom = instance.oom_seen;
     if (cgroups_) {
-      oom = cgroups_->OomKills(instance.group) > 0;
+      oom = oom || cgroups_->OomKills(instance.group) > 0;
       if (auto r = cgroups_->KillAndRemove(instance.group); !r) Log(r.error().message);
     }
     Reply({{"type", "exited"},
@@ -359,6 +438,7 @@ class LauncherProcess {
   bool control_open_ = true;
   UniqueFd signal_fd_;
   std::optional<CgroupFs> cgroups_;            // empty: running without limits
+  std::optional<SeccompFilter> seccomp_;       // compiled at Start()
   std::map<std::string, Instance> instances_;  // by instance id
 };
 

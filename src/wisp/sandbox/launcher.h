@@ -4,6 +4,10 @@
 // clone() with new namespaces, mounts, cgroup writes and setuid all happen there, never in
 // wispd's threads.
 //
+// Every sandbox is a process tree in new user, pid, mount, network, ipc, uts and cgroup
+// namespaces, in a cgroup of its own, with no capabilities and a seccomp filter: see
+// sandbox_child.h for the steps and SECURITY.md for what each one stops.
+//
 // wispd talks to it over a SOCK_SEQPACKET socketpair (see control_protocol.h). Closing that
 // channel, or wispd dying, makes the launcher kill every instance, remove their cgroups and
 // exit.
@@ -31,8 +35,13 @@ struct LauncherOptions {
   // alive are left over from a launcher that died, and are removed at start.
   std::string cgroup_group;
   std::string cgroup_mount = "/sys/fs/cgroup";
+  // Root inside each sandbox's user namespace is this uid/gid outside: an unprivileged id that
+  // owns nothing on the host.
   uid_t sandbox_uid = 65534;  // nobody
   gid_t sandbox_gid = 65534;  // nogroup
+  // The seccomp policy text (syntax: seccomp_policy.txt); empty means DefaultSeccompPolicy().
+  // Compiled once at start: a policy that does not compile stops the launcher.
+  std::string seccomp_policy;
   // When true, Fork() fails unless memory and pids limits can be enforced through cgroups;
   // when false, instances run without cgroups if none are usable (development only).
   bool enforce_limits = true;

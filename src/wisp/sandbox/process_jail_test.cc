@@ -190,7 +190,8 @@ TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
                                "cat /proc/sys/kernel/hostname;"
                                "echo procs: $(ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' ')"));
   EXPECT_EQ(exit.exit_code, 0) << out;
-  EXPECT_THAT(out, HasSubstr("65534\n65534\n"));
+  // Root inside its user namespace (RuntimeIsUnprivilegedOnTheHost checks the outside).
+  EXPECT_THAT(out, HasSubstr("0\n0\n"));
   EXPECT_THAT(out, HasSubstr("shadow=absent"));
   EXPECT_THAT(out, HasSubstr("task=ro"));
   EXPECT_THAT(out, HasSubstr("usr=ro"));
@@ -208,6 +209,154 @@ TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
   }
   EXPECT_GE(count, 2);
   EXPECT_LE(count, 6) << out;
+}
+
+// Reads "Key:\tvalue" from a /proc status file.
+std::string StatusField(const std::string& status_path, const std::string& key) {
+  std::ifstream in(status_path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string value = line.substr(key.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  }
+  return "<missing>";
+}
+
+TEST_F(ProcessJailTest, RuntimeIsUnprivilegedOnTheHost) {
+  auto instance = SpawnAndWait(Shell("uid", "echo up; exec sleep 1000"));
+  ASSERT_TRUE(instance) << instance.error().message;
+  ReadOutput(instance->output.get(), "up");
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  for (pid_t pid : cgroups->Procs(InstanceGroup("uid"))) {
+    std::string status = fmt::format("/proc/{}/status", pid);
+    EXPECT_EQ(StatusField(status, "Uid"), "65534\t65534\t65534\t65534") << pid;
+    EXPECT_EQ(StatusField(status, "Gid"), "65534\t65534\t65534\t65534") << pid;
+    EXPECT_EQ(StatusField(status, "Groups"), "") << pid;
+    std::string adj;
+    std::ifstream(fmt::format("/proc/{}/oom_score_adj", pid)) >> adj;
+    EXPECT_EQ(adj, "1000") << pid;
+  }
+  // Mapped: 0 inside is 65534 outside, nothing else.
+  std::ifstream map(fmt::format("/proc/{}/uid_map", instance->pid));
+  uint64_t inside = 9, outside = 9, count = 9;
+  map >> inside >> outside >> count;
+  EXPECT_EQ(inside, 0u);
+  EXPECT_EQ(outside, 65534u);
+  EXPECT_EQ(count, 1u);
+  jail_->Kill("uid");
+  WaitExit("uid");
+}
+
+// Every thread of every process of a running Node sandbox - the main thread, V8's and libuv's
+// threads, worker_threads started late, and a child process - is under seccomp with
+// no_new_privs and without a single capability.
+TEST_F(ProcessJailTest, EveryThreadIsConfined) {
+  auto instance = SpawnAndWait(
+      Spec("threads", {"/usr/bin/node", "-e",
+                       "const {Worker} = require('worker_threads');"
+                       "const cp = require('child_process');"
+                       "new Worker('setInterval(() => {}, 1000)', {eval: true});"
+                       "cp.spawn('/bin/sleep', ['1000'], {stdio: 'ignore'});"
+                       "setTimeout(() => {"
+                       "  new Worker('require(\"worker_threads\").parentPort.postMessage(1);"
+                       "              setInterval(() => {}, 1000)', {eval: true})"
+                       "    .on('message', () => console.log('ready'));"
+                       "}, 200);"
+                       "setInterval(() => {}, 1000);"}));
+  ASSERT_TRUE(instance) << instance.error().message;
+  ASSERT_THAT(ReadOutput(instance->output.get(), "ready"), HasSubstr("ready"));
+
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  std::vector<pid_t> pids = cgroups->Procs(InstanceGroup("threads"));
+  EXPECT_GE(pids.size(), 3u);  // init, node, sleep
+  int threads = 0;
+  const std::string zero_caps = "0000000000000000";
+  for (pid_t pid : pids) {
+    for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid))) {
+      std::string status = task.path().string() + "/status";
+      SCOPED_TRACE(status + " (" + StatusField(status, "Name") + ")");
+      EXPECT_EQ(StatusField(status, "Seccomp"), "2");
+      EXPECT_EQ(StatusField(status, "NoNewPrivs"), "1");
+      for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+        EXPECT_EQ(StatusField(status, set), zero_caps) << set;
+      }
+      ++threads;
+    }
+  }
+  EXPECT_GE(threads, 10);  // node alone runs ~7 threads, plus two workers
+  jail_->Kill("threads");
+  WaitExit("threads");
+}
+
+TEST_F(ProcessJailTest, RuntimeInheritsOnlyStdio) {
+  auto [out, exit] = Run(Spec(
+      "fds", {"/usr/bin/python3", "-c", "import os; print(sorted(os.listdir('/proc/self/fd')))"}));
+  // 3 is the directory listdir() itself has open.
+  EXPECT_EQ(out, "['0', '1', '2', '3']\n");
+}
+
+TEST_F(ProcessJailTest, HostInterfacesAreMaskedOrAbsent) {
+  auto [out, exit] = Run(Shell(
+      "masked",
+      "for f in kcore keys timer_list kallsyms sysrq-trigger; do"
+      "  test -e /proc/$f && echo $f=$(wc -c < /proc/$f) || echo $f=absent; done;"
+      "echo acpi=$(ls -A /proc/acpi 2>&1 | wc -l);"
+      "echo x > /proc/sys/kernel/hostname 2>/dev/null && echo sysctl=rw || echo sysctl=ro;"
+      "echo h > /proc/sysrq-trigger 2>/dev/null; echo sysrq-done;"
+      "test -e /sys && echo sys=present || echo sys=absent;"
+      "echo dev: $(ls /dev | tr '\\n' ' ');"
+      "echo cgroup=$(cat /proc/self/cgroup | grep -c wisp);"
+      "echo limits=$(grep -E 'open files|core file|file size' /proc/self/limits | tr -s ' ' | "
+      "  tr '\\n' '|')"));
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  // Masked with /dev/null where this kernel has them.
+  for (const char* f : {"kcore", "keys", "timer_list", "kallsyms", "sysrq-trigger"}) {
+    bool on_host = fs::exists(std::string("/proc/") + f);
+    EXPECT_THAT(out, HasSubstr(fmt::format("{}={}\n", f, on_host ? "0" : "absent")));
+  }
+  EXPECT_THAT(out, HasSubstr("acpi=0\n"));
+  EXPECT_THAT(out, HasSubstr("sysctl=ro\n"));
+  EXPECT_THAT(out, HasSubstr("sys=absent\n"));
+  EXPECT_THAT(out,
+              HasSubstr("dev: fd full null random shm stderr stdin stdout tty urandom zero\n"));
+  EXPECT_THAT(out, HasSubstr("cgroup=0\n"));  // the cgroup namespace hides wisp/<pid>/<id>
+  EXPECT_THAT(out, HasSubstr("Max core file size 0 0 bytes |"));
+  EXPECT_THAT(out, HasSubstr("Max open files 1024 1024 files |"));
+  EXPECT_THAT(out, HasSubstr(fmt::format("Max file size {0} {0} bytes |", (16 << 20) + (1 << 20))));
+}
+
+TEST_F(ProcessJailTest, TmpIsCappedAndChargedToTheMemoryLimit) {
+  SpawnSpec full = Shell("tmpfull", "dd if=/dev/zero of=/tmp/big bs=1M count=64 2>&1 | head -1");
+  auto [out, exit] = Run(full);  // tmp is 16 MiB, memory 128 MiB
+  EXPECT_THAT(out, HasSubstr("No space left on device"));
+  // With /tmp larger than the memory limit, filling it is an out-of-memory kill: tmpfs pages
+  // are the writer's memory.
+  SpawnSpec charged = Shell("tmpcharged", "dd if=/dev/zero of=/tmp/big bs=1M count=96; echo alive");
+  charged.tmp_size_bytes = 256 << 20;
+  charged.memory_limit_bytes = 48 << 20;
+  auto [out2, exit2] = Run(charged);
+  EXPECT_TRUE(exit2.oom_killed) << out2;
+}
+
+// On cgroup v1 the kernel kills one process per OOM; a runtime whose child was the victim must
+// not live on.
+TEST_F(ProcessJailTest, OomOfAChildEndsTheWholeInstance) {
+  SpawnSpec spec = Shell("oomchild",
+                         "/usr/bin/python3 -c 'b = bytearray(256 << 20)'; echo survived; "
+                         "exec sleep 1000");
+  spec.memory_limit_bytes = 64 << 20;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  ExitStatus exit = WaitExit("oomchild");
+  EXPECT_TRUE(exit.oom_killed);
+  EXPECT_EQ(exit.signal, SIGKILL);
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  EXPECT_FALSE(cgroups->Exists(InstanceGroup("oomchild")));
 }
 
 TEST_F(ProcessJailTest, MemoryLimitOomKillsTheInstance) {

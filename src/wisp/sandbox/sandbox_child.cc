@@ -12,10 +12,15 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/securebits.h>
+#include <sys/capability.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -34,6 +39,8 @@ constexpr int kSyncFd = 3;
 constexpr int kOutputFd = 4;
 constexpr int kSetupFailedExit = 125;
 constexpr int kExecFailedExit = 127;
+// RLIMIT_NOFILE inside, as Lambda's.
+constexpr rlim_t kMaxOpenFiles = 1024;
 
 // Reports the failed step to the launcher (which turns it into spawn_failed) and exits.
 [[noreturn]] void Fail(std::string_view step, int err = errno) {
@@ -44,7 +51,8 @@ constexpr int kExecFailedExit = 127;
 
 void SendToLauncher(std::string_view msg) { ::send(kSyncFd, msg.data(), msg.size(), MSG_NOSIGNAL); }
 
-// mkdir -p, for mount points inside the new root.
+// mkdir -p, for mount points inside the new root. Paths are relative to the new root, which is
+// the working directory while the root is being built.
 void MakeDirs(const std::string& path) {
   for (size_t i = 1; i <= path.size(); ++i) {
     if (i == path.size() || path[i] == '/') {
@@ -54,16 +62,34 @@ void MakeDirs(const std::string& path) {
   }
 }
 
-// A bind mount is created with the source's flags; only a second, remounting call can make it
-// read-only (and nosuid/nodev, so nothing in it can gain privileges or reach devices).
+// An empty regular file to bind a file onto.
+void MakeFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) Fail("create mount point " + path);
+  ::close(fd);
+}
+
+// Makes the mount at `target` read-only, nosuid and nodev. A bind mount is created with the
+// source's flags; only a second, remounting call can change them. Inside a user namespace the
+// kernel refuses to clear flags the host mount had (they are locked), so those are kept.
+void RemountReadOnly(const std::string& target, std::string_view label) {
+  struct statvfs sv;
+  if (::statvfs(target.c_str(), &sv) != 0) Fail(fmt::format("statvfs {}", label));
+  unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  if (::mount(nullptr, target.c_str(), nullptr, flags, nullptr) != 0) {
+    Fail(fmt::format("remount {} read-only", label));
+  }
+}
+
 void BindReadOnly(const std::string& source, const std::string& target, std::string_view label) {
   if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     Fail(fmt::format("mount {}", label));
   }
-  if (::mount(nullptr, target.c_str(), nullptr,
-              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
-    Fail(fmt::format("remount {} read-only", label));
-  }
+  RemountReadOnly(target, label);
 }
 
 // Bind-mounts a host file or directory at the same kind of mount point inside the root.
@@ -74,14 +100,16 @@ void BindPathReadOnly(const std::string& host_path, const std::string& target,
   if (S_ISDIR(st.st_mode)) {
     MakeDirs(target);
   } else {
-    int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) Fail(fmt::format("create mount point {}", label));
-    ::close(fd);
+    MakeFile(target);
   }
   BindReadOnly(host_path, target, label);
 }
 
-bool HostPathExists(const std::string& path) {
+// One inode per 8 KiB of tmpfs, at least 1024: plenty for real use (Lambda's /tmp holds a few
+// thousand files at most), small enough that empty files cannot pin much kernel memory.
+uint64_t InodeCap(uint64_t size_bytes) { return std::max<uint64_t>(1024, size_bytes / 8192); }
+
+bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
 }
@@ -109,6 +137,46 @@ void DetachFromLauncher(const SandboxChildArgs& a) {
   ::prctl(PR_SET_NAME, "wisp-init");  // how ps on the host names the sandbox's init
   char go;
   if (::read(kSyncFd, &go, 1) != 1) ::_exit(kSetupFailedExit);  // launcher gone
+}
+
+// Host directories the sandbox mounts, opened while this process is still the host's uid 0:
+// wispd's data directory may be private to root, and once we are the sandbox uid we could no
+// longer walk to them. The root tmpfs is mounted here for the same reason.
+struct HostPaths {
+  int root = -1;     // the fresh root tmpfs (already mounted on the launcher's root dir)
+  int code = -1;     // SpawnSpec::code_dir
+  int runtime = -1;  // SpawnSpec::runtime_dir, or -1
+};
+
+std::string FdPath(int fd) { return fmt::format("/proc/self/fd/{}", fd); }
+
+HostPaths OpenHostPaths(const SandboxChildArgs& a) {
+  // Our mounts must not propagate back to the host's mount namespace (and vice versa).
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Fail("make / private");
+  // A fresh tmpfs per sandbox: nothing from an earlier instance can be left on it. Owned by
+  // root inside (uid=0 is read in our user namespace), so we can create mount points on it.
+  if (::mount("tmpfs", a.root_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+              "size=1m,mode=0755,uid=0,gid=0") != 0) {
+    Fail("mount root tmpfs on " + a.root_dir);
+  }
+  HostPaths p;
+  p.root = ::open(a.root_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (p.root < 0) Fail("open " + a.root_dir);
+  p.code = ::open(a.spec->code_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (p.code < 0) Fail("mount /var/task");
+  if (!a.spec->runtime_dir.empty()) {
+    p.runtime = ::open(a.spec->runtime_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (p.runtime < 0) Fail("mount /opt/wisp/runtime");
+  }
+  return p;
+}
+
+// The launcher mapped uid/gid 0 inside to the unprivileged sandbox ids outside. Switching to
+// them keeps every capability *inside* the user namespace (needed for the mounts below) while
+// the host sees an ordinary unprivileged process; from here on files we create belong to it.
+void BecomeRootInside() {
+  if (::setresgid(0, 0, 0) != 0) Fail("setresgid to root inside");
+  if (::setresuid(0, 0, 0) != 0) Fail("setresuid to root inside");
 }
 
 // A new network namespace has only `lo`, and it starts down.
@@ -143,102 +211,145 @@ void SendRuntimeApiListener(uint16_t port) {
   ::close(s);  // wispd owns it now; the sandbox must not accept on it itself
 }
 
-// Builds the sandbox's whole file system on a fresh tmpfs at `root`. Only what is listed here
-// is visible inside; everything from the host is read-only.
-void BuildRoot(const SandboxChildArgs& a) {
-  const SpawnSpec& spec = *a.spec;
-  const std::string& root = a.root_dir;
-
-  // Our mounts must not propagate back to the host's mount namespace (and vice versa).
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Fail("make / private");
-  // A fresh tmpfs per sandbox: nothing from an earlier instance can be left on it.
-  if (::mount("tmpfs", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0) {
-    Fail("mount root tmpfs on " + root);
+// /proc for our pid namespace, with the files that describe or control the host masked the way
+// runc and bubblewrap do it: kernel memory, keyrings, timers, the sysrq trigger.
+void MountProc() {
+  MakeDirs("proc");
+  if (::mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    Fail("mount /proc");
   }
+  // Files: /dev/null on top reads empty and swallows writes.
+  for (const char* name : {"kcore", "keys", "timer_list", "timer_stats", "sched_debug",
+                           "latency_stats", "sysrq-trigger", "kallsyms", "kmsg", "config.gz"}) {
+    std::string path = std::string("proc/") + name;
+    if (!PathExists(path)) continue;
+    if (::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      Fail(fmt::format("mask /proc/{}", name));
+    }
+  }
+  // Directories: an empty read-only tmpfs on top.
+  for (const char* name : {"acpi", "scsi", "asound", "driver"}) {
+    std::string path = std::string("proc/") + name;
+    if (!PathExists(path)) continue;
+    if (::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "size=0,mode=0555") != 0) {
+      Fail(fmt::format("mask /proc/{}", name));
+    }
+  }
+  // Kernel tunables and hardware: readable (runtimes read a few sysctls), never writable.
+  for (const char* name : {"sys", "irq", "bus", "fs"}) {
+    std::string path = std::string("proc/") + name;
+    if (!PathExists(path)) continue;
+    if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      Fail(fmt::format("bind /proc/{}", name));
+    }
+    RemountReadOnly(path, std::string("/proc/") + name);
+  }
+}
+
+// /dev: only the harmless character devices, bound from the host, and a small /dev/shm for
+// POSIX shared memory and semaphores (Python's multiprocessing needs it).
+void MountDev(uint64_t tmp_size_bytes) {
+  MakeDirs("dev");
+  if (::mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755,uid=0,gid=0") !=
+      0) {
+    Fail("mount /dev");
+  }
+  for (const char* name : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    std::string host = std::string("/dev/") + name;
+    std::string target = std::string("dev/") + name;
+    MakeFile(target);
+    if (::mount(host.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      Fail("mount " + host);
+    }
+  }
+  const std::pair<const char*, const char*> dev_links[] = {{"/proc/self/fd", "dev/fd"},
+                                                           {"/proc/self/fd/0", "dev/stdin"},
+                                                           {"/proc/self/fd/1", "dev/stdout"},
+                                                           {"/proc/self/fd/2", "dev/stderr"}};
+  for (const auto& [target, link] : dev_links) {
+    if (::symlink(target, link) != 0) Fail(fmt::format("symlink /{}", link));
+  }
+  // Counted against the memory cgroup like /tmp; capped separately so shared memory cannot
+  // take all of it.
+  MakeDirs("dev/shm");
+  const uint64_t shm_size = std::min<uint64_t>(tmp_size_bytes, 64 << 20);
+  std::string shm_opts =
+      fmt::format("size={},nr_inodes={},mode=1777,uid=0,gid=0", shm_size, InodeCap(shm_size));
+  if (::mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_opts.c_str()) !=
+      0) {
+    Fail("mount /dev/shm");
+  }
+  // The root tmpfs and /dev are mounted by a user namespace: the kernel ignores device nodes on
+  // them (SB_I_NODEV) whatever the flags; the bound host nodes above are the only devices.
+}
+
+// Builds the sandbox's whole file system on the root tmpfs, which is the working directory.
+// Only what is listed here is visible inside; everything from the host is read-only.
+void BuildRoot(const SandboxChildArgs& a, const HostPaths& host) {
+  const SpawnSpec& spec = *a.spec;
+  if (::fchdir(host.root) != 0) Fail("chdir to new root");
 
   // Programs and libraries. Debian 12 is merged-/usr: /bin, /lib... are symlinks into usr/,
   // so copy the symlinks; bind the directory when the host has a real one.
-  MakeDirs(root + "/usr");
-  BindReadOnly("/usr", root + "/usr", "/usr");
+  MakeDirs("usr");
+  BindReadOnly("/usr", "usr", "/usr");
   for (const char* name : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
-    std::string host = std::string("/") + name;
+    std::string host_path = std::string("/") + name;
     struct stat st;
-    if (::lstat(host.c_str(), &st) != 0) continue;
+    if (::lstat(host_path.c_str(), &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
       char target[4096];
-      ssize_t n = ::readlink(host.c_str(), target, sizeof target - 1);
-      if (n < 0) Fail("readlink " + host);
+      ssize_t n = ::readlink(host_path.c_str(), target, sizeof target - 1);
+      if (n < 0) Fail("readlink " + host_path);
       target[n] = '\0';
-      if (::symlink(target, (root + host).c_str()) != 0) Fail("symlink " + host);
+      if (::symlink(target, name) != 0) Fail("symlink " + host_path);
     } else if (S_ISDIR(st.st_mode)) {
-      MakeDirs(root + host);
-      BindReadOnly(host, root + host, host);
+      MakeDirs(name);
+      BindReadOnly(host_path, name, host_path);
     }
   }
 
   // A minimal /etc: what the dynamic loader, name resolution and TLS need. Never shadow,
   // sudoers, ssh keys or anything else of the host.
-  MakeDirs(root + "/etc");
+  MakeDirs("etc");
   for (const char* name : {"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "hosts",
                            "nsswitch.conf", "localtime", "resolv.conf", "ssl", "alternatives"}) {
-    std::string host = std::string("/etc/") + name;
-    if (HostPathExists(host)) BindPathReadOnly(host, root + host, host);
+    std::string host_path = std::string("/etc/") + name;
+    if (PathExists(host_path)) BindPathReadOnly(host_path, std::string("etc/") + name, host_path);
   }
 
   // The function's code and the platform's shims, read-only so a function cannot change itself
-  // for the next invocation.
-  MakeDirs(root + "/var/task");
-  BindReadOnly(spec.code_dir, root + "/var/task", "/var/task");
-  if (!spec.runtime_dir.empty()) {
-    MakeDirs(root + "/opt/wisp/runtime");
-    BindReadOnly(spec.runtime_dir, root + "/opt/wisp/runtime", "/opt/wisp/runtime");
+  // for the next invocation. Bound through the fds opened while we could still reach them.
+  MakeDirs("var/task");
+  BindReadOnly(FdPath(host.code), "var/task", "/var/task");
+  if (host.runtime >= 0) {
+    MakeDirs("opt/wisp/runtime");
+    BindReadOnly(FdPath(host.runtime), "opt/wisp/runtime", "/opt/wisp/runtime");
   }
 
-  // The one writable place, capped so a function cannot fill the host's memory.
-  MakeDirs(root + "/tmp");
-  std::string tmp_opts = fmt::format("size={},mode=1777", spec.tmp_size_bytes);
-  if (::mount("tmpfs", (root + "/tmp").c_str(), "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts.c_str()) !=
-      0) {
+  // The one writable place, capped so a function cannot fill the host's memory. tmpfs pages are
+  // charged to the memory cgroup of the process that writes them, so /tmp counts against the
+  // function's memory limit too.
+  // The inode cap makes a million empty files end in ENOSPC too, instead of growing kernel
+  // memory until the cgroup's OOM killer steps in.
+  MakeDirs("tmp");
+  std::string tmp_opts = fmt::format("size={},nr_inodes={},mode=1777,uid=0,gid=0",
+                                     spec.tmp_size_bytes, InodeCap(spec.tmp_size_bytes));
+  if (::mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts.c_str()) != 0) {
     Fail("mount /tmp");
   }
 
-  // We are pid 1 of a new pid namespace, so a fresh proc shows only the sandbox's processes.
-  MakeDirs(root + "/proc");
-  if (::mount("proc", (root + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              nullptr) != 0) {
-    Fail("mount /proc");
-  }
-
-  // /dev: only the harmless character devices, bound from the host.
-  MakeDirs(root + "/dev");
-  if (::mount("tmpfs", (root + "/dev").c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC,
-              "size=64k,mode=0755") != 0) {
-    Fail("mount /dev");
-  }
-  for (const char* name : {"null", "zero", "full", "random", "urandom", "tty"}) {
-    std::string host = std::string("/dev/") + name;
-    std::string target = root + host;
-    int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0) Fail("create mount point " + host);
-    ::close(fd);
-    if (::mount(host.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-      Fail("mount " + host);
-    }
-  }
-  const std::pair<const char*, const char*> dev_links[] = {{"/proc/self/fd", "/dev/fd"},
-                                                           {"/proc/self/fd/0", "/dev/stdin"},
-                                                           {"/proc/self/fd/1", "/dev/stdout"},
-                                                           {"/proc/self/fd/2", "/dev/stderr"}};
-  for (const auto& [target, link] : dev_links) {
-    if (::symlink(target, (root + link).c_str()) != 0) Fail(fmt::format("symlink {}", link));
-  }
+  MountProc();
+  MountDev(spec.tmp_size_bytes);
+  // No /sys at all: nothing in it is the function's business.
 }
 
-// Makes `root` the root of this mount namespace and drops the host's tree entirely.
-void EnterRoot(const std::string& root) {
-  if (::chdir(root.c_str()) != 0) Fail("chdir " + root);
+// Makes the working directory the root of this mount namespace and drops the host's tree.
+void EnterRoot() {
   // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
-  // detaches the old root without needing a directory to park it in.
+  // detaches the old root (and every host mount under it) without needing a directory to park
+  // it in.
   if (::syscall(SYS_pivot_root, ".", ".") != 0) Fail("pivot_root");
   if (::umount2(".", MNT_DETACH) != 0) Fail("detach old root");
   if (::chdir("/") != 0) Fail("chdir /");
@@ -250,18 +361,43 @@ void EnterRoot(const std::string& root) {
   if (::chdir("/var/task") != 0) Fail("chdir /var/task");
 }
 
-void DropPrivileges(uid_t uid, gid_t gid) {
-  // Core dumps could fill the disk and leak memory contents; 1024 fds matches Lambda.
+void DropPrivileges(const SpawnSpec& spec) {
+  // Core dumps could leak memory contents; 1024 fds matches Lambda; no file may outgrow /tmp
+  // (a bit of slack so a full /tmp reports ENOSPC, not EFBIG).
   rlimit core{0, 0};
   if (::setrlimit(RLIMIT_CORE, &core) != 0) Fail("setrlimit RLIMIT_CORE");
-  rlimit nofile{1024, 1024};
+  rlimit nofile{kMaxOpenFiles, kMaxOpenFiles};
   if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) Fail("setrlimit RLIMIT_NOFILE");
-  // Order matters: supplementary groups and gid while we still may, uid last. Changing uid
-  // from 0 clears every capability.
-  if (::setgroups(0, nullptr) != 0) Fail("setgroups");
-  if (::setresgid(gid, gid, gid) != 0) Fail("setgid");
-  if (::setresuid(uid, uid, uid) != 0) Fail("setuid");
-  // setuid binaries inside (they are visible under /usr) must not gain anything.
+  rlimit fsize{spec.tmp_size_bytes + (1 << 20), spec.tmp_size_bytes + (1 << 20)};
+  if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) Fail("setrlimit RLIMIT_FSIZE");
+
+  // uid 0 inside must never regain capabilities: not through execve of any binary (NOROOT), not
+  // through setuid transitions (NO_SETUID_FIXUP), not through ambient capabilities; and the
+  // bits themselves are locked.
+  if (::prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                                     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                                     SECBIT_NO_CAP_AMBIENT_RAISE |
+                                     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) != 0) {
+    Fail("prctl PR_SET_SECUREBITS");
+  }
+  // The bounding set caps what any future execve could grant; empty it (needs CAP_SETPCAP, so
+  // before the effective set goes). EINVAL marks the first capability this kernel lacks.
+  for (int cap = 0; cap < 64; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break;
+      Fail(fmt::format("drop capability {} from the bounding set", cap));
+    }
+  }
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+    Fail("clear ambient capabilities");
+  }
+  cap_t none = cap_init();  // every set empty
+  if (none == nullptr) Fail("cap_init");
+  if (cap_set_proc(none) != 0) Fail("clear capabilities");
+  cap_free(none);
+
+  // setuid binaries inside (they are visible under /usr) must not gain anything; seccomp also
+  // requires it from a process without CAP_SYS_ADMIN.
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail("prctl PR_SET_NO_NEW_PRIVS");
   // Changing credentials cleared the parent-death signal: set it again. If the launcher died
   // in between, its end of the sync socket is closed (getppid() says 0 across a pid namespace).
@@ -343,12 +479,26 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
 
 void RunSandboxChild(const SandboxChildArgs& args) {
   DetachFromLauncher(args);
+  // Joined our cgroup before "G"; a cgroup namespace now makes that group the sandbox's root,
+  // so /proc/self/cgroup reveals nothing of the host's layout.
+  if (::unshare(CLONE_NEWCGROUP) != 0) Fail("unshare cgroup namespace");
+  HostPaths host = OpenHostPaths(args);
+  BecomeRootInside();
   BringUpLoopback();
   SendRuntimeApiListener(args.spec->runtime_api_port);
-  BuildRoot(args);
-  EnterRoot(args.root_dir);
+  BuildRoot(args, host);
+  EnterRoot();
+  // The O_PATH fds pointed into the host's tree; they must not reach the runtime.
+  for (int fd : {host.root, host.code, host.runtime}) {
+    if (fd >= 0) ::close(fd);
+  }
   ::sethostname("wisp", 4);  // the host's name is none of the function's business
-  DropPrivileges(args.uid, args.gid);
+  DropPrivileges(*args.spec);
+  // Last step before the fork: from here on, init and the runtime (and every thread and child
+  // it ever makes) run under the filter.
+  if (args.seccomp != nullptr) {
+    if (auto installed = args.seccomp->Install(); !installed) Fail("install seccomp filter");
+  }
   ExecRuntimeUnderInit(*args.spec);
 }
 

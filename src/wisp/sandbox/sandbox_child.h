@@ -1,9 +1,22 @@
-// The code that runs in a freshly cloned sandbox process (pid 1 of its own pid, mount, net,
-// ipc and uts namespaces): it builds the sandbox's root file system, drops privileges, starts
-// the runtime as pid 2 and stays behind as a tiny init.
+// The code that runs in a freshly cloned sandbox process (pid 1 of its own user, pid, mount,
+// net, ipc and uts namespaces): it builds the sandbox's root file system, drops every
+// privilege, installs the seccomp filter, starts the runtime as pid 2 and stays behind as a
+// tiny init.
+//
+// The steps, in order, each for a reason (see the functions for details):
+//   wait for "G"      the launcher has put us in our cgroup and written our uid/gid maps
+//   cgroup namespace  created after joining the cgroup, so the sandbox's view starts there
+//   open host paths   while still the host's uid 0 (owner of wispd's private directories)
+//   become root       inside the user namespace = the unprivileged sandbox uid outside
+//   network           bring up lo, make the Runtime API listener, send it to the launcher
+//   build root        tmpfs + read-only binds, /proc with masks, minimal /dev, /tmp, /dev/shm
+//   pivot_root        the host's tree is detached entirely
+//   drop privileges   rlimits, securebits, bounding/ambient/effective caps, no_new_privs
+//   seccomp           installed in init, inherited by the runtime and all it ever starts
+//   fork + execve     the runtime as pid 2, with only fds 0, 1 and 2
 //
 // Talks to the launcher over `sync_fd` (SOCK_SEQPACKET), one message per datagram:
-//   launcher -> child  "G"              cgroup is set up: go
+//   launcher -> child  "G"              cgroup and uid/gid maps are set up: go
 //   child -> launcher  "L" + fd         the Runtime API listener, made inside the sandbox
 //                      "E<step>: <why>" a setup step failed; the child then exits
 //                      "R"              the runtime was exec'd: the instance is ready
@@ -17,16 +30,16 @@
 #include <string>
 
 #include "wisp/sandbox/backend.h"
+#include "wisp/sandbox/seccomp_filter.h"
 
 namespace wisp::sandbox {
 
 struct SandboxChildArgs {
   const SpawnSpec* spec = nullptr;
   std::string root_dir;  // empty host directory to mount the sandbox's root tmpfs on
-  uid_t uid = 65534;
-  gid_t gid = 65534;
-  int sync_fd = -1;    // child end of the sync socketpair
-  int output_fd = -1;  // write end of the stdout+stderr pipe
+  const SeccompFilter* seccomp = nullptr;  // compiled by the launcher; installed before exec
+  int sync_fd = -1;                        // child end of the sync socketpair
+  int output_fd = -1;                      // write end of the stdout+stderr pipe
 };
 
 [[noreturn]] void RunSandboxChild(const SandboxChildArgs& args);

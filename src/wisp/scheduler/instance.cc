@@ -125,6 +125,31 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   co_return std::move(current.result);
 }
 
+void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
+  deployment_ = std::move(deployment);
+  state_ = State::kStarting;
+  ++start_count_;
+  init_logs_.clear();
+  init_log_bytes_ = 0;
+  std::string env = "{\"env\":{";
+  bool first = true;
+  for (const std::string& entry : deployment_->spawn.env) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    if (!first) env += ',';
+    first = false;
+    AppendJsonString(env, std::string_view(entry).substr(0, eq));
+    env += ':';
+    AppendJsonString(env, std::string_view(entry).substr(eq + 1));
+  }
+  env += "}}";
+  runtime_api::NextEvent event;
+  event.request_id = "specialize-" + id_;
+  event.body = std::move(env);
+  event.specialization = true;
+  endpoint_->Deliver(std::move(event));
+}
+
 void Instance::Finish(InvocationStatus status, std::string response_json) {
   if (!current_ || current_->done.is_set()) return;
   DrainOutput();
@@ -150,6 +175,11 @@ void Instance::OnInvocationResponse(std::string body) {
 
 void Instance::OnInvocationError(std::string error_type, std::string body) {
   Finish(InvocationStatus::kError, NormaliseError(error_type, body).document);
+  if (error_type == "Function.ResponseSizeTooLarge") {
+    // The endpoint cut the runtime's upload short and closed its connection: the runtime is
+    // in no state to serve another call.
+    scheduler_.RetireInstance(shared_from_this());
+  }
 }
 
 void Instance::OnInitError(std::string error_type, std::string body) {

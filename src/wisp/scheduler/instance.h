@@ -34,6 +34,11 @@ class Instance final : public runtime_api::EndpointListener,
   // Runs one invocation (the instance must be busy) and waits for its outcome or deadline.
   asio::awaitable<InvocationResult> Run(InvokeRequest request);
 
+  // Turns an idle prewarmed instance into an instance of `deployment`, whose code is already
+  // linked into its code directory: the runtime loads it and asks for work (or reports an init
+  // error) as a freshly started one would.
+  void Specialize(std::shared_ptr<const Deployment> deployment);
+
   // The sandbox ended (crash, OOM, kill): fail whatever was in flight; close everything.
   void OnExit(const sandbox::ExitStatus& status);
   // The runtime did not reach its first GET /next in time.
@@ -50,6 +55,12 @@ class Instance final : public runtime_api::EndpointListener,
   int64_t started_at_ms() const { return started_at_ms_; }
   uint64_t invocations() const { return invocations_; }
   bool init_failed() const { return init_failure_.has_value(); }
+  // How many times this instance started initialising (spawn, specialisation): an init
+  // deadline belongs to one of them.
+  int start_count() const { return start_count_; }
+  // A code directory this instance owns (prewarmed instances); removed when it is gone.
+  const std::string& own_code_dir() const { return own_code_dir_; }
+  void set_own_code_dir(std::string dir) { own_code_dir_ = std::move(dir); }
 
   // EndpointListener:
   void OnRuntimeWaiting() override;
@@ -78,7 +89,9 @@ class Instance final : public runtime_api::EndpointListener,
 
   Scheduler& scheduler_;
   const std::string id_;
-  const std::shared_ptr<const Deployment> deployment_;
+  std::shared_ptr<const Deployment> deployment_;  // changes once, if a prewarmed one specialises
+  std::string own_code_dir_;
+  int start_count_ = 1;
   State state_ = State::kStarting;
   pid_t pid_ = -1;
   std::shared_ptr<runtime_api::Endpoint> endpoint_;

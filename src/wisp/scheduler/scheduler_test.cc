@@ -337,7 +337,7 @@ TEST_F(SchedulerTest, RetireDropsOlderVersionsOnly) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
     EXPECT_TRUE(co_await s.Warm(MakeDeployment(1)));
     EXPECT_TRUE(co_await s.Warm(MakeDeployment(2)));
-    s.Retire("f", 2);
+    s.Publish(MakeDeployment(2));
     // Give the fake runtime of version 1 time to end and report it.
     asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
     co_await pause.async_wait(asio::use_awaitable);

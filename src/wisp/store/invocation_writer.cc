@@ -16,17 +16,22 @@ InvocationWriter::~InvocationWriter() {
 }
 
 void InvocationWriter::Add(InvocationRecord record) {
+  bool full;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(record));
     ++added_;
+    full = queue_.size() == kFullBatch;
   }
-  wake_.notify_one();
+  if (full) wake_.notify_one();
 }
 
 void InvocationWriter::Flush() {
   std::unique_lock lock(mutex_);
   const uint64_t target = added_;
+  if (done_ >= target) return;
+  flush_requested_ = target;
+  wake_.notify_one();
   written_.wait(lock, [&] { return done_ >= target; });
 }
 
@@ -45,8 +50,13 @@ void InvocationWriter::Run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
+      wake_.wait_for(lock, kBatchInterval, [&] {
+        return stopping_ || queue_.size() >= kFullBatch || flush_requested_ > done_;
+      });
+      if (queue_.empty()) {
+        if (stopping_) return;
+        continue;
+      }
       batch.swap(queue_);
     }
     auto result = store_.PutInvocations(batch);

@@ -1,10 +1,13 @@
 // InvocationWriter: takes invocation records off the caller's path and writes them to the
-// store in batches (one transaction per batch), on a thread of its own.
+// store in batches (one transaction per batch), on a thread of its own. The writer wakes every
+// kBatchInterval or when a batch is full, not per record: a thread wake-up and a transaction per
+// call would cost more than the call itself.
 //
 // Thread rules: Add and Flush may be called from any thread. Add never blocks on disk: it
 // takes a mutex for a vector push. The store is only touched by the writer thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -17,6 +20,9 @@ namespace wisp::store {
 
 class InvocationWriter {
  public:
+  static constexpr std::chrono::milliseconds kBatchInterval{20};
+  static constexpr size_t kFullBatch = 512;
+
   explicit InvocationWriter(Store& store);
   ~InvocationWriter();  // writes what is queued, then stops
   InvocationWriter(const InvocationWriter&) = delete;
@@ -41,6 +47,7 @@ class InvocationWriter {
   uint64_t done_ = 0;  // records handled (written or failed)
   uint64_t written_count_ = 0;
   uint64_t failed_batches_ = 0;
+  uint64_t flush_requested_ = 0;  // Flush() wants everything up to this count written now
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -12,7 +12,10 @@ namespace wisp::store {
 struct FunctionRecord {
   std::string id;
   std::string name;
-  std::string runtime;  // "node" | "python"
+  std::string runtime;  // "node" | "python" | "go"
+  // "handler": the shim calls a handler function in the code (Lambda's model). "program": the
+  // code is a whole program run once per event with FUNCTION_PAYLOAD set (seed 002's model).
+  std::string style = "handler";
   std::string handler;
   std::string code;
   int timeout_seconds = 30;
@@ -25,6 +28,14 @@ struct FunctionRecord {
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   std::optional<int64_t> last_invoked_at_ms;
+  // Asynchronous invocations: retries of failed attempts and the oldest event still run.
+  int max_retries = 2;
+  int retry_delay_seconds = 60;
+  int max_event_age_seconds = 21600;
+  int max_concurrency = 100;         // instances at once (capped by the node's limit)
+  int min_instances = 0;             // kept warm
+  std::string metadata_json = "{}";  // the user's JSON object, stored as sent
+  std::string version_label;         // the user's own version name (seed 002's "version")
 };
 
 struct InvocationRecord {

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "wisp/common/defer.h"
@@ -43,6 +45,18 @@ CREATE TABLE IF NOT EXISTS invocations (
 );
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, seq);
 )sql";
+
+// Columns added after the first schema: databases created before them get them on open.
+constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
+    {"style", "TEXT NOT NULL DEFAULT 'handler'"},
+    {"max_retries", "INTEGER NOT NULL DEFAULT 2"},
+    {"retry_delay_seconds", "INTEGER NOT NULL DEFAULT 60"},
+    {"max_event_age_seconds", "INTEGER NOT NULL DEFAULT 21600"},
+    {"max_concurrency", "INTEGER NOT NULL DEFAULT 100"},
+    {"min_instances", "INTEGER NOT NULL DEFAULT 0"},
+    {"metadata_json", "TEXT NOT NULL DEFAULT '{}'"},
+    {"version_label", "TEXT NOT NULL DEFAULT ''"},
+};
 
 // A prepared statement, finalized on scope exit.
 class Statement {
@@ -99,10 +113,26 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     if (auto r = store->Exec(pragma); !r) return tl::unexpected(r.error());
   }
   if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
+  if (auto r = store->AddMissingColumns(); !r) return tl::unexpected(r.error());
   return store;
 }
 
 SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+Result<void> SqliteStore::AddMissingColumns() {
+  std::set<std::string> present;
+  {
+    Statement stmt(db_, "PRAGMA table_info(functions)");
+    if (!stmt.ok()) return SqliteError(db_, "prepare");
+    while (sqlite3_step(stmt.get()) == SQLITE_ROW) present.insert(stmt.Text(1));
+  }
+  for (const auto& [name, type] : kAddedFunctionColumns) {
+    if (present.count(name)) continue;
+    const std::string sql = fmt::format("ALTER TABLE functions ADD COLUMN {} {}", name, type);
+    if (auto r = Exec(sql.c_str()); !r) return r;
+  }
+  return {};
+}
 
 Result<void> SqliteStore::Exec(const char* sql) {
   char* message = nullptr;
@@ -118,11 +148,16 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
   std::lock_guard lock(mutex_);
   Statement stmt(db_, R"sql(
     INSERT INTO functions (id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu,
-      env_json, version, state, error, created_at_ms, updated_at_ms, last_invoked_at_ms)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+      env_json, version, state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style,
+      max_retries, retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances,
+      metadata_json, version_label)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+      ?20, ?21, ?22, ?23)
     ON CONFLICT(id) DO UPDATE SET name=?2, runtime=?3, handler=?4, code=?5, timeout_seconds=?6,
       memory_mb=?7, vcpu=?8, env_json=?9, version=?10, state=?11, error=?12,
-      updated_at_ms=?14, last_invoked_at_ms=?15)sql");
+      updated_at_ms=?14, last_invoked_at_ms=?15, style=?16, max_retries=?17,
+      retry_delay_seconds=?18, max_event_age_seconds=?19, max_concurrency=?20, min_instances=?21,
+      metadata_json=?22, version_label=?23)sql");
   if (!stmt.ok()) return SqliteError(db_, "prepare");
   stmt.Bind(1, f.id);
   stmt.Bind(2, f.name);
@@ -143,6 +178,14 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
   } else {
     stmt.BindNull(15);
   }
+  stmt.Bind(16, f.style);
+  stmt.Bind(17, int64_t{f.max_retries});
+  stmt.Bind(18, int64_t{f.retry_delay_seconds});
+  stmt.Bind(19, int64_t{f.max_event_age_seconds});
+  stmt.Bind(20, int64_t{f.max_concurrency});
+  stmt.Bind(21, int64_t{f.min_instances});
+  stmt.Bind(22, f.metadata_json);
+  stmt.Bind(23, f.version_label);
   const int rc = sqlite3_step(stmt.get());
   if (rc == SQLITE_CONSTRAINT) {
     return MakeError(ErrorCode::kAlreadyExists,
@@ -168,7 +211,9 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
   std::lock_guard lock(mutex_);
   Statement stmt(db_, R"sql(
     SELECT id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu, env_json, version,
-      state, error, created_at_ms, updated_at_ms, last_invoked_at_ms
+      state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style, max_retries,
+      retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
+      version_label
     FROM functions ORDER BY created_at_ms, id)sql");
   if (!stmt.ok()) return SqliteError(db_, "prepare");
   std::vector<FunctionRecord> out;
@@ -191,6 +236,14 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
     f.created_at_ms = stmt.Int(12);
     f.updated_at_ms = stmt.Int(13);
     if (!stmt.IsNull(14)) f.last_invoked_at_ms = stmt.Int(14);
+    f.style = stmt.Text(15);
+    f.max_retries = static_cast<int>(stmt.Int(16));
+    f.retry_delay_seconds = static_cast<int>(stmt.Int(17));
+    f.max_event_age_seconds = static_cast<int>(stmt.Int(18));
+    f.max_concurrency = static_cast<int>(stmt.Int(19));
+    f.min_instances = static_cast<int>(stmt.Int(20));
+    f.metadata_json = stmt.Text(21);
+    f.version_label = stmt.Text(22);
     out.push_back(std::move(f));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "list functions");

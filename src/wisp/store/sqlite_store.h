@@ -32,6 +32,7 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   Result<void> Exec(const char* sql);
+  Result<void> AddMissingColumns();
 
   std::mutex mutex_;
   sqlite3* db_;

@@ -48,6 +48,36 @@ class SqliteStoreTest : public testing::Test {
   std::unique_ptr<SqliteStore> store_;
 };
 
+TEST_F(SqliteStoreTest, AsyncAndSeed002FieldsRoundTrip) {
+  auto f = Function("f9", "nine");
+  f.runtime = "go";
+  f.style = "program";
+  f.max_retries = 5;
+  f.retry_delay_seconds = 0;
+  f.max_event_age_seconds = 120;
+  f.max_concurrency = 7;
+  f.min_instances = 2;
+  f.metadata_json = R"({"team":"a"})";
+  f.version_label = "1.2.3";
+  ASSERT_TRUE(store_->PutFunction(f));
+  store_.reset();
+  auto reopened = SqliteStore::Open(path_);  // the added columns exist: no migration error
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  store_ = std::move(*reopened);
+  auto listed = store_->ListFunctions();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  const auto& g = (*listed)[0];
+  EXPECT_EQ(g.style, "program");
+  EXPECT_EQ(g.max_retries, 5);
+  EXPECT_EQ(g.retry_delay_seconds, 0);
+  EXPECT_EQ(g.max_event_age_seconds, 120);
+  EXPECT_EQ(g.max_concurrency, 7);
+  EXPECT_EQ(g.min_instances, 2);
+  EXPECT_EQ(g.metadata_json, R"({"team":"a"})");
+  EXPECT_EQ(g.version_label, "1.2.3");
+}
+
 TEST_F(SqliteStoreTest, PutListRoundTripsEveryField) {
   auto f = Function("f1", "one");
   f.last_invoked_at_ms = 1234;

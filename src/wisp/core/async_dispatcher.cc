@@ -1,0 +1,224 @@
+#include "wisp/core/async_dispatcher.h"
+
+#include <algorithm>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "wisp/common/ids.h"
+
+namespace wisp::core {
+namespace {
+
+// Enqueues and resumes the caller on its own executor once the queue says the invocation is
+// on disk (the queue calls back on its writer thread).
+asio::awaitable<Result<void>> EnqueueDurably(queue::Queue& queue, queue::Invocation invocation) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<void>)>(
+      [&queue](auto handler, queue::Invocation invocation) {
+        auto home = asio::get_associated_executor(handler);
+        // The queue's callback is a std::function, which must be copyable; the handler is not.
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        queue.Enqueue(std::move(invocation), [shared, home](Result<void> result) {
+          asio::post(home, [shared, result = std::move(result)]() mutable {
+            std::move (*shared)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable, std::move(invocation));
+}
+
+// "errorType: errorMessage" from a Runtime API error document, for the record's `error`.
+std::string ErrorSummary(const scheduler::InvocationResult& result) {
+  const auto doc = nlohmann::json::parse(result.response_json, nullptr, false);
+  std::string type, message;
+  if (doc.is_object()) {
+    if (doc.contains("errorType") && doc["errorType"].is_string()) type = doc["errorType"];
+    if (doc.contains("errorMessage") && doc["errorMessage"].is_string()) {
+      message = doc["errorMessage"];
+    }
+  }
+  if (type.empty() && message.empty()) {
+    return result.status == scheduler::InvocationStatus::kTimeout ? "the attempt timed out"
+                                                                  : "the function failed";
+  }
+  if (type.empty()) return message;
+  if (message.empty()) return type;
+  return type + ": " + message;
+}
+
+}  // namespace
+
+queue::RetryPolicy RetryPolicyOf(const store::FunctionRecord& record) {
+  return queue::RetryPolicy{record.max_retries, int64_t{record.retry_delay_seconds} * 1000,
+                            int64_t{record.max_event_age_seconds} * 1000};
+}
+
+AsyncDispatcher::AsyncDispatcher(asio::io_context& io, asio::thread_pool& workers,
+                                 queue::Queue& queue, FunctionService& functions, Invoker& invoker,
+                                 const Clock& clock, AsyncOptions options)
+    : io_(io),
+      workers_(workers),
+      queue_(queue),
+      functions_(functions),
+      invoker_(invoker),
+      clock_(clock),
+      options_(options),
+      wake_(io) {}
+
+void AsyncDispatcher::Start() {
+  if (started_) return;
+  started_ = true;
+  asio::co_spawn(io_, Loop(), asio::detached);
+}
+
+void AsyncDispatcher::Stop() {
+  stopping_ = true;
+  Kick();
+}
+
+void AsyncDispatcher::Kick() {
+  kicked_ = true;
+  wake_.cancel();
+}
+
+asio::awaitable<Result<queue::Invocation>> AsyncDispatcher::Submit(SubmitRequest request) {
+  if (!functions_.Find(request.function_id)) {
+    co_return MakeError(ErrorCode::kNotFound,
+                        fmt::format("function {} not found", request.function_id));
+  }
+  if (queue_.stats().queued >= options_.max_queued) {
+    co_return MakeError(
+        ErrorCode::kResourceExhausted,
+        fmt::format("the async queue is full ({} invocations); retry later", options_.max_queued));
+  }
+  queue::Invocation invocation;
+  invocation.id = NewUuid();
+  invocation.function_id = std::move(request.function_id);
+  invocation.event_json = std::move(request.event_json);
+  invocation.headers_json = std::move(request.headers_json);
+  invocation.timeout_ms = request.timeout_ms;
+  invocation.created_at_ms = invocation.enqueued_at_ms = invocation.next_attempt_at_ms = NowMs();
+  queue::Invocation accepted = invocation;
+  accepted.event_json.clear();  // the caller has the event; no second copy of a large one
+  auto stored = co_await EnqueueDurably(queue_, std::move(invocation));
+  if (!stored) co_return tl::unexpected(stored.error());
+  Kick();
+  co_return accepted;
+}
+
+asio::awaitable<Result<queue::Invocation>> AsyncDispatcher::Requeue(std::string id) {
+  auto requeue = [this, id, now = NowMs()] { return queue_.Requeue(id, now); };
+  auto requeued = co_await Offload(workers_, std::move(requeue));
+  if (requeued) Kick();
+  co_return requeued;
+}
+
+asio::awaitable<void> AsyncDispatcher::Loop() {
+  while (!stopping_) {
+    kicked_ = false;
+    // The node-wide budget is shared out as functions are asked, so one round cannot start
+    // more than max_in_flight attempts in all.
+    uint32_t budget = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
+    auto capacity = [this, &budget](const std::string& function_id) -> size_t {
+      if (stopping_ || budget == 0) return 0;
+      const Function* function = functions_.Find(function_id);
+      // A deleted function's invocations are claimed to be dead-lettered.
+      uint32_t room = budget;
+      if (function) {
+        const uint32_t limit = functions_.ConcurrencyLimit(*function);
+        auto it = in_flight_by_function_.find(function_id);
+        const uint32_t used = it == in_flight_by_function_.end() ? 0 : it->second;
+        room = std::min(budget, limit > used ? limit - used : 0);
+      }
+      budget -= room;
+      return room;
+    };
+    auto claimed = queue_.Claim(NowMs(), capacity);
+    for (auto& invocation : claimed) {
+      ++in_flight_;
+      ++in_flight_by_function_[invocation.function_id];
+      asio::co_spawn(io_, Execute(std::move(invocation)), asio::detached);
+    }
+    if (kicked_ || stopping_) continue;
+    budget = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
+    const auto next = queue_.NextDue(capacity);
+    if (next) {
+      wake_.expires_after(std::chrono::milliseconds(std::max<int64_t>(*next - NowMs(), 0)));
+    } else {
+      wake_.expires_after(std::chrono::hours(1));  // until kicked
+    }
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
+  const std::string id = invocation.id;
+  const std::string function_id = invocation.function_id;
+  const Function* function = functions_.Find(function_id);
+  const int64_t claimed_at = NowMs();
+  if (!function) {
+    (void)queue_.DeadLetter(id, "the function was deleted", claimed_at);
+  } else if (auto expired =
+                 queue::ExpiredReason(invocation, RetryPolicyOf(function->record), claimed_at)) {
+    // Not an attempt: put it back uncounted, then dead-letter it.
+    (void)queue_.Release(id, claimed_at);
+    (void)queue_.DeadLetter(id, std::move(*expired), claimed_at);
+  } else {
+    const queue::RetryPolicy policy = RetryPolicyOf(function->record);
+    InvokeOptions options;
+    options.request_id = id;
+    if (invocation.timeout_ms > 0)
+      options.timeout = std::chrono::milliseconds(invocation.timeout_ms);
+    auto outcome =
+        co_await invoker_.Invoke(function_id, std::move(invocation.event_json), std::move(options));
+    const int64_t now = NowMs();
+    if (outcome) {
+      const auto& result = outcome->result;
+      queue::AttemptResult attempt;
+      attempt.status = std::string(scheduler::InvocationStatusName(result.status));
+      attempt.response_json = result.response_json;
+      attempt.logs = result.logs;
+      attempt.version = outcome->version;
+      attempt.duration_ms = outcome->duration_ms;
+      if (result.status != scheduler::InvocationStatus::kSuccess) {
+        attempt.error = ErrorSummary(result);
+      }
+      auto finished = queue_.Finish(id, attempt, policy, now);
+      if (finished && finished->status == queue::kDeadLetter) {
+        spdlog::info("invocation {} of {} dead-lettered: {}", id, function_id,
+                     finished->dead_letter_reason);
+      }
+    } else {
+      const Error& error = outcome.error();
+      switch (error.code) {
+        case ErrorCode::kNotFound:
+          (void)queue_.DeadLetter(id, "the function was deleted", now);
+          break;
+        case ErrorCode::kResourceExhausted:
+        case ErrorCode::kUnavailable:
+          // No instance took it (the function is busy with sync calls, or wispd is stopping):
+          // not an attempt. It waits in the queue, up to its maximum age.
+          (void)queue_.Release(id, stopping_ ? now : now + options_.throttle_retry.count());
+          break;
+        default: {
+          // The function cannot run (it failed to deploy): a failed attempt, retried as any.
+          queue::AttemptResult attempt;
+          attempt.status = queue::kError;
+          attempt.error = error.message;
+          attempt.response_json = nlohmann::json{
+              {"errorType", "Wisp.FunctionNotReady"},
+              {"errorMessage",
+               error.message}}.dump();
+          (void)queue_.Finish(id, attempt, policy, now);
+        }
+      }
+    }
+  }
+  --in_flight_;
+  if (--in_flight_by_function_[function_id] == 0) in_flight_by_function_.erase(function_id);
+  Kick();
+}
+
+}  // namespace wisp::core

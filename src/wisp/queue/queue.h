@@ -1,0 +1,150 @@
+// Queue: the durable queue of asynchronous invocations. An accepted invocation is on disk
+// before its caller hears "queued"; it stays in the queue through retries until it succeeds
+// or is dead-lettered, and survives a crash of wispd (at least once: an attempt interrupted by
+// a crash runs again under the same id).
+//
+// EmbeddedQueue (embedded_queue.h) keeps it in a SQLite file of its own; a Redis queue for
+// clusters can come later behind this interface.
+//
+// Thread rules: every method may be called from any thread. Enqueue, Claim, NextDue, Finish,
+// Release and DeadLetter never block on disk (they change memory and hand the write to the
+// queue's writer); Get, List, Requeue and Flush block on disk, so io threads run them on the
+// worker pool.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wisp/common/result.h"
+
+namespace wisp::queue {
+
+// Statuses, as the API shows them. Between attempts an invocation is queued again (with
+// `error` saying why the last attempt failed and `next_attempt_at_ms` when the next starts).
+inline constexpr const char* kQueued = "queued";
+inline constexpr const char* kRunning = "running";
+inline constexpr const char* kSuccess = "success";
+inline constexpr const char* kError = "error";
+inline constexpr const char* kTimeout = "timeout";
+inline constexpr const char* kDeadLetter = "dead_letter";
+
+// One attempt, as the record's history keeps it.
+struct Attempt {
+  int number = 0;
+  std::string status;  // success | error | timeout | interrupted | throttled
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  std::string error;
+};
+
+struct Invocation {
+  std::string id;  // also the request id the function sees, on every attempt
+  std::string function_id;
+  std::string status = kQueued;
+  int attempts = 0;  // attempts started
+  std::string event_json = "{}";
+  std::string headers_json = "{}";  // seed 002's per-call headers, kept for the record
+  int64_t timeout_ms = 0;           // per-call timeout; 0: the function's own
+  std::string response_json;        // the last attempt's result or error document
+  std::vector<std::string> logs;    // the last attempt's log lines
+  std::string error;                // why the last attempt failed; empty after a success
+  std::string dead_letter_reason;
+  std::vector<Attempt> history;
+  int version = 0;  // the function version of the last attempt
+  int64_t created_at_ms = 0;
+  int64_t enqueued_at_ms = 0;  // the event's age counts from here (reset by a requeue)
+  int64_t next_attempt_at_ms = 0;
+  std::optional<int64_t> started_at_ms;   // of the last attempt
+  std::optional<int64_t> finished_at_ms;  // of the last attempt
+  int64_t duration_ms = 0;                // of the last attempt
+
+  bool pending() const { return status == kQueued || status == kRunning; }
+};
+
+// How a function's failed attempts are retried (per function; defaults as AWS Lambda's).
+struct RetryPolicy {
+  int max_retries = 2;
+  int64_t retry_delay_ms = 60'000;  // before the first retry; doubles for each later one
+  int64_t max_event_age_ms = 21'600'000;
+};
+
+// What one attempt came to.
+struct AttemptResult {
+  std::string status;  // success | error | timeout
+  std::string response_json;
+  std::vector<std::string> logs;
+  std::string error;  // a one-line summary for failures
+  int version = 0;
+  int64_t duration_ms = 0;
+};
+
+// The retry state machine, for a running invocation whose attempt ended at `now_ms`: success
+// ends it; a failure queues it for a retry after retry_delay * 2^(attempts-1), or dead-letters
+// it when the retries are used up or the retry would start past the maximum event age.
+void ApplyAttempt(Invocation& invocation, const AttemptResult& result, const RetryPolicy& policy,
+                  int64_t now_ms);
+
+// Why a queued invocation may not start at `now_ms` (it is older than the maximum event age),
+// or nullopt when it may.
+std::optional<std::string> ExpiredReason(const Invocation& invocation, const RetryPolicy& policy,
+                                         int64_t now_ms);
+
+struct ListFilter {
+  std::string function_id;  // empty: every function
+  std::string status;       // empty: every status
+  int limit = 100;
+  int offset = 0;
+};
+
+struct QueueStats {
+  uint64_t queued = 0;
+  uint64_t running = 0;
+  uint64_t accepted = 0;  // durable accepts since start
+  uint64_t commits = 0;   // fsync'd batches since start
+};
+
+class Queue {
+ public:
+  using DoneCallback = std::function<void(Result<void>)>;
+  // How many more invocations of this function may start now.
+  using CapacityFn = std::function<size_t(const std::string& function_id)>;
+
+  virtual ~Queue() = default;
+
+  // Accepts a new invocation (status queued). `done` runs on a queue thread once it is on disk
+  // (fsync'd), or with the error that kept it off; only then may the caller say "accepted".
+  // kAlreadyExists if the id is taken.
+  virtual void Enqueue(Invocation invocation, DoneCallback done) = 0;
+
+  // Claims due invocations, in order of due time within each function and at most
+  // capacity(function_id) per function: each becomes running, its attempts one higher.
+  virtual std::vector<Invocation> Claim(int64_t now_ms, const CapacityFn& capacity) = 0;
+  // The earliest due time among queued invocations of functions with capacity.
+  virtual std::optional<int64_t> NextDue(const CapacityFn& capacity) const = 0;
+
+  // Records the end of a running invocation's attempt and applies the retry policy.
+  virtual Result<Invocation> Finish(const std::string& id, const AttemptResult& result,
+                                    const RetryPolicy& policy, int64_t now_ms) = 0;
+  // Puts a running invocation back without counting its attempt (the function was at its
+  // concurrency limit, or wispd is stopping); it becomes due at `due_ms`.
+  virtual Result<void> Release(const std::string& id, int64_t due_ms) = 0;
+  // Moves a pending invocation to the dead-letter queue.
+  virtual Result<void> DeadLetter(const std::string& id, std::string reason, int64_t now_ms) = 0;
+
+  // Blocking. Queues a dead-lettered invocation again (attempts from zero, age from now);
+  // returns once that is on disk. kFailedPrecondition unless it is dead-lettered.
+  virtual Result<Invocation> Requeue(const std::string& id, int64_t now_ms) = 0;
+  // Blocking. kNotFound for an unknown id.
+  virtual Result<Invocation> Get(const std::string& id) = 0;
+  // Blocking. Newest first; sees every change made before the call.
+  virtual Result<std::vector<Invocation>> List(const ListFilter& filter) = 0;
+  // Blocking: returns once every change made before the call is on disk.
+  virtual void Flush() = 0;
+
+  virtual QueueStats stats() const = 0;
+};
+
+}  // namespace wisp::queue

@@ -1,0 +1,184 @@
+"""Scaling end to end: idle instances are reaped, the node's instance cap evicts the least
+recently used idle ones, prewarmed instances serve cold starts and are refilled, min_instances
+holds, and 10,000 calls leak nothing."""
+
+import os
+import threading
+import time
+import unittest
+
+from wisp_fixture import WispServer, WispTestCase
+
+NODE_ECHO = "async function handler(event) { return { pid: process.pid, n: event.n }; }"
+PY_ECHO = "import os\ndef handler(event):\n    return {'pid': os.getpid(), 'n': event.get('n')}\n"
+
+
+def wait_until(predicate, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class ReapingTest(WispTestCase):
+    server_env = {"WISP_IDLE_INSTANCE_KEEPALIVE_SECONDS": "1",
+                  "WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "0"}
+
+    def test_idle_instances_are_reaped_after_the_keepalive(self):
+        fid = self.wisp.create(name="reaped", runtime="node", code=NODE_ECHO)
+        self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
+        self.assertEqual(self.wisp.invoke(fid, {"n": 1}).json["status"], "success")
+        self.assertEqual(len(self.wisp.function(fid)["instances"]), 1)
+        wait_until(lambda: not self.wisp.function(fid)["instances"], timeout=8,
+                   what="the idle instance to be reaped")
+        # A function with no instance costs nothing and still answers (a cold start).
+        r = self.wisp.invoke(fid, {"n": 2})
+        self.assertEqual(r.json["status"], "success", r)
+        self.assertEqual(r.json["response"]["n"], 2)
+
+
+class EvictionTest(WispTestCase):
+    server_env = {"WISP_MAX_INSTANCES_TOTAL": "2",
+                  "WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "0"}
+
+    def test_node_cap_evicts_least_recently_used_idle_instances(self):
+        ids = [self.wisp.create(name=f"evict{i}", runtime="node", code=NODE_ECHO)
+               for i in range(4)]
+        for fid in ids:
+            self.wisp.wait_state(fid)
+        for round_ in range(2):
+            for i, fid in enumerate(ids):
+                r = self.wisp.invoke(fid, {"n": i})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json["status"], "success", r)
+                # Evicted instances end within moments (they are killed, not drained).
+                wait_until(lambda: self.wisp.health()["instances"] <= 2, timeout=5,
+                           what="at most 2 instances on the node")
+        # The two most recently used functions are the ones still warm.
+        wait_until(lambda: sum(len(self.wisp.function(f)["instances"]) for f in ids) <= 2,
+                   what="evicted instances to end")
+        warm = [f for f in ids if self.wisp.function(f)["instances"]]
+        self.assertTrue(set(warm) <= set(ids[2:]), warm)
+
+
+class PrewarmTest(WispTestCase):
+    server_env = {"WISP_PREWARM_NODE_INSTANCES": "1", "WISP_PREWARM_PYTHON_INSTANCES": "1"}
+
+    def wait_for_pool(self):
+        wait_until(lambda: self.wisp.health()["prewarmed"] == {"prewarm/node": 1,
+                                                               "prewarm/python": 1},
+                   what="the prewarm pools to fill")
+
+    def test_cold_starts_take_prewarmed_instances_and_pools_refill(self):
+        for runtime, code in (("node", NODE_ECHO), ("python", PY_ECHO)):
+            with self.subTest(runtime=runtime):
+                self.wait_for_pool()
+                before = time.time()
+                time.sleep(0.05)
+                fid = self.wisp.create(name=f"pre-{runtime}", runtime=runtime, code=code)
+                item = self.wisp.wait_state(fid)
+                self.assertEqual(item["state"], "ready", item)
+                r = self.wisp.invoke(fid, {"n": 7})
+                self.assertEqual(r.json["status"], "success", r)
+                self.assertEqual(r.json["response"]["n"], 7)
+                # The instance that serves it was started before the function existed.
+                instance = self.wisp.function(fid)["instances"][0]
+                started = time.mktime(time.strptime(instance["started_at"][:19],
+                                                    "%Y-%m-%dT%H:%M:%S")) - time.timezone
+                self.assertLess(started, before + 1)
+                self.wait_for_pool()
+
+    def test_a_prewarmed_instance_reports_init_errors_like_a_fresh_one(self):
+        self.wait_for_pool()
+        fid = self.wisp.create(name="pre-broken", runtime="node",
+                               code="async function handler(e) { return 1 ")
+        item = self.wisp.wait_state(fid)
+        self.assertEqual(item["state"], "error")
+        self.assertIn("SyntaxError", item["error"])
+        self.wait_for_pool()
+
+    def test_env_and_identity_reach_a_specialised_instance(self):
+        self.wait_for_pool()
+        fid = self.wisp.create(
+            name="pre-env", runtime="node", env={"GREETING": "hola"},
+            code="async function handler(e, ctx) { return { g: process.env.GREETING, "
+                 "name: ctx.functionName, mem: ctx.memoryLimitInMB }; }")
+        self.wisp.wait_state(fid)
+        r = self.wisp.invoke(fid)
+        self.assertEqual(r.json["response"], {"g": "hola", "name": "pre-env", "mem": "256"})
+
+
+class MinInstancesTest(WispTestCase):
+    server_env = {"WISP_IDLE_INSTANCE_KEEPALIVE_SECONDS": "1",
+                  "WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "0"}
+
+    def test_min_instances_stay_warm_past_the_keepalive(self):
+        fid = self.wisp.create(name="provisioned", runtime="node", code=NODE_ECHO,
+                               min_instances=2)
+        self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
+        wait_until(lambda: len(self.wisp.function(fid)["instances"]) == 2,
+                   what="two provisioned instances")
+        time.sleep(2.5)  # past the keep-alive: nothing is reaped below the minimum
+        self.assertEqual(len(self.wisp.function(fid)["instances"]), 2)
+
+
+class NoLeakTest(unittest.TestCase):
+    def test_ten_thousand_calls_leak_nothing(self):
+        wisp = WispServer(env={"WISP_PREWARM_NODE_INSTANCES": "0",
+                               "WISP_PREWARM_PYTHON_INSTANCES": "0"})
+        try:
+            wisp.start()
+            fid = wisp.create(name="leak", runtime="node", code=NODE_ECHO)
+            wisp.wait_state(fid)
+
+            def snapshot():
+                pid = wisp.proc.pid
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+                with open(f"/proc/{pid}/status") as f:
+                    rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                return fds, rss, wisp.health()["instances"]
+
+            clients = [wisp.client() for _ in range(4)]
+            failures = []
+
+            def run(client, count):
+                for i in range(count):
+                    r = wisp.invoke(fid, {"n": i}, client=client)
+                    if r.status != 200 or r.json["status"] != "success":
+                        failures.append(r)
+
+            def load(calls_per_client):
+                threads = [threading.Thread(target=run, args=(c, calls_per_client))
+                           for c in clients]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+
+            load(250)  # warm: as many instances and connections as the load needs
+            fds0, rss0, instances0 = snapshot()
+            load(2500)
+            self.assertEqual(failures, [])
+            fds1, rss1, instances1 = snapshot()
+            self.assertLessEqual(fds1, fds0 + 8,
+                                 f"wispd's open files grew: {os.listdir(f'/proc/{wisp.proc.pid}/fd')}")
+            # One instance per client, and at most as many again started for calls that a
+            # freed instance then served.
+            self.assertLessEqual(instances1, 8)
+            self.assertLess(rss1 - rss0, 64 * 1024, f"wispd's RSS grew from {rss0} to {rss1} KiB")
+            logs = wisp.request("GET", f"/v1/functions/{fid}/logs?limit=1").json["items"]
+            self.assertEqual(len(logs), 1)
+            for c in clients:
+                c.close()
+        finally:
+            try:
+                wisp.stop()
+            finally:
+                wisp.kill()
+                wisp.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,259 @@
+"""End-to-end: seed 002's API beside /v1 (/functions, /invoke, /invocations, /health) with its
+{"data": ...} bodies, base64 code, Go duration strings, and program-style functions in Go,
+Python and Node.js that read FUNCTION_PAYLOAD and print their result."""
+
+import base64
+import time
+import unittest
+
+from async_support import Wispd
+
+GO = '''package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+type Request struct {
+	Name string `json:"name"`
+}
+
+type Response struct {
+	Message  string `json:"message"`
+	Greeting string `json:"greeting"`
+	ID       string `json:"id"`
+}
+
+func main() {
+	var req Request
+	json.Unmarshal([]byte(os.Getenv("FUNCTION_PAYLOAD")), &req)
+	fmt.Fprintln(os.Stderr, "go program ran")
+	out, _ := json.Marshal(Response{Message: fmt.Sprintf("Hello, %s!", req.Name),
+		Greeting: os.Getenv("GREETING"), ID: os.Getenv("INVOCATION_ID")})
+	fmt.Println(string(out))
+}
+'''
+
+PYTHON = '''#!/usr/bin/env python3
+import json
+import os
+
+def main():
+    payload = json.loads(os.environ.get('FUNCTION_PAYLOAD', '{}'))
+    name = payload.get('name', 'World')
+    print("a log line before the result")
+    print(json.dumps({'message': f'Hello, {name}!', 'greeting': os.environ.get('GREETING'),
+                      'id': os.environ.get('INVOCATION_ID')}))
+
+if __name__ == '__main__':
+    main()
+'''
+
+NODE = '''#!/usr/bin/env node
+function main() {
+    const payload = JSON.parse(process.env.FUNCTION_PAYLOAD || '{}');
+    const name = payload.name || 'World';
+    console.log(JSON.stringify({message: `Hello, ${name}!`, greeting: process.env.GREETING,
+                                id: process.env.INVOCATION_ID}));
+}
+main();
+'''
+
+FAILS = '''import sys
+print("about to fail", file=sys.stderr)
+sys.exit(3)
+'''
+
+PLAIN = '''print("just text")'''
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+class Seed002Test(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.wisp = Wispd().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.wisp.close()
+
+    def create(self, name, runtime, code, **extra):
+        body = {"name": name, "version": "1.0.0", "runtime": runtime, "handler": "main",
+                "code": b64(code), "timeout": "30s", "memory_mb": 128, "max_concurrency": 10,
+                "environment": {"GREETING": "hi"}, "metadata": {"owner": "tests"}}
+        body.update(extra)
+        r = self.wisp.request("POST", "/functions", body, timeout=300)
+        self.assertEqual(r.status, 201, r)
+        return r.json["data"]
+
+    def invoke(self, fid, payload, **extra):
+        body = {"function_id": fid, "payload": payload, "headers": {"X-Test": "1"}}
+        body.update(extra)
+        r = self.wisp.request("POST", "/invoke", body)
+        self.assertEqual(r.status, 202, r)
+        return r.json["data"]["invocation_id"]
+
+    def result(self, iid, timeout=60):
+        def finished():
+            r = self.wisp.request("GET", f"/invocations/{iid}")
+            self.assertEqual(r.status, 200, r)
+            d = r.json["data"]
+            return d if d["status"] in ("completed", "failed") else None
+        return self.wisp.wait_for(finished, timeout=timeout, what=f"invocation {iid}")
+
+    def test_programs_in_go_python_and_node(self):
+        for runtime, code in (("go", GO), ("python", PYTHON), ("nodejs", NODE)):
+            with self.subTest(runtime=runtime):
+                f = self.create(f"hello-{runtime}", runtime, code)
+                self.assertEqual(f["runtime"], runtime)
+                self.assertEqual(f["status"], "ready")
+                self.assertEqual(f["version"], "1.0.0")
+                self.assertEqual(f["timeout"], "30s")
+                self.assertEqual(f["environment"], {"GREETING": "hi"})
+                self.assertEqual(f["metadata"], {"owner": "tests"})
+                self.assertEqual(base64.b64decode(f["code"]).decode(), code)
+                iid = self.invoke(f["id"], {"name": "Test"})
+                d = self.result(iid)
+                self.assertEqual(d["status"], "completed", d)
+                self.assertEqual(d["result"], {"message": "Hello, Test!", "greeting": "hi",
+                                               "id": iid})
+                self.assertEqual(d["payload"], {"name": "Test"})
+                self.assertEqual(d["headers"], {"X-Test": "1"})
+                self.assertEqual(d["attempts"], 1)
+                if runtime == "python":
+                    self.assertIn("a log line before the result", d["logs"])
+                if runtime == "go":
+                    self.assertIn("go program ran", d["logs"])
+                # The same function through /v1's sync path.
+                r = self.wisp.request("POST", f"/v1/functions/{f['id']}/invoke", {"name": "Sync"})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json["response"]["message"], "Hello, Sync!")
+
+    def test_function_crud(self):
+        w = self.wisp
+        f = self.create("crud", "python", PYTHON, timeout="1m30s")
+        self.assertEqual(f["timeout"], "1m30s")
+        fid = f["id"]
+        r = w.request("GET", f"/functions/{fid}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["data"]["name"], "crud")
+        listed = w.request("GET", "/functions?runtime=python").json["data"]
+        self.assertIn(fid, [x["id"] for x in listed])
+        self.assertTrue(all(x["runtime"] == "python" for x in listed))
+        self.assertNotIn(fid, [x["id"] for x in w.request("GET", "/functions?runtime=go").json["data"]])
+        self.assertIn(fid, [x["id"] for x in w.request("GET", "/functions").json["data"]])
+
+        new_code = PYTHON.replace("Hello", "Goodbye")
+        r = w.request("PUT", f"/functions/{fid}", {"code": b64(new_code), "timeout": "60s",
+                                                    "memory_mb": 256, "handler": "main"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["data"]["timeout"], r.json["data"]["memory_mb"]), ("1m0s", 256))
+        d = self.result(self.invoke(fid, {"name": "X"}))
+        self.assertEqual(d["result"]["message"], "Goodbye, X!")
+
+        # /v1 sees the same function with its seed-002 fields.
+        item = w.request("GET", f"/v1/functions/{fid}").json["item"]
+        self.assertEqual((item["style"], item["version_label"], item["env"]),
+                         ("program", "1.0.0", {"GREETING": "hi"}))
+
+        r = w.request("DELETE", f"/functions/{fid}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(w.request("GET", f"/functions/{fid}").status, 404)
+        self.assertEqual(w.request("DELETE", f"/functions/{fid}").status, 404)
+        self.assertEqual(w.request("PUT", f"/functions/{fid}", {"timeout": "5s"}).status, 404)
+
+    def test_failures_and_plain_text(self):
+        f = self.create("exit-3", "python", FAILS, max_retries=0)
+        d = self.result(self.invoke(f["id"], {}))
+        self.assertEqual(d["status"], "failed", d)
+        self.assertIn("exit status 3", d["error"])
+        self.assertIn("about to fail", d["error"])
+        self.assertIn("about to fail", d["logs"])
+        self.assertIsNotNone(d["dead_letter_reason"])
+
+        p = self.create("plain", "python", PLAIN)
+        d = self.result(self.invoke(p["id"], None))
+        self.assertEqual((d["status"], d["result"]), ("completed", "just text"))
+
+        # Per-call timeout (Go duration): the attempt times out.
+        s = self.create("sleeper", "python", "import time\ntime.sleep(5)\nprint('{}')\n",
+                        max_retries=0)
+        d = self.result(self.invoke(s["id"], {}, timeout="500ms"))
+        self.assertEqual(d["status"], "failed", d)
+        self.assertEqual(d["wisp_status"], "dead_letter")
+
+    def test_invocation_listing(self):
+        w = self.wisp
+        f = self.create("listed", "nodejs", NODE)
+        ids = [self.invoke(f["id"], {"name": str(i)}) for i in range(3)]
+        for iid in ids:
+            self.result(iid)
+        r = w.request("GET", f"/invocations?function_id={f['id']}&status=completed")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(d["id"] for d in r.json["data"]), sorted(ids))
+        r = w.request("GET", f"/invocations?function_id={f['id']}&status=pending")
+        self.assertEqual(r.json["data"], [])
+        self.assertEqual(w.request("GET", "/invocations?status=bogus").status, 400)
+        self.assertEqual(w.request("GET", "/invocations/not-an-id").status, 404)
+
+    def test_bad_input_gets_clear_errors(self):
+        w = self.wisp
+        base = {"name": "bad", "runtime": "python", "code": b64(PYTHON), "timeout": "30s"}
+
+        def post(**change):
+            body = dict(base)
+            body.update(change)
+            return w.request("POST", "/functions", body, timeout=300)
+
+        r = post(code="not base64!!")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("base64", r.json["error"])
+        r = post(timeout="30 seconds")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("invalid duration", r.json["error"])
+        r = post(timeout="-5s")
+        self.assertEqual(r.status, 400, r)
+        r = post(runtime="cobol")
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("runtime", r.json["error"])
+        r = post(environment={"A": 1})
+        self.assertEqual(r.status, 400, r)
+        r = post(metadata="x")
+        self.assertEqual(r.status, 400, r)
+        r = w.request("POST", "/functions", {"name": "nocode", "runtime": "go"})
+        self.assertEqual(r.status, 400, r)
+        r = w.request("POST", "/functions", b"{not json")
+        self.assertEqual(r.status, 400, r)
+
+        r = post(name="broken-go", runtime="go", code=b64("package main\nfunc main() { x := }\n"))
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("syntax error", r.json["error"])
+        self.assertNotIn("broken-go", [f["name"] for f in w.request("GET", "/functions").json["data"]])
+
+        r = w.request("POST", "/invoke", {"function_id": "00000000-0000-4000-8000-000000000000",
+                                          "payload": {}})
+        self.assertEqual(r.status, 404, r)
+        self.assertIn("not found", r.json["error"])
+        r = w.request("POST", "/invoke", {"payload": {}})
+        self.assertEqual(r.status, 400, r)
+        f = self.create("target", "python", PYTHON)
+        r = w.request("POST", "/invoke", {"function_id": f["id"], "timeout": "soon"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("invalid duration", r.json["error"])
+        r = w.request("POST", "/invoke", {"function_id": f["id"], "headers": {"a": 1}})
+        self.assertEqual(r.status, 400, r)
+
+    def test_health(self):
+        r = self.wisp.request("GET", "/health")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["status"], "ok")
+        self.assertEqual(r.json["data"]["status"], "ok")
+
+
+if __name__ == "__main__":
+    unittest.main()
