@@ -189,6 +189,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std
       copy->max_instances = ConcurrencyLimit(*f);
       copy->min_instances = std::min<uint32_t>(f->record.min_instances, copy->max_instances);
       f->deployment = std::move(copy);
+      scheduler_.Publish(f->deployment);  // min_instances may have changed
     }
     const store::FunctionRecord snapshot = f->record;
     auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
