@@ -79,6 +79,13 @@ int main(int argc, char** argv) {
     return Fail(fmt::format("runtime shims not found in {} (set runtimes_dir)", runtimes_dir));
   }
 
+  // When the host runs out of memory, its OOM killer must pick a sandbox (they run at 1000),
+  // never wispd or the launcher, which inherits this.
+  if (FILE* adj = std::fopen("/proc/self/oom_score_adj", "w")) {
+    std::fputs("-500", adj);
+    std::fclose(adj);
+  }
+
   // The launcher is forked first, while this process has a single thread.
   sandbox::LauncherOptions launcher_options;
   launcher_options.sandbox_root_dir = sandbox_root.string();
