@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -181,8 +183,8 @@ int main(int argc, char** argv) {
 
   // Graceful stop: refuse new connections, let calls in flight finish (bounded), then end
   // every sandbox and leave.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int signal_number) {
+  std::optional<asio::signal_set> signals(std::in_place, io, SIGINT, SIGTERM);
+  signals->async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signal_number);
     server.Stop();
@@ -206,6 +208,11 @@ int main(int argc, char** argv) {
   });
 
   io.run();
+  // A second SIGTERM while the store is flushed must not cut the flush short: from here on
+  // stop signals are ignored (destroying the signal_set restores their default action first).
+  signals.reset();
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   workers.join();
   writer.Flush();
   functions.PersistActivity();

@@ -1,5 +1,6 @@
 #include <nlohmann/json.hpp>
 
+#include "wisp/api/json_views.h"
 #include "wisp/api/routes.h"
 #include "wisp/common/ids.h"
 
@@ -9,11 +10,6 @@ using nlohmann::json;
 
 constexpr int kDefaultLogLimit = 100;
 constexpr int kMaxLogLimit = 1000;
-
-json Timestamp(std::optional<int64_t> ms) {
-  if (!ms) return nullptr;
-  return FormatIso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
-}
 
 json MetadataJson(const std::string& text) {
   json value = json::parse(text, nullptr, false);
@@ -34,9 +30,9 @@ json FunctionJson(const core::Function& f, const scheduler::Scheduler& scheduler
       {"env", r.env},
       {"state", r.state},
       {"version", r.version},
-      {"created_at", Timestamp(r.created_at_ms)},
-      {"updated_at", Timestamp(r.updated_at_ms)},
-      {"last_invoked_at", Timestamp(r.last_invoked_at_ms)},
+      {"created_at", TimestampJson(r.created_at_ms)},
+      {"updated_at", TimestampJson(r.updated_at_ms)},
+      {"last_invoked_at", TimestampJson(r.last_invoked_at_ms)},
       {"style", r.style},
       {"max_retries", r.max_retries},
       {"retry_delay_seconds", r.retry_delay_seconds},
@@ -55,17 +51,13 @@ json FunctionJson(const core::Function& f, const scheduler::Scheduler& scheduler
                          {"pid", i.pid},
                          {"state", i.state},
                          {"invocations", i.invocations},
-                         {"started_at", Timestamp(i.started_at_ms)}});
+                         {"started_at", TimestampJson(i.started_at_ms)}});
   }
   item["instances"] = std::move(instances);
   return item;
 }
 
 json InvocationJson(const store::InvocationRecord& r) {
-  auto parse = [](const std::string& text) {
-    json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    return value.is_discarded() ? json(text) : value;
-  };
   return {{"id", r.id},
           {"function_id", r.function_id},
           {"request_id", r.request_id},
@@ -73,10 +65,10 @@ json InvocationJson(const store::InvocationRecord& r) {
           {"status", r.status},
           {"duration_ms", r.duration_ms},
           {"memory_used_mb", r.memory_used_mb ? json(*r.memory_used_mb) : json(nullptr)},
-          {"event", parse(r.event_json)},
-          {"response", parse(r.response_json)},
+          {"event", JsonOrString(r.event_json)},
+          {"response", JsonOrString(r.response_json)},
           {"logs", r.logs},
-          {"invoked_at", Timestamp(r.invoked_at_ms)}};
+          {"invoked_at", TimestampJson(r.invoked_at_ms)}};
 }
 
 // Reads the fields of a create or update body, checking each one's type.
@@ -142,20 +134,6 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
   return f;
 }
 
-Result<int> QueryInt(const HttpRequest& request, const std::string& name, int fallback, int min,
-                     int max) {
-  auto it = request.query.find(name);
-  if (it == request.query.end() || it->second.empty()) return fallback;
-  try {
-    size_t used = 0;
-    const long value = std::stol(it->second, &used);
-    if (used == it->second.size() && value >= min && value <= max) return static_cast<int>(value);
-  } catch (const std::exception&) {
-  }
-  return MakeError(ErrorCode::kInvalidArgument,
-                   fmt::format("{} must be an integer from {} to {}", name, min, max));
-}
-
 HttpResponse UnsupportedType() {
   return ErrorResponse(415, "Content-Type must be application/json");
 }
@@ -171,22 +149,20 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
     if (!fields) co_return ErrorResponse(fields.error());
     auto created = co_await functions.Create(std::move(*fields));
     if (!created) co_return ErrorResponse(created.error());
-    co_return JsonResponse(201, json{{"id", created->id}}.dump());
+    co_return JsonBody(201, json{{"id", created->id}});
   });
 
   router.Add("GET", "/v1/functions", [&](HttpRequest&) -> asio::awaitable<HttpResponse> {
     json items = json::array();
     for (const auto* f : functions.List()) items.push_back(FunctionJson(*f, scheduler));
-    co_return JsonResponse(200, json{{"items", std::move(items)}}.dump(
-                                    -1, ' ', false, json::error_handler_t::replace));
+    co_return JsonBody(200, json{{"items", std::move(items)}});
   });
 
   router.Add("GET", "/v1/functions/:id",
              [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
                const auto* f = functions.Find(request.params["id"]);
                if (!f) co_return ErrorResponse(404, "function not found");
-               co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
-                                               -1, ' ', false, json::error_handler_t::replace));
+               co_return JsonBody(200, json{{"item", FunctionJson(*f, scheduler)}});
              });
 
   router.Add("PUT", "/v1/functions/:id",
@@ -201,8 +177,7 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                if (!updated) co_return ErrorResponse(updated.error());
                const auto* f = functions.Find(id);
                if (!f) co_return ErrorResponse(404, "function not found");
-               co_return JsonResponse(200, json{{"item", FunctionJson(*f, scheduler)}}.dump(
-                                               -1, ' ', false, json::error_handler_t::replace));
+               co_return JsonBody(200, json{{"item", FunctionJson(*f, scheduler)}});
              });
 
   router.Add("DELETE", "/v1/functions/:id",
@@ -228,8 +203,7 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                if (!records) co_return ErrorResponse(records.error());
                json items = json::array();
                for (const auto& r : *records) items.push_back(InvocationJson(r));
-               co_return JsonResponse(200, json{{"items", std::move(items)}}.dump(
-                                               -1, ' ', false, json::error_handler_t::replace));
+               co_return JsonBody(200, json{{"items", std::move(items)}});
              });
 }
 

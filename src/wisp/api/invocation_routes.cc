@@ -2,7 +2,7 @@
 // the records (/v1/invocations), and the dead-letter queue (/v1/dead-letters).
 #include <nlohmann/json.hpp>
 
-#include "wisp/api/invocation_json.h"
+#include "wisp/api/json_views.h"
 #include "wisp/api/routes.h"
 
 namespace wisp::api {

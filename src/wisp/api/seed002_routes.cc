@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "wisp/api/invocation_json.h"
+#include "wisp/api/json_views.h"
 #include "wisp/api/routes.h"
 #include "wisp/api/seed002_format.h"
 

@@ -33,9 +33,10 @@ std::string ErrorSummary(const scheduler::InvocationResult& result) {
   const auto doc = nlohmann::json::parse(result.response_json, nullptr, false);
   std::string type, message;
   if (doc.is_object()) {
-    if (doc.contains("errorType") && doc["errorType"].is_string()) type = doc["errorType"];
+    if (doc.contains("errorType") && doc["errorType"].is_string())
+      type = doc["errorType"].get<std::string>();
     if (doc.contains("errorMessage") && doc["errorMessage"].is_string()) {
-      message = doc["errorMessage"];
+      message = doc["errorMessage"].get<std::string>();
     }
   }
   if (type.empty() && message.empty()) {

@@ -1,4 +1,4 @@
-// The JSON of an async invocation's record, shared by /v1 and seed 002's routes.
+// JSON views shared by the routes: invocation records, timestamps, listings.
 #pragma once
 
 #include <optional>
