@@ -178,12 +178,37 @@ class RuntimeClient:
     def next(self):
         return self._request(self._next_request)
 
-    def post(self, path, body, error_type=None):
+    def _post_request(self, path, body, error_type=None):
         head = "POST %s%s HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
             API_PREFIX, path, len(body))
         if error_type is not None:
             head += "Lambda-Runtime-Function-Error-Type: %s\r\n" % _header_safe(error_type)
-        return self._request(head.encode("latin-1") + self._host_line + b"\r\n" + body)
+        return head.encode("latin-1") + self._host_line + b"\r\n" + body
+
+    def post(self, path, body, error_type=None):
+        return self._request(self._post_request(path, body, error_type))
+
+    def post_then_next(self, path, body):
+        """Posts a result and asks for the next event in one write, without waiting for the 202
+        in between: a round trip less per invocation. Returns (post reply, next reply)."""
+        data = self._post_request(path, body) + self._next_request
+        try:
+            if self._sock is None:
+                self._connect()
+            self._sock.sendall(data)
+            reply = self._read_response()
+        except (OSError, ProtocolError):
+            self._close()
+            # Whether the result arrived is unknown: send it again; a repeat is refused (400),
+            # never applied twice.
+            return self._request(self._post_request(path, body)), self.next()
+        if self._sock is None:  # the server closed after answering the post
+            return reply, self.next()
+        try:
+            return reply, self._read_response()
+        except (OSError, ProtocolError):
+            self._close()
+            return reply, self.next()
 
 
 def _header_safe(value):
@@ -484,8 +509,10 @@ def main():
     loads = json.loads
     environ = os.environ
 
+    following = None  # the next event, when it was asked for together with a result
     while True:
-        status, headers, body = client.next()
+        status, headers, body = following if following is not None else client.next()
+        following = None
         if status != 200:
             sys.stderr.write("wisp runtime: /next failed with HTTP %d: %s\n"
                              % (status, body[:500].decode("utf-8", "replace")))
@@ -538,7 +565,8 @@ def main():
             continue
 
         _flush_stdio()
-        _check_post(client.post("/invocation/%s/response" % request_id, payload), "response")
+        reply, following = client.post_then_next("/invocation/%s/response" % request_id, payload)
+        _check_post(reply, "response")
 
 
 if __name__ == "__main__":
