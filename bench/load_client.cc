@@ -11,6 +11,10 @@
 // phase count; throughput is those calls over the time from the phase start to the last one's
 // completion. Results go to stdout as one JSON object.
 //
+// With --server-timing it also reads each measured call's `Server-Timing` header (wispd's
+// parse/schedule/runtime/total in ms) and reports percentiles of every step beside the client's
+// own latency and their per-call difference (reply write, transport and client read).
+//
 // Handles only what the servers under test send: Content-Length bodies (no chunked encoding).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -54,6 +58,17 @@ struct Options {
   double warmup_seconds = 0;
   int64_t requests = 0;  // measured calls; 0: run for --duration
   double duration = 0;
+  bool server_timing = false;  // record the Server-Timing header of each measured call
+};
+
+// The steps of wispd's Server-Timing header, in the order they are reported.
+constexpr const char* kTimingSteps[] = {"parse", "schedule", "runtime", "total"};
+constexpr size_t kTimingStepCount = 4;
+
+// One measured call's Server-Timing durations (us; negative: absent) and its client latency.
+struct CallTiming {
+  float step_us[kTimingStepCount];
+  float client_us;
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -89,6 +104,8 @@ Options ParseOptions(int argc, char** argv) {
       o.requests = std::atoll(value().c_str());
     else if (arg == "--duration")
       o.duration = std::atof(value().c_str());
+    else if (arg == "--server-timing")
+      o.server_timing = true;
     else
       Die("unknown option " + std::string(arg));
   }
@@ -104,6 +121,31 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
     if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
   }
   return true;
+}
+
+// Parses `name;dur=1.234, name2;dur=...` (the value after "Server-Timing:") into `out` (ms to
+// us); steps not present stay negative. The header is followed by CRLF in the buffer, so strtod
+// stops there at the latest.
+void ParseServerTiming(std::string_view value, float (&out)[kTimingStepCount]) {
+  size_t pos = 0;
+  while (pos < value.size()) {
+    size_t end = value.find(',', pos);
+    if (end == std::string_view::npos) end = value.size();
+    std::string_view entry = value.substr(pos, end - pos);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    const size_t semi = entry.find(';');
+    const size_t dur = entry.find("dur=");
+    if (semi != std::string_view::npos && dur != std::string_view::npos) {
+      const std::string_view name = entry.substr(0, semi);
+      for (size_t k = 0; k < kTimingStepCount; ++k) {
+        if (name == kTimingSteps[k]) {
+          out[k] = static_cast<float>(std::strtod(entry.data() + dur + 4, nullptr) * 1000.0);
+          break;
+        }
+      }
+    }
+    pos = end + 1;
+  }
 }
 
 std::string JsonEscape(std::string_view s) {
@@ -199,6 +241,7 @@ class LoadClient {
                                std::chrono::duration<double>(o_.duration));
     }
     latencies_ns_.reserve(o_.requests > 0 ? o_.requests : 1 << 16);
+    if (o_.server_timing) timings_.reserve(o_.requests > 0 ? o_.requests : 1 << 16);
   }
 
   void Open(size_t i) {
@@ -299,6 +342,7 @@ class LoadClient {
     const int status = std::atoi(std::string(head.substr(9, 3)).c_str());
     size_t content_length = 0;
     bool have_length = false, close_after = false, function_error = false;
+    std::string_view server_timing;
     size_t pos = head.find("\r\n");
     while (pos != std::string_view::npos && pos < head.size()) {
       const size_t next = head.find("\r\n", pos + 2);
@@ -312,6 +356,8 @@ class LoadClient {
         close_after = true;
       } else if (StartsWithNoCase(line, "x-wisp-function-error:")) {
         function_error = true;
+      } else if (o_.server_timing && StartsWithNoCase(line, "server-timing:")) {
+        server_timing = line.substr(14);
       } else if (StartsWithNoCase(line, "transfer-encoding:")) {
         Fail(i, "chunked responses are not supported by this client");
         return;
@@ -330,8 +376,16 @@ class LoadClient {
     if (Counting(c)) {
       ++status_counts_[status];
       if (status == 200) {
-        latencies_ns_.push_back(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(done - c.started).count());
+        const int64_t latency_ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(done - c.started).count();
+        latencies_ns_.push_back(latency_ns);
+        if (o_.server_timing) {
+          CallTiming t;
+          for (float& x : t.step_us) x = -1;
+          ParseServerTiming(server_timing, t.step_us);
+          t.client_us = static_cast<float>(latency_ns / 1000.0);
+          timings_.push_back(t);
+        }
         last_done_ = std::max(last_done_, done);
         if (function_error) ++function_errors_;
         if (!o_.expect.empty() && body.find(o_.expect) == std::string_view::npos) {
@@ -434,6 +488,7 @@ class LoadClient {
     out += ",\"warmup_failures\":" + std::to_string(warmup_failures_);
     out += ",\"reconnects\":" + std::to_string(reconnects_);
     out += ",\"error_events\":" + std::to_string(error_events_);
+    if (o_.server_timing) out += ",\"server_timing_us\":" + ServerTimingJson();
     out += ",\"error_samples\":[";
     for (size_t k = 0; k < error_samples_.size(); ++k) {
       if (k) out += ",";
@@ -443,6 +498,47 @@ class LoadClient {
     }
     out += "]}";
     std::printf("%s\n", out.c_str());
+  }
+
+  // Percentiles of each Server-Timing step over the measured calls that carried all of them,
+  // plus "other" (total minus the named steps: routing, the reply's serialisation) and
+  // "outside" (client latency minus total: the reply's write, transport, the client's read).
+  std::string ServerTimingJson() const {
+    std::vector<std::vector<float>> series(kTimingStepCount + 3);
+    int64_t missing = 0;
+    for (const CallTiming& t : timings_) {
+      bool complete = true;
+      for (float x : t.step_us) complete = complete && x >= 0;
+      if (!complete) {
+        ++missing;
+        continue;
+      }
+      for (size_t k = 0; k < kTimingStepCount; ++k) series[k].push_back(t.step_us[k]);
+      const float total = t.step_us[3];
+      series[kTimingStepCount].push_back(total - t.step_us[0] - t.step_us[1] - t.step_us[2]);
+      series[kTimingStepCount + 1].push_back(t.client_us - total);
+      series[kTimingStepCount + 2].push_back(t.client_us);
+    }
+    const char* names[] = {"parse", "schedule", "runtime", "total", "other", "outside", "client"};
+    std::string out = "{\"calls\":" + std::to_string(timings_.size() - missing) +
+                      ",\"missing\":" + std::to_string(missing);
+    for (size_t k = 0; k < series.size(); ++k) {
+      std::vector<float>& v = series[k];
+      std::sort(v.begin(), v.end());
+      auto pct = [&](double p) -> double {
+        if (v.empty()) return 0;
+        return v[std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * v.size()))];
+      };
+      double sum = 0;
+      for (float x : v) sum += x;
+      char buf[200];
+      std::snprintf(buf, sizeof buf,
+                    ",\"%s\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"mean\":%.1f}", names[k],
+                    pct(50), pct(90), pct(99), v.empty() ? 0 : sum / v.size());
+      out += buf;
+    }
+    out += "}";
+    return out;
   }
 
   Options o_;
@@ -461,6 +557,7 @@ class LoadClient {
   int64_t warmup_failures_ = 0;
 
   std::vector<int64_t> latencies_ns_;
+  std::vector<CallTiming> timings_;  // with --server-timing: one per measured 200 answer
   std::map<int, int64_t> status_counts_;
   int64_t function_errors_ = 0;
   int64_t bad_bodies_ = 0;
