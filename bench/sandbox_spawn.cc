@@ -5,7 +5,8 @@
 //
 // "Ready" is the first line the program prints, read by the caller from its output pipe. Each
 // program is measured twice: `/bin/echo` isolates the jail's own cost; `python3 -c print` and
-// `node -e console.log` show it next to a real runtime's start-up.
+// `node -e console.log` show it next to a real runtime's start-up. "jailed+net" is the same
+// jail with outbound network (a slirp4netns per instance, SpawnSpec::network_outbound).
 //
 // Usage (root): build/bench/sandbox_spawn [--iterations N]    (default 50)
 #include <fcntl.h>
@@ -138,8 +139,9 @@ int main(int argc, char** argv) {
       }
     };
     int counter = 0;
-    auto jailed_once = [&](const std::vector<std::string>& cmd) {
+    auto jailed_once = [&](const std::vector<std::string>& cmd, bool network = false) {
       SpawnSpec spec;
+      spec.network_outbound = network;
       spec.instance_id = fmt::format("bench{}", counter++);
       spec.argv = cmd;
       spec.env = kEnv;
@@ -168,19 +170,25 @@ int main(int argc, char** argv) {
     std::printf("spawn-to-ready (first line of output), %d runs each, interleaved\n", iterations);
     std::printf("%-8s %-9s %9s %9s %9s\n", "program", "mode", "min ms", "median ms", "p99 ms");
     for (const auto& [name, cmd] : programs) {
-      std::vector<double> jailed, plain;
-      jailed_once(cmd);  // warm the page cache for both
+      std::vector<double> jailed, networked, plain;
+      jailed_once(cmd);  // warm the page cache for all
+      jailed_once(cmd, /*network=*/true);
       UnjailedOnce(cmd);
       for (int i = 0; i < iterations; ++i) {
         plain.push_back(UnjailedOnce(cmd));
         jailed.push_back(jailed_once(cmd));
+        networked.push_back(jailed_once(cmd, /*network=*/true));
       }
-      Stats j = Summarise(jailed), p = Summarise(plain);
+      Stats j = Summarise(jailed), p = Summarise(plain), n = Summarise(networked);
       std::printf("%-8s %-9s %9.2f %9.2f %9.2f\n", name.c_str(), "unjailed", p.min, p.median,
                   p.p99);
       std::printf("%-8s %-9s %9.2f %9.2f %9.2f\n", name.c_str(), "jailed", j.min, j.median, j.p99);
       std::printf("%-8s %-9s %9s %9.2f %9.2f\n", name.c_str(), "overhead", "", j.median - p.median,
                   j.p99 - p.p99);
+      std::printf("%-8s %-9s %9.2f %9.2f %9.2f\n", name.c_str(), "jailed+net", n.min, n.median,
+                  n.p99);
+      std::printf("%-8s %-9s %9s %9.2f %9.2f\n", name.c_str(), "net extra", "", n.median - j.median,
+                  n.p99 - j.p99);
     }
   }
   fs::remove_all(dir);

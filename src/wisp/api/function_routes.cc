@@ -41,6 +41,7 @@ json FunctionJson(const core::Function& f, const scheduler::Scheduler& scheduler
       {"min_instances", r.min_instances},
       {"metadata", MetadataJson(r.metadata_json)},
       {"version_label", r.version_label.empty() ? json(nullptr) : json(r.version_label)},
+      {"network", r.network},
   };
   if (!r.error.empty()) item["error"] = r.error;
   // In place of the seeds' vm_id/guest_ip/port: the sandboxes serving this function.
@@ -106,6 +107,9 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
     } else if (key == "style") {
       if (!value.is_string()) return wrong("style", "a string");
       f.style = value.get<std::string>();
+    } else if (key == "network") {
+      if (!value.is_string()) return wrong("network", "\"none\" or \"outbound\"");
+      f.network = value.get<std::string>();
     } else if (key == "metadata") {
       if (!value.is_object()) return wrong("metadata", "a JSON object");
       f.metadata_json = value.dump();

@@ -15,7 +15,8 @@ constexpr const char* kRuntimeMount = "/opt/wisp/runtime";  // where SpawnSpec::
 
 // Fields whose change needs new instances; the timeout is read per call and needs none.
 bool NeedsNewVersion(const FunctionFields& f) {
-  return f.name || f.runtime || f.handler || f.code || f.memory_mb || f.vcpu || f.env || f.style;
+  return f.name || f.runtime || f.handler || f.code || f.memory_mb || f.vcpu || f.env || f.style ||
+         f.network;
 }
 
 // The binary a Go function's build leaves in its code directory.
@@ -41,6 +42,7 @@ void Apply(const FunctionFields& f, store::FunctionRecord& r) {
   if (f.memory_mb) r.memory_mb = *f.memory_mb;
   if (f.vcpu) r.vcpu = *f.vcpu;
   if (f.env) r.env = *f.env;
+  if (f.network) r.network = *f.network;
 }
 
 }  // namespace
@@ -479,6 +481,7 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
 
   sandbox::SpawnSpec& spawn = deployment->spawn;
   spawn = BaseSpawnSpec(record.runtime, record.memory_mb, record.vcpu);
+  spawn.network_outbound = record.network == "outbound";
   if (program) {
     // The program shim runs the program once per event; the program's argv follows the
     // shim's own. (A different argv also keeps prewarmed handler shims from serving it.)

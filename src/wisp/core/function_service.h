@@ -56,7 +56,7 @@ class FunctionService {
   // Validates, stores and starts deploying a new function; returns it (state deploying)
   // without waiting for the deploy.
   asio::awaitable<Result<store::FunctionRecord>> Create(FunctionFields fields);
-  // Applies the changes. Code, handler, runtime, memory, vcpu or env changes make a new
+  // Applies the changes. Code, handler, runtime, memory, vcpu, env or network changes make a new
   // version; the call returns once it serves (or failed to load, leaving the old one serving
   // and `error` set).
   asio::awaitable<Result<store::FunctionRecord>> Update(const std::string& id,

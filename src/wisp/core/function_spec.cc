@@ -102,6 +102,9 @@ Result<void> ValidateFields(const FunctionFields& f) {
   if (f.style && *f.style != "handler" && *f.style != "program") {
     return Invalid(fmt::format("unknown style '{}': use \"handler\" or \"program\"", *f.style));
   }
+  if (f.network && *f.network != "none" && *f.network != "outbound") {
+    return Invalid(fmt::format("unknown network '{}': use \"none\" or \"outbound\"", *f.network));
+  }
   struct Range {
     const char* name;
     const std::optional<int>& value;

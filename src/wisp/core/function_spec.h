@@ -50,6 +50,7 @@ struct FunctionFields {
   std::optional<int> min_instances;
   std::optional<std::string> metadata_json;  // a JSON object, checked by the API layer
   std::optional<std::string> version_label;
+  std::optional<std::string> network;  // "none" | "outbound"
 };
 
 // "node", "python" and "go", and the aliases seeds and AWS use for them; nullopt if unknown.

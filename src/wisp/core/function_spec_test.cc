@@ -78,6 +78,7 @@ TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
   ok.max_concurrency = 1;
   ok.min_instances = 0;
   ok.style = "program";
+  ok.network = "outbound";
   EXPECT_TRUE(ValidateFields(ok));
   for (auto change : std::vector<void (*)(FunctionFields&)>{
            [](FunctionFields& f) { f.max_retries = 11; },
@@ -86,6 +87,8 @@ TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
            [](FunctionFields& f) { f.max_concurrency = 0; },
            [](FunctionFields& f) { f.min_instances = -1; },
            [](FunctionFields& f) { f.style = "script"; },
+           [](FunctionFields& f) { f.network = "inbound"; },
+           [](FunctionFields& f) { f.network = ""; },
            [](FunctionFields& f) { f.version_label = std::string(65, 'v'); }}) {
     FunctionFields f;
     change(f);

@@ -30,6 +30,10 @@ struct SpawnSpec {
   uint32_t pids_limit = 1024;
   double vcpu = 1.0;                 // relative CPU weight
   uint16_t runtime_api_port = 9001;  // the endpoint listens on 127.0.0.1:<port> inside
+  // Outbound network access through a user-mode network stack (slirp4netns) attached to the
+  // sandbox's network namespace; never to the host's loopback. Without it the sandbox has
+  // only its loopback and the Runtime API endpoint.
+  bool network_outbound = false;
 };
 
 // A started instance. The listener lives in the sandbox's own network namespace: accepting on

@@ -84,7 +84,8 @@ nlohmann::json SpawnSpecToJson(const SpawnSpec& s) {
           {"tmp_size_bytes", s.tmp_size_bytes},
           {"pids_limit", s.pids_limit},
           {"vcpu", s.vcpu},
-          {"runtime_api_port", s.runtime_api_port}};
+          {"runtime_api_port", s.runtime_api_port},
+          {"network_outbound", s.network_outbound}};
 }
 
 Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
@@ -100,6 +101,7 @@ Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
     j.at("pids_limit").get_to(s.pids_limit);
     j.at("vcpu").get_to(s.vcpu);
     j.at("runtime_api_port").get_to(s.runtime_api_port);
+    j.at("network_outbound").get_to(s.network_outbound);
   } catch (const nlohmann::json::exception& e) {
     return MakeError(ErrorCode::kInvalidArgument, fmt::format("bad spawn spec: {}", e.what()));
   }

@@ -23,6 +23,7 @@ TEST(ControlProtocolTest, SpecRoundTripsThroughJson) {
   in.memory_limit_bytes = 123;
   in.vcpu = 0.5;
   in.runtime_api_port = 9100;
+  in.network_outbound = true;
   auto out = SpawnSpecFromJson(SpawnSpecToJson(in));
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(out->instance_id, in.instance_id);
@@ -31,6 +32,7 @@ TEST(ControlProtocolTest, SpecRoundTripsThroughJson) {
   EXPECT_EQ(out->memory_limit_bytes, 123u);
   EXPECT_EQ(out->vcpu, 0.5);
   EXPECT_EQ(out->runtime_api_port, 9100);
+  EXPECT_TRUE(out->network_outbound);
 }
 
 TEST(ControlProtocolTest, RejectsIdsThatCouldEscapeTheCgroupDirectory) {

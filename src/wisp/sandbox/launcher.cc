@@ -6,7 +6,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,12 @@ using nlohmann::json;
 constexpr auto kSetupTimeout = std::chrono::seconds(10);
 // Sandboxes are the host OOM killer's first choice, so a host-wide shortage never picks wispd.
 constexpr int kSandboxOomScoreAdj = 1000;
+// The fds slirp4netns gets for --ready-fd and --exit-fd.
+constexpr int kHelperReadyFd = 3;
+constexpr int kHelperExitFd = 4;
+// slirp4netns opens one host socket per connection of the sandbox, which has RLIMIT_NOFILE 1024
+// itself; a little more than that for its own files.
+constexpr rlim_t kHelperMaxOpenFiles = 1100;
 
 // Writes a /proc file of another process (uid_map, oom_score_adj): one write() each, as the
 // kernel requires for the id maps.
@@ -71,7 +80,25 @@ struct Instance {
   // The group hit its memory limit. Our kill may beat the kernel's OOM killer to it, so the
   // kernel's oom_kill counter alone would miss it.
   bool oom_seen = false;
+  bool killed = false;  // we killed it: its helper ending too is expected
+  // slirp4netns serving the instance's outbound network; -1 without one, or once reaped.
+  pid_t net_helper = -1;
+  // Write end of the helper's --exit-fd pipe: closing it, or the launcher dying, stops it.
+  UniqueFd net_helper_exit;
 };
+
+// A network helper that was started and has not yet said it is ready.
+struct StartingHelper {
+  pid_t pid = -1;
+  UniqueFd ready;  // read end of its --ready-fd pipe: "1" once tap0 is configured
+  UniqueFd exit;   // write end of its --exit-fd pipe
+};
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit code {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("signal {}", WTERMSIG(status));
+  return fmt::format("status {}", status);
+}
 
 // A sandbox that finished setup: what `spawned` hands to wispd.
 struct Started {
@@ -261,6 +288,90 @@ class LauncherProcess {
     instances_.emplace(id, std::move(started->instance));
   }
 
+  // Starts slirp4netns for the sandbox whose init is `instance.pid`: a user-mode TCP/IP stack
+  // on the host side, connected to a tap0 it creates and configures inside the sandbox's
+  // network namespace (10.0.2.100/24, default route via 10.0.2.2, DNS at 10.0.2.3). Options:
+  //   --disable-host-loopback  10.0.2.2 does not lead to the host's 127.0.0.1, so the sandbox
+  //                            never reaches wispd's API or other sandboxes' endpoints
+  //   --enable-sandbox         after setup, its own mount namespace with an empty root and
+  //                            every capability dropped (but CAP_NET_BIND_SERVICE)
+  //   --enable-seccomp         a syscall filter: it parses untrusted packets on the host
+  //   --exit-fd                it exits when the launcher closes the pipe or dies
+  //   --mtu=65520              the largest tap allows: fewer, larger packets through slirp
+  // It stays in the launcher's cgroup, not the instance's: the instance's group is removed as
+  // soon as the instance ends, while the helper's exit is slow (see StopNetworkHelper). Its
+  // file limit bounds the host sockets a function can make it open.
+  Result<StartingHelper> StartNetworkHelper(const Instance& instance) {
+    const std::string& path = options_.slirp4netns_path;
+    if (::access(path.c_str(), X_OK) != 0) {
+      return ErrnoError(
+          fmt::format("outbound network needs {} (Debian package slirp4netns)", path));
+    }
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) return ErrnoError("pipe for network helper");
+    UniqueFd ready_read(ready[0]);
+    UniqueFd ready_write(ready[1]);
+    int exit_pipe[2];
+    if (::pipe2(exit_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe for network helper");
+    UniqueFd exit_read(exit_pipe[0]);
+    UniqueFd exit_write(exit_pipe[1]);
+    // Everything the child needs is built before fork().
+    const std::vector<std::string> args = {path,
+                                           "--configure",
+                                           "--mtu=65520",
+                                           "--disable-host-loopback",
+                                           "--enable-sandbox",
+                                           "--enable-seccomp",
+                                           fmt::format("--ready-fd={}", kHelperReadyFd),
+                                           fmt::format("--exit-fd={}", kHelperExitFd),
+                                           std::to_string(instance.pid),
+                                           "tap0"};
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    char* envp[] = {nullptr};
+    const pid_t launcher = ::getpid();
+
+    const pid_t pid = ::fork();
+    if (pid < 0) return ErrnoError("fork network helper");
+    if (pid == 0) {
+      // The launcher blocks these for its signalfd; a blocked mask would survive execve.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != launcher) ::_exit(126);
+      rlimit nofile{kHelperMaxOpenFiles, kHelperMaxOpenFiles};
+      if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) ::_exit(126);
+      // --enable-sandbox unshares a mount namespace, makes only "/" private (not its
+      // submounts) and detaches the old root after pivot_root. Run as root in the host's mount
+      // namespace, that unmount propagates through shared mounts back to the host (seen here:
+      // every `ip netns` mount under /run/netns vanished; on systemd hosts everything is
+      // shared). A private mount namespace of its own first keeps the host's table intact.
+      if (::unshare(CLONE_NEWNS) != 0 ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        ::_exit(126);
+      }
+      // Via high numbers, so that the dup2s cannot clobber each other.
+      int r = ::fcntl(ready_write.get(), F_DUPFD, 10);
+      int e = ::fcntl(exit_read.get(), F_DUPFD, 10);
+      if (r < 0 || e < 0 || ::dup2(r, kHelperReadyFd) < 0 || ::dup2(e, kHelperExitFd) < 0) {
+        ::_exit(126);
+      }
+      // It logs every start (and a warning about its seccomp support) to stdout and stderr;
+      // wispd's log is no place for that. A failure shows as an exit status instead.
+      int null_fd = ::open("/dev/null", O_RDWR);
+      if (null_fd < 0) ::_exit(126);
+      ::dup2(null_fd, 0);
+      ::dup2(null_fd, 1);
+      ::dup2(null_fd, 2);
+      ::close_range(kHelperExitFd + 1, ~0U, 0);
+      ::execve(argv[0], argv.data(), envp);
+      ::_exit(127);
+    }
+    return StartingHelper{pid, std::move(ready_read), std::move(exit_write)};
+  }
+
   Result<Started> StartInstance(const SpawnSpec& spec) {
     Started s;
     s.instance.id = spec.instance_id;
@@ -310,6 +421,7 @@ class LauncherProcess {
     Defer kill_child([&] {
       ::kill(s.instance.pid, SIGKILL);
       ::waitpid(s.instance.pid, nullptr, 0);
+      StopNetworkHelper(s.instance);
     });
 
     // Into the cgroup before it runs a single instruction of setup: everything it forks later
@@ -344,16 +456,47 @@ class LauncherProcess {
         !r) {
       return tl::unexpected(r.error());
     }
+    // The network helper configures tap0 while the child builds its root; the child waits for
+    // "N" (network ready) only just before it starts the runtime.
+    UniqueFd net_ready;
+    if (spec.network_outbound) {
+      auto helper = StartNetworkHelper(s.instance);
+      if (!helper) return tl::unexpected(helper.error());
+      s.instance.net_helper = helper->pid;
+      s.instance.net_helper_exit = std::move(helper->exit);
+      net_ready = std::move(helper->ready);
+    }
     if (auto r = SendDatagram(s.instance.sync.get(), "G"); !r) return tl::unexpected(r.error());
 
     auto deadline = std::chrono::steady_clock::now() + kSetupTimeout;
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
-      pollfd p{s.instance.sync.get(), POLLIN, 0};
-      int ready = ::poll(&p, 1, std::max<int>(0, static_cast<int>(left.count())));
+      // A negative fd is ignored by poll(): no helper, or it is ready already.
+      pollfd p[2] = {{s.instance.sync.get(), POLLIN, 0},
+                     {net_ready ? net_ready.get() : -1, POLLIN, 0}};
+      int ready = ::poll(p, 2, std::max<int>(0, static_cast<int>(left.count())));
       if (ready < 0 && errno == EINTR) continue;
       if (ready <= 0) return MakeError(ErrorCode::kTimeout, "sandbox setup timed out");
+      if (p[1].revents != 0) {
+        char c = 0;
+        ssize_t n = ::read(net_ready.get(), &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != 1 || c != '1') {
+          int status = 0;
+          ::kill(s.instance.net_helper, SIGKILL);
+          ::waitpid(s.instance.net_helper, &status, 0);
+          s.instance.net_helper = -1;
+          return MakeError(ErrorCode::kInternal,
+                           fmt::format("{} exited before the network was up ({})",
+                                       options_.slirp4netns_path, DescribeWaitStatus(status)));
+        }
+        net_ready.Reset();
+        if (auto r = SendDatagram(s.instance.sync.get(), "N"); !r) {
+          return tl::unexpected(r.error());
+        }
+      }
+      if (p[0].revents == 0) continue;
       auto msg = ReceiveDatagram(s.instance.sync.get());
       if (!msg) return tl::unexpected(msg.error());
       if (!*msg) return MakeError(ErrorCode::kInternal, "sandbox exited during setup");
@@ -362,7 +505,7 @@ class LauncherProcess {
         s.listener = std::move((*msg)->fds[0]);
       } else if (!data.empty() && data[0] == 'E') {
         return MakeError(ErrorCode::kInternal, data.substr(1));
-      } else if (data == "R" && s.listener) {
+      } else if (data == "R" && s.listener && !net_ready) {
         break;
       } else {
         return MakeError(ErrorCode::kInternal, "unexpected message from sandbox: " + data);
@@ -375,7 +518,19 @@ class LauncherProcess {
     return s;
   }
 
-  void KillInstance(const Instance& instance) {
+  // Kills an instance's network helper, if it still has one. It is reaped later, from the
+  // SIGCHLD loop: its exit closes tap0, and unregistering a network device waits for RCU grace
+  // periods (10-45 ms measured here), time the launcher must not spend blocked.
+  void StopNetworkHelper(Instance& instance) {
+    if (instance.net_helper <= 0) return;
+    ::kill(instance.net_helper, SIGKILL);
+    exiting_helpers_.insert(instance.net_helper);
+    instance.net_helper = -1;
+    instance.net_helper_exit.Reset();
+  }
+
+  void KillInstance(Instance& instance) {
+    instance.killed = true;
     // Killing pid 1 of the namespace makes the kernel kill every process in it; the cgroup
     // sweep also catches anything that is mid-fork.
     ::kill(instance.pid, SIGKILL);
@@ -388,7 +543,18 @@ class LauncherProcess {
     int status;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (exiting_helpers_.erase(pid) != 0) continue;
       for (auto it = instances_.begin(); it != instances_.end(); ++it) {
+        if (it->second.net_helper == pid) {
+          it->second.net_helper = -1;
+          it->second.net_helper_exit.Reset();
+          if (it->second.killed) break;
+          // The instance lost its network: end it rather than leave it running without.
+          Log(fmt::format("network helper of {} ended ({}); killing the instance", it->first,
+                          DescribeWaitStatus(status)));
+          KillInstance(it->second);
+          break;
+        }
         if (it->second.pid != pid) continue;
         Finish(it->second, status);
         instances_.erase(it);
@@ -408,6 +574,8 @@ class LauncherProcess {
         status = std::atoi((*msg)->data.c_str() + 1);
       }
     }
+    // Its helper holds tap0, and with it the network namespace.
+    StopNetworkHelper(instance);
     bool oom = instance.oom_seen;
     if (cgroups_) {
       oom = oom || cgroups_->OomKills(instance.group) > 0;
@@ -428,6 +596,12 @@ class LauncherProcess {
       Finish(instance, status);
     }
     instances_.clear();
+    // Nothing of an instance outlives the launcher: not even an exiting helper.
+    for (pid_t helper : exiting_helpers_) {
+      while (::waitpid(helper, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    exiting_helpers_.clear();
     if (cgroups_) {
       if (auto r = cgroups_->KillAndRemove(options_.cgroup_group); !r) Log(r.error().message);
     }
@@ -440,6 +614,7 @@ class LauncherProcess {
   std::optional<CgroupFs> cgroups_;            // empty: running without limits
   std::optional<SeccompFilter> seccomp_;       // compiled at Start()
   std::map<std::string, Instance> instances_;  // by instance id
+  std::set<pid_t> exiting_helpers_;            // network helpers killed, not yet reaped
 };
 
 }  // namespace

@@ -42,6 +42,9 @@ struct LauncherOptions {
   // The seccomp policy text (syntax: seccomp_policy.txt); empty means DefaultSeccompPolicy().
   // Compiled once at start: a policy that does not compile stops the launcher.
   std::string seccomp_policy;
+  // The user-mode network stack started for each instance that asks for outbound access
+  // (SpawnSpec::network_outbound). Only those spawns need it; they fail clearly without it.
+  std::string slirp4netns_path = "/usr/bin/slirp4netns";
   // When true, Fork() fails unless memory and pids limits can be enforced through cgroups;
   // when false, instances run without cgroups if none are usable (development only).
   bool enforce_limits = true;

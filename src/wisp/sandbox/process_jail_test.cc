@@ -2,6 +2,8 @@
 // root. The launcher is forked in SetUp: gtest runs no threads of its own, so fork is safe.
 #include "wisp/sandbox/process_jail.h"
 
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -504,6 +507,252 @@ TEST_F(ProcessJailTest, MeasureSpawnToReady) {
   std::sort(ms.begin(), ms.end());
   std::printf("spawn-to-ready of /bin/true: median %.2f ms, min %.2f ms, max %.2f ms\n", ms[5],
               ms[0], ms[9]);
+}
+
+// Children of `parent` whose command name is `comm` (e.g. the launcher's slirp4netns helpers).
+std::vector<pid_t> ChildrenNamed(pid_t parent, const std::string& comm) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat;
+    std::getline(std::ifstream(entry.path() / "stat"), stat);
+    // "pid (comm) state ppid ...": comm may hold spaces, so split at the last ')'.
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && stat.substr(open + 1, close - open - 1) == comm) {
+      out.push_back(std::stoi(name));
+    }
+  }
+  return out;
+}
+
+// Outbound network through slirp4netns. The only traffic these tests send goes to loopback and
+// to a network namespace the test creates: a veth pair with 198.18.0.1/30 on the host side and
+// 198.18.0.2/30 inside (198.18.0.0/15 is reserved for benchmarks), and a TCP server in it.
+class OutboundNetworkTest : public ProcessJailTest {
+ protected:
+  static constexpr uint16_t kServerPort = 8080;
+
+  void SetUp() override {
+    ProcessJailTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (!fs::exists("/usr/bin/slirp4netns")) {
+      GTEST_SKIP() << "needs /usr/bin/slirp4netns (scripts/install-deps installs it)";
+    }
+    netns_ = fmt::format("wisp-test-{}", ::getpid());
+    veth_ = fmt::format("wt{}h", ::getpid());
+    const std::string peer = fmt::format("wt{}n", ::getpid());
+    for (const std::string& cmd : {
+             fmt::format("ip netns add {}", netns_),
+             fmt::format("ip link add {} type veth peer name {}", veth_, peer),
+             fmt::format("ip link set {} netns {}", peer, netns_),
+             fmt::format("ip addr add 198.18.0.1/30 dev {}", veth_),
+             fmt::format("ip link set {} up", veth_),
+             fmt::format("ip netns exec {} ip addr add 198.18.0.2/30 dev {}", netns_, peer),
+             fmt::format("ip netns exec {} ip link set {} up", netns_, peer),
+             fmt::format("ip netns exec {} ip link set lo up", netns_),
+         }) {
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+    StartServerInNetns();
+
+    // A server on the host's loopback, as wispd's API is: no sandbox may reach it.
+    host_listener_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    ASSERT_TRUE(host_listener_);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(host_listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(host_listener_.get(), 16), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(host_listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+    host_port_ = ntohs(addr.sin_port);
+  }
+
+  void TearDown() override {
+    if (server_pid_ > 0) {
+      ::kill(server_pid_, SIGKILL);
+      ::waitpid(server_pid_, nullptr, 0);
+    }
+    // Deleting the namespace destroys the veth pair with it; the host side goes explicitly
+    // in case the move into the namespace never happened.
+    if (!netns_.empty()) {
+      (void)std::system(fmt::format("ip netns del {} 2>/dev/null", netns_).c_str());
+      (void)std::system(fmt::format("ip link del {} 2>/dev/null", veth_).c_str());
+    }
+    ProcessJailTest::TearDown();
+  }
+
+  // `ip netns exec` enters the namespace and execs python in place: server_pid_ is the server.
+  void StartServerInNetns() {
+    int out[2];
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    UniqueFd read_end(out[0]);
+    const std::string script = fmt::format(
+        "import socket\n"
+        "s = socket.socket()\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('198.18.0.2', {}))\n"
+        "s.listen(16)\n"
+        "print('listening', flush=True)\n"
+        "while True:\n"
+        "    c, _ = s.accept()\n"
+        "    c.sendall(b'hello from the netns\\n')\n"
+        "    c.close()\n",
+        kServerPort);
+    server_pid_ = ::fork();
+    ASSERT_GE(server_pid_, 0);
+    if (server_pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::execl("/usr/sbin/ip", "ip", "netns", "exec", netns_.c_str(), "/usr/bin/python3", "-c",
+              script.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+    ASSERT_THAT(ReadOutput(read_end.get(), "listening"), HasSubstr("listening"));
+    server_output_ = std::move(read_end);  // open while the server runs: no EPIPE at its exit
+  }
+
+  // A python program that tries each host:port and prints one line per target: "ok <what the
+  // server said>", an errno name, or "timeout"; then the resolver configuration.
+  SpawnSpec Probe(const std::string& id, const std::vector<std::string>& targets) {
+    std::vector<std::string> argv = {"/usr/bin/python3", "-c",
+                                     "import errno, socket, sys\n"
+                                     "for target in sys.argv[1:]:\n"
+                                     "    host, port = target.rsplit(':', 1)\n"
+                                     "    try:\n"
+                                     "        s = socket.create_connection((host, int(port)), 3)\n"
+                                     "        said = s.recv(100).decode().strip()\n"
+                                     "        print(target, 'ok', said)\n"
+                                     "    except socket.timeout:\n"
+                                     "        print(target, 'timeout')\n"
+                                     "    except OSError as e:\n"
+                                     "        print(target, errno.errorcode.get(e.errno, e))\n"
+                                     "print('resolv:', open('/etc/resolv.conf').read().strip())\n"};
+    argv.insert(argv.end(), targets.begin(), targets.end());
+    return Spec(id, std::move(argv));
+  }
+
+  std::string Server() const { return fmt::format("198.18.0.2:{}", kServerPort); }
+  std::string HostLoopback() const { return fmt::format("127.0.0.1:{}", host_port_); }
+  std::string SlirpHost() const { return fmt::format("10.0.2.2:{}", host_port_); }
+
+  bool HostListenerWasReached() {
+    UniqueFd conn(::accept4(host_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    return bool(conn);
+  }
+
+  std::string netns_;
+  std::string veth_;
+  pid_t server_pid_ = -1;
+  UniqueFd server_output_;
+  UniqueFd host_listener_;
+  uint16_t host_port_ = 0;
+};
+
+// The host's mount table, as mount points and their roots.
+std::multiset<std::string> HostMounts() {
+  std::multiset<std::string> mounts;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    mounts.insert(root + " " + point);
+  }
+  return mounts;
+}
+
+TEST_F(OutboundNetworkTest, ReachesTheOutsideButNeverTheHostLoopback) {
+  // Includes the test's own /run/netns mount: the helper's sandboxing must not touch it.
+  const auto mounts_before = HostMounts();
+  SpawnSpec spec = Probe("outbound", {Server(), HostLoopback(), SlirpHost()});
+  spec.network_outbound = true;
+  auto [out, exit] = Run(spec);
+  EXPECT_EQ(HostMounts(), mounts_before);
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr(Server() + " ok hello from the netns\n"));
+  // 127.0.0.1 inside is the sandbox's own loopback: nothing listens there on that port.
+  EXPECT_THAT(out, HasSubstr(HostLoopback() + " ECONNREFUSED\n"));
+  // --disable-host-loopback: slirp's gateway does not lead to the host's 127.0.0.1.
+  EXPECT_THAT(out, ::testing::Not(HasSubstr(SlirpHost() + " ok")));
+  EXPECT_THAT(out, HasSubstr("resolv: nameserver 10.0.2.3\n"));
+  EXPECT_FALSE(HostListenerWasReached());
+}
+
+TEST_F(OutboundNetworkTest, WithoutTheOptionThereIsNoRoute) {
+  auto [out, exit] = Run(Probe("offline", {Server(), HostLoopback()}));
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr(Server() + " ENETUNREACH\n"));
+  EXPECT_THAT(out, HasSubstr(HostLoopback() + " ECONNREFUSED\n"));
+  EXPECT_FALSE(HostListenerWasReached());
+  EXPECT_TRUE(ChildrenNamed(jail_->launcher().pid(), "slirp4netns").empty());
+}
+
+// The helper lives exactly as long as its instance, however the instance ends.
+TEST_F(OutboundNetworkTest, HelperEndsWithItsInstance) {
+  const pid_t launcher = jail_->launcher().pid();
+  SpawnSpec spec = Shell("killed", "echo up; exec sleep 1000");
+  spec.network_outbound = true;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  ReadOutput(instance->output.get(), "up");
+  std::vector<pid_t> helpers = ChildrenNamed(launcher, "slirp4netns");
+  ASSERT_EQ(helpers.size(), 1u);
+  // Killed with the instance, reaped by the launcher a few ms later (its exit is slow).
+  auto gone = [&] {
+    const auto deadline = steady_clock::now() + kTimeout;
+    while (!ChildrenNamed(launcher, "slirp4netns").empty() && steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return ChildrenNamed(launcher, "slirp4netns").empty();
+  };
+  jail_->Kill("killed");
+  WaitExit("killed");
+  EXPECT_TRUE(gone());
+  EXPECT_FALSE(ProcessExists(helpers[0]));
+
+  SpawnSpec exits = Shell("exits", "true");
+  exits.network_outbound = true;
+  Run(exits);
+  EXPECT_TRUE(gone());
+
+  SpawnSpec left = Shell("left", "exec sleep 1000");
+  left.network_outbound = true;
+  ASSERT_TRUE(SpawnAndWait(left));
+  helpers = ChildrenNamed(launcher, "slirp4netns");
+  ASSERT_EQ(helpers.size(), 1u);
+  jail_.reset();  // the launcher shuts down with the instance still running
+  EXPECT_FALSE(ProcessExists(helpers[0]));
+}
+
+TEST_F(OutboundNetworkTest, MeasureSpawnOverhead) {
+  std::vector<double> plain, networked;
+  for (int i = 0; i < 20; ++i) {
+    for (bool network : {false, true}) {
+      SpawnSpec spec = Spec(fmt::format("m{}{}", i, network ? "n" : "p"), {"/bin/true"});
+      spec.network_outbound = network;
+      auto start = steady_clock::now();
+      auto instance = SpawnAndWait(spec);
+      ASSERT_TRUE(instance) << instance.error().message;
+      (network ? networked : plain)
+          .push_back(
+              std::chrono::duration<double, std::milli>(steady_clock::now() - start).count());
+      WaitExit(spec.instance_id);
+    }
+  }
+  std::sort(plain.begin(), plain.end());
+  std::sort(networked.begin(), networked.end());
+  std::printf(
+      "spawn-to-ready of /bin/true: without network median %.2f ms (p90 %.2f), with outbound "
+      "network median %.2f ms (p90 %.2f)\n",
+      plain[10], plain[18], networked[10], networked[18]);
 }
 
 // A launcher that died without cleaning up left "wisp/<dead pid>" with a process in it; the

@@ -41,6 +41,8 @@ constexpr int kSetupFailedExit = 125;
 constexpr int kExecFailedExit = 127;
 // RLIMIT_NOFILE inside, as Lambda's.
 constexpr rlim_t kMaxOpenFiles = 1024;
+// slirp4netns's DNS forwarder, as seen from inside the sandbox.
+constexpr const char* kSlirpDns = "10.0.2.3";
 
 // Reports the failed step to the launcher (which turns it into spawn_failed) and exits.
 [[noreturn]] void Fail(std::string_view step, int err = errno) {
@@ -103,6 +105,16 @@ void BindPathReadOnly(const std::string& host_path, const std::string& target,
     MakeFile(target);
   }
   BindReadOnly(host_path, target, label);
+}
+
+// A small file on the root tmpfs (which becomes read-only with the rest of the root).
+void WriteFile(const std::string& path, std::string_view content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Fail("create " + path);
+  if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    Fail("write " + path);
+  }
+  ::close(fd);
 }
 
 // One inode per 8 KiB of tmpfs, at least 1024: plenty for real use (Lambda's /tmp holds a few
@@ -316,7 +328,13 @@ void BuildRoot(const SandboxChildArgs& a, const HostPaths& host) {
   for (const char* name : {"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "hosts",
                            "nsswitch.conf", "localtime", "resolv.conf", "ssl", "alternatives"}) {
     std::string host_path = std::string("/etc/") + name;
+    if (spec.network_outbound && std::string_view(name) == "resolv.conf") continue;
     if (PathExists(host_path)) BindPathReadOnly(host_path, std::string("etc/") + name, host_path);
+  }
+  if (spec.network_outbound) {
+    // The host's resolver may sit on its loopback or a network the sandbox cannot route to;
+    // slirp4netns forwards DNS on 10.0.2.3 to it. Read-only with the rest of the root.
+    WriteFile("etc/resolv.conf", fmt::format("nameserver {}\n", kSlirpDns));
   }
 
   // The function's code and the platform's shims, read-only so a function cannot change itself
@@ -404,6 +422,16 @@ void DropPrivileges(const SpawnSpec& spec) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) Fail("prctl PR_SET_PDEATHSIG");
   pollfd p{kSyncFd, 0, 0};
   if (::poll(&p, 1, 0) != 0 && (p.revents & POLLHUP)) ::_exit(kSetupFailedExit);
+}
+
+// Waits for the launcher's "N": the network helper has configured tap0 and the default route.
+void WaitForNetwork() {
+  char msg[8];
+  ssize_t n;
+  do {
+    n = ::recv(kSyncFd, msg, sizeof msg, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1 || msg[0] != 'N') ::_exit(kSetupFailedExit);  // launcher gone, or gave up on us
 }
 
 std::vector<char*> CStrings(const std::vector<std::string>& strings) {
@@ -499,6 +527,9 @@ void RunSandboxChild(const SandboxChildArgs& args) {
   if (args.seccomp != nullptr) {
     if (auto installed = args.seccomp->Install(); !installed) Fail("install seccomp filter");
   }
+  // Outbound network: the launcher's helper configures tap0 meanwhile; the runtime must find
+  // its route in place from its first instruction.
+  if (args.spec->network_outbound) WaitForNetwork();
   ExecRuntimeUnderInit(*args.spec);
 }
 

@@ -13,10 +13,12 @@
 //   pivot_root        the host's tree is detached entirely
 //   drop privileges   rlimits, securebits, bounding/ambient/effective caps, no_new_privs
 //   seccomp           installed in init, inherited by the runtime and all it ever starts
+//   wait for "N"      only with outbound network: the launcher's slirp4netns configured tap0
 //   fork + execve     the runtime as pid 2, with only fds 0, 1 and 2
 //
 // Talks to the launcher over `sync_fd` (SOCK_SEQPACKET), one message per datagram:
 //   launcher -> child  "G"              cgroup and uid/gid maps are set up: go
+//                      "N"              (outbound network only) tap0 and its route are up
 //   child -> launcher  "L" + fd         the Runtime API listener, made inside the sandbox
 //                      "E<step>: <why>" a setup step failed; the child then exits
 //                      "R"              the runtime was exec'd: the instance is ready

@@ -254,7 +254,8 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
     if (generic.argv != wanted.argv || generic.runtime_dir != wanted.runtime_dir ||
         generic.memory_limit_bytes != wanted.memory_limit_bytes || generic.vcpu != wanted.vcpu ||
         generic.tmp_size_bytes != wanted.tmp_size_bytes ||
-        generic.pids_limit != wanted.pids_limit) {
+        generic.pids_limit != wanted.pids_limit ||
+        generic.network_outbound != wanted.network_outbound) {
       continue;
     }
     auto pool_it = pools_.find(pool_spec.generic->function_id);

@@ -36,6 +36,7 @@ struct FunctionRecord {
   int min_instances = 0;             // kept warm
   std::string metadata_json = "{}";  // the user's JSON object, stored as sent
   std::string version_label;         // the user's own version name (seed 002's "version")
+  std::string network = "none";      // "none" | "outbound" (through a user-mode network stack)
 };
 
 struct InvocationRecord {

@@ -56,6 +56,7 @@ constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
     {"min_instances", "INTEGER NOT NULL DEFAULT 0"},
     {"metadata_json", "TEXT NOT NULL DEFAULT '{}'"},
     {"version_label", "TEXT NOT NULL DEFAULT ''"},
+    {"network", "TEXT NOT NULL DEFAULT 'none'"},
 };
 
 // A prepared statement, finalized on scope exit.
@@ -150,14 +151,14 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
     INSERT INTO functions (id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu,
       env_json, version, state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style,
       max_retries, retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances,
-      metadata_json, version_label)
+      metadata_json, version_label, network)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-      ?20, ?21, ?22, ?23)
+      ?20, ?21, ?22, ?23, ?24)
     ON CONFLICT(id) DO UPDATE SET name=?2, runtime=?3, handler=?4, code=?5, timeout_seconds=?6,
       memory_mb=?7, vcpu=?8, env_json=?9, version=?10, state=?11, error=?12,
       updated_at_ms=?14, last_invoked_at_ms=?15, style=?16, max_retries=?17,
       retry_delay_seconds=?18, max_event_age_seconds=?19, max_concurrency=?20, min_instances=?21,
-      metadata_json=?22, version_label=?23)sql");
+      metadata_json=?22, version_label=?23, network=?24)sql");
   if (!stmt.ok()) return SqliteError(db_, "prepare");
   stmt.Bind(1, f.id);
   stmt.Bind(2, f.name);
@@ -186,6 +187,7 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
   stmt.Bind(21, int64_t{f.min_instances});
   stmt.Bind(22, f.metadata_json);
   stmt.Bind(23, f.version_label);
+  stmt.Bind(24, f.network);
   const int rc = sqlite3_step(stmt.get());
   if (rc == SQLITE_CONSTRAINT) {
     return MakeError(ErrorCode::kAlreadyExists,
@@ -213,7 +215,7 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
     SELECT id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu, env_json, version,
       state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style, max_retries,
       retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
-      version_label
+      version_label, network
     FROM functions ORDER BY created_at_ms, id)sql");
   if (!stmt.ok()) return SqliteError(db_, "prepare");
   std::vector<FunctionRecord> out;
@@ -244,6 +246,7 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
     f.min_instances = static_cast<int>(stmt.Int(20));
     f.metadata_json = stmt.Text(21);
     f.version_label = stmt.Text(22);
+    f.network = stmt.Text(23);
     out.push_back(std::move(f));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "list functions");

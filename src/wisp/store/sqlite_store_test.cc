@@ -59,6 +59,7 @@ TEST_F(SqliteStoreTest, AsyncAndSeed002FieldsRoundTrip) {
   f.min_instances = 2;
   f.metadata_json = R"({"team":"a"})";
   f.version_label = "1.2.3";
+  f.network = "outbound";
   ASSERT_TRUE(store_->PutFunction(f));
   store_.reset();
   auto reopened = SqliteStore::Open(path_);  // the added columns exist: no migration error
@@ -76,6 +77,7 @@ TEST_F(SqliteStoreTest, AsyncAndSeed002FieldsRoundTrip) {
   EXPECT_EQ(g.min_instances, 2);
   EXPECT_EQ(g.metadata_json, R"({"team":"a"})");
   EXPECT_EQ(g.version_label, "1.2.3");
+  EXPECT_EQ(g.network, "outbound");
 }
 
 TEST_F(SqliteStoreTest, PutListRoundTripsEveryField) {
