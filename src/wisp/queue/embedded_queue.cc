@@ -1,5 +1,7 @@
 #include "wisp/queue/embedded_queue.h"
 
+#include "wisp/store/sqlite_statement.h"
+
 #include <sqlite3.h>
 
 #include <spdlog/spdlog.h>
@@ -43,60 +45,9 @@ constexpr const char* kColumns =
     "logs_json, error, dead_letter_reason, history_json, version, created_at_ms, enqueued_at_ms, "
     "next_attempt_at_ms, started_at_ms, finished_at_ms, duration_ms";
 
-// A prepared statement, finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  // The text must outlive the step: statements here are stepped before their inputs change.
-  void Bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
-  }
-  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void Bind(int i, const std::optional<int64_t>& v) {
-    if (v) {
-      sqlite3_bind_int64(stmt_, i, *v);
-    } else {
-      sqlite3_bind_null(stmt_, i);
-    }
-  }
-  std::string Text(int col) {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
-             : std::string();
-  }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  std::optional<int64_t> OptionalInt(int col) {
-    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
-    return Int(col);
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-tl::unexpected<Error> SqliteError(sqlite3* db, std::string_view what) {
-  return MakeError(ErrorCode::kInternal,
-                   fmt::format("queue sqlite {}: {}", what, sqlite3_errmsg(db)));
-}
-
-Result<void> Exec(sqlite3* db, const char* sql) {
-  char* message = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string text = message ? message : "unknown error";
-    sqlite3_free(message);
-    return MakeError(ErrorCode::kInternal, fmt::format("queue sqlite: {}", text));
-  }
-  return {};
-}
+using store::Exec;
+using store::SqliteError;
+using store::Statement;
 
 std::string Dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -220,7 +171,7 @@ Result<void> EmbeddedQueue::Load(int64_t now_ms) {
   const std::string sql = fmt::format(
       "SELECT {} FROM invocations WHERE status IN ('queued', 'running') ORDER BY seq", kColumns);
   Statement stmt(write_db_, sql.c_str());
-  if (!stmt.ok()) return SqliteError(write_db_, "prepare");
+  if (!stmt.ok()) return SqliteError(write_db_, "queue prepare");
   int rc;
   std::lock_guard lock(mutex_);
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
@@ -240,7 +191,7 @@ Result<void> EmbeddedQueue::Load(int64_t now_ms) {
     entry.invocation = std::move(invocation);
     MakeDue(entry, due);
   }
-  if (rc != SQLITE_DONE) return SqliteError(write_db_, "load");
+  if (rc != SQLITE_DONE) return SqliteError(write_db_, "queue load");
   if (!live_.empty()) spdlog::info("queue: {} pending invocations loaded", live_.size());
   return {};
 }
@@ -460,11 +411,11 @@ Result<Invocation> EmbeddedQueue::ReadOne(const std::string& id) {
   std::lock_guard lock(read_mutex_);
   const std::string sql = fmt::format("SELECT {} FROM invocations WHERE id = ?1", kColumns);
   Statement stmt(read_db_, sql.c_str());
-  if (!stmt.ok()) return SqliteError(read_db_, "prepare");
+  if (!stmt.ok()) return SqliteError(read_db_, "queue prepare");
   stmt.Bind(1, id);
   const int rc = sqlite3_step(stmt.get());
   if (rc == SQLITE_DONE) return NotFound(id);
-  if (rc != SQLITE_ROW) return SqliteError(read_db_, "get invocation");
+  if (rc != SQLITE_ROW) return SqliteError(read_db_, "queue get invocation");
   return ReadRow(stmt);
 }
 
@@ -476,7 +427,7 @@ Result<std::vector<Invocation>> EmbeddedQueue::List(const ListFilter& filter) {
       "?2) ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
       kColumns);
   Statement stmt(read_db_, sql.c_str());
-  if (!stmt.ok()) return SqliteError(read_db_, "prepare");
+  if (!stmt.ok()) return SqliteError(read_db_, "queue prepare");
   stmt.Bind(1, filter.function_id);
   stmt.Bind(2, filter.status);
   stmt.Bind(3, int64_t{filter.limit});
@@ -484,7 +435,7 @@ Result<std::vector<Invocation>> EmbeddedQueue::List(const ListFilter& filter) {
   std::vector<Invocation> out;
   int rc;
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) out.push_back(ReadRow(stmt));
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "list invocations");
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "queue list invocations");
   // A record in memory may be newer than its row (a claim written after the Flush above).
   std::lock_guard live_lock(mutex_);
   for (auto& invocation : out) {
@@ -570,7 +521,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
       error = ?6, dead_letter_reason = ?7, history_json = ?8, version = ?9, enqueued_at_ms = ?10,
       next_attempt_at_ms = ?11, started_at_ms = ?12, finished_at_ms = ?13, duration_ms = ?14
     WHERE id = ?1)sql");
-  if (!insert.ok() || !update.ok()) return SqliteError(write_db_, "prepare");
+  if (!insert.ok() || !update.ok()) return SqliteError(write_db_, "queue prepare");
   // An update superseded by a later one of the same invocation in this batch need not be
   // written (a claim and its result often share a batch): updates carry the whole state.
   std::unordered_map<std::string_view, size_t> last_update;
@@ -604,7 +555,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
       s.Bind(17, r.started_at_ms);
       s.Bind(18, r.finished_at_ms);
       s.Bind(19, r.duration_ms);
-      if (sqlite3_step(s.get()) != SQLITE_DONE) return SqliteError(write_db_, "insert");
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return SqliteError(write_db_, "queue insert");
       if (sqlite3_changes(write_db_) == 0) {
         outcomes[i] =
             MakeError(ErrorCode::kAlreadyExists, fmt::format("invocation {} already exists", r.id));
@@ -626,7 +577,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
       s.Bind(12, r.started_at_ms);
       s.Bind(13, r.finished_at_ms);
       s.Bind(14, r.duration_ms);
-      if (sqlite3_step(s.get()) != SQLITE_DONE) return SqliteError(write_db_, "update");
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return SqliteError(write_db_, "queue update");
     }
   }
   if (auto r = Exec(write_db_, "COMMIT"); !r) return r;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wisp/common/defer.h"
+#include "wisp/store/sqlite_statement.h"
 
 namespace wisp::store {
 namespace {
@@ -59,42 +60,6 @@ constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
     {"network", "TEXT NOT NULL DEFAULT 'none'"},
 };
 
-// A prepared statement, finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void Bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-  }
-  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
-  void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
-  std::string Text(int col) {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col))
-             : std::string();
-  }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  bool IsNull(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-tl::unexpected<Error> SqliteError(sqlite3* db, std::string_view what) {
-  return MakeError(ErrorCode::kInternal, fmt::format("sqlite {}: {}", what, sqlite3_errmsg(db)));
-}
-
 }  // namespace
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
@@ -124,7 +89,7 @@ Result<void> SqliteStore::AddMissingColumns() {
   std::set<std::string> present;
   {
     Statement stmt(db_, "PRAGMA table_info(functions)");
-    if (!stmt.ok()) return SqliteError(db_, "prepare");
+    if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
     while (sqlite3_step(stmt.get()) == SQLITE_ROW) present.insert(stmt.Text(1));
   }
   for (const auto& [name, type] : kAddedFunctionColumns) {
@@ -135,15 +100,7 @@ Result<void> SqliteStore::AddMissingColumns() {
   return {};
 }
 
-Result<void> SqliteStore::Exec(const char* sql) {
-  char* message = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string text = message ? message : "unknown error";
-    sqlite3_free(message);
-    return MakeError(ErrorCode::kInternal, fmt::format("sqlite: {}", text));
-  }
-  return {};
-}
+Result<void> SqliteStore::Exec(const char* sql) { return store::Exec(db_, sql); }
 
 Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
   std::lock_guard lock(mutex_);
@@ -159,7 +116,7 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
       updated_at_ms=?14, last_invoked_at_ms=?15, style=?16, max_retries=?17,
       retry_delay_seconds=?18, max_event_age_seconds=?19, max_concurrency=?20, min_instances=?21,
       metadata_json=?22, version_label=?23, network=?24)sql");
-  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   stmt.Bind(1, f.id);
   stmt.Bind(2, f.name);
   stmt.Bind(3, f.runtime);
@@ -193,16 +150,16 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
     return MakeError(ErrorCode::kAlreadyExists,
                      fmt::format("a function named '{}' already exists", f.name));
   }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "put function");
+  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite put function");
   return {};
 }
 
 Result<void> SqliteStore::DeleteFunction(const std::string& id) {
   std::lock_guard lock(mutex_);
   Statement stmt(db_, "DELETE FROM functions WHERE id = ?1");
-  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   stmt.Bind(1, id);
-  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "delete function");
+  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite delete function");
   if (sqlite3_changes(db_) == 0) {
     return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   }
@@ -217,7 +174,7 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
       retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
       version_label, network
     FROM functions ORDER BY created_at_ms, id)sql");
-  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   std::vector<FunctionRecord> out;
   int rc;
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
@@ -249,7 +206,7 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
     f.network = stmt.Text(23);
     out.push_back(std::move(f));
   }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "list functions");
+  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list functions");
   return out;
 }
 
@@ -264,7 +221,7 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
       memory_used_mb, event_json, response_json, logs_json, invoked_at_ms)
     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
     WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql");
-  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   for (const auto& r : records) {
     sqlite3_reset(stmt.get());
     stmt.Bind(1, r.id);
@@ -283,7 +240,7 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
     stmt.Bind(
         10, nlohmann::json(r.logs).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     stmt.Bind(11, r.invoked_at_ms);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "put invocation");
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite put invocation");
   }
   if (auto r = Exec("COMMIT"); !r) return r;
   rollback.Cancel();
@@ -297,7 +254,7 @@ Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::st
     SELECT id, function_id, request_id, version, status, duration_ms, memory_used_mb, event_json,
       response_json, logs_json, invoked_at_ms
     FROM invocations WHERE function_id = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3)sql");
-  if (!stmt.ok()) return SqliteError(db_, "prepare");
+  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   stmt.Bind(1, function_id);
   stmt.Bind(2, int64_t{limit});
   stmt.Bind(3, int64_t{offset});
@@ -318,7 +275,7 @@ Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::st
     r.invoked_at_ms = stmt.Int(10);
     out.push_back(std::move(r));
   }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "list invocations");
+  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list invocations");
   return out;
 }
 
