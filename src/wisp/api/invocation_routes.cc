@@ -9,8 +9,6 @@ namespace wisp::api {
 namespace {
 using nlohmann::json;
 
-constexpr int kDefaultListLimit = 100;
-constexpr int kMaxListLimit = 1000;
 // Lambda's limit for an async event (256 KiB, raised to 1 MiB in 2025): the queue keeps every
 // pending event in memory.
 constexpr size_t kMaxAsyncEventBytes = 1 << 20;
@@ -131,6 +129,22 @@ asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async,
   co_return response;
 }
 
+asio::awaitable<Result<std::vector<queue::Invocation>>> ListInvocations(queue::Queue& queue,
+                                                                        asio::thread_pool& workers,
+                                                                        const HttpRequest& request,
+                                                                        queue::ListFilter filter) {
+  constexpr int kDefaultListLimit = 100;
+  constexpr int kMaxListLimit = 1000;
+  auto limit = QueryInt(request, "limit", kDefaultListLimit, 1, kMaxListLimit);
+  if (!limit) co_return tl::unexpected(limit.error());
+  auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
+  if (!offset) co_return tl::unexpected(offset.error());
+  filter.limit = *limit;
+  filter.offset = *offset;
+  auto work = [&queue, filter] { return queue.List(filter); };
+  co_return co_await Offload(workers, std::move(work));
+}
+
 void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Queue& queue,
                          asio::thread_pool& workers) {
   router.Add("GET", "/v1/invocations/:id",
@@ -152,14 +166,7 @@ void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Qu
                            "or dead_letter",
                            filter.status));
     }
-    auto limit = QueryInt(request, "limit", kDefaultListLimit, 1, kMaxListLimit);
-    if (!limit) co_return ErrorResponse(limit.error());
-    auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
-    if (!offset) co_return ErrorResponse(offset.error());
-    filter.limit = *limit;
-    filter.offset = *offset;
-    auto work = [&queue, filter] { return queue.List(filter); };
-    auto records = co_await Offload(workers, std::move(work));
+    auto records = co_await ListInvocations(queue, workers, request, std::move(filter));
     if (!records) co_return ErrorResponse(records.error());
     json items = json::array();
     for (const auto& r : *records) items.push_back(InvocationItem(r));

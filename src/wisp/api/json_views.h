@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,5 +25,12 @@ Result<int> QueryInt(const HttpRequest& request, const std::string& name, int fa
                      int max);
 
 HttpResponse JsonBody(int status, const nlohmann::json& body);
+
+// Runs a listing of async invocations with the request's limit and offset (default 100, at most
+// 1000) on the worker pool.
+asio::awaitable<Result<std::vector<queue::Invocation>>> ListInvocations(queue::Queue& queue,
+                                                                        asio::thread_pool& workers,
+                                                                        const HttpRequest& request,
+                                                                        queue::ListFilter filter);
 
 }  // namespace wisp::api

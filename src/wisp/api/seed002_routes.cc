@@ -15,8 +15,6 @@ namespace wisp::api {
 namespace {
 using nlohmann::json;
 
-constexpr int kDefaultListLimit = 100;
-constexpr int kMaxListLimit = 1000;
 constexpr size_t kMaxAsyncEventBytes = 1 << 20;
 
 tl::unexpected<Error> Invalid(std::string message) {
@@ -344,14 +342,7 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
           400, fmt::format("unknown status '{}': use pending, running, completed or failed",
                            request.query["status"]));
     }
-    auto limit = QueryInt(request, "limit", kDefaultListLimit, 1, kMaxListLimit);
-    if (!limit) co_return ErrorResponse(limit.error());
-    auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
-    if (!offset) co_return ErrorResponse(offset.error());
-    filter.limit = *limit;
-    filter.offset = *offset;
-    auto work = [&queue, filter] { return queue.List(filter); };
-    auto records = co_await Offload(workers, std::move(work));
+    auto records = co_await ListInvocations(queue, workers, request, std::move(filter));
     if (!records) co_return ErrorResponse(records.error());
     json data = json::array();
     for (const auto& r : *records) data.push_back(InvocationData(r));
