@@ -1,6 +1,6 @@
 """Measures the per-invoke overhead of the runtime shims (not part of the unit tests).
 
-    /usr/bin/python3 tests/runtimes/bench_shims.py [invocations]
+    /usr/bin/python3 bench/shim_round_trip.py [invocations]
 
 A minimal single-connection Runtime API server on a raw socket answers GET /next with a small
 event and waits for the POST /response. Reported: the time from writing the /next response to
@@ -9,6 +9,7 @@ serialise, write), and the full loop time per invocation (adds the 202 reply and
 """
 
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def read_request(conn, buf):
@@ -82,6 +83,7 @@ def bench(argv, code_file, code, handler, n):
         proc.kill()
         proc.wait()
         lsock.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def report(name, shim, loop):
