@@ -14,6 +14,8 @@ import tempfile
 import time
 import unittest
 
+from wisp_fixture import Response as Reply
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -45,20 +47,6 @@ def pids_in_cgroup_of(wispd_pid):
         except OSError:
             pass
     return found
-
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        try:
-            self.json = json.loads(body) if body else None
-        except ValueError:
-            self.json = None
-
-    def __repr__(self):
-        return f"<HTTP {self.status} {self.body[:400]!r}>"
 
 
 class Wispd:
