@@ -30,13 +30,13 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& in) {
   return request;
 }
 
-asio::awaitable<bool> Write(tcp::socket& socket, const HttpResponse& out, bool keep_alive) {
+asio::awaitable<bool> Write(tcp::socket& socket, HttpResponse out, bool keep_alive) {
   http::response<http::string_body> response{static_cast<http::status>(out.status), 11};
   response.set(http::field::server, "wisp");
   response.set(http::field::content_type, out.content_type);
   for (const auto& [name, value] : out.headers) response.set(name, value);
   response.keep_alive(keep_alive);
-  response.body() = out.body;
+  response.body() = std::move(out.body);
   response.prepare_payload();
   boost::system::error_code ec;
   co_await http::async_write(socket, response, asio::redirect_error(asio::use_awaitable, ec));
@@ -79,7 +79,7 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router, uint64_t m
     ++*in_flight;
     HttpResponse response = co_await router.Dispatch(request);
     --*in_flight;
-    if (!co_await Write(socket, response, keep_alive) || !keep_alive) co_return;
+    if (!co_await Write(socket, std::move(response), keep_alive) || !keep_alive) co_return;
   }
 }
 
