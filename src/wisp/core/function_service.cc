@@ -52,6 +52,7 @@ FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& worker
                                  const Clock& clock, DeploymentSettings settings)
     : io_(io),
       workers_(workers),
+      record_writes_(asio::make_strand(workers.get_executor())),
       store_(store),
       scheduler_(scheduler),
       clock_(clock),
@@ -91,6 +92,7 @@ Result<void> FunctionService::Load() {
       // wispd stopped mid-deploy: deploy again rather than leave the function stuck.
       Function& f = *functions_[id];
       f.first_deploy = std::make_shared<Event>(io_.get_executor());
+      f.changing = f.first_deploy;
       asio::co_spawn(io_, Deploy(id, record.version, record), asio::detached);
     }
   }
@@ -134,10 +136,11 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   function->record = record;
   function->latest_version = 1;
   function->first_deploy = std::make_shared<Event>(io_.get_executor());
+  function->changing = function->first_deploy;
   functions_[record.id] = std::move(function);  // reserves the name while storing
 
   auto put = [this, record] { return store_.PutFunction(record); };
-  auto stored = co_await Offload(workers_, std::move(put));
+  auto stored = co_await Offload(record_writes_, std::move(put));
   if (!stored) {
     functions_.erase(record.id);
     co_return tl::unexpected(stored.error());
@@ -154,6 +157,25 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std
   if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
   Function* f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  while (f->changing) {
+    const auto busy = f->changing;
+    co_await busy->Wait();
+    f = Find(id);
+    if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
+  }
+  // This update owns the function until it returns, whichever way it returns.
+  const auto mine = std::make_shared<Event>(io_.get_executor());
+  f->changing = mine;
+  struct Release {
+    FunctionService* service;
+    std::string id;
+    std::shared_ptr<Event> event;
+    ~Release() {
+      if (Function* g = service->Find(id); g && g->changing == event) g->changing.reset();
+      event->Set();
+    }
+  } release{this, id, mine};
+
   if (fields.name && *fields.name != f->record.name) {
     for (const auto& [other_id, other] : functions_) {
       if (other_id != id && other->record.name == *fields.name) {
@@ -195,7 +217,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std
     }
     const store::FunctionRecord snapshot = f->record;
     auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
-    auto stored = co_await Offload(workers_, std::move(put));
+    auto stored = co_await Offload(record_writes_, std::move(put));
     if (!stored) co_return tl::unexpected(stored.error());
     f = Find(id);
     if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
@@ -270,11 +292,12 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   }
   if (f->first_deploy) {
     f->first_deploy->Set();
+    if (f->changing == f->first_deploy) f->changing.reset();
     f->first_deploy.reset();
   }
   const store::FunctionRecord snapshot = record;
   auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
-  auto stored = co_await Offload(workers_, std::move(put));
+  auto stored = co_await Offload(record_writes_, std::move(put));
   if (!stored) spdlog::error("function {}: state not stored: {}", id, stored.error().message);
 }
 
@@ -294,7 +317,7 @@ asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
     return {};
   };
-  co_return co_await Offload(workers_, std::move(remove));
+  co_return co_await Offload(record_writes_, std::move(remove));
 }
 
 Function* FunctionService::Find(std::string_view id) {

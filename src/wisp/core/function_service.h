@@ -42,6 +42,9 @@ struct Function {
   int latest_version = 0;  // the newest version created, loaded or not
   // Set while the first version deploys, so early calls wait for it instead of failing.
   std::shared_ptr<Event> first_deploy;
+  // Set while a create's deploy or an update runs: updates of one function run one at a time,
+  // in the order they arrived, each on top of the last.
+  std::shared_ptr<Event> changing;
 };
 
 class FunctionService {
@@ -96,6 +99,9 @@ class FunctionService {
 
   asio::io_context& io_;
   asio::thread_pool& workers_;
+  // Function records are written in the order they change: a deploy's final write can never
+  // land after the delete that followed it.
+  asio::strand<asio::thread_pool::executor_type> record_writes_;
   store::Store& store_;
   scheduler::Scheduler& scheduler_;
   const Clock& clock_;

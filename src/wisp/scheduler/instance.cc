@@ -93,6 +93,15 @@ void Instance::Attach(sandbox::SpawnedInstance spawned) {
 
 asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   auto self = shared_from_this();
+  if (state_ == State::kGone) {
+    // It ended between being handed out and this call starting on it.
+    InvocationResult gone;
+    gone.status = InvocationStatus::kError;
+    gone.instance_id = id_;
+    gone.response_json =
+        ErrorDocument("Runtime.ExitError", "the instance ended before the call started");
+    co_return gone;
+  }
   Current current(co_await asio::this_coro::executor);
   current.result.instance_id = id_;
   current_ = &current;

@@ -170,7 +170,10 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   waiting_pool.waiters.push_back(&waiter);
   // A cold start waits as long as initialisation may take; a call queued behind busy
   // instances waits the queue time.
-  const auto wait = start ? options_.init_timeout + std::chrono::seconds(1) : options_.queue_wait;
+  // A start ends by itself (ready, init error, or the instance's init timeout, which counts
+  // from the spawn); the margin only guards against a launcher that never answers.
+  const auto wait =
+      start ? 2 * options_.init_timeout + std::chrono::seconds(30) : options_.queue_wait;
   co_await waiter.ready.Wait(clock_.Now() + wait);
   auto& waiters = pools_[deployment->function_id].waiters;
   waiters.erase(std::remove(waiters.begin(), waiters.end(), &waiter), waiters.end());
@@ -182,6 +185,9 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     acquired.failure = std::move(waiter.failure);
   } else if (!force_new && after.current && after.current->version > deployment->version) {
     acquired.superseded_by = after.current;
+  } else if (after.min_version == std::numeric_limits<int>::max()) {
+    acquired.error = Error{ErrorCode::kNotFound,
+                           fmt::format("function {} was deleted", deployment->function_name)};
   } else if (shut_down_) {
     acquired.error = Error{ErrorCode::kUnavailable, "wispd is shutting down"};
   } else {
@@ -266,9 +272,11 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
     if (it == generic_instances.end()) continue;
     std::shared_ptr<Instance> instance = *it;
     if (auto linked = link_code_(*deployment, instance->own_code_dir()); !linked) {
+      // Part of the code may be in its directory now: this instance may serve no one.
       spdlog::warn("prewarmed instance {}: cannot link code of {}: {}", instance->id(),
                    deployment->function_name, linked.error().message);
-      return nullptr;
+      RetireInstance(instance);
+      continue;
     }
     generic_instances.erase(it);
     pools_[deployment->function_id].instances.push_back(instance);

@@ -289,7 +289,9 @@ TEST_F(SchedulerTest, BeyondTheLimitCallsWaitThenAreRefused) {
     co_await pause.async_wait(asio::use_awaitable);
     auto refused = co_await s.Invoke(d, Request("{}"));
     EXPECT_FALSE(refused);
-    if (!refused) EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted);
+    if (!refused) {
+      EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted);
+    }
     co_await first_done.Wait();
   });
 }
@@ -304,7 +306,9 @@ TEST_F(SchedulerTest, TimeoutKillsTheInstanceAndTheNextCallGetsAFreshOne) {
     EXPECT_NE(slow->response_json.find("Task timed out after 0.10 seconds"), std::string::npos);
     auto next = co_await s.Invoke(d, Request(R"({"ok":1})"));
     EXPECT_TRUE(next && next->status == InvocationStatus::kSuccess);
-    if (next) EXPECT_NE(next->instance_id, slow->instance_id);
+    if (next) {
+      EXPECT_NE(next->instance_id, slow->instance_id);
+    }
   });
 }
 
