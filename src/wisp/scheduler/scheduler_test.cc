@@ -347,7 +347,9 @@ TEST_F(SchedulerTest, RetireDropsOlderVersionsOnly) {
     co_await pause.async_wait(asio::use_awaitable);
     auto left = s.Instances("f");
     EXPECT_EQ(left.size(), 1u);
-    if (!left.empty()) EXPECT_EQ(left[0].version, 2);
+    if (!left.empty()) {
+      EXPECT_EQ(left[0].version, 2);
+    }
   });
 }
 
