@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &invoker.counters(), &functions,
-                              &scheduler, limits_enforced, async_queue.get()});
+                              &scheduler, limits_enforced, async_queue.get(), &writer});
   api::HttpServer server(io, router, config.max_request_bytes);
   if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
     return Fail(listening.error().message);

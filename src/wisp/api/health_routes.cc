@@ -23,6 +23,9 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
         {"instances", info.scheduler->instance_count()},
         {"prewarmed", info.scheduler->PrewarmedIdle()},
         {"sandboxLimitsEnforced", info.limits_enforced},
+        {"invocationRecordsStored", info.writer ? info.writer->written() : 0},
+        // A failed batch costs records of calls that did answer: worth an operator's look.
+        {"invocationRecordBatchesLost", info.writer ? info.writer->failed_batches() : 0},
     };
     if (info.queue) {
       const auto q = info.queue->stats();

@@ -45,7 +45,8 @@ struct HealthInfo {
   const core::FunctionService* functions;
   const scheduler::Scheduler* scheduler;
   bool limits_enforced = true;
-  const queue::Queue* queue = nullptr;  // the async queue's depth, when there is one
+  const queue::Queue* queue = nullptr;              // the async queue's depth, when there is one
+  const store::InvocationWriter* writer = nullptr;  // records stored, and batches lost
 };
 void AddHealthRoutes(Router& router, HealthInfo info);
 

@@ -9,6 +9,4 @@ namespace wisp {
 // A random UUID v4 in its canonical 36-character lower-case form. Thread-safe.
 std::string NewUuid();
 
-bool IsUuid(std::string_view s);
-
 }  // namespace wisp

@@ -25,8 +25,6 @@ enum class ErrorCode {
   kInternal,  // a syscall or library failed (500)
 };
 
-std::string_view ErrorCodeName(ErrorCode code);
-
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;

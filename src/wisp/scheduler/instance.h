@@ -54,7 +54,6 @@ class Instance final : public runtime_api::EndpointListener,
   void set_idle_since(std::chrono::steady_clock::time_point t) { idle_since_ = t; }
   int64_t started_at_ms() const { return started_at_ms_; }
   uint64_t invocations() const { return invocations_; }
-  bool init_failed() const { return init_failure_.has_value(); }
   // How many times this instance started initialising (spawn, specialisation): an init
   // deadline belongs to one of them.
   int start_count() const { return start_count_; }
