@@ -262,24 +262,11 @@ class FunctionsApiTest(WispTestCase):
         self.assertEqual(len(named), 1)
 
     def test_delete_during_invoke(self):
-        import threading
         fid = self.deploy("exports.handler = async () => { await new Promise("
                           "r => setTimeout(r, 1000)); return 'done'; };")
         self.invoke_ok(fid)
         self.wisp.record_instances(fid)
-        result = {}
-
-        def call():
-            client = self.wisp.client(timeout=20)
-            try:
-                result["r"] = self.wisp.invoke(fid, client=client)
-            except Exception as e:  # noqa: BLE001
-                result["r"] = e
-            finally:
-                client.close()
-
-        t = threading.Thread(target=call)
-        t.start()
+        t, result = self.wisp.invoke_in_background(fid, timeout=20)
         time.sleep(0.3)
         self.wisp.record_instances(fid)
         r = self.wisp.request("DELETE", f"/v1/functions/{fid}")

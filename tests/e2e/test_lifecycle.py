@@ -109,19 +109,7 @@ class ShutdownTest(unittest.TestCase):
         self.wisp.record_instances(py)
         self.wisp.record_instances(slow)
 
-        result = {}
-
-        def call():
-            client = self.wisp.client()
-            try:
-                result["r"] = self.wisp.invoke(slow, client=client)
-            except Exception as e:  # noqa: BLE001
-                result["r"] = e
-            finally:
-                client.close()
-
-        t = threading.Thread(target=call)
-        t.start()
+        t, result = self.wisp.invoke_in_background(slow)
         time.sleep(0.3)
         self.wisp.snapshot_sandboxes()
         self.assertTrue(self.wisp.known_pids(), "no sandbox process was seen")

@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from wisp_fixture import WispServer, WispTestCase
+from wisp_fixture import WispTestCase
 
 
 def versioned_code(v):
@@ -111,25 +111,7 @@ class HotReloadTest(WispTestCase):
 class ConcurrencyTest(WispTestCase):
 
     def run_concurrently(self, fid, n, event=None):
-        results = [None] * n
-        barrier = threading.Barrier(n)
-
-        def call(i):
-            client = self.wisp.client(timeout=30)
-            try:
-                barrier.wait()
-                results[i] = self.wisp.invoke(fid, event or {}, client=client)
-            except Exception as e:  # noqa: BLE001
-                results[i] = e
-            finally:
-                client.close()
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        return results
+        return self.wisp.invoke_concurrently(fid, [event or {}] * n, timeout=30)
 
     def wait_all_idle(self, fid, at_least, timeout=10):
         deadline = time.monotonic() + timeout
@@ -182,23 +164,12 @@ class ConcurrencyTest(WispTestCase):
         self.wisp.record_instances(fid)
 
 
-class ProvisioningTest(unittest.TestCase):
+class ProvisioningTest(WispTestCase):
     """Calls one after another from two keep-alive clients never have more than two calls in
     flight, so a handful of instances serves them. (A limit of 20 instances bounds the damage
     when this fails.)"""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.wisp = WispServer(env={"WISP_MAX_INSTANCES_PER_FUNCTION": "20"})
-        cls.wisp.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.wisp.stop()
-        finally:
-            cls.wisp.kill()
-            cls.wisp.cleanup()
+    server_env = {"WISP_MAX_INSTANCES_PER_FUNCTION": "20"}
 
     def test_sequential_clients_do_not_overprovision(self):
         fid = self.wisp.create(name="quick", runtime="node",
@@ -233,22 +204,10 @@ class ProvisioningTest(unittest.TestCase):
         self.assertEqual(self.wisp.request("DELETE", f"/v1/functions/{fid}").status, 200)
 
 
-class ConcurrencyLimitTest(unittest.TestCase):
+class ConcurrencyLimitTest(WispTestCase):
     """A wispd with at most 2 instances per function and a short queue wait."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.wisp = WispServer(env={"WISP_MAX_INSTANCES_PER_FUNCTION": "2",
-                                   "WISP_QUEUE_WAIT_SECONDS": "0.5"})
-        cls.wisp.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.wisp.stop()
-        finally:
-            cls.wisp.kill()
-            cls.wisp.cleanup()
+    server_env = {"WISP_MAX_INSTANCES_PER_FUNCTION": "2", "WISP_QUEUE_WAIT_SECONDS": "0.5"}
 
     def test_429_over_limit_and_queueing(self):
         fid = self.wisp.create(name="limited", runtime="node",
@@ -257,22 +216,7 @@ class ConcurrencyLimitTest(unittest.TestCase):
         self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
 
         def run(n, ms):
-            results = [None] * n
-            barrier = threading.Barrier(n)
-
-            def call(i):
-                client = self.wisp.client()
-                try:
-                    barrier.wait()
-                    results[i] = self.wisp.invoke(fid, {"ms": ms}, client=client)
-                finally:
-                    client.close()
-            threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=30)
-            return results
+            return self.wisp.invoke_concurrently(fid, [{"ms": ms}] * n, timeout=30)
 
         # 4 calls of 1.5 s with 2 instances and a 0.5 s queue wait: 2 run, 2 get 429.
         results = run(4, 1500)

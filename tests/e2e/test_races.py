@@ -30,8 +30,7 @@ class RacesTest(WispTestCase):
     def test_calls_during_the_first_deploy_all_wait_for_it(self):
         fid = self.wisp.create(name="race-first", runtime="python", memory_mb=128,
                                code=SLOW_IMPORT % "one")
-        calls = [lambda c=self.wisp.client(): self.wisp.invoke(fid, client=c) for _ in range(4)]
-        results = run_all(*calls)
+        results = self.wisp.invoke_concurrently(fid, [{}] * 4)
         for r in results:
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json["response"], {"v": "one"}, r)

@@ -412,6 +412,47 @@ class WispServer:
             r = self.request("POST", f"/v1/functions/{fid}/invoke", body=body, raw=raw)
         return r
 
+    def invoke_concurrently(self, fid, events, timeout=60):
+        """Invokes `fid` once per event, each on a connection of its own, all released at once.
+        Returns the responses in order (an exception in place of a call that raised)."""
+        results = [None] * len(events)
+        barrier = threading.Barrier(len(events))
+
+        def call(i):
+            client = self.client(timeout=timeout)
+            try:
+                barrier.wait()
+                results[i] = self.invoke(fid, events[i], client=client)
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(events))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=timeout)
+        return results
+
+    def invoke_in_background(self, fid, event=None, timeout=30):
+        """Starts one call on a connection of its own. Returns (thread, result): after
+        thread.join(), result["r"] is the response or the exception."""
+        result = {}
+
+        def call():
+            client = self.client(timeout=timeout)
+            try:
+                result["r"] = self.invoke(fid, event, client=client)
+            except Exception as e:  # noqa: BLE001
+                result["r"] = e
+            finally:
+                client.close()
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        return thread, result
+
     def record_instances(self, fid):
         """GETs the function so its instance pids are recorded for the survivor check."""
         self.get(fid)
