@@ -99,7 +99,7 @@ def pids_in_wisp_cgroups(wispd_pid):
             with open(f"/proc/{pid}/cgroup") as f:
                 if marker in f.read():
                     found.append(pid)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except OSError:  # the process ended meanwhile
             pass
     return found
 

@@ -114,7 +114,9 @@ def group_procs(wispd_pid, instance_id):
         try:
             with open(path) as f:
                 pids |= {int(p) for p in f.read().split()}
-        except FileNotFoundError:
+        except OSError:
+            # Gone, or being removed right now (a group in removal reads as ENODEV): either
+            # way it holds no process any more.
             pass
     return pids
 
