@@ -41,12 +41,13 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<void> Serve() {
     auto self = shared_from_this();
-    beast::flat_buffer buffer;
+    // Replies go out through write_some first; only a full socket buffer makes us wait.
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(endpoint_->max_response_bytes_ + 1);
-      boost::system::error_code ec;
-      co_await http::async_read(socket_, buffer, parser,
+      co_await http::async_read(socket_, buffer_, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (endpoint_->closed_) co_return;
       if (ec == http::error::body_limit) {
@@ -145,23 +146,21 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     NextEvent next = std::move(*e.pending_);
     e.pending_.reset();
-    http::response<http::string_body> response{http::status::ok, 11};
+    std::string_view extra_header;
     if (next.specialization) {
-      response.set("Lambda-Runtime-Wisp-Specialize", "1");
+      extra_header = "Lambda-Runtime-Wisp-Specialize: 1\r\n";
       e.initialized_ = false;  // the runtime loads its function now; it may fail to
     } else {
       e.in_flight_request_id_ = next.request_id;
     }
-    response.set(http::field::content_type, "application/json");
-    response.set("Lambda-Runtime-Aws-Request-Id", next.request_id);
-    response.set("Lambda-Runtime-Deadline-Ms", std::to_string(next.deadline_ms));
-    response.set("Lambda-Runtime-Invoked-Function-Arn", next.function_arn);
-    response.set("Lambda-Runtime-Trace-Id", next.trace_id);
-    response.body() = std::move(next.body);
-    response.prepare_payload();
-    boost::system::error_code ec;
-    co_await http::async_write(socket_, response, asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ec;
+    out_ += fmt::format(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
+        "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
+        "{}\r\nLambda-Runtime-Trace-Id: {}\r\nContent-Length: {}\r\n\r\n",
+        extra_header, next.request_id, next.deadline_ms, next.function_arn, next.trace_id,
+        next.body.size());
+    out_ += next.body;
+    co_return co_await Send(/*keep_alive=*/true);
   }
 
   asio::awaitable<bool> Accepted() {
@@ -173,14 +172,34 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
                              ErrorBody("MethodNotAllowed", "method not allowed"));
   }
 
-  asio::awaitable<bool> Reply(http::status status, std::string body, bool keep_alive = true) {
-    http::response<http::string_body> response{status, 11};
-    response.set(http::field::content_type, "application/json");
-    response.keep_alive(keep_alive);
-    response.body() = std::move(body);
-    response.prepare_payload();
+  asio::awaitable<bool> Reply(http::status status, std::string_view body, bool keep_alive = true) {
+    out_ += fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
+        static_cast<unsigned>(status), http::obsolete_reason(status),
+        keep_alive ? "" : "Connection: close\r\n", body.size());
+    out_ += body;
+    co_return co_await Send(keep_alive);
+  }
+
+  // Writes the replies gathered in out_, unless the runtime has already sent its next request
+  // (a runtime that pipelines POST /response with GET /next): then this reply waits to go out
+  // in one write with the next one, which spares the runtime a wake-up and wispd a send per
+  // invocation. The runtime sent that request without waiting for this reply, so holding it
+  // back cannot stall the runtime.
+  asio::awaitable<bool> Send(bool keep_alive) {
+    if (keep_alive && buffer_.size() > 0) co_return true;
     boost::system::error_code ec;
-    co_await http::async_write(socket_, response, asio::redirect_error(asio::use_awaitable, ec));
+    size_t written = socket_.write_some(asio::buffer(out_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      written = 0;
+      ec = {};
+    }
+    if (!ec && written < out_.size()) {
+      co_await asio::async_write(socket_,
+                                 asio::buffer(out_.data() + written, out_.size() - written),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
+    out_.clear();
     co_return !ec && keep_alive;
   }
 
@@ -188,6 +207,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<Endpoint> endpoint_;
   tcp::socket socket_;
+  beast::flat_buffer buffer_;  // bytes the runtime sent that are not parsed yet
+  std::string out_;            // replies not written yet (see Send)
 };
 
 Endpoint::Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,

@@ -58,6 +58,16 @@ class RuntimeClient {
     }
   }
 
+  void SendRaw(const std::string& bytes) {
+    send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
+  // What one recv returns: the bytes of one write of the endpoint, when they fit.
+  std::string ReceiveOnce() {
+    char buf[65536];
+    const ssize_t n = recv(fd_.get(), buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
+
  private:
   UniqueFd fd_;
 };
@@ -138,6 +148,31 @@ TEST_F(EndpointTest, NextDeliversEventWithLambdaHeadersThenResponseIsAccepted) {
   EXPECT_NE(posted.find("HTTP/1.1 202"), std::string::npos);
   EXPECT_NE(again.find("HTTP/1.1 400"), std::string::npos) << "an answered id is invalid";
   EXPECT_NE(again.find("InvalidRequestID"), std::string::npos);
+  ASSERT_EQ(owner_.responses.size(), 1u);
+  EXPECT_EQ(owner_.responses[0], R"({"ok":1})");
+}
+
+// A runtime that sends its result and the next GET together gets the 202 together with the
+// next event: one write, one wake-up of the runtime per invocation.
+TEST_F(EndpointTest, PipelinedResultAndNextAreAnsweredInOneWrite) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
+  owner_.to_deliver.push_back(MakeEvent("req-2", R"({"second":true})"));
+  std::string together;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.Request("GET", "/runtime/invocation/next");
+    runtime.SendRaw(
+        "POST /runtime/invocation/req-1/response HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        "8\r\n\r\n{\"ok\":1}GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    together = runtime.ReceiveOnce();
+  });
+  const auto accepted = together.find("HTTP/1.1 202");
+  const auto next = together.find("HTTP/1.1 200");
+  ASSERT_NE(accepted, std::string::npos) << together;
+  ASSERT_NE(next, std::string::npos) << together;
+  EXPECT_LT(accepted, next);
+  EXPECT_NE(together.find("Lambda-Runtime-Aws-Request-Id: req-2"), std::string::npos);
+  EXPECT_NE(together.find(R"({"second":true})"), std::string::npos);
   ASSERT_EQ(owner_.responses.size(), 1u);
   EXPECT_EQ(owner_.responses[0], R"({"ok":1})");
 }
