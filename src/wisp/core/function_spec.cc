@@ -42,7 +42,9 @@ const std::set<std::string, std::less<>> kReservedEnv = {"AWS_LAMBDA_RUNTIME_API
                                                          "AWS_LAMBDA_LOG_GROUP_NAME",
                                                          "AWS_LAMBDA_LOG_STREAM_NAME",
                                                          "AWS_EXECUTION_ENV",
-                                                         "_X_AMZN_TRACE_ID"};
+                                                         "_X_AMZN_TRACE_ID",
+                                                         "WISP_RUNTIME_API_FD",
+                                                         "WISP_PREWARMED"};
 
 tl::unexpected<Error> Invalid(std::string message) {
   return MakeError(ErrorCode::kInvalidArgument, std::move(message));

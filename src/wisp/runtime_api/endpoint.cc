@@ -10,6 +10,9 @@ namespace wisp::runtime_api {
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+// The runtime reaches the endpoint over TCP (accepted from the listener) or over the Unix
+// channel the sandbox was started with; both are served alike.
+using StreamSocket = asio::generic::stream_protocol::socket;
 
 namespace {
 
@@ -31,7 +34,7 @@ std::string ErrorBody(std::string_view type, std::string_view message) {
 
 class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<Endpoint> endpoint, tcp::socket socket)
+  Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket)
       : endpoint_(std::move(endpoint)), socket_(std::move(socket)) {}
 
   void Close() {
@@ -206,7 +209,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   static constexpr std::string_view kErrorTypeHeader = "Lambda-Runtime-Function-Error-Type";
 
   std::shared_ptr<Endpoint> endpoint_;
-  tcp::socket socket_;
+  StreamSocket socket_;
   beast::flat_buffer buffer_;  // bytes the runtime sent that are not parsed yet
   std::string out_;            // replies not written yet (see Send)
 };
@@ -237,12 +240,32 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
     }
     if (ec) continue;  // e.g. the runtime reset the connection before we accepted it
     socket.set_option(tcp::no_delay(true), ec);
-    auto connection = std::make_shared<Connection>(self, std::move(socket));
-    connections_.push_back(connection);
-    std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
-    asio::co_spawn(
-        io_, [connection] { return connection->Serve(); }, asio::detached);
+    const auto protocol = socket.local_endpoint(ec).protocol();
+    if (ec) continue;
+    StreamSocket stream(io_, asio::generic::stream_protocol(protocol.family(), protocol.protocol()),
+                        socket.release());
+    Serve(std::move(stream));
   }
+}
+
+void Endpoint::ServeChannel(UniqueFd channel) {
+  if (closed_ || !channel) return;
+  boost::system::error_code ec;
+  StreamSocket stream(io_);
+  stream.assign(asio::generic::stream_protocol(AF_UNIX, 0), channel.Release(), ec);
+  if (ec) {
+    spdlog::error("runtime endpoint: cannot use the sandbox's channel: {}", ec.message());
+    return;
+  }
+  Serve(std::move(stream));
+}
+
+void Endpoint::Serve(StreamSocket socket) {
+  auto connection = std::make_shared<Connection>(shared_from_this(), std::move(socket));
+  connections_.push_back(connection);
+  std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
+  asio::co_spawn(
+      io_, [connection] { return connection->Serve(); }, asio::detached);
 }
 
 void Endpoint::Deliver(NextEvent event) {

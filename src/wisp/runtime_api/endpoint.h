@@ -55,6 +55,8 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
 
   // Starts accepting the runtime's connections.
   void Start();
+  // Also serves the runtime over `channel`, a stream socket already connected to it.
+  void ServeChannel(UniqueFd channel);
   // Hands an event to the runtime: answers the parked GET /next now, or the next one.
   void Deliver(NextEvent event);
   // Stops serving: closes the listener and every connection. No callback runs afterwards.
@@ -64,6 +66,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   class Connection;
 
   asio::awaitable<void> AcceptLoop();
+  void Serve(asio::generic::stream_protocol::socket socket);
   // The runtime posted a result over the size limit: the invocation in flight fails.
   void ReportTooLarge();
 

@@ -37,6 +37,8 @@ class RuntimeClient {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   }
+  // Over an already connected socket (the sandbox's Runtime API channel).
+  explicit RuntimeClient(UniqueFd connected) : fd_(std::move(connected)) {}
   // Returns the whole response (head and body).
   std::string Request(const std::string& method, const std::string& path,
                       const std::string& body = "", const std::string& extra_headers = "") {
@@ -175,6 +177,23 @@ TEST_F(EndpointTest, PipelinedResultAndNextAreAnsweredInOneWrite) {
   EXPECT_NE(together.find(R"({"second":true})"), std::string::npos);
   ASSERT_EQ(owner_.responses.size(), 1u);
   EXPECT_EQ(owner_.responses[0], R"({"ok":1})");
+}
+
+TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", R"({"over":"channel"})"));
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  endpoint_->ServeChannel(UniqueFd(pair[0]));
+  std::string next, posted;
+  RunClient([&] {
+    RuntimeClient runtime{UniqueFd(pair[1])};
+    next = runtime.Request("GET", "/2018-06-01/runtime/invocation/next");
+    posted = runtime.Request("POST", "/2018-06-01/runtime/invocation/req-1/response", "[1]");
+  });
+  EXPECT_NE(next.find(R"({"over":"channel"})"), std::string::npos) << next;
+  EXPECT_NE(posted.find("HTTP/1.1 202"), std::string::npos) << posted;
+  ASSERT_EQ(owner_.responses.size(), 1u);
+  EXPECT_EQ(owner_.responses[0], "[1]");
 }
 
 TEST_F(EndpointTest, ErrorCarriesTypeHeaderAndBody) {

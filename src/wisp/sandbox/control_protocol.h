@@ -6,7 +6,8 @@
 //                       {"type":"kill_all"}
 //   launcher -> wispd   {"type":"ready","cgroups":"v1 (memory, pids, cpu)"}  once, at start
 //                       {"type":"fatal","error":"..."}                      instead of ready
-//                       {"type":"spawned","instance_id":"...","pid":N}  + fds [listener, output]
+//                       {"type":"spawned","instance_id":"...","pid":N}  + fds [listener, output,
+//                       channel]
 //                       {"type":"spawn_failed","instance_id":"...","code":N,"error":"..."}
 //                       {"type":"exited","instance_id":"...","exit_code":N,"signal":N,
 //                        "oom_killed":bool}

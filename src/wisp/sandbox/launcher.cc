@@ -105,6 +105,7 @@ struct Started {
   Instance instance;
   UniqueFd listener;
   UniqueFd output;
+  UniqueFd channel;  // wispd's end of the Runtime API channel
 };
 
 // The launcher's main loop and state. Lives only in the forked launcher process.
@@ -283,7 +284,7 @@ class LauncherProcess {
     }
     auto started = StartInstance(*spec);
     if (!started) return fail(started.error());
-    int fds[] = {started->listener.get(), started->output.get()};
+    int fds[] = {started->listener.get(), started->output.get(), started->channel.get()};
     Reply({{"type", "spawned"}, {"instance_id", id}, {"pid", started->instance.pid}}, fds);
     instances_.emplace(id, std::move(started->instance));
   }
@@ -401,6 +402,12 @@ class LauncherProcess {
     if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoError("pipe");
     s.output.Reset(out[0]);
     UniqueFd child_output(out[1]);
+    int channel[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
+      return ErrnoError("socketpair for the Runtime API");
+    }
+    s.channel.Reset(channel[0]);
+    UniqueFd child_channel(channel[1]);
 
     // Like fork(), but the child is pid 1 of new pid, mount, network, ipc and uts namespaces,
     // all owned by a new user namespace: whatever privilege the child has is privilege over
@@ -412,12 +419,13 @@ class LauncherProcess {
                          nullptr, nullptr, nullptr, nullptr);
     if (pid < 0) return ErrnoError("clone");
     if (pid == 0) {
-      RunSandboxChild(
-          {&spec, options_.sandbox_root_dir, &*seccomp_, child_sync.get(), child_output.get()});
+      RunSandboxChild({&spec, options_.sandbox_root_dir, &*seccomp_, child_sync.get(),
+                       child_output.get(), child_channel.get()});
     }
     s.instance.pid = static_cast<pid_t>(pid);
     child_sync.Reset();
     child_output.Reset();
+    child_channel.Reset();
     Defer kill_child([&] {
       ::kill(s.instance.pid, SIGKILL);
       ::waitpid(s.instance.pid, nullptr, 0);

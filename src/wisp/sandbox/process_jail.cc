@@ -144,7 +144,7 @@ void ProcessJail::Handle(Datagram datagram) {
                                        msg.value("error", "unknown error"))));
       return;
     }
-    if (datagram.fds.size() != 2) {
+    if (datagram.fds.size() != 3) {
       done(MakeError(ErrorCode::kInternal, "launcher sent a spawn reply without its fds"));
       return;
     }
@@ -153,6 +153,7 @@ void ProcessJail::Handle(Datagram datagram) {
     instance.pid = msg.value("pid", -1);
     instance.runtime_api_listener = std::move(datagram.fds[0]);
     instance.output = std::move(datagram.fds[1]);
+    instance.runtime_api_channel = std::move(datagram.fds[2]);
     done(std::move(instance));
   } else if (type == "exited") {
     live_.erase(id);

@@ -181,6 +181,20 @@ TEST_F(ProcessJailTest, SandboxReachesWispdOnlyThroughItsListener) {
   EXPECT_EQ(WaitExit("net").exit_code, 0);
 }
 
+TEST_F(ProcessJailTest, ChannelConnectsWispdToTheRuntime) {
+  auto instance = SpawnAndWait(Spec("channel", {"/usr/bin/python3", "-c",
+                                                "import socket\n"
+                                                "s = socket.socket(fileno=3)\n"
+                                                "s.sendall(s.recv(100).upper())\n"}));
+  ASSERT_TRUE(instance) << instance.error().message;
+  ASSERT_TRUE(instance->runtime_api_channel);
+  const std::string ping = "ping\n";
+  ASSERT_EQ(::send(instance->runtime_api_channel.get(), ping.data(), ping.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(ping.size()));
+  EXPECT_EQ(ReadOutput(instance->runtime_api_channel.get(), "\n"), "PING\n");
+  EXPECT_EQ(WaitExit("channel").exit_code, 0);
+}
+
 TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
   auto [out, exit] = Run(Shell("world",
                                "id -u; id -g;"
@@ -295,11 +309,15 @@ TEST_F(ProcessJailTest, EveryThreadIsConfined) {
   WaitExit("threads");
 }
 
-TEST_F(ProcessJailTest, RuntimeInheritsOnlyStdio) {
-  auto [out, exit] = Run(Spec(
-      "fds", {"/usr/bin/python3", "-c", "import os; print(sorted(os.listdir('/proc/self/fd')))"}));
-  // 3 is the directory listdir() itself has open.
-  EXPECT_EQ(out, "['0', '1', '2', '3']\n");
+TEST_F(ProcessJailTest, RuntimeInheritsOnlyStdioAndTheRuntimeApiChannel) {
+  auto [out, exit] = Run(Spec("fds", {"/usr/bin/python3", "-c",
+                                      "import os, socket\n"
+                                      "print(sorted(os.listdir('/proc/self/fd')))\n"
+                                      "s = socket.socket(fileno=3)\n"
+                                      "print(s.family == socket.AF_UNIX, s.type == "
+                                      "socket.SOCK_STREAM)"}));
+  // 4 is the directory listdir() itself has open; 3 is the Runtime API channel.
+  EXPECT_EQ(out, "['0', '1', '2', '3', '4']\nTrue True\n");
 }
 
 TEST_F(ProcessJailTest, HostInterfacesAreMaskedOrAbsent) {

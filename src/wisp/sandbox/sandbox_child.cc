@@ -37,6 +37,7 @@ namespace {
 // Fixed fd numbers, so that "close everything else" is a single close_range().
 constexpr int kSyncFd = 3;
 constexpr int kOutputFd = 4;
+constexpr int kChannelFd = 5;  // moved to kRuntimeApiChannelFd in the runtime
 constexpr int kSetupFailedExit = 125;
 constexpr int kExecFailedExit = 127;
 // RLIMIT_NOFILE inside, as Lambda's.
@@ -126,22 +127,24 @@ bool PathExists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-// Ties this process's fate to the launcher's and trims its fds down to the two it needs.
+// Ties this process's fate to the launcher's and trims its fds down to the three it needs.
 void DetachFromLauncher(const SandboxChildArgs& a) {
   // The launcher blocks these for its signalfd; a blocked mask survives execve.
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  // Move the two fds we keep to fixed numbers (via high numbers, so the dup2s cannot
-  // clobber each other) and close everything else inherited from the launcher: the control
-  // socket, other instances' pipes.
+  // Move the fds we keep to fixed numbers (via high numbers, so the dup2s cannot clobber each
+  // other) and close everything else inherited from the launcher: the control socket, other
+  // instances' pipes.
   int sync = ::fcntl(a.sync_fd, F_DUPFD, 10);
   int output = ::fcntl(a.output_fd, F_DUPFD, 10);
-  if (sync < 0 || output < 0 || ::dup2(sync, kSyncFd) < 0 || ::dup2(output, kOutputFd) < 0) {
+  int channel = ::fcntl(a.channel_fd, F_DUPFD, 10);
+  if (sync < 0 || output < 0 || channel < 0 || ::dup2(sync, kSyncFd) < 0 ||
+      ::dup2(output, kOutputFd) < 0 || ::dup2(channel, kChannelFd) < 0) {
     ::_exit(kSetupFailedExit);  // cannot even report it
   }
-  ::close_range(kOutputFd + 1, ~0U, 0);
+  ::close_range(kChannelFd + 1, ~0U, 0);
 
   // If the launcher dies, nothing of the sandbox may survive it. Set before waiting for "G":
   // if the launcher died earlier, that read sees EOF instead.
@@ -456,9 +459,11 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
     ::dup2(null_fd, 0);
     ::dup2(kOutputFd, 1);
     ::dup2(kOutputFd, 2);
+    // dup2 clears close-on-exec: the channel is the one fd the runtime inherits.
+    ::dup2(kChannelFd, kRuntimeApiChannelFd);
     // Everything else, including the sync socket, closes at exec; the exec pipe stays open
     // until then so a failure can still be reported.
-    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::close_range(kRuntimeApiChannelFd + 1, ~0U, CLOSE_RANGE_CLOEXEC);
     std::vector<char*> argv = CStrings(spec.argv);
     std::vector<char*> envp = CStrings(spec.env);
     ::execve(argv[0], argv.data(), envp.data());
@@ -471,6 +476,7 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
   // while stray processes live.
   ::close(exec_pipe[1]);
   ::close(kOutputFd);
+  ::close(kChannelFd);
   ::dup2(null_fd, 0);
   ::dup2(null_fd, 1);
   ::dup2(null_fd, 2);

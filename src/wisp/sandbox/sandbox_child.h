@@ -42,6 +42,7 @@ struct SandboxChildArgs {
   const SeccompFilter* seccomp = nullptr;  // compiled by the launcher; installed before exec
   int sync_fd = -1;                        // child end of the sync socketpair
   int output_fd = -1;                      // write end of the stdout+stderr pipe
+  int channel_fd = -1;                     // the runtime's end of the Runtime API channel
 };
 
 [[noreturn]] void RunSandboxChild(const SandboxChildArgs& args);

@@ -85,6 +85,7 @@ void Instance::Attach(sandbox::SpawnedInstance spawned) {
       scheduler_.io_, std::move(spawned.runtime_api_listener), *this,
       scheduler_.options_.max_response_bytes);
   endpoint_->Start();
+  endpoint_->ServeChannel(std::move(spawned.runtime_api_channel));
   output_ =
       std::make_unique<asio::posix::stream_descriptor>(scheduler_.io_, spawned.output.Release());
   asio::co_spawn(
