@@ -22,6 +22,8 @@ API_PREFIX = "/2018-06-01/runtime"
 FALLBACK_TIMEOUT_MS = 15 * 60 * 1000
 # Longest response head we accept; a Runtime API head is a few hundred bytes.
 MAX_HEAD_BYTES = 64 * 1024
+# Size of the reusable receive buffer: holds any Runtime API head and a typical event at once.
+RECEIVE_BUFFER_BYTES = 64 * 1024
 THIS_FILE = os.path.abspath(__file__)
 # Code object flags (Include/cpython/code.h).
 CO_VARARGS = 0x04
@@ -41,12 +43,17 @@ class RuntimeClient:
     (~20 ms of every cold start here) and its header parsing doubles the shim's per-invoke cost.
     Requests go out in one write with TCP_NODELAY; responses are framed by Content-Length,
     chunked coding, or connection close.
+
+    Reads go into one preallocated buffer: `recv(n)` allocates an n-byte object per call, and
+    one large enough for a big event costs an mmap, page faults and an munmap on every read. A
+    body longer than the buffer is read straight into an object of its exact size.
     """
 
     def __init__(self, host, port):
         self._addr = (host, port)
         self._sock = None
-        self._buf = b""
+        self._buf = b""  # received bytes not consumed yet: the start of the next response
+        self._receive_view = memoryview(bytearray(RECEIVE_BUFFER_BYTES))
         host_hdr = "[%s]" % host if ":" in host else host
         self._host_line = ("Host: %s:%d\r\n" % (host_hdr, port)).encode()
         self._next_request = (b"GET " + API_PREFIX.encode() + b"/invocation/next HTTP/1.1\r\n" +
@@ -67,24 +74,31 @@ class RuntimeClient:
         self._sock = None
         self._buf = b""
 
-    def _recv(self):
-        chunk = self._sock.recv(262144)
+    def _receive(self):
+        """Returns the bytes that arrived next; b"" once the server closed the connection."""
+        view = self._receive_view
+        return view[:self._sock.recv_into(view)].tobytes()
+
+    def _receive_more(self):
+        chunk = self._receive()
         if not chunk:
             raise ConnectionError("connection to the Runtime API closed")
         return chunk
 
     def _read_exact(self, buf, n):
         """Returns (n bytes, the rest) reading as needed; buf holds what was already read."""
-        if len(buf) >= n:
-            return buf[:n], buf[n:]
-        parts = [buf]
         have = len(buf)
+        if have >= n:
+            return buf[:n], buf[n:]
+        data = bytearray(n)
+        data[:have] = buf
+        view = memoryview(data)
         while have < n:
-            chunk = self._recv()
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        return data[:n], data[n:]
+            received = self._sock.recv_into(view[have:])
+            if not received:
+                raise ConnectionError("connection to the Runtime API closed")
+            have += received
+        return bytes(data), b""
 
     def _read_line(self, buf):
         while True:
@@ -93,7 +107,16 @@ class RuntimeClient:
                 return buf[:i], buf[i + 2:]
             if len(buf) > MAX_HEAD_BYTES:
                 raise ProtocolError("line too long")
-            buf += self._recv()
+            buf += self._receive_more()
+
+    def _read_until_close(self, buf):
+        """The body of a response framed by the end of the connection; buf is its start."""
+        parts = [buf]
+        while True:
+            chunk = self._receive()
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
 
     def _read_response(self):
         buf = self._buf
@@ -102,7 +125,7 @@ class RuntimeClient:
             while end < 0:
                 if len(buf) > MAX_HEAD_BYTES:
                     raise ProtocolError("response head too large")
-                buf += self._recv()
+                buf += self._receive_more()
                 end = buf.find(b"\r\n\r\n")
             lines = buf[:end].decode("latin-1").split("\r\n")
             buf = buf[end + 4:]
@@ -148,13 +171,7 @@ class RuntimeClient:
         elif status in (204, 304):
             body = b""
         else:
-            parts = [buf]
-            while True:
-                chunk = self._sock.recv(262144)
-                if not chunk:
-                    break
-                parts.append(chunk)
-            body, buf = b"".join(parts), b""
+            body, buf = self._read_until_close(buf), b""
             headers["connection"] = "close"
         self._buf = buf
         if headers.get("connection", "").lower() == "close":
