@@ -419,33 +419,59 @@ def _parse_json_header(value):
         return None
 
 
+class _ComputedOnFirstRead:
+    """A context attribute that costs time to compute and that few handlers read: computed on
+    first access and stored in the instance, where later reads and assignments find it like any
+    other attribute (a non-data descriptor yields to the instance's __dict__)."""
+
+    def __init__(self, compute):
+        self._compute = compute
+        self._name = compute.__name__
+
+    def __get__(self, context, owner=None):
+        if context is None:
+            return self
+        value = context.__dict__[self._name] = self._compute(context)
+        return value
+
+
 class LambdaContext:
-    _function_name = _env.get("AWS_LAMBDA_FUNCTION_NAME")
-    _function_version = _env.get("AWS_LAMBDA_FUNCTION_VERSION")
-    _memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-    _log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-    _log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    # The same for every invocation of this process: class attributes, not per-call copies.
+    # A prewarmed instance sets them once it is specialised.
+    function_name = _env.get("AWS_LAMBDA_FUNCTION_NAME")
+    function_version = _env.get("AWS_LAMBDA_FUNCTION_VERSION")
+    memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
 
     def __init__(self, request_id, headers):
-        self.function_name = self._function_name
-        self.function_version = self._function_version
-        self.memory_limit_in_mb = self._memory_limit_in_mb
-        self.log_group_name = self._log_group_name
-        self.log_stream_name = self._log_stream_name
         self.aws_request_id = request_id
         self.invocation_id = request_id
         self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
-        now = time.time()
-        self.timestamp = "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)),
-                                       int(now * 1000) % 1000)
+        self._headers = headers
+        self._received_at = time.time()
+
+    @_ComputedOnFirstRead
+    def timestamp(self):
+        return "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._received_at)),
+                             int(self._received_at * 1000) % 1000)
+
+    @_ComputedOnFirstRead
+    def identity(self):
+        return CognitoIdentity(
+            _parse_json_header(self._headers.get("lambda-runtime-cognito-identity")))
+
+    @_ComputedOnFirstRead
+    def client_context(self):
+        cc = _parse_json_header(self._headers.get("lambda-runtime-client-context"))
+        return ClientContext(cc) if cc is not None else None
+
+    @_ComputedOnFirstRead
+    def _deadline_ms(self):
         try:
-            self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms"))
+            return int(self._headers.get("lambda-runtime-deadline-ms"))
         except (TypeError, ValueError):
-            self._deadline_ms = int(now * 1000) + FALLBACK_TIMEOUT_MS
-        identity = _parse_json_header(headers.get("lambda-runtime-cognito-identity"))
-        self.identity = CognitoIdentity(identity)
-        cc = _parse_json_header(headers.get("lambda-runtime-client-context"))
-        self.client_context = ClientContext(cc) if cc is not None else None
+            return int(self._received_at * 1000) + FALLBACK_TIMEOUT_MS
 
     def get_remaining_time_in_millis(self):
         return max(self._deadline_ms - int(time.time() * 1000), 0)
@@ -490,11 +516,11 @@ def _await_specialisation(client):
     for key, value in json.loads(body).get("env", {}).items():
         _env[key] = str(value)
     _env.pop("WISP_PREWARMED", None)
-    LambdaContext._function_name = _env.get("AWS_LAMBDA_FUNCTION_NAME")
-    LambdaContext._function_version = _env.get("AWS_LAMBDA_FUNCTION_VERSION")
-    LambdaContext._memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-    LambdaContext._log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-    LambdaContext._log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    LambdaContext.function_name = _env.get("AWS_LAMBDA_FUNCTION_NAME")
+    LambdaContext.function_version = _env.get("AWS_LAMBDA_FUNCTION_VERSION")
+    LambdaContext.memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    LambdaContext.log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+    LambdaContext.log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
 
 
 def main():
