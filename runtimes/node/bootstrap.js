@@ -22,6 +22,9 @@ const Module = require('module');
 const kApiPrefix = '/2018-06-01/runtime';
 // Longest response head we accept; a Runtime API head is a few hundred bytes.
 const kMaxHeadBytes = 64 * 1024;
+// The one buffer every read lands in has libuv's default read size; bigger events take several
+// reads.
+const kReadBufferBytes = 64 * 1024;
 // Used when wispd sends no usable deadline: Lambda's maximum timeout (15 minutes).
 const kFallbackTimeoutMs = 15 * 60 * 1000;
 const kCrlfCrlf = Buffer.from('\r\n\r\n');
@@ -65,30 +68,67 @@ function parseHostPort(spec) {
   return { host, port };
 }
 
+// A response, with the headers the runtime acts on; other headers are skipped.
 class HttpResponse {
-  constructor(status, headers) {
+  constructor(status) {
     this.status = status;
-    this.headers = headers; // lower-case names
-    this.body = null; // Buffer
+    this.body = ''; // decoded as UTF-8
+    this.connection = undefined;
+    this.contentLength = undefined;
+    this.transferEncoding = undefined;
+    this.requestId = undefined;
+    this.deadlineMs = undefined;
+    this.invokedFunctionArn = undefined;
+    this.traceId = undefined;
+    this.clientContext = undefined;
+    this.cognitoIdentity = undefined;
+    this.wispSpecialize = undefined;
   }
 }
 
+function isBlank(charCode) {
+  return charCode === 32 || charCode === 9;
+}
+
+// text[start, end) without the optional whitespace (SP, HTAB) that HTTP allows around names
+// and values.
+function trimmedSlice(text, start, end) {
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+// head: latin1 string without the final CRLFCRLF. Scans it in place and keeps only the headers
+// the runtime reads: splitting it into lines and keying every header by its lower-cased name
+// cost twice as much. A repeated header keeps its last value.
 function parseHead(head) {
-  // head: latin1 string without the final CRLFCRLF.
-  const lines = head.split('\r\n');
-  const statusLine = lines[0];
-  const status = parseInt(statusLine.slice(9, 12), 10);
-  if (!statusLine.startsWith('HTTP/1.') || !(status >= 100 && status < 600)) {
-    throw new Error(`bad status line: ${statusLine.slice(0, 80)}`);
+  const status = parseInt(head.slice(9, 12), 10);
+  if (!head.startsWith('HTTP/1.') || !(status >= 100 && status < 600)) {
+    throw new Error(`bad status line: ${head.split('\r\n', 1)[0].slice(0, 80)}`);
   }
-  const headers = Object.create(null);
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  const res = new HttpResponse(status);
+  let lineEnd = head.indexOf('\r\n');
+  while (lineEnd >= 0) {
+    const lineStart = lineEnd + 2;
+    lineEnd = head.indexOf('\r\n', lineStart);
+    const end = lineEnd < 0 ? head.length : lineEnd;
+    const colon = head.indexOf(':', lineStart);
+    if (colon <= lineStart || colon >= end) continue;
+    const value = trimmedSlice(head, colon + 1, end);
+    switch (trimmedSlice(head, lineStart, colon).toLowerCase()) {
+      case 'connection': res.connection = value; break;
+      case 'content-length': res.contentLength = value; break;
+      case 'transfer-encoding': res.transferEncoding = value; break;
+      case 'lambda-runtime-aws-request-id': res.requestId = value; break;
+      case 'lambda-runtime-deadline-ms': res.deadlineMs = value; break;
+      case 'lambda-runtime-invoked-function-arn': res.invokedFunctionArn = value; break;
+      case 'lambda-runtime-trace-id': res.traceId = value; break;
+      case 'lambda-runtime-client-context': res.clientContext = value; break;
+      case 'lambda-runtime-cognito-identity': res.cognitoIdentity = value; break;
+      case 'lambda-runtime-wisp-specialize': res.wispSpecialize = value; break;
+    }
   }
-  return new HttpResponse(status, headers);
+  return res;
 }
 
 class RuntimeClient {
@@ -96,25 +136,38 @@ class RuntimeClient {
     this.host_ = host;
     this.port_ = port;
     this.hostHeader_ = `Host: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
+    this.nextRequest_ = `GET ${kApiPrefix}/invocation/next HTTP/1.1\r\n${this.hostHeader_}\r\n`;
+    // Every read of every connection lands here, so nothing may keep a view of it: the parser
+    // copies out what outlives a read and decodes bodies before it returns.
+    this.readBuffer_ = Buffer.allocUnsafe(kReadBufferBytes);
     this.sock_ = null;
     this.pending_ = null; // {resolve, reject, request, retried}
     this.resetParser_();
   }
 
   resetParser_() {
-    this.buf_ = null; // unparsed bytes (head not complete yet, or chunked framing)
+    // Copy of the bytes a read left over: a head or chunk it cut short, or the body so far when
+    // the connection's end delimits it.
+    this.unparsed_ = null;
     this.res_ = null; // response whose head has been parsed
     this.bodyLen_ = -1; // Content-Length of res_, -1 when not known
-    this.body_ = null; // preallocated body buffer when the body spans reads
+    this.body_ = null; // body of a known length being filled across reads
     this.bodyFill_ = 0;
-    this.chunks_ = null; // chunked transfer: collected chunk payloads
+    this.chunks_ = null; // chunked transfer: copies of the chunk payloads
     this.untilClose_ = false; // body delimited by connection close
   }
 
   connect_() {
-    const sock = net.connect({ host: this.host_, port: this.port_, noDelay: true });
+    // onread hands each read to the parser in the reused buffer: no allocation per read and
+    // none of the stream machinery that 'data' events go through.
+    const onread = {
+      buffer: this.readBuffer_,
+      callback: (length, buffer) => {
+        this.onRead_(sock, buffer, length);
+      },
+    };
+    const sock = net.connect({ host: this.host_, port: this.port_, noDelay: true, onread });
     sock.setNoDelay(true);
-    sock.on('data', (chunk) => this.onData_(sock, chunk));
     sock.on('error', (err) => this.onClose_(sock, err));
     sock.on('close', () => this.onClose_(sock, null));
     sock.on('end', () => this.onClose_(sock, null));
@@ -140,7 +193,7 @@ class RuntimeClient {
     if (this.untilClose_ && this.res_ !== null && err === null) {
       // Body delimited by the end of the connection.
       const res = this.res_;
-      res.body = this.buf_ || Buffer.alloc(0);
+      res.body = this.unparsed_.toString('utf8');
       this.resetParser_();
       this.complete_(res);
       return;
@@ -160,7 +213,7 @@ class RuntimeClient {
 
   complete_(res) {
     const p = this.pending_;
-    const closing = res.headers.connection === 'close' && this.sock_ !== null;
+    const closing = res.connection === 'close' && this.sock_ !== null;
     if (closing) {
       const sock = this.sock_;
       this.sock_ = null;
@@ -192,108 +245,129 @@ class RuntimeClient {
     if (p) p.reject(err);
   }
 
-  onData_(sock, chunk) {
+  onRead_(sock, buffer, length) {
     if (sock !== this.sock_) return;
-    // Fast path: the body of a known length is being filled across reads.
-    if (this.body_ !== null) {
-      const need = this.bodyLen_ - this.bodyFill_;
-      const n = chunk.length < need ? chunk.length : need;
-      chunk.copy(this.body_, this.bodyFill_, 0, n);
-      this.bodyFill_ += n;
-      if (this.bodyFill_ < this.bodyLen_) return;
-      const res = this.res_;
-      res.body = this.body_;
-      this.resetParser_();
-      this.complete_(res);
-      if (n < chunk.length && this.sock_ === sock) this.onData_(sock, chunk.subarray(n));
-      return;
-    }
-    let buf = this.buf_ === null ? chunk : Buffer.concat([this.buf_, chunk]);
-    this.buf_ = null;
     try {
-      for (;;) {
-        if (this.res_ === null) {
-          const end = buf.indexOf(kCrlfCrlf);
-          if (end < 0) {
-            if (buf.length > kMaxHeadBytes) throw new Error('response head too large');
-            if (buf.length > 0) this.buf_ = buf;
-            return;
-          }
-          const res = parseHead(buf.latin1Slice(0, end));
-          buf = buf.subarray(end + 4);
-          if (res.status >= 100 && res.status < 200) continue; // interim response
-          this.res_ = res;
-          const te = res.headers['transfer-encoding'];
-          const cl = res.headers['content-length'];
-          if (te !== undefined && te.toLowerCase().includes('chunked')) {
-            this.chunks_ = [];
-          } else if (cl !== undefined) {
-            this.bodyLen_ = parseInt(cl, 10);
-            if (!(this.bodyLen_ >= 0)) throw new Error(`bad Content-Length: ${cl}`);
-          } else if (res.status === 204 || res.status === 304) {
-            this.bodyLen_ = 0;
-          } else {
-            this.untilClose_ = true;
-          }
-        }
-        const res = this.res_;
-        if (this.chunks_ !== null) {
-          // Chunked transfer coding: consume every complete chunk in buf.
-          for (;;) {
-            const lineEnd = buf.indexOf('\r\n');
-            if (lineEnd < 0) {
-              if (buf.length > 0) this.buf_ = buf;
-              return;
-            }
-            const size = parseInt(buf.latin1Slice(0, lineEnd), 16);
-            if (!(size >= 0)) throw new Error('bad chunk size');
-            if (size === 0) {
-              // Last chunk, then optional trailers, then an empty line.
-              const tEnd = buf.indexOf(kCrlfCrlf, lineEnd);
-              let after;
-              if (buf.length >= lineEnd + 4 && buf[lineEnd + 2] === 13 && buf[lineEnd + 3] === 10) {
-                after = lineEnd + 4;
-              } else if (tEnd >= 0) {
-                after = tEnd + 4;
-              } else {
-                this.buf_ = buf;
-                return;
-              }
-              res.body = Buffer.concat(this.chunks_);
-              buf = buf.subarray(after);
-              break;
-            }
-            if (buf.length < lineEnd + 2 + size + 2) {
-              this.buf_ = buf;
-              return;
-            }
-            this.chunks_.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
-            buf = buf.subarray(lineEnd + 2 + size + 2);
-          }
-        } else if (this.untilClose_) {
-          if (buf.length > 0) this.buf_ = buf;
-          return;
-        } else {
-          const need = this.bodyLen_;
-          if (buf.length < need) {
-            // Body spans reads: copy into one buffer of the final size (no quadratic concat).
-            this.body_ = Buffer.allocUnsafe(need);
-            buf.copy(this.body_, 0);
-            this.bodyFill_ = buf.length;
-            return;
-          }
-          res.body = buf.subarray(0, need);
-          buf = buf.subarray(need);
-        }
-        this.resetParser_();
-        this.complete_(res);
-        if (buf.length === 0 || this.sock_ !== sock) return;
-        // Extra bytes with no request outstanding would be a server bug; keep parsing them so
-        // that the framing stays right.
-      }
+      this.parse_(sock, buffer, length);
     } catch (err) {
       this.fail_(err);
     }
+  }
+
+  // Parses buf[0, end): the bytes of one read, which continue those of the reads before. What
+  // buf holds from end on is stale, so every search checks that its match ends by end.
+  parse_(sock, buf, end) {
+    let pos = 0;
+    if (this.body_ !== null) {
+      // The body of a known length is being filled across reads.
+      const n = Math.min(end, this.bodyLen_ - this.bodyFill_);
+      buf.copy(this.body_, this.bodyFill_, 0, n);
+      this.bodyFill_ += n;
+      if (this.bodyFill_ < this.bodyLen_) return;
+      const res = this.res_;
+      res.body = this.body_.toString('utf8');
+      this.resetParser_();
+      this.complete_(res);
+      if (n === end || this.sock_ !== sock) return;
+      pos = n;
+    } else if (this.untilClose_) {
+      this.unparsed_ = Buffer.concat([this.unparsed_, buf.subarray(0, end)]);
+      return;
+    } else if (this.unparsed_ !== null) {
+      buf = Buffer.concat([this.unparsed_, buf.subarray(0, end)]);
+      end = buf.length;
+      this.unparsed_ = null;
+    }
+    for (;;) {
+      if (this.res_ === null) {
+        const headEnd = buf.indexOf(kCrlfCrlf, pos);
+        if (headEnd < 0 || headEnd + 4 > end) {
+          if (end - pos > kMaxHeadBytes) throw new Error('response head too large');
+          this.keepUnparsed_(buf, pos, end);
+          return;
+        }
+        const res = parseHead(buf.latin1Slice(pos, headEnd));
+        pos = headEnd + 4;
+        if (res.status >= 100 && res.status < 200) continue; // interim response
+        this.res_ = res;
+        const te = res.transferEncoding;
+        const cl = res.contentLength;
+        if (te !== undefined && te.toLowerCase().includes('chunked')) {
+          this.chunks_ = [];
+        } else if (cl !== undefined) {
+          this.bodyLen_ = parseInt(cl, 10);
+          if (!(this.bodyLen_ >= 0)) throw new Error(`bad Content-Length: ${cl}`);
+        } else if (res.status === 204 || res.status === 304) {
+          this.bodyLen_ = 0;
+        } else {
+          this.untilClose_ = true;
+        }
+      }
+      const res = this.res_;
+      if (this.chunks_ !== null) {
+        pos = this.parseChunks_(res, buf, pos, end);
+        if (pos < 0) return;
+      } else if (this.untilClose_) {
+        this.unparsed_ = Buffer.from(buf.subarray(pos, end));
+        return;
+      } else {
+        const need = this.bodyLen_;
+        if (end - pos < need) {
+          // The body spans reads: collect it in one buffer of its final size.
+          this.body_ = Buffer.allocUnsafe(need);
+          this.bodyFill_ = buf.copy(this.body_, 0, pos, end);
+          return;
+        }
+        res.body = buf.toString('utf8', pos, pos + need);
+        pos += need;
+      }
+      this.resetParser_();
+      this.complete_(res);
+      if (pos === end || this.sock_ !== sock) return;
+      // Extra bytes with no request outstanding would be a server bug; keep parsing them so
+      // that the framing stays right.
+    }
+  }
+
+  // Chunked transfer coding: consumes every complete chunk of buf[pos, end). Returns where the
+  // message after the last chunk starts, or -1 when the body continues in a later read.
+  parseChunks_(res, buf, pos, end) {
+    for (;;) {
+      const lineEnd = buf.indexOf('\r\n', pos);
+      if (lineEnd < 0 || lineEnd + 2 > end) {
+        this.keepUnparsed_(buf, pos, end);
+        return -1;
+      }
+      const size = parseInt(buf.latin1Slice(pos, lineEnd), 16);
+      if (!(size >= 0)) throw new Error('bad chunk size');
+      if (size === 0) {
+        // Last chunk, then optional trailers, then an empty line.
+        let after;
+        if (lineEnd + 4 <= end && buf[lineEnd + 2] === 13 && buf[lineEnd + 3] === 10) {
+          after = lineEnd + 4;
+        } else {
+          const trailersEnd = buf.indexOf(kCrlfCrlf, lineEnd);
+          if (trailersEnd < 0 || trailersEnd + 4 > end) {
+            this.keepUnparsed_(buf, pos, end);
+            return -1;
+          }
+          after = trailersEnd + 4;
+        }
+        res.body = Buffer.concat(this.chunks_).toString('utf8');
+        return after;
+      }
+      const dataStart = lineEnd + 2;
+      if (end < dataStart + size + 2) {
+        this.keepUnparsed_(buf, pos, end);
+        return -1;
+      }
+      this.chunks_.push(Buffer.from(buf.subarray(dataStart, dataStart + size)));
+      pos = dataStart + size + 2;
+    }
+  }
+
+  keepUnparsed_(buf, pos, end) {
+    if (pos < end) this.unparsed_ = Buffer.from(buf.subarray(pos, end));
   }
 
   postRequest_(pathSuffix, body, errorType) {
@@ -312,25 +386,17 @@ class RuntimeClient {
   // 202 before asking for more, which saves a round trip per invocation. Resolves with the
   // /next response.
   postThenNext(pathSuffix, body, what) {
-    const post = this.postRequest_(pathSuffix, body);
-    const next = this.next_request_();
+    const next = this.nextRequest_;
+    const request = this.postRequest_(pathSuffix, body) + next;
     return new Promise((resolve, reject) => {
-      this.pending_ = { resolve, reject, request: post + next, tail: next, skip: 1, what,
-        retried: false };
+      this.pending_ = { resolve, reject, request, tail: next, skip: 1, what, retried: false };
       if (this.sock_ === null) this.connect_();
-      this.sock_.write(post + next);
+      this.sock_.write(request);
     });
   }
 
-  next_request_() {
-    if (this.nextRequest_ === undefined) {
-      this.nextRequest_ = `GET ${kApiPrefix}/invocation/next HTTP/1.1\r\n${this.hostHeader_}\r\n`;
-    }
-    return this.nextRequest_;
-  }
-
   next() {
-    return this.request(this.next_request_());
+    return this.request(this.nextRequest_);
   }
 }
 
@@ -716,22 +782,36 @@ function parseJsonHeader(value) {
   }
 }
 
-function makeContext(id, headers) {
-  let deadline = Number(headers['lambda-runtime-deadline-ms']);
-  if (!Number.isFinite(deadline) || deadline <= 0) deadline = Date.now() + kFallbackTimeoutMs;
+// Formatting a Date costs more than building the rest of a context, so each second is
+// formatted once.
+let isoSecondMs = NaN;
+let isoSecondPrefix = ''; // "2026-11-21T08:30:15." for isoSecondMs
+function isoTimestamp(nowMs) {
+  const millis = nowMs % 1000;
+  if (nowMs - millis !== isoSecondMs) {
+    isoSecondMs = nowMs - millis;
+    isoSecondPrefix = new Date(isoSecondMs).toISOString().slice(0, 20);
+  }
+  return `${isoSecondPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+}
+
+function makeContext(id, res) {
+  const now = Date.now();
+  let deadline = Number(res.deadlineMs);
+  if (!Number.isFinite(deadline) || deadline <= 0) deadline = now + kFallbackTimeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName: kFunctionName,
     functionVersion: kFunctionVersion,
-    invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+    invokedFunctionArn: res.invokedFunctionArn,
     memoryLimitInMB: kMemorySize,
     awsRequestId: id,
     invocationId: id,
-    timestamp: new Date().toISOString(),
+    timestamp: isoTimestamp(now),
     logGroupName: kLogGroupName,
     logStreamName: kLogStreamName,
-    clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
-    identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
+    clientContext: parseJsonHeader(res.clientContext),
+    identity: parseJsonHeader(res.cognitoIdentity),
     getRemainingTimeInMillis() {
       const left = deadline - Date.now();
       return left > 0 ? left : 0;
@@ -755,9 +835,9 @@ async function flushStdio() {
   }
 }
 
-async function checkPostStatus(res, what) {
+function checkPostStatus(res, what) {
   if (res.status === 202 || (res.status >= 200 && res.status < 300)) return;
-  const detail = res.body ? res.body.toString('utf8').slice(0, 500) : '';
+  const detail = res.body.slice(0, 500);
   process.stderr.write(`wisp runtime: ${what} rejected with HTTP ${res.status}: ${detail}\n`);
   if (res.status >= 500) process.exit(1);
 }
@@ -766,7 +846,7 @@ async function postError(id, errorType, errorMessage, stackTrace) {
   await flushStdio();
   const res = await client.post(`/invocation/${id}/error`,
       errorPayload(errorType, errorMessage, stackTrace), headerSafe(errorType));
-  await checkPostStatus(res, 'error');
+  checkPostStatus(res, 'error');
 }
 
 async function reportInvokeError(id, err) {
@@ -800,28 +880,31 @@ function runCallbackHandler(event, ctx) {
 }
 
 async function invoke(res) {
-  const headers = res.headers;
-  const id = headers['lambda-runtime-aws-request-id'];
+  const id = res.requestId;
   if (!id) {
     process.stderr.write('wisp runtime: /next response without Lambda-Runtime-Aws-Request-Id\n');
     process.exit(1);
   }
   const current = { id, done: false };
   inflight = current;
-  const trace = headers['lambda-runtime-trace-id'];
-  if (trace !== undefined) env._X_AMZN_TRACE_ID = trace;
-  else if (env._X_AMZN_TRACE_ID !== undefined) delete env._X_AMZN_TRACE_ID;
+  // Writing process.env calls setenv(3), which also keeps every value it was given until the
+  // process exits: write only what changes.
+  const trace = res.traceId;
+  if (env._X_AMZN_TRACE_ID !== trace) {
+    if (trace !== undefined) env._X_AMZN_TRACE_ID = trace;
+    else delete env._X_AMZN_TRACE_ID;
+  }
 
   let event;
   try {
-    event = res.body.length === 0 ? {} : JSON.parse(res.body.toString('utf8'));
+    event = res.body.length === 0 ? {} : JSON.parse(res.body);
   } catch (err) {
     current.done = true;
     await postError(id, 'Runtime.UnmarshalError',
         `Unable to parse event as JSON: ${err.message}`, []);
     return;
   }
-  const ctx = makeContext(id, headers);
+  const ctx = makeContext(id, res);
 
   let result;
   try {
@@ -893,11 +976,11 @@ function makeStdioBlocking() {
 // code is already visible under /var/task by then); from here on it is that function's instance.
 async function awaitSpecialisation() {
   const res = await client.next();
-  if (res.status !== 200 || res.headers['lambda-runtime-wisp-specialize'] === undefined) {
+  if (res.status !== 200 || res.wispSpecialize === undefined) {
     process.stderr.write(`wisp runtime: expected a specialisation, got HTTP ${res.status}\n`);
     process.exit(1);
   }
-  const spec = JSON.parse(res.body.toString('utf8'));
+  const spec = JSON.parse(res.body);
   for (const [key, value] of Object.entries(spec.env || {})) env[key] = String(value);
   delete env.WISP_PREWARMED;
   readFunctionIdentity();
@@ -936,7 +1019,7 @@ async function main() {
       await flushStdio();
       const res = await client.post('/init/error', errorPayload(errorType, message, stack),
           headerSafe(errorType));
-      await checkPostStatus(res, 'init error');
+      checkPostStatus(res, 'init error');
     } finally {
       process.exit(1);
     }
@@ -951,7 +1034,7 @@ async function main() {
     if (exiting) await new Promise(() => {});
     const res = following !== null ? following : await client.next();
     if (res.status !== 200) {
-      const detail = res.body ? res.body.toString('utf8').slice(0, 500) : '';
+      const detail = res.body.slice(0, 500);
       process.stderr.write(`wisp runtime: /next failed with HTTP ${res.status}: ${detail}\n`);
       process.exit(1);
     }
