@@ -195,20 +195,20 @@ class RuntimeClient:
     def next(self):
         return self._request(self._next_request)
 
-    def _post_request(self, path, body, error_type=None):
+    def _post_head(self, path, body_length, error_type=None):
         head = "POST %s%s HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
-            API_PREFIX, path, len(body))
+            API_PREFIX, path, body_length)
         if error_type is not None:
             head += "Lambda-Runtime-Function-Error-Type: %s\r\n" % _header_safe(error_type)
-        return head.encode("latin-1") + self._host_line + b"\r\n" + body
+        return head.encode("latin-1") + self._host_line + b"\r\n"
 
     def post(self, path, body, error_type=None):
-        return self._request(self._post_request(path, body, error_type))
+        return self._request(self._post_head(path, len(body), error_type) + body)
 
     def post_then_next(self, path, body):
         """Posts a result and asks for the next event in one write, without waiting for the 202
         in between: a round trip less per invocation. Returns (post reply, next reply)."""
-        data = self._post_request(path, body) + self._next_request
+        data = b"".join((self._post_head(path, len(body)), body, self._next_request))
         try:
             if self._sock is None:
                 self._connect()
@@ -218,7 +218,7 @@ class RuntimeClient:
             self._close()
             # Whether the result arrived is unknown: send it again; a repeat is refused (400),
             # never applied twice.
-            return self._request(self._post_request(path, body)), self.next()
+            return self.post(path, body), self.next()
         if self._sock is None:  # the server closed after answering the post
             return reply, self.next()
         try:
@@ -274,7 +274,11 @@ def _error_body(error_type, message, stack_trace):
 
 def _flush_stdio():
     # Every byte the function wrote must be in the pipe before wispd sees the response.
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+    streams = (sys.stdout, sys.stderr)
+    if sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__:
+        # The function replaced a stream; what it wrote to the original must be out too.
+        streams += (sys.__stdout__, sys.__stderr__)
+    for stream in streams:
         try:
             if stream is not None:
                 stream.flush()
@@ -505,6 +509,12 @@ def _check_post(reply, what):
         os._exit(1)
 
 
+def _post_invocation_error(client, request_id, error_type, message, stack_trace):
+    _flush_stdio()
+    _check_post(client.post("/invocation/%s/error" % request_id,
+                            _error_body(error_type, message, stack_trace), error_type), "error")
+
+
 def _await_specialisation(client):
     """A prewarmed instance starts before any function is chosen for it. Its first GET /next
     answers with the Lambda-Runtime-Wisp-Specialize header and the function's environment (its
@@ -569,15 +579,12 @@ def main():
             environ["_X_AMZN_TRACE_ID"] = trace
         elif "_X_AMZN_TRACE_ID" in environ:
             del environ["_X_AMZN_TRACE_ID"]
-        error_path = "/invocation/%s/error" % request_id
 
         try:
             event = loads(body) if body else {}
         except ValueError as e:
-            _flush_stdio()
-            _check_post(client.post(error_path, _error_body(
-                "Runtime.UnmarshalError", "Unable to parse event as JSON: %s" % e, []),
-                "Runtime.UnmarshalError"), "error")
+            _post_invocation_error(client, request_id, "Runtime.UnmarshalError",
+                                   "Unable to parse event as JSON: %s" % e, [])
             continue
 
         context = LambdaContext(request_id, headers)
@@ -592,9 +599,7 @@ def main():
         except Exception as e:
             frames = _user_frames(e.__traceback__)
             _log_exception(e, frames)
-            _flush_stdio()
-            _check_post(client.post(error_path, _error_body(type(e).__name__, str(e), frames),
-                                    type(e).__name__), "error")
+            _post_invocation_error(client, request_id, type(e).__name__, str(e), frames)
             continue
 
         try:
@@ -602,9 +607,7 @@ def main():
         except (TypeError, ValueError, OverflowError, RecursionError) as e:
             message = "Unable to marshal response: %s" % e
             sys.stderr.write("[ERROR] Runtime.MarshalError: %s\n" % message)
-            _flush_stdio()
-            _check_post(client.post(error_path, _error_body("Runtime.MarshalError", message, []),
-                                    "Runtime.MarshalError"), "error")
+            _post_invocation_error(client, request_id, "Runtime.MarshalError", message, [])
             continue
 
         _flush_stdio()
