@@ -9,10 +9,13 @@ response or error arrives, so the tests can check that every log line was writte
 response was sent.
 """
 
+import datetime
 import fcntl
+import hashlib
 import json
 import os
 import queue
+import re
 import select
 import shutil
 import socket
@@ -33,6 +36,7 @@ NODE_SHIM = os.path.join(REPO_ROOT, "runtimes", "node", "bootstrap.js")
 PYTHON_SHIM = os.path.join(REPO_ROOT, "runtimes", "python", "bootstrap.py")
 PREFIX = "/2018-06-01/runtime"
 WAIT = 10.0  # seconds; generous upper bound, tests normally finish in well under a second
+RECEIVE_BUFFER_BYTES = 64 * 1024  # the Python shim's RECEIVE_BUFFER_BYTES
 
 
 class Posted:
@@ -224,6 +228,84 @@ class FakeRuntimeApi:
         self.stopping = True
         self.server.shutdown()
         self.server.server_close()
+
+
+ACCEPTED = (b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+            b'{"status":"OK"}')
+
+
+def next_response(request_id, body, chunked=False, trace=b"Root=1-0-0;Sampled=0", headers=b""):
+    """A /next response as wispd writes it (trace None: without a trace id)."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Lambda-Runtime-Aws-Request-Id: %s\r\nLambda-Runtime-Deadline-Ms: %d\r\n"
+            b"Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:wisp-local:0:function:f\r\n"
+            % (request_id.encode(), int(time.time() * 1000) + 3000)) + headers
+    if trace is not None:
+        head += b"Lambda-Runtime-Trace-Id: %s\r\n" % trace
+    if not chunked:
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    third = max(1, len(body) // 3)
+    payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + third]), body[i:i + third])
+                       for i in range(0, len(body), third))
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + payload + b"0\r\n\r\n"
+
+
+class RawRuntimeApi:
+    """One connection of a fake Runtime API whose replies the test writes byte for byte, so it
+    chooses how they are cut into the shim's reads."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.listener.settimeout(WAIT)
+        self.port = self.listener.getsockname()[1]
+        self.on_post = None  # Shim sets it; the test reads the output itself
+        self.conn = None
+        self.pending = b""
+
+    def accept(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.conn, _ = self.listener.accept()
+        self.conn.settimeout(WAIT)
+        self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending = b""
+
+    def _recv_more(self):
+        chunk = self.conn.recv(65536)
+        if not chunk:
+            raise EOFError("the shim closed the connection")
+        self.pending += chunk
+
+    def read_request(self):
+        """(method, path, body) of the next request on the connection."""
+        while b"\r\n\r\n" not in self.pending:
+            self._recv_more()
+        head, _, self.pending = self.pending.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        while len(self.pending) < length:
+            self._recv_more()
+        body, self.pending = self.pending[:length], self.pending[length:]
+        return method, path, body
+
+    def send(self, *pieces, gap=0.002):
+        """Writes each piece on its own, a little apart, so that the shim reads them apart."""
+        for i, piece in enumerate(pieces):
+            if i:
+                time.sleep(gap)
+            self.conn.sendall(piece)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
 
 
 class Shim:
@@ -987,6 +1069,233 @@ class PythonFraming(FramingTests, ShimTestCase):
     main_file = "lambda_function.py"
     default_handler = "lambda_function.handler"
     echo_code = "def handler(e):\n    return {'n': len(e['s']), 'tail': e['s'][-5:]}\n"
+
+
+def echo_event(text):
+    return json.dumps({"s": text}, ensure_ascii=False).encode()
+
+
+def echo_result(request_id, text):
+    return {"id": request_id, "n": len(text), "sha": hashlib.sha256(text.encode()).hexdigest()}
+
+
+class PythonClientFraming(unittest.TestCase):
+    """The Python shim's HTTP client against replies cut and joined as the test chooses: wispd's
+    202 and the next event in one write or apart, responses cut at every offset, bodies around
+    and above the receive buffer's size, framings wispd does not use."""
+
+    # Echoes what the shim gave the handler, so a test can check every byte arrived.
+    echo_code = """\
+        import hashlib
+        def handler(event, context):
+            return {"id": context.aws_request_id, "n": len(event["s"]),
+                    "sha": hashlib.sha256(event["s"].encode()).hexdigest()}
+        """
+
+    def start(self, code):
+        api = RawRuntimeApi()
+        self.addCleanup(api.close)
+        self.shim = Shim("python", {"lambda_function.py": code}, "lambda_function.handler", api)
+        self.addCleanup(self.shim.close)
+        api.accept()
+        self.assertEqual(api.read_request()[:2], ("GET", PREFIX + "/invocation/next"))
+        return api
+
+    def expect_result(self, api, request_id):
+        """Reads the shim's POST /response and the GET /next sent with it; returns the result."""
+        method, path, body = api.read_request()
+        self.assertEqual((method, path),
+                         ("POST", "%s/invocation/%s/response" % (PREFIX, request_id)),
+                         self.shim.text())
+        self.assertEqual(api.read_request()[:2], ("GET", PREFIX + "/invocation/next"))
+        return json.loads(body)
+
+    def start_echo(self):
+        api = self.start(self.echo_code)
+        api.send(next_response("r0", echo_event("first")))
+        self.assertEqual(self.expect_result(api, "r0"), echo_result("r0", "first"))
+        return api
+
+    def test_reply_and_next_event_in_one_write(self):
+        # wispd holds its 202 back and sends it with the next event when the runtime pipelined
+        # its GET /next.
+        api = self.start_echo()
+        for i in range(1, 50):
+            text = "event %d é" % i
+            api.send(ACCEPTED + next_response("r%d" % i, echo_event(text)))
+            self.assertEqual(self.expect_result(api, "r%d" % i), echo_result("r%d" % i, text))
+
+    def test_reply_and_next_event_in_separate_writes(self):
+        api = self.start_echo()
+        for i in range(1, 20):
+            api.send(ACCEPTED, next_response("r%d" % i, echo_event("x" * i)), gap=0.005)
+            self.assertEqual(self.expect_result(api, "r%d" % i), echo_result("r%d" % i, "x" * i))
+
+    def check_cuts(self, chunked):
+        # The 202 and the next event, cut in two: whatever the first read ends in (a status
+        # line, a head, a chunk size, a body), the rest must join it. A short event is cut at
+        # every offset; a longer one at every 37th.
+        api = self.start_echo()
+        for text, step in (("cut é€😀 here", 1), ("long é€😀 event " * 100, 37)):
+            sample = ACCEPTED + next_response("r0000", echo_event(text), chunked=chunked)
+            for cut in range(1, len(sample), step):
+                request_id = "r%04d" % cut  # fixed width: every data has the sample's length
+                data = ACCEPTED + next_response(request_id, echo_event(text), chunked=chunked)
+                api.send(data[:cut], data[cut:], gap=0.001)
+                self.assertEqual(self.expect_result(api, request_id),
+                                 echo_result(request_id, text))
+
+    def test_reply_and_next_event_cut_anywhere(self):
+        self.check_cuts(chunked=False)
+
+    def test_chunked_reply_and_next_event_cut_anywhere(self):
+        self.check_cuts(chunked=True)
+
+    def test_event_one_byte_per_write(self):
+        api = self.start(self.echo_code)
+        data = next_response("r0", echo_event("byte by byte é"))
+        api.send(*[data[i:i + 1] for i in range(len(data))], gap=0.0005)
+        self.assertEqual(self.expect_result(api, "r0"), echo_result("r0", "byte by byte é"))
+
+    def test_events_around_and_above_the_receive_buffer_size(self):
+        api = self.start_echo()
+        head_bytes = len(ACCEPTED + next_response("r1", b""))
+        for i, size in enumerate([RECEIVE_BUFFER_BYTES - head_bytes - 1,
+                                  RECEIVE_BUFFER_BYTES - head_bytes,
+                                  RECEIVE_BUFFER_BYTES - head_bytes + 1, RECEIVE_BUFFER_BYTES,
+                                  RECEIVE_BUFFER_BYTES + 1, 3 * RECEIVE_BUFFER_BYTES + 7,
+                                  1 << 20], 1):
+            # Two-byte characters every 7 bytes: some straddle the read boundaries.
+            text = ("abcdeé" * (size // 7 + 1))[:max(0, size - 10)]
+            request_id = "r%d" % i
+            api.send(ACCEPTED + next_response(request_id, echo_event(text)))
+            self.assertEqual(self.expect_result(api, request_id), echo_result(request_id, text),
+                             "event of %d bytes" % size)
+
+    def test_large_event_in_uneven_writes(self):
+        api = self.start_echo()
+        text = "€" * 100000
+        data = ACCEPTED + next_response("r1", echo_event(text))
+        cuts = [0, len(ACCEPTED) + 5, len(ACCEPTED) + 300, 70000, 70003,
+                70003 + RECEIVE_BUFFER_BYTES, len(data) - 1, len(data)]
+        api.send(*[data[a:b] for a, b in zip(cuts, cuts[1:])])
+        self.assertEqual(self.expect_result(api, "r1"), echo_result("r1", text))
+
+    def test_large_responses(self):
+        code = "def handler(event):\n    return 'é' * event['n']\n"
+        api = self.start(code)
+        for i, n in enumerate([10, RECEIVE_BUFFER_BYTES, 3 << 20]):
+            api.send((ACCEPTED if i else b"") + next_response("r%d" % i, b'{"n": %d}' % n))
+            self.assertEqual(self.expect_result(api, "r%d" % i), "é" * n)
+
+    def test_interim_responses_before_the_reply_and_the_event(self):
+        api = self.start_echo()
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+        api.send(interim + ACCEPTED + interim + next_response("r1", echo_event("after 100")))
+        self.assertEqual(self.expect_result(api, "r1"), echo_result("r1", "after 100"))
+
+    def test_event_delimited_by_connection_close(self):
+        api = self.start(self.echo_code)
+        text = "until the end é " * 50
+        data = next_response("r0", echo_event(text))
+        data = re.sub(rb"Content-Length: \d+\r\n", b"Connection: close\r\n", data)
+        head, _, body = data.partition(b"\r\n\r\n")
+        api.send(head + b"\r\n\r\n" + body[:5], body[5:])
+        api.conn.shutdown(socket.SHUT_WR)
+        # The shim answers on a new connection.
+        api.accept()
+        self.assertEqual(self.expect_result(api, "r0"), echo_result("r0", text))
+
+    def test_header_names_in_any_case_and_values_with_blanks(self):
+        code = """\
+            import os
+            def handler(event, context):
+                return {"id": context.aws_request_id, "arn": context.invoked_function_arn,
+                        "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+                        "left": context.get_remaining_time_in_millis(),
+                        "custom": context.client_context.custom}
+            """
+        api = self.start(code)
+        body = b"{}"
+        api.send(b"HTTP/1.1 200 OK\r\nX-Unknown: 1\r\n"
+                 b"lambda-runtime-aws-request-id:\t r-lower \t\r\n"
+                 b"LAMBDA-RUNTIME-DEADLINE-MS: %d\r\n"
+                 b"Lambda-Runtime-Invoked-Function-Arn: first\r\n"
+                 b"Lambda-Runtime-Invoked-Function-Arn:   last  \r\n"
+                 b"lambda-Runtime-trace-ID:Root=1-2-3\r\n"
+                 b"Lambda-Runtime-Client-Context: {\"custom\": {\"k\": 1}}\r\n"
+                 b"content-LENGTH : %d\r\n\r\n%s"
+                 % (int(time.time() * 1000) + 60000, len(body), body))
+        result = self.expect_result(api, "r-lower")
+        self.assertEqual(result["id"], "r-lower")
+        self.assertEqual(result["arn"], "last")
+        self.assertEqual(result["trace"], "Root=1-2-3")
+        self.assertGreater(result["left"], 50000)
+        self.assertEqual(result["custom"], {"k": 1})
+
+    def test_trace_id_follows_every_event(self):
+        # Whatever the handler did to the variable, the next event's trace id replaces it, and
+        # an event without one removes it.
+        code = """\
+            import os
+            def handler(event):
+                seen = os.environ.get("_X_AMZN_TRACE_ID")
+                os.environ["_X_AMZN_TRACE_ID"] = "set-by-the-handler"
+                return {"seen": seen}
+            """
+        api = self.start(code)
+        traces = ["Root=1-a", "Root=1-a", None, None, "Root=1-b", "Root=1-b"]
+        for i, trace in enumerate(traces):
+            request_id = "r%d" % i
+            response = next_response(request_id, b"{}",
+                                     trace=None if trace is None else trace.encode())
+            api.send((ACCEPTED if i else b"") + response)
+            self.assertEqual(self.expect_result(api, request_id), {"seen": trace})
+
+    def test_context_attributes_read_late_keep_the_invocation_values(self):
+        # The costly attributes are computed when first read; their values must be those of
+        # the invocation: the timestamp is when the event arrived, not when it was read.
+        code = """\
+            import time
+            def handler(event, context):
+                started_ms = int(time.time() * 1000)
+                time.sleep(0.3)
+                stamp = context.timestamp
+                again = context.timestamp
+                identity = context.identity
+                name = context.function_name
+                context.function_name = "renamed"
+                return {"timestamp": stamp, "started_ms": started_ms, "same": stamp is again,
+                        "identity": [identity.cognito_identity_id,
+                                     identity.cognito_identity_pool_id],
+                        "no_client_context": context.client_context is None,
+                        "left": context.get_remaining_time_in_millis(),
+                        "names": [name, context.function_name],
+                        "repr": repr(context)}
+            """
+        api = self.start(code)
+        before_ms = int(time.time() * 1000)
+        # No deadline: the fallback is Lambda's longest timeout; a malformed client context
+        # reads as none.
+        api.send(b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r0\r\n"
+                 b"Lambda-Runtime-Client-Context: {not json\r\n"
+                 b"Lambda-Runtime-Cognito-Identity: {\"cognitoIdentityId\": \"c1\"}\r\n"
+                 b"Content-Length: 2\r\n\r\n{}")
+        result = self.expect_result(api, "r0")
+        stamp = datetime.datetime.strptime(result["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp_ms = round(stamp.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+        self.assertTrue(before_ms - 1 <= stamp_ms <= result["started_ms"], (before_ms, result))
+        self.assertTrue(result["same"])
+        self.assertEqual(result["identity"], ["c1", None])
+        self.assertTrue(result["no_client_context"])
+        self.assertTrue(15 * 60 * 1000 - 5000 < result["left"] <= 15 * 60 * 1000, result)
+        self.assertEqual(result["names"], ["test-fn", "renamed"])
+        self.assertEqual(result["repr"],
+                         "LambdaContext(function_name='renamed', function_version='$LATEST', "
+                         "aws_request_id='r0', invoked_function_arn=None)")
+        # Renaming one context leaves the next one's name alone.
+        api.send(ACCEPTED + next_response("r1", b"{}"))
+        self.assertEqual(self.expect_result(api, "r1")["names"], ["test-fn", "renamed"])
 
 
 class PythonInitErrors(ShimTestCase):
