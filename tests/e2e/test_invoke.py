@@ -104,6 +104,26 @@ class HandlerFormsTest(WispTestCase):
                           " 'u': os.environ.get('UNICODE')}\n", runtime="python", env=env)
         self.assertEqual(self.invoke_ok(fid)["response"], {"g": "hello", "u": "\u00e9\u2603"})
 
+    def test_trace_id_only_from_the_caller(self):
+        # The caller's X-Amzn-Trace-Id reaches the function as _X_AMZN_TRACE_ID for that call
+        # only; a call without one sees none (Wisp makes up none: see InvokeOptions).
+        trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        path = None
+        for runtime, code in (
+                ("node", "exports.handler = async () => process.env._X_AMZN_TRACE_ID ?? null;"),
+                ("python", "import os\ndef handler(event):\n"
+                           "    return os.environ.get('_X_AMZN_TRACE_ID')\n")):
+            fid = self.deploy(code, runtime=runtime)
+            path = f"/v1/functions/{fid}/invoke"
+            traced = self.wisp.request("POST", path, body={"event": {}},
+                                  headers={"X-Amzn-Trace-Id": trace})
+            self.assertEqual(traced.json["response"], trace, runtime)
+            self.assertIsNone(self.invoke_ok(fid)["response"], runtime)
+        bad = self.wisp.request("POST", path, body={"event": {}},
+                           headers={"X-Amzn-Trace-Id": "x" * 300})
+        self.assertEqual(bad.status, 200)
+        self.assertIsNone(bad.json["response"], "an over-long trace id is not passed on")
+
     def test_request_ids_unique(self):
         fid = self.deploy("exports.handler = async (e, c) => c.awsRequestId;")
         ids = set()

@@ -66,6 +66,17 @@ std::string ServerTiming(std::chrono::nanoseconds parse, const scheduler::Invoca
                      ms(parse), ms(result.schedule_time), ms(result.runtime_time), ms(total));
 }
 
+// The caller's X-Ray header, when it is one a runtime can carry: short and printable.
+std::string CallerTraceId(const HttpRequest& request) {
+  constexpr size_t kMaxTraceIdBytes = 256;
+  const auto it = request.headers.find("x-amzn-trace-id");
+  if (it == request.headers.end() || it->second.size() > kMaxTraceIdBytes) return {};
+  for (const char c : it->second) {
+    if (c < ' ' || c > '~') return {};
+  }
+  return it->second;
+}
+
 }  // namespace
 
 void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatcher* async) {
@@ -81,7 +92,10 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
                auto event = ExtractEvent(request.body);
                if (!event) co_return ErrorResponse(event.error());
                const auto parsed = std::chrono::steady_clock::now();
-               auto outcome = co_await invoker.Invoke(request.params["id"], std::move(*event));
+               core::InvokeOptions options;
+               options.trace_id = CallerTraceId(request);
+               auto outcome = co_await invoker.Invoke(request.params["id"], std::move(*event),
+                                                      std::move(options));
                if (!outcome) co_return ErrorResponse(outcome.error());
                HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
                response.headers.emplace_back(

@@ -42,11 +42,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   request.request_id = options.request_id.empty() ? NewUuid() : std::move(options.request_id);
   request.timeout =
       options.timeout.value_or(std::chrono::seconds(function->record.timeout_seconds));
-  // X-Ray's format, from the request id's random bits: Root=1-<epoch hex>-<96 bits>.
-  std::string hex = request.request_id;
-  std::erase(hex, '-');
-  request.trace_id = fmt::format("Root=1-{:08x}-{};Parent={};Sampled=0", invoked_at_ms / 1000,
-                                 hex.substr(0, 24), hex.substr(16, 16));
+  request.trace_id = std::move(options.trace_id);
   store::InvocationRecord record;
   record.event_json = event_json;  // the record keeps a copy; the request moves the original
   request.event_json = std::move(event_json);

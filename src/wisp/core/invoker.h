@@ -31,6 +31,11 @@ struct InvokeOptions {
   std::string request_id;  // empty: a new one. The async path passes its invocation id, so
                            // every attempt of one invocation shows the function the same id.
   std::optional<std::chrono::milliseconds> timeout;  // instead of the function's own
+  // The caller's X-Amzn-Trace-Id, passed to the function as Lambda-Runtime-Trace-Id (and so
+  // _X_AMZN_TRACE_ID); empty: none. Wisp makes up none of its own: a runtime puts the value in
+  // its environment, and glibc never frees a replaced environment value, so a fresh id on
+  // every call would grow each warm instance by ~170 bytes per call.
+  std::string trace_id;
 };
 
 struct InvocationCounters {

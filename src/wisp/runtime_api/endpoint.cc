@@ -149,9 +149,12 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     NextEvent next = std::move(*e.pending_);
     e.pending_.reset();
-    std::string_view extra_header;
+    std::string extra_headers;
+    if (!next.trace_id.empty()) {
+      extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
+    }
     if (next.specialization) {
-      extra_header = "Lambda-Runtime-Wisp-Specialize: 1\r\n";
+      extra_headers += "Lambda-Runtime-Wisp-Specialize: 1\r\n";
       e.initialized_ = false;  // the runtime loads its function now; it may fail to
     } else {
       e.in_flight_request_id_ = next.request_id;
@@ -159,9 +162,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     out_ += fmt::format(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
         "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
-        "{}\r\nLambda-Runtime-Trace-Id: {}\r\nContent-Length: {}\r\n\r\n",
-        extra_header, next.request_id, next.deadline_ms, next.function_arn, next.trace_id,
-        next.body.size());
+        "{}\r\nContent-Length: {}\r\n\r\n",
+        extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body.size());
     out_ += next.body;
     co_return co_await Send(/*keep_alive=*/true);
   }

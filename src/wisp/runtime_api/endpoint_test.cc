@@ -146,6 +146,7 @@ TEST_F(EndpointTest, NextDeliversEventWithLambdaHeadersThenResponseIsAccepted) {
   EXPECT_NE(next.find("Lambda-Runtime-Deadline-Ms: 1234"), std::string::npos);
   EXPECT_NE(next.find("Lambda-Runtime-Invoked-Function-Arn: arn:wisp:function:f"),
             std::string::npos);
+  EXPECT_NE(next.find("Lambda-Runtime-Trace-Id: Root=1-0-0"), std::string::npos);
   EXPECT_NE(next.find(R"({"name":"World"})"), std::string::npos);
   EXPECT_NE(posted.find("HTTP/1.1 202"), std::string::npos);
   EXPECT_NE(again.find("HTTP/1.1 400"), std::string::npos) << "an answered id is invalid";
@@ -194,6 +195,16 @@ TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {
   EXPECT_NE(posted.find("HTTP/1.1 202"), std::string::npos) << posted;
   ASSERT_EQ(owner_.responses.size(), 1u);
   EXPECT_EQ(owner_.responses[0], "[1]");
+}
+
+TEST_F(EndpointTest, NoTraceIdMeansNoTraceHeader) {
+  NextEvent untraced = MakeEvent("req-1", "{}");
+  untraced.trace_id.clear();
+  owner_.to_deliver.push_back(std::move(untraced));
+  std::string next;
+  RunClient([&] { next = RuntimeClient(port_).Request("GET", "/runtime/invocation/next"); });
+  EXPECT_NE(next.find("Lambda-Runtime-Aws-Request-Id: req-1"), std::string::npos) << next;
+  EXPECT_EQ(next.find("Trace-Id"), std::string::npos) << next;
 }
 
 TEST_F(EndpointTest, ErrorCarriesTypeHeaderAndBody) {
