@@ -119,6 +119,9 @@ class RuntimeClient:
             parts.append(chunk)
 
     def _read_response(self):
+        """Reads one response: (status, headers by lower-case name, body). Interim (1xx)
+        responses are skipped. What arrived after the response stays buffered for the next: a
+        server may send the reply to a post and the next event in one write."""
         buf = self._buf
         while True:
             end = buf.find(b"\r\n\r\n")
@@ -127,25 +130,21 @@ class RuntimeClient:
                     raise ProtocolError("response head too large")
                 buf += self._receive_more()
                 end = buf.find(b"\r\n\r\n")
-            lines = buf[:end].decode("latin-1").split("\r\n")
-            buf = buf[end + 4:]
-            status_line = lines[0]
-            if not status_line.startswith("HTTP/1."):
-                raise ProtocolError("bad status line %r" % status_line[:80])
-            try:
-                status = int(status_line[9:12])
-            except ValueError:
-                raise ProtocolError("bad status line %r" % status_line[:80]) from None
+            status = _status_of(buf)
             if not 100 <= status < 200:
-                break  # skip interim responses
+                break
+            buf = buf[end + 4:]  # an interim response: the final one follows
+        # The lines between the status line and the empty line: only they are decoded.
         headers = {}
-        for line in lines[1:]:
+        for line in buf[buf.find(b"\r\n") + 2:end].decode("latin-1").split("\r\n"):
             name, sep, value = line.partition(":")
             if sep:
                 headers[name.strip().lower()] = value.strip()
+        body_start = end + 4
         te = headers.get("transfer-encoding")
         cl = headers.get("content-length")
         if te is not None and "chunked" in te.lower():
+            buf = buf[body_start:]
             parts = []
             while True:
                 size_line, buf = self._read_line(buf)
@@ -164,17 +163,21 @@ class RuntimeClient:
             body = b"".join(parts)
         elif cl is not None:
             try:
-                n = int(cl)
+                body_end = body_start + int(cl)
             except ValueError:
                 raise ProtocolError("bad Content-Length %r" % cl) from None
-            body, buf = self._read_exact(buf, n)
+            if body_end <= len(buf):  # the common case: the whole response is here
+                body, buf = buf[body_start:body_end], buf[body_end:]
+            else:
+                body, buf = self._read_exact(buf[body_start:], body_end - body_start)
         elif status in (204, 304):
-            body = b""
+            body, buf = b"", buf[body_start:]
         else:
-            body, buf = self._read_until_close(buf), b""
+            body, buf = self._read_until_close(buf[body_start:]), b""
             headers["connection"] = "close"
         self._buf = buf
-        if headers.get("connection", "").lower() == "close":
+        connection = headers.get("connection")
+        if connection is not None and connection.lower() == "close":
             self._close()
         return status, headers, body
 
@@ -226,6 +229,17 @@ class RuntimeClient:
         except (OSError, ProtocolError):
             self._close()
             return reply, self.next()
+
+
+def _status_of(response):
+    """The status code of a response, given from its first byte."""
+    if response.startswith(b"HTTP/1."):
+        try:
+            return int(response[9:12])
+        except ValueError:
+            pass
+    status_line = response.partition(b"\r\n")[0].decode("latin-1")
+    raise ProtocolError("bad status line %r" % status_line[:80])
 
 
 def _header_safe(value):
