@@ -6,7 +6,8 @@ Each test starts a shim as a subprocess with AWS_LAMBDA_RUNTIME_API pointing at 
 fake of wispd's Runtime API and LAMBDA_TASK_ROOT at a temporary directory holding the user's
 code. Like wispd, the fake reads the shim's combined stdout+stderr pipe and drains it when a
 response or error arrives, so the tests can check that every log line was written before the
-response was sent.
+response was sent. PythonClientFraming talks to the shim over a raw socket instead, writing
+replies byte for byte to control how they are cut into the shim's reads.
 """
 
 import datetime
