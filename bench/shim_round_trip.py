@@ -89,15 +89,12 @@ def bench(argv, code_file, code, handler, n, reply_with_next_event):
             if i == warm_up:
                 cpu_start = cpu_seconds(proc.pid)
             deadline = int(time.time() * 1000) + 3000
-            # A new trace id per invocation, like wispd's: the shims put it in the environment,
-            # and a new value costs more there than a repeated one.
+            # No trace id: wispd sends one only when the caller did.
             resp = held_reply + (
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Lambda-Runtime-Aws-Request-Id: req-%d\r\nLambda-Runtime-Deadline-Ms: %d\r\n"
                 b"Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:x:0:function:bench\r\n"
-                b"Lambda-Runtime-Trace-Id: Root=1-%08x-%024x;Parent=%016x;Sampled=0\r\n"
-                b"Content-Length: %d\r\n\r\n"
-                % (i, deadline, deadline // 1000, i, i, len(event))) + event
+                b"Content-Length: %d\r\n\r\n" % (i, deadline, len(event))) + event
             t0 = time.perf_counter()
             conn.sendall(resp)
             line, body, buf = read_request(conn, buf)
