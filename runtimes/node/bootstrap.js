@@ -132,9 +132,13 @@ function parseHead(head) {
 }
 
 class RuntimeClient {
-  constructor(host, port) {
+  // channelFd: wispd's Unix-socket channel, already connected, or null. The first connection
+  // uses it (cheaper than loopback TCP per message); should it ever close, the client
+  // reconnects over TCP.
+  constructor(host, port, channelFd) {
     this.host_ = host;
     this.port_ = port;
+    this.channelFd_ = channelFd;
     this.hostHeader_ = `Host: ${host.includes(':') ? `[${host}]` : host}:${port}\r\n`;
     this.nextRequest_ = `GET ${kApiPrefix}/invocation/next HTTP/1.1\r\n${this.hostHeader_}\r\n`;
     // Every read of every connection lands here, so nothing may keep a view of it: the parser
@@ -166,7 +170,13 @@ class RuntimeClient {
         this.onRead_(sock, buffer, length);
       },
     };
-    const sock = net.connect({ host: this.host_, port: this.port_, noDelay: true, onread });
+    let sock;
+    if (this.channelFd_ !== null) {
+      sock = new net.Socket({ fd: this.channelFd_, readable: true, writable: true, onread });
+      this.channelFd_ = null;
+    } else {
+      sock = net.connect({ host: this.host_, port: this.port_, noDelay: true, onread });
+    }
     sock.setNoDelay(true);
     sock.on('error', (err) => this.onClose_(sock, err));
     sock.on('close', () => this.onClose_(sock, null));
@@ -986,13 +996,28 @@ async function awaitSpecialisation() {
   readFunctionIdentity();
 }
 
+// The fd of wispd's Runtime API channel (WISP_RUNTIME_API_FD), or null. The variable is removed
+// so that nothing the function starts mistakes the number for its own.
+function takeChannelFd() {
+  const value = env.WISP_RUNTIME_API_FD;
+  delete env.WISP_RUNTIME_API_FD;
+  if (value === undefined || !/^[0-9]+$/.test(value)) return null;
+  const fd = Number(value);
+  try {
+    // net.Socket adopts only sockets and pipes; anything else means TCP.
+    return fs.fstatSync(fd).isSocket() ? fd : null;
+  } catch {
+    return null;
+  }
+}
+
 async function main() {
   const hp = parseHostPort(env.AWS_LAMBDA_RUNTIME_API);
   if (hp === null) {
     process.stderr.write('wisp runtime: AWS_LAMBDA_RUNTIME_API is missing or malformed\n');
     process.exit(1);
   }
-  client = new RuntimeClient(hp.host, hp.port);
+  client = new RuntimeClient(hp.host, hp.port, takeChannelFd());
   makeStdioBlocking();
   process.on('uncaughtException', (err) => { onFatal(err, 'uncaughtException'); });
   process.on('unhandledRejection', (reason) => { onFatal(reason, 'unhandledRejection'); });

@@ -88,7 +88,7 @@ def main():
     if hp is None:
         sys.stderr.write("wisp program runtime: AWS_LAMBDA_RUNTIME_API is missing or malformed\n")
         sys.exit(1)
-    client = shim.RuntimeClient(*hp)
+    client = shim.RuntimeClient(*hp, channel_fd=shim.take_channel_fd())
     if not program or not os.path.exists(program[-1]):
         message = "the program %r does not exist" % (program[-1] if program else "")
         sys.stderr.write("Runtime.InvalidEntrypoint: %s\n" % message)

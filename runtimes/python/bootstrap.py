@@ -49,8 +49,11 @@ class RuntimeClient:
     body longer than the buffer is read straight into an object of its exact size.
     """
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, channel_fd=None):
         self._addr = (host, port)
+        # wispd's Unix-socket channel, already connected: the first connection uses it (cheaper
+        # than loopback TCP per message); should it ever close, the client reconnects over TCP.
+        self._channel_fd = channel_fd
         self._sock = None
         self._buf = b""  # received bytes not consumed yet: the start of the next response
         self._receive_view = memoryview(bytearray(RECEIVE_BUFFER_BYTES))
@@ -60,8 +63,17 @@ class RuntimeClient:
                               self._host_line + b"\r\n")
 
     def _connect(self):
-        sock = socket.create_connection(self._addr)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = None
+        if self._channel_fd is not None:
+            fd, self._channel_fd = self._channel_fd, None
+            try:
+                sock = socket.socket(fileno=fd)
+                sock.set_inheritable(False)  # the function's subprocesses get no part of it
+            except OSError:
+                sock = None  # not a socket after all: TCP it is
+        if sock is None:
+            sock = socket.create_connection(self._addr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         self._buf = b""
 
@@ -245,6 +257,17 @@ def _status_of(response):
 def _header_safe(value):
     s = "".join(ch for ch in str(value) if " " <= ch <= "~")[:200]
     return s or "Error"
+
+
+def take_channel_fd():
+    """The fd of wispd's Runtime API channel (WISP_RUNTIME_API_FD), or None. The variable is
+    removed so that nothing the function starts mistakes the number for its own."""
+    value = _env.pop("WISP_RUNTIME_API_FD", None)
+    try:
+        fd = int(value)
+    except (TypeError, ValueError):
+        return None
+    return fd if fd >= 0 else None
 
 
 def _parse_host_port(spec):
@@ -552,7 +575,7 @@ def main():
     if hp is None:
         sys.stderr.write("wisp runtime: AWS_LAMBDA_RUNTIME_API is missing or malformed\n")
         sys.exit(1)
-    client = RuntimeClient(*hp)
+    client = RuntimeClient(*hp, channel_fd=take_channel_fd())
 
     if _env.get("WISP_PREWARMED") == "1":
         _await_specialisation(client)

@@ -1,0 +1,94 @@
+"""The shims' use of wispd's Unix-socket Runtime API channel (WISP_RUNTIME_API_FD).
+
+Run from the repository root:  /usr/bin/python3 -m unittest discover -s tests/runtimes -v
+
+wispd starts each sandbox with one end of a connected Unix socket at the fd that
+WISP_RUNTIME_API_FD names. Wisp's shims must speak the Runtime API over it instead of loopback
+TCP, hide the variable from the function, and fall back to AWS_LAMBDA_RUNTIME_API over TCP
+should the channel ever close.
+"""
+
+import json
+import os
+import select
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from test_shims import ACCEPTED, NODE, NODE_SHIM, PREFIX, PYTHON, PYTHON_SHIM, WAIT, \
+    RawRuntimeApi, next_response
+
+FUNCTIONS = {
+    "node": ("index.js", "exports.handler = async (event) =>"
+                         " ({n: event.n, fdVar: process.env.WISP_RUNTIME_API_FD ?? null});\n",
+             [NODE, NODE_SHIM]),
+    "python": ("lambda_function.py", "import os\n"
+                                     "def handler(event, context):\n"
+                                     "    return {'n': event['n'],"
+                                     " 'fdVar': os.environ.get('WISP_RUNTIME_API_FD')}\n",
+               [PYTHON, "-u", PYTHON_SHIM]),
+}
+HANDLERS = {"node": "index.handler", "python": "lambda_function.handler"}
+
+
+class ChannelTest(unittest.TestCase):
+
+    def start(self, lang):
+        """Starts the shim with a channel; returns (api listening on TCP, wispd's channel end)."""
+        file_name, code, argv = FUNCTIONS[lang]
+        task_root = tempfile.TemporaryDirectory(prefix="wisp-channel-test-")
+        self.addCleanup(task_root.cleanup)
+        with open(os.path.join(task_root.name, file_name), "w") as f:
+            f.write(code)
+        api = RawRuntimeApi()
+        self.addCleanup(api.close)
+        wispd_end, runtime_end = socket.socketpair()
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+               "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % api.port,
+               "WISP_RUNTIME_API_FD": str(runtime_end.fileno()),
+               "_HANDLER": HANDLERS[lang], "LAMBDA_TASK_ROOT": task_root.name}
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                pass_fds=[runtime_end.fileno()])
+        runtime_end.close()
+
+        def stop():
+            proc.kill()
+            proc.wait()
+        self.addCleanup(stop)
+        wispd_end.settimeout(WAIT)
+        return api, wispd_end
+
+    def check(self, lang):
+        api, channel = self.start(lang)
+        api.conn = channel  # the fake serves the channel as if it had accepted it
+        self.assertEqual(api.read_request()[:2], ("GET", PREFIX + "/invocation/next"))
+        api.send(next_response("req-1", b'{"n":1}', trace=None))
+        method, path, body = api.read_request()
+        self.assertEqual((method, path), ("POST", PREFIX + "/invocation/req-1/response"))
+        self.assertEqual(json.loads(body), {"n": 1, "fdVar": None},
+                         "the function does not see the channel's variable")
+        self.assertEqual(api.read_request()[:2], ("GET", PREFIX + "/invocation/next"))
+        ready, _, _ = select.select([api.listener], [], [], 0)
+        self.assertEqual(ready, [], "nothing went over TCP while the channel was open")
+
+        # The channel closes while the shim waits for its next event: it asks again over TCP.
+        api.send(ACCEPTED)
+        channel.close()
+        api.conn = None
+        api.accept()
+        self.assertEqual(api.read_request()[:2], ("GET", PREFIX + "/invocation/next"))
+        api.send(next_response("req-2", b'{"n":2}', trace=None))
+        method, path, body = api.read_request()
+        self.assertEqual((method, path), ("POST", PREFIX + "/invocation/req-2/response"))
+        self.assertEqual(json.loads(body)["n"], 2)
+
+    def test_node_uses_the_channel_then_falls_back_to_tcp(self):
+        self.check("node")
+
+    def test_python_uses_the_channel_then_falls_back_to_tcp(self):
+        self.check("python")
+
+
+if __name__ == "__main__":
+    unittest.main()
