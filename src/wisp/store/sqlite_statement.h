@@ -31,6 +31,11 @@ class Statement {
   void Bind(int i, const std::string& s) {
     sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
   }
+  // Binds text without copying it: `s` must stay alive and unchanged until it is bound again or
+  // the bindings are cleared. For bulk inserts, where a copy per column and row would show.
+  void BindBorrowed(int i, std::string_view s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+  }
   void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
   void Bind(int i, const std::optional<int64_t>& v) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wisp/common/defer.h"
+#include "wisp/common/json_text.h"
 #include "wisp/store/sqlite_statement.h"
 
 namespace wisp::store {
@@ -47,6 +48,15 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, seq);
 )sql";
 
+// INSERT ... SELECT drops records whose function was deleted meanwhile instead of failing the
+// whole batch on the foreign key. REPLACE: the retries of an asynchronous invocation share its
+// id, and its record is the last attempt's.
+constexpr const char* kInsertInvocation = R"sql(
+  INSERT OR REPLACE INTO invocations (id, function_id, request_id, version, status, duration_ms,
+    memory_used_mb, event_json, response_json, logs_json, invoked_at_ms)
+  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+  WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql";
+
 // Columns added after the first schema: databases created before them get them on open.
 constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
     {"style", "TEXT NOT NULL DEFAULT 'handler'"},
@@ -60,7 +70,20 @@ constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
     {"network", "TEXT NOT NULL DEFAULT 'none'"},
 };
 
+// The JSON array of `lines`, written into `out` (a buffer reused across rows).
+void AssignJsonArray(std::string& out, const std::vector<std::string>& lines) {
+  out.clear();
+  out.push_back('[');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    AppendJsonString(out, lines[i]);
+  }
+  out.push_back(']');
+}
+
 }  // namespace
+
+SqliteStore::SqliteStore(sqlite3* db) : db_(db) {}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
@@ -80,10 +103,15 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   }
   if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
   if (auto r = store->AddMissingColumns(); !r) return tl::unexpected(r.error());
+  store->insert_invocation_ = std::make_unique<Statement>(db, kInsertInvocation);
+  if (!store->insert_invocation_->ok()) return SqliteError(db, "sqlite prepare");
   return store;
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  insert_invocation_.reset();  // a connection with a statement left open does not close
+  sqlite3_close(db_);
+}
 
 Result<void> SqliteStore::AddMissingColumns() {
   std::set<std::string> present;
@@ -214,33 +242,28 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
   std::lock_guard lock(mutex_);
   if (auto r = Exec("BEGIN"); !r) return r;
   Defer rollback([this] { Exec("ROLLBACK"); });
-  // INSERT ... SELECT drops records whose function was deleted meanwhile instead of failing
-  // the whole batch on the foreign key.
-  Statement stmt(db_, R"sql(
-    INSERT OR REPLACE INTO invocations (id, function_id, request_id, version, status, duration_ms,
-      memory_used_mb, event_json, response_json, logs_json, invoked_at_ms)
-    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-    WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql");
-  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
+  Statement& insert = *insert_invocation_;
+  std::string logs_json;
+  // The bindings borrow the records' text, which the caller owns: none may outlive this call.
+  Defer unbind([&insert] {
+    sqlite3_reset(insert.get());
+    sqlite3_clear_bindings(insert.get());
+  });
   for (const auto& r : records) {
-    sqlite3_reset(stmt.get());
-    stmt.Bind(1, r.id);
-    stmt.Bind(2, r.function_id);
-    stmt.Bind(3, r.request_id);
-    stmt.Bind(4, int64_t{r.version});
-    stmt.Bind(5, r.status);
-    stmt.Bind(6, r.duration_ms);
-    if (r.memory_used_mb) {
-      stmt.Bind(7, *r.memory_used_mb);
-    } else {
-      stmt.BindNull(7);
-    }
-    stmt.Bind(8, r.event_json);
-    stmt.Bind(9, r.response_json);
-    stmt.Bind(
-        10, nlohmann::json(r.logs).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    stmt.Bind(11, r.invoked_at_ms);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite put invocation");
+    sqlite3_reset(insert.get());
+    insert.BindBorrowed(1, r.id);
+    insert.BindBorrowed(2, r.function_id);
+    insert.BindBorrowed(3, r.request_id);
+    insert.Bind(4, int64_t{r.version});
+    insert.BindBorrowed(5, r.status);
+    insert.Bind(6, r.duration_ms);
+    insert.Bind(7, r.memory_used_mb);
+    insert.BindBorrowed(8, r.event_json);
+    insert.BindBorrowed(9, r.response_json);
+    AssignJsonArray(logs_json, r.logs);
+    insert.BindBorrowed(10, logs_json);
+    insert.Bind(11, r.invoked_at_ms);
+    if (sqlite3_step(insert.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite put invocation");
   }
   if (auto r = Exec("COMMIT"); !r) return r;
   rollback.Cancel();

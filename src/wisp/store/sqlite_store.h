@@ -14,6 +14,8 @@ struct sqlite3;
 
 namespace wisp::store {
 
+class Statement;
+
 class SqliteStore final : public Store {
  public:
   // Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -30,12 +32,15 @@ class SqliteStore final : public Store {
                                                         int offset) override;
 
  private:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  explicit SqliteStore(sqlite3* db);
   Result<void> Exec(const char* sql);
   Result<void> AddMissingColumns();
 
   std::mutex mutex_;
   sqlite3* db_;
+  // Prepared once: every batch of invocation records uses it, and parsing the SQL per batch
+  // would cost more than binding a row.
+  std::unique_ptr<Statement> insert_invocation_;
 };
 
 }  // namespace wisp::store

@@ -125,6 +125,56 @@ TEST_F(SqliteStoreTest, InvocationsNewestFirstAndDeletedWithFunction) {
   EXPECT_EQ(store_->DeleteFunction("f1").error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, InvocationRecordsRoundTripEveryField) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  auto full = Invocation("i1", "f1");
+  full.request_id = "r1";
+  full.version = 3;
+  full.status = "error";
+  full.duration_ms = 42;
+  full.memory_used_mb = 77;
+  full.logs = {"tab\there", "newline\nand \x01 control", "bad \xff byte", "", "é ✓"};
+  full.invoked_at_ms = 1700000000123;
+  auto bare = Invocation("i2", "f1");
+  bare.logs.clear();
+  ASSERT_TRUE(store_->PutInvocations({full, bare}));
+
+  auto listed = store_->ListInvocations("f1", 10, 0);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_TRUE((*listed)[0].logs.empty());
+  EXPECT_EQ((*listed)[0].memory_used_mb, std::nullopt);
+  const auto& r = (*listed)[1];
+  EXPECT_EQ(r.id, "i1");
+  EXPECT_EQ(r.function_id, "f1");
+  EXPECT_EQ(r.request_id, "r1");
+  EXPECT_EQ(r.version, 3);
+  EXPECT_EQ(r.status, "error");
+  EXPECT_EQ(r.duration_ms, 42);
+  EXPECT_EQ(r.memory_used_mb, 77);
+  EXPECT_EQ(r.event_json, full.event_json);
+  EXPECT_EQ(r.response_json, full.response_json);
+  // Invalid UTF-8 is stored as U+FFFD, so the stored logs are always valid JSON.
+  EXPECT_EQ(r.logs, (std::vector<std::string>{"tab\there", "newline\nand \x01 control",
+                                              "bad \xef\xbf\xbd byte", "", "é ✓"}));
+  EXPECT_EQ(r.invoked_at_ms, 1700000000123);
+}
+
+// The retries of an asynchronous invocation share its id: the stored record is the last one's.
+TEST_F(SqliteStoreTest, ARecordWithAStoredIdReplacesIt) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  auto first_attempt = Invocation("i1", "f1");
+  first_attempt.status = "error";
+  ASSERT_TRUE(store_->PutInvocations({first_attempt, Invocation("i2", "f1")}));
+  ASSERT_TRUE(store_->PutInvocations({Invocation("i1", "f1")}));
+  auto listed = store_->ListInvocations("f1", 10, 0);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, "i1");
+  EXPECT_EQ((*listed)[0].status, "success");
+  EXPECT_EQ((*listed)[1].id, "i2");
+}
+
 TEST_F(SqliteStoreTest, SurvivesReopen) {
   ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
   store_.reset();
