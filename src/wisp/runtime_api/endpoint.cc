@@ -1,5 +1,7 @@
 #include "wisp/runtime_api/endpoint.h"
 
+#include <array>
+
 #include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -164,8 +166,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
         "{}\r\nContent-Length: {}\r\n\r\n",
         extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body.size());
-    out_ += next.body;
-    co_return co_await Send(/*keep_alive=*/true);
+    co_return co_await Send(/*keep_alive=*/true, next.body);
   }
 
   asio::awaitable<bool> Accepted() {
@@ -182,27 +183,31 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
         static_cast<unsigned>(status), http::obsolete_reason(status),
         keep_alive ? "" : "Connection: close\r\n", body.size());
-    out_ += body;
-    co_return co_await Send(keep_alive);
+    co_return co_await Send(keep_alive, body);
   }
 
-  // Writes the replies gathered in out_, unless the runtime has already sent its next request
-  // (a runtime that pipelines POST /response with GET /next): then this reply waits to go out
-  // in one write with the next one, which spares the runtime a wake-up and wispd a send per
-  // invocation. The runtime sent that request without waiting for this reply, so holding it
-  // back cannot stall the runtime.
-  asio::awaitable<bool> Send(bool keep_alive) {
-    if (keep_alive && buffer_.size() > 0) co_return true;
+  // Writes the replies gathered in out_, then `body` (the last reply's body, written from where
+  // it is: an event is not copied). Unless the runtime has already sent its next request (a
+  // runtime that pipelines POST /response with GET /next): then the replies wait to go out in
+  // one write with the next one, which spares the runtime a wake-up and wispd a send per
+  // invocation. The runtime sent that request without waiting for these replies, so holding
+  // them back cannot stall it.
+  asio::awaitable<bool> Send(bool keep_alive, std::string_view body) {
+    if (keep_alive && buffer_.size() > 0) {
+      out_ += body;
+      co_return true;
+    }
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(out_), asio::buffer(body)};
     boost::system::error_code ec;
-    size_t written = socket_.write_some(asio::buffer(out_), ec);
+    size_t written = socket_.write_some(buffers, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       written = 0;
       ec = {};
     }
-    if (!ec && written < out_.size()) {
-      co_await asio::async_write(socket_,
-                                 asio::buffer(out_.data() + written, out_.size() - written),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && written < out_.size() + body.size()) {
+      auto rest = beast::buffers_suffix<std::array<asio::const_buffer, 2>>(buffers);
+      rest.consume(written);
+      co_await asio::async_write(socket_, rest, asio::redirect_error(asio::use_awaitable, ec));
     }
     out_.clear();
     co_return !ec && keep_alive;
