@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <limits>
 
 #include <CLI/CLI.hpp>
 #include <toml.hpp>
@@ -53,9 +54,16 @@ Result<void> SetString(Config& c, const std::string&, const std::string& v) {
 }
 template <auto Member>
 Result<void> SetUnsigned(Config& c, const std::string& name, const std::string& v) {
+  using Value = std::remove_reference_t<decltype(c.*Member)>;
   auto parsed = ParseUnsigned(name, v);
   if (!parsed) return tl::unexpected(parsed.error());
-  c.*Member = static_cast<std::remove_reference_t<decltype(c.*Member)>>(*parsed);
+  // Cast to the setting's width, a number too large would silently become a small one.
+  if (*parsed > std::numeric_limits<Value>::max()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is too large (at most {})", name, v,
+                                 std::numeric_limits<Value>::max()));
+  }
+  c.*Member = static_cast<Value>(*parsed);
   return {};
 }
 template <auto Member>
@@ -102,6 +110,7 @@ const Setting kSettings[] = {
     {"max_response_bytes", SetUnsigned<&Config::max_response_bytes>},
     {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},
     {"shutdown_grace_seconds", SetDouble<&Config::shutdown_grace_seconds>},
+    {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
 };
 
 std::string EnvName(const char* key) {

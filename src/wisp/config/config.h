@@ -47,6 +47,10 @@ struct Config {
   uint64_t max_response_bytes = 6ull << 20;  // sync invoke response, as Lambda
   uint64_t max_log_bytes_per_invocation = 256ull << 10;
   double shutdown_grace_seconds = 10;
+
+  // Invocation records (event, response, logs) kept per function, the newest; older ones are
+  // deleted as new ones are written (store::InvocationWriter). 0 keeps none.
+  uint32_t invocation_records_per_function = 10000;
 };
 
 // Parses argv (and the file and environment it points to). Returns the config, or an error

@@ -54,15 +54,43 @@ TEST(ApplyEnvironment, NamesTheBadVariable) {
   EXPECT_NE(result.error().message.find("WISP_SANDBOX_PIDS_LIMIT"), std::string::npos);
 }
 
+TEST(ApplyEnvironment, InvocationRecordsPerFunctionKeepsTenThousandByDefaultAndZeroMeansNone) {
+  EXPECT_EQ(Config{}.invocation_records_per_function, 10000u);
+  for (const auto& [text, expected] :
+       {std::pair{"5", 5u}, {"0", 0u}, {"4294967295", 4294967295u}}) {
+    std::map<std::string, std::string> env{{"WISP_INVOCATION_RECORDS_PER_FUNCTION", text}};
+    fake_env = &env;
+    Config config;
+    ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv)) << text;
+    EXPECT_EQ(config.invocation_records_per_function, expected);
+  }
+}
+
+TEST(ApplyEnvironment, InvocationRecordsPerFunctionRejectsWhatIsNoCount) {
+  // 4294967296 would wrap to 0 (keep none) if it were cut to the setting's 32 bits.
+  for (const char* text : {"-1", "ten", "1.5", "", "4294967296"}) {
+    std::map<std::string, std::string> env{{"WISP_INVOCATION_RECORDS_PER_FUNCTION", text}};
+    fake_env = &env;
+    Config config;
+    auto result = ApplyEnvironment(config, FakeGetenv);
+    ASSERT_FALSE(result) << text;
+    EXPECT_NE(result.error().message.find("WISP_INVOCATION_RECORDS_PER_FUNCTION"),
+              std::string::npos);
+    EXPECT_EQ(config.invocation_records_per_function, 10000u);
+  }
+}
+
 TEST(ApplyConfigFile, ReadsTomlAndRejectsUnknownKeys) {
   const std::string path = testing::TempDir() + "/wisp_config_test.toml";
   {
     std::ofstream out(path);
-    out << "listen = \"127.0.0.1:4000\"\nqueue_wait_seconds = 2.5\nenforce_limits = false\n";
+    out << "listen = \"127.0.0.1:4000\"\nqueue_wait_seconds = 2.5\nenforce_limits = false\n"
+        << "invocation_records_per_function = 250\n";
   }
   Config config;
   ASSERT_TRUE(ApplyConfigFile(path, config));
   EXPECT_EQ(config.listen_port, 4000);
+  EXPECT_EQ(config.invocation_records_per_function, 250u);
   EXPECT_DOUBLE_EQ(config.queue_wait_seconds, 2.5);
   EXPECT_FALSE(config.enforce_limits);
   {
@@ -72,6 +100,13 @@ TEST(ApplyConfigFile, ReadsTomlAndRejectsUnknownKeys) {
   auto result = ApplyConfigFile(path, config);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().message.find("no_such_setting"), std::string::npos);
+  {
+    std::ofstream out(path);
+    out << "invocation_records_per_function = -3\n";
+  }
+  result = ApplyConfigFile(path, config);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("invocation_records_per_function"), std::string::npos);
   std::remove(path.c_str());
 }
 
