@@ -4,15 +4,20 @@
 // forms under load (rate x InvocationWriter::kBatchInterval, at most kFullBatch).
 //
 // The table first gets --prefill rows (in full batches, not measured): a daemon that has run for
-// a while has a large table, and what an insert costs depends on the index sizes.
+// a while has a large table, and what an insert costs depends on the index sizes. Records go to
+// --functions functions in turn, and the writer keeps --records-per-function of each (wispd's
+// invocation_records_per_function): with a prefill of functions x records-per-function the
+// measured records run in the steady state of retention, every record written deleting one.
 //
 // Prints the writer thread's CPU per record (process CPU minus the adding thread's) and the
 // adding thread's CPU per record spent in InvocationWriter::Add (the io thread's share in wispd).
 //
 // Usage: build/bench/invocation_records [--records N] [--prefill N] [--rate PER_SECOND]
-//                                       [--log-lines N]
+//                                       [--log-lines N] [--functions N]
+//                                       [--records-per-function N]
 // Defaults: 50000 records, 200000 prefilled, 5000 per second (wispd's warm throughput here), 0
-// log lines (the benchmark's functions print nothing).
+// log lines (the benchmark's functions print nothing), 20 functions keeping 10000 records each
+// (wispd's default).
 #include <stdlib.h>
 #include <time.h>
 
@@ -44,6 +49,8 @@ struct Options {
   int prefill = 200000;
   int rate = 5000;
   int log_lines = 0;
+  int functions = 20;
+  uint32_t records_per_function = 10000;
 };
 
 Options ParseOptions(int argc, char** argv) {
@@ -54,7 +61,7 @@ Options ParseOptions(int argc, char** argv) {
       std::fprintf(stderr, "%s needs a value\n", flag.c_str());
       std::exit(2);
     }
-    const int value = std::atoi(argv[++i]);
+    const long long value = std::atoll(argv[++i]);
     if (flag == "--records" && value > 0) {
       options.records = value;
     } else if (flag == "--prefill" && value >= 0) {
@@ -63,10 +70,14 @@ Options ParseOptions(int argc, char** argv) {
       options.rate = value;
     } else if (flag == "--log-lines" && value >= 0) {
       options.log_lines = value;
+    } else if (flag == "--functions" && value > 0) {
+      options.functions = value;
+    } else if (flag == "--records-per-function" && value >= 0 && value <= UINT32_MAX) {
+      options.records_per_function = static_cast<uint32_t>(value);
     } else {
       std::fprintf(stderr,
                    "usage: invocation_records [--records N] [--prefill N] [--rate PER_SECOND] "
-                   "[--log-lines N]\n");
+                   "[--log-lines N] [--functions N] [--records-per-function N]\n");
       std::exit(2);
     }
   }
@@ -112,25 +123,33 @@ int Run(const Options& options, const fs::path& dir) {
     return 1;
   }
   SqliteStore& store = **opened;
-  FunctionRecord function;
-  function.id = wisp::NewUuid();
-  function.name = "bench";
-  function.runtime = "node";
-  function.handler = "handler";
-  function.code = "async function handler(event) { return { ok: true, n: event.n }; }\n";
-  function.state = "ready";
-  if (auto put = store.PutFunction(function); !put) {
-    std::fprintf(stderr, "put function: %s\n", put.error().message.c_str());
-    return 1;
+  std::vector<std::string> function_ids;
+  for (int i = 0; i < options.functions; ++i) {
+    FunctionRecord function;
+    function.id = wisp::NewUuid();
+    function.name = fmt::format("bench-{}", i);
+    function.runtime = "node";
+    function.handler = "handler";
+    function.code = "async function handler(event) { return { ok: true, n: event.n }; }\n";
+    function.state = "ready";
+    if (auto put = store.PutFunction(function); !put) {
+      std::fprintf(stderr, "put function: %s\n", put.error().message.c_str());
+      return 1;
+    }
+    function_ids.push_back(function.id);
   }
+  auto function_of = [&function_ids](int n) -> const std::string& {
+    return function_ids[n % function_ids.size()];
+  };
 
-  InvocationWriter writer(store);
+  InvocationWriter writer(store, options.records_per_function);
   for (int i = 0; i < options.prefill; ++i) {
-    writer.Add(MakeRecord(function.id, options.log_lines));
+    writer.Add(MakeRecord(function_of(i), options.log_lines));
     // Full batches, as under load; one transaction of everything would outgrow SQLite's cache.
     if ((i + 1) % InvocationWriter::kFullBatch == 0) writer.Flush();
   }
   writer.Flush();
+  const uint64_t pruned_before = writer.pruned();
 
   // A tick's worth of records at a time: every millisecond at rates of 1000/s and more.
   const int per_tick = std::max(1, options.rate / 1000);
@@ -142,7 +161,7 @@ int Run(const Options& options, const fs::path& dir) {
   for (int added = 0; added < options.records;) {
     std::vector<InvocationRecord> records;
     for (int i = 0; i < per_tick && added < options.records; ++i, ++added) {
-      records.push_back(MakeRecord(function.id, options.log_lines));
+      records.push_back(MakeRecord(function_of(options.prefill + added), options.log_lines));
     }
     const double before_add = ThreadCpuMicros();
     for (auto& record : records) writer.Add(std::move(record));
@@ -166,10 +185,13 @@ int Run(const Options& options, const fs::path& dir) {
     if (!missing) db_bytes += size;
   }
   std::printf(
-      "records %d  prefill %d  rate %d/s  log lines %d  db %.1f MB\n"
-      "writer cpu/record %.2f us   add cpu/record %.3f us\n",
-      options.records, options.prefill, options.rate, options.log_lines, db_bytes / 1e6,
-      writer_micros / options.records, add_micros / options.records);
+      "records %d  prefill %d  rate %d/s  log lines %d  functions %d  kept per function %u  "
+      "db %.1f MB\n"
+      "writer cpu/record %.2f us   add cpu/record %.3f us   pruned while measured %llu\n",
+      options.records, options.prefill, options.rate, options.log_lines, options.functions,
+      options.records_per_function, db_bytes / 1e6, writer_micros / options.records,
+      add_micros / options.records,
+      static_cast<unsigned long long>(writer.pruned() - pruned_before));
   return 0;
 }
 

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
                                                  ToEpochMillis(std::chrono::system_clock::now()));
   if (!opened_queue) return Fail(opened_queue.error().message);
   std::unique_ptr<queue::EmbeddedQueue> async_queue = std::move(*opened_queue);
-  store::InvocationWriter writer(*store);
+  store::InvocationWriter writer(*store, config.invocation_records_per_function);
   SystemClock clock;
   sandbox::ProcessJail jail(io, std::move(*launcher));
 

@@ -2,7 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -48,14 +51,23 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, seq);
 )sql";
 
-// INSERT ... SELECT drops records whose function was deleted meanwhile instead of failing the
-// whole batch on the foreign key. REPLACE: the retries of an asynchronous invocation share its
-// id, and its record is the last attempt's.
-constexpr const char* kInsertInvocation = R"sql(
-  INSERT OR REPLACE INTO invocations (id, function_id, request_id, version, status, duration_ms,
-    memory_used_mb, event_json, response_json, logs_json, invoked_at_ms)
+// An invocation record, after "INSERT OR IGNORE" (a new id) or "INSERT OR REPLACE" (a stored
+// id: the retries of an asynchronous invocation share its id, and its record is the last
+// attempt's). Trying IGNORE first tells new records from replaced ones, which keeps the counts
+// of records per function exact. INSERT ... SELECT drops records whose function was deleted
+// meanwhile instead of failing the whole batch on the foreign key.
+constexpr const char* kInvocationInsertTail = R"sql(
+  INTO invocations (id, function_id, request_id, version, status, duration_ms, memory_used_mb,
+    event_json, response_json, logs_json, invoked_at_ms)
   SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
   WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql";
+
+// Both walk the (function_id, seq) index from the oldest record, and no further than ?2 rows.
+constexpr const char* kCountInvocations = R"sql(
+  SELECT count(*) FROM (SELECT 1 FROM invocations WHERE function_id = ?1 LIMIT ?2))sql";
+constexpr const char* kDeleteOldestInvocations = R"sql(
+  DELETE FROM invocations WHERE seq IN
+    (SELECT seq FROM invocations WHERE function_id = ?1 ORDER BY seq LIMIT ?2))sql";
 
 // Columns added after the first schema: databases created before them get them on open.
 constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
@@ -81,6 +93,22 @@ void AssignJsonArray(std::string& out, const std::vector<std::string>& lines) {
   out.push_back(']');
 }
 
+// Binds `r` to an invocation insert. The text is borrowed from `r` and `logs_json`.
+void BindInvocation(Statement& insert, const InvocationRecord& r, const std::string& logs_json) {
+  sqlite3_reset(insert.get());
+  insert.BindBorrowed(1, r.id);
+  insert.BindBorrowed(2, r.function_id);
+  insert.BindBorrowed(3, r.request_id);
+  insert.Bind(4, int64_t{r.version});
+  insert.BindBorrowed(5, r.status);
+  insert.Bind(6, r.duration_ms);
+  insert.Bind(7, r.memory_used_mb);
+  insert.BindBorrowed(8, r.event_json);
+  insert.BindBorrowed(9, r.response_json);
+  insert.BindBorrowed(10, logs_json);
+  insert.Bind(11, r.invoked_at_ms);
+}
+
 }  // namespace
 
 SqliteStore::SqliteStore(sqlite3* db) : db_(db) {}
@@ -103,13 +131,25 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   }
   if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
   if (auto r = store->AddMissingColumns(); !r) return tl::unexpected(r.error());
-  store->insert_invocation_ = std::make_unique<Statement>(db, kInsertInvocation);
-  if (!store->insert_invocation_->ok()) return SqliteError(db, "sqlite prepare");
+  const std::string insert = std::string("INSERT OR IGNORE") + kInvocationInsertTail;
+  const std::string replace = std::string("INSERT OR REPLACE") + kInvocationInsertTail;
+  store->insert_invocation_ = std::make_unique<Statement>(db, insert.c_str());
+  store->replace_invocation_ = std::make_unique<Statement>(db, replace.c_str());
+  store->count_invocations_ = std::make_unique<Statement>(db, kCountInvocations);
+  store->delete_oldest_invocations_ = std::make_unique<Statement>(db, kDeleteOldestInvocations);
+  for (const auto* statement : {&store->insert_invocation_, &store->replace_invocation_,
+                                &store->count_invocations_, &store->delete_oldest_invocations_}) {
+    if (!(*statement)->ok()) return SqliteError(db, "sqlite prepare");
+  }
   return store;
 }
 
 SqliteStore::~SqliteStore() {
-  insert_invocation_.reset();  // a connection with a statement left open does not close
+  // A connection with a statement left open does not close.
+  insert_invocation_.reset();
+  replace_invocation_.reset();
+  count_invocations_.reset();
+  delete_oldest_invocations_.reset();
   sqlite3_close(db_);
 }
 
@@ -184,6 +224,9 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
 
 Result<void> SqliteStore::DeleteFunction(const std::string& id) {
   std::lock_guard lock(mutex_);
+  // The cascade deletes the function's invocation records in this one statement, under the
+  // lock: quick while they are few, and the invocation writer's retention keeps them to its
+  // records_per_function (10000 unless configured; more only while an older backlog is trimmed).
   Statement stmt(db_, "DELETE FROM functions WHERE id = ?1");
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   stmt.Bind(1, id);
@@ -191,6 +234,7 @@ Result<void> SqliteStore::DeleteFunction(const std::string& id) {
   if (sqlite3_changes(db_) == 0) {
     return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   }
+  invocation_counts_.erase(id);
   return {};
 }
 
@@ -243,30 +287,37 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
   if (auto r = Exec("BEGIN"); !r) return r;
   Defer rollback([this] { Exec("ROLLBACK"); });
   Statement& insert = *insert_invocation_;
+  Statement& replace = *replace_invocation_;
   std::string logs_json;
   // The bindings borrow the records' text, which the caller owns: none may outlive this call.
-  Defer unbind([&insert] {
-    sqlite3_reset(insert.get());
-    sqlite3_clear_bindings(insert.get());
+  Defer unbind([&insert, &replace] {
+    for (Statement* statement : {&insert, &replace}) {
+      sqlite3_reset(statement->get());
+      sqlite3_clear_bindings(statement->get());
+    }
   });
+  // New records per function, added to the counts once they are committed.
+  std::unordered_map<std::string_view, uint64_t> added;
   for (const auto& r : records) {
-    sqlite3_reset(insert.get());
-    insert.BindBorrowed(1, r.id);
-    insert.BindBorrowed(2, r.function_id);
-    insert.BindBorrowed(3, r.request_id);
-    insert.Bind(4, int64_t{r.version});
-    insert.BindBorrowed(5, r.status);
-    insert.Bind(6, r.duration_ms);
-    insert.Bind(7, r.memory_used_mb);
-    insert.BindBorrowed(8, r.event_json);
-    insert.BindBorrowed(9, r.response_json);
     AssignJsonArray(logs_json, r.logs);
-    insert.BindBorrowed(10, logs_json);
-    insert.Bind(11, r.invoked_at_ms);
+    BindInvocation(insert, r, logs_json);
     if (sqlite3_step(insert.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite put invocation");
+    if (sqlite3_changes(db_) == 1) {
+      ++added[r.function_id];
+      continue;
+    }
+    // A stored id, replaced (the count stays), or a deleted function's record (dropped).
+    BindInvocation(replace, r, logs_json);
+    if (sqlite3_step(replace.get()) != SQLITE_DONE) {
+      return SqliteError(db_, "sqlite put invocation");
+    }
   }
   if (auto r = Exec("COMMIT"); !r) return r;
   rollback.Cancel();
+  for (const auto& [function_id, count] : added) {
+    auto counted = invocation_counts_.find(std::string(function_id));
+    if (counted != invocation_counts_.end()) counted->second += count;
+  }
   return {};
 }
 
@@ -300,6 +351,73 @@ Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::st
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list invocations");
   return out;
+}
+
+Result<PruneResult> SqliteStore::PruneInvocations(const std::vector<std::string>& function_ids,
+                                                  const PruneOptions& options) {
+  std::lock_guard lock(mutex_);
+  if (auto r = Exec("BEGIN"); !r) return tl::unexpected(r.error());
+  // The counts below change as rows are deleted; rolled back, they are counted again.
+  Defer rollback([this, &function_ids] {
+    Exec("ROLLBACK");
+    for (const auto& function_id : function_ids) invocation_counts_.erase(function_id);
+  });
+  Statement& count_stmt = *count_invocations_;
+  Statement& delete_stmt = *delete_oldest_invocations_;
+  // The bindings borrow the caller's ids.
+  Defer unbind([&count_stmt, &delete_stmt] {
+    for (Statement* statement : {&count_stmt, &delete_stmt}) {
+      sqlite3_reset(statement->get());
+      sqlite3_clear_bindings(statement->get());
+    }
+  });
+  const uint64_t min_excess = std::max<uint64_t>(options.min_excess, 1);
+  PruneResult result;
+  for (const auto& function_id : function_ids) {
+    const uint64_t budget = options.max_deleted - result.deleted;
+    std::optional<uint64_t> count;  // none: more than keep + budget, or the budget is spent
+    if (auto counted = invocation_counts_.find(function_id); counted != invocation_counts_.end()) {
+      count = counted->second;
+    } else if (budget > 0) {
+      // A backlog of millions is counted no further than this call can trim it.
+      const uint64_t limit = uint64_t{options.keep} + budget + 1;
+      sqlite3_reset(count_stmt.get());
+      count_stmt.BindBorrowed(1, function_id);
+      count_stmt.Bind(2, static_cast<int64_t>(limit));
+      if (sqlite3_step(count_stmt.get()) != SQLITE_ROW) {
+        return SqliteError(db_, "sqlite count invocations");
+      }
+      const auto found = static_cast<uint64_t>(count_stmt.Int(0));
+      if (found < limit) count = found;
+    }
+    uint64_t excess = budget + 1;  // uncounted: more than this call may delete
+    if (count) excess = *count > options.keep ? *count - options.keep : 0;
+    const uint64_t to_delete = excess >= min_excess ? std::min(excess, budget) : 0;
+    uint64_t deleted = 0;
+    if (to_delete > 0) {
+      sqlite3_reset(delete_stmt.get());
+      delete_stmt.BindBorrowed(1, function_id);
+      delete_stmt.Bind(2, static_cast<int64_t>(to_delete));
+      if (sqlite3_step(delete_stmt.get()) != SQLITE_DONE) {
+        return SqliteError(db_, "sqlite prune invocations");
+      }
+      deleted = static_cast<uint64_t>(sqlite3_changes(db_));
+      result.deleted += deleted;
+    }
+    if (!count || excess - to_delete >= min_excess) {
+      result.unfinished.push_back(function_id);
+    }
+    // No entry for a function without records: it may be a deleted one whose last records were
+    // dropped, and nothing would ever erase its entry.
+    if (count && *count > deleted) {
+      invocation_counts_[function_id] = *count - deleted;
+    } else {
+      invocation_counts_.erase(function_id);
+    }
+  }
+  if (auto r = Exec("COMMIT"); !r) return tl::unexpected(r.error());
+  rollback.Cancel();
+  return result;
 }
 
 }  // namespace wisp::store

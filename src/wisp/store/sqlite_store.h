@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "wisp/store/store.h"
 
@@ -30,6 +31,8 @@ class SqliteStore final : public Store {
   Result<void> PutInvocations(const std::vector<InvocationRecord>& records) override;
   Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id, int limit,
                                                         int offset) override;
+  Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
+                                       const PruneOptions& options) override;
 
  private:
   explicit SqliteStore(sqlite3* db);
@@ -38,9 +41,16 @@ class SqliteStore final : public Store {
 
   std::mutex mutex_;
   sqlite3* db_;
-  // Prepared once: every batch of invocation records uses it, and parsing the SQL per batch
+  // Prepared once: every batch of invocation records uses them, and parsing the SQL per batch
   // would cost more than binding a row.
   std::unique_ptr<Statement> insert_invocation_;
+  std::unique_ptr<Statement> replace_invocation_;
+  std::unique_ptr<Statement> count_invocations_;
+  std::unique_ptr<Statement> delete_oldest_invocations_;
+  // Invocation records per function, for functions counted since Open (only this store writes
+  // the table). Knowing the count, pruning deletes the oldest excess directly instead of walking
+  // past the newest `keep` records of the index to find where the excess starts, on every batch.
+  std::unordered_map<std::string, uint64_t> invocation_counts_;
 };
 
 }  // namespace wisp::store

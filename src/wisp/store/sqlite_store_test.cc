@@ -175,6 +175,108 @@ TEST_F(SqliteStoreTest, ARecordWithAStoredIdReplacesIt) {
   EXPECT_EQ((*listed)[1].id, "i2");
 }
 
+// Puts records `<prefix>0` .. `<prefix><count - 1>` of `function_id`, oldest first.
+void PutNumbered(Store& store, const std::string& function_id, const std::string& prefix,
+                 int count) {
+  std::vector<InvocationRecord> records;
+  for (int i = 0; i < count; ++i) {
+    InvocationRecord r;
+    r.id = prefix + std::to_string(i);
+    r.function_id = function_id;
+    r.status = "success";
+    r.event_json = "{}";
+    r.response_json = "{}";
+    records.push_back(std::move(r));
+  }
+  ASSERT_TRUE(store.PutInvocations(records));
+}
+
+std::vector<std::string> StoredIds(Store& store, const std::string& function_id) {
+  auto listed = store.ListInvocations(function_id, 1000, 0);
+  EXPECT_TRUE(listed);
+  std::vector<std::string> ids;
+  for (const auto& r : *listed) ids.push_back(r.id);
+  return ids;
+}
+
+TEST_F(SqliteStoreTest, PruneKeepsTheNewestRecordsOfTheFunctionsNamed) {
+  for (const char* id : {"f1", "f2", "f3"}) ASSERT_TRUE(store_->PutFunction(Function(id, id)));
+  PutNumbered(*store_, "f1", "a", 10);
+  PutNumbered(*store_, "f2", "b", 4);
+  PutNumbered(*store_, "f3", "c", 4);
+  auto pruned = store_->PruneInvocations({"f1", "f2"}, {.keep = 3, .max_deleted = 100});
+  ASSERT_TRUE(pruned) << pruned.error().message;
+  EXPECT_EQ(pruned->deleted, 8u);
+  EXPECT_TRUE(pruned->unfinished.empty());
+  EXPECT_EQ(StoredIds(*store_, "f1"), (std::vector<std::string>{"a9", "a8", "a7"}));
+  EXPECT_EQ(StoredIds(*store_, "f2"), (std::vector<std::string>{"b3", "b2", "b1"}));
+  EXPECT_EQ(StoredIds(*store_, "f3").size(), 4u);  // not named
+}
+
+TEST_F(SqliteStoreTest, PruneDeletesNoMoreThanItsBudgetAndNamesWhatIsLeft) {
+  for (const char* id : {"f1", "f2"}) ASSERT_TRUE(store_->PutFunction(Function(id, id)));
+  PutNumbered(*store_, "f1", "a", 20);
+  PutNumbered(*store_, "f2", "b", 5);
+  std::vector<std::string> functions = {"f1", "f2"};
+  uint64_t deleted = 0;
+  int calls = 0;
+  while (!functions.empty()) {
+    ASSERT_LT(++calls, 10);
+    auto pruned = store_->PruneInvocations(functions, {.keep = 2, .max_deleted = 6});
+    ASSERT_TRUE(pruned) << pruned.error().message;
+    EXPECT_LE(pruned->deleted, 6u);
+    deleted += pruned->deleted;
+    functions = pruned->unfinished;
+  }
+  EXPECT_EQ(deleted, 18u + 3u);
+  EXPECT_EQ(calls, 4);  // f1's 18 six at a time, then f2's 3
+  EXPECT_EQ(StoredIds(*store_, "f1"), (std::vector<std::string>{"a19", "a18"}));
+  EXPECT_EQ(StoredIds(*store_, "f2"), (std::vector<std::string>{"b4", "b3"}));
+}
+
+TEST_F(SqliteStoreTest, PruneLeavesAnExcessSmallerThanItsMinimum) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  PutNumbered(*store_, "f1", "a", 10);
+  const PruneOptions options{.keep = 5, .min_excess = 6, .max_deleted = 100};
+  auto pruned = store_->PruneInvocations({"f1"}, options);
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(pruned->deleted, 0u);
+  EXPECT_TRUE(pruned->unfinished.empty());
+  PutNumbered(*store_, "f1", "b", 1);
+  pruned = store_->PruneInvocations({"f1"}, options);
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(pruned->deleted, 6u);
+  EXPECT_EQ(StoredIds(*store_, "f1"), (std::vector<std::string>{"b0", "a9", "a8", "a7", "a6"}));
+}
+
+// Pruning trusts the counts it keeps between calls: replaced and dropped records must not move
+// them.
+TEST_F(SqliteStoreTest, PruneCountsReplacedAndDroppedRecordsRight) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  PutNumbered(*store_, "f1", "a", 5);
+  const PruneOptions options{.keep = 5, .max_deleted = 100};
+  ASSERT_EQ(store_->PruneInvocations({"f1"}, options)->deleted, 0u);  // now counted
+  ASSERT_TRUE(store_->PutInvocations(
+      {Invocation("a2", "f1"), Invocation("orphan", "nope"), Invocation("a5", "f1")}));
+  auto pruned = store_->PruneInvocations({"f1"}, options);
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(pruned->deleted, 1u);
+  EXPECT_EQ(StoredIds(*store_, "f1"), (std::vector<std::string>{"a5", "a2", "a4", "a3", "a1"}));
+}
+
+TEST_F(SqliteStoreTest, PruneCountsAFunctionAnewAfterItIsDeleted) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  PutNumbered(*store_, "f1", "a", 4);
+  ASSERT_EQ(store_->PruneInvocations({"f1"}, {.keep = 10, .max_deleted = 100})->deleted, 0u);
+  ASSERT_TRUE(store_->DeleteFunction("f1"));
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  PutNumbered(*store_, "f1", "b", 2);
+  auto pruned = store_->PruneInvocations({"f1"}, {.keep = 1, .max_deleted = 100});
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(pruned->deleted, 1u);
+  EXPECT_EQ(StoredIds(*store_, "f1"), (std::vector<std::string>{"b1"}));
+}
+
 TEST_F(SqliteStoreTest, SurvivesReopen) {
   ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
   store_.reset();

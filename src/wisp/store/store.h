@@ -5,6 +5,7 @@
 // io thread must run them on the worker pool.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,20 @@
 #include "wisp/store/records.h"
 
 namespace wisp::store {
+
+struct PruneOptions {
+  uint32_t keep = 0;  // the newest records of each function
+  // Records beyond `keep` stay until there are this many: deleted in a run, they cost one write
+  // of the index page that holds them instead of one write per record.
+  uint32_t min_excess = 1;
+  uint32_t max_deleted = 0;  // in all, per call
+};
+
+struct PruneResult {
+  uint64_t deleted = 0;
+  // Functions that may still hold more records than they keep: the budget ran out first.
+  std::vector<std::string> unfinished;
+};
 
 class Store {
  public:
@@ -30,6 +45,11 @@ class Store {
   // Newest first.
   virtual Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id,
                                                                 int limit, int offset) = 0;
+  // Deletes the oldest invocation records of each function in `function_ids` beyond its newest
+  // `options.keep`, in one transaction of at most `options.max_deleted` deletions: a long
+  // backlog is trimmed over several calls instead of holding the store through one long delete.
+  virtual Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
+                                               const PruneOptions& options) = 0;
 };
 
 }  // namespace wisp::store
