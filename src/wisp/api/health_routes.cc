@@ -26,6 +26,7 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
         {"invocationRecordsStored", info.writer ? info.writer->written() : 0},
         // A failed batch costs records of calls that did answer: worth an operator's look.
         {"invocationRecordBatchesLost", info.writer ? info.writer->failed_batches() : 0},
+        {"invocationRecordsPruned", info.writer ? info.writer->pruned() : 0},
     };
     if (info.queue) {
       const auto q = info.queue->stats();

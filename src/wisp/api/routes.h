@@ -46,7 +46,7 @@ struct HealthInfo {
   const scheduler::Scheduler* scheduler;
   bool limits_enforced = true;
   const queue::Queue* queue = nullptr;              // the async queue's depth, when there is one
-  const store::InvocationWriter* writer = nullptr;  // records stored, and batches lost
+  const store::InvocationWriter* writer = nullptr;  // records stored and pruned, batches lost
 };
 void AddHealthRoutes(Router& router, HealthInfo info);
 
