@@ -23,6 +23,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # stdout beyond this is cut before parsing: the response limit is wispd's to enforce, but a
 # runaway program must not exhaust the shim's memory first.
 MAX_STDOUT_BYTES = 64 * 1024 * 1024
+# Linux caps one environment string ("FUNCTION_PAYLOAD=..." and its NUL) at 32 pages
+# (MAX_ARG_STRLEN); a larger event cannot reach the program the way seed 002 defines.
+MAX_PAYLOAD_BYTES = 32 * 4096 - len("FUNCTION_PAYLOAD=") - 1
 # Lines of stderr quoted in the error message of a failed run.
 ERROR_TAIL_LINES = 5
 
@@ -55,8 +58,14 @@ def _result_of(stdout):
 
 
 def _run(program, body, request_id, base_env):
+    payload = body.decode("utf-8", "replace") if body else "{}"
+    size = len(payload.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        message = ("the event is %d bytes; a program-style function receives it in "
+                   "FUNCTION_PAYLOAD, which Linux limits to %d bytes" % (size, MAX_PAYLOAD_BYTES))
+        return None, ("Runtime.PayloadTooLarge", message)
     env = dict(base_env)
-    env["FUNCTION_PAYLOAD"] = body.decode("utf-8", "replace") if body else "{}"
+    env["FUNCTION_PAYLOAD"] = payload
     env["INVOCATION_ID"] = request_id
     env["AWS_REQUEST_ID"] = request_id
     try:

@@ -187,6 +187,19 @@ class Seed002Test(unittest.TestCase):
         self.assertEqual(d["status"], "failed", d)
         self.assertEqual(d["wisp_status"], "dead_letter")
 
+    def test_event_too_large_for_function_payload(self):
+        # Seed 002 hands the event over in FUNCTION_PAYLOAD, and Linux caps one environment
+        # string at 128 KiB: a bigger event is the function's clear error, not a failed exec.
+        f = self.create("big-payload", "python", PYTHON)
+        r = self.wisp.request("POST", f"/v1/functions/{f['id']}/invoke",
+                              {"name": "x" * (200 * 1024)})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["status"], "error", r.json)
+        self.assertEqual(r.json["response"]["errorType"], "Runtime.PayloadTooLarge")
+        self.assertIn("FUNCTION_PAYLOAD", r.json["response"]["errorMessage"])
+        r = self.wisp.request("POST", f"/v1/functions/{f['id']}/invoke", {"name": "Small"})
+        self.assertEqual(r.json["response"]["message"], "Hello, Small!", r.json)
+
     def test_invocation_listing(self):
         w = self.wisp
         f = self.create("listed", "nodejs", NODE)
