@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "wisp/common/defer.h"
 #include "wisp/common/json_text.h"
 
 namespace wisp::runtime_api {
@@ -20,8 +21,6 @@ namespace {
 
 constexpr std::string_view kApiVersionPrefix = "/2018-06-01";
 constexpr std::string_view kInvocationPrefix = "/runtime/invocation/";
-// Requests other than /response and /error carry small bodies (an init error document).
-constexpr uint64_t kSmallBodyLimit = 1 << 20;
 
 std::string ErrorBody(std::string_view type, std::string_view message) {
   std::string body = "{\"errorMessage\":";
@@ -49,6 +48,13 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     // Replies go out through write_some first; only a full socket buffer makes us wait.
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);
+    // However the connection ends, replies held back for a next request that never came
+    // (garbage after a POST, Connection: close, a closing endpoint) still go out, best effort.
+    Defer send_held([this] {
+      if (out_.empty()) return;
+      boost::system::error_code ignored;
+      socket_.write_some(asio::buffer(out_), ignored);
+    });
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(endpoint_->max_response_bytes_ + 1);
@@ -191,7 +197,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   // runtime that pipelines POST /response with GET /next): then the replies wait to go out in
   // one write with the next one, which spares the runtime a wake-up and wispd a send per
   // invocation. The runtime sent that request without waiting for these replies, so holding
-  // them back cannot stall it.
+  // them back cannot stall it; and if the bytes turn out to be no request, Serve sends them as it
+  // ends.
   asio::awaitable<bool> Send(bool keep_alive, std::string_view body) {
     if (keep_alive && buffer_.size() > 0) {
       out_ += body;
@@ -240,18 +247,14 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
   auto self = shared_from_this();
   while (!closed_) {
     boost::system::error_code ec;
-    tcp::socket socket =
-        co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    StreamSocket socket(io_);
+    co_await acceptor_.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
     if (closed_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
       co_return;
     }
     if (ec) continue;  // e.g. the runtime reset the connection before we accepted it
     socket.set_option(tcp::no_delay(true), ec);
-    const auto protocol = socket.local_endpoint(ec).protocol();
-    if (ec) continue;
-    StreamSocket stream(io_, asio::generic::stream_protocol(protocol.family(), protocol.protocol()),
-                        socket.release());
-    Serve(std::move(stream));
+    Serve(std::move(socket));
   }
 }
 
@@ -259,11 +262,12 @@ void Endpoint::ServeChannel(UniqueFd channel) {
   if (closed_ || !channel) return;
   boost::system::error_code ec;
   StreamSocket stream(io_);
-  stream.assign(asio::generic::stream_protocol(AF_UNIX, 0), channel.Release(), ec);
+  stream.assign(asio::generic::stream_protocol(AF_UNIX, 0), channel.get(), ec);
   if (ec) {
     spdlog::error("runtime endpoint: cannot use the sandbox's channel: {}", ec.message());
     return;
   }
+  channel.Release();  // the socket owns it now
   Serve(std::move(stream));
 }
 

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +65,12 @@ class RuntimeClient {
   void SendRaw(const std::string& bytes) {
     send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
   }
+  // What is there to read right now, without waiting.
+  std::string ReceiveNow() {
+    char buf[65536];
+    const ssize_t n = recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
   // What one recv returns: the bytes of one write of the endpoint, when they fit.
   std::string ReceiveOnce() {
     char buf[65536];
@@ -94,7 +102,7 @@ class RecordingOwner : public EndpointListener {
 
   Endpoint* endpoint = nullptr;
   std::vector<NextEvent> to_deliver;
-  int waiting = 0;
+  std::atomic<int> waiting = 0;  // read by the client thread
   std::vector<std::string> responses, errors, init_errors;
 };
 
@@ -156,19 +164,23 @@ TEST_F(EndpointTest, NextDeliversEventWithLambdaHeadersThenResponseIsAccepted) {
 }
 
 // A runtime that sends its result and the next GET together gets the 202 together with the
-// next event: one write, one wake-up of the runtime per invocation.
+// next event: one write, one wake-up of the runtime per invocation. The next event comes only
+// after the runtime has been parked a while, so a 202 written at once would arrive first, alone.
 TEST_F(EndpointTest, PipelinedResultAndNextAreAnsweredInOneWrite) {
   owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
-  owner_.to_deliver.push_back(MakeEvent("req-2", R"({"second":true})"));
-  std::string together;
+  std::string early, together;
   RunClient([&] {
     RuntimeClient runtime(port_);
     runtime.Request("GET", "/runtime/invocation/next");
     runtime.SendRaw(
         "POST /runtime/invocation/req-1/response HTTP/1.1\r\nHost: x\r\nContent-Length: "
         "8\r\n\r\n{\"ok\":1}GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    while (owner_.waiting < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    early = runtime.ReceiveNow();
+    asio::post(io_, [this] { endpoint_->Deliver(MakeEvent("req-2", R"({"second":true})")); });
     together = runtime.ReceiveOnce();
   });
+  EXPECT_EQ(early, "") << "the 202 waits for the next event";
   const auto accepted = together.find("HTTP/1.1 202");
   const auto next = together.find("HTTP/1.1 200");
   ASSERT_NE(accepted, std::string::npos) << together;

@@ -459,10 +459,12 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
     ::dup2(null_fd, 0);
     ::dup2(kOutputFd, 1);
     ::dup2(kOutputFd, 2);
-    // dup2 clears close-on-exec: the channel is the one fd the runtime inherits.
+    // The channel takes the sync socket's number (the runtime has no use for that socket), and
+    // dup2 clears close-on-exec: the channel is the one fd the runtime inherits. Everything
+    // else closes at exec; the exec pipe stays open until then so a failure can still be
+    // reported.
+    static_assert(kRuntimeApiChannelFd == kSyncFd, "the channel must not overwrite the output");
     ::dup2(kChannelFd, kRuntimeApiChannelFd);
-    // Everything else, including the sync socket, closes at exec; the exec pipe stays open
-    // until then so a failure can still be reported.
     ::close_range(kRuntimeApiChannelFd + 1, ~0U, CLOSE_RANGE_CLOEXEC);
     std::vector<char*> argv = CStrings(spec.argv);
     std::vector<char*> envp = CStrings(spec.env);

@@ -108,7 +108,8 @@ void InvocationWriter::Run() {
       spdlog::error("invocation writer: {} records not stored: {}", batch.size(),
                     result.error().message);
     }
-    // Before Flush returns, so that a reader never sees more records than retention keeps.
+    // Before Flush returns, so that a reader sees no more than retention keeps (give or take the
+    // small excess PruneInvocations leaves for a later batch).
     uint64_t pruned = 0;
     if (result) {
       auto prune =

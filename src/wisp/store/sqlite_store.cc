@@ -62,7 +62,7 @@ constexpr const char* kInvocationInsertTail = R"sql(
   SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
   WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql";
 
-// Both walk the (function_id, seq) index from the oldest record, and no further than ?2 rows.
+// Both walk the (function_id, seq) index and read no more than ?2 rows of it.
 constexpr const char* kCountInvocations = R"sql(
   SELECT count(*) FROM (SELECT 1 FROM invocations WHERE function_id = ?1 LIMIT ?2))sql";
 constexpr const char* kDeleteOldestInvocations = R"sql(
@@ -388,6 +388,7 @@ Result<PruneResult> SqliteStore::PruneInvocations(const std::vector<std::string>
         return SqliteError(db_, "sqlite count invocations");
       }
       const auto found = static_cast<uint64_t>(count_stmt.Int(0));
+      sqlite3_reset(count_stmt.get());  // not left active through the COMMIT
       if (found < limit) count = found;
     }
     uint64_t excess = budget + 1;  // uncounted: more than this call may delete
