@@ -46,12 +46,9 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
   out += std::to_string(outcome.version);
   out += ",\"response\":";
   out += result.response_json.empty() ? "null" : result.response_json;
-  out += ",\"logs\":[";
-  for (size_t i = 0; i < result.logs.size(); ++i) {
-    if (i) out += ',';
-    AppendJsonString(out, result.logs[i]);
-  }
-  out += "]}";
+  out += ",\"logs\":";
+  AppendJsonStringArray(out, result.logs);
+  out += '}';
   return out;
 }
 

@@ -96,4 +96,13 @@ std::string JsonString(std::string_view s) {
   return out;
 }
 
+void AppendJsonStringArray(std::string& out, const std::vector<std::string>& strings) {
+  out.push_back('[');
+  for (size_t i = 0; i < strings.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    AppendJsonString(out, strings[i]);
+  }
+  out.push_back(']');
+}
+
 }  // namespace wisp

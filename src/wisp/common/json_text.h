@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wisp {
 
@@ -11,5 +12,8 @@ namespace wisp {
 void AppendJsonString(std::string& out, std::string_view s);
 
 std::string JsonString(std::string_view s);
+
+// Appends `strings` as a JSON array of strings (invocation logs, mostly).
+void AppendJsonStringArray(std::string& out, const std::vector<std::string>& strings);
 
 }  // namespace wisp

@@ -22,5 +22,14 @@ TEST(JsonString, ReplacesInvalidUtf8) {
   EXPECT_EQ(JsonString("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // surrogate
 }
 
+TEST(JsonStringArray, AppendsEveryStringEscaped) {
+  std::string out = "logs:";
+  AppendJsonStringArray(out, {"one", "t\"wo\n"});
+  EXPECT_EQ(out, R"(logs:["one","t\"wo\n"])");
+  out.clear();
+  AppendJsonStringArray(out, {});
+  EXPECT_EQ(out, "[]");
+}
+
 }  // namespace
 }  // namespace wisp

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "wisp/common/defer.h"
+#include "wisp/common/json_text.h"
 
 namespace wisp::queue {
 namespace {
@@ -531,7 +532,8 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
   for (size_t i = 0; i < writes.size(); ++i) {
     const Invocation& r = writes[i].invocation;
     if (!writes[i].insert && last_update[r.id] != i) continue;
-    const std::string logs = Dump(json(r.logs));
+    std::string logs;
+    AppendJsonStringArray(logs, r.logs);
     const std::string history = HistoryJson(r.history);
     if (writes[i].insert) {
       Statement& s = insert;

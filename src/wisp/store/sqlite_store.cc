@@ -82,17 +82,6 @@ constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
     {"network", "TEXT NOT NULL DEFAULT 'none'"},
 };
 
-// The JSON array of `lines`, written into `out` (a buffer reused across rows).
-void AssignJsonArray(std::string& out, const std::vector<std::string>& lines) {
-  out.clear();
-  out.push_back('[');
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (i != 0) out.push_back(',');
-    AppendJsonString(out, lines[i]);
-  }
-  out.push_back(']');
-}
-
 // Binds `r` to an invocation insert. The text is borrowed from `r` and `logs_json`.
 void BindInvocation(Statement& insert, const InvocationRecord& r, const std::string& logs_json) {
   sqlite3_reset(insert.get());
@@ -299,7 +288,8 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
   // New records per function, added to the counts once they are committed.
   std::unordered_map<std::string_view, uint64_t> added;
   for (const auto& r : records) {
-    AssignJsonArray(logs_json, r.logs);
+    logs_json.clear();  // a buffer reused across rows
+    AppendJsonStringArray(logs_json, r.logs);
     BindInvocation(insert, r, logs_json);
     if (sqlite3_step(insert.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite put invocation");
     if (sqlite3_changes(db_) == 1) {
