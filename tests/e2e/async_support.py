@@ -174,3 +174,15 @@ class Wispd:
     def wait_invocation(self, iid, statuses=("success", "dead_letter"), timeout=60):
         return self.wait_for(lambda: (lambda i: i if i["status"] in statuses else None)(
             self.invocation(iid)), timeout=timeout, what=f"invocation {iid} in {statuses}")
+
+
+class WispdTestCase(unittest.TestCase):
+    """Test classes that share one wispd, started before their first test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.wisp = Wispd().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.wisp.close()

@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from async_support import Wispd
+from async_support import WispdTestCase
 
 FAILING = '''
 def handler(event, context):
@@ -29,15 +29,7 @@ def ts(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
-class AsyncInvokeTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.wisp = Wispd().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.wisp.close()
-
+class AsyncInvokeTest(WispdTestCase):
     def test_accept_by_header_and_by_body_then_records(self):
         fid = self.wisp.create_function(name="async-echo", runtime="python", code=ECHO)
         a = self.wisp.invoke_async(fid, {"n": 1}, header=True)

@@ -3,10 +3,9 @@
 Python and Node.js that read FUNCTION_PAYLOAD and print their result."""
 
 import base64
-import time
 import unittest
 
-from async_support import Wispd
+from async_support import WispdTestCase
 
 GO = '''package main
 
@@ -73,15 +72,7 @@ def b64(text):
     return base64.b64encode(text.encode()).decode()
 
 
-class Seed002Test(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.wisp = Wispd().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.wisp.close()
-
+class Seed002Test(WispdTestCase):
     def create(self, name, runtime, code, **extra):
         body = {"name": name, "version": "1.0.0", "runtime": runtime, "handler": "main",
                 "code": b64(code), "timeout": "30s", "memory_mb": 128, "max_concurrency": 10,
