@@ -43,9 +43,8 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   request.timeout =
       options.timeout.value_or(std::chrono::seconds(function->record.timeout_seconds));
   request.trace_id = std::move(options.trace_id);
-  store::InvocationRecord record;
-  record.event_json = event_json;  // the record keeps a copy; the request moves the original
-  request.event_json = std::move(event_json);
+  auto event = std::make_shared<std::string>(std::move(event_json));
+  request.event_json = event;
   const std::string request_id = request.request_id;
 
   auto result = co_await scheduler_.Invoke(deployment, std::move(request));
@@ -74,6 +73,10 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
       break;
   }
 
+  store::InvocationRecord record;
+  // The record takes the event back from the runtime's side once nothing there holds it (a
+  // call that timed out may still be writing it to the runtime): a copy only then.
+  record.event_json = event.use_count() == 1 ? std::move(*event) : *event;
   record.id = request_id;
   record.function_id = deployment->function_id;
   record.request_id = request_id;

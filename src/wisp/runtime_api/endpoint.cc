@@ -171,8 +171,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
         "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
         "{}\r\nContent-Length: {}\r\n\r\n",
-        extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body.size());
-    co_return co_await Send(/*keep_alive=*/true, next.body);
+        extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body->size());
+    co_return co_await Send(/*keep_alive=*/true, *next.body);
   }
 
   asio::awaitable<bool> Accepted() {

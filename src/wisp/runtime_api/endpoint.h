@@ -20,8 +20,8 @@ namespace wisp::runtime_api {
 // One event for the runtime, as GET /next returns it.
 struct NextEvent {
   std::string request_id;
-  std::string body;         // the event, JSON
-  int64_t deadline_ms = 0;  // epoch milliseconds
+  std::shared_ptr<std::string> body;  // the event, JSON; never null
+  int64_t deadline_ms = 0;            // epoch milliseconds
   std::string function_arn;
   std::string trace_id;
   // Not an invocation: tells a prewarmed runtime which function it now is (body: {"env":

@@ -109,7 +109,7 @@ class RecordingOwner : public EndpointListener {
 NextEvent MakeEvent(std::string id, std::string body) {
   NextEvent event;
   event.request_id = std::move(id);
-  event.body = std::move(body);
+  event.body = std::make_shared<std::string>(std::move(body));
   event.deadline_ms = 1234;
   event.function_arn = "arn:wisp:function:f";
   event.trace_id = "Root=1-0-0";

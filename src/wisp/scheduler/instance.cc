@@ -155,7 +155,7 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   env += "}}";
   runtime_api::NextEvent event;
   event.request_id = "specialize-" + id_;
-  event.body = std::move(env);
+  event.body = std::make_shared<std::string>(std::move(env));
   event.specialization = true;
   endpoint_->Deliver(std::move(event));
 }

@@ -58,9 +58,13 @@ struct InvocationResult {
   std::chrono::nanoseconds runtime_time{0};
 };
 
+// Shared, not copied: the event goes to the runtime, and the invocation record takes it back
+// afterwards (see Invoker::Invoke).
+using SharedEvent = std::shared_ptr<std::string>;
+
 struct InvokeRequest {
   std::string request_id;
-  std::string event_json;
+  SharedEvent event_json;
   std::chrono::milliseconds timeout{30000};
   std::string trace_id;
 };

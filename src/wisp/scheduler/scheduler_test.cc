@@ -204,7 +204,7 @@ class SchedulerTest : public testing::Test {
   InvokeRequest Request(std::string event, int timeout_ms = 2000) {
     InvokeRequest r;
     r.request_id = "req-" + std::to_string(++requests_);
-    r.event_json = std::move(event);
+    r.event_json = std::make_shared<std::string>(std::move(event));
     r.timeout = std::chrono::milliseconds(timeout_ms);
     return r;
   }
