@@ -12,6 +12,7 @@ event parsed once, nothing printed by the shim on success. Standard library only
 import importlib.util
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -44,6 +45,11 @@ class RuntimeClient:
     Requests go out in one write with TCP_NODELAY; responses are framed by Content-Length,
     chunked coding, or connection close.
 
+    Every read first waits in poll(): a Unix-socket peer that consumes what the shim wrote wakes
+    the shim's socket for writing, and a thread blocked in recv() takes that wake-up too (the
+    kernel's stream-socket receive wait does not filter by event), costing a context switch on
+    every invocation. poll() wakes only for input.
+
     Reads go into one preallocated buffer: `recv(n)` allocates an n-byte object per call, and
     one large enough for a big event costs an mmap, page faults and an munmap on every read. A
     body longer than the buffer is read straight into an object of its exact size.
@@ -55,6 +61,7 @@ class RuntimeClient:
         # than loopback TCP per message); should it ever close, the client reconnects over TCP.
         self._channel_fd = channel_fd
         self._sock = None
+        self._input = None  # poll() for input on _sock
         self._buf = b""  # received bytes not consumed yet: the start of the next response
         self._receive_view = memoryview(bytearray(RECEIVE_BUFFER_BYTES))
         host_hdr = "[%s]" % host if ":" in host else host
@@ -75,6 +82,8 @@ class RuntimeClient:
             sock = socket.create_connection(self._addr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
+        self._input = select.poll()
+        self._input.register(sock, select.POLLIN)
         self._buf = b""
 
     def _close(self):
@@ -84,12 +93,17 @@ class RuntimeClient:
             except OSError:
                 pass
         self._sock = None
+        self._input = None
         self._buf = b""
+
+    def _receive_into(self, view):
+        self._input.poll()
+        return self._sock.recv_into(view)
 
     def _receive(self):
         """Returns the bytes that arrived next; b"" once the server closed the connection."""
         view = self._receive_view
-        return view[:self._sock.recv_into(view)].tobytes()
+        return view[:self._receive_into(view)].tobytes()
 
     def _receive_more(self):
         chunk = self._receive()
@@ -106,7 +120,7 @@ class RuntimeClient:
         data[:have] = buf
         view = memoryview(data)
         while have < n:
-            received = self._sock.recv_into(view[have:])
+            received = self._receive_into(view[have:])
             if not received:
                 raise ConnectionError("connection to the Runtime API closed")
             have += received

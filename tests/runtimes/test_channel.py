@@ -14,6 +14,7 @@ import select
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from test_shims import ACCEPTED, NODE, NODE_SHIM, PREFIX, PYTHON, PYTHON_SHIM, WAIT, \
@@ -57,6 +58,7 @@ class ChannelTest(unittest.TestCase):
             proc.wait()
         self.addCleanup(stop)
         wispd_end.settimeout(WAIT)
+        self.pid = proc.pid
         return api, wispd_end
 
     def check(self, lang):
@@ -82,6 +84,45 @@ class ChannelTest(unittest.TestCase):
         method, path, body = api.read_request()
         self.assertEqual((method, path), ("POST", PREFIX + "/invocation/req-2/response"))
         self.assertEqual(json.loads(body)["n"], 2)
+
+    def sleeps_of_runtime_thread(self):
+        with open("/proc/%d/task/%d/status" % (self.pid, self.pid)) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+        raise AssertionError("no voluntary_ctxt_switches in /proc status")
+
+    def check_one_sleep_per_invocation(self, lang):
+        """The shim sleeps once per invocation, waiting for its event. wispd reading a result
+        wakes the writer's side of the shim's socket; a shim blocked in recv() would wake for
+        that too and sleep again, a context switch more per call."""
+        api, channel = self.start(lang)
+        api.conn = channel
+        api.read_request()  # the first GET /next
+        invocations = 40
+        accepted = b""
+        for i in range(invocations + 1):
+            if i == 1:
+                before = self.sleeps_of_runtime_thread()
+            # As wispd does: the 202 for the last result travels with the next event.
+            api.send(accepted + next_response("req-%d" % i, b'{"n":%d}' % i, trace=None))
+            accepted = ACCEPTED
+            select.select([channel], [], [], WAIT)
+            time.sleep(0.005)  # the shim is asleep waiting for its next event before we read
+            self.assertEqual(api.read_request()[1], PREFIX + "/invocation/req-%d/response" % i)
+            self.assertEqual(api.read_request()[1], PREFIX + "/invocation/next")
+            time.sleep(0.005)
+        sleeps = self.sleeps_of_runtime_thread() - before
+        # One sleep per invocation; a few more are allowed for the runtime's own housekeeping.
+        self.assertLess(sleeps, invocations * 1.5,
+                        "%d sleeps for %d invocations: woken by its own writes being read" %
+                        (sleeps, invocations))
+
+    def test_node_sleeps_once_per_invocation(self):
+        self.check_one_sleep_per_invocation("node")
+
+    def test_python_sleeps_once_per_invocation(self):
+        self.check_one_sleep_per_invocation("python")
 
     def test_node_uses_the_channel_then_falls_back_to_tcp(self):
         self.check("node")
