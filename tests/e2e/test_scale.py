@@ -179,6 +179,37 @@ class NoLeakTest(unittest.TestCase):
                 wisp.kill()
                 wisp.cleanup()
 
+    def test_memory_goes_back_to_the_system_after_scaling_to_zero(self):
+        wisp = WispServer(env={"WISP_PREWARM_NODE_INSTANCES": "0",
+                               "WISP_PREWARM_PYTHON_INSTANCES": "0"})
+        try:
+            wisp.start()
+
+            def rss_kb():
+                with open(f"/proc/{wisp.proc.pid}/status") as f:
+                    return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+            rss0 = rss_kb()
+            fid = wisp.create(name="many", runtime="python", code=PY_ECHO, min_instances=100,
+                              max_concurrency=100, memory_mb=128)
+            wisp.wait_state(fid)
+            wait_until(lambda: len([i for i in wisp.function(fid)["instances"]
+                                    if i["state"] == "idle"]) == 100,
+                       timeout=60, what="100 idle instances")
+            grown = rss_kb() - rss0
+            self.assertGreater(grown, 2048, "100 instances should take some of wispd's memory")
+            self.assertEqual(wisp.request("DELETE", f"/v1/functions/{fid}").status, 200)
+            wait_until(lambda: wisp.health()["instances"] == 0, timeout=30, what="no instance")
+            # The scheduler's maintenance (every second) hands freed memory back.
+            wait_until(lambda: rss_kb() - rss0 < grown / 2, timeout=5,
+                       what=f"wispd's RSS to fall back from {rss0 + grown} KiB (fresh {rss0})")
+        finally:
+            try:
+                wisp.stop()
+            finally:
+                wisp.kill()
+                wisp.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main()

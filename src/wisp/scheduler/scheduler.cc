@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <limits>
 
+#include <malloc.h>
+
 #include <spdlog/spdlog.h>
 
 #include "wisp/common/ids.h"
@@ -380,6 +382,7 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
 
 void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
   instances_.erase(instance->id());
+  instances_ended_ = true;
   if (!instance->own_code_dir().empty()) {
     std::error_code ec;
     std::filesystem::remove_all(instance->own_code_dir(), ec);
@@ -514,6 +517,16 @@ void Scheduler::Maintain() {
   for (const auto& instance : expired) RetireInstance(instance);
   // Deploys may go over the node's caps for a moment; come back under them.
   MakeRoom(0, 0);
+  // Scaling down frees each instance's buffers, but glibc keeps freed heap for reuse: wispd
+  // stayed at its peak (48 MiB after 500 instances, 8 MiB fresh) while scaled to zero.
+  // malloc_trim hands the free pages back (to 14 MiB). It holds up the io thread for 2 ms, or
+  // 28 ms after 500 instances ended, so it waits until no call is running.
+  if (instances_ended_ && std::none_of(instances_.begin(), instances_.end(), [](const auto& entry) {
+        return entry.second->state() == Instance::State::kBusy;
+      })) {
+    instances_ended_ = false;
+    malloc_trim(0);
+  }
 
   // Top up min_instances of every serving version and every prewarm pool. A runtime that dies
   // at start is retried at this pace, not in a hot loop.

@@ -207,6 +207,8 @@ class Scheduler {
   std::vector<PrewarmPool> prewarm_;
   CodeLinker link_code_;
   asio::steady_timer maintenance_;
+  // Instances ended since maintenance last handed freed memory back to the system.
+  bool instances_ended_ = false;
   bool shut_down_ = false;
 };
 
