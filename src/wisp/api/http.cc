@@ -135,6 +135,16 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
   return out;
 }
 
+std::string CallerTraceId(const HttpRequest& request) {
+  constexpr size_t kMaxTraceIdBytes = 256;
+  const auto it = request.headers.find("x-amzn-trace-id");
+  if (it == request.headers.end() || it->second.size() > kMaxTraceIdBytes) return {};
+  for (const char c : it->second) {
+    if (c < ' ' || c > '~') return {};
+  }
+  return it->second;
+}
+
 bool AcceptsJsonBody(const HttpRequest& request) {
   std::string_view type = request.Header("content-type");
   if (type.empty()) return true;

@@ -64,6 +64,10 @@ class Router {
 std::map<std::string, std::string> ParseQuery(std::string_view query);
 std::string PercentDecode(std::string_view s);
 
+// The caller's X-Amzn-Trace-Id when it is one a runtime can carry (at most 256 bytes, printable
+// ASCII), for the function to see as Lambda-Runtime-Trace-Id; else empty.
+std::string CallerTraceId(const HttpRequest& request);
+
 // The request's body is JSON (or declares nothing, or is form-encoded the way `curl -d` sends
 // JSON by default); false for any other declared content type.
 bool AcceptsJsonBody(const HttpRequest& request);

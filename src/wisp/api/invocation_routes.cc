@@ -121,6 +121,7 @@ asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async,
   core::SubmitRequest submit;
   submit.function_id = request.params["id"];
   submit.event_json = std::move(*event);
+  submit.trace_id = CallerTraceId(request);
   auto accepted = co_await async.Submit(std::move(submit));
   if (!accepted) co_return ErrorResponse(accepted.error());
   HttpResponse response =

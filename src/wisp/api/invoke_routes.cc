@@ -63,17 +63,6 @@ std::string ServerTiming(std::chrono::nanoseconds parse, const scheduler::Invoca
                      ms(parse), ms(result.schedule_time), ms(result.runtime_time), ms(total));
 }
 
-// The caller's X-Ray header, when it is one a runtime can carry: short and printable.
-std::string CallerTraceId(const HttpRequest& request) {
-  constexpr size_t kMaxTraceIdBytes = 256;
-  const auto it = request.headers.find("x-amzn-trace-id");
-  if (it == request.headers.end() || it->second.size() > kMaxTraceIdBytes) return {};
-  for (const char c : it->second) {
-    if (c < ' ' || c > '~') return {};
-  }
-  return it->second;
-}
-
 }  // namespace
 
 void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatcher* async) {

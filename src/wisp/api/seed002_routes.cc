@@ -299,6 +299,7 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
       }
       submit.headers_json = b["headers"].dump();
     }
+    submit.trace_id = CallerTraceId(request);
     if (b.contains("timeout") && !b["timeout"].is_null()) {
       if (!b["timeout"].is_string()) {
         co_return ErrorResponse(400, "timeout must be a duration string such as \"30s\"");

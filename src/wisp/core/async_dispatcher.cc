@@ -98,6 +98,7 @@ asio::awaitable<Result<queue::Invocation>> AsyncDispatcher::Submit(SubmitRequest
   invocation.function_id = std::move(request.function_id);
   invocation.event_json = std::move(request.event_json);
   invocation.headers_json = std::move(request.headers_json);
+  invocation.trace_id = std::move(request.trace_id);
   invocation.timeout_ms = request.timeout_ms;
   invocation.created_at_ms = invocation.enqueued_at_ms = invocation.next_attempt_at_ms = NowMs();
   queue::Invocation accepted = invocation;
@@ -170,6 +171,9 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     const queue::RetryPolicy policy = RetryPolicyOf(function->record);
     InvokeOptions options;
     options.request_id = id;
+    // A copy: moving it out of the coroutine's parameter crashed wispd when built with -O3
+    // by g++ 12 (not at -O0), one more of its coroutine bugs (see NOTES.md).
+    options.trace_id = invocation.trace_id;
     if (invocation.timeout_ms > 0)
       options.timeout = std::chrono::milliseconds(invocation.timeout_ms);
     auto outcome =

@@ -40,6 +40,7 @@ struct SubmitRequest {
   std::string event_json = "{}";
   std::string headers_json = "{}";
   int64_t timeout_ms = 0;  // 0: the function's timeout
+  std::string trace_id;    // the caller's X-Amzn-Trace-Id (see InvokeOptions); empty: none
 };
 
 class AsyncDispatcher {

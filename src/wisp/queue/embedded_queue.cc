@@ -4,6 +4,9 @@
 
 #include <sqlite3.h>
 
+#include <set>
+#include <utility>
+
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -35,7 +38,8 @@ CREATE TABLE IF NOT EXISTS invocations (
   next_attempt_at_ms INTEGER NOT NULL,
   started_at_ms INTEGER,
   finished_at_ms INTEGER,
-  duration_ms INTEGER NOT NULL
+  duration_ms INTEGER NOT NULL,
+  trace_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS invocations_by_status ON invocations(status, seq);
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, seq);
@@ -44,7 +48,13 @@ CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, s
 constexpr const char* kColumns =
     "id, function_id, status, attempts, event_json, headers_json, timeout_ms, response_json, "
     "logs_json, error, dead_letter_reason, history_json, version, created_at_ms, enqueued_at_ms, "
-    "next_attempt_at_ms, started_at_ms, finished_at_ms, duration_ms";
+    "next_attempt_at_ms, started_at_ms, finished_at_ms, duration_ms, trace_id";
+
+// Columns added after the first release, with their declarations: a queue file written by an
+// older wispd gets them on open.
+constexpr std::pair<const char*, const char*> kAddedColumns[] = {
+    {"trace_id", "TEXT NOT NULL DEFAULT ''"},
+};
 
 using store::Exec;
 using store::SqliteError;
@@ -111,6 +121,7 @@ Invocation ReadRow(Statement& stmt) {
   r.started_at_ms = stmt.OptionalInt(16);
   r.finished_at_ms = stmt.OptionalInt(17);
   r.duration_ms = stmt.Int(18);
+  r.trace_id = stmt.Text(19);
   return r;
 }
 
@@ -123,6 +134,22 @@ Result<sqlite3*> OpenDb(const std::string& path, int flags) {
     return MakeError(ErrorCode::kInternal, fmt::format("open {}: {}", path, message));
   }
   return db;
+}
+
+Result<void> AddMissingColumns(sqlite3* db) {
+  std::set<std::string> present;
+  {
+    Statement stmt(db, "PRAGMA table_info(invocations)");
+    if (!stmt.ok()) return SqliteError(db, "queue prepare");
+    while (sqlite3_step(stmt.get()) == SQLITE_ROW) present.insert(stmt.Text(1));
+  }
+  for (const auto& [name, declaration] : kAddedColumns) {
+    if (present.count(name)) continue;
+    const std::string sql =
+        fmt::format("ALTER TABLE invocations ADD COLUMN {} {}", name, declaration);
+    if (auto r = Exec(db, sql.c_str()); !r) return r;
+  }
+  return {};
 }
 
 tl::unexpected<Error> NotFound(const std::string& id) {
@@ -142,6 +169,7 @@ Result<std::unique_ptr<EmbeddedQueue>> EmbeddedQueue::Open(const std::string& pa
                           "PRAGMA busy_timeout=5000", kSchema}) {
     if (auto r = Exec(*write_db, sql); !r) return tl::unexpected(r.error());
   }
+  if (auto r = AddMissingColumns(*write_db); !r) return tl::unexpected(r.error());
   auto read_db = OpenDb(path, SQLITE_OPEN_READONLY);
   if (!read_db) return tl::unexpected(read_db.error());
   sqlite3_busy_timeout(*read_db, 5000);
@@ -514,7 +542,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
   Defer rollback([this] { Exec(write_db_, "ROLLBACK"); });
   const std::string insert_sql = fmt::format(
       "INSERT INTO invocations ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT(id) DO NOTHING",
+      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) ON CONFLICT(id) DO NOTHING",
       kColumns);
   Statement insert(write_db_, insert_sql.c_str());
   Statement update(write_db_, R"sql(
@@ -557,6 +585,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
       s.Bind(17, r.started_at_ms);
       s.Bind(18, r.finished_at_ms);
       s.Bind(19, r.duration_ms);
+      s.Bind(20, r.trace_id);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return SqliteError(write_db_, "queue insert");
       if (sqlite3_changes(write_db_) == 0) {
         outcomes[i] =

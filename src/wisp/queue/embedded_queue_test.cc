@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "wisp/common/clock.h"
 
@@ -79,6 +80,55 @@ TEST_F(EmbeddedQueueTest, AcceptedInvocationsSurviveReopen) {
   EXPECT_EQ(again[0].history[0].status, "interrupted");
   EXPECT_EQ(again[1].attempts, 1);
   EXPECT_EQ(again[1].event_json, R"({"n":1})");
+}
+
+TEST_F(EmbeddedQueueTest, TraceIdIsKeptForEveryAttempt) {
+  Invocation traced = New("traced", "f1", Now());
+  traced.trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+  ASSERT_TRUE(EnqueueSync(traced));
+  ASSERT_TRUE(EnqueueSync(New("untraced", "f1", Now())));
+  Reopen();
+  auto claimed = queue_->Claim(Now(), Unlimited());
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].trace_id, traced.trace_id);
+  EXPECT_EQ(claimed[1].trace_id, "");
+}
+
+TEST_F(EmbeddedQueueTest, OpensAQueueWrittenBeforeTraceIds) {
+  queue_.reset();
+  Remove();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  // The table as the first release created it, with one invocation waiting.
+  const char* old_queue = R"sql(
+    CREATE TABLE invocations (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+      function_id TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+      event_json TEXT NOT NULL, headers_json TEXT NOT NULL, timeout_ms INTEGER NOT NULL,
+      response_json TEXT NOT NULL, logs_json TEXT NOT NULL, error TEXT NOT NULL,
+      dead_letter_reason TEXT NOT NULL, history_json TEXT NOT NULL, version INTEGER NOT NULL,
+      created_at_ms INTEGER NOT NULL, enqueued_at_ms INTEGER NOT NULL,
+      next_attempt_at_ms INTEGER NOT NULL, started_at_ms INTEGER, finished_at_ms INTEGER,
+      duration_ms INTEGER NOT NULL);
+    INSERT INTO invocations (id, function_id, status, attempts, event_json, headers_json,
+      timeout_ms, response_json, logs_json, error, dead_letter_reason, history_json, version,
+      created_at_ms, enqueued_at_ms, next_attempt_at_ms, duration_ms)
+      VALUES ('old', 'f1', 'queued', 0, '{"n":7}', '{}', 0, '', '[]', '', '', '[]', 0, 1, 1, 1,
+      0);)sql";
+  char* error = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, old_queue, nullptr, nullptr, &error), SQLITE_OK) << error;
+  sqlite3_close(db);
+
+  Reopen();
+  Invocation traced = New("new", "f1", Now());
+  traced.trace_id = "Root=1-0-1";
+  ASSERT_TRUE(EnqueueSync(traced));
+  Reopen();
+  auto claimed = queue_->Claim(Now(), Unlimited());
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].id, "old");
+  EXPECT_EQ(claimed[0].event_json, R"({"n":7})");
+  EXPECT_EQ(claimed[0].trace_id, "");
+  EXPECT_EQ(claimed[1].trace_id, "Root=1-0-1");
 }
 
 TEST_F(EmbeddedQueueTest, DuplicateIdFailsAloneAndNothingRunsBeforeItIsDurable) {
