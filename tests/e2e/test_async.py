@@ -61,6 +61,17 @@ class AsyncInvokeTest(WispdTestCase):
         none = self.wisp.request("GET", f"/v1/invocations?function_id={fid}&status=queued")
         self.assertEqual(none.json["items"], [])
 
+        # Every attempt is also an invocation record of the function, with its peak memory.
+        deadline = time.monotonic() + 5
+        while True:
+            records = self.wisp.request("GET", f"/v1/functions/{fid}/logs").json["items"]
+            if {r["request_id"] for r in records} >= {a, b} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        used = {r["request_id"]: r["memory_used_mb"] for r in records}
+        for iid in (a, b):
+            self.assertGreater(used.get(iid) or 0, 0, records)
+
         # A sync call still works and is not queued.
         sync = self.wisp.request("POST", f"/v1/functions/{fid}/invoke", {"event": {"s": 1}})
         self.assertEqual(sync.status, 200, sync)

@@ -378,6 +378,7 @@ class LogsTest(WispTestCase):
         self.assertIn("line 4", rec["logs"])
         for key in ("id", "duration_ms", "memory_used_mb", "invoked_at"):
             self.assertIn(key, rec)
+        self.assertGreater(rec["memory_used_mb"] or 0, 0, rec)
 
     def wait_logs(self, fid, n, query="", timeout=5):
         # Records go to the store through a batched writer: wait for them.
@@ -388,6 +389,53 @@ class LogsTest(WispTestCase):
             if len(r.json["items"]) >= n or time.monotonic() > deadline:
                 return r.json["items"]
             time.sleep(0.05)
+
+    # Allocates and touches alloc_mb MiB, then sleeps or crashes if asked; returns an id of the
+    # instance.
+    MEMORY_PYTHON = ("import os, time, uuid\n"
+                     "INSTANCE = uuid.uuid4().hex\n"
+                     "def handler(event):\n"
+                     "    if event.get('alloc_mb'):\n"
+                     "        b = bytearray(event['alloc_mb'] << 20)\n"
+                     "        b[::4096] = b'\\x01' * len(range(0, len(b), 4096))\n"
+                     "    if event.get('sleep'):\n"
+                     "        time.sleep(event['sleep'])\n"
+                     "    if event.get('crash'):\n"
+                     "        os._exit(3)\n"
+                     "    return INSTANCE\n")
+
+    def memory_used(self, fid, replies):
+        records = self.wait_logs(fid, len(replies))
+        used = {r["request_id"]: r["memory_used_mb"] for r in records}
+        return [used.get(reply["request_id"]) for reply in replies]
+
+    def test_memory_used_is_the_instances_peak(self):
+        fid = self.deploy(self.MEMORY_PYTHON, runtime="python", memory_mb=256)
+        small = self.invoke_ok(fid)
+        big = self.invoke_ok(fid, {"alloc_mb": 60})
+        after = self.invoke_ok(fid)
+        self.assertEqual(small["response"], big["response"], "one warm instance ran all three")
+        self.assertEqual(small["response"], after["response"])
+        used = self.memory_used(fid, [small, big, after])
+        self.assertIsNotNone(used[0], used)
+        self.assertGreater(used[0], 0)
+        self.assertLess(used[0], 60)
+        self.assertGreaterEqual(used[1], 60)
+        self.assertLessEqual(used[1], 256)
+        # Lambda's "Max Memory Used": the instance's peak so far, never less than before.
+        self.assertGreaterEqual(used[2], used[1])
+
+    def test_memory_used_of_calls_that_end_the_instance(self):
+        fid = self.deploy(self.MEMORY_PYTHON, runtime="python", memory_mb=256, timeout_seconds=1)
+        timed_out = self.wisp.invoke(fid, {"alloc_mb": 60, "sleep": 10})
+        self.assertEqual(timed_out.json["status"], "timeout", timed_out)
+        crashed = self.wisp.invoke(fid, {"alloc_mb": 60, "crash": True})
+        self.assertEqual(crashed.json["status"], "error", crashed)
+        self.assertIn("runtime exited with code 3", crashed.json["response"]["errorMessage"])
+        for used in self.memory_used(fid, [timed_out.json, crashed.json]):
+            self.assertIsNotNone(used)
+            self.assertGreaterEqual(used, 60)
+            self.assertLessEqual(used, 256)
 
     def test_logs_pagination(self):
         fid = self.deploy("exports.handler = async (e) => e.i;")

@@ -83,6 +83,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.version = outcome.version;
   record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));
   record.duration_ms = outcome.duration_ms;
+  record.memory_used_mb = outcome.result.memory_used_mb;
   record.response_json = outcome.result.response_json;
   record.logs = outcome.result.logs;
   record.invoked_at_ms = invoked_at_ms;

@@ -7,9 +7,12 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
+#include <charconv>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,13 +52,31 @@ struct SpawnedInstance {
   // Cheaper per message than TCP; custom runtimes keep using AWS_LAMBDA_RUNTIME_API.
   UniqueFd runtime_api_channel;
   UniqueFd output;  // read end of the pipe that carries stdout+stderr, non-blocking
+  // Read-only: the peak memory of the instance's cgroup so far, for ReadMemoryPeak. Empty when
+  // it cannot be known (no memory cgroup; a cgroup v2 kernel without memory.peak).
+  UniqueFd memory_peak;
 };
+
+// The peak in bytes from SpawnedInstance::memory_peak: one pread at offset 0, where a cgroup
+// file prints its current value afresh (no open per call, no allocation: it runs at the end of
+// every invocation). nullopt when the read fails, e.g. once the cgroup is removed.
+inline std::optional<uint64_t> ReadMemoryPeak(int fd) {
+  char text[32];
+  const ssize_t n = ::pread(fd, text, sizeof text, 0);
+  if (n <= 0) return std::nullopt;
+  uint64_t bytes = 0;
+  if (std::from_chars(text, text + n, bytes).ec != std::errc()) return std::nullopt;
+  return bytes;
+}
 
 struct ExitStatus {
   std::string instance_id;
   int exit_code = -1;       // the runtime's exit code, or -1 when it was killed by a signal
   int signal = 0;           // the signal that killed the runtime, 0 if it exited
   bool oom_killed = false;  // the memory cgroup recorded an OOM kill
+  // The cgroup's peak memory, read just before it was removed: what a call that crashed the
+  // instance used, which SpawnedInstance::memory_peak can no longer tell. nullopt: unknown.
+  std::optional<uint64_t> memory_peak_bytes;
 };
 
 class Backend {

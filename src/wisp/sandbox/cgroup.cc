@@ -17,6 +17,7 @@
 #include <fmt/ranges.h>
 
 #include "wisp/common/unique_fd.h"
+#include "wisp/sandbox/backend.h"
 
 namespace wisp::sandbox {
 namespace {
@@ -251,6 +252,25 @@ uint64_t CgroupFs::OomKills(const std::string& group) const {
   return ReadKeyedValue(
       dir + (version_ == CgroupVersion::kV2 ? "/memory.events" : "/memory.oom_control"),
       "oom_kill");
+}
+
+Result<UniqueFd> CgroupFs::OpenMemoryPeak(const std::string& group) const {
+  std::string dir = DirFor("memory", group);
+  if (dir.empty()) return UniqueFd();
+  std::string path =
+      dir + (version_ == CgroupVersion::kV2 ? "/memory.peak" : "/memory.max_usage_in_bytes");
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return UniqueFd();
+    return ErrnoError("open " + path);
+  }
+  return fd;
+}
+
+std::optional<uint64_t> CgroupFs::MemoryPeak(const std::string& group) const {
+  auto fd = OpenMemoryPeak(group);
+  if (!fd || !*fd) return std::nullopt;
+  return ReadMemoryPeak(fd->get());
 }
 
 std::vector<std::string> CgroupFs::Children(const std::string& group) const {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,12 @@ class CgroupFs {
   Result<UniqueFd> OomEventFd(const std::string& group) const;
   // How many times the kernel OOM-killed a process of this group (0 when unknown).
   uint64_t OomKills(const std::string& group) const;
+  // The group's memory high-water mark file (v1 memory.max_usage_in_bytes, v2 memory.peak),
+  // opened read-only for ReadMemoryPeak (backend.h). An empty fd when there is no memory
+  // controller or the kernel lacks the file (v2 before Linux 5.19).
+  Result<UniqueFd> OpenMemoryPeak(const std::string& group) const;
+  // The group's peak memory in bytes so far; nullopt when unknown.
+  std::optional<uint64_t> MemoryPeak(const std::string& group) const;
   // Names of the direct subgroups (union over hierarchies).
   std::vector<std::string> Children(const std::string& group) const;
   bool Exists(const std::string& group) const;

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "wisp/sandbox/backend.h"
+
 namespace wisp::sandbox {
 namespace {
 
@@ -92,6 +94,55 @@ TEST_F(CgroupFsTest, V1UsesOneHierarchyPerController) {
   EXPECT_EQ(cg->OomKills("wisp/1/a"), 1u);
   ASSERT_TRUE(cg->AddProcess("wisp/1/a", 42));
   EXPECT_EQ(Read("pids/wisp/1/a/cgroup.procs"), "42");
+}
+
+TEST_F(CgroupFsTest, V2MemoryPeakIsReadAfreshFromOneFd) {
+  Write("cgroup.controllers", "cpu memory pids\n");
+  Write("cgroup.subtree_control", "");
+  auto cg = CgroupFs::Detect(root_);
+  ASSERT_TRUE(cg);
+  ASSERT_TRUE(cg->CreateGroup("wisp/1/a"));
+  // A kernel before 5.19 has no memory.peak: unknown, not an error.
+  auto missing = cg->OpenMemoryPeak("wisp/1/a");
+  ASSERT_TRUE(missing) << missing.error().message;
+  EXPECT_FALSE(*missing);
+  EXPECT_EQ(cg->MemoryPeak("wisp/1/a"), std::nullopt);
+
+  Write("wisp/1/a/memory.peak", "12345678\n");
+  auto peak = cg->OpenMemoryPeak("wisp/1/a");
+  ASSERT_TRUE(peak) << peak.error().message;
+  ASSERT_TRUE(*peak);
+  EXPECT_EQ(ReadMemoryPeak(peak->get()), 12345678u);
+  Write("wisp/1/a/memory.peak", "87654321\n");
+  EXPECT_EQ(ReadMemoryPeak(peak->get()), 87654321u);
+  EXPECT_EQ(cg->MemoryPeak("wisp/1/a"), 87654321u);
+}
+
+TEST_F(CgroupFsTest, V1MemoryPeakIsTheMaxUsage) {
+  for (const char* c : {"memory", "pids"}) Write(std::string(c) + "/cgroup.procs", "");
+  auto cg = CgroupFs::Detect(root_);
+  ASSERT_TRUE(cg);
+  ASSERT_TRUE(cg->CreateGroup("wisp/1/a"));
+  Write("memory/wisp/1/a/memory.max_usage_in_bytes", "67108864\n");
+  auto peak = cg->OpenMemoryPeak("wisp/1/a");
+  ASSERT_TRUE(peak) << peak.error().message;
+  ASSERT_TRUE(*peak);
+  EXPECT_EQ(ReadMemoryPeak(peak->get()), 67108864u);
+  EXPECT_EQ(cg->MemoryPeak("wisp/1/a"), 67108864u);
+  // A read without a number (on cgroupfs: ENODEV once the group is removed) is unknown, not 0.
+  Write("memory/wisp/1/a/memory.max_usage_in_bytes", "");
+  EXPECT_EQ(ReadMemoryPeak(peak->get()), std::nullopt);
+}
+
+TEST_F(CgroupFsTest, WithoutMemoryControllerThePeakIsUnknown) {
+  Write("pids/cgroup.procs", "");
+  auto cg = CgroupFs::Detect(root_);
+  ASSERT_TRUE(cg);
+  ASSERT_TRUE(cg->CreateGroup("wisp/1/a"));
+  auto peak = cg->OpenMemoryPeak("wisp/1/a");
+  ASSERT_TRUE(peak) << peak.error().message;
+  EXPECT_FALSE(*peak);
+  EXPECT_EQ(cg->MemoryPeak("wisp/1/a"), std::nullopt);
 }
 
 TEST_F(CgroupFsTest, V1WithoutPidsCannotEnforceLimits) {

@@ -7,10 +7,10 @@
 //   launcher -> wispd   {"type":"ready","cgroups":"v1 (memory, pids, cpu)"}  once, at start
 //                       {"type":"fatal","error":"..."}                      instead of ready
 //                       {"type":"spawned","instance_id":"...","pid":N}  + fds [listener, output,
-//                       channel]
+//                       channel, memory peak (when the cgroup has one)]
 //                       {"type":"spawn_failed","instance_id":"...","code":N,"error":"..."}
 //                       {"type":"exited","instance_id":"...","exit_code":N,"signal":N,
-//                        "oom_killed":bool}
+//                        "oom_killed":bool,"memory_peak_bytes":N|null}
 //
 // Thread rules: free functions without state; callable from any thread.
 #pragma once
@@ -31,7 +31,7 @@ namespace wisp::sandbox {
 
 // Big enough for a spec with a few hundred KB of environment; larger specs are refused.
 inline constexpr size_t kMaxDatagramBytes = 256 * 1024;
-// No message carries more than the listener and the output pipe.
+// No message carries more than a spawn reply's listener, output, channel and memory peak.
 inline constexpr size_t kMaxDatagramFds = 4;
 
 struct Datagram {

@@ -105,7 +105,8 @@ struct Started {
   Instance instance;
   UniqueFd listener;
   UniqueFd output;
-  UniqueFd channel;  // wispd's end of the Runtime API channel
+  UniqueFd channel;      // wispd's end of the Runtime API channel
+  UniqueFd memory_peak;  // the group's peak memory file; empty when unknown
 };
 
 // The launcher's main loop and state. Lives only in the forked launcher process.
@@ -284,8 +285,10 @@ class LauncherProcess {
     }
     auto started = StartInstance(*spec);
     if (!started) return fail(started.error());
-    int fds[] = {started->listener.get(), started->output.get(), started->channel.get()};
-    Reply({{"type", "spawned"}, {"instance_id", id}, {"pid", started->instance.pid}}, fds);
+    int fds[] = {started->listener.get(), started->output.get(), started->channel.get(),
+                 started->memory_peak.get()};
+    Reply({{"type", "spawned"}, {"instance_id", id}, {"pid", started->instance.pid}},
+          std::span<const int>(fds, started->memory_peak ? 4 : 3));
     instances_.emplace(id, std::move(started->instance));
   }
 
@@ -441,6 +444,10 @@ class LauncherProcess {
       auto oom_event = cgroups_->OomEventFd(s.instance.group);
       if (!oom_event) return tl::unexpected(oom_event.error());
       s.instance.oom_event = std::move(*oom_event);
+      // Opened only now that the child is cloned, so that it never holds the fd.
+      auto memory_peak = cgroups_->OpenMemoryPeak(s.instance.group);
+      if (!memory_peak) return tl::unexpected(memory_peak.error());
+      s.memory_peak = std::move(*memory_peak);
     }
     if (auto r =
             WriteProcFile(s.instance.pid, "oom_score_adj", std::to_string(kSandboxOomScoreAdj));
@@ -585,15 +592,18 @@ class LauncherProcess {
     // Its helper holds tap0, and with it the network namespace.
     StopNetworkHelper(instance);
     bool oom = instance.oom_seen;
+    std::optional<uint64_t> memory_peak;
     if (cgroups_) {
       oom = oom || cgroups_->OomKills(instance.group) > 0;
+      memory_peak = cgroups_->MemoryPeak(instance.group);
       if (auto r = cgroups_->KillAndRemove(instance.group); !r) Log(r.error().message);
     }
     Reply({{"type", "exited"},
            {"instance_id", instance.id},
            {"exit_code", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
            {"signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0},
-           {"oom_killed", oom}});
+           {"oom_killed", oom},
+           {"memory_peak_bytes", memory_peak ? json(*memory_peak) : json(nullptr)}});
   }
 
   void ShutDown() {

@@ -144,7 +144,8 @@ void ProcessJail::Handle(Datagram datagram) {
                                        msg.value("error", "unknown error"))));
       return;
     }
-    if (datagram.fds.size() != 3) {
+    // A fourth fd, the cgroup's peak memory file, comes when the launcher has one.
+    if (datagram.fds.size() != 3 && datagram.fds.size() != 4) {
       done(MakeError(ErrorCode::kInternal, "launcher sent a spawn reply without its fds"));
       return;
     }
@@ -154,6 +155,7 @@ void ProcessJail::Handle(Datagram datagram) {
     instance.runtime_api_listener = std::move(datagram.fds[0]);
     instance.output = std::move(datagram.fds[1]);
     instance.runtime_api_channel = std::move(datagram.fds[2]);
+    if (datagram.fds.size() == 4) instance.memory_peak = std::move(datagram.fds[3]);
     done(std::move(instance));
   } else if (type == "exited") {
     live_.erase(id);
@@ -162,6 +164,10 @@ void ProcessJail::Handle(Datagram datagram) {
     status.exit_code = msg.value("exit_code", -1);
     status.signal = msg.value("signal", 0);
     status.oom_killed = msg.value("oom_killed", false);
+    if (auto peak = msg.find("memory_peak_bytes");
+        peak != msg.end() && peak->is_number_unsigned()) {
+      status.memory_peak_bytes = peak->get<uint64_t>();
+    }
     if (on_exit_) on_exit_(status);
   }
 }
@@ -179,7 +185,10 @@ void ProcessJail::OnLauncherGone() {
   auto live = std::move(live_);
   live_.clear();
   for (const auto& id : live) {
-    if (on_exit_) on_exit_(ExitStatus{id, -1, SIGKILL, false});
+    ExitStatus killed;
+    killed.instance_id = id;
+    killed.signal = SIGKILL;
+    if (on_exit_) on_exit_(killed);
     if (!*alive) return;
   }
 }

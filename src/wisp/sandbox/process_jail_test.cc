@@ -195,6 +195,30 @@ TEST_F(ProcessJailTest, ChannelConnectsWispdToTheRuntime) {
   EXPECT_EQ(WaitExit("channel").exit_code, 0);
 }
 
+TEST_F(ProcessJailTest, HandsOverTheCgroupsMemoryPeak) {
+  auto instance = SpawnAndWait(Spec("peak", {"/usr/bin/python3", "-c",
+                                             "import socket\n"
+                                             "b = bytearray(40 << 20)\n"
+                                             "b[::4096] = b'\\x01' * len(range(0, len(b), 4096))\n"
+                                             "print('allocated', flush=True)\n"
+                                             "socket.socket(fileno=3).recv(1)\n"}));
+  ASSERT_TRUE(instance) << instance.error().message;
+  ASSERT_TRUE(instance->memory_peak);
+  EXPECT_EQ(ReadOutput(instance->output.get(), "\n"), "allocated\n");
+  const auto peak = ReadMemoryPeak(instance->memory_peak.get());
+  ASSERT_TRUE(peak);
+  EXPECT_GE(*peak, uint64_t{40} << 20);
+  EXPECT_LE(*peak, uint64_t{128} << 20);
+  ASSERT_EQ(::send(instance->runtime_api_channel.get(), "x", 1, MSG_NOSIGNAL), 1);
+  const ExitStatus exit = WaitExit("peak");
+  EXPECT_EQ(exit.exit_code, 0);
+  // Read by the launcher just before it removed the group, for calls that end the instance.
+  ASSERT_TRUE(exit.memory_peak_bytes);
+  EXPECT_GE(*exit.memory_peak_bytes, *peak);
+  // The group is gone: its file no longer reads.
+  EXPECT_EQ(ReadMemoryPeak(instance->memory_peak.get()), std::nullopt);
+}
+
 TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
   auto [out, exit] = Run(Shell("world",
                                "id -u; id -g;"

@@ -24,6 +24,12 @@ std::string ErrorDocument(std::string_view type, std::string_view message) {
   return doc;
 }
 
+// MiB rounded up, as Lambda reports "Max Memory Used".
+std::optional<int64_t> MiBRoundedUp(std::optional<uint64_t> bytes) {
+  if (!bytes) return std::nullopt;
+  return static_cast<int64_t>((*bytes + (1 << 20) - 1) >> 20);
+}
+
 simdjson::dom::parser& Parser() {
   thread_local simdjson::dom::parser parser;
   return parser;
@@ -86,6 +92,7 @@ void Instance::Attach(sandbox::SpawnedInstance spawned) {
       scheduler_.options_.max_response_bytes);
   endpoint_->Start();
   endpoint_->ServeChannel(std::move(spawned.runtime_api_channel));
+  memory_peak_ = std::move(spawned.memory_peak);
   output_ =
       std::make_unique<asio::posix::stream_descriptor>(scheduler_.io_, spawned.output.Release());
   asio::co_spawn(
@@ -122,6 +129,8 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     DrainOutput();
     FlushPartialLine();
     current.result.status = InvocationStatus::kTimeout;
+    // Read while the instance is still there: the kill below removes its cgroup.
+    current.result.memory_used_mb = MiBRoundedUp(MemoryPeak());
     current.result.response_json = ErrorDocument(
         "Sandbox.Timedout",
         fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
@@ -160,13 +169,20 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   endpoint_->Deliver(std::move(event));
 }
 
-void Instance::Finish(InvocationStatus status, std::string response_json) {
+void Instance::Finish(InvocationStatus status, std::string response_json,
+                      std::optional<uint64_t> memory_peak_bytes) {
   if (!current_ || current_->done.is_set()) return;
   DrainOutput();
   FlushPartialLine();
   current_->result.status = status;
   current_->result.response_json = std::move(response_json);
+  current_->result.memory_used_mb = MiBRoundedUp(memory_peak_bytes);
   current_->done.Set();
+}
+
+std::optional<uint64_t> Instance::MemoryPeak() const {
+  if (!memory_peak_) return std::nullopt;
+  return sandbox::ReadMemoryPeak(memory_peak_.get());
 }
 
 void Instance::OnRuntimeWaiting() {
@@ -176,15 +192,15 @@ void Instance::OnRuntimeWaiting() {
 
 void Instance::OnInvocationResponse(std::string body) {
   if (IsValidJson(body)) {
-    Finish(InvocationStatus::kSuccess, std::move(body));
+    Finish(InvocationStatus::kSuccess, std::move(body), MemoryPeak());
   } else {
     // A custom runtime may answer with plain text: keep it, as a JSON string.
-    Finish(InvocationStatus::kSuccess, JsonString(body));
+    Finish(InvocationStatus::kSuccess, JsonString(body), MemoryPeak());
   }
 }
 
 void Instance::OnInvocationError(std::string error_type, std::string body) {
-  Finish(InvocationStatus::kError, NormaliseError(error_type, body).document);
+  Finish(InvocationStatus::kError, NormaliseError(error_type, body).document, MemoryPeak());
   if (error_type == "Function.ResponseSizeTooLarge") {
     // The endpoint cut the runtime's upload short and closed its connection: the runtime is
     // in no state to serve another call.
@@ -239,7 +255,9 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
   std::string error_type;
   const std::string description = DescribeExit(status, &error_type);
   if (current_) {
-    Finish(InvocationStatus::kError, ErrorDocument(error_type, description));
+    // The launcher removed the cgroup before it reported the exit: it read the peak for us.
+    Finish(InvocationStatus::kError, ErrorDocument(error_type, description),
+           status.memory_peak_bytes);
   } else if (was_starting || init_failure_) {
     StartFailure failure;
     if (init_failure_) {
@@ -257,6 +275,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
     boost::system::error_code ec;
     output_->close(ec);
   }
+  memory_peak_.Reset();
   scheduler_.OnInstanceGone(self);
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "wisp/common/asio.h"
+#include "wisp/common/unique_fd.h"
 #include "wisp/runtime_api/endpoint.h"
 #include "wisp/scheduler/scheduler.h"
 
@@ -83,7 +84,11 @@ class Instance final : public runtime_api::EndpointListener,
   void ConsumeOutput(std::string_view bytes);
   void EmitLine(std::string_view line);
   void FlushPartialLine();
-  void Finish(InvocationStatus status, std::string response_json);
+  // `memory_peak_bytes`: the instance's peak memory as the call ended.
+  void Finish(InvocationStatus status, std::string response_json,
+              std::optional<uint64_t> memory_peak_bytes);
+  // The instance's peak memory now (one pread); nullopt when unknown.
+  std::optional<uint64_t> MemoryPeak() const;
   std::string DescribeExit(const sandbox::ExitStatus& status, std::string* error_type) const;
 
   Scheduler& scheduler_;
@@ -95,6 +100,7 @@ class Instance final : public runtime_api::EndpointListener,
   pid_t pid_ = -1;
   std::shared_ptr<runtime_api::Endpoint> endpoint_;
   std::unique_ptr<asio::posix::stream_descriptor> output_;
+  UniqueFd memory_peak_;  // see SpawnedInstance::memory_peak
   std::string partial_line_;
   std::chrono::steady_clock::time_point idle_since_;
   const int64_t started_at_ms_;

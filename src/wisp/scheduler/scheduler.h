@@ -52,6 +52,9 @@ struct InvocationResult {
   std::string instance_id;
   int version = 0;  // of the instance that ran the call
   bool cold_start = false;
+  // Peak memory of the instance so far, at the end of the call, in MiB rounded up: Lambda's
+  // "Max Memory Used" (it never decreases over one instance's calls). nullopt: unknown.
+  std::optional<int64_t> memory_used_mb;
   // Where the time went, for the Server-Timing header: finding or starting an instance, and
   // from handing the event to the runtime until its answer.
   std::chrono::nanoseconds schedule_time{0};

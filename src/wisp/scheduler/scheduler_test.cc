@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -18,7 +19,8 @@ namespace {
 
 // A backend whose "sandboxes" are threads speaking the Runtime API over loopback, so the
 // scheduler and its instances are tested without namespaces or root. The runtime's behaviour
-// comes from the spawn spec's env (FAKE_MODE) and from each event.
+// comes from the spawn spec's env (FAKE_MODE; FAKE_MEMORY_PEAK gives the instance a peak
+// memory file, a memfd) and from each event ("peak_bytes" sets what that file says).
 class FakeBackend final : public sandbox::Backend {
  public:
   explicit FakeBackend(asio::io_context& io) : io_(io) {}
@@ -39,11 +41,18 @@ class FakeBackend final : public sandbox::Backend {
     fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
 
     std::string mode = "echo";
+    bool memory_peak = false;
     for (const auto& e : spec.env) {
       if (e.starts_with("FAKE_MODE=")) mode = e.substr(10);
+      if (e == "FAKE_MEMORY_PEAK=1") memory_peak = true;
     }
     auto runtime = std::make_shared<Runtime>();
     runtime->id = spec.instance_id;
+    sandbox::SpawnedInstance instance;
+    if (memory_peak) {
+      runtime->memory_peak = UniqueFd(memfd_create("memory.peak", MFD_CLOEXEC));
+      instance.memory_peak = UniqueFd(dup(runtime->memory_peak.get()));
+    }
     {
       std::lock_guard lock(mutex_);
       runtimes_[spec.instance_id] = runtime;
@@ -56,11 +65,16 @@ class FakeBackend final : public sandbox::Backend {
           status.instance_id = runtime->id;
           status.exit_code = runtime->killed ? -1 : code;
           status.signal = runtime->killed ? 9 : 0;
+          // As the launcher does: the peak as the sandbox ended, read just before the group
+          // goes, after which its file reads nothing.
+          if (runtime->memory_peak) {
+            status.memory_peak_bytes = sandbox::ReadMemoryPeak(runtime->memory_peak.get());
+            (void)!ftruncate(runtime->memory_peak.get(), 0);
+          }
           asio::post(io_, [this, status] {
             if (on_exit_) on_exit_(status);
           });
         });
-    sandbox::SpawnedInstance instance;
     instance.pid = 1000 + spawned;
     instance.runtime_api_listener = UniqueFd(listener);
     instance.output = UniqueFd(pipe_fds[0]);
@@ -98,6 +112,7 @@ class FakeBackend final : public sandbox::Backend {
     std::string id;
     std::atomic<int> fd{-1};
     std::atomic<bool> killed{false};
+    UniqueFd memory_peak;
     std::thread thread;
   };
 
@@ -155,6 +170,12 @@ class FakeBackend final : public sandbox::Backend {
              ReadResponse(fd, buffer, head, body)) {
         const auto id_at = head.find("Lambda-Runtime-Aws-Request-Id: ");
         const std::string id = head.substr(id_at + 31, head.find("\r\n", id_at) - id_at - 31);
+        const auto peak_at = body.find("\"peak_bytes\":");
+        if (peak_at != std::string::npos) {
+          const std::string peak = std::to_string(std::stoull(body.substr(peak_at + 13))) + "\n";
+          (void)!ftruncate(runtime.memory_peak.get(), 0);
+          (void)!pwrite(runtime.memory_peak.get(), peak.data(), peak.size(), 0);
+        }
         if (body.find("\"crash\"") != std::string::npos) {
           code = 1;
           break;
@@ -334,6 +355,50 @@ TEST_F(SchedulerTest, InitErrorFailsWarmWithTheRuntimesMessage) {
       EXPECT_EQ(warmed.error().message, "no module");
     }
     EXPECT_EQ(s.instance_count(), 0u);
+  });
+}
+
+TEST_F(SchedulerTest, MemoryUsedIsTheInstancesPeakInMiBRoundedUp) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    d->spawn.env.push_back("FAKE_MEMORY_PEAK=1");
+    auto first = co_await s.Invoke(d, Request(R"({"peak_bytes":12345678})"));
+    // Read afresh at the end of every call, not once per instance.
+    auto second = co_await s.Invoke(d, Request(R"({"peak_bytes":33554432})"));
+    EXPECT_TRUE(first && second);
+    if (!first || !second) co_return;
+    EXPECT_EQ(first->instance_id, second->instance_id);
+    EXPECT_EQ(first->memory_used_mb, 12);
+    EXPECT_EQ(second->memory_used_mb, 32);
+  });
+}
+
+TEST_F(SchedulerTest, MemoryUsedIsKnownForCallsThatEndTheInstance) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    d->spawn.env.push_back("FAKE_MEMORY_PEAK=1");
+    // Read before the kill.
+    auto slow = co_await s.Invoke(
+        d, Request(R"({"peak_bytes":5242880,"sleep_ms":1000})", /*timeout_ms=*/100));
+    // Reported with the exit, since the sandbox is gone by then.
+    auto crashed = co_await s.Invoke(d, Request(R"({"peak_bytes":7340033,"crash":true})"));
+    EXPECT_TRUE(slow && crashed);
+    if (!slow || !crashed) co_return;
+    EXPECT_EQ(slow->status, InvocationStatus::kTimeout);
+    EXPECT_EQ(slow->memory_used_mb, 5);
+    EXPECT_EQ(crashed->status, InvocationStatus::kError);
+    EXPECT_EQ(crashed->memory_used_mb, 8);
+  });
+}
+
+TEST_F(SchedulerTest, MemoryUsedIsUnknownWithoutAPeakFile) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment();
+    auto result = co_await s.Invoke(d, Request(R"({"peak_bytes":12345678})"));
+    EXPECT_TRUE(result && result->status == InvocationStatus::kSuccess);
+    if (result) {
+      EXPECT_EQ(result->memory_used_mb, std::nullopt);
+    }
   });
 }
 
