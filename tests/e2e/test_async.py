@@ -1,6 +1,7 @@
 """End-to-end: asynchronous invocations on the durable queue (/v1): accept, records, retries
 with their gaps, dead letters and requeue, concurrency limits and maximum event age
-(hostile-functions cases 23 and 24). The kill -9 case (25) is in test_async_durability.py."""
+(hostile-functions cases 23 and 24), and the caller's trace id on every attempt. The kill -9
+case (25) is in test_async_durability.py."""
 
 import datetime
 import threading
@@ -22,6 +23,12 @@ def handler(event, context):
         time.sleep(event["sleep"])
     print("request", context.aws_request_id)
     return {"echo": event, "request_id": context.aws_request_id}
+'''
+
+TRACE = '''
+import os
+def handler(event, context):
+    return os.environ.get('_X_AMZN_TRACE_ID')
 '''
 
 
@@ -79,6 +86,23 @@ class AsyncInvokeTest(WispdTestCase):
         explicit = self.wisp.request("POST", f"/v1/functions/{fid}/invoke", {"x": 1},
                                      {"X-Invocation-Type": "RequestResponse"})
         self.assertEqual(explicit.status, 200, explicit)
+
+    def test_caller_trace_id_reaches_every_attempt(self):
+        # As for a sync call, the caller's X-Amzn-Trace-Id reaches the function as
+        # _X_AMZN_TRACE_ID, kept in the queue with the event; a call without one sees none.
+        trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        fid = self.wisp.create_function(name="async-trace", runtime="python", code=TRACE)
+        path = f"/v1/functions/{fid}/invoke"
+        by_header = self.wisp.request("POST", path, {"n": 1},
+                                      {"X-Invocation-Type": "Event", "X-Amzn-Trace-Id": trace})
+        by_body = self.wisp.request("POST", path, {"async": True, "event": {"n": 2}},
+                                    {"X-Amzn-Trace-Id": trace})
+        untraced = self.wisp.invoke_async(fid, {"n": 3})
+        for reply in (by_header, by_body):
+            self.assertEqual(reply.status, 202, reply)
+            item = self.wisp.wait_invocation(reply.json["invocation_id"])
+            self.assertEqual(item["response"], trace, item)
+        self.assertIsNone(self.wisp.wait_invocation(untraced)["response"])
 
     def test_bad_requests(self):
         w = self.wisp
