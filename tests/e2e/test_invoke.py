@@ -424,6 +424,8 @@ class LogsTest(WispTestCase):
         self.assertLessEqual(used[1], 256)
         # Lambda's "Max Memory Used": the instance's peak so far, never less than before.
         self.assertGreaterEqual(used[2], used[1])
+        # The invoke reply says what its record says.
+        self.assertEqual([r["memory_used_mb"] for r in (small, big, after)], used)
 
     def test_memory_used_of_calls_that_end_the_instance(self):
         fid = self.deploy(self.MEMORY_PYTHON, runtime="python", memory_mb=256, timeout_seconds=1)

@@ -44,6 +44,8 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
   out += std::to_string(outcome.duration_ms);
   out += ",\"version\":";
   out += std::to_string(outcome.version);
+  out += ",\"memory_used_mb\":";
+  out += result.memory_used_mb ? std::to_string(*result.memory_used_mb) : "null";
   out += ",\"response\":";
   out += result.response_json.empty() ? "null" : result.response_json;
   out += ",\"logs\":";
