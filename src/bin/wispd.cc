@@ -144,6 +144,12 @@ int main(int argc, char** argv) {
   settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;
   settings.pids_limit = config.sandbox_pids_limit;
   settings.max_instances_per_function = config.max_instances_per_function;
+  settings.outbound_private_networks = config.outbound_private_networks;
+  if (config.outbound_private_networks) {
+    spdlog::warn(
+        "outbound_private_networks: functions with outbound network can reach private, "
+        "link-local and cloud metadata addresses");
+  }
   // Go functions compile as the sandbox user, which must be able to reach the build and cache
   // directories: let it traverse (not list) the data directory.
   settings.go.work_dir = (data_dir / "build").string();

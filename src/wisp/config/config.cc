@@ -97,6 +97,7 @@ const Setting kSettings[] = {
     {"sandbox_tmp_mb", SetUnsigned<&Config::sandbox_tmp_mb>},
     {"sandbox_pids_limit", SetUnsigned<&Config::sandbox_pids_limit>},
     {"enforce_limits", SetBool<&Config::enforce_limits>},
+    {"outbound_private_networks", SetBool<&Config::outbound_private_networks>},
     {"init_timeout_seconds", SetDouble<&Config::init_timeout_seconds>},
     {"max_instances_per_function", SetUnsigned<&Config::max_instances_per_function>},
     {"max_instances_total", SetUnsigned<&Config::max_instances_total>},
@@ -192,7 +193,7 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
 
   CLI::App app{"wispd: the Wisp serverless functions daemon"};
   std::string config_file, listen, data_dir, log_level;
-  bool log_json = false, no_limits = false;
+  bool log_json = false, no_limits = false, private_networks = false;
   app.add_option("--config", config_file, "TOML configuration file")->envname("WISP_CONFIG");
   app.add_option("--listen", listen, "HOST:PORT of the public API (default 127.0.0.1:18080)");
   app.add_option("--data-dir", data_dir,
@@ -201,6 +202,9 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   app.add_flag("--log-json", log_json, "write logs as JSON lines");
   app.add_flag("--no-enforce-limits", no_limits,
                "start even when sandbox resource limits cannot be enforced (unsafe)");
+  app.add_flag("--outbound-private-networks", private_networks,
+               "let functions with outbound network reach private, link-local and cloud "
+               "metadata addresses");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -230,6 +234,7 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   if (!log_level.empty()) config.log_level = log_level;
   if (log_json) config.log_json = true;
   if (no_limits) config.enforce_limits = false;
+  if (private_networks) config.outbound_private_networks = true;
   return parsed;
 }
 

@@ -30,6 +30,9 @@ struct Config {
   uint32_t sandbox_pids_limit = 1024;
   bool enforce_limits = true;        // refuse to start when cgroup limits cannot be applied
   double init_timeout_seconds = 10;  // spawn until the runtime's first /next
+  // Functions with outbound network may also reach private, link-local (cloud metadata) and
+  // other non-public addresses: the LAN, the host's internal services. Off, they get EACCES.
+  bool outbound_private_networks = false;
 
   // Scheduling.
   uint32_t max_instances_per_function = 100;

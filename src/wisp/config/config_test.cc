@@ -80,6 +80,53 @@ TEST(ApplyEnvironment, InvocationRecordsPerFunctionRejectsWhatIsNoCount) {
   }
 }
 
+TEST(OutboundPrivateNetworks, IsOffByDefaultAndSetFromEnvironmentFileOrFlag) {
+  EXPECT_FALSE(Config{}.outbound_private_networks);
+
+  std::map<std::string, std::string> env{{"WISP_OUTBOUND_PRIVATE_NETWORKS", "true"}};
+  fake_env = &env;
+  Config from_env;
+  ASSERT_TRUE(ApplyEnvironment(from_env, FakeGetenv));
+  EXPECT_TRUE(from_env.outbound_private_networks);
+
+  const std::string path = testing::TempDir() + "/wisp_private_networks_test.toml";
+  std::ofstream(path) << "outbound_private_networks = true\n";
+  Config from_file;
+  ASSERT_TRUE(ApplyConfigFile(path, from_file));
+  EXPECT_TRUE(from_file.outbound_private_networks);
+  std::ofstream(path) << "outbound_private_networks = false\n";
+  ASSERT_TRUE(ApplyConfigFile(path, from_file));
+  EXPECT_FALSE(from_file.outbound_private_networks);
+  std::remove(path.c_str());
+
+  char program[] = "wispd";
+  char flag[] = "--outbound-private-networks";
+  char* argv[] = {program, flag};
+  auto parsed = ParseConfig(2, argv);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->config.outbound_private_networks);
+}
+
+TEST(OutboundPrivateNetworks, RejectsWhatIsNoBoolean) {
+  for (const char* text : {"maybe", "2", ""}) {
+    std::map<std::string, std::string> env{{"WISP_OUTBOUND_PRIVATE_NETWORKS", text}};
+    fake_env = &env;
+    Config config;
+    auto result = ApplyEnvironment(config, FakeGetenv);
+    ASSERT_FALSE(result) << text;
+    EXPECT_NE(result.error().message.find("WISP_OUTBOUND_PRIVATE_NETWORKS"), std::string::npos);
+    EXPECT_FALSE(config.outbound_private_networks);
+  }
+  const std::string path = testing::TempDir() + "/wisp_private_networks_test.toml";
+  std::ofstream(path) << "outbound_private_networks = \"sometimes\"\n";
+  Config config;
+  auto result = ApplyConfigFile(path, config);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("outbound_private_networks"), std::string::npos);
+  EXPECT_FALSE(config.outbound_private_networks);
+  std::remove(path.c_str());
+}
+
 TEST(ApplyConfigFile, ReadsTomlAndRejectsUnknownKeys) {
   const std::string path = testing::TempDir() + "/wisp_config_test.toml";
   {

@@ -361,6 +361,7 @@ sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const std::string& runtime, in
   spawn.tmp_size_bytes = settings_.tmp_size_bytes;
   spawn.pids_limit = settings_.pids_limit;
   spawn.vcpu = vcpu;
+  spawn.outbound_private_networks = settings_.outbound_private_networks;
   // What every runtime gets whatever the function; the function's own variables are added
   // at deploy (or sent at specialisation for a prewarmed instance).
   spawn.env = {

@@ -31,6 +31,8 @@ struct DeploymentSettings {
   uint64_t tmp_size_bytes = 512ull << 20;
   uint32_t pids_limit = 1024;
   uint32_t max_instances_per_function = 100;
+  // See sandbox::SpawnSpec::outbound_private_networks.
+  bool outbound_private_networks = false;
   GoBuildSettings go;  // program-style Go functions are compiled at deploy
 };
 

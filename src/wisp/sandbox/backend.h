@@ -37,6 +37,11 @@ struct SpawnSpec {
   // sandbox's network namespace; never to the host's loopback. Without it the sandbox has
   // only its loopback and the Runtime API endpoint.
   bool network_outbound = false;
+  // With network_outbound: the sandbox may also reach private, shared, link-local (cloud
+  // metadata), multicast and reserved IPv4 addresses. Without it, connecting or sending there
+  // fails at once with EACCES, so a function reaches public addresses only. The operator's
+  // node-wide choice (Config::outbound_private_networks), never a function's.
+  bool outbound_private_networks = false;
 };
 
 // The runtime finds its end of SpawnedInstance::runtime_api_channel at this fd.

@@ -85,7 +85,8 @@ nlohmann::json SpawnSpecToJson(const SpawnSpec& s) {
           {"pids_limit", s.pids_limit},
           {"vcpu", s.vcpu},
           {"runtime_api_port", s.runtime_api_port},
-          {"network_outbound", s.network_outbound}};
+          {"network_outbound", s.network_outbound},
+          {"outbound_private_networks", s.outbound_private_networks}};
 }
 
 Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
@@ -102,6 +103,7 @@ Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
     j.at("vcpu").get_to(s.vcpu);
     j.at("runtime_api_port").get_to(s.runtime_api_port);
     j.at("network_outbound").get_to(s.network_outbound);
+    j.at("outbound_private_networks").get_to(s.outbound_private_networks);
   } catch (const nlohmann::json::exception& e) {
     return MakeError(ErrorCode::kInvalidArgument, fmt::format("bad spawn spec: {}", e.what()));
   }

@@ -24,6 +24,7 @@ TEST(ControlProtocolTest, SpecRoundTripsThroughJson) {
   in.vcpu = 0.5;
   in.runtime_api_port = 9100;
   in.network_outbound = true;
+  in.outbound_private_networks = true;
   auto out = SpawnSpecFromJson(SpawnSpecToJson(in));
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(out->instance_id, in.instance_id);
@@ -33,6 +34,7 @@ TEST(ControlProtocolTest, SpecRoundTripsThroughJson) {
   EXPECT_EQ(out->vcpu, 0.5);
   EXPECT_EQ(out->runtime_api_port, 9100);
   EXPECT_TRUE(out->network_outbound);
+  EXPECT_TRUE(out->outbound_private_networks);
 }
 
 TEST(ControlProtocolTest, RejectsIdsThatCouldEscapeTheCgroupDirectory) {

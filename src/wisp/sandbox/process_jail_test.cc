@@ -575,10 +575,17 @@ std::vector<pid_t> ChildrenNamed(pid_t parent, const std::string& comm) {
 
 // Outbound network through slirp4netns. The only traffic these tests send goes to loopback and
 // to a network namespace the test creates: a veth pair with 198.18.0.1/30 on the host side and
-// 198.18.0.2/30 inside (198.18.0.0/15 is reserved for benchmarks), and a TCP server in it.
+// 198.18.0.2/30 inside (198.18.0.0/15 is reserved for benchmarks), and a TCP server in it. The
+// namespace also holds a private address and the cloud metadata address, which the host routes
+// to it: the sandbox's connections to them, made by slirp4netns on the host, never leave the
+// machine even when the sandbox is wrongly allowed to make them. (While a test runs, the host's
+// own metadata requests go there too; `append` lets security_test's namespace hold it as well.)
 class OutboundNetworkTest : public ProcessJailTest {
  protected:
   static constexpr uint16_t kServerPort = 8080;
+  static constexpr uint16_t kMetadataPort = 80;
+  static constexpr const char* kPrivateAddress = "10.198.0.2";
+  static constexpr const char* kMetadataAddress = "169.254.169.254";
 
   void SetUp() override {
     ProcessJailTest::SetUp();
@@ -598,6 +605,10 @@ class OutboundNetworkTest : public ProcessJailTest {
              fmt::format("ip netns exec {} ip addr add 198.18.0.2/30 dev {}", netns_, peer),
              fmt::format("ip netns exec {} ip link set {} up", netns_, peer),
              fmt::format("ip netns exec {} ip link set lo up", netns_),
+             fmt::format("ip netns exec {} ip addr add {}/32 dev lo", netns_, kPrivateAddress),
+             fmt::format("ip netns exec {} ip addr add {}/32 dev lo", netns_, kMetadataAddress),
+             fmt::format("ip route add {}/32 via 198.18.0.2 dev {}", kPrivateAddress, veth_),
+             fmt::format("ip route append {}/32 via 198.18.0.2 dev {}", kMetadataAddress, veth_),
          }) {
       ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     }
@@ -621,8 +632,8 @@ class OutboundNetworkTest : public ProcessJailTest {
       ::kill(server_pid_, SIGKILL);
       ::waitpid(server_pid_, nullptr, 0);
     }
-    // Deleting the namespace destroys the veth pair with it; the host side goes explicitly
-    // in case the move into the namespace never happened.
+    // Deleting the namespace destroys the veth pair with it, and the host's routes through it;
+    // the host side goes explicitly in case the move into the namespace never happened.
     if (!netns_.empty()) {
       (void)std::system(fmt::format("ip netns del {} 2>/dev/null", netns_).c_str());
       (void)std::system(fmt::format("ip link del {} 2>/dev/null", veth_).c_str());
@@ -631,22 +642,27 @@ class OutboundNetworkTest : public ProcessJailTest {
   }
 
   // `ip netns exec` enters the namespace and execs python in place: server_pid_ is the server.
+  // It answers on every address of the namespace, on the server's and the metadata port.
   void StartServerInNetns() {
     int out[2];
     ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
     UniqueFd read_end(out[0]);
     const std::string script = fmt::format(
-        "import socket\n"
-        "s = socket.socket()\n"
-        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        "s.bind(('198.18.0.2', {}))\n"
-        "s.listen(16)\n"
+        "import select, socket\n"
+        "listeners = []\n"
+        "for port in ({}, {}):\n"
+        "    s = socket.socket()\n"
+        "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "    s.bind(('0.0.0.0', port))\n"
+        "    s.listen(16)\n"
+        "    listeners.append(s)\n"
         "print('listening', flush=True)\n"
         "while True:\n"
-        "    c, _ = s.accept()\n"
-        "    c.sendall(b'hello from the netns\\n')\n"
-        "    c.close()\n",
-        kServerPort);
+        "    for s in select.select(listeners, [], [])[0]:\n"
+        "        c, _ = s.accept()\n"
+        "        c.sendall(b'hello from the netns\\n')\n"
+        "        c.close()\n",
+        kServerPort, kMetadataPort);
     server_pid_ = ::fork();
     ASSERT_GE(server_pid_, 0);
     if (server_pid_ == 0) {
@@ -662,13 +678,20 @@ class OutboundNetworkTest : public ProcessJailTest {
   }
 
   // A python program that tries each host:port and prints one line per target: "ok <what the
-  // server said>", an errno name, or "timeout"; then the resolver configuration.
+  // server said>", an errno name, or "timeout"; then the resolver configuration. A "udp:host:port"
+  // target sends one datagram instead and prints "sent" or the errno.
   SpawnSpec Probe(const std::string& id, const std::vector<std::string>& targets) {
     std::vector<std::string> argv = {"/usr/bin/python3", "-c",
                                      "import errno, socket, sys\n"
                                      "for target in sys.argv[1:]:\n"
-                                     "    host, port = target.rsplit(':', 1)\n"
+                                     "    udp = target.startswith('udp:')\n"
+                                     "    host, port = target[4 if udp else 0:].rsplit(':', 1)\n"
                                      "    try:\n"
+                                     "        if udp:\n"
+                                     "            s = socket.socket(type=socket.SOCK_DGRAM)\n"
+                                     "            s.sendto(b'probe', (host, int(port)))\n"
+                                     "            print(target, 'sent')\n"
+                                     "            continue\n"
                                      "        s = socket.create_connection((host, int(port)), 3)\n"
                                      "        said = s.recv(100).decode().strip()\n"
                                      "        print(target, 'ok', said)\n"
@@ -682,6 +705,8 @@ class OutboundNetworkTest : public ProcessJailTest {
   }
 
   std::string Server() const { return fmt::format("198.18.0.2:{}", kServerPort); }
+  std::string PrivateServer() const { return fmt::format("{}:{}", kPrivateAddress, kServerPort); }
+  std::string Metadata() const { return fmt::format("{}:{}", kMetadataAddress, kMetadataPort); }
   std::string HostLoopback() const { return fmt::format("127.0.0.1:{}", host_port_); }
   std::string SlirpHost() const { return fmt::format("10.0.2.2:{}", host_port_); }
 
@@ -774,27 +799,95 @@ TEST_F(OutboundNetworkTest, HelperEndsWithItsInstance) {
   EXPECT_FALSE(ProcessExists(helpers[0]));
 }
 
+// Server-side request forgery: the host's LAN and its cloud's metadata service are the first
+// things a hostile function tries.
+TEST_F(OutboundNetworkTest, PrivateAndMetadataAddressesAreRefused) {
+  SpawnSpec spec = Probe(
+      "ssrf", {Server(), PrivateServer(), Metadata(), "udp:" + PrivateServer(), "udp:10.0.2.3:53"});
+  spec.network_outbound = true;
+  auto [out, exit] = Run(spec);
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr(Server() + " ok hello from the netns\n"));
+  EXPECT_THAT(out, HasSubstr(PrivateServer() + " EACCES\n"));
+  EXPECT_THAT(out, HasSubstr(Metadata() + " EACCES\n"));
+  EXPECT_THAT(out, HasSubstr("udp:" + PrivateServer() + " EACCES\n"));
+  // slirp's DNS forwarder is in 10.0.0.0/8 but on the sandbox's own link: still reachable.
+  EXPECT_THAT(out, HasSubstr("udp:10.0.2.3:53 sent\n"));
+}
+
+// The routes are the sandbox's own, but its runtime has no CAP_NET_ADMIN to change them.
+TEST_F(OutboundNetworkTest, RuntimeCannotChangeTheRoutes) {
+  SpawnSpec spec = Spec(
+      "reroute",
+      {"/usr/bin/python3", "-c",
+       "import errno, socket, struct\n"
+       "RTM_NEWROUTE, RTM_DELROUTE, RTA_DST, RTA_GATEWAY = 24, 25, 1, 5\n"
+       "NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 1, 4, 0x400\n"
+       "RTN_UNICAST, RTN_PROHIBIT, RT_TABLE_MAIN, RTPROT_STATIC = 1, 8, 254, 4\n"
+       "def route(kind, flags, dst, length, rtype, gateway=None):\n"
+       "    attrs = struct.pack('=HH4s', 8, RTA_DST, socket.inet_aton(dst))\n"
+       "    if gateway:\n"
+       "        attrs += struct.pack('=HH4s', 8, RTA_GATEWAY, socket.inet_aton(gateway))\n"
+       "    body = struct.pack('=8BI', socket.AF_INET, length, 0, 0, RT_TABLE_MAIN,\n"
+       "                       RTPROT_STATIC, 0, rtype, 0) + attrs\n"
+       "    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)\n"
+       "    s.send(struct.pack('=IHHII', 16 + len(body), kind, flags | NLM_F_REQUEST | NLM_F_ACK,\n"
+       "                       1, 0) + body)\n"
+       "    error = -struct.unpack_from('=i', s.recv(4096), 16)[0]\n"
+       "    return errno.errorcode.get(error, 'ok')\n"
+       "print('delete', route(RTM_DELROUTE, 0, '169.254.0.0', 16, RTN_PROHIBIT))\n"
+       "print('bypass', route(RTM_NEWROUTE, NLM_F_CREATE, '169.254.169.254', 32, RTN_UNICAST,\n"
+       "                      '10.0.2.2'))\n"
+       "try:\n"
+       "    socket.create_connection(('169.254.169.254', 80), 3)\n"
+       "    print('metadata ok')\n"
+       "except OSError as e:\n"
+       "    print('metadata', errno.errorcode.get(e.errno, e))\n"});
+  spec.network_outbound = true;
+  auto [out, exit] = Run(spec);
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("delete EPERM\n"));
+  EXPECT_THAT(out, HasSubstr("bypass EPERM\n"));
+  EXPECT_THAT(out, HasSubstr("metadata EACCES\n"));
+}
+
+// The operator's outbound_private_networks: for functions that must reach a database on the LAN.
+TEST_F(OutboundNetworkTest, OperatorCanAllowPrivateNetworks) {
+  SpawnSpec spec = Probe("private", {Server(), PrivateServer(), Metadata()});
+  spec.network_outbound = true;
+  spec.outbound_private_networks = true;
+  auto [out, exit] = Run(spec);
+  EXPECT_EQ(exit.exit_code, 0) << out;
+  EXPECT_THAT(out, HasSubstr(Server() + " ok hello from the netns\n"));
+  EXPECT_THAT(out, HasSubstr(PrivateServer() + " ok hello from the netns\n"));
+  EXPECT_THAT(out, HasSubstr(Metadata() + " ok hello from the netns\n"));
+}
+
+// Interleaved: no network; outbound network (helper, and the routes that refuse non-public
+// addresses); outbound with private networks allowed (helper, no routes).
 TEST_F(OutboundNetworkTest, MeasureSpawnOverhead) {
-  std::vector<double> plain, networked;
+  enum Variant { kPlain, kOutbound, kPrivateAllowed, kVariants };
+  std::vector<double> ms[kVariants];
   for (int i = 0; i < 20; ++i) {
-    for (bool network : {false, true}) {
-      SpawnSpec spec = Spec(fmt::format("m{}{}", i, network ? "n" : "p"), {"/bin/true"});
-      spec.network_outbound = network;
+    for (int v = kPlain; v < kVariants; ++v) {
+      SpawnSpec spec = Spec(fmt::format("m{}v{}", i, v), {"/bin/true"});
+      spec.network_outbound = v != kPlain;
+      spec.outbound_private_networks = v == kPrivateAllowed;
       auto start = steady_clock::now();
       auto instance = SpawnAndWait(spec);
       ASSERT_TRUE(instance) << instance.error().message;
-      (network ? networked : plain)
-          .push_back(
-              std::chrono::duration<double, std::milli>(steady_clock::now() - start).count());
+      ms[v].push_back(
+          std::chrono::duration<double, std::milli>(steady_clock::now() - start).count());
       WaitExit(spec.instance_id);
     }
   }
-  std::sort(plain.begin(), plain.end());
-  std::sort(networked.begin(), networked.end());
+  for (auto& m : ms) std::sort(m.begin(), m.end());
   std::printf(
       "spawn-to-ready of /bin/true: without network median %.2f ms (p90 %.2f), with outbound "
-      "network median %.2f ms (p90 %.2f)\n",
-      plain[10], plain[18], networked[10], networked[18]);
+      "network median %.2f ms (p90 %.2f), outbound with private networks allowed median %.2f ms "
+      "(p90 %.2f)\n",
+      ms[kPlain][10], ms[kPlain][18], ms[kOutbound][10], ms[kOutbound][18], ms[kPrivateAllowed][10],
+      ms[kPrivateAllowed][18]);
 }
 
 // A launcher that died without cleaning up left "wisp/<dead pid>" with a process in it; the

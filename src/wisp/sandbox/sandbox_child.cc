@@ -17,12 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/securebits.h>
 #include <sys/capability.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +47,37 @@ constexpr int kExecFailedExit = 127;
 constexpr rlim_t kMaxOpenFiles = 1024;
 // slirp4netns's DNS forwarder, as seen from inside the sandbox.
 constexpr const char* kSlirpDns = "10.0.2.3";
+
+constexpr uint32_t Ipv4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return uint32_t{a} << 24 | uint32_t{b} << 16 | uint32_t{c} << 8 | d;
+}
+
+// What an outbound sandbox may not reach unless the operator allows private networks: every
+// IPv4 range IANA's special-purpose registry marks as not globally reachable, where a host's LAN,
+// its cloud's metadata service and other internal services live. slirp4netns connects from the
+// host, so without these routes a function reaches whatever the host can. Not listed:
+// 127.0.0.0/8 is the sandbox's own loopback (the local routing table, consulted first, wins), and
+// 198.18.0.0/15 (benchmarking) stays reachable: test suites use it as the outside world.
+// slirp's own 10.0.2.0/24 (gateway, DNS forwarder) stays reachable through its connected route,
+// which is more specific than 10.0.0.0/8.
+struct BlockedRange {
+  uint32_t address;  // host byte order
+  uint8_t prefix_length;
+};
+constexpr BlockedRange kBlockedRanges[] = {
+    {Ipv4(0, 0, 0, 0), 8},        // "this network"
+    {Ipv4(10, 0, 0, 0), 8},       // private
+    {Ipv4(100, 64, 0, 0), 10},    // shared (carrier-grade NAT; Alibaba's metadata service)
+    {Ipv4(169, 254, 0, 0), 16},   // link-local: cloud metadata at 169.254.169.254
+    {Ipv4(172, 16, 0, 0), 12},    // private
+    {Ipv4(192, 0, 0, 0), 24},     // IETF protocol assignments
+    {Ipv4(192, 0, 2, 0), 24},     // documentation (TEST-NET-1)
+    {Ipv4(192, 168, 0, 0), 16},   // private
+    {Ipv4(198, 51, 100, 0), 24},  // documentation (TEST-NET-2)
+    {Ipv4(203, 0, 113, 0), 24},   // documentation (TEST-NET-3)
+    {Ipv4(224, 0, 0, 0), 4},      // multicast
+    {Ipv4(240, 0, 0, 0), 4},      // reserved, and the limited broadcast address
+};
 
 // Reports the failed step to the launcher (which turns it into spawn_failed) and exits.
 [[noreturn]] void Fail(std::string_view step, int err = errno) {
@@ -204,6 +238,71 @@ void BringUpLoopback() {
   ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
   if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) Fail("bring lo up");
   ::close(s);
+}
+
+// Adds a "prohibit" route for each of kBlockedRanges to the sandbox's main routing table:
+// connect() and sendto() there fail at once with EACCES, which says "not allowed" (a timeout or
+// EHOSTUNREACH would read as a network fault worth retrying). Routes in the sandbox's own
+// namespace, because this process still holds CAP_NET_ADMIN there and the runtime never will, so
+// it cannot remove them; and the host needs no firewall rule. One request carries every route;
+// only the last asks for an acknowledgement: the kernel handles them in order and reports any
+// failure anyway, so that acknowledgement means all of them were added.
+void BlockPrivateNetworks() {
+  struct Request {
+    nlmsghdr header;
+    rtmsg route;
+    rtattr destination_attribute;
+    uint32_t destination;  // network byte order
+  };
+  static_assert(sizeof(Request) == NLMSG_SPACE(sizeof(rtmsg)) + RTA_SPACE(sizeof(uint32_t)),
+                "the kernel reads the array as back-to-back messages");
+  constexpr size_t kCount = std::size(kBlockedRanges);
+  Request requests[kCount] = {};
+  for (size_t i = 0; i < kCount; ++i) {
+    Request& r = requests[i];
+    r.header.nlmsg_len = sizeof r;
+    r.header.nlmsg_type = RTM_NEWROUTE;
+    r.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+    if (i + 1 == kCount) r.header.nlmsg_flags |= NLM_F_ACK;
+    r.header.nlmsg_seq = static_cast<uint32_t>(i);
+    r.route.rtm_family = AF_INET;
+    r.route.rtm_dst_len = kBlockedRanges[i].prefix_length;
+    r.route.rtm_table = RT_TABLE_MAIN;
+    r.route.rtm_protocol = RTPROT_STATIC;
+    r.route.rtm_scope = RT_SCOPE_UNIVERSE;
+    r.route.rtm_type = RTN_PROHIBIT;
+    r.destination_attribute.rta_len = RTA_LENGTH(sizeof r.destination);
+    r.destination_attribute.rta_type = RTA_DST;
+    r.destination = htonl(kBlockedRanges[i].address);
+  }
+  int s = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0) Fail("netlink socket for routes");
+  if (::send(s, requests, sizeof requests, 0) != static_cast<ssize_t>(sizeof requests)) {
+    Fail("send routes");
+  }
+  for (;;) {
+    alignas(nlmsghdr) char reply[1024];
+    ssize_t n = ::recv(s, reply, sizeof reply, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Fail("receive route acknowledgement");
+    }
+    for (auto* h = reinterpret_cast<nlmsghdr*>(reply); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type != NLMSG_ERROR) continue;
+      const auto* result = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+      if (result->error != 0) {
+        const BlockedRange& range = kBlockedRanges[std::min<size_t>(h->nlmsg_seq, kCount - 1)];
+        Fail(fmt::format("add route prohibit {}.{}.{}.{}/{}", range.address >> 24,
+                         range.address >> 16 & 0xff, range.address >> 8 & 0xff,
+                         range.address & 0xff, range.prefix_length),
+             -result->error);
+      }
+      if (h->nlmsg_seq + 1 == kCount) {
+        ::close(s);
+        return;
+      }
+    }
+  }
 }
 
 // The Runtime API endpoint: created here so that it lives in the sandbox's network namespace,
@@ -521,6 +620,9 @@ void RunSandboxChild(const SandboxChildArgs& args) {
   HostPaths host = OpenHostPaths(args);
   BecomeRootInside();
   BringUpLoopback();
+  if (args.spec->network_outbound && !args.spec->outbound_private_networks) {
+    BlockPrivateNetworks();
+  }
   SendRuntimeApiListener(args.spec->runtime_api_port);
   BuildRoot(args, host);
   EnterRoot();

@@ -8,7 +8,9 @@
 //   cgroup namespace  created after joining the cgroup, so the sandbox's view starts there
 //   open host paths   while still the host's uid 0 (owner of wispd's private directories)
 //   become root       inside the user namespace = the unprivileged sandbox uid outside
-//   network           bring up lo, make the Runtime API listener, send it to the launcher
+//   network           bring up lo; with outbound network, routes that refuse private and
+//                     metadata addresses (unless the operator allows them); make the Runtime API
+//                     listener, send it to the launcher
 //   build root        tmpfs + read-only binds, /proc with masks, minimal /dev, /tmp, /dev/shm
 //   pivot_root        the host's tree is detached entirely
 //   drop privileges   rlimits, securebits, bounding/ambient/effective caps, no_new_privs

@@ -263,7 +263,8 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
         generic.memory_limit_bytes != wanted.memory_limit_bytes || generic.vcpu != wanted.vcpu ||
         generic.tmp_size_bytes != wanted.tmp_size_bytes ||
         generic.pids_limit != wanted.pids_limit ||
-        generic.network_outbound != wanted.network_outbound) {
+        generic.network_outbound != wanted.network_outbound ||
+        generic.outbound_private_networks != wanted.outbound_private_networks) {
       continue;
     }
     auto pool_it = pools_.find(pool_spec.generic->function_id);
