@@ -4,9 +4,6 @@
 
 #include <sqlite3.h>
 
-#include <set>
-#include <utility>
-
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -52,7 +49,7 @@ constexpr const char* kColumns =
 
 // Columns added after the first release, with their declarations: a queue file written by an
 // older wispd gets them on open.
-constexpr std::pair<const char*, const char*> kAddedColumns[] = {
+constexpr store::AddedColumn kAddedColumns[] = {
     {"trace_id", "TEXT NOT NULL DEFAULT ''"},
 };
 
@@ -136,22 +133,6 @@ Result<sqlite3*> OpenDb(const std::string& path, int flags) {
   return db;
 }
 
-Result<void> AddMissingColumns(sqlite3* db) {
-  std::set<std::string> present;
-  {
-    Statement stmt(db, "PRAGMA table_info(invocations)");
-    if (!stmt.ok()) return SqliteError(db, "queue prepare");
-    while (sqlite3_step(stmt.get()) == SQLITE_ROW) present.insert(stmt.Text(1));
-  }
-  for (const auto& [name, declaration] : kAddedColumns) {
-    if (present.count(name)) continue;
-    const std::string sql =
-        fmt::format("ALTER TABLE invocations ADD COLUMN {} {}", name, declaration);
-    if (auto r = Exec(db, sql.c_str()); !r) return r;
-  }
-  return {};
-}
-
 tl::unexpected<Error> NotFound(const std::string& id) {
   return MakeError(ErrorCode::kNotFound, fmt::format("invocation {} not found", id));
 }
@@ -169,7 +150,9 @@ Result<std::unique_ptr<EmbeddedQueue>> EmbeddedQueue::Open(const std::string& pa
                           "PRAGMA busy_timeout=5000", kSchema}) {
     if (auto r = Exec(*write_db, sql); !r) return tl::unexpected(r.error());
   }
-  if (auto r = AddMissingColumns(*write_db); !r) return tl::unexpected(r.error());
+  if (auto r = store::AddMissingColumns(*write_db, "invocations", kAddedColumns); !r) {
+    return tl::unexpected(r.error());
+  }
   auto read_db = OpenDb(path, SQLITE_OPEN_READONLY);
   if (!read_db) return tl::unexpected(read_db.error());
   sqlite3_busy_timeout(*read_db, 5000);

@@ -8,8 +8,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "wisp/common/result.h"
 
@@ -75,6 +78,29 @@ inline Result<void> Exec(sqlite3* db, const char* sql) {
     std::string text = message ? message : "unknown error";
     sqlite3_free(message);
     return MakeError(ErrorCode::kInternal, fmt::format("sqlite: {}", text));
+  }
+  return {};
+}
+
+// A column added to a table after the first release: its name and declaration.
+using AddedColumn = std::pair<const char*, const char*>;
+
+// Adds to `table` those of `columns` it lacks: a file written by an older wispd opens as if it
+// had been created with today's schema.
+inline Result<void> AddMissingColumns(sqlite3* db, std::string_view table,
+                                      std::span<const AddedColumn> columns) {
+  std::set<std::string, std::less<>> present;
+  {
+    const std::string sql = fmt::format("PRAGMA table_info({})", table);
+    Statement stmt(db, sql.c_str());
+    if (!stmt.ok()) return SqliteError(db, "sqlite prepare");
+    while (sqlite3_step(stmt.get()) == SQLITE_ROW) present.insert(stmt.Text(1));
+  }
+  for (const auto& [name, declaration] : columns) {
+    if (present.count(name)) continue;
+    const std::string sql =
+        fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, name, declaration);
+    if (auto r = Exec(db, sql.c_str()); !r) return r;
   }
   return {};
 }

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -70,7 +69,7 @@ constexpr const char* kDeleteOldestInvocations = R"sql(
     (SELECT seq FROM invocations WHERE function_id = ?1 ORDER BY seq LIMIT ?2))sql";
 
 // Columns added after the first schema: databases created before them get them on open.
-constexpr std::pair<const char*, const char*> kAddedFunctionColumns[] = {
+constexpr AddedColumn kAddedFunctionColumns[] = {
     {"style", "TEXT NOT NULL DEFAULT 'handler'"},
     {"max_retries", "INTEGER NOT NULL DEFAULT 2"},
     {"retry_delay_seconds", "INTEGER NOT NULL DEFAULT 60"},
@@ -119,7 +118,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     if (auto r = store->Exec(pragma); !r) return tl::unexpected(r.error());
   }
   if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
-  if (auto r = store->AddMissingColumns(); !r) return tl::unexpected(r.error());
+  if (auto r = AddMissingColumns(store->db_, "functions", kAddedFunctionColumns); !r) {
+    return tl::unexpected(r.error());
+  }
   const std::string insert = std::string("INSERT OR IGNORE") + kInvocationInsertTail;
   const std::string replace = std::string("INSERT OR REPLACE") + kInvocationInsertTail;
   store->insert_invocation_ = std::make_unique<Statement>(db, insert.c_str());
@@ -140,21 +141,6 @@ SqliteStore::~SqliteStore() {
   count_invocations_.reset();
   delete_oldest_invocations_.reset();
   sqlite3_close(db_);
-}
-
-Result<void> SqliteStore::AddMissingColumns() {
-  std::set<std::string> present;
-  {
-    Statement stmt(db_, "PRAGMA table_info(functions)");
-    if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
-    while (sqlite3_step(stmt.get()) == SQLITE_ROW) present.insert(stmt.Text(1));
-  }
-  for (const auto& [name, type] : kAddedFunctionColumns) {
-    if (present.count(name)) continue;
-    const std::string sql = fmt::format("ALTER TABLE functions ADD COLUMN {} {}", name, type);
-    if (auto r = Exec(sql.c_str()); !r) return r;
-  }
-  return {};
 }
 
 Result<void> SqliteStore::Exec(const char* sql) { return store::Exec(db_, sql); }

@@ -37,7 +37,6 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(sqlite3* db);
   Result<void> Exec(const char* sql);
-  Result<void> AddMissingColumns();
 
   std::mutex mutex_;
   sqlite3* db_;
