@@ -125,90 +125,88 @@ class MinInstancesTest(WispTestCase):
 
 
 class NoLeakTest(unittest.TestCase):
-    def test_ten_thousand_calls_leak_nothing(self):
+    """Each test has a wispd of its own (no prewarm pools), so that its counts are its own."""
+
+    def own_wispd(self):
         wisp = WispServer(env={"WISP_PREWARM_NODE_INSTANCES": "0",
                                "WISP_PREWARM_PYTHON_INSTANCES": "0"})
-        try:
-            wisp.start()
-            fid = wisp.create(name="leak", runtime="node", code=NODE_ECHO)
-            wisp.wait_state(fid)
 
-            def snapshot():
-                pid = wisp.proc.pid
-                fds = len(os.listdir(f"/proc/{pid}/fd"))
-                with open(f"/proc/{pid}/status") as f:
-                    rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-                return fds, rss, wisp.health()["instances"]
-
-            clients = [wisp.client() for _ in range(4)]
-            failures = []
-
-            def run(client, count):
-                for i in range(count):
-                    r = wisp.invoke(fid, {"n": i}, client=client)
-                    if r.status != 200 or r.json["status"] != "success":
-                        failures.append(r)
-
-            def load(calls_per_client):
-                threads = [threading.Thread(target=run, args=(c, calls_per_client))
-                           for c in clients]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-
-            load(250)  # warm: as many instances and connections as the load needs
-            fds0, rss0, instances0 = snapshot()
-            load(2500)
-            self.assertEqual(failures, [])
-            fds1, rss1, instances1 = snapshot()
-            self.assertLessEqual(fds1, fds0 + 8,
-                                 f"wispd's open files grew: {os.listdir(f'/proc/{wisp.proc.pid}/fd')}")
-            # One instance per client, and at most as many again started for calls that a
-            # freed instance then served.
-            self.assertLessEqual(instances1, 8)
-            self.assertLess(rss1 - rss0, 64 * 1024, f"wispd's RSS grew from {rss0} to {rss1} KiB")
-            logs = wisp.request("GET", f"/v1/functions/{fid}/logs?limit=1").json["items"]
-            self.assertEqual(len(logs), 1)
-            for c in clients:
-                c.close()
-        finally:
+        def stop():
             try:
                 wisp.stop()
             finally:
                 wisp.kill()
                 wisp.cleanup()
+        self.addCleanup(stop)
+        wisp.start()
+        return wisp
+
+    def test_ten_thousand_calls_leak_nothing(self):
+        wisp = self.own_wispd()
+        fid = wisp.create(name="leak", runtime="node", code=NODE_ECHO)
+        wisp.wait_state(fid)
+
+        def snapshot():
+            pid = wisp.proc.pid
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            with open(f"/proc/{pid}/status") as f:
+                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+            return fds, rss, wisp.health()["instances"]
+
+        clients = [wisp.client() for _ in range(4)]
+        failures = []
+
+        def run(client, count):
+            for i in range(count):
+                r = wisp.invoke(fid, {"n": i}, client=client)
+                if r.status != 200 or r.json["status"] != "success":
+                    failures.append(r)
+
+        def load(calls_per_client):
+            threads = [threading.Thread(target=run, args=(c, calls_per_client))
+                       for c in clients]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        load(250)  # warm: as many instances and connections as the load needs
+        fds0, rss0, instances0 = snapshot()
+        load(2500)
+        self.assertEqual(failures, [])
+        fds1, rss1, instances1 = snapshot()
+        self.assertLessEqual(fds1, fds0 + 8,
+                             f"wispd's open files grew: {os.listdir(f'/proc/{wisp.proc.pid}/fd')}")
+        # One instance per client, and at most as many again started for calls that a
+        # freed instance then served.
+        self.assertLessEqual(instances1, 8)
+        self.assertLess(rss1 - rss0, 64 * 1024, f"wispd's RSS grew from {rss0} to {rss1} KiB")
+        logs = wisp.request("GET", f"/v1/functions/{fid}/logs?limit=1").json["items"]
+        self.assertEqual(len(logs), 1)
+        for c in clients:
+            c.close()
 
     def test_memory_goes_back_to_the_system_after_scaling_to_zero(self):
-        wisp = WispServer(env={"WISP_PREWARM_NODE_INSTANCES": "0",
-                               "WISP_PREWARM_PYTHON_INSTANCES": "0"})
-        try:
-            wisp.start()
+        wisp = self.own_wispd()
 
-            def rss_kb():
-                with open(f"/proc/{wisp.proc.pid}/status") as f:
-                    return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        def rss_kb():
+            with open(f"/proc/{wisp.proc.pid}/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
-            rss0 = rss_kb()
-            fid = wisp.create(name="many", runtime="python", code=PY_ECHO, min_instances=100,
-                              max_concurrency=100, memory_mb=128)
-            wisp.wait_state(fid)
-            wait_until(lambda: len([i for i in wisp.function(fid)["instances"]
-                                    if i["state"] == "idle"]) == 100,
-                       timeout=60, what="100 idle instances")
-            grown = rss_kb() - rss0
-            self.assertGreater(grown, 2048, "100 instances should take some of wispd's memory")
-            self.assertEqual(wisp.request("DELETE", f"/v1/functions/{fid}").status, 200)
-            wait_until(lambda: wisp.health()["instances"] == 0, timeout=30, what="no instance")
-            # The scheduler's maintenance (every second) hands freed memory back.
-            wait_until(lambda: rss_kb() - rss0 < grown / 2, timeout=5,
-                       what=f"wispd's RSS to fall back from {rss0 + grown} KiB (fresh {rss0})")
-        finally:
-            try:
-                wisp.stop()
-            finally:
-                wisp.kill()
-                wisp.cleanup()
+        rss0 = rss_kb()
+        fid = wisp.create(name="many", runtime="python", code=PY_ECHO, min_instances=100,
+                          max_concurrency=100, memory_mb=128)
+        wisp.wait_state(fid)
+        wait_until(lambda: len([i for i in wisp.function(fid)["instances"]
+                                if i["state"] == "idle"]) == 100,
+                   timeout=60, what="100 idle instances")
+        grown = rss_kb() - rss0
+        self.assertGreater(grown, 2048, "100 instances should take some of wispd's memory")
+        self.assertEqual(wisp.request("DELETE", f"/v1/functions/{fid}").status, 200)
+        wait_until(lambda: wisp.health()["instances"] == 0, timeout=30, what="no instance")
+        # The scheduler's maintenance (every second) hands freed memory back.
+        wait_until(lambda: rss_kb() - rss0 < grown / 2, timeout=5,
+                   what=f"wispd's RSS to fall back from {rss0 + grown} KiB (fresh {rss0})")
 
 
 if __name__ == "__main__":
