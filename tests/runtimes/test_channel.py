@@ -35,9 +35,10 @@ HANDLERS = {"node": "index.handler", "python": "lambda_function.handler"}
 
 class ChannelTest(unittest.TestCase):
 
-    def start(self, lang):
+    def start(self, lang, code=None):
         """Starts the shim with a channel; returns (api listening on TCP, wispd's channel end)."""
-        file_name, code, argv = FUNCTIONS[lang]
+        file_name, default_code, argv = FUNCTIONS[lang]
+        code = code or default_code
         task_root = tempfile.TemporaryDirectory(prefix="wisp-channel-test-")
         self.addCleanup(task_root.cleanup)
         with open(os.path.join(task_root.name, file_name), "w") as f:
@@ -48,6 +49,8 @@ class ChannelTest(unittest.TestCase):
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
                "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % api.port,
                "WISP_RUNTIME_API_FD": str(runtime_end.fileno()),
+               # The shim hides the variable above from the function; tests may need the number.
+               "TEST_CHANNEL_FD": str(runtime_end.fileno()),
                "_HANDLER": HANDLERS[lang], "LAMBDA_TASK_ROOT": task_root.name}
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                 pass_fds=[runtime_end.fileno()])
@@ -123,6 +126,35 @@ class ChannelTest(unittest.TestCase):
 
     def test_python_sleeps_once_per_invocation(self):
         self.check_one_sleep_per_invocation("python")
+
+    def check_children_do_not_get_the_channel(self, lang, code):
+        """A process the function starts does not hold the channel: it could otherwise speak
+        the Runtime API for the function, e.g. post a result after the handler returned."""
+        api, channel = self.start(lang, code)
+        api.conn = channel
+        api.read_request()
+        api.send(next_response("req-1", b'{}', trace=None))
+        method, path, body = api.read_request()
+        self.assertEqual((method, path), ("POST", PREFIX + "/invocation/req-1/response"))
+        out = json.loads(body)
+        self.assertTrue(out["channel"].startswith("socket:["), out)
+        self.assertNotIn(out["channel"], out["child"], "the child holds the runtime's channel")
+
+    def test_node_function_children_do_not_get_the_channel(self):
+        self.check_children_do_not_get_the_channel("node", (
+            "const fs = require('fs');\n"
+            "const { execSync } = require('child_process');\n"
+            "exports.handler = async () => ({\n"
+            "  channel: fs.readlinkSync('/proc/self/fd/' + process.env.TEST_CHANNEL_FD),\n"
+            "  child: execSync('ls -l /proc/self/fd/').toString()});\n"))
+
+    def test_python_function_children_do_not_get_the_channel(self):
+        self.check_children_do_not_get_the_channel("python", (
+            "import os, subprocess\n"
+            "def handler(event, context):\n"
+            "    return {'channel': os.readlink('/proc/self/fd/' + os.environ['TEST_CHANNEL_FD']),\n"
+            "            'child': subprocess.run(['ls', '-l', '/proc/self/fd/'], close_fds=False,\n"
+            "                                    capture_output=True, text=True).stdout}\n"))
 
     def test_node_uses_the_channel_then_falls_back_to_tcp(self):
         self.check("node")
