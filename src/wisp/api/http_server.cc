@@ -1,7 +1,5 @@
 #include "wisp/api/http_server.h"
 
-#include <array>
-
 #include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -50,19 +48,7 @@ asio::awaitable<bool> Write(tcp::socket& socket, HttpResponse out, bool keep_ali
   head += "\r\n";
   if (!has_body) out.body.clear();
 
-  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(out.body)};
-  boost::system::error_code ec;
-  size_t written = socket.write_some(buffers, ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) {
-    written = 0;
-    ec = {};
-  }
-  if (!ec && written < head.size() + out.body.size()) {
-    auto rest = beast::buffers_suffix<std::array<asio::const_buffer, 2>>(buffers);
-    rest.consume(written);
-    co_await asio::async_write(socket, rest, asio::redirect_error(asio::use_awaitable, ec));
-  }
-  co_return !ec;
+  co_return !co_await WriteNow(socket, head, out.body);
 }
 
 asio::awaitable<void> Serve(tcp::socket socket, const Router& router, uint64_t max_body_bytes,

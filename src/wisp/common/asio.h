@@ -2,6 +2,8 @@
 // including <utility>, so it must come first.
 #pragma once
 
+#include <array>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,6 +44,28 @@ auto Offload(Executor executor, Work work) -> asio::awaitable<decltype(work())> 
 template <typename Work>
 auto Offload(asio::thread_pool& pool, Work work) -> asio::awaitable<decltype(work())> {
   return Offload(pool.get_executor(), std::move(work));
+}
+
+// Writes `head` then `body` to a non-blocking stream socket: at once with one writev, and only
+// if the socket buffer cannot take it all does the coroutine suspend for the rest. A reply
+// almost always fits, so the common case costs one system call and no copy of the body.
+template <typename Socket>
+asio::awaitable<boost::system::error_code> WriteNow(Socket& socket, std::string_view head,
+                                                    std::string_view body) {
+  boost::system::error_code ec;
+  size_t written = socket.write_some(
+      std::array<asio::const_buffer, 2>{asio::buffer(head), asio::buffer(body)}, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    written = 0;
+    ec = {};
+  }
+  if (ec || written == head.size() + body.size()) co_return ec;
+  const size_t head_left = written < head.size() ? head.size() - written : 0;
+  const std::array<asio::const_buffer, 2> rest{
+      asio::buffer(head.substr(head.size() - head_left)),
+      asio::buffer(body.substr(written - (head.size() - head_left)))};
+  co_await asio::async_write(socket, rest, asio::redirect_error(asio::use_awaitable, ec));
+  co_return ec;
 }
 
 // A one-shot event for coroutines on one io thread: Wait() suspends until Set() or the

@@ -1,7 +1,5 @@
 #include "wisp/runtime_api/endpoint.h"
 
-#include <array>
-
 #include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -204,18 +202,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       out_ += body;
       co_return true;
     }
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(out_), asio::buffer(body)};
-    boost::system::error_code ec;
-    size_t written = socket_.write_some(buffers, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      written = 0;
-      ec = {};
-    }
-    if (!ec && written < out_.size() + body.size()) {
-      auto rest = beast::buffers_suffix<std::array<asio::const_buffer, 2>>(buffers);
-      rest.consume(written);
-      co_await asio::async_write(socket_, rest, asio::redirect_error(asio::use_awaitable, ec));
-    }
+    const boost::system::error_code ec = co_await WriteNow(socket_, out_, body);
     out_.clear();
     co_return !ec && keep_alive;
   }
