@@ -104,10 +104,14 @@ class PrewarmTest(WispTestCase):
         fid = self.wisp.create(
             name="pre-env", runtime="node", env={"GREETING": "hola"},
             code="async function handler(e, ctx) { return { g: process.env.GREETING, "
-                 "name: ctx.functionName, mem: ctx.memoryLimitInMB }; }")
+                 "name: ctx.functionName, mem: ctx.memoryLimitInMB, "
+                 "fdVar: process.env.WISP_RUNTIME_API_FD ?? null }; }")
         self.wisp.wait_state(fid)
         r = self.wisp.invoke(fid)
-        self.assertEqual(r.json["response"], {"g": "hola", "name": "pre-env", "mem": "256"})
+        self.assertTrue(r.json["response"], r.json)
+        # The shim's own plumbing stays hidden, as on an instance started for the function.
+        self.assertEqual(r.json["response"],
+                         {"g": "hola", "name": "pre-env", "mem": "256", "fdVar": None})
 
 
 class MinInstancesTest(WispTestCase):

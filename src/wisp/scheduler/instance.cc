@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
@@ -145,6 +147,10 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
 }
 
 void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
+  // The runtime was started with the generic deployment's environment and has acted on it (the
+  // shims take WISP_RUNTIME_API_FD out of theirs): only what the function adds or changes goes.
+  const std::shared_ptr<const Deployment> generic = std::move(deployment_);
+  const std::vector<std::string>& started_with = generic->spawn.env;
   deployment_ = std::move(deployment);
   state_ = State::kStarting;
   ++start_count_;
@@ -155,6 +161,7 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   for (const std::string& entry : deployment_->spawn.env) {
     const auto eq = entry.find('=');
     if (eq == std::string::npos) continue;
+    if (std::find(started_with.begin(), started_with.end(), entry) != started_with.end()) continue;
     if (!first) env += ',';
     first = false;
     AppendJsonString(env, std::string_view(entry).substr(0, eq));
