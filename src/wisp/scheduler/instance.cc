@@ -177,13 +177,14 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
 }
 
 void Instance::Finish(InvocationStatus status, std::string response_json,
-                      std::optional<uint64_t> memory_peak_bytes) {
-  if (!current_ || current_->done.is_set()) return;
+                      std::optional<uint64_t> exit_memory_peak_bytes) {
+  if (!current_ || current_->done.is_set()) return;  // late or repeated: nothing read for it
   DrainOutput();
   FlushPartialLine();
   current_->result.status = status;
   current_->result.response_json = std::move(response_json);
-  current_->result.memory_used_mb = MiBRoundedUp(memory_peak_bytes);
+  current_->result.memory_used_mb =
+      MiBRoundedUp(exit_memory_peak_bytes ? exit_memory_peak_bytes : MemoryPeak());
   current_->done.Set();
 }
 
@@ -199,15 +200,15 @@ void Instance::OnRuntimeWaiting() {
 
 void Instance::OnInvocationResponse(std::string body) {
   if (IsValidJson(body)) {
-    Finish(InvocationStatus::kSuccess, std::move(body), MemoryPeak());
+    Finish(InvocationStatus::kSuccess, std::move(body));
   } else {
     // A custom runtime may answer with plain text: keep it, as a JSON string.
-    Finish(InvocationStatus::kSuccess, JsonString(body), MemoryPeak());
+    Finish(InvocationStatus::kSuccess, JsonString(body));
   }
 }
 
 void Instance::OnInvocationError(std::string error_type, std::string body) {
-  Finish(InvocationStatus::kError, NormaliseError(error_type, body).document, MemoryPeak());
+  Finish(InvocationStatus::kError, NormaliseError(error_type, body).document);
   if (error_type == "Function.ResponseSizeTooLarge") {
     // The endpoint cut the runtime's upload short and closed its connection: the runtime is
     // in no state to serve another call.

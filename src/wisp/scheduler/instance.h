@@ -84,9 +84,10 @@ class Instance final : public runtime_api::EndpointListener,
   void ConsumeOutput(std::string_view bytes);
   void EmitLine(std::string_view line);
   void FlushPartialLine();
-  // `memory_peak_bytes`: the instance's peak memory as the call ended.
+  // Ends the call in flight, if any, with the instance's peak memory: read now, or the one the
+  // launcher read before it removed the cgroup of an instance that exited.
   void Finish(InvocationStatus status, std::string response_json,
-              std::optional<uint64_t> memory_peak_bytes);
+              std::optional<uint64_t> exit_memory_peak_bytes = std::nullopt);
   // The instance's peak memory now; nullopt when unknown. Read on the io thread, unlike other
   // cgroup files (DESIGN.md sends those to the worker pool): one pread of a counter the kernel
   // prints from memory, ~0.6 µs, where a hand-off to a worker would cost tens of µs per call.
