@@ -16,7 +16,8 @@
 //   drop privileges   rlimits, securebits, bounding/ambient/effective caps, no_new_privs
 //   seccomp           installed in init, inherited by the runtime and all it ever starts
 //   wait for "N"      only with outbound network: the launcher's slirp4netns configured tap0
-//   fork + execve     the runtime as pid 2, with only fds 0, 1 and 2
+//   fork + execve     the runtime as pid 2, with only fds 0, 1, 2 and 3 (the Runtime API
+//                     channel, kRuntimeApiChannelFd)
 //
 // Talks to the launcher over `sync_fd` (SOCK_SEQPACKET), one message per datagram:
 //   launcher -> child  "G"              cgroup and uid/gid maps are set up: go
