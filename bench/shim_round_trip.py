@@ -2,8 +2,9 @@
 
     /usr/bin/python3 bench/shim_round_trip.py [invocations]
 
-A minimal single-connection Runtime API server on a raw socket answers GET /next with a small
-event and waits for the POST /response. Reported: the time from writing the /next response to
+A minimal single-connection Runtime API server answers GET /next with a small event and waits
+for the POST /response, over a Unix socket pair passed as WISP_RUNTIME_API_FD, the channel
+wispd serves Wisp's shims on. Reported: the time from writing the /next response to
 reading the complete /response request (the shim's own work: parse, call a trivial handler,
 serialise, write), the full loop time per invocation (adds the 202 reply and the next GET), and
 the CPU time the shim process used per invocation (user + system, from /proc/<pid>/stat): on a
@@ -66,19 +67,18 @@ def bench(argv, code_file, code, handler, n, reply_with_next_event):
     root = tempfile.mkdtemp(prefix="wisp-bench-")
     with open(os.path.join(root, code_file), "w") as f:
         f.write(code)
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(1)
+    conn, runtime_end = socket.socketpair()
     env = {"PATH": "/usr/bin:/bin",
-           "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % lsock.getsockname()[1],
+           # Unused while the channel works: the shims fall back to it only if it closes.
+           "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
+           "WISP_RUNTIME_API_FD": str(runtime_end.fileno()),
            "_HANDLER": handler, "LAMBDA_TASK_ROOT": root, "AWS_LAMBDA_FUNCTION_NAME": "bench",
            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench", "AWS_LAMBDA_LOG_STREAM_NAME": "s",
            "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(argv, env=env)
+    proc = subprocess.Popen(argv, env=env, pass_fds=[runtime_end.fileno()])
+    runtime_end.close()
     try:
-        conn, _ = lsock.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buf = b""
         event = b'{"name":"World","n":1}'
         shim_times, loop_times = [], []
@@ -113,7 +113,7 @@ def bench(argv, code_file, code, handler, n, reply_with_next_event):
     finally:
         proc.kill()
         proc.wait()
-        lsock.close()
+        conn.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
