@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.init_timeout = Millis(config.init_timeout_seconds);
   scheduler_options.queue_wait = Millis(config.queue_wait_seconds);
+  scheduler_options.deploy_queue_wait = Millis(config.deploy_queue_wait_seconds);
   scheduler_options.idle_keepalive = Millis(config.idle_instance_keepalive_seconds);
   scheduler_options.max_response_bytes = config.max_response_bytes;
   scheduler_options.max_log_bytes_per_invocation = config.max_log_bytes_per_invocation;

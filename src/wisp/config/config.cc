@@ -107,6 +107,7 @@ const Setting kSettings[] = {
     {"prewarm_python_instances", SetUnsigned<&Config::prewarm_python_instances>},
     {"idle_instance_keepalive_seconds", SetDouble<&Config::idle_instance_keepalive_seconds>},
     {"queue_wait_seconds", SetDouble<&Config::queue_wait_seconds>},
+    {"deploy_queue_wait_seconds", SetDouble<&Config::deploy_queue_wait_seconds>},
     {"max_request_bytes", SetUnsigned<&Config::max_request_bytes>},
     {"max_response_bytes", SetUnsigned<&Config::max_response_bytes>},
     {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},

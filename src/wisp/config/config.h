@@ -44,6 +44,8 @@ struct Config {
   uint32_t prewarm_python_instances = 1;
   double idle_instance_keepalive_seconds = 600;
   double queue_wait_seconds = 10;  // how long a call may wait for a busy function's instance
+  // How long a deploy may wait for room when the node is at its instance or memory cap.
+  double deploy_queue_wait_seconds = 60;
 
   // Limits of the public API.
   uint64_t max_request_bytes = 6ull << 20;   // sync invoke payload, as Lambda

@@ -66,7 +66,7 @@ Result<void> FunctionService::Load() {
     function->latest_version = record.version;
     const bool interrupted = record.state == "creating" || record.state == "deploying";
     if (record.state == "ready") {
-      auto deployment = BuildDeployment(record, record.version);
+      auto deployment = BuildDeployment(record, record.version, function->lifetime);
       bool code_ready = false;
       if (record.runtime == "go") {
         // The compiled binary is kept; compiling again would hold up the start for seconds.
@@ -236,6 +236,9 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   std::string failure;
   std::shared_ptr<const scheduler::Deployment> deployment;
   const auto started = clock_.Now();
+  const Function* deploying = Find(id);
+  if (!deploying) co_return;
+  const std::shared_ptr<scheduler::FunctionLifetime> lifetime = deploying->lifetime;
 
   auto target = candidate.style == "program" ? Result<HandlerTarget>(HandlerTarget{})
                                              : ParseHandler(candidate.runtime, candidate.handler);
@@ -244,7 +247,18 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   } else {
     auto write = [this, candidate, version] { return PrepareCode(candidate, version); };
     auto written = co_await Offload(workers_, std::move(write));
-    auto built = BuildDeployment(candidate, version);
+    if (lifetime->deleted) {
+      // Deleted while its code was written: the delete's removal may have run before the
+      // write ended. Remove what is left, after it (the same strand), and start nothing.
+      auto remove = [dir = settings_.functions_dir + "/" + id] {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        return true;
+      };
+      co_await Offload(record_writes_, std::move(remove));
+      co_return;
+    }
+    auto built = BuildDeployment(candidate, version, lifetime);
     if (!written) {
       failure = written.error().message;
     } else if (!built) {
@@ -307,6 +321,7 @@ asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   }
   if (it->second->first_deploy) it->second->first_deploy->Set();
+  it->second->lifetime->deleted = true;
   functions_.erase(it);
   scheduler_.RetireFunction(id);
   const std::string dir = settings_.functions_dir + "/" + id;
@@ -488,7 +503,8 @@ Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int
 }
 
 Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeployment(
-    const store::FunctionRecord& record, int version) const {
+    const store::FunctionRecord& record, int version,
+    std::shared_ptr<scheduler::FunctionLifetime> lifetime) const {
   const bool program = record.style == "program";
   auto target = program ? Result<HandlerTarget>(HandlerTarget{"main", "main"})
                         : ParseHandler(record.runtime, record.handler);
@@ -497,6 +513,7 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
   deployment->function_id = record.id;
   deployment->function_name = record.name;
   deployment->version = version;
+  deployment->lifetime = std::move(lifetime);
   deployment->memory_mb = record.memory_mb;
   deployment->max_instances =
       std::min<uint32_t>(static_cast<uint32_t>(std::max(record.max_concurrency, 1)),

@@ -47,6 +47,9 @@ struct Function {
   // Set while a create's deploy or an update runs: updates of one function run one at a time,
   // in the order they arrived, each on top of the last.
   std::shared_ptr<Event> changing;
+  // Marked deleted by Delete: deploys and calls in flight then start nothing more for it.
+  std::shared_ptr<scheduler::FunctionLifetime> lifetime =
+      std::make_shared<scheduler::FunctionLifetime>();
 };
 
 class FunctionService {
@@ -90,7 +93,8 @@ class FunctionService {
  private:
   asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate);
   Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
-      const store::FunctionRecord& record, int version) const;
+      const store::FunctionRecord& record, int version,
+      std::shared_ptr<scheduler::FunctionLifetime> lifetime) const;
   // Writes the version's code (and compiles it, for Go). Blocking: the worker pool.
   Result<void> PrepareCode(const store::FunctionRecord& record, int version) const;
   Result<void> WriteCode(const store::FunctionRecord& record, int version,

@@ -52,8 +52,14 @@ struct Scheduler::Waiter {
   int version;
   std::shared_ptr<Instance> instance;
   std::optional<StartFailure> failure;
-  // A Warm() call waits for the instance it started, not for any idle one.
+  // A Warm() call waits for the instance it started, never for any idle one.
+  bool exclusive = false;
   std::string only_instance_id;
+  // Set while the waiter is in room_queue_: what to start once the node has room, and until
+  // when it may wait for it.
+  std::shared_ptr<const Deployment> needs_room;
+  std::chrono::steady_clock::time_point room_deadline;
+  bool room_timed_out = false;
 };
 
 Scheduler::Scheduler(asio::io_context& io, sandbox::Backend& backend, const Clock& clock,
@@ -118,6 +124,11 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     acquired.error = Error{ErrorCode::kUnavailable, "wispd is shutting down"};
     co_return acquired;
   }
+  if (deployment->lifetime && deployment->lifetime->deleted) {
+    acquired.error = Error{ErrorCode::kNotFound,
+                           fmt::format("function {} was deleted", deployment->function_name)};
+    co_return acquired;
+  }
   FunctionPool& pool = pools_[deployment->function_id];
   if (!force_new && pool.current && pool.current->version > deployment->version) {
     acquired.superseded_by = pool.current;
@@ -135,6 +146,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   }
 
   Waiter waiter(co_await asio::this_coro::executor, deployment->version);
+  waiter.exclusive = force_new;
   if (!force_new && pool.waiters.size() >= options_.max_queued_calls_per_function) {
     acquired.error = Error{ErrorCode::kResourceExhausted,
                            fmt::format("function {} has {} calls waiting already; retry later",
@@ -144,41 +156,62 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   const size_t live = static_cast<size_t>(
       std::count_if(pool.instances.begin(), pool.instances.end(),
                     [](const auto& i) { return i->state() != Instance::State::kRetiring; }));
-  // Start an instance only for calls that no instance already starting will serve: a burst
-  // of N calls starts N instances, while calls that queue behind briefly busy instances do not
-  // each leave a new instance behind.
+  // Start an instance only for calls that no instance already starting (or waiting for room
+  // to start) will serve: a burst of N calls starts N instances, while calls that queue
+  // behind briefly busy instances do not each leave a new instance behind.
   const auto same_version = [&](const auto& i) { return i->version() == deployment->version; };
   const size_t starting = static_cast<size_t>(std::count_if(
       pool.instances.begin(), pool.instances.end(),
       [&](const auto& i) { return same_version(i) && i->state() == Instance::State::kStarting; }));
-  const size_t waiting = static_cast<size_t>(
-      std::count_if(pool.waiters.begin(), pool.waiters.end(), [&](const Waiter* w) {
-        return w->version == deployment->version && w->only_instance_id.empty();
-      }));
-  const bool start = force_new || (live < deployment->max_instances && starting <= waiting);
+  size_t waiting = 0;
+  size_t waiting_for_room = 0;
+  for (const Waiter* w : pool.waiters) {
+    if (w->version != deployment->version || w->exclusive) continue;
+    ++waiting;
+    if (w->needs_room) ++waiting_for_room;
+  }
+  const bool start = force_new || (live + waiting_for_room < deployment->max_instances &&
+                                   starting + waiting_for_room <= waiting);
+  bool started = false;
   if (start) {
     acquired.cold_start = true;
-    std::shared_ptr<Instance> started = TakePrewarmed(deployment);
-    // A deploy (force_new) must load the code to know it works, so it may briefly go over
-    // the node's caps when nothing idle can be evicted; its instance is idle, and evictable,
-    // right after.
-    if (!started && (MakeRoomFor(*deployment) || force_new)) {
+    std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
+    if (!instance && MakeRoomFor(*deployment)) {
       StartInstance(deployment);
-      started = pools_[deployment->function_id].instances.back();
+      instance = pools_[deployment->function_id].instances.back();
     }
-    if (force_new) waiter.only_instance_id = started->id();
+    if (instance) {
+      started = true;
+      if (force_new) waiter.only_instance_id = instance->id();
+    } else if (room_queue_.size() >= options_.max_queued_for_room) {
+      acquired.error = Error{ErrorCode::kResourceExhausted,
+                             fmt::format("the node is at its capacity with {} calls and deploys "
+                                         "waiting for room already; retry later",
+                                         room_queue_.size())};
+      co_return acquired;
+    } else {
+      // The node is at its caps and nothing idle can be evicted: wait for room, in order.
+      waiter.needs_room = deployment;
+      waiter.room_deadline =
+          clock_.Now() + (force_new ? options_.deploy_queue_wait : options_.queue_wait);
+      room_queue_.push_back(&waiter);
+    }
   }
   FunctionPool& waiting_pool = pools_[deployment->function_id];
   waiting_pool.waiters.push_back(&waiter);
   // A cold start waits as long as initialisation may take; a call queued behind busy
-  // instances waits the queue time.
+  // instances waits the queue time; one waiting for room, its room deadline and then an init.
   // A start ends by itself (ready, init error, or the instance's init timeout, which counts
   // from the spawn); the margin only guards against a launcher that never answers.
-  const auto wait =
-      start ? 2 * options_.init_timeout + std::chrono::seconds(30) : options_.queue_wait;
-  co_await waiter.ready.Wait(clock_.Now() + wait);
+  const auto init_wait = 2 * options_.init_timeout + std::chrono::seconds(30);
+  const auto deadline = started             ? clock_.Now() + init_wait
+                        : waiter.needs_room ? waiter.room_deadline + init_wait
+                                            : clock_.Now() + options_.queue_wait;
+  co_await waiter.ready.Wait(deadline);
   auto& waiters = pools_[deployment->function_id].waiters;
   waiters.erase(std::remove(waiters.begin(), waiters.end(), &waiter), waiters.end());
+  room_queue_.erase(std::remove(room_queue_.begin(), room_queue_.end(), &waiter),
+                    room_queue_.end());
 
   const FunctionPool& after = pools_[deployment->function_id];
   if (waiter.instance) {
@@ -187,11 +220,16 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     acquired.failure = std::move(waiter.failure);
   } else if (!force_new && after.current && after.current->version > deployment->version) {
     acquired.superseded_by = after.current;
-  } else if (after.min_version == std::numeric_limits<int>::max()) {
+  } else if ((deployment->lifetime && deployment->lifetime->deleted) ||
+             after.min_version == std::numeric_limits<int>::max()) {
     acquired.error = Error{ErrorCode::kNotFound,
                            fmt::format("function {} was deleted", deployment->function_name)};
   } else if (shut_down_) {
     acquired.error = Error{ErrorCode::kUnavailable, "wispd is shutting down"};
+  } else if (waiter.room_timed_out) {
+    acquired.error =
+        Error{ErrorCode::kResourceExhausted,
+              fmt::format("the node is at its capacity ({}); retry later", DescribeCapacity())};
   } else {
     acquired.error =
         Error{ErrorCode::kResourceExhausted,
@@ -200,6 +238,63 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
                           deployment->function_name, deployment->max_instances)};
   }
   co_return acquired;
+}
+
+void Scheduler::AdmitWaiting() {
+  // Starting an instance can end another synchronously (eviction, a spawn that fails at
+  // once), which calls back here: the outer call goes on with the queue.
+  if (admitting_ || shut_down_) return;
+  admitting_ = true;
+  while (!room_queue_.empty()) {
+    Waiter* waiter = room_queue_.front();
+    const std::shared_ptr<const Deployment> deployment = waiter->needs_room;
+    if (waiter->instance || waiter->failure || waiter->ready.is_set() ||
+        (deployment->lifetime && deployment->lifetime->deleted)) {
+      room_queue_.pop_front();  // served meanwhile, or nothing left to start for
+      waiter->needs_room.reset();
+      continue;
+    }
+    std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
+    if (!instance) {
+      if (!MakeRoomFor(*deployment)) break;
+      StartInstance(deployment);
+      instance = pools_[deployment->function_id].instances.back();
+    }
+    room_queue_.pop_front();
+    waiter->needs_room.reset();
+    if (waiter->exclusive) waiter->only_instance_id = instance->id();
+  }
+  admitting_ = false;
+}
+
+void Scheduler::ExpireRoomWaits() {
+  const auto now = clock_.Now();
+  for (auto it = room_queue_.begin(); it != room_queue_.end();) {
+    Waiter* waiter = *it;
+    if (waiter->room_deadline > now) {
+      ++it;
+      continue;
+    }
+    it = room_queue_.erase(it);
+    waiter->needs_room.reset();
+    waiter->room_timed_out = true;
+    waiter->ready.Set();
+  }
+}
+
+std::string Scheduler::DescribeCapacity() const {
+  size_t live = 0;
+  uint64_t memory = 0;
+  for (const auto& [id, instance] : instances_) {
+    ++live;
+    memory += instance->deployment()->spawn.memory_limit_bytes;
+  }
+  std::string text = fmt::format("{} of {} instances", live, options_.max_instances_total);
+  if (options_.memory_budget_bytes > 0) {
+    text += fmt::format(", {} of {} MiB of memory limits", memory >> 20,
+                        options_.memory_budget_bytes >> 20);
+  }
+  return text;
 }
 
 void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deployment) {
@@ -285,7 +380,8 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
     pools_[deployment->function_id].instances.push_back(instance);
     instance->Specialize(deployment);
     WatchInitTimeout(instance);
-    StartInstance(pool_spec.generic);  // refill in the background
+    // Refill in the background, within the node's caps (maintenance tops up what this skips).
+    if (MakeRoomFor(*pool_spec.generic)) StartInstance(pool_spec.generic);
     return instance;
   }
   return nullptr;
@@ -296,11 +392,15 @@ bool Scheduler::MakeRoomFor(const Deployment& deployment) {
 }
 
 bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
-  const auto fits = [&] {
+  // Retiring instances are being killed and still hold their memory: they count until gone,
+  // so the node never holds more sandboxes than its caps, not even for the moment a kill
+  // takes. Evictions stop once what is not retiring fits; the caller then waits for the
+  // exits (OnInstanceGone admits the calls waiting for room).
+  const auto fits = [&](bool count_retiring) {
     size_t live = 0;
     uint64_t memory = 0;
     for (const auto& [id, instance] : instances_) {
-      if (instance->state() == Instance::State::kRetiring) continue;
+      if (!count_retiring && instance->state() == Instance::State::kRetiring) continue;
       ++live;
       memory += instance->deployment()->spawn.memory_limit_bytes;
     }
@@ -308,7 +408,7 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
            (options_.memory_budget_bytes == 0 ||
             memory + memory_bytes <= options_.memory_budget_bytes);
   };
-  while (!fits()) {
+  while (!fits(/*count_retiring=*/false)) {
     // Evict the least recently used idle instance, prewarmed ones first: they serve no one yet.
     std::shared_ptr<Instance> victim;
     for (const auto& [id, instance] : instances_) {
@@ -325,7 +425,7 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
                   victim->deployment()->function_name);
     RetireInstance(victim);
   }
-  return true;
+  return fits(/*count_retiring=*/true);
 }
 
 void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
@@ -333,9 +433,12 @@ void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
       instance->state() == Instance::State::kRetiring) {
     return;
   }
+  const auto& lifetime = instance->deployment()->lifetime;
   auto& pool = pools_[instance->deployment()->function_id];
-  if (instance->version() < pool.min_version) {
-    RetireInstance(instance);  // the function moved on to a newer version meanwhile
+  if (instance->version() < pool.min_version || (lifetime && lifetime->deleted)) {
+    // The function moved on to a newer version meanwhile, or is gone.
+    RetireInstance(instance);
+    AdmitWaiting();
     return;
   }
   // A Warm() call waits for exactly the instance it started; any other call takes the first
@@ -347,7 +450,7 @@ void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
       chosen = waiter;
       break;
     }
-    if (!chosen && waiter->only_instance_id.empty()) chosen = waiter;
+    if (!chosen && !waiter->exclusive) chosen = waiter;
   }
   if (chosen) {
     instance->set_state(Instance::State::kBusy);
@@ -357,6 +460,8 @@ void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
   }
   instance->set_state(Instance::State::kIdle);
   instance->set_idle_since(clock_.Now());
+  // An idle instance can be evicted: a call or deploy waiting for room may start now.
+  if (!room_queue_.empty()) AdmitWaiting();
 }
 
 void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instance,
@@ -367,7 +472,7 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
   Waiter* chosen = nullptr;
   for (Waiter* waiter : pool.waiters) {
     if (waiter->instance || waiter->failure || waiter->version != instance->version()) continue;
-    if (!waiter->only_instance_id.empty()) {
+    if (waiter->exclusive) {
       if (waiter->only_instance_id == instance->id()) {
         chosen = waiter;
         break;
@@ -389,10 +494,12 @@ void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
     std::filesystem::remove_all(instance->own_code_dir(), ec);
   }
   auto it = pools_.find(instance->deployment()->function_id);
-  if (it == pools_.end()) return;
-  auto& list = it->second.instances;
-  list.erase(std::remove(list.begin(), list.end(), instance), list.end());
-  if (list.empty() && it->second.waiters.empty() && !it->second.current) pools_.erase(it);
+  if (it != pools_.end()) {
+    auto& list = it->second.instances;
+    list.erase(std::remove(list.begin(), list.end(), instance), list.end());
+    if (list.empty() && it->second.waiters.empty() && !it->second.current) pools_.erase(it);
+  }
+  AdmitWaiting();
 }
 
 void Scheduler::OnBackendExit(const sandbox::ExitStatus& status) {
@@ -516,8 +623,8 @@ void Scheduler::Maintain() {
     }
   }
   for (const auto& instance : expired) RetireInstance(instance);
-  // Deploys may go over the node's caps for a moment; come back under them.
-  MakeRoom(0, 0);
+  ExpireRoomWaits();
+  AdmitWaiting();
   // Scaling down frees each instance's buffers, but glibc keeps freed heap for reuse: wispd
   // stayed at its peak (48 MiB after 500 instances, 8 MiB fresh) while scaled to zero.
   // malloc_trim hands the free pages back (to 14 MiB). It holds up the io thread for 2 ms, or
@@ -530,7 +637,9 @@ void Scheduler::Maintain() {
   }
 
   // Top up min_instances of every serving version and every prewarm pool. A runtime that dies
-  // at start is retried at this pace, not in a hot loop.
+  // at start is retried at this pace, not in a hot loop. Calls and deploys waiting for room
+  // come first: nothing is kept warm at their expense.
+  if (!room_queue_.empty()) return;
   const auto live_of = [this](const std::string& function_id, int version) {
     auto it = pools_.find(function_id);
     if (it == pools_.end()) return size_t{0};

@@ -28,6 +28,12 @@ namespace wisp::scheduler {
 
 class Instance;
 
+// Shared by every deployment of one function. Set once the function is deleted, so that a call
+// or a deploy still holding one of its deployments starts nothing more for it.
+struct FunctionLifetime {
+  bool deleted = false;
+};
+
 // What the instances of one version of one function run. Immutable once published.
 struct Deployment {
   std::string function_id;
@@ -40,6 +46,8 @@ struct Deployment {
   int memory_mb = 256;
   // A prewarm pool's generic deployment: no function's code yet (see PrewarmPool).
   bool prewarmed = false;
+  // Null for generic deployments, which belong to no function.
+  std::shared_ptr<FunctionLifetime> lifetime;
 };
 
 enum class InvocationStatus { kSuccess, kError, kTimeout };
@@ -75,6 +83,9 @@ struct InvokeRequest {
 struct SchedulerOptions {
   std::chrono::milliseconds init_timeout{10000};
   std::chrono::milliseconds queue_wait{10000};
+  // How long a deploy may wait for room on the node (its instance must load to prove the code
+  // works, and it never goes over the caps below).
+  std::chrono::milliseconds deploy_queue_wait{60000};
   std::chrono::milliseconds idle_keepalive{600000};
   // How often idle instances are reaped and pools topped up.
   std::chrono::milliseconds maintenance_period{1000};
@@ -84,6 +95,8 @@ struct SchedulerOptions {
   uint64_t memory_budget_bytes = 0;
   // Calls that may wait for a busy function; more are refused at once.
   size_t max_queued_calls_per_function = 1000;
+  // Calls and deploys that may wait for room on the node at once; more are refused at once.
+  size_t max_queued_for_room = 1000;
   uint64_t max_response_bytes = 6ull << 20;
   uint64_t max_log_bytes_per_invocation = 256ull << 10;
 };
@@ -187,6 +200,13 @@ class Scheduler {
   // True when the node can afford another instance of `deployment`, after evicting idle
   // instances if that is what it takes.
   bool MakeRoomFor(const Deployment& deployment);
+  // Starts instances for the calls and deploys waiting for room, oldest first, while the node
+  // has room; called whenever room may have appeared (an instance ended or became evictable).
+  void AdmitWaiting();
+  // Ends the waits for room that outlasted their deadline.
+  void ExpireRoomWaits();
+  // "N of M instances, X of Y MiB of memory limits": why the node has no room.
+  std::string DescribeCapacity() const;
   // Evicts idle instances until `instances` more instances with `memory_bytes` of limits fit.
   bool MakeRoom(size_t instances, uint64_t memory_bytes);
   void WatchInitTimeout(const std::shared_ptr<Instance>& instance);
@@ -207,6 +227,10 @@ class Scheduler {
   const SchedulerOptions options_;
   std::map<std::string, FunctionPool> pools_;                   // by function id
   std::map<std::string, std::shared_ptr<Instance>> instances_;  // by instance id
+  // Calls and deploys that need a new instance while the node is at its caps, oldest first.
+  // Each is also in its function's waiters: an instance of its version may serve it first.
+  std::deque<Waiter*> room_queue_;
+  bool admitting_ = false;
   std::vector<PrewarmPool> prewarm_;
   CodeLinker link_code_;
   asio::steady_timer maintenance_;

@@ -212,10 +212,11 @@ class SchedulerTest : public testing::Test {
   }
 
   std::shared_ptr<const Deployment> MakeDeployment(int version = 1, uint32_t max_instances = 10,
-                                                   std::string mode = "echo") {
+                                                   std::string mode = "echo",
+                                                   std::string function_id = "f") {
     auto d = std::make_shared<Deployment>();
-    d->function_id = "f";
-    d->function_name = "f";
+    d->function_id = function_id;
+    d->function_name = function_id;
     d->version = version;
     d->max_instances = max_instances;
     d->spawn.env = {"FAKE_MODE=" + mode};
@@ -416,6 +417,103 @@ TEST_F(SchedulerTest, RetireDropsOlderVersionsOnly) {
       EXPECT_EQ(left[0].version, 2);
     }
   });
+}
+
+// Instances the scheduler counts against the node's caps (retiring ones are being killed).
+size_t LiveInstances(const Scheduler& s, const std::vector<std::string>& function_ids) {
+  size_t live = 0;
+  for (const auto& id : function_ids) {
+    for (const auto& info : s.Instances(id)) live += info.state != "retiring";
+  }
+  return live;
+}
+
+TEST_F(SchedulerTest, DeploysBeyondTheNodesCapWaitForRoomAndNeverExceedIt) {
+  options_.max_instances_total = 2;
+  size_t most_live = 0;
+  int warmed = 0;
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 6; ++i) ids.push_back("f" + std::to_string(i));
+    Event all_done(executor);
+    int done = 0;
+    for (const auto& id : ids) {
+      asio::co_spawn(
+          executor,
+          [&, id]() -> asio::awaitable<void> {
+            auto result = co_await s.Warm(MakeDeployment(1, 10, "echo", id));
+            EXPECT_TRUE(result) << id << ": " << (result ? "" : result.error().message);
+            if (result) ++warmed;
+            if (++done == 6) all_done.Set();
+          },
+          asio::detached);
+    }
+    // Sample the scheduler's view while the deploys run: every spawn is admitted on the io
+    // thread, so a sample between any two steps sees the cap held.
+    while (!all_done.is_set()) {
+      most_live = std::max(most_live, LiveInstances(s, ids));
+      asio::steady_timer tick(executor, std::chrono::milliseconds(1));
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+  });
+  EXPECT_EQ(warmed, 6);
+  EXPECT_LE(most_live, 2u);
+  EXPECT_GE(backend_.spawned, 6);
+}
+
+TEST_F(SchedulerTest, ACallWaitingForRoomIsRefusedAfterTheQueueWait) {
+  options_.max_instances_total = 1;
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    auto busy = MakeDeployment(1, 10, "echo", "busy");
+    Event busy_done(executor);
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          auto r = co_await s.Invoke(busy, Request(R"({"sleep_ms":600})"));
+          EXPECT_TRUE(r && r->status == InvocationStatus::kSuccess);
+          busy_done.Set();
+        },
+        asio::detached);
+    asio::steady_timer pause(executor, std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::use_awaitable);
+    // The only instance the node allows is busy: nothing can be evicted for this call.
+    auto refused = co_await s.Invoke(MakeDeployment(1, 10, "echo", "other"), Request("{}"));
+    EXPECT_FALSE(refused);
+    if (!refused) {
+      EXPECT_EQ(refused.error().code, ErrorCode::kResourceExhausted);
+      EXPECT_NE(refused.error().message.find("capacity (1 of 1 instances"), std::string::npos)
+          << refused.error().message;
+    }
+    co_await busy_done.Wait();
+    // Room again: the next call gets an instance.
+    auto served = co_await s.Invoke(MakeDeployment(1, 10, "echo", "other"), Request("{}"));
+    EXPECT_TRUE(served && served->status == InvocationStatus::kSuccess);
+  });
+}
+
+TEST_F(SchedulerTest, ADeletedFunctionStartsNothing) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    d->lifetime = std::make_shared<FunctionLifetime>();
+    EXPECT_TRUE(co_await s.Warm(d));
+    // A call still holding the deployment after the delete, as one in flight would.
+    d->lifetime->deleted = true;
+    s.RetireFunction(d->function_id);
+    auto refused = co_await s.Invoke(d, Request("{}"));
+    EXPECT_FALSE(refused);
+    if (!refused) {
+      EXPECT_EQ(refused.error().code, ErrorCode::kNotFound);
+    }
+    auto warm_refused = co_await s.Warm(d);
+    EXPECT_FALSE(warm_refused);
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::use_awaitable);
+    EXPECT_EQ(s.Instances(d->function_id).size(), 0u);
+  });
+  EXPECT_EQ(backend_.spawned, 1);
 }
 
 }  // namespace
