@@ -19,6 +19,7 @@
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
+#include "wisp/metrics/registry.h"
 #include "wisp/queue/embedded_queue.h"
 #include "wisp/sandbox/launcher.h"
 #include "wisp/sandbox/process_jail.h"
@@ -159,14 +160,15 @@ int main(int argc, char** argv) {
   settings.go.gid = config.sandbox_gid;
   fs::permissions(data_dir, fs::perms::others_exec | fs::perms::group_exec, fs::perm_options::add,
                   ec);
-  core::FunctionService functions(io, workers, *store, scheduler, clock, settings);
+  metrics::Registry metrics;
+  core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
   scheduler.ConfigurePrewarm(
       functions.PrewarmPools(config.prewarm_node_instances, config.prewarm_python_instances),
       [&functions](const scheduler::Deployment& deployment, const std::string& code_dir) {
         return functions.LinkCode(deployment, code_dir);
       });
-  core::Invoker invoker(functions, scheduler, writer, clock);
+  core::Invoker invoker(functions, scheduler, writer, metrics, clock);
   core::AsyncDispatcher dispatcher(io, workers, *async_queue, functions, invoker, clock,
                                    core::AsyncOptions{});
 
@@ -177,8 +179,8 @@ int main(int argc, char** argv) {
   api::AddSeed002Routes(router, functions, dispatcher, *async_queue, workers);
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
-      router, api::HealthInfo{std::chrono::steady_clock::now(), &invoker.counters(), &functions,
-                              &scheduler, limits_enforced, async_queue.get(), &writer});
+      router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,
+                              limits_enforced, async_queue.get(), &writer});
   api::HttpServer server(io, router, config.max_request_bytes);
   if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
     return Fail(listening.error().message);
@@ -202,7 +204,7 @@ int main(int argc, char** argv) {
           const auto deadline =
               std::chrono::steady_clock::now() + Millis(config.shutdown_grace_seconds);
           asio::steady_timer tick(io);
-          while ((server.in_flight() > 0 || invoker.counters().in_flight > 0) &&
+          while ((server.in_flight() > 0 || metrics.Read().node.in_flight > 0) &&
                  std::chrono::steady_clock::now() < deadline) {
             tick.expires_after(std::chrono::milliseconds(10));
             boost::system::error_code wait_ec;

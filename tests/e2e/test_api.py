@@ -296,6 +296,19 @@ class FunctionsApiTest(WispTestCase):
                                 before["successfulInvocations"], 1)
         self.assertGreaterEqual(after["failedInvocations"] - before["failedInvocations"], 1)
         self.assertGreaterEqual(after["uptime"], before["uptime"])
+        # The deploy's instance served the first call warm; a call never counts as cold twice.
+        self.assertLessEqual(after["coldStarts"] - before["coldStarts"], 2)
+        self.assertGreater(after["durationP99Micros"], 0)
+        self.assertGreaterEqual(after["durationP99Micros"], after["durationP50Micros"])
+        # A deleted function's calls stay in the node's totals: counters never go backwards.
+        self.assertEqual(self.wisp.request("DELETE", f"/v1/functions/{fid}").status, 200)
+        self.assertGreaterEqual(self.wisp.health()["totalInvocations"], after["totalInvocations"])
+        # Throttles and refusals are counted apart from calls that ran.
+        missing = self.wisp.request("POST", "/v1/functions/no-such-function/invoke", {})
+        self.assertEqual(missing.status, 404)
+        final = self.wisp.health()
+        self.assertEqual(final["rejectedInvocations"] - after["rejectedInvocations"], 1)
+        self.assertEqual(final["totalInvocations"], after["totalInvocations"])
 
 
 class ApiErrorsTest(WispTestCase):

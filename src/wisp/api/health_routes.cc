@@ -6,19 +6,25 @@ namespace wisp::api {
 
 void AddHealthRoutes(Router& router, HealthInfo info) {
   router.Add("GET", "/health", [info](HttpRequest&) -> asio::awaitable<HttpResponse> {
-    const auto& c = *info.counters;
+    const auto snapshot = info.metrics->Read();
+    const auto& node = snapshot.node;
     const double uptime =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - info.started).count();
-    const uint64_t success = c.success.load();
     nlohmann::json body = {
         {"status", info.limits_enforced ? "ok" : "degraded"},
         {"uptime", uptime},
-        {"totalInvocations", c.total.load()},
-        {"successfulInvocations", success},
-        {"failedInvocations", c.error.load() + c.timeout.load()},
-        {"timedOutInvocations", c.timeout.load()},
-        {"rejectedInvocations", c.rejected.load()},
-        {"inFlightInvocations", c.in_flight.load()},
+        {"totalInvocations", node.invocations()},
+        {"successfulInvocations", node.success},
+        {"failedInvocations", node.error + node.timeout},
+        {"timedOutInvocations", node.timeout},
+        // Refused before running: throttled, not found, not ready, no sandbox.
+        {"rejectedInvocations", node.throttles + snapshot.rejected_before_run},
+        {"throttledInvocations", node.throttles},
+        {"coldStarts", node.cold_starts},
+        {"inFlightInvocations", node.in_flight},
+        // Upper bounds of the histogram buckets that hold the quantiles (see metrics::Histogram).
+        {"durationP50Micros", node.duration.QuantileMicros(0.5)},
+        {"durationP99Micros", node.duration.QuantileMicros(0.99)},
         {"functions", info.functions->List().size()},
         {"instances", info.scheduler->instance_count()},
         {"prewarmed", info.scheduler->PrewarmedIdle()},

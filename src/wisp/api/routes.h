@@ -7,6 +7,7 @@
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
+#include "wisp/metrics/registry.h"
 #include "wisp/queue/queue.h"
 #include "wisp/store/invocation_writer.h"
 #include "wisp/store/store.h"
@@ -41,7 +42,7 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {
   std::chrono::steady_clock::time_point started;
-  const core::InvocationCounters* counters;
+  const metrics::Registry* metrics;
   const core::FunctionService* functions;
   const scheduler::Scheduler* scheduler;
   bool limits_enforced = true;

@@ -49,12 +49,14 @@ void Apply(const FunctionFields& f, store::FunctionRecord& r) {
 
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
                                  store::Store& store, scheduler::Scheduler& scheduler,
-                                 const Clock& clock, DeploymentSettings settings)
+                                 metrics::Registry& metrics, const Clock& clock,
+                                 DeploymentSettings settings)
     : io_(io),
       workers_(workers),
       record_writes_(asio::make_strand(workers.get_executor())),
       store_(store),
       scheduler_(scheduler),
+      metrics_(metrics),
       clock_(clock),
       settings_(std::move(settings)) {}
 
@@ -63,6 +65,7 @@ Result<void> FunctionService::Load() {
   if (!records) return tl::unexpected(records.error());
   for (auto& record : *records) {
     auto function = std::make_unique<Function>();
+    function->metrics = metrics_.ForFunction(record.id, record.name);
     function->latest_version = record.version;
     const bool interrupted = record.state == "creating" || record.state == "deploying";
     if (record.state == "ready") {
@@ -134,6 +137,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
 
   auto function = std::make_unique<Function>();
   function->record = record;
+  function->metrics = metrics_.ForFunction(record.id, record.name);
   function->latest_version = 1;
   function->first_deploy = std::make_shared<Event>(io_.get_executor());
   function->changing = function->first_deploy;
@@ -143,6 +147,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   auto stored = co_await Offload(record_writes_, std::move(put));
   if (!stored) {
     functions_.erase(record.id);
+    metrics_.RemoveFunction(record.id);
     co_return tl::unexpected(stored.error());
   }
   Function* f = Find(record.id);
@@ -280,6 +285,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
 
   store::FunctionRecord& record = f->record;
   if (failure.empty()) {
+    if (candidate.name != record.name) f->metrics = metrics_.ForFunction(id, candidate.name);
     const auto last_invoked = record.last_invoked_at_ms;
     record = candidate;
     record.version = version;
@@ -323,6 +329,7 @@ asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
   if (it->second->first_deploy) it->second->first_deploy->Set();
   it->second->lifetime->deleted = true;
   functions_.erase(it);
+  metrics_.RemoveFunction(id);
   scheduler_.RetireFunction(id);
   const std::string dir = settings_.functions_dir + "/" + id;
   auto remove = [this, id, dir]() -> Result<void> {

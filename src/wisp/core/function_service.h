@@ -16,6 +16,7 @@
 #include "wisp/common/clock.h"
 #include "wisp/core/function_spec.h"
 #include "wisp/core/go_builder.h"
+#include "wisp/metrics/registry.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/store.h"
 
@@ -47,6 +48,8 @@ struct Function {
   // Set while a create's deploy or an update runs: updates of one function run one at a time,
   // in the order they arrived, each on top of the last.
   std::shared_ptr<Event> changing;
+  // Its series in the metrics registry: what the invoke path counts for it.
+  std::shared_ptr<metrics::FunctionMetrics> metrics;
   // Marked deleted by Delete: deploys and calls in flight then start nothing more for it.
   std::shared_ptr<scheduler::FunctionLifetime> lifetime =
       std::make_shared<scheduler::FunctionLifetime>();
@@ -55,7 +58,8 @@ struct Function {
 class FunctionService {
  public:
   FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
-                  scheduler::Scheduler& scheduler, const Clock& clock, DeploymentSettings settings);
+                  scheduler::Scheduler& scheduler, metrics::Registry& metrics, const Clock& clock,
+                  DeploymentSettings settings);
 
   // Reads every function from the store. Called once, before serving. Functions come back
   // ready to start instances on their first call.
@@ -110,6 +114,7 @@ class FunctionService {
   asio::strand<asio::thread_pool::executor_type> record_writes_;
   store::Store& store_;
   scheduler::Scheduler& scheduler_;
+  metrics::Registry& metrics_;
   const Clock& clock_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;

@@ -4,15 +4,36 @@
 
 namespace wisp::core {
 
+namespace {
+
+metrics::Outcome OutcomeOf(scheduler::InvocationStatus status) {
+  switch (status) {
+    case scheduler::InvocationStatus::kSuccess:
+      return metrics::Outcome::kSuccess;
+    case scheduler::InvocationStatus::kError:
+      return metrics::Outcome::kError;
+    case scheduler::InvocationStatus::kTimeout:
+      return metrics::Outcome::kTimeout;
+  }
+  return metrics::Outcome::kError;
+}
+
+}  // namespace
+
 Invoker::Invoker(FunctionService& functions, scheduler::Scheduler& scheduler,
-                 store::InvocationWriter& writer, const Clock& clock)
-    : functions_(functions), scheduler_(scheduler), writer_(writer), clock_(clock) {}
+                 store::InvocationWriter& writer, metrics::Registry& metrics, const Clock& clock)
+    : functions_(functions),
+      scheduler_(scheduler),
+      writer_(writer),
+      metrics_(metrics),
+      clock_(clock) {}
 
 asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
                                                        std::string event_json,
                                                        InvokeOptions options) {
   Function* function = functions_.Find(function_id);
   if (!function) {
+    metrics_.RecordRejectedBeforeRun();
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
   }
   if (!function->deployment && function->first_deploy) {
@@ -21,18 +42,22 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
     co_await deployed->Wait();
     function = functions_.Find(function_id);
     if (!function) {
+      metrics_.RecordRejectedBeforeRun();
       co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
     }
   }
   if (!function->deployment) {
-    ++counters_.rejected;
+    metrics_.RecordRejectedBeforeRun();
     co_return MakeError(
         ErrorCode::kFailedPrecondition,
         fmt::format("function {} is not ready (state {}): {}", function->record.name,
                     function->record.state, function->record.error));
   }
 
-  ++counters_.in_flight;
+  // Held for the whole call: a delete meanwhile drops the series from the registry, not from
+  // under this call.
+  const std::shared_ptr<metrics::FunctionMetrics> counted = function->metrics;
+  counted->CallStarted();
   const auto started = clock_.Now();
   const int64_t invoked_at_ms = ToEpochMillis(clock_.WallNow());
   auto deployment = function->deployment;
@@ -48,9 +73,13 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   const std::string request_id = request.request_id;
 
   auto result = co_await scheduler_.Invoke(deployment, std::move(request));
-  --counters_.in_flight;
+  counted->CallEnded();
   if (!result) {
-    ++counters_.rejected;
+    if (result.error().code == ErrorCode::kResourceExhausted) {
+      counted->RecordThrottle();
+    } else {
+      metrics_.RecordRejectedBeforeRun();
+    }
     co_return tl::unexpected(result.error());
   }
 
@@ -60,18 +89,14 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   outcome.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
   outcome.result = std::move(*result);
-  ++counters_.total;
-  switch (outcome.result.status) {
-    case scheduler::InvocationStatus::kSuccess:
-      ++counters_.success;
-      break;
-    case scheduler::InvocationStatus::kError:
-      ++counters_.error;
-      break;
-    case scheduler::InvocationStatus::kTimeout:
-      ++counters_.timeout;
-      break;
+  // A cold start's scheduling time is its instance's start (Lambda's Init Duration); a warm
+  // call's is the time it waited for a free instance.
+  if (outcome.result.cold_start) {
+    counted->RecordColdStart(outcome.result.schedule_time);
+  } else {
+    counted->RecordQueueWait(outcome.result.schedule_time);
   }
+  counted->RecordInvocation(OutcomeOf(outcome.result.status), outcome.result.runtime_time);
 
   store::InvocationRecord record;
   // The record takes the event back from the runtime's side once nothing there holds it (a

@@ -1,11 +1,10 @@
 // Invoker: the synchronous invoke path. Finds the function in memory, runs the call through
 // the scheduler, hands the record to the batched writer (never waiting for disk) and counts
-// outcomes for /health.
+// outcomes in the metrics registry.
 //
-// Thread rules: the io thread only, except the counters, which any thread may read.
+// Thread rules: the io thread only.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +13,7 @@
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/core/function_service.h"
+#include "wisp/metrics/registry.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/invocation_writer.h"
 
@@ -38,19 +38,10 @@ struct InvokeOptions {
   std::string trace_id;
 };
 
-struct InvocationCounters {
-  std::atomic<uint64_t> total{0};
-  std::atomic<uint64_t> success{0};
-  std::atomic<uint64_t> error{0};
-  std::atomic<uint64_t> timeout{0};
-  std::atomic<uint64_t> rejected{0};  // refused before running: throttled, not ready
-  std::atomic<uint64_t> in_flight{0};
-};
-
 class Invoker {
  public:
   Invoker(FunctionService& functions, scheduler::Scheduler& scheduler,
-          store::InvocationWriter& writer, const Clock& clock);
+          store::InvocationWriter& writer, metrics::Registry& metrics, const Clock& clock);
 
   // Errors: kNotFound (no such function), kFailedPrecondition (not ready), kResourceExhausted
   // (at the concurrency limit), kUnavailable (shutting down, sandbox failure).
@@ -62,14 +53,12 @@ class Invoker {
     return Invoke(std::move(function_id), std::move(event_json), InvokeOptions{});
   }
 
-  const InvocationCounters& counters() const { return counters_; }
-
  private:
   FunctionService& functions_;
   scheduler::Scheduler& scheduler_;
   store::InvocationWriter& writer_;
+  metrics::Registry& metrics_;
   const Clock& clock_;
-  InvocationCounters counters_;
 };
 
 }  // namespace wisp::core

@@ -9,6 +9,7 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include "wisp/common/check.h"
 #include "wisp/common/json_text.h"
 
 namespace wisp::scheduler {
@@ -74,31 +75,102 @@ ErrorReport NormaliseError(std::string_view header_type, std::string_view body) 
 
 }  // namespace
 
-Instance::Instance(Scheduler& scheduler, std::string id,
-                   std::shared_ptr<const Deployment> deployment,
-                   std::chrono::steady_clock::time_point now, int64_t started_at_ms)
-    : scheduler_(scheduler),
+std::string_view Instance::StateName(State state) {
+  switch (state) {
+    case State::kStarting:
+      return "starting";
+    case State::kInitializing:
+      return "initializing";
+    case State::kIdle:
+      return "idle";
+    case State::kBusy:
+      return "busy";
+    case State::kRetiring:
+      return "retiring";
+    case State::kGone:
+      return "gone";
+  }
+  return "unknown";
+}
+
+Instance::Instance(asio::io_context& io, const Clock& clock, InstanceHost& host,
+                   const InstanceSettings& settings, std::string id,
+                   std::shared_ptr<const Deployment> deployment, int64_t started_at_ms)
+    : io_(io),
+      clock_(clock),
+      host_(host),
+      settings_(settings),
       id_(std::move(id)),
       deployment_(std::move(deployment)),
-      idle_since_(now),
       started_at_ms_(started_at_ms) {}
+
+void Instance::TransitionTo(State next) {
+  bool legal = false;
+  switch (state_) {
+    case State::kStarting:
+      legal = next == State::kInitializing || next == State::kRetiring || next == State::kGone;
+      break;
+    case State::kInitializing:
+      legal = next == State::kIdle || next == State::kBusy || next == State::kRetiring ||
+              next == State::kGone;
+      break;
+    case State::kIdle:
+      legal = next == State::kBusy || next == State::kInitializing || next == State::kRetiring ||
+              next == State::kGone;
+      break;
+    case State::kBusy:
+      legal = next == State::kIdle || next == State::kRetiring || next == State::kGone;
+      break;
+    case State::kRetiring:
+      legal = next == State::kGone;
+      break;
+    case State::kGone:
+      break;
+  }
+  if (!legal) {
+    std::fputs(fmt::format("instance {}: illegal transition {} -> {}\n", id_, StateName(state_),
+                           StateName(next))
+                   .c_str(),
+               stderr);
+  }
+  WISP_CHECK(legal);
+  state_ = next;
+}
+
+void Instance::MarkBusy() {
+  // A busy instance whose call just ended may go straight to the next waiting call.
+  if (state_ != State::kBusy) TransitionTo(State::kBusy);
+}
+
+void Instance::MarkIdle(std::chrono::steady_clock::time_point now) {
+  TransitionTo(State::kIdle);
+  idle_since_ = now;
+}
+
+bool Instance::MarkRetiring() {
+  if (!live()) return false;
+  TransitionTo(State::kRetiring);
+  return true;
+}
+
+void Instance::FailedToSpawn() { TransitionTo(State::kGone); }
 
 Instance::~Instance() {
   if (endpoint_) endpoint_->Close();
 }
 
 void Instance::Attach(sandbox::SpawnedInstance spawned) {
+  // An instance retired while its sandbox started stays retiring: the kill is on its way.
+  if (state_ == State::kStarting) TransitionTo(State::kInitializing);
   pid_ = spawned.pid;
-  endpoint_ = std::make_shared<runtime_api::Endpoint>(
-      scheduler_.io_, std::move(spawned.runtime_api_listener), *this,
-      scheduler_.options_.max_response_bytes);
+  endpoint_ = std::make_shared<runtime_api::Endpoint>(io_, std::move(spawned.runtime_api_listener),
+                                                      *this, settings_.max_response_bytes);
   endpoint_->Start();
   endpoint_->ServeChannel(std::move(spawned.runtime_api_channel));
   memory_peak_ = std::move(spawned.memory_peak);
-  output_ =
-      std::make_unique<asio::posix::stream_descriptor>(scheduler_.io_, spawned.output.Release());
+  output_ = std::make_unique<asio::posix::stream_descriptor>(io_, spawned.output.Release());
   asio::co_spawn(
-      scheduler_.io_, [self = shared_from_this()] { return self->ReadOutput(); }, asio::detached);
+      io_, [self = shared_from_this()] { return self->ReadOutput(); }, asio::detached);
 }
 
 asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
@@ -121,12 +193,12 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   runtime_api::NextEvent event;
   event.request_id = request.request_id;
   event.body = std::move(request.event_json);
-  event.deadline_ms = ToEpochMillis(scheduler_.clock_.WallNow()) + timeout.count();
+  event.deadline_ms = ToEpochMillis(clock_.WallNow()) + timeout.count();
   event.function_arn = deployment_->function_arn;
   event.trace_id = std::move(request.trace_id);
   endpoint_->Deliver(std::move(event));
 
-  const bool answered = co_await current.done.Wait(scheduler_.clock_.Now() + timeout);
+  const bool answered = co_await current.done.Wait(clock_.Now() + timeout);
   if (!answered) {
     DrainOutput();
     FlushPartialLine();
@@ -139,7 +211,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
                     std::chrono::duration<double>(timeout).count()));
     current_ = nullptr;
     // A runtime past its deadline may be stuck anywhere: it and everything it started go.
-    scheduler_.RetireInstance(self);
+    host_.OnInstanceMustRetire(self);
     co_return std::move(current.result);
   }
   current_ = nullptr;
@@ -152,7 +224,7 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   const std::shared_ptr<const Deployment> generic = std::move(deployment_);
   const std::vector<std::string>& started_with = generic->spawn.env;
   deployment_ = std::move(deployment);
-  state_ = State::kStarting;
+  TransitionTo(State::kInitializing);
   ++start_count_;
   init_logs_.clear();
   init_log_bytes_ = 0;
@@ -194,8 +266,8 @@ std::optional<uint64_t> Instance::MemoryPeak() const {
 }
 
 void Instance::OnRuntimeWaiting() {
-  if (state_ != State::kStarting) return;  // a warm runtime coming back for more work
-  scheduler_.OfferIdle(shared_from_this());
+  if (state_ != State::kInitializing) return;  // a warm runtime coming back for more work
+  host_.OnInstanceReady(shared_from_this());
 }
 
 void Instance::OnInvocationResponse(std::string body) {
@@ -212,7 +284,7 @@ void Instance::OnInvocationError(std::string error_type, std::string body) {
   if (error_type == "Function.ResponseSizeTooLarge") {
     // The endpoint cut the runtime's upload short and closed its connection: the runtime is
     // in no state to serve another call.
-    scheduler_.RetireInstance(shared_from_this());
+    host_.OnInstanceMustRetire(shared_from_this());
   }
 }
 
@@ -223,19 +295,18 @@ void Instance::OnInitError(std::string error_type, std::string body) {
   failure.message = std::move(report.message);
   failure.document_json = std::move(report.document);
   init_failure_ = std::move(failure);
-  scheduler_.RetireInstance(shared_from_this());
+  host_.OnInstanceMustRetire(shared_from_this());
 }
 
 void Instance::OnInitTimeout() {
-  if (state_ != State::kStarting) return;
+  if (!loading()) return;
   StartFailure failure;
   failure.error_type = "Runtime.InitTimeout";
-  failure.message =
-      fmt::format("the runtime did not become ready within {:.1f} seconds",
-                  std::chrono::duration<double>(scheduler_.options_.init_timeout).count());
+  failure.message = fmt::format("the runtime did not become ready within {:.1f} seconds",
+                                std::chrono::duration<double>(settings_.init_timeout).count());
   failure.document_json = ErrorDocument(failure.error_type, failure.message);
   init_failure_ = std::move(failure);
-  scheduler_.RetireInstance(shared_from_this());
+  host_.OnInstanceMustRetire(shared_from_this());
 }
 
 std::string Instance::DescribeExit(const sandbox::ExitStatus& status,
@@ -256,8 +327,8 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
   if (state_ == State::kGone) return;
   DrainOutput();
   FlushPartialLine();
-  const bool was_starting = state_ == State::kStarting;
-  state_ = State::kGone;
+  const bool was_starting = loading();
+  TransitionTo(State::kGone);
   auto self = shared_from_this();
 
   std::string error_type;
@@ -276,7 +347,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
       failure.document_json = ErrorDocument(error_type, failure.message);
     }
     failure.logs = init_logs_;
-    scheduler_.OnInstanceFailedToStart(self, std::move(failure));
+    host_.OnInstanceFailedToStart(self, std::move(failure));
   }
   if (endpoint_) endpoint_->Close();
   if (output_) {
@@ -284,7 +355,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
     output_->close(ec);
   }
   memory_peak_.Reset();
-  scheduler_.OnInstanceGone(self);
+  host_.OnInstanceGone(self);
 }
 
 asio::awaitable<void> Instance::ReadOutput() {
@@ -310,7 +381,7 @@ void Instance::DrainOutput() {
 }
 
 void Instance::ConsumeOutput(std::string_view bytes) {
-  const uint64_t cap = scheduler_.options_.max_log_bytes_per_invocation;
+  const uint64_t cap = settings_.max_log_bytes_per_invocation;
   while (!bytes.empty()) {
     const auto newline = bytes.find('\n');
     if (newline == std::string_view::npos) {
@@ -341,7 +412,7 @@ void Instance::EmitLine(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (current_ && !current_->done.is_set()) {
     if (current_->logs_truncated) return;
-    const uint64_t cap = scheduler_.options_.max_log_bytes_per_invocation;
+    const uint64_t cap = settings_.max_log_bytes_per_invocation;
     if (current_->log_bytes + line.size() > cap) {
       current_->logs_truncated = true;
       current_->result.logs.push_back(

@@ -1,8 +1,15 @@
 // Instance: one sandboxed runtime process tree serving one function version, one invocation at
 // a time. It owns the sandbox's Runtime API endpoint and the pipe that carries the runtime's
-// stdout and stderr, and turns what the runtime does into invocation results.
+// stdout and stderr, turns what the runtime does into invocation results, and owns its
+// lifecycle:
 //
-// Lifecycle: starting → idle ⇄ busy → retiring → gone.
+//   starting → initializing → idle ⇄ busy → retiring → gone
+//
+// starting: the backend is creating the sandbox; initializing: the runtime is loading the code
+// (a prewarmed instance goes idle → initializing when it is specialised); retiring: it is being
+// killed; gone: its sandbox ended. Every transition is checked (an illegal one is a bug and
+// aborts). The scheduler hears of what happens through InstanceHost and moves the instance
+// with the named operations below.
 //
 // Thread rules: the scheduler's io thread only.
 #pragma once
@@ -14,31 +21,74 @@
 #include <vector>
 
 #include "wisp/common/asio.h"
+#include "wisp/common/clock.h"
 #include "wisp/common/unique_fd.h"
 #include "wisp/runtime_api/endpoint.h"
-#include "wisp/scheduler/scheduler.h"
+#include "wisp/scheduler/deployment.h"
 
 namespace wisp::scheduler {
+
+class Instance;
+
+// What an instance reports to whoever schedules it: the one interface between the two.
+class InstanceHost {
+ public:
+  virtual ~InstanceHost() = default;
+  // The runtime has loaded its code and asks for work: hand the instance a call or park it.
+  virtual void OnInstanceReady(const std::shared_ptr<Instance>& instance) = 0;
+  // The instance can serve no more calls (a timeout, an init error, a response cut short):
+  // it must be killed.
+  virtual void OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) = 0;
+  // The instance will never become ready; `failure` is the outcome of the call that started it.
+  virtual void OnInstanceFailedToStart(const std::shared_ptr<Instance>& instance,
+                                       StartFailure failure) = 0;
+  // The instance's sandbox has ended; nothing of it is left.
+  virtual void OnInstanceGone(const std::shared_ptr<Instance>& instance) = 0;
+};
+
+// What every instance of a scheduler shares.
+struct InstanceSettings {
+  std::chrono::milliseconds init_timeout{10000};
+  uint64_t max_response_bytes = 6ull << 20;
+  uint64_t max_log_bytes_per_invocation = 256ull << 10;
+};
 
 class Instance final : public runtime_api::EndpointListener,
                        public std::enable_shared_from_this<Instance> {
  public:
-  enum class State { kStarting, kIdle, kBusy, kRetiring, kGone };
+  enum class State { kStarting, kInitializing, kIdle, kBusy, kRetiring, kGone };
+  static std::string_view StateName(State state);
 
-  Instance(Scheduler& scheduler, std::string id, std::shared_ptr<const Deployment> deployment,
-           std::chrono::steady_clock::time_point now, int64_t started_at_ms);
+  Instance(asio::io_context& io, const Clock& clock, InstanceHost& host,
+           const InstanceSettings& settings, std::string id,
+           std::shared_ptr<const Deployment> deployment, int64_t started_at_ms);
   ~Instance() override;
 
-  // The backend started the sandbox: serve its Runtime API and collect its output.
+  // The backend started the sandbox: serve its Runtime API and collect its output
+  // (starting → initializing).
   void Attach(sandbox::SpawnedInstance spawned);
+  // The backend could not start the sandbox (starting → gone).
+  void FailedToSpawn();
 
   // Runs one invocation (the instance must be busy) and waits for its outcome or deadline.
   asio::awaitable<InvocationResult> Run(InvokeRequest request);
 
   // Turns an idle prewarmed instance into an instance of `deployment`, whose code is already
   // linked into its code directory: the runtime loads it and asks for work (or reports an init
-  // error) as a freshly started one would.
+  // error) as a freshly started one would (idle → initializing).
   void Specialize(std::shared_ptr<const Deployment> deployment);
+
+  // The scheduler's moves. Hands the instance a call (initializing | idle | busy → busy).
+  void MarkBusy();
+  // Parks a ready instance with no call to serve (initializing | busy → idle).
+  void MarkIdle(std::chrono::steady_clock::time_point now);
+  // Starts killing it (any state before retiring → retiring). False if already on its way out.
+  bool MarkRetiring();
+
+  // Live: counts against the caps and may still serve (neither retiring nor gone).
+  bool live() const { return state_ != State::kRetiring && state_ != State::kGone; }
+  // Not yet ready: its runtime has not asked for work since it (re)started.
+  bool loading() const { return state_ == State::kStarting || state_ == State::kInitializing; }
 
   // The sandbox ended (crash, OOM, kill): fail whatever was in flight; close everything.
   void OnExit(const sandbox::ExitStatus& status);
@@ -49,10 +99,8 @@ class Instance final : public runtime_api::EndpointListener,
   const std::shared_ptr<const Deployment>& deployment() const { return deployment_; }
   int version() const { return deployment_->version; }
   State state() const { return state_; }
-  void set_state(State state) { state_ = state; }
   pid_t pid() const { return pid_; }
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
-  void set_idle_since(std::chrono::steady_clock::time_point t) { idle_since_ = t; }
   int64_t started_at_ms() const { return started_at_ms_; }
   uint64_t invocations() const { return invocations_; }
   // How many times this instance started initialising (spawn, specialisation): an init
@@ -77,6 +125,8 @@ class Instance final : public runtime_api::EndpointListener,
     bool logs_truncated = false;
   };
 
+  // Every state change goes through here and is checked against the lifecycle above.
+  void TransitionTo(State next);
   asio::awaitable<void> ReadOutput();
   // Reads whatever the runtime has written so far without waiting: the runtime writes its
   // output before it posts a result, so this makes logs complete before the result is used.
@@ -94,7 +144,10 @@ class Instance final : public runtime_api::EndpointListener,
   std::optional<uint64_t> MemoryPeak() const;
   std::string DescribeExit(const sandbox::ExitStatus& status, std::string* error_type) const;
 
-  Scheduler& scheduler_;
+  asio::io_context& io_;
+  const Clock& clock_;
+  InstanceHost& host_;
+  const InstanceSettings& settings_;
   const std::string id_;
   std::shared_ptr<const Deployment> deployment_;  // changes once, if a prewarmed one specialises
   std::string own_code_dir_;

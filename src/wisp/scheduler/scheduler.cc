@@ -13,25 +13,6 @@
 #include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
-namespace {
-
-std::string_view StateName(Instance::State state) {
-  switch (state) {
-    case Instance::State::kStarting:
-      return "starting";
-    case Instance::State::kIdle:
-      return "idle";
-    case Instance::State::kBusy:
-      return "busy";
-    case Instance::State::kRetiring:
-      return "retiring";
-    case Instance::State::kGone:
-      return "gone";
-  }
-  return "unknown";
-}
-
-}  // namespace
 
 std::string_view InvocationStatusName(InvocationStatus status) {
   switch (status) {
@@ -64,7 +45,13 @@ struct Scheduler::Waiter {
 
 Scheduler::Scheduler(asio::io_context& io, sandbox::Backend& backend, const Clock& clock,
                      SchedulerOptions options)
-    : io_(io), backend_(backend), clock_(clock), options_(options), maintenance_(io) {
+    : io_(io),
+      backend_(backend),
+      clock_(clock),
+      options_(options),
+      instance_settings_{options.init_timeout, options.max_response_bytes,
+                         options.max_log_bytes_per_invocation},
+      maintenance_(io) {
   backend_.SetExitCallback([this](const sandbox::ExitStatus& status) { OnBackendExit(status); });
   ScheduleMaintenance();
 }
@@ -74,42 +61,45 @@ Scheduler::~Scheduler() { maintenance_.cancel(); }
 asio::awaitable<tl::expected<void, StartFailure>> Scheduler::Warm(
     std::shared_ptr<const Deployment> deployment) {
   Acquired acquired = co_await Acquire(deployment, /*force_new=*/true);
-  if (acquired.failure) co_return tl::unexpected(std::move(*acquired.failure));
-  if (acquired.error) {
+  if (auto* failure = std::get_if<StartFailure>(&acquired)) {
+    co_return tl::unexpected(std::move(*failure));
+  }
+  if (auto* error = std::get_if<Error>(&acquired)) {
     StartFailure failure;
     failure.error_type = "Wisp.Unavailable";
-    failure.message = acquired.error->message;
+    failure.message = error->message;
     co_return tl::unexpected(std::move(failure));
   }
-  OfferIdle(acquired.instance);
+  // A deploy never waits for another version, so what is left is its own instance.
+  OfferIdle(std::get<Granted>(acquired).instance);
   co_return tl::expected<void, StartFailure>{};
 }
 
 asio::awaitable<Result<InvocationResult>> Scheduler::Invoke(
     std::shared_ptr<const Deployment> deployment, InvokeRequest request) {
   const auto started = clock_.Now();
-  Acquired acquired;
-  for (;;) {
-    acquired = co_await Acquire(deployment, /*force_new=*/false);
-    if (!acquired.superseded_by) break;
+  Acquired acquired = co_await Acquire(deployment, /*force_new=*/false);
+  while (auto* superseded = std::get_if<Superseded>(&acquired)) {
     // The function moved to a newer version while this call waited: run that one.
-    deployment = std::move(acquired.superseded_by);
+    deployment = std::move(superseded->by);
+    acquired = co_await Acquire(deployment, /*force_new=*/false);
   }
   const auto scheduled = clock_.Now();
-  if (acquired.error) co_return tl::unexpected(std::move(*acquired.error));
-  if (acquired.failure) {
+  if (auto* error = std::get_if<Error>(&acquired)) co_return tl::unexpected(std::move(*error));
+  if (auto* failure = std::get_if<StartFailure>(&acquired)) {
     // The function could not initialise: that is this call's outcome.
     InvocationResult result;
     result.status = InvocationStatus::kError;
-    result.response_json = std::move(acquired.failure->document_json);
-    result.logs = std::move(acquired.failure->logs);
+    result.response_json = std::move(failure->document_json);
+    result.logs = std::move(failure->logs);
     result.cold_start = true;
     result.version = deployment->version;
     co_return result;
   }
-  std::shared_ptr<Instance> instance = std::move(acquired.instance);
+  Granted& granted = std::get<Granted>(acquired);
+  std::shared_ptr<Instance> instance = std::move(granted.instance);
   InvocationResult result = co_await instance->Run(std::move(request));
-  result.cold_start = acquired.cold_start;
+  result.cold_start = granted.cold_start;
   result.version = instance->version();
   result.schedule_time = scheduled - started;
   result.runtime_time = clock_.Now() - scheduled;
@@ -119,28 +109,21 @@ asio::awaitable<Result<InvocationResult>> Scheduler::Invoke(
 
 asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     const std::shared_ptr<const Deployment>& deployment, bool force_new) {
-  Acquired acquired;
-  if (shut_down_) {
-    acquired.error = Error{ErrorCode::kUnavailable, "wispd is shutting down"};
-    co_return acquired;
-  }
+  if (shut_down_) co_return Error{ErrorCode::kUnavailable, "wispd is shutting down"};
   if (deployment->lifetime && deployment->lifetime->deleted) {
-    acquired.error = Error{ErrorCode::kNotFound,
-                           fmt::format("function {} was deleted", deployment->function_name)};
-    co_return acquired;
+    co_return Error{ErrorCode::kNotFound,
+                    fmt::format("function {} was deleted", deployment->function_name)};
   }
   FunctionPool& pool = pools_[deployment->function_id];
   if (!force_new && pool.current && pool.current->version > deployment->version) {
-    acquired.superseded_by = pool.current;
-    co_return acquired;
+    co_return Superseded{pool.current};
   }
   if (!force_new) {
     for (const auto& instance : pool.instances) {
       if (instance->state() == Instance::State::kIdle &&
           instance->version() == deployment->version) {
-        instance->set_state(Instance::State::kBusy);
-        acquired.instance = instance;
-        co_return acquired;
+        instance->MarkBusy();
+        co_return Granted{instance, /*cold_start=*/false};
       }
     }
   }
@@ -148,21 +131,18 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   Waiter waiter(co_await asio::this_coro::executor, deployment->version);
   waiter.exclusive = force_new;
   if (!force_new && pool.waiters.size() >= options_.max_queued_calls_per_function) {
-    acquired.error = Error{ErrorCode::kResourceExhausted,
-                           fmt::format("function {} has {} calls waiting already; retry later",
-                                       deployment->function_name, pool.waiters.size())};
-    co_return acquired;
+    co_return Error{ErrorCode::kResourceExhausted,
+                    fmt::format("function {} has {} calls waiting already; retry later",
+                                deployment->function_name, pool.waiters.size())};
   }
-  const size_t live = static_cast<size_t>(
-      std::count_if(pool.instances.begin(), pool.instances.end(),
-                    [](const auto& i) { return i->state() != Instance::State::kRetiring; }));
+  const size_t live = static_cast<size_t>(std::count_if(
+      pool.instances.begin(), pool.instances.end(), [](const auto& i) { return i->live(); }));
   // Start an instance only for calls that no instance already starting (or waiting for room
   // to start) will serve: a burst of N calls starts N instances, while calls that queue
   // behind briefly busy instances do not each leave a new instance behind.
-  const auto same_version = [&](const auto& i) { return i->version() == deployment->version; };
-  const size_t starting = static_cast<size_t>(std::count_if(
+  const size_t loading = static_cast<size_t>(std::count_if(
       pool.instances.begin(), pool.instances.end(),
-      [&](const auto& i) { return same_version(i) && i->state() == Instance::State::kStarting; }));
+      [&](const auto& i) { return i->version() == deployment->version && i->loading(); }));
   size_t waiting = 0;
   size_t waiting_for_room = 0;
   for (const Waiter* w : pool.waiters) {
@@ -171,10 +151,9 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     if (w->needs_room) ++waiting_for_room;
   }
   const bool start = force_new || (live + waiting_for_room < deployment->max_instances &&
-                                   starting + waiting_for_room <= waiting);
+                                   loading + waiting_for_room <= waiting);
   bool started = false;
   if (start) {
-    acquired.cold_start = true;
     std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
     if (!instance && MakeRoomFor(*deployment)) {
       StartInstance(deployment);
@@ -184,11 +163,10 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
       started = true;
       if (force_new) waiter.only_instance_id = instance->id();
     } else if (room_queue_.size() >= options_.max_queued_for_room) {
-      acquired.error = Error{ErrorCode::kResourceExhausted,
-                             fmt::format("the node is at its capacity with {} calls and deploys "
-                                         "waiting for room already; retry later",
-                                         room_queue_.size())};
-      co_return acquired;
+      co_return Error{ErrorCode::kResourceExhausted,
+                      fmt::format("the node is at its capacity with {} calls and deploys "
+                                  "waiting for room already; retry later",
+                                  room_queue_.size())};
     } else {
       // The node is at its caps and nothing idle can be evicted: wait for room, in order.
       waiter.needs_room = deployment;
@@ -197,8 +175,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
       room_queue_.push_back(&waiter);
     }
   }
-  FunctionPool& waiting_pool = pools_[deployment->function_id];
-  waiting_pool.waiters.push_back(&waiter);
+  pools_[deployment->function_id].waiters.push_back(&waiter);
   // A cold start waits as long as initialisation may take; a call queued behind busy
   // instances waits the queue time; one waiting for room, its room deadline and then an init.
   // A start ends by itself (ready, init error, or the instance's init timeout, which counts
@@ -214,30 +191,26 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
                     room_queue_.end());
 
   const FunctionPool& after = pools_[deployment->function_id];
-  if (waiter.instance) {
-    acquired.instance = std::move(waiter.instance);
-  } else if (waiter.failure) {
-    acquired.failure = std::move(waiter.failure);
-  } else if (!force_new && after.current && after.current->version > deployment->version) {
-    acquired.superseded_by = after.current;
-  } else if ((deployment->lifetime && deployment->lifetime->deleted) ||
-             after.min_version == std::numeric_limits<int>::max()) {
-    acquired.error = Error{ErrorCode::kNotFound,
-                           fmt::format("function {} was deleted", deployment->function_name)};
-  } else if (shut_down_) {
-    acquired.error = Error{ErrorCode::kUnavailable, "wispd is shutting down"};
-  } else if (waiter.room_timed_out) {
-    acquired.error =
-        Error{ErrorCode::kResourceExhausted,
-              fmt::format("the node is at its capacity ({}); retry later", DescribeCapacity())};
-  } else {
-    acquired.error =
-        Error{ErrorCode::kResourceExhausted,
-              fmt::format("function {} is at its concurrency limit ({} instances) or the node "
-                          "at its capacity; retry later",
-                          deployment->function_name, deployment->max_instances)};
+  if (waiter.instance) co_return Granted{std::move(waiter.instance), /*cold_start=*/start};
+  if (waiter.failure) co_return std::move(*waiter.failure);
+  if (!force_new && after.current && after.current->version > deployment->version) {
+    co_return Superseded{after.current};
   }
-  co_return acquired;
+  if ((deployment->lifetime && deployment->lifetime->deleted) ||
+      after.min_version == std::numeric_limits<int>::max()) {
+    co_return Error{ErrorCode::kNotFound,
+                    fmt::format("function {} was deleted", deployment->function_name)};
+  }
+  if (shut_down_) co_return Error{ErrorCode::kUnavailable, "wispd is shutting down"};
+  if (waiter.room_timed_out) {
+    co_return Error{
+        ErrorCode::kResourceExhausted,
+        fmt::format("the node is at its capacity ({}); retry later", DescribeCapacity())};
+  }
+  co_return Error{ErrorCode::kResourceExhausted,
+                  fmt::format("function {} is at its concurrency limit ({} instances) or the "
+                              "node at its capacity; retry later",
+                              deployment->function_name, deployment->max_instances)};
 }
 
 void Scheduler::AdmitWaiting() {
@@ -298,8 +271,9 @@ std::string Scheduler::DescribeCapacity() const {
 }
 
 void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deployment) {
-  auto instance = std::make_shared<Instance>(*this, NewUuid(), deployment, clock_.Now(),
-                                             ToEpochMillis(clock_.WallNow()));
+  auto instance =
+      std::make_shared<Instance>(io_, clock_, static_cast<InstanceHost&>(*this), instance_settings_,
+                                 NewUuid(), deployment, ToEpochMillis(clock_.WallNow()));
   pools_[deployment->function_id].instances.push_back(instance);
   instances_[instance->id()] = instance;
 
@@ -327,7 +301,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
       failure.message = "the sandbox could not be started: " + spawned.error().message;
       failure.document_json = fmt::format(
           R"({{"errorType":"Wisp.SandboxError","errorMessage":{}}})", JsonString(failure.message));
-      instance->set_state(Instance::State::kGone);
+      instance->FailedToSpawn();
       OnInstanceFailedToStart(instance, std::move(failure));
       OnInstanceGone(instance);
       return;
@@ -428,11 +402,27 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
   return fits(/*count_retiring=*/true);
 }
 
-void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
-  if (instance->state() == Instance::State::kGone ||
-      instance->state() == Instance::State::kRetiring) {
-    return;
+void Scheduler::OnInstanceReady(const std::shared_ptr<Instance>& instance) { OfferIdle(instance); }
+
+void Scheduler::OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) {
+  RetireInstance(instance);
+}
+
+Scheduler::Waiter* Scheduler::MatchWaiter(FunctionPool& pool, const Instance& instance) const {
+  Waiter* chosen = nullptr;
+  for (Waiter* waiter : pool.waiters) {
+    if (waiter->instance || waiter->failure || waiter->version != instance.version()) continue;
+    if (waiter->exclusive) {
+      if (waiter->only_instance_id == instance.id()) return waiter;
+      continue;
+    }
+    if (!chosen) chosen = waiter;
   }
+  return chosen;
+}
+
+void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
+  if (!instance->live()) return;
   const auto& lifetime = instance->deployment()->lifetime;
   auto& pool = pools_[instance->deployment()->function_id];
   if (instance->version() < pool.min_version || (lifetime && lifetime->deleted)) {
@@ -441,25 +431,13 @@ void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
     AdmitWaiting();
     return;
   }
-  // A Warm() call waits for exactly the instance it started; any other call takes the first
-  // free instance of its version.
-  Waiter* chosen = nullptr;
-  for (Waiter* waiter : pool.waiters) {
-    if (waiter->instance || waiter->failure || waiter->version != instance->version()) continue;
-    if (waiter->only_instance_id == instance->id()) {
-      chosen = waiter;
-      break;
-    }
-    if (!chosen && !waiter->exclusive) chosen = waiter;
-  }
-  if (chosen) {
-    instance->set_state(Instance::State::kBusy);
+  if (Waiter* chosen = MatchWaiter(pool, *instance)) {
+    instance->MarkBusy();
     chosen->instance = instance;
     chosen->ready.Set();
     return;
   }
-  instance->set_state(Instance::State::kIdle);
-  instance->set_idle_since(clock_.Now());
+  instance->MarkIdle(clock_.Now());
   // An idle instance can be evicted: a call or deploy waiting for room may start now.
   if (!room_queue_.empty()) AdmitWaiting();
 }
@@ -468,19 +446,7 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
                                         StartFailure failure) {
   // The failure is the outcome of the call that started this instance: the oldest waiter of
   // its version (or the Warm() call that waits for exactly it).
-  auto& pool = pools_[instance->deployment()->function_id];
-  Waiter* chosen = nullptr;
-  for (Waiter* waiter : pool.waiters) {
-    if (waiter->instance || waiter->failure || waiter->version != instance->version()) continue;
-    if (waiter->exclusive) {
-      if (waiter->only_instance_id == instance->id()) {
-        chosen = waiter;
-        break;
-      }
-      continue;
-    }
-    if (!chosen) chosen = waiter;
-  }
+  Waiter* chosen = MatchWaiter(pools_[instance->deployment()->function_id], *instance);
   if (!chosen) return;
   chosen->failure = std::move(failure);
   chosen->ready.Set();
@@ -513,12 +479,7 @@ void Scheduler::OnBackendExit(const sandbox::ExitStatus& status) {
 }
 
 void Scheduler::RetireInstance(const std::shared_ptr<Instance>& instance) {
-  if (instance->state() == Instance::State::kGone ||
-      instance->state() == Instance::State::kRetiring) {
-    return;
-  }
-  instance->set_state(Instance::State::kRetiring);
-  backend_.Kill(instance->id());
+  if (instance->MarkRetiring()) backend_.Kill(instance->id());
 }
 
 void Scheduler::Publish(std::shared_ptr<const Deployment> deployment) {
@@ -572,7 +533,7 @@ std::vector<InstanceInfo> Scheduler::Instances(const std::string& function_id) c
     info.id = instance->id();
     info.version = instance->version();
     info.pid = instance->pid();
-    info.state = std::string(StateName(instance->state()));
+    info.state = std::string(Instance::StateName(instance->state()));
     info.started_at_ms = instance->started_at_ms();
     info.invocations = instance->invocations();
     out.push_back(std::move(info));
@@ -644,10 +605,8 @@ void Scheduler::Maintain() {
     auto it = pools_.find(function_id);
     if (it == pools_.end()) return size_t{0};
     return static_cast<size_t>(
-        std::count_if(it->second.instances.begin(), it->second.instances.end(), [&](const auto& i) {
-          return i->version() == version && i->state() != Instance::State::kRetiring &&
-                 i->state() != Instance::State::kGone;
-        }));
+        std::count_if(it->second.instances.begin(), it->second.instances.end(),
+                      [&](const auto& i) { return i->version() == version && i->live(); }));
   };
   std::vector<std::pair<std::shared_ptr<const Deployment>, size_t>> wanted;
   for (const auto& [function_id, pool] : pools_) {

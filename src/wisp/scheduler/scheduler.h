@@ -17,68 +17,19 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/result.h"
 #include "wisp/sandbox/backend.h"
+#include "wisp/scheduler/deployment.h"
+#include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
 
 class Instance;
-
-// Shared by every deployment of one function. Set once the function is deleted, so that a call
-// or a deploy still holding one of its deployments starts nothing more for it.
-struct FunctionLifetime {
-  bool deleted = false;
-};
-
-// What the instances of one version of one function run. Immutable once published.
-struct Deployment {
-  std::string function_id;
-  std::string function_name;
-  int version = 0;
-  sandbox::SpawnSpec spawn;  // instance_id is filled in per instance
-  std::string function_arn;
-  uint32_t max_instances = 100;  // the function's concurrency limit
-  uint32_t min_instances = 0;    // kept warm even without traffic (provisioned concurrency)
-  int memory_mb = 256;
-  // A prewarm pool's generic deployment: no function's code yet (see PrewarmPool).
-  bool prewarmed = false;
-  // Null for generic deployments, which belong to no function.
-  std::shared_ptr<FunctionLifetime> lifetime;
-};
-
-enum class InvocationStatus { kSuccess, kError, kTimeout };
-std::string_view InvocationStatusName(InvocationStatus status);
-
-struct InvocationResult {
-  InvocationStatus status = InvocationStatus::kError;
-  std::string response_json;  // the result, or an error document {errorType, errorMessage, ...}
-  std::vector<std::string> logs;
-  std::string instance_id;
-  int version = 0;  // of the instance that ran the call
-  bool cold_start = false;
-  // Peak memory of the instance so far, at the end of the call, in MiB rounded up: Lambda's
-  // "Max Memory Used" (it never decreases over one instance's calls). nullopt: unknown.
-  std::optional<int64_t> memory_used_mb;
-  // Where the time went, for the Server-Timing header: finding or starting an instance, and
-  // from handing the event to the runtime until its answer.
-  std::chrono::nanoseconds schedule_time{0};
-  std::chrono::nanoseconds runtime_time{0};
-};
-
-// Shared, not copied: the event goes to the runtime, and the invocation record takes it back
-// afterwards (see Invoker::Invoke).
-using SharedEvent = std::shared_ptr<std::string>;
-
-struct InvokeRequest {
-  std::string request_id;
-  SharedEvent event_json;
-  std::chrono::milliseconds timeout{30000};
-  std::string trace_id;
-};
 
 struct SchedulerOptions {
   std::chrono::milliseconds init_timeout{10000};
@@ -111,14 +62,6 @@ struct InstanceInfo {
   uint64_t invocations = 0;
 };
 
-// Why an instance failed to become ready, in the terms a caller sees.
-struct StartFailure {
-  std::string error_type;     // e.g. Runtime.ImportModuleError, Runtime.ExitError
-  std::string document_json;  // {errorType, errorMessage, stackTrace}
-  std::string message;        // errorMessage, for the function's `error` field
-  std::vector<std::string> logs;
-};
-
 // Generic instances of one runtime, started without any function's code and kept ready. A cold
 // start of a function whose sandbox settings match takes one and specialises it — links the
 // code into its (empty, read-only) /var/task and tells its runtime which function it is —
@@ -135,11 +78,11 @@ struct PrewarmPool {
 using CodeLinker =
     std::function<Result<void>(const Deployment& deployment, const std::string& code_dir)>;
 
-class Scheduler {
+class Scheduler final : private InstanceHost {
  public:
   Scheduler(asio::io_context& io, sandbox::Backend& backend, const Clock& clock,
             SchedulerOptions options);
-  ~Scheduler();
+  ~Scheduler() override;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -173,7 +116,6 @@ class Scheduler {
   void Shutdown();
 
  private:
-  friend class Instance;
   struct Waiter;
   struct FunctionPool {
     std::vector<std::shared_ptr<Instance>> instances;
@@ -183,14 +125,16 @@ class Scheduler {
     // The serving version, once published: its min_instances are kept warm.
     std::shared_ptr<const Deployment> current;
   };
-  struct Acquired {
+  // How Acquire ends: an instance for the call (now busy); the start failure that is the
+  // call's outcome; an error (no instance could take it); or a newer version to retry with.
+  struct Granted {
     std::shared_ptr<Instance> instance;
-    std::optional<StartFailure> failure;
-    std::optional<Error> error;
-    // The function published a newer version while the call waited: retry with it.
-    std::shared_ptr<const Deployment> superseded_by;
     bool cold_start = false;
   };
+  struct Superseded {
+    std::shared_ptr<const Deployment> by;
+  };
+  using Acquired = std::variant<Granted, StartFailure, Error, Superseded>;
 
   asio::awaitable<Acquired> Acquire(const std::shared_ptr<const Deployment>& deployment,
                                     bool force_new);
@@ -213,9 +157,15 @@ class Scheduler {
   void Maintain();
   // An instance is free: give it to the first waiter for its version, or park it idle.
   void OfferIdle(const std::shared_ptr<Instance>& instance);
-  // Called by an instance that failed to start or that ended.
-  void OnInstanceFailedToStart(const std::shared_ptr<Instance>& instance, StartFailure failure);
-  void OnInstanceGone(const std::shared_ptr<Instance>& instance);
+  // The waiter an instance of `pool` serves next: the Warm() call that started exactly it, or
+  // else the oldest call for its version. Null if none.
+  Waiter* MatchWaiter(FunctionPool& pool, const Instance& instance) const;
+  // InstanceHost:
+  void OnInstanceReady(const std::shared_ptr<Instance>& instance) override;
+  void OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) override;
+  void OnInstanceFailedToStart(const std::shared_ptr<Instance>& instance,
+                               StartFailure failure) override;
+  void OnInstanceGone(const std::shared_ptr<Instance>& instance) override;
   void OnBackendExit(const sandbox::ExitStatus& status);
   void RetireInstance(const std::shared_ptr<Instance>& instance);
   void ScheduleMaintenance();
@@ -225,6 +175,7 @@ class Scheduler {
   sandbox::Backend& backend_;
   const Clock& clock_;
   const SchedulerOptions options_;
+  const InstanceSettings instance_settings_;
   std::map<std::string, FunctionPool> pools_;                   // by function id
   std::map<std::string, std::shared_ptr<Instance>> instances_;  // by instance id
   // Calls and deploys that need a new instance while the node is at its caps, oldest first.

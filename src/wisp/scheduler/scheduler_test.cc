@@ -1,4 +1,5 @@
 #include "wisp/scheduler/scheduler.h"
+#include "wisp/scheduler/instance.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -514,6 +515,41 @@ TEST_F(SchedulerTest, ADeletedFunctionStartsNothing) {
     EXPECT_EQ(s.Instances(d->function_id).size(), 0u);
   });
   EXPECT_EQ(backend_.spawned, 1);
+}
+
+class NullHost final : public InstanceHost {
+ public:
+  void OnInstanceReady(const std::shared_ptr<Instance>&) override {}
+  void OnInstanceMustRetire(const std::shared_ptr<Instance>&) override {}
+  void OnInstanceFailedToStart(const std::shared_ptr<Instance>&, StartFailure) override {}
+  void OnInstanceGone(const std::shared_ptr<Instance>&) override {}
+};
+
+TEST(InstanceLifecycleTest, LegalMovesWorkAndIllegalOnesAbort) {
+  asio::io_context io;
+  SystemClock clock;
+  NullHost host;
+  InstanceSettings settings;
+  auto make = [&] {
+    return std::make_shared<Instance>(io, clock, host, settings, "i",
+                                      std::make_shared<Deployment>(), 0);
+  };
+  auto instance = make();
+  EXPECT_EQ(instance->state(), Instance::State::kStarting);
+  EXPECT_TRUE(instance->loading());
+  EXPECT_TRUE(instance->MarkRetiring());
+  EXPECT_FALSE(instance->MarkRetiring());  // already on its way out: nothing to do
+  EXPECT_FALSE(instance->live());
+  // A sandbox still being created has not loaded any code: it cannot serve or idle.
+  EXPECT_DEATH(make()->MarkIdle(clock.Now()), "illegal transition starting -> idle");
+  EXPECT_DEATH(make()->MarkBusy(), "illegal transition starting -> busy");
+  EXPECT_DEATH(
+      {
+        auto gone = make();
+        gone->FailedToSpawn();
+        gone->MarkBusy();
+      },
+      "illegal transition gone -> busy");
 }
 
 }  // namespace
