@@ -104,6 +104,7 @@ Result<void> FunctionService::Load() {
 }
 
 asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionFields fields) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
   for (const char* missing :
        {!fields.name ? "name" : nullptr, !fields.runtime ? "runtime" : nullptr,
@@ -159,6 +160,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
 
 asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std::string& id,
                                                                        FunctionFields fields) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
   Function* f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
@@ -322,6 +324,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
 }
 
 asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   auto it = functions_.find(id);
   if (it == functions_.end()) {
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
@@ -343,11 +346,13 @@ asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
 }
 
 Function* FunctionService::Find(std::string_view id) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   auto it = functions_.find(id);
   return it == functions_.end() ? nullptr : it->second.get();
 }
 
 std::vector<const Function*> FunctionService::List() const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   std::vector<const Function*> out;
   out.reserve(functions_.size());
   for (const auto& [id, f] : functions_) out.push_back(f.get());

@@ -14,6 +14,7 @@
 
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
+#include "wisp/common/thread_role.h"
 #include "wisp/core/function_spec.h"
 #include "wisp/core/go_builder.h"
 #include "wisp/metrics/registry.h"
@@ -118,6 +119,7 @@ class FunctionService {
   const Clock& clock_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
+  ThreadRole io_thread_;
 };
 
 }  // namespace wisp::core

@@ -31,6 +31,7 @@ Invoker::Invoker(FunctionService& functions, scheduler::Scheduler& scheduler,
 asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
                                                        std::string event_json,
                                                        InvokeOptions options) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   Function* function = functions_.Find(function_id);
   if (!function) {
     metrics_.RecordRejectedBeforeRun();

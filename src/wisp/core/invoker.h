@@ -12,6 +12,7 @@
 
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
+#include "wisp/common/thread_role.h"
 #include "wisp/core/function_service.h"
 #include "wisp/metrics/registry.h"
 #include "wisp/scheduler/scheduler.h"
@@ -59,6 +60,7 @@ class Invoker {
   store::InvocationWriter& writer_;
   metrics::Registry& metrics_;
   const Clock& clock_;
+  ThreadRole io_thread_;
 };
 
 }  // namespace wisp::core

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "wisp/common/thread_role.h"
+
 namespace wisp::metrics {
 
 // A latency histogram with fixed buckets: bucket i counts samples of at most kBoundsMicros[i]
@@ -124,9 +126,9 @@ class Registry {
     std::shared_ptr<FunctionMetrics> metrics;
   };
   mutable std::mutex mutex_;
-  std::map<std::string, Entry> functions_;  // guarded by mutex_
+  std::map<std::string, Entry> functions_ WISP_GUARDED_BY(mutex_);
   // What deleted functions counted, so node totals never go backwards.
-  FunctionMetrics::Snapshot retired_;  // guarded by mutex_
+  FunctionMetrics::Snapshot retired_ WISP_GUARDED_BY(mutex_);
   std::atomic<uint64_t> rejected_before_run_{0};
 };
 

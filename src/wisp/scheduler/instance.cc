@@ -105,6 +105,7 @@ Instance::Instance(asio::io_context& io, const Clock& clock, InstanceHost& host,
       started_at_ms_(started_at_ms) {}
 
 void Instance::TransitionTo(State next) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   bool legal = false;
   switch (state_) {
     case State::kStarting:
@@ -174,6 +175,7 @@ void Instance::Attach(sandbox::SpawnedInstance spawned) {
 }
 
 asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   auto self = shared_from_this();
   if (state_ == State::kGone) {
     // It ended between being handed out and this call starting on it.

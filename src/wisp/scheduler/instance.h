@@ -22,6 +22,7 @@
 
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
+#include "wisp/common/thread_role.h"
 #include "wisp/common/unique_fd.h"
 #include "wisp/runtime_api/endpoint.h"
 #include "wisp/scheduler/deployment.h"
@@ -149,6 +150,7 @@ class Instance final : public runtime_api::EndpointListener,
   InstanceHost& host_;
   const InstanceSettings& settings_;
   const std::string id_;
+  ThreadRole io_thread_;
   std::shared_ptr<const Deployment> deployment_;  // changes once, if a prewarmed one specialises
   std::string own_code_dir_;
   int start_count_ = 1;

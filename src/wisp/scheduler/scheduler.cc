@@ -60,6 +60,7 @@ Scheduler::~Scheduler() { maintenance_.cancel(); }
 
 asio::awaitable<tl::expected<void, StartFailure>> Scheduler::Warm(
     std::shared_ptr<const Deployment> deployment) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   Acquired acquired = co_await Acquire(deployment, /*force_new=*/true);
   if (auto* failure = std::get_if<StartFailure>(&acquired)) {
     co_return tl::unexpected(std::move(*failure));
@@ -77,6 +78,7 @@ asio::awaitable<tl::expected<void, StartFailure>> Scheduler::Warm(
 
 asio::awaitable<Result<InvocationResult>> Scheduler::Invoke(
     std::shared_ptr<const Deployment> deployment, InvokeRequest request) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   const auto started = clock_.Now();
   Acquired acquired = co_await Acquire(deployment, /*force_new=*/false);
   while (auto* superseded = std::get_if<Superseded>(&acquired)) {
@@ -469,6 +471,7 @@ void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
 }
 
 void Scheduler::OnBackendExit(const sandbox::ExitStatus& status) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   auto it = instances_.find(status.instance_id);
   if (it == instances_.end()) return;
   std::shared_ptr<Instance> instance = it->second;
@@ -483,6 +486,7 @@ void Scheduler::RetireInstance(const std::shared_ptr<Instance>& instance) {
 }
 
 void Scheduler::Publish(std::shared_ptr<const Deployment> deployment) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   const std::string function_id = deployment->function_id;
   const int version = deployment->version;
   pools_[function_id].current = std::move(deployment);
@@ -491,6 +495,7 @@ void Scheduler::Publish(std::shared_ptr<const Deployment> deployment) {
 }
 
 void Scheduler::RetireFunction(const std::string& function_id) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   Retire(function_id, std::numeric_limits<int>::max());
   auto it = pools_.find(function_id);
   if (it != pools_.end()) it->second.current.reset();
@@ -519,12 +524,14 @@ void Scheduler::Retire(const std::string& function_id, int min_version) {
 }
 
 void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools, CodeLinker linker) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   prewarm_ = std::move(pools);
   link_code_ = std::move(linker);
   Maintain();
 }
 
 std::vector<InstanceInfo> Scheduler::Instances(const std::string& function_id) const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   std::vector<InstanceInfo> out;
   auto it = pools_.find(function_id);
   if (it == pools_.end()) return out;
@@ -542,6 +549,7 @@ std::vector<InstanceInfo> Scheduler::Instances(const std::string& function_id) c
 }
 
 std::map<std::string, size_t> Scheduler::PrewarmedIdle() const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   std::map<std::string, size_t> out;
   for (const auto& pool : prewarm_) {
     const std::string& key = pool.generic->function_id;
@@ -565,6 +573,7 @@ void Scheduler::ScheduleMaintenance() {
 }
 
 void Scheduler::Maintain() {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   if (shut_down_) return;
   const auto now = clock_.Now();
   // Reap what idled past its keep-alive, except what min_instances or a prewarm pool keeps.
@@ -624,6 +633,7 @@ void Scheduler::Maintain() {
 }
 
 void Scheduler::Shutdown() {
+  WISP_DCHECK_ON_THREAD(io_thread_);
   shut_down_ = true;
   maintenance_.cancel();
   for (auto& [function_id, pool] : pools_) {

@@ -23,6 +23,7 @@
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/result.h"
+#include "wisp/common/thread_role.h"
 #include "wisp/sandbox/backend.h"
 #include "wisp/scheduler/deployment.h"
 #include "wisp/scheduler/instance.h"
@@ -182,6 +183,7 @@ class Scheduler final : private InstanceHost {
   // Each is also in its function's waiters: an instance of its version may serve it first.
   std::deque<Waiter*> room_queue_;
   bool admitting_ = false;
+  ThreadRole io_thread_;
   std::vector<PrewarmPool> prewarm_;
   CodeLinker link_code_;
   asio::steady_timer maintenance_;
