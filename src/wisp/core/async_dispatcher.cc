@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "wisp/common/error_document.h"
 #include "wisp/common/ids.h"
 
 namespace wisp::core {
@@ -212,10 +213,7 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
           queue::AttemptResult attempt;
           attempt.status = queue::kError;
           attempt.error = error.message;
-          attempt.response_json = nlohmann::json{
-              {"errorType", "Wisp.FunctionNotReady"},
-              {"errorMessage",
-               error.message}}.dump();
+          attempt.response_json = LambdaErrorDocument("Wisp.FunctionNotReady", error.message);
           (void)queue_.Finish(id, attempt, policy, now);
         }
       }

@@ -9,6 +9,7 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include "wisp/common/error_document.h"
 #include "wisp/common/json_text.h"
 
 namespace wisp::scheduler {
@@ -16,15 +17,6 @@ namespace {
 
 // Start-up output kept to explain a failed start (a syntax error's stack fits easily).
 constexpr uint64_t kMaxInitLogBytes = 64 << 10;
-
-std::string ErrorDocument(std::string_view type, std::string_view message) {
-  std::string doc = "{\"errorType\":";
-  AppendJsonString(doc, type);
-  doc += ",\"errorMessage\":";
-  AppendJsonString(doc, message);
-  doc += ",\"stackTrace\":[]}";
-  return doc;
-}
 
 // MiB rounded up, as Lambda reports "Max Memory Used".
 std::optional<int64_t> MiBRoundedUp(std::optional<uint64_t> bytes) {
@@ -42,9 +34,11 @@ bool IsValidJson(std::string_view text) {
   return Parser().parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
 }
 
-// An error the runtime reported, as a document with at least errorType and errorMessage. The
-// runtime's own JSON object is kept as is; anything else becomes the message. The type comes
-// from the document, else from the Lambda-Runtime-Function-Error-Type header.
+// An error the runtime reported, as the one error document (common/error_document.h). A
+// runtime's own document that already has that shape is kept as is (with any extra fields);
+// otherwise it is rewritten, keeping the stack trace it had. Anything not JSON becomes the
+// message. The type comes from the document, else from the Lambda-Runtime-Function-Error-Type
+// header.
 struct ErrorReport {
   std::string type;
   std::string message;
@@ -59,16 +53,27 @@ ErrorReport NormaliseError(std::string_view header_type, std::string_view body) 
   if (Parser().parse(body.data(), body.size()).get(element) == simdjson::SUCCESS &&
       element.is_object()) {
     std::string_view message, type;
+    simdjson::dom::array stack;
     const bool has_message = element["errorMessage"].get(message) == simdjson::SUCCESS;
     const bool has_type = element["errorType"].get(type) == simdjson::SUCCESS;
+    const bool has_stack = element["stackTrace"].get(stack) == simdjson::SUCCESS;
     if (has_message) report.message = std::string(message);
     if (has_type) report.type = std::string(type);
-    if (has_message && has_type) {
+    if (has_message && has_type && has_stack) {
       report.document = std::string(body);
       return report;
     }
+    std::vector<std::string> lines;
+    if (has_stack) {
+      for (simdjson::dom::element line : stack) {
+        std::string_view text;
+        if (line.get(text) == simdjson::SUCCESS) lines.emplace_back(text);
+      }
+    }
+    report.document = LambdaErrorDocument(report.type, report.message, lines);
+    return report;
   }
-  report.document = ErrorDocument(report.type, report.message);
+  report.document = LambdaErrorDocument(report.type, report.message);
   return report;
 }
 
@@ -109,7 +114,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     gone.status = InvocationStatus::kError;
     gone.instance_id = id_;
     gone.response_json =
-        ErrorDocument("Runtime.ExitError", "the instance ended before the call started");
+        LambdaErrorDocument("Runtime.ExitError", "the instance ended before the call started");
     co_return gone;
   }
   Current current(co_await asio::this_coro::executor);
@@ -133,7 +138,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     current.result.status = InvocationStatus::kTimeout;
     // Read while the instance is still there: the kill below removes its cgroup.
     current.result.memory_used_mb = MiBRoundedUp(MemoryPeak());
-    current.result.response_json = ErrorDocument(
+    current.result.response_json = LambdaErrorDocument(
         "Sandbox.Timedout",
         fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
                     std::chrono::duration<double>(timeout).count()));
@@ -233,7 +238,7 @@ void Instance::OnInitTimeout() {
   failure.message =
       fmt::format("the runtime did not become ready within {:.1f} seconds",
                   std::chrono::duration<double>(scheduler_.options_.init_timeout).count());
-  failure.document_json = ErrorDocument(failure.error_type, failure.message);
+  failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
   init_failure_ = std::move(failure);
   scheduler_.RetireInstance(shared_from_this());
 }
@@ -264,7 +269,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
   const std::string description = DescribeExit(status, &error_type);
   if (current_) {
     // The launcher removed the cgroup before it reported the exit: it read the peak for us.
-    Finish(InvocationStatus::kError, ErrorDocument(error_type, description),
+    Finish(InvocationStatus::kError, LambdaErrorDocument(error_type, description),
            status.memory_peak_bytes);
   } else if (was_starting || init_failure_) {
     StartFailure failure;
@@ -273,7 +278,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
     } else {
       failure.error_type = error_type;
       failure.message = fmt::format("{} during initialisation", description);
-      failure.document_json = ErrorDocument(error_type, failure.message);
+      failure.document_json = LambdaErrorDocument(error_type, failure.message);
     }
     failure.logs = init_logs_;
     scheduler_.OnInstanceFailedToStart(self, std::move(failure));

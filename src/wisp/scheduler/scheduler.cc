@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "wisp/common/ids.h"
-#include "wisp/common/json_text.h"
+#include "wisp/common/error_document.h"
 #include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
@@ -230,8 +230,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
       StartFailure failure;
       failure.error_type = "Wisp.SandboxError";
       failure.message = "the sandbox could not be started: " + spawned.error().message;
-      failure.document_json = fmt::format(
-          R"({{"errorType":"Wisp.SandboxError","errorMessage":{}}})", JsonString(failure.message));
+      failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
       instance->set_state(Instance::State::kGone);
       OnInstanceFailedToStart(instance, std::move(failure));
       OnInstanceGone(instance);
