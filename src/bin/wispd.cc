@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
   api::AddInvokeRoutes(router, invoker, &dispatcher);
   api::AddInvocationRoutes(router, dispatcher, *async_queue, workers);
-  api::AddSeed002Routes(router, functions, dispatcher, *async_queue, workers);
+  api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &invoker.counters(), &functions,

@@ -9,7 +9,7 @@
 
 #include "wisp/api/json_views.h"
 #include "wisp/api/routes.h"
-#include "wisp/api/seed002_format.h"
+#include "wisp/api/program_api_format.h"
 
 namespace wisp::api {
 namespace {
@@ -201,7 +201,7 @@ asio::awaitable<void> AwaitFirstDeploy(core::FunctionService& functions, const s
 
 }  // namespace
 
-void AddSeed002Routes(Router& router, core::FunctionService& functions,
+void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
                       core::AsyncDispatcher& async, queue::Queue& queue,
                       asio::thread_pool& workers) {
   router.Add("POST", "/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {

@@ -34,7 +34,7 @@ void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Qu
 
 // Seed 002's API beside /v1: /functions, /invoke, /invocations, with {"data": ...} bodies and
 // program-style functions.
-void AddSeed002Routes(Router& router, core::FunctionService& functions,
+void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
                       core::AsyncDispatcher& async, queue::Queue& queue,
                       asio::thread_pool& workers);
 
