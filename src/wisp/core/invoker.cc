@@ -31,9 +31,26 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
         fmt::format("function {} is not ready (state {}): {}", function->record.name,
                     function->record.state, function->record.error));
   }
+  if (options.version && *options.version != function->deployment->version) {
+    // Only the serving version has instances and a complete record; older versions are not
+    // kept loadable (their code directory is, their configuration is not).
+    const int serving = function->deployment->version;
+    const int asked = *options.version;
+    if (asked < 1 || asked > function->latest_version) {
+      co_return MakeError(ErrorCode::kNotFound,
+                          fmt::format("function {} has no version {} (its newest is {})",
+                                      function->record.name, asked, function->latest_version));
+    }
+    co_return MakeError(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("version {} of function {} does not serve calls: {}; version {} does", asked,
+                    function->record.name,
+                    asked < serving ? "a newer version replaced it"
+                                    : "it is still deploying or failed to load",
+                    serving));
+  }
 
   ++counters_.in_flight;
-  const auto started = clock_.Now();
   const int64_t invoked_at_ms = ToEpochMillis(clock_.WallNow());
   auto deployment = function->deployment;
   functions_.MarkInvoked(*function);
@@ -43,6 +60,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   request.timeout =
       options.timeout.value_or(std::chrono::seconds(function->record.timeout_seconds));
   request.trace_id = std::move(options.trace_id);
+  request.client_context = std::move(options.client_context);
   auto event = std::make_shared<std::string>(std::move(event_json));
   request.event_json = event;
   const std::string request_id = request.request_id;
@@ -57,8 +75,12 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   InvokeOutcome outcome;
   outcome.request_id = request_id;
   outcome.version = result->version;
-  outcome.duration_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
+  const auto millis = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  outcome.duration_ms = millis(result->runtime_time);
+  outcome.queue_wait_ms = millis(result->schedule_time);
+  if (result->init_time) outcome.init_duration_ms = millis(*result->init_time);
   outcome.result = std::move(*result);
   ++counters_.total;
   switch (outcome.result.status) {
@@ -83,6 +105,8 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.version = outcome.version;
   record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));
   record.duration_ms = outcome.duration_ms;
+  record.queue_wait_ms = outcome.queue_wait_ms;
+  record.init_duration_ms = outcome.init_duration_ms;
   record.memory_used_mb = outcome.result.memory_used_mb;
   record.response_json = outcome.result.response_json;
   record.logs = outcome.result.logs;

@@ -156,6 +156,9 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     if (!next.trace_id.empty()) {
       extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
     }
+    if (!next.client_context.empty()) {
+      extra_headers += fmt::format("Lambda-Runtime-Client-Context: {}\r\n", next.client_context);
+    }
     if (next.specialization) {
       extra_headers += "Lambda-Runtime-Wisp-Specialize: 1\r\n";
       e.initialized_ = false;  // the runtime loads its function now; it may fail to

@@ -86,6 +86,7 @@ Instance::Instance(Scheduler& scheduler, std::string id,
       id_(std::move(id)),
       deployment_(std::move(deployment)),
       idle_since_(now),
+      init_started_(now),
       started_at_ms_(started_at_ms) {}
 
 Instance::~Instance() {
@@ -129,6 +130,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   event.deadline_ms = ToEpochMillis(scheduler_.clock_.WallNow()) + timeout.count();
   event.function_arn = deployment_->function_arn;
   event.trace_id = std::move(request.trace_id);
+  event.client_context = std::move(request.client_context);
   endpoint_->Deliver(std::move(event));
 
   const bool answered = co_await current.done.Wait(scheduler_.clock_.Now() + timeout);
@@ -158,6 +160,7 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   const std::vector<std::string>& started_with = generic->spawn.env;
   deployment_ = std::move(deployment);
   state_ = State::kStarting;
+  init_started_ = scheduler_.clock_.Now();
   ++start_count_;
   init_logs_.clear();
   init_log_bytes_ = 0;
@@ -200,6 +203,7 @@ std::optional<uint64_t> Instance::MemoryPeak() const {
 
 void Instance::OnRuntimeWaiting() {
   if (state_ != State::kStarting) return;  // a warm runtime coming back for more work
+  init_duration_ = scheduler_.clock_.Now() - init_started_;
   scheduler_.OfferIdle(shared_from_this());
 }
 

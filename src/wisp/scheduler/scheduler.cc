@@ -8,8 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "wisp/common/ids.h"
 #include "wisp/common/error_document.h"
+#include "wisp/common/ids.h"
 #include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
@@ -104,6 +104,7 @@ asio::awaitable<Result<InvocationResult>> Scheduler::Invoke(
   std::shared_ptr<Instance> instance = std::move(acquired.instance);
   InvocationResult result = co_await instance->Run(std::move(request));
   result.cold_start = acquired.cold_start;
+  if (acquired.cold_start) result.init_time = instance->init_duration();
   result.version = instance->version();
   result.schedule_time = scheduled - started;
   result.runtime_time = clock_.Now() - scheduled;
