@@ -1,4 +1,4 @@
-"""Wisp program-style runtime shim (seed 002's functions).
+"""Wisp program-style runtime shim (the program API's functions: whole programs).
 
 Runs inside a sandbox as `/usr/bin/python3 -u /opt/wisp/runtime/program/bootstrap.py PROGRAM...`
 where PROGRAM is the function: a compiled Go binary, or `python3 main.py`, or `node main.js`
@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # runaway program must not exhaust the shim's memory first.
 MAX_STDOUT_BYTES = 64 * 1024 * 1024
 # Linux caps one environment string ("FUNCTION_PAYLOAD=..." and its NUL) at 32 pages
-# (MAX_ARG_STRLEN); a larger event cannot reach the program the way seed 002 defines.
+# (MAX_ARG_STRLEN); a larger event cannot reach the program the way the program API defines.
 MAX_PAYLOAD_BYTES = 32 * 4096 - len("FUNCTION_PAYLOAD=") - 1
 # Lines of stderr quoted in the error message of a failed run.
 ERROR_TAIL_LINES = 5

@@ -255,7 +255,7 @@ class VersionedInvokeTest(WispTestCase):
         self.assertIn("version 2 does", r.json["error"])
         r = self.wisp.request("POST", path + "?version=7", {"event": {}})
         self.assertEqual(r.status, 404, r)
-        for bad in ("0", "x", "-1"):
+        for bad in ("0", "x", "-1", ""):
             r = self.wisp.request("POST", path + f"?version={bad}", {"event": {}})
             self.assertEqual(r.status, 400, (bad, r))
         r = self.wisp.request("POST", path + "?version=2", {"event": {}},

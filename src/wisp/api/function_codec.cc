@@ -334,7 +334,7 @@ Result<core::FunctionFields> DecodeFunctionFields(FunctionApi api, const json& b
 }
 
 std::string_view RuntimeWord(FunctionApi api, std::string_view runtime) {
-  // Seed 002's platform, whose API the program API serves, calls Node.js "nodejs".
+  // The platform whose API the program API serves calls Node.js "nodejs", and its clients do.
   if (api == FunctionApi::kProgram && runtime == "node") return "nodejs";
   return runtime;
 }

@@ -18,7 +18,7 @@ constexpr int kMaxListLimit = 1000;
 json FunctionJson(const core::Function& f, const core::RuntimeCatalog& runtimes,
                   const scheduler::Scheduler& scheduler, bool with_code) {
   json item = EncodeFunction(FunctionApi::kV1, f.record, runtimes, with_code);
-  // In place of the seeds' vm_id/guest_ip/port: the sandboxes serving this function.
+  // In place of a VM's id, address and port: the sandboxes serving this function.
   json instances = json::array();
   for (const auto& i : scheduler.Instances(f.record.id)) {
     instances.push_back({{"id", i.id},

@@ -143,8 +143,11 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
         const bool wants_async = type.empty() ? event->async : (type == "Event" || type == "event");
         core::InvokeOptions options;
         if (auto it = request.query.find("version"); it != request.query.end()) {
+          // An empty value (QueryInt's fallback 0) is refused like any other non-version.
           auto version = QueryInt(request, "version", 0, 1, INT32_MAX);
-          if (!version) co_return ErrorResponse(version.error());
+          if (!version || *version == 0) {
+            co_return ErrorResponse(400, "version must be an integer from 1 (the version to run)");
+          }
           options.version = *version;
         }
         if (async && wants_async) {

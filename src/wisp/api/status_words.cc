@@ -65,7 +65,7 @@ const StatusWords& V1CallStatuses() {
 }
 
 const StatusWords& ProgramInvocationStatuses() {
-  // Seed 002's platform: an invocation waits (pending), runs, and ends completed or failed;
+  // The program API's platform: an invocation waits (pending), runs, and ends completed or failed;
   // "failed" is Wisp's dead letter (retries between attempts are still pending).
   static const StatusWords kWords("program invocations", {{queue::kQueued, "pending"},
                                                           {queue::kRunning, "running"},
