@@ -1,13 +1,15 @@
-"""Wisp program-style runtime shim (seed 002's functions).
+"""Wisp program-style runtime shim (the program API's functions: whole programs).
 
 Runs inside a sandbox as `/usr/bin/python3 -u /opt/wisp/runtime/program/bootstrap.py PROGRAM...`
 where PROGRAM is the function: a compiled Go binary, or `python3 main.py`, or `node main.js`
 under /var/task. It loops on the AWS Lambda Runtime API like the other shims; for each event it
 runs the program once with the event's JSON in FUNCTION_PAYLOAD, and posts what the program
 printed: the last non-empty line of stdout if it is JSON (earlier lines go to the logs), else
-all of stdout if that is JSON, else stdout as a JSON string. A non-zero exit is an error; stderr
-goes to the logs. The request id (stable across retries of one async invocation) is in
-INVOCATION_ID and AWS_REQUEST_ID.
+all of stdout if that is JSON, else stdout as a JSON string. A non-zero exit is an error, and
+everything the program printed (stdout and stderr) goes to the logs. The request id (stable
+across retries of one async invocation) is in INVOCATION_ID and AWS_REQUEST_ID; the call's
+headers (the program API's `headers`, which reach every function as the Lambda client
+context's "custom" object) are in FUNCTION_HEADERS, as a JSON object ("{}" without any).
 
 The Runtime API client is the Python shim's (runtimes/python/bootstrap.py): one hand-written
 keep-alive HTTP client for both. Standard library only.
@@ -24,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # runaway program must not exhaust the shim's memory first.
 MAX_STDOUT_BYTES = 64 * 1024 * 1024
 # Linux caps one environment string ("FUNCTION_PAYLOAD=..." and its NUL) at 32 pages
-# (MAX_ARG_STRLEN); a larger event cannot reach the program the way seed 002 defines.
+# (MAX_ARG_STRLEN); a larger event cannot reach the program the way the program API defines.
 MAX_PAYLOAD_BYTES = 32 * 4096 - len("FUNCTION_PAYLOAD=") - 1
 # Lines of stderr quoted in the error message of a failed run.
 ERROR_TAIL_LINES = 5
@@ -57,7 +59,19 @@ def _result_of(stdout):
         return text.rstrip("\n"), []
 
 
-def _run(program, body, request_id, base_env):
+def _headers_of(client_context):
+    """The call's headers, as JSON text, from the Lambda-Runtime-Client-Context header."""
+    if client_context:
+        try:
+            custom = json.loads(client_context).get("custom")
+            if isinstance(custom, dict):
+                return json.dumps(custom, separators=(",", ":"), ensure_ascii=False)
+        except (ValueError, AttributeError):
+            pass
+    return "{}"
+
+
+def _run(program, body, request_id, base_env, headers_json="{}"):
     payload = body.decode("utf-8", "replace") if body else "{}"
     size = len(payload.encode())
     if size > MAX_PAYLOAD_BYTES:
@@ -68,6 +82,7 @@ def _run(program, body, request_id, base_env):
     env["FUNCTION_PAYLOAD"] = payload
     env["INVOCATION_ID"] = request_id
     env["AWS_REQUEST_ID"] = request_id
+    env["FUNCTION_HEADERS"] = headers_json
     try:
         proc = subprocess.run(program, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, cwd="/var/task")
@@ -77,9 +92,16 @@ def _run(program, body, request_id, base_env):
         sys.stderr.write(proc.stderr.decode("utf-8", "replace"))
         if not proc.stderr.endswith(b"\n"):
             sys.stderr.write("\n")
-    result, log_lines = _result_of(proc.stdout[:MAX_STDOUT_BYTES])
-    for line in log_lines:
-        sys.stderr.write(line + "\n")
+    stdout = proc.stdout[:MAX_STDOUT_BYTES]
+    if proc.returncode != 0:
+        # No result: everything it printed is what there is to read about the failure.
+        text = stdout.decode("utf-8", "replace")
+        if text:
+            sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    else:
+        result, log_lines = _result_of(stdout)
+        for line in log_lines:
+            sys.stderr.write(line + "\n")
     if proc.returncode != 0:
         if proc.returncode < 0:
             what = "signal %d" % -proc.returncode
@@ -119,7 +141,8 @@ def main():
         if not request_id:
             sys.stderr.write("wisp program runtime: /next response without a request id\n")
             sys.exit(1)
-        result, error = _run(program, body, request_id, base_env)
+        result, error = _run(program, body, request_id, base_env,
+                             _headers_of(headers.get("lambda-runtime-client-context")))
         sys.stderr.flush()
         if error is not None:
             error_type, message = error

@@ -19,7 +19,7 @@
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
-#include "wisp/metrics/registry.h"
+#include "wisp/core/runtime_catalog.h"
 #include "wisp/queue/embedded_queue.h"
 #include "wisp/sandbox/launcher.h"
 #include "wisp/sandbox/process_jail.h"
@@ -141,8 +141,7 @@ int main(int argc, char** argv) {
   settings.functions_dir = functions_dir.string();
   settings.prewarm_dir = prewarm_dir.string();
   settings.runtimes_dir = runtimes_dir;
-  settings.node_path = config.node_path;
-  settings.python_path = config.python_path;
+  settings.region = config.region;
   settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;
   settings.pids_limit = config.sandbox_pids_limit;
   settings.max_instances_per_function = config.max_instances_per_function;
@@ -157,14 +156,22 @@ int main(int argc, char** argv) {
   settings.go.work_dir = (data_dir / "build").string();
   settings.go.cache_dir = (data_dir / "go").string();
   settings.go.uid = config.sandbox_uid;
+  settings.go.go_binary = config.go_path;
   settings.go.gid = config.sandbox_gid;
   fs::permissions(data_dir, fs::perms::others_exec | fs::perms::group_exec, fs::perm_options::add,
                   ec);
+  core::RuntimeCatalog runtimes(core::StandardRuntimes(
+      core::InterpreterPaths{config.node_path, config.python_path, config.go_path}));
+  // Which interpreter versions actually run, for the functions' runtime_version; off the start
+  // path (the interpreters take tens of milliseconds to answer).
+  asio::post(workers, [&runtimes] { runtimes.ProbeVersions(std::chrono::seconds(10)); });
   metrics::Registry metrics;
-  core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, settings);
+  core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
+                                  settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
   scheduler.ConfigurePrewarm(
-      functions.PrewarmPools(config.prewarm_node_instances, config.prewarm_python_instances),
+      functions.PrewarmPools(
+          {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}),
       [&functions](const scheduler::Deployment& deployment, const std::string& code_dir) {
         return functions.LinkCode(deployment, code_dir);
       });
@@ -176,7 +183,7 @@ int main(int argc, char** argv) {
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
   api::AddInvokeRoutes(router, invoker, &dispatcher);
   api::AddInvocationRoutes(router, dispatcher, *async_queue, workers);
-  api::AddSeed002Routes(router, functions, dispatcher, *async_queue, workers);
+  api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,

@@ -41,7 +41,7 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
                             {"accepted", q.accepted},
                             {"commits", q.commits}};
     }
-    // Seed 002's clients read {"data": {"status": ...}}; /v1's read the top level.
+    // The program API's clients read {"data": {"status": ...}}; /v1's read the top level.
     body["data"] = {{"status", body["status"]}};
     if (!info.limits_enforced) {
       body["warning"] = "sandbox resource limits are NOT enforced (--no-enforce-limits)";

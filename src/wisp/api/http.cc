@@ -76,7 +76,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
 
 asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
   const auto segments = SplitPath(request.path);
-  bool path_matched = false;
+  std::string allowed;  // the methods of the routes whose pattern matches, for a 405's Allow
   for (const auto& route : routes_) {
     if (route.segments.size() != segments.size()) continue;
     std::map<std::string, std::string> params;
@@ -89,14 +89,22 @@ asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
       }
     }
     if (!match) continue;
-    path_matched = true;
-    if (route.method != request.method) continue;
+    if (route.method != request.method) {
+      if (allowed.find(route.method) == std::string::npos) {
+        allowed += allowed.empty() ? route.method : ", " + route.method;
+      }
+      continue;
+    }
     request.params = std::move(params);
     co_return co_await route.handler(request);
   }
-  if (path_matched) {
-    co_return ErrorResponse(
-        405, fmt::format("method {} not allowed on {}", request.method, request.path));
+  if (!allowed.empty()) {
+    // RFC 9110 §15.5.6: a 405 names the methods the resource does support.
+    HttpResponse response =
+        ErrorResponse(405, fmt::format("method {} not allowed on {} (allowed: {})", request.method,
+                                       request.path, allowed));
+    response.headers.emplace_back("Allow", std::move(allowed));
+    co_return response;
   }
   co_return ErrorResponse(404,
                           fmt::format("no such endpoint: {} {}", request.method, request.path));

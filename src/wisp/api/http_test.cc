@@ -33,6 +33,24 @@ TEST(Router, MatchesPatternsCapturesParamsAndSays405Or404) {
   EXPECT_EQ(DispatchOnce(router, "GET", "/v1/functions/abc").status, 404);
 }
 
+TEST(Router, A405NamesTheAllowedMethods) {
+  Router router;
+  auto ok = [](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return JsonResponse(200, "{}");
+  };
+  router.Add("GET", "/v1/functions/:id", ok);
+  router.Add("PUT", "/v1/functions/:id", ok);
+  router.Add("DELETE", "/v1/functions/:id", ok);
+  router.Add("POST", "/v1/functions/:id/invoke", ok);
+  const HttpResponse response = DispatchOnce(router, "PATCH", "/v1/functions/x");
+  EXPECT_EQ(response.status, 405);
+  ASSERT_EQ(response.headers.size(), 1u);
+  EXPECT_EQ(response.headers[0].first, "Allow");
+  EXPECT_EQ(response.headers[0].second, "GET, PUT, DELETE");
+  EXPECT_NE(response.body.find("GET, PUT, DELETE"), std::string::npos);
+  EXPECT_TRUE(DispatchOnce(router, "GET", "/v1/functions/x").headers.empty());
+}
+
 TEST(ParseQuery, DecodesPairs) {
   auto q = ParseQuery("limit=5&offset=10&name=a%20b+c&flag");
   EXPECT_EQ(q["limit"], "5");

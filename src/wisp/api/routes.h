@@ -19,10 +19,23 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                        scheduler::Scheduler& scheduler, store::Store& store,
                        store::InvocationWriter& writer, asio::thread_pool& workers);
 
-// /v1/functions/:id/invoke: the synchronous invoke, or the asynchronous one (below) when
-// `async` is given and the request asks for it.
+// /v1/functions/:id/invoke: the synchronous invoke, or the asynchronous one when `async` is
+// given and the request asks for it (X-Invocation-Type: Event, or a wrapper with "async": true).
+// ?version=N runs the call only if version N serves.
 void AddInvokeRoutes(Router& router, core::Invoker& invoker,
                      core::AsyncDispatcher* async = nullptr);
+
+// The event of an invoke request, the one way every invoke route takes it out of a body.
+struct RequestEvent {
+  std::string event_json;  // minified JSON
+  bool wrapped = false;    // the body was the wrapper {"event": ..., "async": ...}
+  bool async = false;      // the wrapper's "async" flag
+};
+// An empty body is the event {}. A JSON object whose keys are exactly "event" and at most the
+// boolean "async" is the wrapper, and its "event" the event; any other body is itself the
+// event, so {"event": "signup", "user": "bob"} arrives whole. kInvalidArgument for a body that
+// is not JSON or is nested too deeply.
+Result<RequestEvent> ExtractEvent(std::string_view body);
 
 // The async invoke of /v1: the header X-Invocation-Type: Event, or "async": true in the body.
 bool WantsAsyncInvoke(const HttpRequest& request);
@@ -33,11 +46,11 @@ asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async, Ht
 void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Queue& queue,
                          asio::thread_pool& workers);
 
-// Seed 002's API beside /v1: /functions, /invoke, /invocations, with {"data": ...} bodies and
-// program-style functions.
-void AddSeed002Routes(Router& router, core::FunctionService& functions,
-                      core::AsyncDispatcher& async, queue::Queue& queue,
-                      asio::thread_pool& workers);
+// The program API at root paths beside /v1: /functions, /invoke, /invocations, with
+// {"data": ...} bodies, base64 code, Go durations and program-style functions.
+void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
+                         core::AsyncDispatcher& async, queue::Queue& queue,
+                         asio::thread_pool& workers);
 
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {

@@ -83,6 +83,16 @@ Result<void> SetBool(Config& c, const std::string& name, const std::string& v) {
 Result<void> SetListen(Config& c, const std::string&, const std::string& v) {
   return ParseListenAddress(v, c);
 }
+Result<void> SetRegion(Config& c, const std::string& name, const std::string& v) {
+  if (!IsAwsRegion(v)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not an AWS region name such as \"us-east-1\" or "
+                                 "\"eu-central-2\"",
+                                 name, v));
+  }
+  c.region = v;
+  return {};
+}
 
 const Setting kSettings[] = {
     {"listen", SetListen},
@@ -91,6 +101,8 @@ const Setting kSettings[] = {
     {"log_level", SetString<&Config::log_level>},
     {"node_path", SetString<&Config::node_path>},
     {"python_path", SetString<&Config::python_path>},
+    {"go_path", SetString<&Config::go_path>},
+    {"region", SetRegion},
     {"runtimes_dir", SetString<&Config::runtimes_dir>},
     {"sandbox_uid", SetUnsigned<&Config::sandbox_uid>},
     {"sandbox_gid", SetUnsigned<&Config::sandbox_gid>},
@@ -122,6 +134,25 @@ std::string EnvName(const char* key) {
 }
 
 }  // namespace
+
+bool IsAwsRegion(std::string_view name) {
+  // <area>-<word>[-<word>...]-<number>: "us-east-1", "us-gov-west-1", "ap-southeast-4".
+  size_t parts = 0;
+  size_t start = 0;
+  while (start <= name.size()) {
+    const size_t end = std::min(name.find('-', start), name.size());
+    const std::string_view part = name.substr(start, end - start);
+    const bool last = end == name.size();
+    if (part.empty()) return false;
+    for (char c : part) {
+      const bool ok = last ? (c >= '0' && c <= '9') : (c >= 'a' && c <= 'z');
+      if (!ok) return false;
+    }
+    ++parts;
+    start = end + 1;
+  }
+  return parts >= 3;
+}
 
 Result<void> ParseListenAddress(const std::string& address, Config& config) {
   const auto colon = address.rfind(':');

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "wisp/common/result.h"
@@ -20,6 +21,7 @@ struct Config {
   // Interpreters as seen inside a sandbox (the sandbox mounts the host's /usr read-only).
   std::string node_path = "/usr/bin/node";
   std::string python_path = "/usr/bin/python3";
+  std::string go_path = "/usr/bin/go";  // the toolchain that compiles Go functions at deploy
   // Where the shims live on the host; empty means <directory of wispd>/../runtimes.
   std::string runtimes_dir;
 
@@ -33,6 +35,9 @@ struct Config {
   // Functions with outbound network may also reach private, link-local (cloud metadata) and
   // other non-public addresses: the LAN, the host's internal services. Off, they get EACCES.
   bool outbound_private_networks = false;
+  // The AWS region functions are told they run in (AWS_REGION, AWS_DEFAULT_REGION, ARNs), in
+  // AWS's format ("us-east-1"): SDKs used inside functions refuse anything else.
+  std::string region = "us-east-1";
 
   // Scheduling.
   uint32_t max_instances_per_function = 100;
@@ -74,5 +79,8 @@ Result<void> ApplyConfigFile(const std::string& path, Config& config);
 Result<void> ApplyEnvironment(Config& config, const char* (*getenv_fn)(const char*));
 
 Result<void> ParseListenAddress(const std::string& address, Config& config);
+
+// True for a name in AWS's region format ("us-east-1", "us-gov-west-1").
+bool IsAwsRegion(std::string_view name);
 
 }  // namespace wisp

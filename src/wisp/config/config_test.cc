@@ -54,6 +54,26 @@ TEST(ApplyEnvironment, NamesTheBadVariable) {
   EXPECT_NE(result.error().message.find("WISP_SANDBOX_PIDS_LIMIT"), std::string::npos);
 }
 
+TEST(Region, DefaultsToAnAwsRegionAndRefusesWhatSdksWouldRefuse) {
+  EXPECT_EQ(Config{}.region, "us-east-1");
+  EXPECT_TRUE(IsAwsRegion(Config{}.region));
+  for (const char* good : {"eu-central-2", "us-gov-west-1", "ap-southeast-4"}) {
+    std::map<std::string, std::string> env{{"WISP_REGION", good}};
+    fake_env = &env;
+    Config config;
+    ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv)) << good;
+    EXPECT_EQ(config.region, good);
+  }
+  for (const char* bad : {"wisp-local", "", "us-east", "US-EAST-1", "us-east-1a", "-us-1"}) {
+    std::map<std::string, std::string> env{{"WISP_REGION", bad}};
+    fake_env = &env;
+    Config config;
+    auto result = ApplyEnvironment(config, FakeGetenv);
+    ASSERT_FALSE(result) << bad;
+    EXPECT_NE(result.error().message.find("WISP_REGION"), std::string::npos);
+  }
+}
+
 TEST(ApplyEnvironment, InvocationRecordsPerFunctionKeepsTenThousandByDefaultAndZeroMeansNone) {
   EXPECT_EQ(Config{}.invocation_records_per_function, 10000u);
   for (const auto& [text, expected] :

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "wisp/common/error_document.h"
 #include "wisp/common/ids.h"
 
 namespace wisp::core {
@@ -46,6 +47,15 @@ std::string ErrorSummary(const scheduler::InvocationResult& result) {
   if (type.empty()) return message;
   if (message.empty()) return type;
   return type + ": " + message;
+}
+
+// The call's headers (the program API's `headers`) as the Lambda client context the function
+// sees: {"custom": headers}, as AWS puts an app's own keys under "custom". Empty without any.
+// Re-encoded as ASCII JSON: it travels in one header line of the Runtime API.
+std::string ClientContext(const std::string& headers_json) {
+  const auto headers = nlohmann::json::parse(headers_json, nullptr, false);
+  if (!headers.is_object() || headers.empty()) return {};
+  return nlohmann::json{{"custom", headers}}.dump(-1, ' ', /*ensure_ascii=*/true);
 }
 
 }  // namespace
@@ -174,6 +184,7 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     // A copy: moving it out of the coroutine's parameter crashed wispd when built with -O3
     // by g++ 12 (not at -O0), one more of its coroutine bugs (see NOTES.md).
     options.trace_id = invocation.trace_id;
+    options.client_context = ClientContext(invocation.headers_json);
     if (invocation.timeout_ms > 0)
       options.timeout = std::chrono::milliseconds(invocation.timeout_ms);
     auto outcome =
@@ -212,10 +223,7 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
           queue::AttemptResult attempt;
           attempt.status = queue::kError;
           attempt.error = error.message;
-          attempt.response_json = nlohmann::json{
-              {"errorType", "Wisp.FunctionNotReady"},
-              {"errorMessage",
-               error.message}}.dump();
+          attempt.response_json = LambdaErrorDocument("Wisp.FunctionNotReady", error.message);
           (void)queue_.Finish(id, attempt, policy, now);
         }
       }

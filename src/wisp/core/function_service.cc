@@ -19,14 +19,16 @@ bool NeedsNewVersion(const FunctionFields& f) {
          f.network;
 }
 
-// The binary a Go function's build leaves in its code directory.
-constexpr const char* kGoBinary = "function";
+}  // namespace
 
-void Apply(const FunctionFields& f, store::FunctionRecord& r) {
+void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) const {
   if (f.name) r.name = *f.name;
   if (f.runtime) {
-    r.runtime = *CanonicalRuntime(*f.runtime);
-    if (!f.style && r.runtime == "go") r.style = "program";
+    // ValidateFields accepted the name, so the catalog has it.
+    const RuntimeEntry* runtime = runtimes_.Find(*f.runtime);
+    r.runtime = runtime->name;
+    // A runtime that cannot run the function's current style switches it to its own.
+    if (!f.style && !runtime->supports(r.style)) r.style = runtime->default_style;
   }
   if (f.style) r.style = *f.style;
   if (f.max_retries) r.max_retries = *f.max_retries;
@@ -45,12 +47,10 @@ void Apply(const FunctionFields& f, store::FunctionRecord& r) {
   if (f.network) r.network = *f.network;
 }
 
-}  // namespace
-
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
                                  store::Store& store, scheduler::Scheduler& scheduler,
                                  metrics::Registry& metrics, const Clock& clock,
-                                 DeploymentSettings settings)
+                                 const RuntimeCatalog& runtimes, DeploymentSettings settings)
     : io_(io),
       workers_(workers),
       record_writes_(asio::make_strand(workers.get_executor())),
@@ -58,6 +58,7 @@ FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& worker
       scheduler_(scheduler),
       metrics_(metrics),
       clock_(clock),
+      runtimes_(runtimes),
       settings_(std::move(settings)) {}
 
 Result<void> FunctionService::Load() {
@@ -70,15 +71,15 @@ Result<void> FunctionService::Load() {
     const bool interrupted = record.state == "creating" || record.state == "deploying";
     if (record.state == "ready") {
       auto deployment = BuildDeployment(record, record.version, function->lifetime);
+      const auto runtime = RuntimeOf(record);
       bool code_ready = false;
-      if (record.runtime == "go") {
-        // The compiled binary is kept; compiling again would hold up the start for seconds.
+      if (runtime && (*runtime)->compiled) {
+        // The build output is kept; compiling again would hold up the start for seconds.
         std::error_code ec;
-        code_ready = fs::exists(fs::path(VersionDir(record.id, record.version)) / kGoBinary, ec);
-      } else if (record.style == "program") {
-        code_ready = bool(WriteCode(record, record.version, ProgramFileName(record.runtime)));
-      } else if (auto target = ParseHandler(record.runtime, record.handler)) {
-        code_ready = bool(WriteCode(record, record.version, target->file_name(record.runtime)));
+        code_ready = fs::exists(
+            fs::path(VersionDir(record.id, record.version)) / std::string(kBuildOutputFile), ec);
+      } else if (auto file = CodeFileName(record)) {
+        code_ready = bool(WriteCode(record, record.version, *file));
       }
       if (deployment && code_ready) {
         function->deployment = *deployment;
@@ -105,7 +106,9 @@ Result<void> FunctionService::Load() {
 
 asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionFields fields) {
   WISP_DCHECK_ON_THREAD(io_thread_);
-  if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
+  if (auto valid = ValidateFields(fields, runtimes_); !valid) {
+    co_return tl::unexpected(valid.error());
+  }
   for (const char* missing :
        {!fields.name ? "name" : nullptr, !fields.runtime ? "runtime" : nullptr,
         !fields.code ? "code" : nullptr}) {
@@ -126,9 +129,10 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   record.memory_mb = kDefaultMemoryMb;
   record.vcpu = 1;
   Apply(fields, record);
-  if (!fields.style) record.style = DefaultStyle(record.runtime);
-  if (auto valid = ValidateCombination(record.runtime, record.style, record.min_instances,
-                                       record.max_concurrency);
+  const RuntimeEntry& runtime = *runtimes_.Find(record.runtime);
+  if (!fields.style) record.style = runtime.default_style;
+  if (auto valid =
+          ValidateCombination(runtime, record.style, record.min_instances, record.max_concurrency);
       !valid) {
     co_return tl::unexpected(valid.error());
   }
@@ -161,7 +165,9 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
 asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std::string& id,
                                                                        FunctionFields fields) {
   WISP_DCHECK_ON_THREAD(io_thread_);
-  if (auto valid = ValidateFields(fields); !valid) co_return tl::unexpected(valid.error());
+  if (auto valid = ValidateFields(fields, runtimes_); !valid) {
+    co_return tl::unexpected(valid.error());
+  }
   Function* f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   while (f->changing) {
@@ -194,7 +200,9 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std
   store::FunctionRecord candidate = f->record;
   Apply(fields, candidate);
   candidate.updated_at_ms = ToEpochMillis(clock_.WallNow());
-  if (auto valid = ValidateCombination(candidate.runtime, candidate.style, candidate.min_instances,
+  auto runtime = RuntimeOf(candidate);
+  if (!runtime) co_return tl::unexpected(runtime.error());
+  if (auto valid = ValidateCombination(**runtime, candidate.style, candidate.min_instances,
                                        candidate.max_concurrency);
       !valid) {
     co_return tl::unexpected(valid.error());
@@ -247,10 +255,8 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   if (!deploying) co_return;
   const std::shared_ptr<scheduler::FunctionLifetime> lifetime = deploying->lifetime;
 
-  auto target = candidate.style == "program" ? Result<HandlerTarget>(HandlerTarget{})
-                                             : ParseHandler(candidate.runtime, candidate.handler);
-  if (!target) {
-    failure = target.error().message;
+  if (auto file = CodeFileName(candidate); !file) {
+    failure = file.error().message;
   } else {
     auto write = [this, candidate, version] { return PrepareCode(candidate, version); };
     auto written = co_await Offload(workers_, std::move(write));
@@ -375,14 +381,12 @@ void FunctionService::PersistActivity() {
   }
 }
 
-sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const std::string& runtime, int memory_mb,
+sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const RuntimeEntry& runtime, int memory_mb,
                                                   double vcpu) const {
   sandbox::SpawnSpec spawn;
-  if (runtime == "python") {
-    spawn.argv = {settings_.python_path, "-u", std::string(kRuntimeMount) + "/python/bootstrap.py"};
-  } else {
-    spawn.argv = {settings_.node_path, std::string(kRuntimeMount) + "/node/bootstrap.js"};
-  }
+  // A runtime without a handler shim runs programs only; BuildDeployment sets their argv.
+  if (runtime.supports(kHandlerStyle))
+    spawn.argv = runtimes_.HandlerShimCommand(runtime, kRuntimeMount);
   spawn.runtime_dir = settings_.runtimes_dir;
   spawn.memory_limit_bytes = static_cast<uint64_t>(memory_mb) << 20;
   spawn.tmp_size_bytes = settings_.tmp_size_bytes;
@@ -408,15 +412,16 @@ sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const std::string& runtime, in
   return spawn;
 }
 
-std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(size_t node_instances,
-                                                                  size_t python_instances) const {
+std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(
+    const std::map<std::string, size_t>& instances) const {
   std::vector<scheduler::PrewarmPool> pools;
-  for (const auto& [runtime, size] : {std::pair<std::string, size_t>{"node", node_instances},
-                                      std::pair<std::string, size_t>{"python", python_instances}}) {
-    if (size == 0) continue;
+  for (const RuntimeEntry& runtime : runtimes_.entries()) {
+    const auto it = instances.find(runtime.name);
+    const size_t size = it == instances.end() ? 0 : it->second;
+    if (size == 0 || !runtime.prewarmable) continue;
     auto generic = std::make_shared<scheduler::Deployment>();
-    generic->function_id = "prewarm/" + runtime;
-    generic->function_name = "prewarmed " + runtime;
+    generic->function_id = "prewarm/" + runtime.name;
+    generic->function_name = "prewarmed " + runtime.name;
     generic->prewarmed = true;
     generic->memory_mb = kDefaultMemoryMb;
     generic->max_instances = static_cast<uint32_t>(size);
@@ -464,18 +469,30 @@ uint32_t FunctionService::ConcurrencyLimit(const Function& function) const {
                             settings_.max_instances_per_function);
 }
 
+Result<std::string> FunctionService::CodeFileName(const store::FunctionRecord& record) const {
+  auto runtime = RuntimeOf(record);
+  if (!runtime) return tl::unexpected(runtime.error());
+  if (record.style == kProgramStyle) return (*runtime)->program_file;
+  auto target = ParseHandler(**runtime, record.handler);
+  if (!target) return tl::unexpected(target.error());
+  return target->file_name(**runtime);
+}
+
+Result<const RuntimeEntry*> FunctionService::RuntimeOf(const store::FunctionRecord& record) const {
+  if (const RuntimeEntry* runtime = runtimes_.Find(record.runtime)) return runtime;
+  return MakeError(ErrorCode::kFailedPrecondition,
+                   fmt::format("runtime '{}' is not available on this node (it has {})",
+                               record.runtime, runtimes_.AcceptedNames()));
+}
+
 Result<void> FunctionService::PrepareCode(const store::FunctionRecord& record, int version) const {
-  if (record.style != "program") {
-    auto target = ParseHandler(record.runtime, record.handler);
-    if (!target) return tl::unexpected(target.error());
-    return WriteCode(record, version, target->file_name(record.runtime));
-  }
-  // The source stays beside the binary: what runs can be read back.
-  if (auto written = WriteCode(record, version, ProgramFileName(record.runtime)); !written) {
-    return written;
-  }
-  if (record.runtime != "go") return {};
-  const std::string binary = (fs::path(VersionDir(record.id, version)) / kGoBinary).string();
+  auto file = CodeFileName(record);
+  if (!file) return tl::unexpected(file.error());
+  // A program's source stays beside its build output: what runs can be read back.
+  if (auto written = WriteCode(record, version, *file); !written) return written;
+  if (record.style != kProgramStyle || !(*RuntimeOf(record))->compiled) return {};
+  const std::string binary =
+      (fs::path(VersionDir(record.id, version)) / std::string(kBuildOutputFile)).string();
   return BuildGoProgram(settings_.go, fmt::format("{}-v{}", record.id, version), record.code,
                         binary);
 }
@@ -517,9 +534,12 @@ Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int
 Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeployment(
     const store::FunctionRecord& record, int version,
     std::shared_ptr<scheduler::FunctionLifetime> lifetime) const {
-  const bool program = record.style == "program";
+  const bool program = record.style == kProgramStyle;
+  auto runtime_of = RuntimeOf(record);
+  if (!runtime_of) return tl::unexpected(runtime_of.error());
+  const RuntimeEntry& runtime = **runtime_of;
   auto target = program ? Result<HandlerTarget>(HandlerTarget{"main", "main"})
-                        : ParseHandler(record.runtime, record.handler);
+                        : ParseHandler(runtime, record.handler);
   if (!target) return tl::unexpected(target.error());
   auto deployment = std::make_shared<scheduler::Deployment>();
   deployment->function_id = record.id;
@@ -533,23 +553,17 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
   deployment->min_instances =
       std::min<uint32_t>(static_cast<uint32_t>(record.min_instances), deployment->max_instances);
   deployment->function_arn =
-      fmt::format("arn:aws:lambda:wisp-local:000000000000:function:{}", record.name);
+      fmt::format("arn:aws:lambda:{}:000000000000:function:{}", settings_.region, record.name);
 
   sandbox::SpawnSpec& spawn = deployment->spawn;
-  spawn = BaseSpawnSpec(record.runtime, record.memory_mb, record.vcpu);
+  spawn = BaseSpawnSpec(runtime, record.memory_mb, record.vcpu);
   spawn.network_outbound = record.network == "outbound";
   if (program) {
     // The program shim runs the program once per event; the program's argv follows the
     // shim's own. (A different argv also keeps prewarmed handler shims from serving it.)
-    spawn.argv = {settings_.python_path, "-u",
-                  std::string(kRuntimeMount) + "/program/bootstrap.py"};
-    const std::string file = "/var/task/" + ProgramFileName(record.runtime);
-    if (record.runtime == "go") {
-      spawn.argv.push_back(std::string("/var/task/") + kGoBinary);
-    } else if (record.runtime == "python") {
-      spawn.argv.insert(spawn.argv.end(), {settings_.python_path, "-u", file});
-    } else {
-      spawn.argv.insert(spawn.argv.end(), {settings_.node_path, file});
+    spawn.argv = runtimes_.ProgramShimCommand(kRuntimeMount);
+    for (auto& arg : runtimes_.ProgramCommand(runtime, "/var/task")) {
+      spawn.argv.push_back(std::move(arg));
     }
   }
   spawn.code_dir = VersionDir(record.id, version);
@@ -560,13 +574,13 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
   for (const auto& [key, value] : record.env) spawn.env.push_back(key + "=" + value);
   for (auto& entry : platform_env) spawn.env.push_back(std::move(entry));
   for (std::string entry : std::vector<std::string>{
-           "_HANDLER=" + (program ? ProgramFileName(record.runtime) : target->ToString()),
+           "_HANDLER=" + (program ? runtime.program_file : target->ToString()),
            "AWS_LAMBDA_FUNCTION_NAME=" + record.name,
            "AWS_LAMBDA_FUNCTION_VERSION=" + std::to_string(version),
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(record.memory_mb),
            "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + record.name,
-           "AWS_REGION=wisp-local",
-           "AWS_DEFAULT_REGION=wisp-local",
+           "AWS_REGION=" + settings_.region,
+           "AWS_DEFAULT_REGION=" + settings_.region,
            "AWS_EXECUTION_ENV=Wisp_" + record.runtime,
            "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
        }) {

@@ -17,6 +17,7 @@
 #include "wisp/common/thread_role.h"
 #include "wisp/core/function_spec.h"
 #include "wisp/core/go_builder.h"
+#include "wisp/core/runtime_catalog.h"
 #include "wisp/metrics/registry.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/store.h"
@@ -28,8 +29,9 @@ struct DeploymentSettings {
   std::string functions_dir;  // <data-dir>/functions: one directory per function and version
   std::string prewarm_dir;    // <data-dir>/prewarm: code directories of prewarmed instances
   std::string runtimes_dir;   // host directory of the shims (runtimes/)
-  std::string node_path = "/usr/bin/node";
-  std::string python_path = "/usr/bin/python3";
+  // The AWS region functions see (AWS_REGION, AWS_DEFAULT_REGION, their ARN): SDKs inside a
+  // function refuse a region that is not in AWS's format.
+  std::string region = "us-east-1";
   uint64_t tmp_size_bytes = 512ull << 20;
   uint32_t pids_limit = 1024;
   uint32_t max_instances_per_function = 100;
@@ -60,7 +62,7 @@ class FunctionService {
  public:
   FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
                   scheduler::Scheduler& scheduler, metrics::Registry& metrics, const Clock& clock,
-                  DeploymentSettings settings);
+                  const RuntimeCatalog& runtimes, DeploymentSettings settings);
 
   // Reads every function from the store. Called once, before serving. Functions come back
   // ready to start instances on their first call.
@@ -80,9 +82,12 @@ class FunctionService {
   Function* Find(std::string_view id);
   std::vector<const Function*> List() const;
 
-  // The generic deployments of the prewarm pools (0 instances: no pool for that runtime).
-  std::vector<scheduler::PrewarmPool> PrewarmPools(size_t node_instances,
-                                                   size_t python_instances) const;
+  // The generic deployments of the prewarm pools: `instances` per runtime name, for the
+  // runtimes that can be prewarmed (0 or absent: no pool for that runtime).
+  std::vector<scheduler::PrewarmPool> PrewarmPools(
+      const std::map<std::string, size_t>& instances) const;
+
+  const RuntimeCatalog& runtimes() const { return runtimes_; }
   // Makes a version's code visible in a prewarmed instance's code directory.
   Result<void> LinkCode(const scheduler::Deployment& deployment, const std::string& code_dir) const;
 
@@ -104,9 +109,16 @@ class FunctionService {
   Result<void> PrepareCode(const store::FunctionRecord& record, int version) const;
   Result<void> WriteCode(const store::FunctionRecord& record, int version,
                          const std::string& file_name) const;
+  // The file the record's code is written to: its handler module's file, or the program's.
+  Result<std::string> CodeFileName(const store::FunctionRecord& record) const;
   std::string VersionDir(const std::string& id, int version) const;
+  // The record's runtime; kFailedPrecondition if the catalog no longer has it (a record stored
+  // by a wispd that knew more runtimes).
+  Result<const RuntimeEntry*> RuntimeOf(const store::FunctionRecord& record) const;
+  // Applies the present fields to the record (runtime aliases become the catalog's name).
+  void Apply(const FunctionFields& fields, store::FunctionRecord& record) const;
   // The sandbox settings a runtime gets whatever the function.
-  sandbox::SpawnSpec BaseSpawnSpec(const std::string& runtime, int memory_mb, double vcpu) const;
+  sandbox::SpawnSpec BaseSpawnSpec(const RuntimeEntry& runtime, int memory_mb, double vcpu) const;
 
   asio::io_context& io_;
   asio::thread_pool& workers_;
@@ -117,6 +129,7 @@ class FunctionService {
   scheduler::Scheduler& scheduler_;
   metrics::Registry& metrics_;
   const Clock& clock_;
+  const RuntimeCatalog& runtimes_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
   ThreadRole io_thread_;

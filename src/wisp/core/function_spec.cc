@@ -52,32 +52,13 @@ tl::unexpected<Error> Invalid(std::string message) {
 
 }  // namespace
 
-std::optional<std::string> CanonicalRuntime(std::string_view runtime) {
-  if (runtime == "node" || runtime == "nodejs" || runtime == "node18" || runtime == "node20" ||
-      runtime == "nodejs18.x" || runtime == "nodejs20.x") {
-    return "node";
-  }
-  if (runtime == "python" || runtime == "python3" || runtime == "python3.11") return "python";
-  if (runtime == "go" || runtime == "golang" || runtime == "go1.x") return "go";
-  return std::nullopt;
-}
-
-std::string DefaultStyle(std::string_view canonical_runtime) {
-  return canonical_runtime == "go" ? "program" : "handler";
-}
-
-std::string ProgramFileName(std::string_view runtime) {
-  if (runtime == "python") return "main.py";
-  if (runtime == "go") return "main.go";
-  return "main.js";
-}
-
-Result<void> ValidateCombination(std::string_view runtime, std::string_view style,
+Result<void> ValidateCombination(const RuntimeEntry& runtime, std::string_view style,
                                  int min_instances, int max_concurrency) {
-  if (runtime == "go" && style != "program") {
-    return Invalid(
-        "runtime go runs whole programs only: use style \"program\" (a main package that reads "
-        "FUNCTION_PAYLOAD and prints its result)");
+  if (!runtime.supports(style)) {
+    return Invalid(fmt::format(
+        "runtime {} runs whole programs only: use style \"program\" (a main program that reads "
+        "FUNCTION_PAYLOAD and prints its result)",
+        runtime.name));
   }
   if (min_instances > max_concurrency) {
     return Invalid(fmt::format("min_instances ({}) must not exceed max_concurrency ({})",
@@ -86,7 +67,7 @@ Result<void> ValidateCombination(std::string_view runtime, std::string_view styl
   return {};
 }
 
-Result<void> ValidateFields(const FunctionFields& f) {
+Result<void> ValidateFields(const FunctionFields& f, const RuntimeCatalog& runtimes) {
   if (f.name) {
     if (f.name->empty() || f.name->size() > kMaxNameLength) {
       return Invalid(fmt::format("name must be 1 to {} characters", kMaxNameLength));
@@ -97,9 +78,8 @@ Result<void> ValidateFields(const FunctionFields& f) {
       }
     }
   }
-  if (f.runtime && !CanonicalRuntime(*f.runtime)) {
-    return Invalid(
-        fmt::format("unknown runtime '{}': use \"node\", \"python\" or \"go\"", *f.runtime));
+  if (f.runtime) {
+    if (auto known = runtimes.Resolve(*f.runtime); !known) return tl::unexpected(known.error());
   }
   if (f.style && *f.style != "handler" && *f.style != "program") {
     return Invalid(fmt::format("unknown style '{}': use \"handler\" or \"program\"", *f.style));
@@ -166,17 +146,13 @@ Result<void> ValidateFields(const FunctionFields& f) {
   return {};
 }
 
-std::string HandlerTarget::file_name(std::string_view runtime) const {
-  return module + (runtime == "python" ? ".py" : ".js");
-}
-
-Result<HandlerTarget> ParseHandler(std::string_view runtime, std::string_view handler) {
+Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view handler) {
   if (handler.empty())
     return Invalid("handler is empty: name the function to call, e.g. \"handler\"");
   HandlerTarget target;
   const auto dot = handler.rfind('.');
   if (dot == std::string_view::npos) {
-    target.module = runtime == "python" ? "lambda_function" : "index";
+    target.module = runtime.default_module;
     target.function = std::string(handler);
   } else {
     target.module = std::string(handler.substr(0, dot));

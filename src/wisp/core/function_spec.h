@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "wisp/common/result.h"
+#include "wisp/core/runtime_catalog.h"
 
 namespace wisp::core {
 
@@ -53,33 +54,26 @@ struct FunctionFields {
   std::optional<std::string> network;  // "none" | "outbound"
 };
 
-// "node", "python" and "go", and the aliases seeds and AWS use for them; nullopt if unknown.
-std::optional<std::string> CanonicalRuntime(std::string_view runtime);
-
-// The style a function has when none is given: Go has only whole programs.
-std::string DefaultStyle(std::string_view canonical_runtime);
-
-// Checks every present field (names, ranges, reserved environment variables); the message
-// names the field.
-Result<void> ValidateFields(const FunctionFields& fields);
+// Checks every present field (names, ranges, reserved environment variables, a runtime the
+// catalog knows); the message names the field.
+Result<void> ValidateFields(const FunctionFields& fields, const RuntimeCatalog& runtimes);
 
 // The handler as the runtime's shim receives it: "<module>.<function>", where module is a path
 // relative to /var/task without extension. "handler" alone means the runtime's default module.
 struct HandlerTarget {
   std::string module;    // e.g. "index", "src/app"
   std::string function;  // e.g. "handler"
-  std::string file_name(std::string_view runtime) const;
+  std::string file_name(const RuntimeEntry& runtime) const {
+    return module + runtime.source_extension;
+  }
   std::string ToString() const { return module + "." + function; }
 };
 // A clear error for a missing, empty or unsafe handler ("../", absolute paths, bad names).
-Result<HandlerTarget> ParseHandler(std::string_view runtime, std::string_view handler);
+Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view handler);
 
 // Checks a whole function (after defaults and changes are applied): the combinations single
 // fields cannot judge, such as Go in handler style or min_instances above max_concurrency.
-Result<void> ValidateCombination(std::string_view runtime, std::string_view style,
+Result<void> ValidateCombination(const RuntimeEntry& runtime, std::string_view style,
                                  int min_instances, int max_concurrency);
-
-// The file a program-style function's code is written to in its code directory.
-std::string ProgramFileName(std::string_view runtime);
 
 }  // namespace wisp::core

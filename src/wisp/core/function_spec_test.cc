@@ -5,19 +5,26 @@
 namespace wisp::core {
 namespace {
 
+// The catalog every test reads runtimes from: the standard entries at their usual paths.
+const RuntimeCatalog& Runtimes() {
+  static const RuntimeCatalog catalog(StandardRuntimes(InterpreterPaths{}));
+  return catalog;
+}
+const RuntimeEntry& Runtime(std::string_view name) { return *Runtimes().Find(name); }
+
 TEST(ParseHandler, BareNameUsesTheRuntimesDefaultModule) {
-  auto node = ParseHandler("node", "handler");
+  auto node = ParseHandler(Runtime("node"), "handler");
   ASSERT_TRUE(node);
   EXPECT_EQ(node->ToString(), "index.handler");
-  EXPECT_EQ(node->file_name("node"), "index.js");
-  auto python = ParseHandler("python", "main");
+  EXPECT_EQ(node->file_name(Runtime("node")), "index.js");
+  auto python = ParseHandler(Runtime("python"), "main");
   ASSERT_TRUE(python);
   EXPECT_EQ(python->ToString(), "lambda_function.main");
-  EXPECT_EQ(python->file_name("python"), "lambda_function.py");
+  EXPECT_EQ(python->file_name(Runtime("python")), "lambda_function.py");
 }
 
 TEST(ParseHandler, FileDotFunction) {
-  auto target = ParseHandler("node", "src/app.main");
+  auto target = ParseHandler(Runtime("node"), "src/app.main");
   ASSERT_TRUE(target);
   EXPECT_EQ(target->module, "src/app");
   EXPECT_EQ(target->function, "main");
@@ -27,49 +34,55 @@ TEST(ParseHandler, RefusesEscapesAndNonsense) {
   for (const char* bad :
        {"", "../../etc/passwd.handler", "/etc/passwd.x", "a/../b.handler", "a//b.handler", "index.",
         ".handler", "index.1abc", "in dex.handler", "index.hand-ler"}) {
-    auto target = ParseHandler("node", bad);
+    auto target = ParseHandler(Runtime("node"), bad);
     EXPECT_FALSE(target) << bad;
-    if (!target) EXPECT_EQ(target.error().code, ErrorCode::kInvalidArgument);
+    if (!target) {
+      EXPECT_EQ(target.error().code, ErrorCode::kInvalidArgument);
+    }
   }
 }
 
 TEST(ValidateFields, ChecksRangesAndNamesTheField) {
   FunctionFields f;
   f.timeout_seconds = 0;
-  auto r = ValidateFields(f);
+  auto r = ValidateFields(f, Runtimes());
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("timeout_seconds"), std::string::npos);
   f = {};
   f.memory_mb = 100;
-  EXPECT_NE(ValidateFields(f).error().message.find("memory_mb"), std::string::npos);
+  EXPECT_NE(ValidateFields(f, Runtimes()).error().message.find("memory_mb"), std::string::npos);
   f = {};
   f.runtime = "cobol";
-  EXPECT_NE(ValidateFields(f).error().message.find("cobol"), std::string::npos);
+  EXPECT_NE(ValidateFields(f, Runtimes()).error().message.find("cobol"), std::string::npos);
   f = {};
   f.code = "  \n";
-  EXPECT_FALSE(ValidateFields(f));
+  EXPECT_FALSE(ValidateFields(f, Runtimes()));
   f = {};
   f.env = std::map<std::string, std::string>{{"AWS_LAMBDA_RUNTIME_API", "evil:1"}};
-  EXPECT_FALSE(ValidateFields(f));
+  EXPECT_FALSE(ValidateFields(f, Runtimes()));
   f = {};
   f.env = std::map<std::string, std::string>{{"1BAD", "x"}};
-  EXPECT_FALSE(ValidateFields(f));
+  EXPECT_FALSE(ValidateFields(f, Runtimes()));
   f = {};
   f.name = "ok-name_1.2";
   f.env = std::map<std::string, std::string>{{"GOOD_NAME", "value"}};
   f.vcpu = 0.5;
-  EXPECT_TRUE(ValidateFields(f));
+  EXPECT_TRUE(ValidateFields(f, Runtimes()));
 }
 
-TEST(CanonicalRuntime, KnowsAliases) {
-  EXPECT_EQ(CanonicalRuntime("nodejs"), "node");
-  EXPECT_EQ(CanonicalRuntime("python3"), "python");
-  EXPECT_EQ(CanonicalRuntime("go"), "go");
-  EXPECT_EQ(CanonicalRuntime("golang"), "go");
-  EXPECT_EQ(CanonicalRuntime("rust"), std::nullopt);
+TEST(ValidateFields, RefusesAnUnknownRuntimeListingEveryAcceptedName) {
+  FunctionFields f;
+  f.runtime = "java21";
+  auto r = ValidateFields(f, Runtimes());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  for (const char* name : {"java21", "node", "python", "go", "nodejs20.x", "python3.12"}) {
+    EXPECT_NE(r.error().message.find(name), std::string::npos) << r.error().message;
+  }
+  f.runtime = "python3.13";
+  EXPECT_TRUE(ValidateFields(f, Runtimes()));
 }
 
-}  // namespace
 TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
   FunctionFields ok;
   ok.max_retries = 0;
@@ -79,7 +92,7 @@ TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
   ok.min_instances = 0;
   ok.style = "program";
   ok.network = "outbound";
-  EXPECT_TRUE(ValidateFields(ok));
+  EXPECT_TRUE(ValidateFields(ok, Runtimes()));
   for (auto change : std::vector<void (*)(FunctionFields&)>{
            [](FunctionFields& f) { f.max_retries = 11; },
            [](FunctionFields& f) { f.retry_delay_seconds = -1; },
@@ -92,20 +105,19 @@ TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
            [](FunctionFields& f) { f.version_label = std::string(65, 'v'); }}) {
     FunctionFields f;
     change(f);
-    EXPECT_FALSE(ValidateFields(f));
+    EXPECT_FALSE(ValidateFields(f, Runtimes()));
   }
 }
 
 TEST(FunctionFields, CombinationsAreChecked) {
-  EXPECT_TRUE(ValidateCombination("go", "program", 0, 10));
-  EXPECT_FALSE(ValidateCombination("go", "handler", 0, 10));
-  EXPECT_TRUE(ValidateCombination("python", "handler", 2, 2));
-  EXPECT_FALSE(ValidateCombination("python", "handler", 3, 2));
-  EXPECT_EQ(DefaultStyle("go"), "program");
-  EXPECT_EQ(DefaultStyle("node"), "handler");
-  EXPECT_EQ(ProgramFileName("python"), "main.py");
-  EXPECT_EQ(ProgramFileName("node"), "main.js");
-  EXPECT_EQ(ProgramFileName("go"), "main.go");
+  EXPECT_TRUE(ValidateCombination(Runtime("go"), "program", 0, 10));
+  auto go_handler = ValidateCombination(Runtime("go"), "handler", 0, 10);
+  ASSERT_FALSE(go_handler);
+  EXPECT_NE(go_handler.error().message.find("program"), std::string::npos);
+  EXPECT_TRUE(ValidateCombination(Runtime("node"), "program", 0, 10));
+  EXPECT_TRUE(ValidateCombination(Runtime("python"), "handler", 2, 2));
+  EXPECT_FALSE(ValidateCombination(Runtime("python"), "handler", 3, 2));
 }
 
+}  // namespace
 }  // namespace wisp::core

@@ -54,12 +54,29 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
         fmt::format("function {} is not ready (state {}): {}", function->record.name,
                     function->record.state, function->record.error));
   }
+  if (options.version && *options.version != function->deployment->version) {
+    // Only the serving version has instances and a complete record; older versions are not
+    // kept loadable (their code directory is, their configuration is not).
+    const int serving = function->deployment->version;
+    const int asked = *options.version;
+    if (asked < 1 || asked > function->latest_version) {
+      co_return MakeError(ErrorCode::kNotFound,
+                          fmt::format("function {} has no version {} (its newest is {})",
+                                      function->record.name, asked, function->latest_version));
+    }
+    co_return MakeError(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("version {} of function {} does not serve calls: {}; version {} does", asked,
+                    function->record.name,
+                    asked < serving ? "a newer version replaced it"
+                                    : "it is still deploying or failed to load",
+                    serving));
+  }
 
   // Held for the whole call: a delete meanwhile drops the series from the registry, not from
   // under this call.
   const std::shared_ptr<metrics::FunctionMetrics> counted = function->metrics;
   counted->CallStarted();
-  const auto started = clock_.Now();
   const int64_t invoked_at_ms = ToEpochMillis(clock_.WallNow());
   auto deployment = function->deployment;
   functions_.MarkInvoked(*function);
@@ -69,6 +86,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   request.timeout =
       options.timeout.value_or(std::chrono::seconds(function->record.timeout_seconds));
   request.trace_id = std::move(options.trace_id);
+  request.client_context = std::move(options.client_context);
   auto event = std::make_shared<std::string>(std::move(event_json));
   request.event_json = event;
   const std::string request_id = request.request_id;
@@ -87,16 +105,18 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   InvokeOutcome outcome;
   outcome.request_id = request_id;
   outcome.version = result->version;
-  outcome.duration_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now() - started).count();
+  const auto millis = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  outcome.duration_ms = millis(result->runtime_time);
+  outcome.queue_wait_ms = millis(result->schedule_time);
+  if (result->init_time) outcome.init_duration_ms = millis(*result->init_time);
   outcome.result = std::move(*result);
-  // A cold start's scheduling time is its instance's start (Lambda's Init Duration); a warm
-  // call's is the time it waited for a free instance.
-  if (outcome.result.cold_start) {
-    counted->RecordColdStart(outcome.result.schedule_time);
-  } else {
-    counted->RecordQueueWait(outcome.result.schedule_time);
-  }
+  // Scheduling is the wait for an instance plus, on a cold start, that instance's own start
+  // (Lambda's Init Duration).
+  const auto init_time = outcome.result.init_time.value_or(std::chrono::nanoseconds(0));
+  if (outcome.result.cold_start) counted->RecordColdStart(init_time);
+  counted->RecordQueueWait(outcome.result.schedule_time - init_time);
   counted->RecordInvocation(OutcomeOf(outcome.result.status), outcome.result.runtime_time);
 
   store::InvocationRecord record;
@@ -109,6 +129,8 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.version = outcome.version;
   record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));
   record.duration_ms = outcome.duration_ms;
+  record.queue_wait_ms = outcome.queue_wait_ms;
+  record.init_duration_ms = outcome.init_duration_ms;
   record.memory_used_mb = outcome.result.memory_used_mb;
   record.response_json = outcome.result.response_json;
   record.logs = outcome.result.logs;

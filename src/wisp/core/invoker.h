@@ -23,7 +23,12 @@ namespace wisp::core {
 struct InvokeOutcome {
   std::string request_id;
   scheduler::InvocationResult result;
+  // The function's own run, as Lambda's Duration: from the event handed to the runtime until
+  // its answer. The wait before it is apart: queue_wait_ms (waiting for an instance, including a
+  // cold start's initialisation) and init_duration_ms (that initialisation, cold starts only).
   int64_t duration_ms = 0;
+  int64_t queue_wait_ms = 0;
+  std::optional<int64_t> init_duration_ms;
   int version = 0;
 };
 
@@ -35,8 +40,13 @@ struct InvokeOptions {
   // The caller's X-Amzn-Trace-Id, passed to the function as Lambda-Runtime-Trace-Id (and so
   // _X_AMZN_TRACE_ID); empty: none. Wisp makes up none of its own: a runtime puts the value in
   // its environment, and glibc never frees a replaced environment value, so a fresh id on
-  // every call would grow each warm instance by ~170 bytes per call.
+  // every call would grow each warm instance on every call (measured in NOTES.md).
   std::string trace_id;
+  // Run only on this version of the function (the serving one); nullopt: whichever serves.
+  std::optional<int> version;
+  // The Lambda client context the function sees (context.clientContext / client_context), as
+  // JSON; empty: none. The program API passes a call's headers this way.
+  std::string client_context;
 };
 
 class Invoker {

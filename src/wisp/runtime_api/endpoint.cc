@@ -5,7 +5,7 @@
 #include <boost/beast/http.hpp>
 
 #include "wisp/common/defer.h"
-#include "wisp/common/json_text.h"
+#include "wisp/common/error_document.h"
 
 namespace wisp::runtime_api {
 namespace beast = boost::beast;
@@ -20,13 +20,10 @@ namespace {
 constexpr std::string_view kApiVersionPrefix = "/2018-06-01";
 constexpr std::string_view kInvocationPrefix = "/runtime/invocation/";
 
+// The Runtime API's ErrorResponse and the error of an invocation the runtime mishandled are
+// both the one error document.
 std::string ErrorBody(std::string_view type, std::string_view message) {
-  std::string body = "{\"errorMessage\":";
-  AppendJsonString(body, message);
-  body += ",\"errorType\":";
-  AppendJsonString(body, type);
-  body += "}";
-  return body;
+  return LambdaErrorDocument(type, message);
 }
 
 }  // namespace
@@ -158,6 +155,9 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     std::string extra_headers;
     if (!next.trace_id.empty()) {
       extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
+    }
+    if (!next.client_context.empty()) {
+      extra_headers += fmt::format("Lambda-Runtime-Client-Context: {}\r\n", next.client_context);
     }
     if (next.specialization) {
       extra_headers += "Lambda-Runtime-Wisp-Specialize: 1\r\n";

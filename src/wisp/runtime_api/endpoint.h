@@ -24,6 +24,8 @@ struct NextEvent {
   int64_t deadline_ms = 0;            // epoch milliseconds
   std::string function_arn;
   std::string trace_id;
+  // Lambda-Runtime-Client-Context: the caller's client context, JSON on one line; empty: none.
+  std::string client_context;
   // Not an invocation: tells a prewarmed runtime which function it now is (body: {"env":
   // {...}}). Sent with the Lambda-Runtime-Wisp-Specialize header; no answer is expected, and
   // the runtime may report /init/error afterwards.

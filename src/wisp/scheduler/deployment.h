@@ -53,6 +53,9 @@ struct InvocationResult {
   // from handing the event to the runtime until its answer.
   std::chrono::nanoseconds schedule_time{0};
   std::chrono::nanoseconds runtime_time{0};
+  // A cold start's initialisation of the instance that ran the call (part of schedule_time
+  // when this call waited for it); nullopt when a warm instance took the call.
+  std::optional<std::chrono::nanoseconds> init_time;
 };
 
 // Shared, not copied: the event goes to the runtime, and the invocation record takes it back
@@ -64,6 +67,7 @@ struct InvokeRequest {
   SharedEvent event_json;
   std::chrono::milliseconds timeout{30000};
   std::string trace_id;
+  std::string client_context;  // JSON for Lambda-Runtime-Client-Context; empty: none
 };
 
 // Why an instance failed to become ready, in the terms a caller sees.

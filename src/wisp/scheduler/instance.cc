@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "wisp/common/check.h"
+#include "wisp/common/error_document.h"
 #include "wisp/common/json_text.h"
 
 namespace wisp::scheduler {
@@ -17,15 +18,6 @@ namespace {
 
 // Start-up output kept to explain a failed start (a syntax error's stack fits easily).
 constexpr uint64_t kMaxInitLogBytes = 64 << 10;
-
-std::string ErrorDocument(std::string_view type, std::string_view message) {
-  std::string doc = "{\"errorType\":";
-  AppendJsonString(doc, type);
-  doc += ",\"errorMessage\":";
-  AppendJsonString(doc, message);
-  doc += ",\"stackTrace\":[]}";
-  return doc;
-}
 
 // MiB rounded up, as Lambda reports "Max Memory Used".
 std::optional<int64_t> MiBRoundedUp(std::optional<uint64_t> bytes) {
@@ -43,9 +35,11 @@ bool IsValidJson(std::string_view text) {
   return Parser().parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
 }
 
-// An error the runtime reported, as a document with at least errorType and errorMessage. The
-// runtime's own JSON object is kept as is; anything else becomes the message. The type comes
-// from the document, else from the Lambda-Runtime-Function-Error-Type header.
+// An error the runtime reported, as the one error document (common/error_document.h). A
+// runtime's own document that already has that shape is kept as is (with any extra fields);
+// otherwise it is rewritten, keeping the stack trace it had. Anything not JSON becomes the
+// message. The type comes from the document, else from the Lambda-Runtime-Function-Error-Type
+// header.
 struct ErrorReport {
   std::string type;
   std::string message;
@@ -60,16 +54,27 @@ ErrorReport NormaliseError(std::string_view header_type, std::string_view body) 
   if (Parser().parse(body.data(), body.size()).get(element) == simdjson::SUCCESS &&
       element.is_object()) {
     std::string_view message, type;
+    simdjson::dom::array stack;
     const bool has_message = element["errorMessage"].get(message) == simdjson::SUCCESS;
     const bool has_type = element["errorType"].get(type) == simdjson::SUCCESS;
+    const bool has_stack = element["stackTrace"].get(stack) == simdjson::SUCCESS;
     if (has_message) report.message = std::string(message);
     if (has_type) report.type = std::string(type);
-    if (has_message && has_type) {
+    if (has_message && has_type && has_stack) {
       report.document = std::string(body);
       return report;
     }
+    std::vector<std::string> lines;
+    if (has_stack) {
+      for (simdjson::dom::element line : stack) {
+        std::string_view text;
+        if (line.get(text) == simdjson::SUCCESS) lines.emplace_back(text);
+      }
+    }
+    report.document = LambdaErrorDocument(report.type, report.message, lines);
+    return report;
   }
-  report.document = ErrorDocument(report.type, report.message);
+  report.document = LambdaErrorDocument(report.type, report.message);
   return report;
 }
 
@@ -102,6 +107,7 @@ Instance::Instance(asio::io_context& io, const Clock& clock, InstanceHost& host,
       settings_(settings),
       id_(std::move(id)),
       deployment_(std::move(deployment)),
+      init_started_(clock.Now()),
       started_at_ms_(started_at_ms) {}
 
 void Instance::TransitionTo(State next) {
@@ -183,7 +189,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     gone.status = InvocationStatus::kError;
     gone.instance_id = id_;
     gone.response_json =
-        ErrorDocument("Runtime.ExitError", "the instance ended before the call started");
+        LambdaErrorDocument("Runtime.ExitError", "the instance ended before the call started");
     co_return gone;
   }
   Current current(co_await asio::this_coro::executor);
@@ -198,6 +204,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   event.deadline_ms = ToEpochMillis(clock_.WallNow()) + timeout.count();
   event.function_arn = deployment_->function_arn;
   event.trace_id = std::move(request.trace_id);
+  event.client_context = std::move(request.client_context);
   endpoint_->Deliver(std::move(event));
 
   const bool answered = co_await current.done.Wait(clock_.Now() + timeout);
@@ -207,7 +214,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     current.result.status = InvocationStatus::kTimeout;
     // Read while the instance is still there: the kill below removes its cgroup.
     current.result.memory_used_mb = MiBRoundedUp(MemoryPeak());
-    current.result.response_json = ErrorDocument(
+    current.result.response_json = LambdaErrorDocument(
         "Sandbox.Timedout",
         fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
                     std::chrono::duration<double>(timeout).count()));
@@ -227,6 +234,7 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   const std::vector<std::string>& started_with = generic->spawn.env;
   deployment_ = std::move(deployment);
   TransitionTo(State::kInitializing);
+  init_started_ = clock_.Now();
   ++start_count_;
   init_logs_.clear();
   init_log_bytes_ = 0;
@@ -269,6 +277,7 @@ std::optional<uint64_t> Instance::MemoryPeak() const {
 
 void Instance::OnRuntimeWaiting() {
   if (state_ != State::kInitializing) return;  // a warm runtime coming back for more work
+  init_duration_ = clock_.Now() - init_started_;
   host_.OnInstanceReady(shared_from_this());
 }
 
@@ -306,7 +315,7 @@ void Instance::OnInitTimeout() {
   failure.error_type = "Runtime.InitTimeout";
   failure.message = fmt::format("the runtime did not become ready within {:.1f} seconds",
                                 std::chrono::duration<double>(settings_.init_timeout).count());
-  failure.document_json = ErrorDocument(failure.error_type, failure.message);
+  failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
   init_failure_ = std::move(failure);
   host_.OnInstanceMustRetire(shared_from_this());
 }
@@ -337,7 +346,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
   const std::string description = DescribeExit(status, &error_type);
   if (current_) {
     // The launcher removed the cgroup before it reported the exit: it read the peak for us.
-    Finish(InvocationStatus::kError, ErrorDocument(error_type, description),
+    Finish(InvocationStatus::kError, LambdaErrorDocument(error_type, description),
            status.memory_peak_bytes);
   } else if (was_starting || init_failure_) {
     StartFailure failure;
@@ -346,7 +355,7 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
     } else {
       failure.error_type = error_type;
       failure.message = fmt::format("{} during initialisation", description);
-      failure.document_json = ErrorDocument(error_type, failure.message);
+      failure.document_json = LambdaErrorDocument(error_type, failure.message);
     }
     failure.logs = init_logs_;
     host_.OnInstanceFailedToStart(self, std::move(failure));

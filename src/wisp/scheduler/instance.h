@@ -104,6 +104,8 @@ class Instance final : public runtime_api::EndpointListener,
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
   int64_t started_at_ms() const { return started_at_ms_; }
   uint64_t invocations() const { return invocations_; }
+  // How long its last start (spawn or specialisation) took until the runtime asked for work.
+  std::chrono::nanoseconds init_duration() const { return init_duration_; }
   // How many times this instance started initialising (spawn, specialisation): an init
   // deadline belongs to one of them.
   int start_count() const { return start_count_; }
@@ -161,6 +163,8 @@ class Instance final : public runtime_api::EndpointListener,
   UniqueFd memory_peak_;  // see SpawnedInstance::memory_peak
   std::string partial_line_;
   std::chrono::steady_clock::time_point idle_since_;
+  std::chrono::steady_clock::time_point init_started_;
+  std::chrono::nanoseconds init_duration_{0};
   const int64_t started_at_ms_;
   uint64_t invocations_ = 0;
 

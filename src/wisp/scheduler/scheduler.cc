@@ -8,8 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "wisp/common/error_document.h"
 #include "wisp/common/ids.h"
-#include "wisp/common/json_text.h"
 #include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
@@ -102,6 +102,7 @@ asio::awaitable<Result<InvocationResult>> Scheduler::Invoke(
   std::shared_ptr<Instance> instance = std::move(granted.instance);
   InvocationResult result = co_await instance->Run(std::move(request));
   result.cold_start = granted.cold_start;
+  if (granted.cold_start) result.init_time = instance->init_duration();
   result.version = instance->version();
   result.schedule_time = scheduled - started;
   result.runtime_time = clock_.Now() - scheduled;
@@ -301,8 +302,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
       StartFailure failure;
       failure.error_type = "Wisp.SandboxError";
       failure.message = "the sandbox could not be started: " + spawned.error().message;
-      failure.document_json = fmt::format(
-          R"({{"errorType":"Wisp.SandboxError","errorMessage":{}}})", JsonString(failure.message));
+      failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
       instance->FailedToSpawn();
       OnInstanceFailedToStart(instance, std::move(failure));
       OnInstanceGone(instance);

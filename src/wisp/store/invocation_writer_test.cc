@@ -38,7 +38,8 @@ class RecordingStore final : public Store {
     for (const auto& r : records) ids.push_back(r.id);
     return {};
   }
-  Result<std::vector<InvocationRecord>> ListInvocations(const std::string&, int, int) override {
+  Result<std::vector<InvocationRecord>> ListInvocations(const std::string&, int, int,
+                                                        const std::string&) override {
     return {};
   }
   Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
@@ -196,7 +197,7 @@ class InvocationWriterRetentionTest : public testing::Test {
     for (const char* suffix : {"", "-wal", "-shm"}) unlink((path_ + suffix).c_str());
   }
   std::vector<std::string> StoredIds(const std::string& function_id) {
-    auto listed = store_->ListInvocations(function_id, 1000, 0);
+    auto listed = store_->ListInvocations(function_id, 1000, 0, "");
     EXPECT_TRUE(listed);
     std::vector<std::string> ids;
     for (const auto& r : *listed) ids.push_back(r.id);

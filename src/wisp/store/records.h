@@ -44,8 +44,13 @@ struct InvocationRecord {
   std::string function_id;
   std::string request_id;
   int version = 0;
-  std::string status;  // success | error | timeout
-  int64_t duration_ms = 0;
+  std::string status;       // success | error | timeout
+  int64_t duration_ms = 0;  // the function's own run: from the event handed over to its answer
+  // Before it ran: waiting for an instance (including, on a cold start, the instance's start).
+  int64_t queue_wait_ms = 0;
+  // A cold start's initialisation (spawn or specialisation until the runtime asked for work);
+  // nullopt for a call served by a warm instance.
+  std::optional<int64_t> init_duration_ms;
   std::optional<int64_t> memory_used_mb;
   std::string event_json;     // the event as the caller sent it (valid JSON)
   std::string response_json;  // the result or error object (valid JSON)

@@ -57,8 +57,8 @@ CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations(function_id, s
 // meanwhile instead of failing the whole batch on the foreign key.
 constexpr const char* kInvocationInsertTail = R"sql(
   INTO invocations (id, function_id, request_id, version, status, duration_ms, memory_used_mb,
-    event_json, response_json, logs_json, invoked_at_ms)
-  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+    event_json, response_json, logs_json, invoked_at_ms, queue_wait_ms, init_duration_ms)
+  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
   WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql";
 
 // Both walk the (function_id, seq) index and read no more than ?2 rows of it.
@@ -80,6 +80,10 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"version_label", "TEXT NOT NULL DEFAULT ''"},
     {"network", "TEXT NOT NULL DEFAULT 'none'"},
 };
+constexpr AddedColumn kAddedInvocationColumns[] = {
+    {"queue_wait_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"init_duration_ms", "INTEGER"},
+};
 
 // Binds `r` to an invocation insert. The text is borrowed from `r` and `logs_json`.
 void BindInvocation(Statement& insert, const InvocationRecord& r, const std::string& logs_json) {
@@ -95,6 +99,8 @@ void BindInvocation(Statement& insert, const InvocationRecord& r, const std::str
   insert.BindBorrowed(9, r.response_json);
   insert.BindBorrowed(10, logs_json);
   insert.Bind(11, r.invoked_at_ms);
+  insert.Bind(12, r.queue_wait_ms);
+  insert.Bind(13, r.init_duration_ms);
 }
 
 }  // namespace
@@ -119,6 +125,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   }
   if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
   if (auto r = AddMissingColumns(store->db_, "functions", kAddedFunctionColumns); !r) {
+    return tl::unexpected(r.error());
+  }
+  if (auto r = AddMissingColumns(store->db_, "invocations", kAddedInvocationColumns); !r) {
     return tl::unexpected(r.error());
   }
   const std::string insert = std::string("INSERT OR IGNORE") + kInvocationInsertTail;
@@ -298,16 +307,19 @@ Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& re
 }
 
 Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::string& function_id,
-                                                                   int limit, int offset) {
+                                                                   int limit, int offset,
+                                                                   const std::string& status) {
   std::lock_guard lock(mutex_);
   Statement stmt(db_, R"sql(
     SELECT id, function_id, request_id, version, status, duration_ms, memory_used_mb, event_json,
-      response_json, logs_json, invoked_at_ms
-    FROM invocations WHERE function_id = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3)sql");
+      response_json, logs_json, invoked_at_ms, queue_wait_ms, init_duration_ms
+    FROM invocations WHERE function_id = ?1 AND (?4 = '' OR status = ?4)
+    ORDER BY seq DESC LIMIT ?2 OFFSET ?3)sql");
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   stmt.Bind(1, function_id);
   stmt.Bind(2, int64_t{limit});
   stmt.Bind(3, int64_t{offset});
+  stmt.Bind(4, status);
   std::vector<InvocationRecord> out;
   int rc;
   while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
@@ -323,6 +335,8 @@ Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::st
     r.response_json = stmt.Text(8);
     r.logs = nlohmann::json::parse(stmt.Text(9), nullptr, false).get<std::vector<std::string>>();
     r.invoked_at_ms = stmt.Int(10);
+    r.queue_wait_ms = stmt.Int(11);
+    if (!stmt.IsNull(12)) r.init_duration_ms = stmt.Int(12);
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list invocations");

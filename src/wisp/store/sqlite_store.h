@@ -30,7 +30,8 @@ class SqliteStore final : public Store {
   Result<std::vector<FunctionRecord>> ListFunctions() override;
   Result<void> PutInvocations(const std::vector<InvocationRecord>& records) override;
   Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id, int limit,
-                                                        int offset) override;
+                                                        int offset,
+                                                        const std::string& status) override;
   Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
                                        const PruneOptions& options) override;
 

@@ -109,20 +109,39 @@ TEST_F(SqliteStoreTest, InvocationsNewestFirstAndDeletedWithFunction) {
   ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
   ASSERT_TRUE(store_->PutInvocations({Invocation("i1", "f1"), Invocation("i2", "f1")}));
   ASSERT_TRUE(store_->PutInvocations({Invocation("i3", "f1"), Invocation("orphan", "nope")}));
-  auto listed = store_->ListInvocations("f1", 10, 0);
+  auto listed = store_->ListInvocations("f1", 10, 0, "");
   ASSERT_TRUE(listed);
   ASSERT_EQ(listed->size(), 3u);
   EXPECT_EQ((*listed)[0].id, "i3");
   EXPECT_EQ((*listed)[2].id, "i1");
   EXPECT_EQ((*listed)[0].logs[1], "line \"two\"");
-  auto page = store_->ListInvocations("f1", 1, 1);
+  auto page = store_->ListInvocations("f1", 1, 1, "");
   ASSERT_TRUE(page);
   ASSERT_EQ(page->size(), 1u);
   EXPECT_EQ((*page)[0].id, "i2");
 
   ASSERT_TRUE(store_->DeleteFunction("f1"));
-  EXPECT_TRUE(store_->ListInvocations("f1", 10, 0)->empty());
+  EXPECT_TRUE(store_->ListInvocations("f1", 10, 0, "")->empty());
   EXPECT_EQ(store_->DeleteFunction("f1").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, InvocationsFilterByStatus) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  auto failed = Invocation("i2", "f1");
+  failed.status = "error";
+  auto timed_out = Invocation("i4", "f1");
+  timed_out.status = "timeout";
+  ASSERT_TRUE(
+      store_->PutInvocations({Invocation("i1", "f1"), failed, Invocation("i3", "f1"), timed_out}));
+  auto errors = store_->ListInvocations("f1", 10, 0, "error");
+  ASSERT_TRUE(errors);
+  ASSERT_EQ(errors->size(), 1u);
+  EXPECT_EQ((*errors)[0].id, "i2");
+  auto successes = store_->ListInvocations("f1", 1, 1, "success");
+  ASSERT_TRUE(successes);
+  ASSERT_EQ(successes->size(), 1u);
+  EXPECT_EQ((*successes)[0].id, "i1");  // newest first: i3, then i1
+  EXPECT_EQ(store_->ListInvocations("f1", 10, 0, "")->size(), 4u);
 }
 
 TEST_F(SqliteStoreTest, InvocationRecordsRoundTripEveryField) {
@@ -133,18 +152,24 @@ TEST_F(SqliteStoreTest, InvocationRecordsRoundTripEveryField) {
   full.status = "error";
   full.duration_ms = 42;
   full.memory_used_mb = 77;
+  full.queue_wait_ms = 11;
+  full.init_duration_ms = 9;
   full.logs = {"tab\there", "newline\nand \x01 control", "bad \xff byte", "", "é ✓"};
   full.invoked_at_ms = 1700000000123;
   auto bare = Invocation("i2", "f1");
   bare.logs.clear();
   ASSERT_TRUE(store_->PutInvocations({full, bare}));
 
-  auto listed = store_->ListInvocations("f1", 10, 0);
+  auto listed = store_->ListInvocations("f1", 10, 0, "");
   ASSERT_TRUE(listed);
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_TRUE((*listed)[0].logs.empty());
   EXPECT_EQ((*listed)[0].memory_used_mb, std::nullopt);
+  EXPECT_EQ((*listed)[0].queue_wait_ms, 0);
+  EXPECT_EQ((*listed)[0].init_duration_ms, std::nullopt);
   const auto& r = (*listed)[1];
+  EXPECT_EQ(r.queue_wait_ms, 11);
+  EXPECT_EQ(r.init_duration_ms, 9);
   EXPECT_EQ(r.id, "i1");
   EXPECT_EQ(r.function_id, "f1");
   EXPECT_EQ(r.request_id, "r1");
@@ -167,7 +192,7 @@ TEST_F(SqliteStoreTest, ARecordWithAStoredIdReplacesIt) {
   first_attempt.status = "error";
   ASSERT_TRUE(store_->PutInvocations({first_attempt, Invocation("i2", "f1")}));
   ASSERT_TRUE(store_->PutInvocations({Invocation("i1", "f1")}));
-  auto listed = store_->ListInvocations("f1", 10, 0);
+  auto listed = store_->ListInvocations("f1", 10, 0, "");
   ASSERT_TRUE(listed);
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].id, "i1");
@@ -192,7 +217,7 @@ void PutNumbered(Store& store, const std::string& function_id, const std::string
 }
 
 std::vector<std::string> StoredIds(Store& store, const std::string& function_id) {
-  auto listed = store.ListInvocations(function_id, 1000, 0);
+  auto listed = store.ListInvocations(function_id, 1000, 0, "");
   EXPECT_TRUE(listed);
   std::vector<std::string> ids;
   for (const auto& r : *listed) ids.push_back(r.id);

@@ -42,9 +42,10 @@ class Store {
   // Writes a batch of invocation records in one transaction. Records of functions that no
   // longer exist are dropped.
   virtual Result<void> PutInvocations(const std::vector<InvocationRecord>& records) = 0;
-  // Newest first.
+  // Newest first; only those with `status` (success, error, timeout) unless it is empty.
   virtual Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id,
-                                                                int limit, int offset) = 0;
+                                                                int limit, int offset,
+                                                                const std::string& status) = 0;
   // Deletes the oldest invocation records of each function in `function_ids` beyond its newest
   // `options.keep`, in one transaction of at most `options.max_deleted` deletions: a long
   // backlog is trimmed over several calls instead of holding the store through one long delete.

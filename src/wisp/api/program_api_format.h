@@ -1,4 +1,4 @@
-// The value formats of seed 002's API: Go duration strings ("30s", "1m30s", "500ms") and
+// The value formats of the program API: Go duration strings ("30s", "1m30s", "500ms") and
 // base64-encoded code.
 #pragma once
 

@@ -1,6 +1,6 @@
-"""End-to-end: seed 002's API beside /v1 (/functions, /invoke, /invocations, /health) with its
+"""End-to-end: the program API beside /v1 (/functions, /invoke, /invocations, /health) with its
 {"data": ...} bodies, base64 code, Go duration strings, and program-style functions in Go,
-Python and Node.js that read FUNCTION_PAYLOAD and print their result."""
+Python and Node.js that read FUNCTION_PAYLOAD (and FUNCTION_HEADERS) and print their result."""
 
 import base64
 import unittest
@@ -72,7 +72,7 @@ def b64(text):
     return base64.b64encode(text.encode()).decode()
 
 
-class Seed002Test(WispdTestCase):
+class ProgramApiTest(WispdTestCase):
     def create(self, name, runtime, code, **extra):
         body = {"name": name, "version": "1.0.0", "runtime": runtime, "handler": "main",
                 "code": b64(code), "timeout": "30s", "memory_mb": 128, "max_concurrency": 10,
@@ -251,6 +251,74 @@ class Seed002Test(WispdTestCase):
         self.assertIn("invalid duration", r.json["error"])
         r = w.request("POST", "/invoke", {"function_id": f["id"], "headers": {"a": 1}})
         self.assertEqual(r.status, 400, r)
+
+    def test_output_before_a_failing_exit_reaches_the_logs(self):
+        # Everything a failing program printed is what its author has to go on: stdout too,
+        # including the last line (which a successful run would have returned).
+        code = ('import sys\nprint("step 1 done")\nprint("step 2: giving up")\n'
+                'print("to stderr", file=sys.stderr)\nsys.exit(2)\n')
+        f = self.create("prints-then-fails", "python", code, max_retries=0)
+        d = self.result(self.invoke(f["id"], {}))
+        self.assertEqual(d["status"], "failed", d)
+        for line in ("step 1 done", "step 2: giving up", "to stderr"):
+            self.assertIn(line, d["logs"], d)
+        r = self.wisp.request("POST", f"/v1/functions/{f['id']}/invoke", {})
+        self.assertEqual(r.json["status"], "error", r.json)
+        self.assertIn("step 2: giving up", r.json["logs"])
+        self.assertEqual(r.json["response"]["errorType"], "Runtime.ExitError")
+        self.assertEqual(r.json["response"]["stackTrace"], [])
+
+    def test_headers_reach_the_program_as_function_headers(self):
+        code = 'import os\nprint(os.environ["FUNCTION_HEADERS"])\n'
+        f = self.create("echo-headers", "python", code)
+        headers = {"X-Test": "1", "X-Unicode": "\u00e9t\u00e9", "Authorization": "Bearer t"}
+        d = self.result(self.invoke(f["id"], {}, headers=headers))
+        self.assertEqual(d["status"], "completed", d)
+        self.assertEqual(d["result"], headers)
+        self.assertEqual(d["headers"], headers)
+        # Without headers: an empty object, still JSON.
+        r = self.wisp.request("POST", "/invoke", {"function_id": f["id"], "payload": {}})
+        self.assertEqual(self.result(r.json["data"]["invocation_id"])["result"], {})
+        # A handler function sees them as its Lambda client context.
+        fid = self.wisp.request("POST", "/v1/functions", {
+            "name": "cc-node", "runtime": "node",
+            "code": "exports.handler = async (e, ctx) => ctx.clientContext;"}).json["id"]
+        d = self.result(self.invoke(fid, {}, headers={"X-Test": "2"}))
+        self.assertEqual(d["result"], {"custom": {"X-Test": "2"}}, d)
+
+    def test_unknown_fields_and_parameters_are_refused(self):
+        w = self.wisp
+        r = w.request("POST", "/functions", {"name": "typo", "runtime": "python",
+                                             "code": b64(PYTHON), "timeout_seconds": 5,
+                                             "env": {"A": "1"}})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn('"timeout_seconds" (did you mean "timeout"?)', r.json["error"])
+        self.assertIn('"env" (did you mean "environment"?)', r.json["error"])
+        self.assertEqual(w.request("GET", "/functions?runtme=go").status, 400)
+        self.assertEqual(w.request("GET", "/invocations?state=completed").status, 400)
+        r = w.request("POST", "/invoke", {"function_id": "x", "payload": {}, "header": {}})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn('did you mean "headers"', r.json["error"])
+        r = w.request("POST", "/functions", dict(name="java", runtime="java21", code=b64("x")))
+        self.assertEqual(r.status, 400, r)
+        for name in ("java21", "go", "python", "nodejs", "python3.12", "nodejs22.x"):
+            self.assertIn(name, r.json["error"])
+
+    def test_listing_is_metadata_and_paginated(self):
+        w = self.wisp
+        ids = [self.create(f"page-{i}", "python", PYTHON)["id"] for i in range(3)]
+        listed = w.request("GET", "/functions").json["data"]
+        self.assertTrue(listed)
+        self.assertTrue(all("code" not in f for f in listed), listed)
+        self.assertIn("runtime_version", listed[0])
+        pages = [w.request("GET", f"/functions?runtime=python&limit=1&offset={i}").json["data"]
+                 for i in range(len(listed) + 1)]
+        seen = [p[0]["id"] for p in pages if p]
+        for fid in ids:
+            self.assertIn(fid, seen)
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual(w.request("GET", "/functions?limit=0").status, 400)
+        self.assertIn("code", w.request("GET", f"/functions/{ids[0]}").json["data"])
 
     def test_health(self):
         r = self.wisp.request("GET", "/health")

@@ -1,70 +1,35 @@
-// Seed 002's API (a controller/worker platform's), served beside /v1 by the same core:
-// /functions, /invoke, /invocations. Its bodies are {"data": ...}; its code is base64, its
-// timeouts Go duration strings; its functions are whole programs (program style) that read
-// FUNCTION_PAYLOAD and print their result, in go, python or nodejs.
-#include <cmath>
-#include <set>
+// The program API, served at root paths beside /v1 by the same core: /functions, /invoke,
+// /invocations. Its functions are whole programs (program style) that read FUNCTION_PAYLOAD
+// (and FUNCTION_HEADERS) and print their result, in any runtime of the catalog; its bodies are
+// {"data": ...}, its code base64 and its timeouts Go duration strings. (It is the API of an
+// earlier controller/worker platform, kept so its clients work unchanged.)
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
+#include "wisp/api/function_codec.h"
 #include "wisp/api/json_views.h"
+#include "wisp/api/program_api_format.h"
 #include "wisp/api/routes.h"
-#include "wisp/api/seed002_format.h"
+#include "wisp/api/status_words.h"
 
 namespace wisp::api {
 namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxAsyncEventBytes = 1 << 20;
+// The headers of a call reach the function as its Lambda client context (and a program as
+// FUNCTION_HEADERS); Lambda caps a client context at 3583 bytes, a little more is harmless.
+constexpr size_t kMaxHeadersBytes = 8 << 10;
+constexpr int kDefaultListLimit = 100;
+constexpr int kMaxListLimit = 1000;
 
 tl::unexpected<Error> Invalid(std::string message) {
   return MakeError(ErrorCode::kInvalidArgument, std::move(message));
 }
 
-std::string SeedRuntime(const std::string& runtime) {
-  return runtime == "node" ? "nodejs" : runtime;
-}
-
-// Seed 002 names statuses its own way; both names are accepted in filters.
-std::string SeedStatus(const std::string& status) {
-  if (status == queue::kQueued) return "pending";
-  if (status == queue::kSuccess) return "completed";
-  if (status == queue::kDeadLetter) return "failed";
-  return status;
-}
-std::string WispStatus(const std::string& status) {
-  if (status == "pending") return queue::kQueued;
-  if (status == "completed") return queue::kSuccess;
-  if (status == "failed") return queue::kDeadLetter;
-  return status;
-}
-
-json FunctionData(const core::Function& f) {
-  const auto& r = f.record;
-  json environment = json::object();
-  for (const auto& [k, v] : r.env) environment[k] = v;
-  json data = {
-      {"id", r.id},
-      {"name", r.name},
-      {"version", r.version_label},
-      {"runtime", SeedRuntime(r.runtime)},
-      {"handler", r.handler},
-      {"code", EncodeBase64(r.code)},
-      {"timeout", FormatGoDuration(std::chrono::seconds(r.timeout_seconds))},
-      {"memory_mb", r.memory_mb},
-      {"max_concurrency", r.max_concurrency},
-      {"environment", std::move(environment)},
-      {"metadata", JsonOrString(r.metadata_json)},
-      {"max_retries", r.max_retries},
-      {"retry_delay_seconds", r.retry_delay_seconds},
-      {"max_event_age_seconds", r.max_event_age_seconds},
-      {"status", r.state},
-      {"deployed_version", r.version},
-      {"created_at", TimestampJson(r.created_at_ms)},
-      {"updated_at", TimestampJson(r.updated_at_ms)},
-  };
-  data["error"] = r.error.empty() ? json(nullptr) : json(r.error);
-  return data;
+json FunctionData(const core::Function& f, const core::RuntimeCatalog& runtimes, bool with_code) {
+  return EncodeFunction(FunctionApi::kProgram, f.record, runtimes, with_code);
 }
 
 json InvocationData(const queue::Invocation& r) {
@@ -73,7 +38,7 @@ json InvocationData(const queue::Invocation& r) {
       {"id", r.id},
       {"invocation_id", r.id},
       {"function_id", r.function_id},
-      {"status", SeedStatus(r.status)},
+      {"status", ProgramInvocationStatuses().Word(r.status)},
       {"wisp_status", r.status},
       {"payload", JsonOrString(r.event_json)},
       {"headers", JsonOrString(r.headers_json)},
@@ -101,94 +66,24 @@ Result<json> ParseObject(const HttpRequest& request) {
   return body;
 }
 
-// A Go duration string (or a number of seconds) as whole seconds, rounded up: wispd's function
-// timeouts are in seconds.
-Result<int> TimeoutSeconds(const json& value) {
-  int64_t millis = 0;
-  if (value.is_number()) {
-    millis = static_cast<int64_t>(std::ceil(value.get<double>() * 1000));
-  } else if (value.is_string()) {
-    auto parsed = ParseGoDuration(value.get<std::string>());
-    if (!parsed) return tl::unexpected(parsed.error());
-    millis = std::chrono::ceil<std::chrono::milliseconds>(*parsed).count();
-  } else {
-    return Invalid("timeout must be a duration string such as \"30s\"");
-  }
-  if (millis <= 0 || millis > int64_t{core::kMaxTimeoutSeconds} * 1000) {
-    return Invalid(fmt::format("timeout must be more than 0s and at most {}",
-                               FormatGoDuration(std::chrono::seconds(core::kMaxTimeoutSeconds))));
-  }
-  return static_cast<int>((millis + 999) / 1000);
-}
-
 // The fields of a create or update body; every function of this API is program style.
-Result<core::FunctionFields> ParseFunctionFields(const json& body, bool create) {
-  core::FunctionFields f;
-  auto wrong = [](const std::string& field, const char* type) {
-    return Invalid(fmt::format("{} must be {}", field, type));
-  };
-  for (const auto& [key, value] : body.items()) {
-    if (key == "name" || key == "handler") {
-      if (!value.is_string()) return wrong(key, "a string");
-      (key == "name" ? f.name : f.handler) = value.get<std::string>();
-    } else if (key == "version") {
-      if (value.is_string()) {
-        f.version_label = value.get<std::string>();
-      } else if (value.is_number()) {
-        f.version_label = value.dump();
-      } else {
-        return wrong(key, "a string");
-      }
-    } else if (key == "runtime") {
-      if (!value.is_string()) return wrong(key, "a string");
-      const std::string runtime = value.get<std::string>();
-      if (!core::CanonicalRuntime(runtime)) {
-        return Invalid(
-            fmt::format("unknown runtime '{}': use \"go\", \"python\" or \"nodejs\"", runtime));
-      }
-      f.runtime = runtime;
-    } else if (key == "code") {
-      if (!value.is_string()) return wrong(key, "a base64-encoded string");
-      auto code = DecodeBase64(value.get<std::string>());
-      if (!code) return tl::unexpected(code.error());
-      f.code = std::move(*code);
-    } else if (key == "timeout") {
-      auto seconds = TimeoutSeconds(value);
-      if (!seconds) return tl::unexpected(seconds.error());
-      f.timeout_seconds = *seconds;
-    } else if (key == "memory_mb" || key == "max_concurrency" || key == "max_retries" ||
-               key == "retry_delay_seconds" || key == "max_event_age_seconds" ||
-               key == "min_instances") {
-      if (!value.is_number_integer()) return wrong(key, "an integer");
-      const int n =
-          static_cast<int>(std::clamp<int64_t>(value.get<int64_t>(), INT32_MIN, INT32_MAX));
-      if (key == "memory_mb") f.memory_mb = n;
-      if (key == "max_concurrency") f.max_concurrency = n;
-      if (key == "max_retries") f.max_retries = n;
-      if (key == "retry_delay_seconds") f.retry_delay_seconds = n;
-      if (key == "max_event_age_seconds") f.max_event_age_seconds = n;
-      if (key == "min_instances") f.min_instances = n;
-    } else if (key == "environment") {
-      if (!value.is_object()) return wrong(key, "an object of strings");
-      std::map<std::string, std::string> env;
-      for (const auto& [name, v] : value.items()) {
-        if (!v.is_string()) return Invalid(fmt::format("environment.{} must be a string", name));
-        env[name] = v.get<std::string>();
-      }
-      f.env = std::move(env);
-    } else if (key == "metadata") {
-      if (!value.is_object()) return wrong(key, "a JSON object");
-      f.metadata_json = value.dump();
-    }
-    // Anything else (id, created_at, ...) is read-only or unknown: ignored, as /v1 does.
+Result<core::FunctionFields> ParseFunctionFields(const json& body, bool create,
+                                                 const core::RuntimeCatalog& runtimes) {
+  auto fields = DecodeFunctionFields(FunctionApi::kProgram, body);
+  if (!fields) return fields;
+  core::FunctionFields& f = *fields;
+  if (f.runtime) {
+    if (auto known = runtimes.Resolve(*f.runtime); !known) return tl::unexpected(known.error());
   }
   if (create) {
-    f.style = "program";
+    f.style = std::string(core::kProgramStyle);
     if (!f.handler) f.handler = "main";
-    if (!f.runtime) return Invalid("runtime is required: \"go\", \"python\" or \"nodejs\"");
+    if (!f.runtime) {
+      return Invalid(fmt::format("runtime is required: one of {}", runtimes.AcceptedNames()));
+    }
     if (!f.code) return Invalid("code is required (the program, base64-encoded)");
   }
-  return f;
+  return fields;
 }
 
 // Waits for a function's first deploy; its state says how it went.
@@ -201,17 +96,21 @@ asio::awaitable<void> AwaitFirstDeploy(core::FunctionService& functions, const s
 
 }  // namespace
 
-void AddSeed002Routes(Router& router, core::FunctionService& functions,
-                      core::AsyncDispatcher& async, queue::Queue& queue,
-                      asio::thread_pool& workers) {
+void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
+                         core::AsyncDispatcher& async, queue::Queue& queue,
+                         asio::thread_pool& workers) {
+  const core::RuntimeCatalog& runtimes = functions.runtimes();
   router.Add("POST", "/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {}); !known) {
+      co_return ErrorResponse(known.error());
+    }
     auto body = ParseObject(request);
     if (!body) co_return ErrorResponse(body.error());
-    auto fields = ParseFunctionFields(*body, /*create=*/true);
+    auto fields = ParseFunctionFields(*body, /*create=*/true, runtimes);
     if (!fields) co_return ErrorResponse(fields.error());
     auto created = co_await functions.Create(std::move(*fields));
     if (!created) co_return ErrorResponse(created.error());
-    // Seed 002 answers a create once the function can run: a Go compile error is this
+    // This API answers a create once the function can run: a Go compile error is this
     // request's error, and the failed function is not left behind.
     const std::string id = created->id;
     co_await AwaitFirstDeploy(functions, id);
@@ -222,38 +121,53 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
       co_await functions.Delete(id);
       co_return ErrorResponse(400, "deploy failed: " + error);
     }
-    co_return JsonBody(201, json{{"data", FunctionData(*f)}});
+    co_return JsonBody(201, json{{"data", FunctionData(*f, runtimes, true)}});
   });
 
   router.Add("GET", "/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {"runtime", "limit", "offset"}); !known) {
+      co_return ErrorResponse(known.error());
+    }
     std::string runtime;
     if (auto it = request.query.find("runtime"); it != request.query.end() && !it->second.empty()) {
-      auto canonical = core::CanonicalRuntime(it->second);
-      if (!canonical) {
-        co_return ErrorResponse(
-            400, fmt::format("unknown runtime '{}': use go, python or nodejs", it->second));
-      }
-      runtime = *canonical;
+      auto entry = runtimes.Resolve(it->second);
+      if (!entry) co_return ErrorResponse(entry.error());
+      runtime = (*entry)->name;
     }
+    auto limit = QueryInt(request, "limit", kDefaultListLimit, 1, kMaxListLimit);
+    if (!limit) co_return ErrorResponse(limit.error());
+    auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
+    if (!offset) co_return ErrorResponse(offset.error());
+    // A listing is metadata: each function's code is on GET /functions/{id}.
     json data = json::array();
+    int skipped = 0;
     for (const auto* f : functions.List()) {
-      if (runtime.empty() || f->record.runtime == runtime) data.push_back(FunctionData(*f));
+      if (!runtime.empty() && f->record.runtime != runtime) continue;
+      if (skipped++ < *offset) continue;
+      if (static_cast<int>(data.size()) == *limit) break;
+      data.push_back(FunctionData(*f, runtimes, false));
     }
     co_return JsonBody(200, json{{"data", std::move(data)}});
   });
 
   router.Add("GET", "/functions/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {}); !known) {
+      co_return ErrorResponse(known.error());
+    }
     const auto* f = functions.Find(request.params["id"]);
     if (!f) co_return ErrorResponse(404, "function not found");
-    co_return JsonBody(200, json{{"data", FunctionData(*f)}});
+    co_return JsonBody(200, json{{"data", FunctionData(*f, runtimes, true)}});
   });
 
   router.Add("PUT", "/functions/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {}); !known) {
+      co_return ErrorResponse(known.error());
+    }
     const std::string id = request.params["id"];
     if (!functions.Find(id)) co_return ErrorResponse(404, "function not found");
     auto body = ParseObject(request);
     if (!body) co_return ErrorResponse(body.error());
-    auto fields = ParseFunctionFields(*body, /*create=*/false);
+    auto fields = ParseFunctionFields(*body, /*create=*/false, runtimes);
     if (!fields) co_return ErrorResponse(fields.error());
     auto updated = co_await functions.Update(id, std::move(*fields));
     if (!updated) co_return ErrorResponse(updated.error());
@@ -264,11 +178,14 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
       // The new version did not load; the one before (if any) still serves.
       co_return ErrorResponse(400, "deploy failed: " + f->record.error);
     }
-    co_return JsonBody(200, json{{"data", FunctionData(*f)}});
+    co_return JsonBody(200, json{{"data", FunctionData(*f, runtimes, true)}});
   });
 
   router.Add("DELETE", "/functions/:id",
              [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+               if (auto known = CheckQueryParameters(request, {}); !known) {
+                 co_return ErrorResponse(known.error());
+               }
                const std::string id = request.params["id"];
                auto deleted = co_await functions.Delete(id);
                if (!deleted) co_return ErrorResponse(deleted.error());
@@ -276,10 +193,26 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
              });
 
   router.Add("POST", "/invoke", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {}); !known) {
+      co_return ErrorResponse(known.error());
+    }
     auto body = ParseObject(request);
     if (!body) co_return ErrorResponse(body.error());
-    core::SubmitRequest submit;
     const json& b = *body;
+    std::string unknown;
+    for (const auto& [key, value] : b.items()) {
+      static const std::vector<std::string_view> kFields = {"function_id", "payload", "headers",
+                                                            "timeout"};
+      if (std::find(kFields.begin(), kFields.end(), key) != kFields.end()) continue;
+      const auto likely = LikelyField(key, kFields);
+      unknown += fmt::format("{}unknown field \"{}\"{}", unknown.empty() ? "" : "; ", key,
+                             likely.empty() ? "" : fmt::format(" (did you mean \"{}\"?)", likely));
+    }
+    if (!unknown.empty()) {
+      co_return ErrorResponse(
+          400, unknown + ". Fields of an invocation: function_id, payload, headers, timeout");
+    }
+    core::SubmitRequest submit;
     if (!b.contains("function_id") || !b["function_id"].is_string() ||
         b["function_id"].get<std::string>().empty()) {
       co_return ErrorResponse(400, "function_id is required (a string)");
@@ -297,7 +230,12 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
           co_return ErrorResponse(400, fmt::format("headers.{} must be a string", name));
         }
       }
-      submit.headers_json = b["headers"].dump();
+      // ASCII only: the headers travel to the function in a header of the Runtime API.
+      submit.headers_json = b["headers"].dump(-1, ' ', /*ensure_ascii=*/true);
+      if (submit.headers_json.size() > kMaxHeadersBytes) {
+        co_return ErrorResponse(
+            413, fmt::format("headers may be at most {} bytes of JSON", kMaxHeadersBytes));
+      }
     }
     submit.trace_id = CallerTraceId(request);
     if (b.contains("timeout") && !b["timeout"].is_null()) {
@@ -316,11 +254,15 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
     }
     auto accepted = co_await async.Submit(std::move(submit));
     if (!accepted) co_return ErrorResponse(accepted.error());
-    co_return JsonBody(202,
-                       json{{"data", {{"invocation_id", accepted->id}, {"status", "pending"}}}});
+    co_return JsonBody(202, json{{"data",
+                                  {{"invocation_id", accepted->id},
+                                   {"status", ProgramInvocationStatuses().Word(queue::kQueued)}}}});
   });
 
   router.Add("GET", "/invocations/:id", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {}); !known) {
+      co_return ErrorResponse(known.error());
+    }
     auto get = [&queue, id = request.params["id"]] { return queue.Get(id); };
     auto invocation = co_await Offload(workers, std::move(get));
     if (!invocation) co_return ErrorResponse(invocation.error());
@@ -328,21 +270,15 @@ void AddSeed002Routes(Router& router, core::FunctionService& functions,
   });
 
   router.Add("GET", "/invocations", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    if (auto known = CheckQueryParameters(request, {"function_id", "status", "limit", "offset"});
+        !known) {
+      co_return ErrorResponse(known.error());
+    }
     queue::ListFilter filter;
     filter.function_id = request.query["function_id"];
-    filter.status = WispStatus(request.query["status"]);
-    static const std::set<std::string> kKnown = {"",
-                                                 queue::kQueued,
-                                                 queue::kRunning,
-                                                 queue::kSuccess,
-                                                 queue::kError,
-                                                 queue::kTimeout,
-                                                 queue::kDeadLetter};
-    if (!kKnown.count(filter.status)) {
-      co_return ErrorResponse(
-          400, fmt::format("unknown status '{}': use pending, running, completed or failed",
-                           request.query["status"]));
-    }
+    auto status = ProgramInvocationStatuses().Parse(request.query["status"]);
+    if (!status) co_return ErrorResponse(status.error());
+    filter.status = std::move(*status);
     auto records = co_await ListInvocations(queue, workers, request, std::move(filter));
     if (!records) co_return ErrorResponse(records.error());
     json data = json::array();

@@ -1,4 +1,4 @@
-#include "wisp/api/seed002_format.h"
+#include "wisp/api/program_api_format.h"
 
 #include <gtest/gtest.h>
 
