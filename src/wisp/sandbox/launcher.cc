@@ -450,7 +450,7 @@ class LauncherProcess {
   // records the effective uid of a user namespace's creator as its owner, and charges per-user
   // counts (inotify instances, queued signals, user namespaces) of everything inside to the
   // owner as well, in the host's namespace. Back to root right after; changing the effective
-  // uid cleared the parent-death signal, so it is set again.
+  // uid cleared the parent-death signal and the dumpable flag, so both are set again.
   Result<pid_t> CloneAs(uint32_t id, unsigned long flags) {
     if (::setresgid(static_cast<gid_t>(-1), id, static_cast<gid_t>(-1)) != 0) {
       return ErrnoError("setresgid to the instance's gid");
@@ -471,6 +471,10 @@ class LauncherProcess {
     }
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != wispd_) ::raise(SIGTERM);  // wispd died meanwhile: the orderly path
+    // The switch also made us non-dumpable, which would keep wispd (root, but maybe without
+    // CAP_SYS_PTRACE) out of /proc/<launcher>/root, its way to the stage. The child keeps the
+    // non-dumpable state it was cloned with.
+    ::prctl(PR_SET_DUMPABLE, 1);
     if (pid < 0) return ErrnoError("clone", err);
     return static_cast<pid_t>(pid);
   }

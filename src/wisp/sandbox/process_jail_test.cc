@@ -396,6 +396,12 @@ TEST_F(ProcessJailTest, NothingInsideNamesAHostPath) {
   EXPECT_THAT(out, Not(HasSubstr("wisp-jail-test"))) << out;
   EXPECT_THAT(out, Not(HasSubstr("sandbox_test"))) << out;
   WaitExit("paths");
+  // The stage's copies live only while an instance uses them. The stage exists only in the
+  // launcher's mount namespace: the host sees the empty directory.
+  const std::string stage = fmt::format("/proc/{}/root{}/root", jail_->launcher().pid(), dir_);
+  EXPECT_TRUE(fs::is_empty(stage + "/trees"));
+  EXPECT_TRUE(fs::is_empty(dir_ + "/root"));
+  EXPECT_FALSE(fs::is_empty(stage));  // root/, trees/, prewarm/
 }
 
 // Every thread of every process of a running Node sandbox - the main thread, V8's and libuv's
