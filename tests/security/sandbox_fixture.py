@@ -109,9 +109,17 @@ def denied_syscalls():
     return names
 
 
+# Mounts other programs on a shared machine make and remove at any time: network namespaces
+# pinned by `ip netns` (other test runs make them) and login sessions' runtime directories. No
+# sandbox can mount anything on the host, let alone these.
+FOREIGN_MOUNT_PREFIXES = ("/run/netns/", "/run/user/")
+
+
 def host_mounts():
     with open("/proc/self/mountinfo") as f:
-        return sorted(" ".join(line.split()[3:5]) for line in f)
+        fields = (line.split() for line in f)
+        return sorted(" ".join(m[3:5]) for m in fields
+                      if not m[4].startswith(FOREIGN_MOUNT_PREFIXES))
 
 
 def cgroup_hierarchies():
