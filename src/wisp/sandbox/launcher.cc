@@ -114,9 +114,9 @@ std::string DescribeWaitStatus(int status) {
 
 // Copies the tree under `source` (a directory fd) into `target` (an empty directory fd): regular
 // files, directories and symbolic links (as links, never followed), each with its permission
-// bits less setuid/setgid/sticky and the group's and others' write bits. Anything else (devices, fifos,
-// sockets) is left out. The launcher runs this as root on trees wispd wrote, and never follows
-// a link while reading them.
+// bits less setuid/setgid/sticky and the group's and others' write bits. Anything else (devices,
+// fifos, sockets) is left out. The launcher runs this as root on trees wispd wrote, and never
+// follows a link while reading them.
 Result<void> CopyTree(int source, int target) {
   int listing = ::dup(source);
   if (listing < 0) return ErrnoError("dup");
