@@ -66,9 +66,10 @@ int main(int argc, char** argv) {
   const fs::path sandbox_root = data_dir / "sandbox" / "root";
   const fs::path functions_dir = data_dir / "functions";
   const fs::path prewarm_dir = data_dir / "prewarm";
-  // Prewarmed instances' code directories are per run: whatever a previous run left is stale.
+  // Prewarmed instances' code directories were kept here before they moved to the launcher's
+  // stage: whatever a previous run left is stale.
   fs::remove_all(prewarm_dir, ec);
-  for (const auto& dir : {data_dir, sandbox_root, functions_dir, prewarm_dir}) {
+  for (const auto& dir : {data_dir, sandbox_root, functions_dir}) {
     fs::create_directories(dir, ec);
     if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   }
@@ -93,8 +94,8 @@ int main(int argc, char** argv) {
   sandbox::LauncherOptions launcher_options;
   launcher_options.sandbox_root_dir = sandbox_root.string();
   launcher_options.cgroup_group = fmt::format("wisp/{}", getpid());
-  launcher_options.sandbox_uid = config.sandbox_uid;
-  launcher_options.sandbox_gid = config.sandbox_gid;
+  launcher_options.sandbox_id_base = config.sandbox_id_base;
+  launcher_options.sandbox_id_count = config.sandbox_id_count;
   launcher_options.enforce_limits = config.enforce_limits;
   auto launcher = sandbox::Launcher::Fork(launcher_options);
   if (!launcher) {
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
                      : ""));
   }
   const std::string cgroups = launcher->cgroups();
+  // Prewarmed instances' code directories live on the launcher's private stage, so that a
+  // sandbox's mount table names no host path (see LauncherOptions::sandbox_root_dir).
+  const std::string prewarm_code_dir = launcher->prewarm_dir();
   if (!config.enforce_limits && cgroups == "none") {
     spdlog::warn("sandbox resource limits are NOT enforced: no usable cgroups");
   }
@@ -139,7 +143,7 @@ int main(int argc, char** argv) {
 
   core::DeploymentSettings settings;
   settings.functions_dir = functions_dir.string();
-  settings.prewarm_dir = prewarm_dir.string();
+  settings.prewarm_dir = prewarm_code_dir;
   settings.runtimes_dir = runtimes_dir;
   settings.region = config.region;
   settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;

@@ -170,6 +170,17 @@ def handler(event, context=None):
     out["netlink audit"] = attempt(lambda: sock(socket.AF_NETLINK, socket.SOCK_RAW, 9))
     out["netlink route"] = attempt(lambda: sock(socket.AF_NETLINK, socket.SOCK_RAW, 0))
     out["tcp"] = attempt(lambda: sock(socket.AF_INET, socket.SOCK_STREAM))
+    # Protocols besides TCP and UDP on stream and datagram sockets: MPTCP (262), SCTP (132),
+    # UDP-Lite (136). Refused by the filter whether or not this kernel has them.
+    flags = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+    for family, fname in ((socket.AF_INET, "4"), (socket.AF_INET6, "6")):
+        out["mptcp" + fname] = attempt(lambda: sock(family, socket.SOCK_STREAM, 262))
+        out["sctp" + fname] = attempt(lambda: sock(family, socket.SOCK_STREAM, 132))
+        out["sctp seqpacket" + fname] = attempt(lambda: sock(family, socket.SOCK_SEQPACKET, 132))
+        out["udplite" + fname] = attempt(lambda: sock(family, socket.SOCK_DGRAM | flags, 136))
+        out["tcp 6 " + fname] = attempt(lambda: sock(family, socket.SOCK_STREAM | flags, 6))
+        out["udp 0 " + fname] = attempt(lambda: sock(family, socket.SOCK_DGRAM, 0))
+        out["udp 17 " + fname] = attempt(lambda: sock(family, socket.SOCK_DGRAM | flags, 17))
     out["still alive"] = True
     return out
 ''')
@@ -184,8 +195,14 @@ def handler(event, context=None):
         for name in ("clone(NEWUSER)", "clone(NEWNET)", "clone(NEWNS)", "raw icmp", "raw ipv6",
                      "packet", "packet dgram", "netlink netfilter", "netlink audit"):
             self.assertEqual(out[name], "EPERM", name)
-        for name in ("getpid", "netlink route", "tcp"):
+        for name in ("getpid", "netlink route", "tcp", "tcp 6 4", "udp 0 4", "udp 17 4"):
             self.assertEqual(out[name], "OK", name)
+        for name in ("tcp 6 6", "udp 0 6", "udp 17 6"):
+            # EAFNOSUPPORT: a kernel booted without IPv6, not the filter.
+            self.assertIn(out[name], ("OK", "EAFNOSUPPORT"), name)
+        for family in "46":
+            for name in ("mptcp", "sctp", "sctp seqpacket", "udplite"):
+                self.assertEqual(out[name + family], "EPERM", name + family)
         self.assertTrue(out["still alive"])
         self.assert_host_clean()
 
@@ -238,6 +255,7 @@ class ThreadConfinementTest(SecurityTestCase):
         self.assertEqual(len(ids), 1)
         procs = sf.group_procs(self.wisp.proc.pid, ids.pop())
         threads = 0
+        uids = set()
         for pid in procs:
             for task in os.listdir(f"/proc/{pid}/task"):
                 st = sf.proc_status(f"/proc/{pid}/task/{task}")
@@ -248,9 +266,14 @@ class ThreadConfinementTest(SecurityTestCase):
                 self.assertEqual(st["NoNewPrivs"], "1", where)
                 for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
                     self.assertEqual(st[cap], "0000000000000000", (where, cap))
-                self.assertEqual(st["Uid"].split()[0], "65534", where)
+                uids.update(int(u) for u in st["Uid"].split())  # real, effective, saved, fs
                 threads += 1
         self.assertGreaterEqual(threads, 10)  # node ~7, three workers, sleep, init
+        # The instance's own unprivileged host uid, the same for every thread and process.
+        self.assertEqual(len(uids), 1, uids)
+        uid = uids.pop()
+        self.assertTrue(sf.SANDBOX_ID_BASE <= uid < sf.SANDBOX_ID_BASE + sf.SANDBOX_ID_COUNT,
+                        uid)
 
         r = self.wisp.invoke(fid, {"setuid": True})
         self.assertEqual(r.json["status"], "success", r)
@@ -259,7 +282,7 @@ class ThreadConfinementTest(SecurityTestCase):
         self.assertEqual(su["name"], "su", su)
         self.assertEqual(su["capeff"], "0000000000000000", su)
         self.assertEqual(su["capprm"], "0000000000000000", su)
-        self.assertEqual(su["uid"].split(), ["0", "0", "0", "0"], su)  # 65534 outside
+        self.assertEqual(su["uid"].split(), ["0", "0", "0", "0"], su)  # its own uid outside
         self.assert_host_clean()
 
 

@@ -106,6 +106,8 @@ const Setting kSettings[] = {
     {"runtimes_dir", SetString<&Config::runtimes_dir>},
     {"sandbox_uid", SetUnsigned<&Config::sandbox_uid>},
     {"sandbox_gid", SetUnsigned<&Config::sandbox_gid>},
+    {"sandbox_id_base", SetUnsigned<&Config::sandbox_id_base>},
+    {"sandbox_id_count", SetUnsigned<&Config::sandbox_id_count>},
     {"sandbox_tmp_mb", SetUnsigned<&Config::sandbox_tmp_mb>},
     {"sandbox_pids_limit", SetUnsigned<&Config::sandbox_pids_limit>},
     {"enforce_limits", SetBool<&Config::enforce_limits>},

@@ -26,8 +26,12 @@ struct Config {
   std::string runtimes_dir;
 
   // Sandboxes.
-  uint32_t sandbox_uid = 65534;  // "nobody": root inside a sandbox must not be root outside
+  uint32_t sandbox_uid = 65534;  // Go builds run as this uid/gid ("nobody"), never as root
   uint32_t sandbox_gid = 65534;
+  // Each sandbox is created by, and its root is, a host uid/gid of its own from this range,
+  // which must belong to nobody on the host (sandbox::LauncherOptions::sandbox_id_base).
+  uint32_t sandbox_id_base = 0x70000000;
+  uint32_t sandbox_id_count = 65536;
   uint64_t sandbox_tmp_mb = 512;
   uint32_t sandbox_pids_limit = 1024;
   bool enforce_limits = true;        // refuse to start when cgroup limits cannot be applied

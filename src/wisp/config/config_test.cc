@@ -45,6 +45,22 @@ TEST(ApplyEnvironment, ReadsWispVariables) {
   EXPECT_EQ(config.sandbox_tmp_mb, 64u);
 }
 
+TEST(ApplyEnvironment, SandboxIdRangeHasAHighDefaultAndIsSetFromTheEnvironment) {
+  EXPECT_EQ(Config{}.sandbox_id_base, 0x70000000u);
+  EXPECT_EQ(Config{}.sandbox_id_count, 65536u);
+  std::map<std::string, std::string> env{{"WISP_SANDBOX_ID_BASE", "200000"},
+                                         {"WISP_SANDBOX_ID_COUNT", "1000"}};
+  fake_env = &env;
+  Config config;
+  ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv));
+  EXPECT_EQ(config.sandbox_id_base, 200000u);
+  EXPECT_EQ(config.sandbox_id_count, 1000u);
+  env = {{"WISP_SANDBOX_ID_BASE", "4294967296"}};
+  auto result = ApplyEnvironment(config, FakeGetenv);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("WISP_SANDBOX_ID_BASE"), std::string::npos);
+}
+
 TEST(ApplyEnvironment, NamesTheBadVariable) {
   std::map<std::string, std::string> env{{"WISP_SANDBOX_PIDS_LIMIT", "lots"}};
   fake_env = &env;

@@ -435,8 +435,9 @@ std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(
 
 Result<void> FunctionService::LinkCode(const scheduler::Deployment& deployment,
                                        const std::string& code_dir) const {
-  // Hard links: the prewarmed instance's directory is on the same filesystem as the version's
-  // code, and linking a handful of files costs microseconds on the cold-start path.
+  // Hard links where the prewarmed instance's directory is on the version's filesystem; a copy
+  // where it is not (the sandbox launcher's stage, a tmpfs: see sandbox::Launcher::
+  // prewarm_dir()). Either costs microseconds for a handful of files on the cold-start path.
   const fs::path source = VersionDir(deployment.function_id, deployment.version);
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(source, ec);
@@ -450,6 +451,7 @@ Result<void> FunctionService::LinkCode(const scheduler::Deployment& deployment,
                       ec);
     } else {
       fs::create_hard_link(it->path(), target, ec);
+      if (ec == std::errc::cross_device_link) fs::copy_file(it->path(), target, ec);
     }
     if (ec) break;
   }

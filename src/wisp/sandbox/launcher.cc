@@ -1,5 +1,6 @@
 #include "wisp/sandbox/launcher.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,12 +18,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/securebits.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,6 +37,8 @@
 #include "wisp/common/defer.h"
 #include "wisp/sandbox/cgroup.h"
 #include "wisp/sandbox/control_protocol.h"
+#include "wisp/sandbox/host_ids.h"
+#include "wisp/sandbox/process_title.h"
 #include "wisp/sandbox/sandbox_child.h"
 #include "wisp/sandbox/seccomp_filter.h"
 
@@ -85,6 +93,10 @@ struct Instance {
   pid_t net_helper = -1;
   // Write end of the helper's --exit-fd pipe: closing it, or the launcher dying, stops it.
   UniqueFd net_helper_exit;
+  // The host uid and gid the instance was created by (see LauncherOptions::sandbox_id_base);
+  // back to the pool once its init is reaped, when no process of it is left.
+  std::optional<uint32_t> host_id;
+  std::vector<std::string> staged;  // Stage trees it binds, released when it ends
 };
 
 // A network helper that was started and has not yet said it is ready.
@@ -100,6 +112,192 @@ std::string DescribeWaitStatus(int status) {
   return fmt::format("status {}", status);
 }
 
+// Copies the tree under `source` (a directory fd) into `target` (an empty directory fd): regular
+// files, directories and symbolic links (as links, never followed), each with its permission
+// bits less setuid/setgid/sticky and the group's and others' write bits. Anything else (devices,
+// fifos, sockets) is left out. The launcher runs this as root on trees wispd wrote, and never
+// follows a link while reading them.
+Result<void> CopyTree(int source, int target) {
+  int listing = ::dup(source);
+  if (listing < 0) return ErrnoError("dup");
+  DIR* dir = ::fdopendir(listing);
+  if (dir == nullptr) {
+    ::close(listing);
+    return ErrnoError("fdopendir");
+  }
+  Defer close_dir([&] { ::closedir(dir); });
+  while (dirent* entry = ::readdir(dir)) {
+    const char* name = entry->d_name;
+    if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+    struct stat st;
+    if (::fstatat(source, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoError(fmt::format("stat {}", name));
+    }
+    const mode_t mode = st.st_mode & 0755;
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdirat(target, name, mode | S_IRWXU) != 0)
+        return ErrnoError("mkdir " + std::string(name));
+      UniqueFd from(::openat(source, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd to(::openat(target, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!from || !to) return ErrnoError(fmt::format("open directory {}", name));
+      if (auto r = CopyTree(from.get(), to.get()); !r) return r;
+    } else if (S_ISREG(st.st_mode)) {
+      UniqueFd from(::openat(source, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!from) return ErrnoError(fmt::format("open {}", name));
+      UniqueFd to(
+          ::openat(target, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+      if (!to) return ErrnoError(fmt::format("create {}", name));
+      for (off_t left = st.st_size; left > 0;) {
+        ssize_t n = ::sendfile(to.get(), from.get(), nullptr, static_cast<size_t>(left));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ErrnoError(fmt::format("copy {}", name));
+        if (n == 0) break;  // the file shrank meanwhile
+        left -= n;
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      char link[4096];
+      ssize_t n = ::readlinkat(source, name, link, sizeof link - 1);
+      if (n < 0) return ErrnoError(fmt::format("readlink {}", name));
+      link[n] = '\0';
+      if (::symlinkat(link, target, name) != 0) return ErrnoError(fmt::format("symlink {}", name));
+    }
+  }
+  return {};
+}
+
+// Removes `name` under `parent` and everything below it, following no link.
+void RemoveTree(int parent, const char* name) {
+  UniqueFd dir_fd(::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (dir_fd) {
+    int listing = ::dup(dir_fd.get());
+    if (DIR* dir = listing >= 0 ? ::fdopendir(listing) : nullptr) {
+      std::vector<std::string> names;
+      while (dirent* entry = ::readdir(dir)) {
+        if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
+          names.emplace_back(entry->d_name);
+        }
+      }
+      ::closedir(dir);
+      for (const auto& child : names) {
+        if (::unlinkat(dir_fd.get(), child.c_str(), 0) != 0 && errno == EISDIR) {
+          RemoveTree(dir_fd.get(), child.c_str());
+        }
+      }
+    } else if (listing >= 0) {
+      ::close(listing);
+    }
+  }
+  ::unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+// The launcher's private tmpfs (LauncherOptions::sandbox_root_dir): where sandboxes mount
+// their roots, and what they bind their code and shims from. A bind mount shows its source's
+// path from the root of the source's filesystem in /proc/self/mountinfo; binding from here,
+// that path is "/trees/<n>" or "/prewarm/<instance>" instead of the host's layout. The stage is
+// the launcher's working directory, so a child finds it by relative paths in its own copy of
+// the launcher's mount namespace, without walking the host's directories.
+//   root/            the mount point of each sandbox's root tmpfs (in the sandbox's namespace)
+//   trees/<n>/       a copy of a code or shim directory, shared by the instances that use it,
+//                    removed when the last of them ends
+//   prewarm/<id>/    made and filled by wispd (Launcher::prewarm_dir()); bound as it is, live
+class Stage {
+ public:
+  // Mounts the stage on `dir` (the launcher is in its own mount namespace by then) and makes it
+  // the working directory.
+  static Result<Stage> Mount(const std::string& dir) {
+    // Traversable by the sandboxes' uids (which own nothing here), listable by root only.
+    if (::mount("wisp-stage", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711") != 0) {
+      return ErrnoError("mount the launcher's stage on " + dir);
+    }
+    if (::chdir(dir.c_str()) != 0) return ErrnoError("chdir " + dir);
+    for (const char* sub : {"root", "trees", "prewarm"}) {
+      if (::mkdir(sub, 0711) != 0) return ErrnoError(fmt::format("mkdir {}/{}", dir, sub));
+    }
+    UniqueFd trees(::open("trees", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!trees) return ErrnoError("open the stage's trees");
+    return Stage(dir, std::move(trees));
+  }
+
+  // The stage path (relative to the stage) a sandbox binds for the host directory `dir`; hold
+  // it until Release(). A directory under prewarm_prefix is bound as it is; any other is copied
+  // once and shared while instances use it.
+  Result<std::string> Acquire(const std::string& dir) {
+    if (dir.starts_with(prewarm_prefix_)) {
+      std::string name = dir.substr(prewarm_prefix_.size());
+      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+        return MakeError(ErrorCode::kInvalidArgument, "bad prewarmed code directory " + dir);
+      }
+      return "prewarm/" + name;
+    }
+    UniqueFd source(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!source) return ErrnoError("open " + dir);
+    struct stat st;
+    if (::fstat(source.get(), &st) != 0) return ErrnoError("stat " + dir);
+    // The same path with another inode or mtime is another tree (a directory made anew).
+    if (auto it = current_.find(dir); it != current_.end()) {
+      Tree& tree = trees_.at(it->second);
+      if (tree.ino == st.st_ino && tree.dev == st.st_dev && tree.mtime_ns == MtimeNs(st)) {
+        ++tree.refs;
+        return "trees/" + it->second;
+      }
+      current_.erase(it);
+    }
+    const std::string name = std::to_string(next_tree_++);
+    if (::mkdirat(trees_fd_.get(), name.c_str(), 0755) != 0) {
+      return ErrnoError("mkdir stage tree for " + dir);
+    }
+    UniqueFd target(::openat(trees_fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    Result<void> copied = target ? CopyTree(source.get(), target.get()) : ErrnoError("open");
+    if (!copied) {
+      RemoveTree(trees_fd_.get(), name.c_str());
+      return MakeError(copied.error().code,
+                       fmt::format("stage a copy of {}: {}", dir, copied.error().message));
+    }
+    trees_.emplace(name, Tree{dir, 1, st.st_dev, st.st_ino, MtimeNs(st)});
+    current_[dir] = name;
+    return "trees/" + name;
+  }
+
+  // Gives back a path from Acquire(); a copy no instance holds any more is removed.
+  void Release(const std::string& staged) {
+    if (!staged.starts_with("trees/")) return;
+    auto it = trees_.find(staged.substr(6));
+    if (it == trees_.end() || --it->second.refs > 0) return;
+    if (auto cur = current_.find(it->second.source);
+        cur != current_.end() && cur->second == it->first) {
+      current_.erase(cur);
+    }
+    RemoveTree(trees_fd_.get(), it->first.c_str());
+    trees_.erase(it);
+  }
+
+  // Where wispd sees prewarm/ (through the launcher's root), set once the launcher's pid is
+  // known to wispd: "/proc/<pid>/root<dir>/prewarm/".
+  void set_prewarm_prefix(std::string prefix) { prewarm_prefix_ = std::move(prefix); }
+
+ private:
+  struct Tree {
+    std::string source;
+    int refs = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    int64_t mtime_ns = 0;
+  };
+
+  Stage(std::string dir, UniqueFd trees) : dir_(std::move(dir)), trees_fd_(std::move(trees)) {}
+
+  static int64_t MtimeNs(const struct stat& st) {
+    return int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+  }
+
+  std::string dir_;
+  UniqueFd trees_fd_;
+  std::string prewarm_prefix_;
+  uint64_t next_tree_ = 0;
+  std::map<std::string, Tree> trees_;           // by name under trees/
+  std::map<std::string, std::string> current_;  // host directory -> its newest copy's name
+};
+
 // A sandbox that finished setup: what `spawned` hands to wispd.
 struct Started {
   Instance instance;
@@ -112,8 +310,8 @@ struct Started {
 // The launcher's main loop and state. Lives only in the forked launcher process.
 class LauncherProcess {
  public:
-  LauncherProcess(const LauncherOptions& options, int control_fd)
-      : options_(options), control_(control_fd) {}
+  LauncherProcess(const LauncherOptions& options, int control_fd, pid_t wispd)
+      : options_(options), control_(control_fd), wispd_(wispd) {}
 
   int Run() {
     if (auto ready = Start(); !ready) {
@@ -174,6 +372,20 @@ class LauncherProcess {
     // denied they could never drop them: hold none (root needs none).
     if (::setgroups(0, nullptr) != 0) return ErrnoError("setgroups");
 
+    if (auto ids = PrepareHostIds(); !ids) return ids;
+    // Sandboxes are cloned while this process's effective uid is the instance's (see
+    // CloneAs): keep the capabilities through those switches, so that a kernel which allows
+    // only privileged callers to create user namespaces still lets us.
+    if (::prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP) != 0) {
+      return ErrnoError("prctl PR_SET_SECUREBITS");
+    }
+    // A mount namespace of our own, a slave of the host's: the host's later mounts still reach
+    // us (and the sandboxes we clone), nothing we mount reaches the host.
+    if (::unshare(CLONE_NEWNS) != 0) return ErrnoError("unshare mount namespace");
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+      return ErrnoError("make the launcher's mounts slaves of the host's");
+    }
+
     const std::string& policy = options_.seccomp_policy;
     auto filter = SeccompFilter::Compile(policy.empty() ? DefaultSeccompPolicy() : policy);
     if (!filter) return tl::unexpected(filter.error());
@@ -185,6 +397,11 @@ class LauncherProcess {
           ErrorCode::kFailedPrecondition,
           fmt::format("sandbox root dir {} is not a directory", options_.sandbox_root_dir));
     }
+    auto stage = Stage::Mount(options_.sandbox_root_dir);
+    if (!stage) return tl::unexpected(stage.error());
+    stage_.emplace(std::move(*stage));
+    stage_->set_prewarm_prefix(
+        fmt::format("/proc/{}/root{}/prewarm/", ::getpid(), options_.sandbox_root_dir));
 
     auto fs = CgroupFs::Detect(options_.cgroup_mount);
     std::string why_not;
@@ -203,6 +420,63 @@ class LauncherProcess {
     if (!cgroups_) Log("running WITHOUT cgroup limits: " + why_not);
     Reply({{"type", "ready"}, {"cgroups", cgroups_ ? cgroups_->Describe() : "none"}});
     return {};
+  }
+
+  // Checks the configured range of sandbox ids against the host's accounts and subordinate id
+  // ranges, and makes the pool.
+  Result<void> PrepareHostIds() {
+    const uint32_t base = options_.sandbox_id_base;
+    const uint32_t count = options_.sandbox_id_count;
+    if (auto valid = ValidateHostIdRange(base, count); !valid) return valid;
+    struct IdFile {
+      const char* path;
+      bool subordinate;
+    };
+    for (const IdFile& file : {IdFile{"/etc/subuid", true}, IdFile{"/etc/subgid", true},
+                               IdFile{"/etc/passwd", false}, IdFile{"/etc/group", false}}) {
+      std::ifstream in(file.path);
+      if (!in) continue;  // no such file: nothing to overlap
+      std::stringstream text;
+      text << in.rdbuf();
+      auto checked = file.subordinate ? CheckSubordinateIds(file.path, text.str(), base, count)
+                                      : CheckAccountIds(file.path, text.str(), base, count);
+      if (!checked) return checked;
+    }
+    ids_.emplace(base, count);
+    return {};
+  }
+
+  // clone() with `flags`, made while this process's effective uid and gid are `id`: the kernel
+  // records the effective uid of a user namespace's creator as its owner, and charges per-user
+  // counts (inotify instances, queued signals, user namespaces) of everything inside to the
+  // owner as well, in the host's namespace. Back to root right after; changing the effective
+  // uid cleared the parent-death signal and the dumpable flag, so both are set again.
+  Result<pid_t> CloneAs(uint32_t id, unsigned long flags) {
+    if (::setresgid(static_cast<gid_t>(-1), id, static_cast<gid_t>(-1)) != 0) {
+      return ErrnoError("setresgid to the instance's gid");
+    }
+    if (::setresuid(static_cast<uid_t>(-1), id, static_cast<uid_t>(-1)) != 0) {
+      int err = errno;
+      (void)!::setresgid(static_cast<gid_t>(-1), 0, static_cast<gid_t>(-1));
+      return ErrnoError("setresuid to the instance's uid", err);
+    }
+    long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+    if (pid == 0) return 0;
+    const int err = errno;
+    // Only an effective uid changed, real and saved stay 0: going back needs nothing.
+    if (::setresuid(static_cast<uid_t>(-1), 0, static_cast<uid_t>(-1)) != 0 ||
+        ::setresgid(static_cast<gid_t>(-1), 0, static_cast<gid_t>(-1)) != 0) {
+      Log(fmt::format("cannot return to root: {}", std::strerror(errno)));
+      ::_exit(1);  // wispd sees the launcher gone; nothing more would work anyway
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != wispd_) ::raise(SIGTERM);  // wispd died meanwhile: the orderly path
+    // The switch also made us non-dumpable, which would keep wispd (root, but maybe without
+    // CAP_SYS_PTRACE) out of /proc/<launcher>/root, its way to the stage. The child keeps the
+    // non-dumpable state it was cloned with.
+    ::prctl(PR_SET_DUMPABLE, 1);
+    if (pid < 0) return ErrnoError("clone", err);
+    return static_cast<pid_t>(pid);
   }
 
   // Removes groups of launchers that died without cleaning up (named for a pid that is gone),
@@ -379,6 +653,32 @@ class LauncherProcess {
   Result<Started> StartInstance(const SpawnSpec& spec) {
     Started s;
     s.instance.id = spec.instance_id;
+    // Runs last on failure: after the child is killed and reaped (kill_child below), when
+    // nothing of it uses the id or the trees any more.
+    Defer release_resources([&] { ReleaseResources(s.instance); });
+    s.instance.host_id = ids_->Acquire();
+    if (!s.instance.host_id) {
+      return MakeError(ErrorCode::kResourceExhausted,
+                       fmt::format("all {} sandbox ids are in use (sandbox_id_count)",
+                                   options_.sandbox_id_count));
+    }
+    const uint32_t host_id = *s.instance.host_id;
+    SandboxChildArgs child_args;
+    child_args.spec = &spec;
+    child_args.root_dir = "root";
+    child_args.seccomp = &*seccomp_;
+    for (const auto& [dir, staged] : {std::pair{&spec.code_dir, &child_args.code_dir},
+                                      std::pair{&spec.runtime_dir, &child_args.runtime_dir}}) {
+      if (dir->empty()) continue;
+      auto acquired = stage_->Acquire(*dir);
+      if (!acquired) {
+        const char* mount = dir == &spec.code_dir ? "/var/task" : "/opt/wisp/runtime";
+        return MakeError(acquired.error().code,
+                         fmt::format("mount {}: {}", mount, acquired.error().message));
+      }
+      s.instance.staged.push_back(*acquired);
+      *staged = *acquired;
+    }
 
     // Cgroup first: if it cannot be made, nothing was started yet.
     if (cgroups_) {
@@ -412,20 +712,19 @@ class LauncherProcess {
     s.channel.Reset(channel[0]);
     UniqueFd child_channel(channel[1]);
 
+    child_args.sync_fd = child_sync.get();
+    child_args.output_fd = child_output.get();
+    child_args.channel_fd = child_channel.get();
+
     // Like fork(), but the child is pid 1 of new pid, mount, network, ipc and uts namespaces,
-    // all owned by a new user namespace: whatever privilege the child has is privilege over
-    // those namespaces only, never over the host. (The cgroup namespace comes later, from the
-    // child, once it is in its cgroup.)
-    long pid = ::syscall(SYS_clone,
-                         CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
-                             CLONE_NEWUTS | SIGCHLD,
-                         nullptr, nullptr, nullptr, nullptr);
-    if (pid < 0) return ErrnoError("clone");
-    if (pid == 0) {
-      RunSandboxChild({&spec, options_.sandbox_root_dir, &*seccomp_, child_sync.get(),
-                       child_output.get(), child_channel.get()});
-    }
-    s.instance.pid = static_cast<pid_t>(pid);
+    // all owned by a new user namespace that the instance's own host uid owns: whatever
+    // privilege the child has is privilege over those namespaces only, never over the host.
+    // (The cgroup namespace comes later, from the child, once it is in its cgroup.)
+    auto pid = CloneAs(host_id, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
+                                    CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD);
+    if (!pid) return tl::unexpected(pid.error());
+    if (*pid == 0) RunSandboxChild(child_args);
+    s.instance.pid = *pid;
     child_sync.Reset();
     child_output.Reset();
     child_channel.Reset();
@@ -454,21 +753,18 @@ class LauncherProcess {
         !r) {
       return tl::unexpected(r.error());
     }
-    // Root inside the user namespace is the unprivileged sandbox uid/gid outside; nothing else
-    // is mapped, so host files owned by anyone else show up as "nobody" and stay theirs.
-    // setgroups is denied so the child can never drop groups to get around a file's
+    // Root inside the user namespace is the instance's own unprivileged uid/gid outside;
+    // nothing else is mapped, so host files owned by anyone else show up as "nobody" and stay
+    // theirs. setgroups is denied so the child can never drop groups to get around a file's
     // group-deny permissions.
-    if (auto r =
-            WriteProcFile(s.instance.pid, "uid_map", fmt::format("0 {} 1\n", options_.sandbox_uid));
-        !r) {
+    const std::string id_map = fmt::format("0 {} 1\n", host_id);
+    if (auto r = WriteProcFile(s.instance.pid, "uid_map", id_map); !r) {
       return tl::unexpected(r.error());
     }
     if (auto r = WriteProcFile(s.instance.pid, "setgroups", "deny"); !r) {
       return tl::unexpected(r.error());
     }
-    if (auto r =
-            WriteProcFile(s.instance.pid, "gid_map", fmt::format("0 {} 1\n", options_.sandbox_gid));
-        !r) {
+    if (auto r = WriteProcFile(s.instance.pid, "gid_map", id_map); !r) {
       return tl::unexpected(r.error());
     }
     // The network helper configures tap0 while the child builds its root; the child waits for
@@ -530,7 +826,17 @@ class LauncherProcess {
     ::fcntl(s.output.get(), F_SETFL, ::fcntl(s.output.get(), F_GETFL) | O_NONBLOCK);
     kill_child.Cancel();
     remove_group.Cancel();
+    release_resources.Cancel();
     return s;
+  }
+
+  // Gives back the instance's host id and stage trees: only once its init is reaped (or it
+  // never started), when no process of it can hold them.
+  void ReleaseResources(Instance& instance) {
+    if (instance.host_id) ids_->Release(*instance.host_id);
+    instance.host_id.reset();
+    for (const auto& staged : instance.staged) stage_->Release(staged);
+    instance.staged.clear();
   }
 
   // Kills an instance's network helper, if it still has one. It is reaped later, from the
@@ -598,6 +904,7 @@ class LauncherProcess {
       memory_peak = cgroups_->MemoryPeak(instance.group);
       if (auto r = cgroups_->KillAndRemove(instance.group); !r) Log(r.error().message);
     }
+    ReleaseResources(instance);
     Reply({{"type", "exited"},
            {"instance_id", instance.id},
            {"exit_code", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
@@ -627,6 +934,9 @@ class LauncherProcess {
 
   const LauncherOptions options_;
   UniqueFd control_;
+  const pid_t wispd_;              // our parent
+  std::optional<HostIdPool> ids_;  // made at Start()
+  std::optional<Stage> stage_;     // mounted at Start()
   bool control_open_ = true;
   UniqueFd signal_fd_;
   std::optional<CgroupFs> cgroups_;            // empty: running without limits
@@ -653,6 +963,9 @@ Result<Launcher> Launcher::Fork(const LauncherOptions& options) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(0);
     ::prctl(PR_SET_NAME, "wisp-launcher");
+    // wispd's argv and environment (listen address, data directory, settings) are no
+    // business of the launcher's children: every sandbox's init is a fork of this process.
+    SetProcessTitle("wisp-launcher");
     // Keep only stdio (for logs) and the control socket; wispd's other fds are not ours.
     int control = theirs.Release();
     if (control != 3) {
@@ -666,12 +979,12 @@ Result<Launcher> Launcher::Fork(const LauncherOptions& options) {
       ::dup2(null_fd, 0);
       if (null_fd != 0) ::close(null_fd);
     }
-    int code = LauncherProcess(options, 3).Run();
+    int code = LauncherProcess(options, 3, parent).Run();
     ::_exit(code);
   }
   theirs.Reset();
 
-  Launcher launcher(pid, std::move(ours), "");
+  Launcher launcher(pid, std::move(ours), "", options.sandbox_root_dir);
   auto hello = ReceiveDatagram(launcher.control_fd());
   if (!hello) return tl::unexpected(hello.error());
   if (!*hello) return MakeError(ErrorCode::kInternal, "launcher exited during start");
@@ -687,7 +1000,8 @@ Result<Launcher> Launcher::Fork(const LauncherOptions& options) {
 Launcher::Launcher(Launcher&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       control_(std::move(other.control_)),
-      cgroups_(std::move(other.cgroups_)) {}
+      cgroups_(std::move(other.cgroups_)),
+      stage_dir_(std::move(other.stage_dir_)) {}
 
 Launcher& Launcher::operator=(Launcher&& other) noexcept {
   if (this != &other) {
@@ -695,11 +1009,16 @@ Launcher& Launcher::operator=(Launcher&& other) noexcept {
     pid_ = std::exchange(other.pid_, -1);
     control_ = std::move(other.control_);
     cgroups_ = std::move(other.cgroups_);
+    stage_dir_ = std::move(other.stage_dir_);
   }
   return *this;
 }
 
 Launcher::~Launcher() { Shutdown(); }
+
+std::string Launcher::prewarm_dir() const {
+  return fmt::format("/proc/{}/root{}/prewarm", pid_, stage_dir_);
+}
 
 void Launcher::Shutdown() {
   control_.Reset();

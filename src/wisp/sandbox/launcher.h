@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "wisp/common/result.h"
@@ -25,20 +26,35 @@
 
 namespace wisp::sandbox {
 
+// The first host uid (and gid) of the default range sandboxes are created from: 0x70000000,
+// above every range the usual tools hand out (useradd's /etc/subuid allocations end at
+// 600,100,000; systemd-nspawn's container pool ends at 1,879,048,191) and below both systemd's
+// foreign-uid range (2,147,352,576) and 2^31, where tools that read uids as signed break.
+inline constexpr uint32_t kDefaultSandboxIdBase = 0x70000000;
+inline constexpr uint32_t kDefaultSandboxIdCount = 65536;
+
 struct LauncherOptions {
-  // An empty host directory wispd creates (e.g. <data-dir>/sandbox/root). Each sandbox mounts a
-  // fresh tmpfs on it inside its own mount namespace and pivot_roots there; the host never
-  // sees anything on it.
+  // An empty host directory wispd creates (e.g. <data-dir>/sandbox/root). The launcher mounts
+  // a private tmpfs of its own on it, in a mount namespace of its own (the host only ever sees
+  // the empty directory): the stage. It holds the mount point of each sandbox's root, the
+  // copies of code and shim trees sandboxes bind (so that /proc/self/mountinfo inside names
+  // neutral paths, never the host's), and the prewarmed instances' code directories
+  // (Launcher::prewarm_dir()).
   std::string sandbox_root_dir;
   // The launcher's own cgroup, relative to each hierarchy root: "wisp/<wispd pid>". Instances
   // get "<cgroup_group>/<instance_id>". Groups under "wisp/" named for a pid that is no longer
   // alive are left over from a launcher that died, and are removed at start.
   std::string cgroup_group;
   std::string cgroup_mount = "/sys/fs/cgroup";
-  // Root inside each sandbox's user namespace is this uid/gid outside: an unprivileged id that
-  // owns nothing on the host.
-  uid_t sandbox_uid = 65534;  // nobody
-  gid_t sandbox_gid = 65534;  // nogroup
+  // Each sandbox is created by, and its root inside is, a host uid (and the gid of the same
+  // number) of its own from [sandbox_id_base, sandbox_id_base + sandbox_id_count), taken when it
+  // starts and given back when its last process is gone. The kernel charges per-user limits
+  // (inotify instances, queued signals, pipe buffers, processes) to the creator of a user
+  // namespace and to the uid inside: one uid per instance keeps each function's use apart from
+  // every other function's and from root's. The range must own nothing on the host and
+  // overlap no /etc/subuid or /etc/subgid entry (checked at start).
+  uint32_t sandbox_id_base = kDefaultSandboxIdBase;
+  uint32_t sandbox_id_count = kDefaultSandboxIdCount;
   // The seccomp policy text (syntax: seccomp_policy.txt); empty means DefaultSeccompPolicy().
   // Compiled once at start: a policy that does not compile stops the launcher.
   std::string seccomp_policy;
@@ -72,14 +88,24 @@ class Launcher {
   int control_fd() const { return control_.get(); }
   // E.g. "v1 (memory, pids, cpu)", or "none" when running without cgroups.
   const std::string& cgroups() const { return cgroups_; }
+  // Where wispd makes prewarmed instances' code directories: a directory on the launcher's
+  // stage, reached through the launcher's /proc/<pid>/root (the stage exists only in its mount
+  // namespace). A SpawnSpec::code_dir under it is bound as it is, live, not copied: code
+  // written there after the spawn appears in the instance's /var/task. Files can only be
+  // copied there, not hard-linked (another filesystem).
+  std::string prewarm_dir() const;
 
  private:
-  Launcher(pid_t pid, UniqueFd control, std::string cgroups)
-      : pid_(pid), control_(std::move(control)), cgroups_(std::move(cgroups)) {}
+  Launcher(pid_t pid, UniqueFd control, std::string cgroups, std::string stage_dir)
+      : pid_(pid),
+        control_(std::move(control)),
+        cgroups_(std::move(cgroups)),
+        stage_dir_(std::move(stage_dir)) {}
 
   pid_t pid_ = -1;
   UniqueFd control_;
   std::string cgroups_;
+  std::string stage_dir_;  // LauncherOptions::sandbox_root_dir
 };
 
 }  // namespace wisp::sandbox

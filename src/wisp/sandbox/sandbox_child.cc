@@ -33,6 +33,7 @@
 #include <fmt/format.h>
 
 #include "wisp/sandbox/control_protocol.h"
+#include "wisp/sandbox/process_title.h"
 
 namespace wisp::sandbox {
 namespace {
@@ -184,45 +185,49 @@ void DetachFromLauncher(const SandboxChildArgs& a) {
   // if the launcher died earlier, that read sees EOF instead.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) Fail("prctl PR_SET_PDEATHSIG");
   ::prctl(PR_SET_NAME, "wisp-init");  // how ps on the host names the sandbox's init
+  SetProcessTitle("wisp-init");       // what the function reads in /proc/1/cmdline
   char go;
   if (::read(kSyncFd, &go, 1) != 1) ::_exit(kSetupFailedExit);  // launcher gone
 }
 
-// Host directories the sandbox mounts, opened while this process is still the host's uid 0:
-// wispd's data directory may be private to root, and once we are the sandbox uid we could no
-// longer walk to them. The root tmpfs is mounted here for the same reason.
+// The stage directories the sandbox mounts (see Stage in launcher.cc), opened by paths relative
+// to the working directory, which is the launcher's stage in our copy of its mount namespace:
+// we are the instance's unprivileged host uid, and could not walk wispd's private directories
+// down to it. The root tmpfs is mounted here too.
 struct HostPaths {
-  int root = -1;     // the fresh root tmpfs (already mounted on the launcher's root dir)
-  int code = -1;     // SpawnSpec::code_dir
-  int runtime = -1;  // SpawnSpec::runtime_dir, or -1
+  int root = -1;     // the fresh root tmpfs (already mounted on the stage's root/)
+  int code = -1;     // SandboxChildArgs::code_dir
+  int runtime = -1;  // SandboxChildArgs::runtime_dir, or -1
 };
 
 std::string FdPath(int fd) { return fmt::format("/proc/self/fd/{}", fd); }
 
 HostPaths OpenHostPaths(const SandboxChildArgs& a) {
-  // Our mounts must not propagate back to the host's mount namespace (and vice versa).
+  // Our mounts must not propagate back to the launcher's mount namespace (and vice versa).
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Fail("make / private");
   // A fresh tmpfs per sandbox: nothing from an earlier instance can be left on it. Owned by
   // root inside (uid=0 is read in our user namespace), so we can create mount points on it.
   if (::mount("tmpfs", a.root_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
               "size=1m,mode=0755,uid=0,gid=0") != 0) {
-    Fail("mount root tmpfs on " + a.root_dir);
+    Fail("mount root tmpfs");
   }
   HostPaths p;
   p.root = ::open(a.root_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (p.root < 0) Fail("open " + a.root_dir);
-  p.code = ::open(a.spec->code_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (p.root < 0) Fail("open the new root");
+  p.code = ::open(a.code_dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (p.code < 0) Fail("mount /var/task");
-  if (!a.spec->runtime_dir.empty()) {
-    p.runtime = ::open(a.spec->runtime_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (!a.runtime_dir.empty()) {
+    p.runtime = ::open(a.runtime_dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (p.runtime < 0) Fail("mount /opt/wisp/runtime");
   }
   return p;
 }
 
-// The launcher mapped uid/gid 0 inside to the unprivileged sandbox ids outside. Switching to
-// them keeps every capability *inside* the user namespace (needed for the mounts below) while
-// the host sees an ordinary unprivileged process; from here on files we create belong to it.
+// The launcher mapped uid/gid 0 inside to the instance's unprivileged host ids, which cloned us
+// as our effective ids; real and saved ids are still the launcher's (root, unmapped here).
+// Switching all three to 0 inside keeps every capability *inside* the user namespace (needed
+// for the mounts below) while the host sees an ordinary unprivileged process that owns
+// nothing; from here on files we create belong to it, and so do the per-user counts.
 void BecomeRootInside() {
   if (::setresgid(0, 0, 0) != 0) Fail("setresgid to root inside");
   if (::setresuid(0, 0, 0) != 0) Fail("setresuid to root inside");
@@ -333,8 +338,10 @@ void MountProc() {
     Fail("mount /proc");
   }
   // Files: /dev/null on top reads empty and swallows writes.
-  for (const char* name : {"kcore", "keys", "timer_list", "timer_stats", "sched_debug",
-                           "latency_stats", "sysrq-trigger", "kallsyms", "kmsg", "config.gz"}) {
+  // cmdline: the host kernel's command line (boot device, root filesystem, options).
+  for (const char* name :
+       {"kcore", "keys", "timer_list", "timer_stats", "sched_debug", "latency_stats",
+        "sysrq-trigger", "kallsyms", "kmsg", "config.gz", "cmdline"}) {
     std::string path = std::string("proc/") + name;
     if (!PathExists(path)) continue;
     if (::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {

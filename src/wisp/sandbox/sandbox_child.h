@@ -6,8 +6,9 @@
 // The steps, in order, each for a reason (see the functions for details):
 //   wait for "G"      the launcher has put us in our cgroup and written our uid/gid maps
 //   cgroup namespace  created after joining the cgroup, so the sandbox's view starts there
-//   open host paths   while still the host's uid 0 (owner of wispd's private directories)
-//   become root       inside the user namespace = the unprivileged sandbox uid outside
+//   open stage paths  root tmpfs, code and shims, by paths relative to the working directory:
+//                     the launcher's stage (Stage in launcher.cc), never the host's layout
+//   become root       inside the user namespace = the instance's own unprivileged host uid
 //   network           bring up lo; with outbound network, routes that refuse private and
 //                     metadata addresses (unless the operator allows them); make the Runtime API
 //                     listener, send it to the launcher
@@ -41,7 +42,13 @@ namespace wisp::sandbox {
 
 struct SandboxChildArgs {
   const SpawnSpec* spec = nullptr;
-  std::string root_dir;  // empty host directory to mount the sandbox's root tmpfs on
+  // Relative to the working directory, which is the launcher's stage: the empty directory to
+  // mount the sandbox's root tmpfs on, and the stage's copies (or, for a prewarmed instance,
+  // the live directory) of SpawnSpec::code_dir and runtime_dir (empty: none). The spec's own
+  // paths are host paths the sandbox never uses.
+  std::string root_dir;
+  std::string code_dir;
+  std::string runtime_dir;
   const SeccompFilter* seccomp = nullptr;  // compiled by the launcher; installed before exec
   int sync_fd = -1;                        // child end of the sync socketpair
   int output_fd = -1;                      // write end of the stdout+stderr pipe

@@ -2,6 +2,7 @@
 
 #include <linux/netlink.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -42,6 +43,8 @@ const std::map<std::string, uint64_t, std::less<>> kConstants = {
     {"SOCK_SEQPACKET", SOCK_SEQPACKET},
     {"SOCK_TYPE_MASK", 0xf},  // the kernel's SOCK_TYPE_MASK; the rest are SOCK_CLOEXEC etc.
     {"NETLINK_ROUTE", NETLINK_ROUTE},
+    {"IPPROTO_TCP", IPPROTO_TCP},
+    {"IPPROTO_UDP", IPPROTO_UDP},
     {"CLONE_NAMESPACES", CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
                              CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME},
     {"S_IFMT", S_IFMT},
