@@ -218,7 +218,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
     std::filesystem::create_directories(spec.code_dir, ec);
     instance->set_own_code_dir(spec.code_dir);
   }
-  backend_.Spawn(spec, [this, instance](Result<sandbox::SpawnedInstance> spawned) {
+  auto on_spawned = [this, instance](Result<sandbox::SpawnedInstance> spawned) {
     if (instance->state() == Instance::State::kGone) return;
     if (!spawned) {
       // An instance retired while it started (its function was deleted) may find its code
@@ -239,7 +239,21 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
     }
     instance->Attach(std::move(*spawned));
     WatchInitTimeout(instance);
-  });
+  };
+  // Retiring instances count too: they hold their fds until the launcher reports them gone.
+  if (options_.max_instances_by_fds > 0 && instances_.size() > options_.max_instances_by_fds) {
+    Result<sandbox::SpawnedInstance> refused = MakeError(
+        ErrorCode::kResourceExhausted,
+        fmt::format("wispd has no file descriptors left for another sandbox ({} instances; "
+                    "raise its open-files limit, RLIMIT_NOFILE)",
+                    instances_.size() - 1));
+    // Later, as a spawn's answer would come: the caller's waiter is not registered yet.
+    asio::post(io_, [on_spawned = std::move(on_spawned), refused = std::move(refused)]() mutable {
+      on_spawned(std::move(refused));
+    });
+    return;
+  }
+  backend_.Spawn(spec, std::move(on_spawned));
 }
 
 void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
@@ -304,9 +318,11 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
       ++live;
       memory += instance->deployment()->spawn.memory_limit_bytes;
     }
-    return live + instances <= options_.max_instances_total &&
-           (options_.memory_budget_bytes == 0 ||
-            memory + memory_bytes <= options_.memory_budget_bytes);
+    const size_t cap = options_.max_instances_by_fds > 0
+                           ? std::min(options_.max_instances_total, options_.max_instances_by_fds)
+                           : options_.max_instances_total;
+    return live + instances <= cap && (options_.memory_budget_bytes == 0 ||
+                                       memory + memory_bytes <= options_.memory_budget_bytes);
   };
   while (!fits()) {
     // Evict the least recently used idle instance, prewarmed ones first: they serve no one yet.
