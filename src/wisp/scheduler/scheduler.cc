@@ -240,13 +240,17 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
     instance->Attach(std::move(*spawned));
     WatchInitTimeout(instance);
   };
-  // Retiring instances count too: they hold their fds until the launcher reports them gone.
-  if (options_.max_instances_by_fds > 0 && instances_.size() > options_.max_instances_by_fds) {
+  // As MakeRoom counts: a retiring instance is being killed and gives its fds back within
+  // moments (the fd reserve absorbs them meanwhile).
+  const auto live = static_cast<size_t>(std::count_if(
+      instances_.begin(), instances_.end(),
+      [](const auto& entry) { return entry.second->state() != Instance::State::kRetiring; }));
+  if (options_.max_instances_by_fds > 0 && live > options_.max_instances_by_fds) {
     Result<sandbox::SpawnedInstance> refused = MakeError(
         ErrorCode::kResourceExhausted,
         fmt::format("wispd has no file descriptors left for another sandbox ({} instances; "
                     "raise its open-files limit, RLIMIT_NOFILE)",
-                    instances_.size() - 1));
+                    live - 1));
     // Later, as a spawn's answer would come: the caller's waiter is not registered yet.
     asio::post(io_, [on_spawned = std::move(on_spawned), refused = std::move(refused)]() mutable {
       on_spawned(std::move(refused));
