@@ -1,10 +1,14 @@
 // wispd: builds every part of the daemon and wires them together. No part reaches for another
 // through a global: each gets what it needs through its constructor.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -21,6 +25,7 @@
 #include "wisp/core/invoker.h"
 #include "wisp/core/runtime_catalog.h"
 #include "wisp/queue/embedded_queue.h"
+#include "wisp/runtime_api/endpoint.h"
 #include "wisp/sandbox/launcher.h"
 #include "wisp/sandbox/process_jail.h"
 #include "wisp/scheduler/scheduler.h"
@@ -43,6 +48,32 @@ std::string DefaultRuntimesDir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   return (exe.parent_path().parent_path() / "runtimes").string();
+}
+
+// File descriptors wispd holds per instance at most: the Runtime API endpoint's (listener, Unix
+// channel, the TCP connections it serves) and the output pipe and memory-peak file.
+constexpr size_t kInstanceFdCost =
+    wisp::runtime_api::MaxEndpointFds(wisp::runtime_api::EndpointLimits{}) + 2;
+
+// Raises the soft open-files limit to the hard one (systemd starts services at 1,024), and
+// returns how many instances wispd can hold fds for while a quarter of the limit (at least
+// 256) stays free for the public API, the store and the rest.
+size_t InstancesWithinFdLimit() {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) return 0;
+  if (nofile.rlim_cur < nofile.rlim_max) {
+    const rlim_t before = nofile.rlim_cur;
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+      spdlog::warn("cannot raise the open-files limit from {} to {}: {}", before, nofile.rlim_max,
+                   strerror(errno));
+      getrlimit(RLIMIT_NOFILE, &nofile);
+    }
+  }
+  if (nofile.rlim_cur == RLIM_INFINITY) return 0;
+  const size_t limit = static_cast<size_t>(nofile.rlim_cur);
+  const size_t reserve = std::max<size_t>(256, limit / 4);
+  return limit > reserve ? (limit - reserve) / kInstanceFdCost : 1;
 }
 
 int Fail(const std::string& message) {
@@ -85,10 +116,21 @@ int main(int argc, char** argv) {
 
   // When the host runs out of memory, its OOM killer must pick a sandbox (they run at 1000),
   // never wispd or the launcher, which inherits this.
-  if (FILE* adj = std::fopen("/proc/self/oom_score_adj", "w")) {
-    std::fputs("-500", adj);
-    std::fclose(adj);
+  // Lowering it takes CAP_SYS_RESOURCE, which root may lack (a container, a user namespace):
+  // the write then fails at fclose, and wispd runs as likely an OOM victim as any process.
+  FILE* adj = std::fopen("/proc/self/oom_score_adj", "w");
+  const bool adj_written = adj != nullptr && std::fputs("-500", adj) >= 0 && std::fflush(adj) == 0;
+  const int adj_errno = errno;
+  if (adj) std::fclose(adj);
+  if (!adj_written) {
+    spdlog::warn(
+        "cannot set wispd's oom_score_adj to -500 ({}): on host memory pressure the OOM killer "
+        "may pick wispd or the launcher instead of a sandbox",
+        strerror(adj_errno));
   }
+
+  // Before the launcher is forked, so that it has the raised limit too.
+  const size_t instances_within_fds = InstancesWithinFdLimit();
 
   // The launcher is forked first, while this process has a single thread.
   sandbox::LauncherOptions launcher_options;
@@ -136,6 +178,13 @@ int main(int argc, char** argv) {
   scheduler_options.max_log_bytes_per_invocation = config.max_log_bytes_per_invocation;
   scheduler_options.max_instances_total = config.max_instances_total;
   scheduler_options.max_queued_calls_per_function = config.max_queued_calls_per_function;
+  scheduler_options.max_instances_by_fds = instances_within_fds;
+  if (instances_within_fds > 0 && instances_within_fds < config.max_instances_total) {
+    spdlog::warn(
+        "the open-files limit allows {} instances, fewer than max_instances_total ({}); raise "
+        "it (LimitNOFILE=, ulimit -n) to run more",
+        instances_within_fds, config.max_instances_total);
+  }
   scheduler_options.memory_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
                                           static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 100 *
                                           config.memory_budget_percent;
@@ -192,7 +241,12 @@ int main(int argc, char** argv) {
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,
                               limits_enforced, async_queue.get(), &writer});
-  api::HttpServer server(io, router, config.max_request_bytes);
+  api::HttpServerLimits http_limits;
+  http_limits.max_body_bytes = config.max_request_bytes;
+  http_limits.header_timeout = Millis(config.http_header_timeout_seconds);
+  http_limits.body_timeout = Millis(config.http_body_timeout_seconds);
+  http_limits.max_connections_per_client = config.http_max_connections_per_client;
+  api::HttpServer server(io, router, http_limits);
   if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
     return Fail(listening.error().message);
   }

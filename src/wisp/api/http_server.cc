@@ -4,6 +4,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "wisp/common/defer.h"
+#include "wisp/common/http_read.h"
+
 namespace wisp::api {
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -13,6 +16,14 @@ namespace {
 
 // Headers are small; a client that sends more is broken or hostile.
 constexpr uint32_t kMaxHeaderBytes = 16 << 10;
+// A body over the limit is read and thrown away up to this much, so that a client that writes
+// its whole request before it reads (Python's http.client, many others) gets its 413 instead of
+// a reset connection; a larger one is cut off. A client that stops sending for kDiscardQuiet is
+// done.
+constexpr uint64_t kMaxDiscardBytes = 64ull << 20;
+constexpr auto kDiscardQuiet = std::chrono::seconds(2);
+
+using ClientCounts = std::map<asio::ip::address, uint32_t>;
 
 HttpRequest ToHttpRequest(http::request<http::string_body>&& in) {
   HttpRequest request;
@@ -51,25 +62,66 @@ asio::awaitable<bool> Write(tcp::socket& socket, HttpResponse out, bool keep_ali
   co_return !co_await WriteNow(socket, head, out.body);
 }
 
-asio::awaitable<void> Serve(tcp::socket socket, const Router& router, uint64_t max_body_bytes,
-                            std::shared_ptr<uint64_t> in_flight, const bool& stopping) {
+// Answers a connection over the per-client cap with a 503 and closes it: one non-blocking write
+// on a fresh socket, whose buffer is empty, so the accept loop does not wait.
+void RefuseConnection(tcp::socket& socket, uint32_t cap) {
+  const HttpResponse refusal = ErrorResponse(
+      503, fmt::format("too many connections from this address (at most {} at once)", cap));
+  const std::string text = fmt::format(
+      "HTTP/1.1 503 Service Unavailable\r\nServer: wisp\r\nContent-Type: {}\r\nConnection: "
+      "close\r\nContent-Length: {}\r\n\r\n{}",
+      refusal.content_type, refusal.body.size(), refusal.body);
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(asio::buffer(text), ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  socket.close(ec);
+}
+
+asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
+                            const HttpServerLimits& limits, std::shared_ptr<uint64_t> in_flight,
+                            std::shared_ptr<ClientCounts> per_client, asio::ip::address client,
+                            const bool& stopping) {
+  // The client's place under its cap, given back however the connection ends.
+  Defer leave([&per_client, &client] {
+    auto it = per_client->find(client);
+    if (it != per_client->end() && --it->second == 0) per_client->erase(it);
+  });
   // For Write's write_some: a would-be block returns at once instead of waiting.
   boost::system::error_code nb_ec;
   socket.non_blocking(true, nb_ec);
   beast::flat_buffer buffer;
+  asio::steady_timer timer(socket.get_executor());
+  const auto too_large = [&limits] {
+    return ErrorResponse(413, fmt::format("request body is larger than the limit of {} bytes",
+                                          limits.max_body_bytes));
+  };
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(max_body_bytes);
     parser.header_limit(kMaxHeaderBytes);
-    boost::system::error_code ec;
-    co_await http::async_read(socket, buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, ec));
+    // Checked below once the header is in (Beast 1.74 treats boost::none as "over the limit").
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    boost::system::error_code ec =
+        co_await http_read::ReadHeader(socket, buffer, parser, timer, limits.header_timeout);
+    if (!ec) {
+      const auto length = parser.content_length();
+      if (length && *length > limits.max_body_bytes) {
+        co_await Write(socket, too_large(), false);
+        co_await http_read::Discard(socket, buffer, timer, std::min(*length, kMaxDiscardBytes),
+                                    kDiscardQuiet, limits.body_timeout);
+        co_return;
+      }
+      parser.body_limit(limits.max_body_bytes);  // a chunked body's
+      ec = co_await http_read::ReadBody(socket, buffer, parser, timer, limits.body_timeout);
+    }
     if (ec == http::error::body_limit) {
-      co_await Write(socket,
-                     ErrorResponse(413, fmt::format("request body is larger than the limit of "
-                                                    "{} bytes",
-                                                    max_body_bytes)),
-                     false);
+      co_await Write(socket, too_large(), false);
+      co_await http_read::Discard(socket, buffer, timer, kMaxDiscardBytes, kDiscardQuiet,
+                                  limits.body_timeout);
+      co_return;
+    }
+    if (ec == beast::error::timeout) {
+      co_await Write(socket, ErrorResponse(408, "request not received in time"), false);
       co_return;
     }
     if (ec == http::error::header_limit) {
@@ -77,7 +129,8 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router, uint64_t m
       co_return;
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        ec == http::error::partial_message || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted) {
       co_return;
     }
     if (ec) {
@@ -96,8 +149,8 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router, uint64_t m
 
 }  // namespace
 
-HttpServer::HttpServer(asio::io_context& io, const Router& router, uint64_t max_body_bytes)
-    : io_(io), router_(router), max_body_bytes_(max_body_bytes), acceptor_(io) {}
+HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits)
+    : io_(io), router_(router), limits_(limits), acceptor_(io) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -140,8 +193,19 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    const asio::ip::address client = socket.remote_endpoint(ec).address();
+    if (ec) continue;  // already gone
+    uint32_t& open = (*connections_per_client_)[client];
+    if (limits_.max_connections_per_client > 0 && open >= limits_.max_connections_per_client) {
+      if (open == 0) connections_per_client_->erase(client);
+      RefuseConnection(socket, limits_.max_connections_per_client);
+      continue;
+    }
+    ++open;
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(io_, Serve(std::move(socket), router_, max_body_bytes_, in_flight_, stopping_),
+    asio::co_spawn(io_,
+                   Serve(std::move(socket), router_, limits_, in_flight_, connections_per_client_,
+                         client, stopping_),
                    asio::detached);
   }
 }

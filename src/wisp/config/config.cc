@@ -126,6 +126,9 @@ const Setting kSettings[] = {
     {"max_response_bytes", SetUnsigned<&Config::max_response_bytes>},
     {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},
     {"shutdown_grace_seconds", SetDouble<&Config::shutdown_grace_seconds>},
+    {"http_header_timeout_seconds", SetDouble<&Config::http_header_timeout_seconds>},
+    {"http_body_timeout_seconds", SetDouble<&Config::http_body_timeout_seconds>},
+    {"http_max_connections_per_client", SetUnsigned<&Config::http_max_connections_per_client>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
 };
 

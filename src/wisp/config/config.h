@@ -61,6 +61,12 @@ struct Config {
   uint64_t max_response_bytes = 6ull << 20;  // sync invoke response, as Lambda
   uint64_t max_log_bytes_per_invocation = 256ull << 10;
   double shutdown_grace_seconds = 10;
+  // The public port against slow and greedy clients: once a request has begun, its header and
+  // then its body must arrive within these; connections open at once per client address
+  // (0: no cap). Idle keep-alive connections have no deadline.
+  double http_header_timeout_seconds = 20;
+  double http_body_timeout_seconds = 60;
+  uint32_t http_max_connections_per_client = 1024;
 
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.

@@ -6,6 +6,8 @@
 
 #include "wisp/common/defer.h"
 #include "wisp/common/error_document.h"
+#include "wisp/common/http_read.h"
+#include "wisp/common/json_text.h"
 
 namespace wisp::runtime_api {
 namespace beast = boost::beast;
@@ -30,8 +32,14 @@ std::string ErrorBody(std::string_view type, std::string_view message) {
 
 class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket)
-      : endpoint_(std::move(endpoint)), socket_(std::move(socket)) {}
+  Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket, bool tcp)
+      : endpoint_(std::move(endpoint)),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        tcp_(tcp) {}
+  ~Connection() {
+    if (tcp_) endpoint_->OnTcpConnectionEnded();
+  }
 
   void Close() {
     boost::system::error_code ec;
@@ -51,77 +59,203 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       socket_.write_some(asio::buffer(out_), ignored);
     });
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(endpoint_->max_response_bytes_ + 1);
-      co_await http::async_read(socket_, buffer_, parser,
-                                asio::redirect_error(asio::use_awaitable, ec));
+      Parser parser;
+      // No limit while the header is read: Handle checks the size once it knows what the body
+      // is for, before any of it is read. (Not boost::none: Beast 1.74 compares a length with
+      // it as "greater", so every request would be over the limit.)
+      parser.body_limit(std::numeric_limits<uint64_t>::max());
+      ec = co_await http_read::ReadHeader(socket_, buffer_, parser, timer_,
+                                          endpoint_->limits_.header_timeout);
       if (endpoint_->closed_) co_return;
-      if (ec == http::error::body_limit) {
-        endpoint_->ReportTooLarge();
-        co_await Reply(
-            http::status::payload_too_large,
-            ErrorBody("RequestEntityTooLarge",
-                      fmt::format("response exceeds {} bytes", endpoint_->max_response_bytes_)),
-            /*keep_alive=*/false);
+      if (ec == beast::error::timeout) {
+        co_await TimedOut("header");
+        co_return;
+      }
+      if (ec == http::error::header_limit) {
+        co_await Refuse(http::status::request_header_fields_too_large,
+                        ErrorBody("RequestHeaderFieldsTooLarge", "request header too large"), 0);
         co_return;
       }
       if (ec) co_return;  // the runtime closed the connection or sent garbage
-      auto request = parser.release();
-      const bool keep_alive = request.keep_alive();
-      if (!co_await Handle(request)) co_return;
+      const bool keep_alive = parser.get().keep_alive();
+      if (!co_await Handle(parser)) co_return;
       if (!keep_alive || endpoint_->closed_) co_return;
     }
   }
 
  private:
-  // Returns false when the connection should end.
-  asio::awaitable<bool> Handle(http::request<http::string_body>& request) {
-    std::string_view path(request.target().data(), request.target().size());
+  using Parser = http::request_parser<http::string_body>;
+  enum class Post { kInitError, kResponse, kError };
+
+  // Holds `bytes` of the endpoint's body budget while a body is read and handled.
+  class BodyReservation {
+   public:
+    BodyReservation(Endpoint& endpoint, uint64_t bytes) : endpoint_(endpoint), bytes_(bytes) {
+      endpoint_.body_bytes_ += bytes_;
+    }
+    ~BodyReservation() { endpoint_.body_bytes_ -= bytes_; }
+    BodyReservation(const BodyReservation&) = delete;
+    BodyReservation& operator=(const BodyReservation&) = delete;
+
+   private:
+    Endpoint& endpoint_;
+    const uint64_t bytes_;
+  };
+
+  // Handles one request whose header is parsed; reads its body only if it is wanted. Returns
+  // false when the connection should end.
+  asio::awaitable<bool> Handle(Parser& parser) {
+    Endpoint& e = *endpoint_;
+    const auto& header = parser.get();
+    std::string_view path(header.target().data(), header.target().size());
     if (path.starts_with(kApiVersionPrefix)) path.remove_prefix(kApiVersionPrefix.size());
-    const auto method = request.method();
+    const auto method = header.method();
+    const boost::optional<uint64_t> content_length = parser.content_length();
+    // Chunked: the size is not known up front; count it as the largest that is accepted.
+    const uint64_t body_bytes =
+        parser.chunked() ? e.limits_.max_response_bytes : content_length.value_or(0);
 
     if (path == "/runtime/invocation/next") {
-      if (method != http::verb::get) co_return co_await MethodNotAllowed();
+      if (method != http::verb::get) co_return co_await MethodNotAllowed(body_bytes);
+      if (body_bytes > 0) {
+        co_return co_await Refuse(http::status::bad_request,
+                                  ErrorBody("InvalidRequest", "GET /next takes no body"),
+                                  body_bytes);
+      }
       co_return co_await Next();
     }
+
+    Post kind;
+    std::string_view id;  // into the header, which stays in the parser
     if (path == "/runtime/init/error") {
-      if (method != http::verb::post) co_return co_await MethodNotAllowed();
-      if (!endpoint_->in_flight_request_id_.empty() || endpoint_->initialized_) {
-        co_return co_await Reply(
-            http::status::forbidden,
-            ErrorBody("InvalidStateTransition", "init/error after initialisation finished"));
-      }
-      std::string type(request[kErrorTypeHeader]);
-      endpoint_->owner_.OnInitError(std::move(type), std::move(request.body()));
-      co_return co_await Accepted();
+      if (method != http::verb::post) co_return co_await MethodNotAllowed(body_bytes);
+      if (!InitErrorAllowed()) co_return co_await InitErrorTooLate(body_bytes);
+      kind = Post::kInitError;
+    } else if (auto parsed = ParseInvocationPath(path)) {
+      if (method != http::verb::post) co_return co_await MethodNotAllowed(body_bytes);
+      id = parsed->first;
+      kind = parsed->second == "response" ? Post::kResponse : Post::kError;
+      // Checked before any of the body is read: a body for no invocation is never buffered.
+      if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, body_bytes);
+    } else {
+      co_return co_await Refuse(http::status::not_found,
+                                ErrorBody("NotFound", fmt::format("no such path: {}", path)),
+                                body_bytes);
     }
-    if (path.starts_with(kInvocationPrefix)) {
-      std::string_view rest = path.substr(kInvocationPrefix.size());
-      const auto slash = rest.find('/');
-      if (slash != std::string_view::npos) {
-        const std::string_view id = rest.substr(0, slash);
-        const std::string_view action = rest.substr(slash + 1);
-        if (action == "response" || action == "error") {
-          if (method != http::verb::post) co_return co_await MethodNotAllowed();
-          if (id.empty() || id != endpoint_->in_flight_request_id_) {
-            co_return co_await Reply(
-                http::status::bad_request,
-                ErrorBody("InvalidRequestID",
-                          fmt::format("request id {} is unknown or already answered", id)));
-          }
-          endpoint_->in_flight_request_id_.clear();
-          if (action == "response") {
-            endpoint_->owner_.OnInvocationResponse(std::move(request.body()));
-          } else {
-            std::string type(request[kErrorTypeHeader]);
-            endpoint_->owner_.OnInvocationError(std::move(type), std::move(request.body()));
-          }
-          co_return co_await Accepted();
+
+    if (content_length && *content_length > e.limits_.max_response_bytes) {
+      e.ReportTooLarge();
+      co_return co_await TooLarge(body_bytes);
+    }
+    if (e.body_bytes_ + body_bytes > e.body_budget_) {
+      co_return co_await Refuse(
+          http::status::too_many_requests,
+          ErrorBody("TooManyRequests",
+                    fmt::format("other requests of this runtime hold {} bytes of body; the "
+                                "limit is {} at once",
+                                e.body_bytes_, e.body_budget_)),
+          body_bytes);
+    }
+    BodyReservation reservation(e, body_bytes);
+    parser.body_limit(e.limits_.max_response_bytes);
+    const boost::system::error_code ec =
+        co_await http_read::ReadBody(socket_, buffer_, parser, timer_, e.limits_.body_timeout);
+    if (e.closed_) co_return false;
+    if (ec == http::error::body_limit) {
+      e.ReportTooLarge();
+      co_return co_await TooLarge(e.limits_.max_response_bytes);
+    }
+    if (ec == beast::error::timeout) co_return co_await TimedOut("body");
+    if (ec) co_return false;
+
+    // While the body came in, another connection may have answered the same invocation.
+    std::string body = std::move(parser.get().body());
+    switch (kind) {
+      case Post::kInitError:
+        if (!InitErrorAllowed()) co_return co_await InitErrorTooLate(0);
+        e.owner_.OnInitError(std::string(header[kErrorTypeHeader]), std::move(body));
+        break;
+      case Post::kResponse:
+      case Post::kError:
+        if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, 0);
+        e.in_flight_request_id_.clear();
+        if (kind == Post::kResponse) {
+          e.owner_.OnInvocationResponse(std::move(body));
+        } else {
+          e.owner_.OnInvocationError(std::string(header[kErrorTypeHeader]), std::move(body));
         }
-      }
+        break;
     }
-    co_return co_await Reply(http::status::not_found,
-                             ErrorBody("NotFound", fmt::format("no such path: {}", path)));
+    co_return co_await Accepted();
+  }
+
+  // {request id, "response" or "error"} of /runtime/invocation/<id>/<action>.
+  static std::optional<std::pair<std::string_view, std::string_view>> ParseInvocationPath(
+      std::string_view path) {
+    if (!path.starts_with(kInvocationPrefix)) return std::nullopt;
+    const std::string_view rest = path.substr(kInvocationPrefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) return std::nullopt;
+    const std::string_view action = rest.substr(slash + 1);
+    if (action != "response" && action != "error") return std::nullopt;
+    return std::make_pair(rest.substr(0, slash), action);
+  }
+
+  bool IsInFlight(std::string_view id) const {
+    return !id.empty() && id == endpoint_->in_flight_request_id_;
+  }
+  bool InitErrorAllowed() const {
+    return endpoint_->in_flight_request_id_.empty() && !endpoint_->initialized_;
+  }
+
+  asio::awaitable<bool> InvalidRequestId(std::string_view id, uint64_t unread_body_bytes) {
+    co_return co_await Refuse(
+        http::status::bad_request,
+        ErrorBody("InvalidRequestID",
+                  fmt::format("request id {} is unknown or already answered", id)),
+        unread_body_bytes);
+  }
+
+  asio::awaitable<bool> InitErrorTooLate(uint64_t unread_body_bytes) {
+    co_return co_await Refuse(
+        http::status::forbidden,
+        ErrorBody("InvalidStateTransition", "init/error after initialisation finished"),
+        unread_body_bytes);
+  }
+
+  asio::awaitable<bool> TooLarge(uint64_t unread_body_bytes) {
+    co_return co_await Refuse(
+        http::status::payload_too_large,
+        ErrorBody("RequestEntityTooLarge",
+                  fmt::format("response exceeds {} bytes", endpoint_->limits_.max_response_bytes)),
+        unread_body_bytes);
+  }
+
+  // A request that took too long ends its connection: what is left of it is not read.
+  asio::awaitable<bool> TimedOut(std::string_view part) {
+    co_await Reply(http::status::request_timeout,
+                   ErrorBody("RequestTimeout", fmt::format("the request's {} took too long", part)),
+                   /*keep_alive=*/false);
+    co_return false;
+  }
+
+  asio::awaitable<bool> MethodNotAllowed(uint64_t unread_body_bytes) {
+    co_return co_await Refuse(http::status::method_not_allowed,
+                              ErrorBody("MethodNotAllowed", "method not allowed"),
+                              unread_body_bytes);
+  }
+
+  // Answers a request that is refused. A request without a body leaves the connection usable.
+  // One with a body ends it, unread: its bytes are thrown away (a little of them, briefly) only
+  // so that a runtime that writes its whole request before reading still sees the answer.
+  asio::awaitable<bool> Refuse(http::status status, std::string_view body,
+                               uint64_t unread_body_bytes) {
+    if (unread_body_bytes == 0) co_return co_await Reply(status, body);
+    co_await Reply(status, body, /*keep_alive=*/false);
+    co_await http_read::Discard(socket_, buffer_, timer_,
+                                std::min(unread_body_bytes, kMaxDiscardBytes), kDiscardQuiet,
+                                kDiscardTimeout);
+    co_return false;
   }
 
   asio::awaitable<bool> Next() {
@@ -177,11 +311,6 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     co_return co_await Reply(http::status::accepted, R"({"status":"OK"})");
   }
 
-  asio::awaitable<bool> MethodNotAllowed() {
-    co_return co_await Reply(http::status::method_not_allowed,
-                             ErrorBody("MethodNotAllowed", "method not allowed"));
-  }
-
   asio::awaitable<bool> Reply(http::status status, std::string_view body, bool keep_alive = true) {
     out_ += fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
@@ -208,16 +337,34 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   static constexpr std::string_view kErrorTypeHeader = "Lambda-Runtime-Function-Error-Type";
+  // What Refuse reads and throws away at most, and how long it waits for it.
+  static constexpr uint64_t kMaxDiscardBytes = 1 << 20;
+  static constexpr auto kDiscardQuiet = std::chrono::milliseconds(200);
+  static constexpr auto kDiscardTimeout = std::chrono::seconds(1);
 
   std::shared_ptr<Endpoint> endpoint_;
   StreamSocket socket_;
+  asio::steady_timer timer_;   // the deadline of a read in progress (http_read)
+  const bool tcp_;             // accepted from the listener: counts against the cap
   beast::flat_buffer buffer_;  // bytes the runtime sent that are not parsed yet
   std::string out_;            // replies not written yet (see Send)
 };
 
 Endpoint::Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,
                    uint64_t max_response_bytes)
-    : io_(io), acceptor_(io), owner_(owner), max_response_bytes_(max_response_bytes) {
+    : Endpoint(io, std::move(listener), owner,
+               EndpointLimits{.max_response_bytes = max_response_bytes}) {}
+
+Endpoint::Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,
+                   EndpointLimits limits)
+    : io_(io),
+      acceptor_(io),
+      owner_(owner),
+      limits_(limits),
+      body_budget_(limits.body_budget_bytes > 0
+                       ? limits.body_budget_bytes
+                       : limits.max_response_bytes + EndpointLimits::kBodyBudgetSlack),
+      accept_slot_(io) {
   boost::system::error_code ec;
   acceptor_.assign(tcp::v4(), listener.Release(), ec);
   if (ec) spdlog::error("runtime endpoint: cannot use the sandbox's listener: {}", ec.message());
@@ -234,6 +381,15 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
   auto self = shared_from_this();
   while (!closed_) {
     boost::system::error_code ec;
+    if (tcp_connections_ >= limits_.max_tcp_connections) {
+      // More connections wait in the listener's backlog, costing wispd nothing, until one of
+      // these ends (OnTcpConnectionEnded cancels the wait).
+      spdlog::debug("runtime endpoint: {} TCP connections open, the most served at once",
+                    tcp_connections_);
+      accept_slot_.expires_at(asio::steady_timer::time_point::max());
+      co_await accept_slot_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
     StreamSocket socket(io_);
     co_await acceptor_.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
     if (closed_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
@@ -241,7 +397,7 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
     }
     if (ec) continue;  // e.g. the runtime reset the connection before we accepted it
     socket.set_option(tcp::no_delay(true), ec);
-    Serve(std::move(socket));
+    Serve(std::move(socket), /*tcp=*/true);
   }
 }
 
@@ -255,11 +411,12 @@ void Endpoint::ServeChannel(UniqueFd channel) {
     return;
   }
   channel.Release();  // the socket owns it now
-  Serve(std::move(stream));
+  Serve(std::move(stream), /*tcp=*/false);
 }
 
-void Endpoint::Serve(StreamSocket socket) {
-  auto connection = std::make_shared<Connection>(shared_from_this(), std::move(socket));
+void Endpoint::Serve(StreamSocket socket, bool tcp) {
+  if (tcp) ++tcp_connections_;
+  auto connection = std::make_shared<Connection>(shared_from_this(), std::move(socket), tcp);
   connections_.push_back(connection);
   std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
   asio::co_spawn(
@@ -278,7 +435,12 @@ void Endpoint::ReportTooLarge() {
       "Function.ResponseSizeTooLarge",
       ErrorBody("Function.ResponseSizeTooLarge",
                 fmt::format("response too large: it exceeds the limit of {} bytes",
-                            max_response_bytes_)));
+                            limits_.max_response_bytes)));
+}
+
+void Endpoint::OnTcpConnectionEnded() {
+  --tcp_connections_;
+  accept_slot_.cancel();
 }
 
 void Endpoint::Close() {
@@ -286,6 +448,7 @@ void Endpoint::Close() {
   closed_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  accept_slot_.cancel();
   for (auto& weak : connections_) {
     if (auto connection = weak.lock()) connection->Close();
   }

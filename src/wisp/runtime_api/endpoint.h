@@ -2,10 +2,17 @@
 // lives in that sandbox's network namespace. The runtime inside long-polls
 // GET /runtime/invocation/next and posts each result to /response or /error.
 //
+// The runtime is untrusted and the endpoint lives in wispd, outside the sandbox's cgroup, so
+// what a runtime can make wispd hold is bounded (EndpointLimits): a few TCP connections (more
+// wait in the listener's backlog), a deadline for each request once it has begun, and one
+// budget for the bodies of all its requests. A body is read only after its header shows that
+// it is wanted (a result for the invocation in flight, an init error).
+//
 // Thread rules: created, used and destroyed on one io thread; the listener's callbacks run on
 // it, synchronously from within Deliver() or from the endpoint's own coroutines.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -47,10 +54,34 @@ class EndpointListener {
   virtual void OnInitError(std::string error_type, std::string body) = 0;
 };
 
+struct EndpointLimits {
+  // The largest result or error document a runtime may post.
+  uint64_t max_response_bytes = 6ull << 20;
+  // TCP connections served at once (a runtime needs one or two); more wait in the listener's
+  // backlog until one ends. The Unix channel does not count: it is always served.
+  size_t max_tcp_connections = 4;
+  // Once a request's first byte has arrived, its header must be complete within
+  // header_timeout, and then its body within body_timeout. A connection idle between requests,
+  // or parked in GET /next, has no deadline.
+  std::chrono::steady_clock::duration header_timeout = std::chrono::seconds(10);
+  std::chrono::steady_clock::duration body_timeout = std::chrono::seconds(30);
+  // Request bodies held at once over all the runtime's connections; 0 means
+  // max_response_bytes + kBodyBudgetSlack (one whole result and a small document beside it).
+  uint64_t body_budget_bytes = 0;
+  static constexpr uint64_t kBodyBudgetSlack = 64 << 10;
+};
+
+// File descriptors an instance's endpoint may hold in wispd at most: the listener, the Unix
+// channel and the TCP connections.
+constexpr size_t MaxEndpointFds(const EndpointLimits& limits) {
+  return 2 + limits.max_tcp_connections;
+}
+
 class Endpoint : public std::enable_shared_from_this<Endpoint> {
  public:
   Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,
            uint64_t max_response_bytes);
+  Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner, EndpointLimits limits);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -68,15 +99,22 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   class Connection;
 
   asio::awaitable<void> AcceptLoop();
-  void Serve(asio::generic::stream_protocol::socket socket);
+  void Serve(asio::generic::stream_protocol::socket socket, bool tcp);
   // The runtime posted a result over the size limit: the invocation in flight fails.
   void ReportTooLarge();
+  void OnTcpConnectionEnded();
 
   asio::io_context& io_;
   asio::ip::tcp::acceptor acceptor_;
   EndpointListener& owner_;
-  const uint64_t max_response_bytes_;
+  const EndpointLimits limits_;
+  const uint64_t body_budget_;
   bool closed_ = false;
+  // TCP connections being served; at the cap, the accept loop waits on accept_slot_.
+  size_t tcp_connections_ = 0;
+  asio::steady_timer accept_slot_;
+  // Bytes of request bodies reserved by connections reading one (see EndpointLimits).
+  uint64_t body_bytes_ = 0;
 
   // The one event waiting for a GET /next, and the parked /next waiting for an event.
   std::optional<NextEvent> pending_;

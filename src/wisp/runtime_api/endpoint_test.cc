@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +62,22 @@ class RuntimeClient {
       const ssize_t n = recv(fd_.get(), buf, sizeof buf, 0);
       if (n <= 0) return response;
       response.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  // True when the endpoint closed the connection (EOF or reset) within `wait`; what came
+  // before the close is appended to `received`.
+  bool ClosedWithin(std::chrono::milliseconds wait, std::string* received = nullptr) {
+    timeval tv{};
+    tv.tv_sec = wait.count() / 1000;
+    tv.tv_usec = (wait.count() % 1000) * 1000;
+    setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = recv(fd_.get(), buf, sizeof buf, 0);
+      if (n == 0) return true;
+      if (n < 0) return errno == ECONNRESET;
+      if (received) received->append(buf, static_cast<size_t>(n));
     }
   }
 
@@ -118,8 +137,9 @@ NextEvent MakeEvent(std::string id, std::string body) {
 
 class EndpointTest : public testing::Test {
  protected:
+  virtual EndpointLimits Limits() const { return EndpointLimits{.max_response_bytes = 1024}; }
   void SetUp() override {
-    endpoint_ = std::make_shared<Endpoint>(io_, Listen(port_), owner_, 1024);
+    endpoint_ = std::make_shared<Endpoint>(io_, Listen(port_), owner_, Limits());
     owner_.endpoint = endpoint_.get();
     endpoint_->Start();
   }
@@ -265,6 +285,170 @@ TEST_F(EndpointTest, UnknownPathIs404) {
     response = runtime.Request("GET", "/nope");
   });
   EXPECT_NE(response.find("HTTP/1.1 404"), std::string::npos);
+}
+
+// A hostile runtime's requests, with small limits so that the tests are quick.
+class LimitedEndpointTest : public EndpointTest {
+ protected:
+  EndpointLimits Limits() const override {
+    EndpointLimits limits;
+    limits.max_response_bytes = 1000;
+    limits.max_tcp_connections = 2;
+    limits.header_timeout = std::chrono::milliseconds(300);
+    limits.body_timeout = std::chrono::milliseconds(300);
+    limits.body_budget_bytes = 1500;
+    return limits;
+  }
+  // Posts the result header for `id` with `length` bytes of body announced.
+  static std::string ResultHead(const std::string& id, size_t length) {
+    return "POST /2018-06-01/runtime/invocation/" + id +
+           "/response HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) +
+           "\r\n\r\n";
+  }
+};
+
+TEST_F(LimitedEndpointTest, BodyForAnUnknownIdIsRefusedBeforeItIsRead) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
+  std::string unknown, answer;
+  bool closed = false;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.Request("GET", "/runtime/invocation/next");
+    // An id that is not in flight, and a body it could never be allowed to send.
+    RuntimeClient flood(port_);
+    flood.SendRaw(ResultHead("x", 6000000) + std::string(4096, 'y'));
+    closed = flood.ClosedWithin(std::chrono::seconds(5), &unknown);
+    answer = runtime.Request("POST", "/runtime/invocation/req-1/response", "[1]");
+  });
+  EXPECT_NE(unknown.find("HTTP/1.1 400"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("InvalidRequestID"), std::string::npos) << unknown;
+  EXPECT_TRUE(closed) << "a refused body ends its connection";
+  EXPECT_NE(answer.find("HTTP/1.1 202"), std::string::npos) << answer;
+  ASSERT_EQ(owner_.responses.size(), 1u);
+  EXPECT_EQ(owner_.responses[0], "[1]");
+  EXPECT_TRUE(owner_.errors.empty()) << "another id's upload fails nothing";
+}
+
+TEST_F(LimitedEndpointTest, AnnouncedOversizedBodyIs413BeforeItIsRead) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
+  std::string posted;
+  bool closed = false;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.Request("GET", "/runtime/invocation/next");
+    runtime.SendRaw(ResultHead("req-1", 6000000) + std::string(100, 'y'));
+    closed = runtime.ClosedWithin(std::chrono::seconds(5), &posted);
+  });
+  EXPECT_NE(posted.find("HTTP/1.1 413"), std::string::npos) << posted;
+  EXPECT_TRUE(closed);
+  ASSERT_EQ(owner_.errors.size(), 1u);
+  EXPECT_NE(owner_.errors[0].find("Function.ResponseSizeTooLarge"), std::string::npos);
+}
+
+TEST_F(LimitedEndpointTest, ConnectionsBeyondTheCapWaitUntilOneEnds) {
+  std::string third_early, third_later;
+  RunClient([&] {
+    std::optional<RuntimeClient> first(std::in_place, port_);
+    RuntimeClient second(port_);
+    // Served: each answers at once.
+    EXPECT_NE(first->Request("GET", "/nope").find("HTTP/1.1 404"), std::string::npos);
+    EXPECT_NE(second.Request("GET", "/nope").find("HTTP/1.1 404"), std::string::npos);
+    RuntimeClient third(port_);  // connects (the backlog), but is not served
+    third.SendRaw("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    third_early = third.ReceiveNow();
+    first.reset();  // a slot frees up: the third is accepted and served
+    third_later = third.ReceiveOnce();
+  });
+  EXPECT_EQ(third_early, "") << "a third connection is not served while two are open";
+  EXPECT_NE(third_later.find("HTTP/1.1 404"), std::string::npos) << third_later;
+}
+
+TEST_F(LimitedEndpointTest, ChannelIsServedWhateverTheTcpConnections) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", R"({"over":"channel"})"));
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  endpoint_->ServeChannel(UniqueFd(pair[0]));
+  std::string next;
+  RunClient([&] {
+    RuntimeClient first(port_), second(port_);
+    first.Request("GET", "/nope");
+    second.Request("GET", "/nope");
+    next = RuntimeClient{UniqueFd(pair[1])}.Request("GET", "/runtime/invocation/next");
+  });
+  EXPECT_NE(next.find(R"({"over":"channel"})"), std::string::npos) << next;
+}
+
+TEST_F(LimitedEndpointTest, AStartedHeaderMustFinishInTime) {
+  std::string answer;
+  bool closed = false;
+  const auto started = std::chrono::steady_clock::now();
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.SendRaw("POST /2018-06-01/runtime/invo");  // and nothing more
+    closed = runtime.ClosedWithin(std::chrono::seconds(5), &answer);
+  });
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_TRUE(closed);
+  EXPECT_NE(answer.find("HTTP/1.1 408"), std::string::npos) << answer;
+  EXPECT_GE(took, std::chrono::milliseconds(300));
+}
+
+TEST_F(LimitedEndpointTest, AStartedBodyMustFinishInTime) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
+  std::string answer;
+  bool closed = false;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.Request("GET", "/runtime/invocation/next");
+    runtime.SendRaw(ResultHead("req-1", 100) + "[1,");  // 3 of 100 bytes
+    closed = runtime.ClosedWithin(std::chrono::seconds(5), &answer);
+  });
+  EXPECT_TRUE(closed);
+  EXPECT_NE(answer.find("HTTP/1.1 408"), std::string::npos) << answer;
+  EXPECT_TRUE(owner_.responses.empty());
+}
+
+// Between requests a connection may stay idle as long as it likes, and a GET /next waits for
+// an event as long as it takes: neither is a request in progress.
+TEST_F(LimitedEndpointTest, IdleConnectionsAndLongPollsHaveNoDeadline) {
+  std::string later, next;
+  RunClient([&] {
+    RuntimeClient idle(port_);
+    idle.Request("GET", "/nope");
+    RuntimeClient poller(port_);
+    poller.SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));  // past both deadlines
+    asio::post(io_, [this] { endpoint_->Deliver(MakeEvent("req-1", R"({"late":1})")); });
+    next = poller.ReceiveOnce();
+    later = idle.Request("GET", "/nope");
+  });
+  EXPECT_NE(next.find(R"({"late":1})"), std::string::npos) << next;
+  EXPECT_NE(later.find("HTTP/1.1 404"), std::string::npos) << later;
+}
+
+TEST_F(LimitedEndpointTest, BodiesOfAllConnectionsShareOneBudget) {
+  owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
+  std::string second_answer, first_answer;
+  bool second_closed = false;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.Request("GET", "/runtime/invocation/next");
+    // 900 of the budget's 1500 bytes, held while the body comes in slowly.
+    RuntimeClient& first = runtime;
+    RuntimeClient second(port_);
+    first.SendRaw(ResultHead("req-1", 900) + "[");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    second.SendRaw(ResultHead("req-1", 900) + std::string(900, ' '));
+    second_closed = second.ClosedWithin(std::chrono::seconds(5), &second_answer);
+    first.SendRaw(std::string(898, ' ') + "]");
+    first_answer = first.ReceiveOnce();
+  });
+  EXPECT_NE(second_answer.find("HTTP/1.1 429"), std::string::npos) << second_answer;
+  EXPECT_TRUE(second_closed);
+  EXPECT_NE(first_answer.find("HTTP/1.1 202"), std::string::npos) << first_answer;
+  ASSERT_EQ(owner_.responses.size(), 1u);
+  EXPECT_EQ(owner_.responses[0].size(), 900u);
 }
 
 }  // namespace

@@ -290,7 +290,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
     std::filesystem::create_directories(spec.code_dir, ec);
     instance->set_own_code_dir(spec.code_dir);
   }
-  backend_.Spawn(spec, [this, instance](Result<sandbox::SpawnedInstance> spawned) {
+  auto on_spawned = [this, instance](Result<sandbox::SpawnedInstance> spawned) {
     if (instance->state() == Instance::State::kGone) return;
     if (!spawned) {
       // An instance retired while it started (its function was deleted) may find its code
@@ -310,7 +310,25 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
     }
     instance->Attach(std::move(*spawned));
     WatchInitTimeout(instance);
-  });
+  };
+  // As MakeRoom counts: a retiring instance is being killed and gives its fds back within
+  // moments (the fd reserve absorbs them meanwhile).
+  const auto live = static_cast<size_t>(std::count_if(
+      instances_.begin(), instances_.end(),
+      [](const auto& entry) { return entry.second->state() != Instance::State::kRetiring; }));
+  if (options_.max_instances_by_fds > 0 && live > options_.max_instances_by_fds) {
+    Result<sandbox::SpawnedInstance> refused = MakeError(
+        ErrorCode::kResourceExhausted,
+        fmt::format("wispd has no file descriptors left for another sandbox ({} instances; "
+                    "raise its open-files limit, RLIMIT_NOFILE)",
+                    live - 1));
+    // Later, as a spawn's answer would come: the caller's waiter is not registered yet.
+    asio::post(io_, [on_spawned = std::move(on_spawned), refused = std::move(refused)]() mutable {
+      on_spawned(std::move(refused));
+    });
+    return;
+  }
+  backend_.Spawn(spec, std::move(on_spawned));
 }
 
 void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
@@ -380,9 +398,11 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
       ++live;
       memory += instance->deployment()->spawn.memory_limit_bytes;
     }
-    return live + instances <= options_.max_instances_total &&
-           (options_.memory_budget_bytes == 0 ||
-            memory + memory_bytes <= options_.memory_budget_bytes);
+    const size_t cap = options_.max_instances_by_fds > 0
+                           ? std::min(options_.max_instances_total, options_.max_instances_by_fds)
+                           : options_.max_instances_total;
+    return live + instances <= cap && (options_.memory_budget_bytes == 0 ||
+                                       memory + memory_bytes <= options_.memory_budget_bytes);
   };
   while (!fits(/*count_retiring=*/false)) {
     // Evict the least recently used idle instance, prewarmed ones first: they serve no one yet.

@@ -45,6 +45,10 @@ struct SchedulerOptions {
   // Idle instances are evicted, least recently used first, before a call is refused.
   size_t max_instances_total = 2000;
   uint64_t memory_budget_bytes = 0;
+  // Instances wispd has file descriptors for (see InstanceFdCost in wispd): also a cap on
+  // max_instances_total, and a hard one, deploys included, so that a node short of fds
+  // refuses new sandboxes instead of failing the public API's accept (0: no cap).
+  size_t max_instances_by_fds = 0;
   // Calls that may wait for a busy function; more are refused at once.
   size_t max_queued_calls_per_function = 1000;
   // Calls and deploys that may wait for room on the node at once; more are refused at once.

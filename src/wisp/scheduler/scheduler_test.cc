@@ -348,6 +348,37 @@ TEST_F(SchedulerTest, CrashFailsTheCallWithTheExitCode) {
   });
 }
 
+// A node without file descriptors for another sandbox refuses it, a deploy's included, with
+// an error that says why, and spawns nothing.
+TEST_F(SchedulerTest, NoInstanceBeyondTheFdBudgetEvenForADeploy) {
+  options_.max_instances_by_fds = 1;
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeDeployment();
+    EXPECT_TRUE(co_await s.Warm(d));
+    // The one instance is busy, so none can be evicted to make room.
+    Event call_done(co_await asio::this_coro::executor);
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        [&]() -> asio::awaitable<void> {
+          auto r = co_await s.Invoke(d, Request(R"({"sleep_ms":300})"));
+          EXPECT_TRUE(r && r->status == InvocationStatus::kSuccess);
+          call_done.Set();
+        },
+        asio::detached);
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+    co_await pause.async_wait(asio::use_awaitable);
+    auto refused = co_await s.Warm(d);  // a deploy: it may go over the other caps, not this one
+    EXPECT_FALSE(refused);
+    if (!refused) {
+      EXPECT_NE(refused.error().message.find("no file descriptors left"), std::string::npos)
+          << refused.error().message;
+    }
+    EXPECT_EQ(s.instance_count(), 1u);
+    co_await call_done.Wait();
+  });
+  EXPECT_EQ(backend_.spawned, 1);
+}
+
 TEST_F(SchedulerTest, InitErrorFailsWarmWithTheRuntimesMessage) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
     auto warmed = co_await s.Warm(MakeDeployment(1, 10, "init_error"));
