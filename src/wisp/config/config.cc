@@ -112,6 +112,13 @@ const Setting kSettings[] = {
     {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},
     {"shutdown_grace_seconds", SetDouble<&Config::shutdown_grace_seconds>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
+    {"go_build_uid", SetUnsigned<&Config::go_build_uid>},
+    {"go_build_gid", SetUnsigned<&Config::go_build_gid>},
+    {"go_build_concurrency", SetUnsigned<&Config::go_build_concurrency>},
+    {"go_build_memory_mb", SetUnsigned<&Config::go_build_memory_mb>},
+    {"go_build_pids_limit", SetUnsigned<&Config::go_build_pids_limit>},
+    {"go_build_vcpu", SetDouble<&Config::go_build_vcpu>},
+    {"go_build_timeout_seconds", SetDouble<&Config::go_build_timeout_seconds>},
 };
 
 std::string EnvName(const char* key) {
@@ -235,6 +242,16 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   if (log_json) config.log_json = true;
   if (no_limits) config.enforce_limits = false;
   if (private_networks) config.outbound_private_networks = true;
+  // 0 would mean "no limit" to a cgroup, or no build at all: never what is meant.
+  if (config.go_build_concurrency == 0 || config.go_build_memory_mb == 0 ||
+      config.go_build_pids_limit == 0 || config.go_build_timeout_seconds < 1) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "go_build_concurrency, go_build_memory_mb and go_build_pids_limit must be at "
+                     "least 1, go_build_timeout_seconds at least 1 s");
+  }
+  if (config.go_build_uid == 0 || config.go_build_gid == 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "go_build_uid and go_build_gid must not be root");
+  }
   return parsed;
 }
 

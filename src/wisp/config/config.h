@@ -51,6 +51,16 @@ struct Config {
   uint64_t max_log_bytes_per_invocation = 256ull << 10;
   double shutdown_grace_seconds = 10;
 
+  // Go builds, each in a sandbox of its own (core/go_builder.h), at most this many at once.
+  // The build uid owns the Go cache: an id no host account and no function sandbox uses.
+  uint32_t go_build_uid = 65533;
+  uint32_t go_build_gid = 65533;
+  uint32_t go_build_concurrency = 1;
+  uint64_t go_build_memory_mb = 1024;
+  uint32_t go_build_pids_limit = 512;
+  double go_build_vcpu = 1;
+  double go_build_timeout_seconds = 300;
+
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.
   uint32_t invocation_records_per_function = 10000;

@@ -49,13 +49,15 @@ void Apply(const FunctionFields& f, store::FunctionRecord& r) {
 
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
                                  store::Store& store, scheduler::Scheduler& scheduler,
-                                 const Clock& clock, DeploymentSettings settings)
+                                 const Clock& clock, GoBuilder& go_builder,
+                                 DeploymentSettings settings)
     : io_(io),
       workers_(workers),
       record_writes_(asio::make_strand(workers.get_executor())),
       store_(store),
       scheduler_(scheduler),
       clock_(clock),
+      go_builder_(go_builder),
       settings_(std::move(settings)) {}
 
 Result<void> FunctionService::Load() {
@@ -244,6 +246,12 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   } else {
     auto write = [this, candidate, version] { return PrepareCode(candidate, version); };
     auto written = co_await Offload(workers_, std::move(write));
+    if (written && candidate.runtime == "go") {
+      // Off the worker pool: a build takes seconds to minutes, and the store must not wait.
+      const std::string binary = (fs::path(VersionDir(id, version)) / kGoBinary).string();
+      written =
+          co_await go_builder_.Build(fmt::format("{}-v{}", id, version), candidate.code, binary);
+    }
     auto built = BuildDeployment(candidate, version);
     if (!written) {
       failure = written.error().message;
@@ -443,14 +451,8 @@ Result<void> FunctionService::PrepareCode(const store::FunctionRecord& record, i
     if (!target) return tl::unexpected(target.error());
     return WriteCode(record, version, target->file_name(record.runtime));
   }
-  // The source stays beside the binary: what runs can be read back.
-  if (auto written = WriteCode(record, version, ProgramFileName(record.runtime)); !written) {
-    return written;
-  }
-  if (record.runtime != "go") return {};
-  const std::string binary = (fs::path(VersionDir(record.id, version)) / kGoBinary).string();
-  return BuildGoProgram(settings_.go, fmt::format("{}-v{}", record.id, version), record.code,
-                        binary);
+  // A Go function's source stays beside its binary: what runs can be read back.
+  return WriteCode(record, version, ProgramFileName(record.runtime));
 }
 
 Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int version,

@@ -33,7 +33,6 @@ struct DeploymentSettings {
   uint32_t max_instances_per_function = 100;
   // See sandbox::SpawnSpec::outbound_private_networks.
   bool outbound_private_networks = false;
-  GoBuildSettings go;  // program-style Go functions are compiled at deploy
 };
 
 // A function as the hot path sees it.
@@ -51,8 +50,10 @@ struct Function {
 
 class FunctionService {
  public:
+  // `go_builder` compiles program-style Go functions at deploy.
   FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
-                  scheduler::Scheduler& scheduler, const Clock& clock, DeploymentSettings settings);
+                  scheduler::Scheduler& scheduler, const Clock& clock, GoBuilder& go_builder,
+                  DeploymentSettings settings);
 
   // Reads every function from the store. Called once, before serving. Functions come back
   // ready to start instances on their first call.
@@ -91,7 +92,8 @@ class FunctionService {
   asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate);
   Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
       const store::FunctionRecord& record, int version) const;
-  // Writes the version's code (and compiles it, for Go). Blocking: the worker pool.
+  // Writes the version's code (a Go function's source; GoBuilder compiles it). Blocking: the
+  // worker pool.
   Result<void> PrepareCode(const store::FunctionRecord& record, int version) const;
   Result<void> WriteCode(const store::FunctionRecord& record, int version,
                          const std::string& file_name) const;
@@ -107,6 +109,7 @@ class FunctionService {
   store::Store& store_;
   scheduler::Scheduler& scheduler_;
   const Clock& clock_;
+  GoBuilder& go_builder_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
 };
