@@ -373,6 +373,25 @@ class GoBuildLimitsTest(unittest.TestCase):
         self.assertIn("took longer than 1 s", item["error"])
         self.assertEqual(build_processes(wisp.proc.pid), [])
 
+    def test_stopping_wispd_mid_build_leaves_nothing_behind(self):
+        wisp = start_server()
+        try:
+            fid = create_go(wisp, "go-interrupted", big_go(100000))
+            deadline = time.monotonic() + 120
+            while not build_processes(wisp.proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            building = wisp.function(fid)["state"] == "deploying"
+            wispd_pid = wisp.proc.pid
+            wisp.stop()  # exit code 0 and no process of wispd left, or it raises
+        finally:
+            wisp.kill()
+            wisp.cleanup()
+        if not building:
+            self.skipTest("the build ended before wispd was stopped")
+        for controller in ("memory", "pids", "cpu"):
+            group = os.path.join("/sys/fs/cgroup", controller, "wisp-build", str(wispd_pid))
+            self.assertFalse(os.path.exists(group), group)
+
 
 if __name__ == "__main__":
     unittest.main()
