@@ -65,8 +65,29 @@ def big_go(entries):
 # build of the old layout (a build directory and cache of that uid, the compiler running as it).
 ATTACKER = r"""
 import json, os, signal, sys, time
-data, secret, stop_file = sys.argv[1], sys.argv[2], sys.argv[3]
+data, secret, stop_file, wispd = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 report = {"reached": set(), "planted": set(), "swapped": set(), "signalled": set()}
+
+def descendants(root):
+    # Only this wispd's processes: other wispds on the machine (a colleague's) are not the
+    # target, and must not be stopped.
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    stat = f.read()
+                children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(
+                    int(name))
+            except (OSError, ValueError):
+                pass
+    out, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
 deadline = time.monotonic() + 900
 while time.monotonic() < deadline and not os.path.exists(stop_file):
     for top in (os.path.join(data, "build"), os.path.join(data, "go")):
@@ -86,9 +107,7 @@ while time.monotonic() < deadline and not os.path.exists(stop_file):
                     report["swapped"].add(target)
                 except OSError:
                     pass
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
+    for name in map(str, descendants(wispd)):
         try:
             with open(f"/proc/{name}/comm") as f:
                 comm = f.read().strip()
@@ -235,7 +254,8 @@ class GoBuildTest(unittest.TestCase):
         mode_before = stat.S_IMODE(os.stat(self.wisp.data_dir).st_mode)
 
         attacker = subprocess.Popen(
-            [sys.executable, "-c", ATTACKER, self.wisp.data_dir, secret, stop_file],
+            [sys.executable, "-c", ATTACKER, self.wisp.data_dir, secret, stop_file,
+             str(self.wisp.proc.pid)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, user=LOCAL_USER, group=LOCAL_USER,
             extra_groups=[])
         self.addCleanup(lambda: attacker.poll() is None and attacker.kill())
