@@ -22,6 +22,7 @@
 #include "wisp/config/config.h"
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
+#include "wisp/core/go_builder.h"
 #include "wisp/core/invoker.h"
 #include "wisp/core/runtime_catalog.h"
 #include "wisp/queue/embedded_queue.h"
@@ -146,6 +147,18 @@ int main(int argc, char** argv) {
                      ? "\n  (to run without resource limits, unsafe: --no-enforce-limits)"
                      : ""));
   }
+  // Go builds run in sandboxes of a launcher of their own, forked now for the same reason, with
+  // their own uid and cgroup tree: they never share the functions' instances or exit reports.
+  sandbox::LauncherOptions build_launcher_options = launcher_options;
+  build_launcher_options.cgroup_group = fmt::format("wisp-build/{}", getpid());
+  build_launcher_options.sandbox_id_base = config.go_build_uid;
+  build_launcher_options.sandbox_id_count = 1;
+  build_launcher_options.one_id_for_all = true;
+  auto build_launcher = sandbox::Launcher::Fork(build_launcher_options);
+  if (!build_launcher) {
+    return Fail(
+        fmt::format("cannot start the Go build launcher: {}", build_launcher.error().message));
+  }
   const std::string cgroups = launcher->cgroups();
   // Prewarmed instances' code directories live on the launcher's private stage, so that a
   // sandbox's mount table names no host path (see LauncherOptions::sandbox_root_dir).
@@ -204,15 +217,23 @@ int main(int argc, char** argv) {
         "outbound_private_networks: functions with outbound network can reach private, "
         "link-local and cloud metadata addresses");
   }
-  // Go functions compile as the sandbox user, which must be able to reach the build and cache
-  // directories: let it traverse (not list) the data directory.
-  settings.go.work_dir = (data_dir / "build").string();
-  settings.go.cache_dir = (data_dir / "go").string();
-  settings.go.uid = config.sandbox_uid;
-  settings.go.go_binary = config.go_path;
-  settings.go.gid = config.sandbox_gid;
-  fs::permissions(data_dir, fs::perms::others_exec | fs::perms::group_exec, fs::perm_options::add,
-                  ec);
+  core::GoBuildSettings go_build;
+  go_build.go_binary = config.go_path;
+  go_build.build_dir = (data_dir / "build").string();
+  go_build.uid = config.go_build_uid;
+  go_build.gid = config.go_build_uid;
+  go_build.concurrency = config.go_build_concurrency;
+  go_build.memory_limit_bytes = config.go_build_memory_mb << 20;
+  go_build.pids_limit = config.go_build_pids_limit;
+  go_build.vcpu = config.go_build_vcpu;
+  go_build.timeout = std::chrono::seconds(static_cast<int64_t>(config.go_build_timeout_seconds));
+  // Where Go's cache was before builds were sandboxed (writable by the sandbox uid): not trusted.
+  fs::remove_all(data_dir / "go", ec);
+  if (auto prepared = core::PrepareBuildDir(go_build); !prepared) {
+    return Fail(prepared.error().message);
+  }
+  core::GoBuilder go_builder(
+      io, std::make_unique<sandbox::ProcessJail>(io, std::move(*build_launcher)), go_build);
   core::RuntimeCatalog runtimes(core::StandardRuntimes(
       core::InterpreterPaths{config.node_path, config.python_path, config.go_path}));
   // Which interpreter versions actually run, for the functions' runtime_version; off the start
@@ -220,7 +241,7 @@ int main(int argc, char** argv) {
   asio::post(workers, [&runtimes] { runtimes.ProbeVersions(std::chrono::seconds(10)); });
   metrics::Registry metrics;
   core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
-                                  settings);
+                                  go_builder, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
   scheduler.ConfigurePrewarm(
       functions.PrewarmPools(

@@ -104,8 +104,6 @@ const Setting kSettings[] = {
     {"go_path", SetString<&Config::go_path>},
     {"region", SetRegion},
     {"runtimes_dir", SetString<&Config::runtimes_dir>},
-    {"sandbox_uid", SetUnsigned<&Config::sandbox_uid>},
-    {"sandbox_gid", SetUnsigned<&Config::sandbox_gid>},
     {"sandbox_id_base", SetUnsigned<&Config::sandbox_id_base>},
     {"sandbox_id_count", SetUnsigned<&Config::sandbox_id_count>},
     {"sandbox_tmp_mb", SetUnsigned<&Config::sandbox_tmp_mb>},
@@ -130,6 +128,12 @@ const Setting kSettings[] = {
     {"http_body_timeout_seconds", SetDouble<&Config::http_body_timeout_seconds>},
     {"http_max_connections_per_client", SetUnsigned<&Config::http_max_connections_per_client>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
+    {"go_build_uid", SetUnsigned<&Config::go_build_uid>},
+    {"go_build_concurrency", SetUnsigned<&Config::go_build_concurrency>},
+    {"go_build_memory_mb", SetUnsigned<&Config::go_build_memory_mb>},
+    {"go_build_pids_limit", SetUnsigned<&Config::go_build_pids_limit>},
+    {"go_build_vcpu", SetDouble<&Config::go_build_vcpu>},
+    {"go_build_timeout_seconds", SetDouble<&Config::go_build_timeout_seconds>},
 };
 
 std::string EnvName(const char* key) {
@@ -272,6 +276,24 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   if (log_json) config.log_json = true;
   if (no_limits) config.enforce_limits = false;
   if (private_networks) config.outbound_private_networks = true;
+  // 0 would mean "no limit" to a cgroup, or no build at all: never what is meant.
+  if (config.go_build_concurrency == 0 || config.go_build_memory_mb == 0 ||
+      config.go_build_pids_limit == 0 || config.go_build_timeout_seconds < 1) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "go_build_concurrency, go_build_memory_mb and go_build_pids_limit must be at "
+                     "least 1, go_build_timeout_seconds at least 1 s");
+  }
+  if (config.go_build_uid == 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "go_build_uid must not be root");
+  }
+  if (config.go_build_uid >= config.sandbox_id_base &&
+      uint64_t{config.go_build_uid} < uint64_t{config.sandbox_id_base} + config.sandbox_id_count) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("go_build_uid {} lies in the functions' sandbox ids {}..{}: a "
+                                 "function could then write the Go cache",
+                                 config.go_build_uid, config.sandbox_id_base,
+                                 uint64_t{config.sandbox_id_base} + config.sandbox_id_count - 1));
+  }
   return parsed;
 }
 

@@ -26,8 +26,6 @@ struct Config {
   std::string runtimes_dir;
 
   // Sandboxes.
-  uint32_t sandbox_uid = 65534;  // Go builds run as this uid/gid ("nobody"), never as root
-  uint32_t sandbox_gid = 65534;
   // Each sandbox is created by, and its root is, a host uid/gid of its own from this range,
   // which must belong to nobody on the host (sandbox::LauncherOptions::sandbox_id_base).
   uint32_t sandbox_id_base = 0x70000000;
@@ -67,6 +65,16 @@ struct Config {
   double http_header_timeout_seconds = 20;
   double http_body_timeout_seconds = 60;
   uint32_t http_max_connections_per_client = 1024;
+
+  // Go builds, each in a sandbox of its own (core/go_builder.h), at most this many at once.
+  // Every build runs as this host uid and gid of the same number, which owns the Go cache: an
+  // id no host account uses, outside the functions' range (just below it by default).
+  uint32_t go_build_uid = 0x70000000 - 1;
+  uint32_t go_build_concurrency = 1;
+  uint64_t go_build_memory_mb = 1024;
+  uint32_t go_build_pids_limit = 512;
+  double go_build_vcpu = 1;
+  double go_build_timeout_seconds = 300;
 
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.

@@ -163,6 +163,48 @@ TEST(OutboundPrivateNetworks, RejectsWhatIsNoBoolean) {
   std::remove(path.c_str());
 }
 
+TEST(GoBuilds, HaveLimitsByDefaultReadFromTheEnvironment) {
+  const Config defaults;
+  EXPECT_EQ(defaults.go_build_memory_mb, 1024u);
+  EXPECT_EQ(defaults.go_build_timeout_seconds, 300);
+  EXPECT_EQ(defaults.go_build_concurrency, 1u);
+  // The cache's one writer: no function sandbox runs as it.
+  EXPECT_TRUE(defaults.go_build_uid < defaults.sandbox_id_base ||
+              defaults.go_build_uid >= defaults.sandbox_id_base + defaults.sandbox_id_count);
+
+  std::map<std::string, std::string> env{
+      {"WISP_GO_BUILD_MEMORY_MB", "512"}, {"WISP_GO_BUILD_TIMEOUT_SECONDS", "60"},
+      {"WISP_GO_BUILD_CONCURRENCY", "2"}, {"WISP_GO_BUILD_PIDS_LIMIT", "256"},
+      {"WISP_GO_BUILD_VCPU", "0.5"},      {"WISP_GO_BUILD_UID", "70000"}};
+  fake_env = &env;
+  Config config;
+  ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv));
+  EXPECT_EQ(config.go_build_memory_mb, 512u);
+  EXPECT_EQ(config.go_build_timeout_seconds, 60);
+  EXPECT_EQ(config.go_build_concurrency, 2u);
+  EXPECT_EQ(config.go_build_pids_limit, 256u);
+  EXPECT_EQ(config.go_build_vcpu, 0.5);
+  EXPECT_EQ(config.go_build_uid, 70000u);
+}
+
+// 0 would lift a cgroup limit or stop every build: refused with the setting's name.
+TEST(GoBuilds, RefusesZeroLimitsAndRoot) {
+  const std::string path = testing::TempDir() + "/wisp_go_build_test.toml";
+  for (const char* line :
+       {"go_build_memory_mb = 0", "go_build_pids_limit = 0", "go_build_concurrency = 0",
+        "go_build_timeout_seconds = 0", "go_build_uid = 0"}) {
+    std::ofstream(path) << line << "\n";
+    std::string flag = "--config=" + path;
+    char program[] = "wispd";
+    char* argv[] = {program, flag.data()};
+    auto parsed = ParseConfig(2, argv);
+    ASSERT_FALSE(parsed) << line;
+    const std::string key = std::string(line).substr(0, std::string(line).find(' '));
+    EXPECT_NE(parsed.error().message.find(key), std::string::npos) << parsed.error().message;
+  }
+  std::remove(path.c_str());
+}
+
 TEST(ApplyConfigFile, ReadsTomlAndRejectsUnknownKeys) {
   const std::string path = testing::TempDir() + "/wisp_config_test.toml";
   {

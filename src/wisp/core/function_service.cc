@@ -50,7 +50,8 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
                                  store::Store& store, scheduler::Scheduler& scheduler,
                                  metrics::Registry& metrics, const Clock& clock,
-                                 const RuntimeCatalog& runtimes, DeploymentSettings settings)
+                                 const RuntimeCatalog& runtimes, GoBuilder& go_builder,
+                                 DeploymentSettings settings)
     : io_(io),
       workers_(workers),
       record_writes_(asio::make_strand(workers.get_executor())),
@@ -59,6 +60,7 @@ FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& worker
       metrics_(metrics),
       clock_(clock),
       runtimes_(runtimes),
+      go_builder_(go_builder),
       settings_(std::move(settings)) {}
 
 Result<void> FunctionService::Load() {
@@ -260,9 +262,18 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   } else {
     auto write = [this, candidate, version] { return PrepareCode(candidate, version); };
     auto written = co_await Offload(workers_, std::move(write));
+    if (written && candidate.style == kProgramStyle) {
+      if (auto runtime = RuntimeOf(candidate); runtime && (*runtime)->compiled) {
+        // Off the worker pool: a build takes seconds to minutes, and the store must not wait.
+        const std::string binary =
+            (fs::path(VersionDir(id, version)) / std::string(kBuildOutputFile)).string();
+        written =
+            co_await go_builder_.Build(fmt::format("{}-v{}", id, version), candidate.code, binary);
+      }
+    }
     if (lifetime->deleted) {
-      // Deleted while its code was written: the delete's removal may have run before the
-      // write ended. Remove what is left, after it (the same strand), and start nothing.
+      // Deleted while its code was written or built: the delete's removal may have run before
+      // the write ended. Remove what is left, after it (the same strand), and start nothing.
       auto remove = [dir = settings_.functions_dir + "/" + id] {
         std::error_code ec;
         fs::remove_all(dir, ec);
@@ -491,12 +502,7 @@ Result<void> FunctionService::PrepareCode(const store::FunctionRecord& record, i
   auto file = CodeFileName(record);
   if (!file) return tl::unexpected(file.error());
   // A program's source stays beside its build output: what runs can be read back.
-  if (auto written = WriteCode(record, version, *file); !written) return written;
-  if (record.style != kProgramStyle || !(*RuntimeOf(record))->compiled) return {};
-  const std::string binary =
-      (fs::path(VersionDir(record.id, version)) / std::string(kBuildOutputFile)).string();
-  return BuildGoProgram(settings_.go, fmt::format("{}-v{}", record.id, version), record.code,
-                        binary);
+  return WriteCode(record, version, *file);
 }
 
 Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int version,

@@ -37,7 +37,6 @@ struct DeploymentSettings {
   uint32_t max_instances_per_function = 100;
   // See sandbox::SpawnSpec::outbound_private_networks.
   bool outbound_private_networks = false;
-  GoBuildSettings go;  // program-style Go functions are compiled at deploy
 };
 
 // A function as the hot path sees it.
@@ -60,9 +59,11 @@ struct Function {
 
 class FunctionService {
  public:
+  // `go_builder` compiles program-style Go functions at deploy.
   FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
                   scheduler::Scheduler& scheduler, metrics::Registry& metrics, const Clock& clock,
-                  const RuntimeCatalog& runtimes, DeploymentSettings settings);
+                  const RuntimeCatalog& runtimes, GoBuilder& go_builder,
+                  DeploymentSettings settings);
 
   // Reads every function from the store. Called once, before serving. Functions come back
   // ready to start instances on their first call.
@@ -105,7 +106,8 @@ class FunctionService {
   Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
       const store::FunctionRecord& record, int version,
       std::shared_ptr<scheduler::FunctionLifetime> lifetime) const;
-  // Writes the version's code (and compiles it, for Go). Blocking: the worker pool.
+  // Writes the version's code (a compiled program's source; GoBuilder compiles it). Blocking:
+  // the worker pool.
   Result<void> PrepareCode(const store::FunctionRecord& record, int version) const;
   Result<void> WriteCode(const store::FunctionRecord& record, int version,
                          const std::string& file_name) const;
@@ -130,6 +132,7 @@ class FunctionService {
   metrics::Registry& metrics_;
   const Clock& clock_;
   const RuntimeCatalog& runtimes_;
+  GoBuilder& go_builder_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
   ThreadRole io_thread_;

@@ -1,20 +1,18 @@
 #include "wisp/core/go_builder.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <vector>
+#include <optional>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
-#include "wisp/common/defer.h"
 #include "wisp/common/unique_fd.h"
 
 namespace wisp::core {
@@ -23,26 +21,61 @@ namespace {
 
 // The compiler's output beyond this is cut: a deploy error should be readable.
 constexpr size_t kMaxOutputBytes = 16 << 10;
+// Deploys waiting for a build beyond this get a clear "try again" instead of waiting for
+// minutes behind each other.
+constexpr size_t kMaxWaitingBuilds = 64;
+// After the wall-time limit kills a build, the launcher reports its end within milliseconds;
+// this only bounds a launcher that is gone or wedged.
+constexpr auto kExitReportGrace = std::chrono::seconds(30);
+// Where the build sees its directories (the source is the sandbox's /var/task).
+constexpr const char* kSandboxOutput = "/out";
+constexpr const char* kSandboxCache = "/go";
+constexpr const char* kBinaryName = "function";
+constexpr const char* kCacheDirName = "go";
+constexpr const char* kWorkDirName = "work";
 
-Result<void> WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  if (!out) return MakeError(ErrorCode::kInternal, fmt::format("write {}", path.string()));
+// Writes a new file; refuses to write through anything that is already there.
+Result<void> WriteNewFile(const fs::path& path, const std::string& text, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!fd) return ErrnoError("create " + path.string());
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError("write " + path.string());
+    done += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd.get(), mode) != 0) return ErrnoError("chmod " + path.string());
   return {};
 }
 
-void ChownTree(const fs::path& root, uid_t uid, gid_t gid) {
-  ::lchown(root.c_str(), uid, gid);
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    ::lchown(it->path().c_str(), uid, gid);
+// A directory of exactly this owner and mode, made afresh (its parent is root's and 0700, so
+// nothing else can have put anything in its place meanwhile).
+Result<void> MakeDirectory(const fs::path& path, uid_t uid, gid_t gid, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) != 0) return ErrnoError("mkdir " + path.string());
+  if (::chown(path.c_str(), uid, gid) != 0 || ::chmod(path.c_str(), mode) != 0) {
+    return ErrnoError("set owner and mode of " + path.string());
   }
+  return {};
 }
 
-// Go's messages name the build directory; the user knows their file as main.go.
-std::string Tidy(std::string text, const std::string& dir) {
-  for (size_t at; (at = text.find(dir + "/")) != std::string::npos;) text.erase(at, dir.size() + 1);
+// The build's directories: src/ with the module (root's, read-only inside), out/ for the binary
+// (the build uid's).
+Result<void> PrepareWorkDir(const fs::path& dir, const std::string& source, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (auto made = MakeDirectory(dir, 0, 0, 0700); !made) return made;
+  if (auto made = MakeDirectory(dir / "src", 0, 0, 0755); !made) return made;
+  if (auto made = MakeDirectory(dir / "out", uid, gid, 0700); !made) return made;
+  if (auto written = WriteNewFile(dir / "src" / "main.go", source, 0644); !written) {
+    return written;
+  }
+  return WriteNewFile(dir / "src" / "go.mod", "module function\n\ngo 1.19\n", 0644);
+}
+
+// Go's messages name the sandbox's source directory; the user knows their file as main.go.
+std::string Tidy(std::string text) {
+  const std::string dir = "/var/task/";
+  for (size_t at; (at = text.find(dir)) != std::string::npos;) text.erase(at, dir.size());
   if (text.size() > kMaxOutputBytes) text = text.substr(0, kMaxOutputBytes) + "\n[cut]";
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;
@@ -50,128 +83,323 @@ std::string Tidy(std::string text, const std::string& dir) {
 
 }  // namespace
 
-Result<void> BuildGoProgram(const GoBuildSettings& settings, const std::string& build_name,
-                            const std::string& source, const std::string& output) {
-  if (::access(settings.go_binary.c_str(), X_OK) != 0) {
-    return MakeError(ErrorCode::kUnavailable,
-                     fmt::format("the Go toolchain is not installed ({} not found): install "
-                                 "golang-go (scripts/install-deps)",
-                                 settings.go_binary));
+Result<void> PrepareBuildDir(const GoBuildSettings& settings) {
+  const fs::path dir = settings.build_dir;
+  if (dir.empty() || !dir.is_absolute()) {
+    return MakeError(ErrorCode::kInvalidArgument, "the Go build directory must be absolute");
   }
-  const bool drop = ::geteuid() == 0;
-  const fs::path dir = fs::path(settings.work_dir) / build_name;
-  const fs::path cache = fs::path(settings.cache_dir) / "cache";
-  const fs::path gopath = fs::path(settings.cache_dir) / "path";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return ErrnoError("mkdir " + dir.string());
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd)
+    return ErrnoError(fmt::format("open {} (must be a directory, not a link)", dir.string()));
+  // Root's alone: no other local user may reach the cache or a build's output below it.
+  if (::fchown(fd.get(), 0, 0) != 0 || ::fchmod(fd.get(), 0700) != 0) {
+    return ErrnoError("make " + dir.string() + " root's with mode 0700 (wispd runs as root)");
+  }
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  for (const auto& d : {dir, dir / "tmp", cache, gopath}) {
-    fs::create_directories(d, ec);
-    if (ec) {
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == kCacheDirName) {
+      // The cache is trusted only if the build uid alone could ever write it.
+      struct stat st;
+      if (::lstat(entry.path().c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+          st.st_uid == settings.uid && st.st_gid == settings.gid && (st.st_mode & 07777) == 0700) {
+        continue;
+      }
+      spdlog::info("Go build cache {} has another owner or mode: starting it afresh",
+                   entry.path().string());
+    }
+    fs::remove_all(entry.path(), ec);
+    if (ec)
       return MakeError(ErrorCode::kInternal,
-                       fmt::format("create {}: {}", d.string(), ec.message()));
+                       fmt::format("remove {}: {}", entry.path().string(), ec.message()));
+  }
+  if (ec)
+    return MakeError(ErrorCode::kInternal, fmt::format("list {}: {}", dir.string(), ec.message()));
+  struct stat st;
+  if (::lstat((dir / kCacheDirName).c_str(), &st) != 0) {
+    if (auto made = MakeDirectory(dir / kCacheDirName, settings.uid, settings.gid, 0700); !made) {
+      return made;
     }
   }
-  Defer cleanup([&] { fs::remove_all(dir, ec); });
-  if (auto r = WriteFile(dir / "main.go", source); !r) return r;
-  if (auto r = WriteFile(dir / "go.mod", "module function\n\ngo 1.19\n"); !r) return r;
-  if (drop) {
-    // The compiler runs user code paths (go:generate is not run, but cgo is off and the
-    // toolchain parses untrusted input): not as root. The cache belongs to the build user.
-    ChownTree(dir, settings.uid, settings.gid);
-    ChownTree(settings.cache_dir, settings.uid, settings.gid);
-  }
+  return MakeDirectory(dir / kWorkDirName, 0, 0, 0700);
+}
 
-  // Everything the child needs is prepared before fork: between fork and exec in a threaded
-  // process only async-signal-safe calls are allowed.
-  const std::string binary = (dir / "function").string();
-  std::vector<std::string> args = {settings.go_binary, "build", "-trimpath", "-o", binary, "."};
-  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir.string(),
-                                  "GOCACHE=" + cache.string(), "GOPATH=" + gopath.string(),
-                                  "GOPROXY=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local",
-                                  "GO111MODULE=on", "CGO_ENABLED=0",
-                                  // Not the module's directory: Go ignores a go.mod in TMPDIR.
-                                  "TMPDIR=" + (dir / "tmp").string()};
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoError("pipe2");
-  UniqueFd read_end(pipe_fds[0]);
-  UniqueFd write_end(pipe_fds[1]);
-  const std::string dir_string = dir.string();
-  const uid_t uid = settings.uid;
-  const gid_t gid = settings.gid;
-
-  const pid_t pid = ::fork();
-  if (pid < 0) return ErrnoError("fork");
-  if (pid == 0) {
-    ::setpgid(0, 0);  // the timeout kills go and every compiler it started
-    ::dup2(write_end.get(), 1);
-    ::dup2(write_end.get(), 2);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::syscall(SYS_close_range, 3, ~0U, 0);
-    if (drop && (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)) {
-      ::_exit(126);
-    }
-    if (::chdir(dir_string.c_str()) != 0) ::_exit(125);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  write_end.Reset();
-
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + settings.timeout;
-  bool timed_out = false;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{read_end.get(), POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;
-    char buffer[4096];
-    const ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
-    if (n <= 0) break;
-    if (out.size() < 4 * kMaxOutputBytes) out.append(buffer, static_cast<size_t>(n));
-  }
-  if (timed_out) ::kill(-pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return MakeError(ErrorCode::kTimeout,
-                     fmt::format("go build took longer than {} s", settings.timeout.count()));
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 126) {
-      return MakeError(ErrorCode::kInternal, "go build: could not drop privileges");
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 125) {
-      return MakeError(ErrorCode::kInternal,
-                       fmt::format("go build: uid {} cannot enter {} (is the data directory "
-                                   "traversable?)",
-                                   uid, dir_string));
-    }
-    return MakeError(ErrorCode::kInvalidArgument,
-                     fmt::format("go build failed:\n{}", Tidy(out, dir_string)));
-  }
-  fs::copy_file(binary, output, fs::copy_options::overwrite_existing, ec);
-  if (ec) {
+Result<void> TakeBuildOutput(const std::string& work_dir, uid_t build_uid,
+                             const std::string& output) {
+  UniqueFd work(::open(work_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!work) return ErrnoError("open " + work_dir);
+  struct stat st;
+  if (::fstat(work.get(), &st) != 0) return ErrnoError("stat " + work_dir);
+  if (st.st_uid != 0 || (st.st_mode & 077) != 0) {
     return MakeError(ErrorCode::kInternal,
-                     fmt::format("copy the binary to {}: {}", output, ec.message()));
+                     fmt::format("{} must be root's with mode 0700 to take a build's output from "
+                                 "it",
+                                 work_dir));
   }
-  fs::permissions(output,
-                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                      fs::perms::others_read | fs::perms::others_exec,
-                  ec);
+  UniqueFd out(::openat(work.get(), "out", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!out) {
+    return MakeError(
+        ErrorCode::kInternal,
+        fmt::format("the build's output directory is not a directory: {}", std::strerror(errno)));
+  }
+  // The build's processes are gone and no other uid can reach this directory; once it is
+  // root's, nothing in it can be renamed, replaced or linked but by root.
+  if (::fchown(out.get(), 0, 0) != 0 || ::fchmod(out.get(), 0700) != 0) {
+    return ErrnoError("take over the build's output directory");
+  }
+  // O_NONBLOCK: a FIFO in its place must not block the open; it is refused below.
+  UniqueFd binary(::openat(out.get(), kBinaryName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!binary) {
+    if (errno == ELOOP) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "the build's output is a symbolic link: refused");
+    }
+    if (errno == ENOENT) return MakeError(ErrorCode::kInvalidArgument, "go build left no binary");
+    return ErrnoError("open the build's output");
+  }
+  if (::fstat(binary.get(), &st) != 0) return ErrnoError("stat the build's output");
+  if (!S_ISREG(st.st_mode)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the build's output is not a regular file: refused");
+  }
+  // Another link means the file is also somewhere the build did not write; another owner means
+  // the build did not create it.
+  if (st.st_nlink != 1 || st.st_uid != build_uid) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("the build's output is not a file of the build's own (owner {}, "
+                                 "{} links): refused",
+                                 st.st_uid, st.st_nlink));
+  }
+
+  const std::string temp = output + ".tmp";
+  ::unlink(temp.c_str());
+  UniqueFd copy(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0755));
+  if (!copy) return ErrnoError("create " + temp);
+  for (;;) {
+    const ssize_t n = ::sendfile(copy.get(), binary.get(), nullptr, 1 << 20);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::unlink(temp.c_str());
+      return ErrnoError("copy the build's output to " + temp, err);
+    }
+    if (n == 0) break;
+  }
+  // Root's, readable and executable by the sandbox user, writable by nobody else.
+  if (::fchmod(copy.get(), 0755) != 0 || ::rename(temp.c_str(), output.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(temp.c_str());
+    return ErrnoError("install " + output, err);
+  }
   return {};
+}
+
+struct GoBuilder::RunningBuild {
+  explicit RunningBuild(const asio::any_io_executor& executor)
+      : spawned(executor), exited(executor) {}
+  Event spawned;
+  std::optional<Result<sandbox::SpawnedInstance>> spawn_result;
+  Event exited;
+  sandbox::ExitStatus status;
+  bool timed_out = false;
+};
+
+// A build's turn to run. When it ends, the turn passes straight to the oldest waiting build, so
+// a build that arrives meanwhile cannot take it first.
+class GoBuilder::Turn {
+ public:
+  Turn(GoBuilder& builder, std::shared_ptr<bool> alive)
+      : builder_(builder), alive_(std::move(alive)) {}
+  Turn(const Turn&) = delete;
+  Turn& operator=(const Turn&) = delete;
+  ~Turn() {
+    if (!*alive_) return;
+    if (builder_.waiting_.empty()) {
+      --builder_.running_;
+      return;
+    }
+    auto next = std::move(builder_.waiting_.front());
+    builder_.waiting_.pop_front();
+    next->Set();
+  }
+
+ private:
+  GoBuilder& builder_;
+  std::shared_ptr<bool> alive_;
+};
+
+GoBuilder::GoBuilder(asio::io_context& io, std::unique_ptr<sandbox::Backend> sandboxes,
+                     GoBuildSettings settings)
+    : io_(io), sandboxes_(std::move(sandboxes)), settings_(std::move(settings)) {
+  sandboxes_->SetExitCallback([this, alive = alive_](const sandbox::ExitStatus& status) {
+    if (!*alive) return;
+    auto it = builds_.find(status.instance_id);
+    if (it == builds_.end()) return;
+    it->second->status = status;
+    it->second->exited.Set();
+  });
+}
+
+GoBuilder::~GoBuilder() {
+  *alive_ = false;
+  files_.join();
+}
+
+asio::awaitable<Result<void>> GoBuilder::Build(std::string build_name, std::string source,
+                                               std::string output) {
+  if (::access(settings_.go_binary.c_str(), X_OK) != 0) {
+    co_return MakeError(ErrorCode::kUnavailable,
+                        fmt::format("the Go toolchain is not installed ({} not found): install "
+                                    "golang-go (scripts/install-deps)",
+                                    settings_.go_binary));
+  }
+  const auto alive = alive_;
+  if (running_ < std::max<uint32_t>(settings_.concurrency, 1) && waiting_.empty()) {
+    ++running_;
+  } else {
+    if (waiting_.size() >= kMaxWaitingBuilds) {
+      co_return MakeError(
+          ErrorCode::kUnavailable,
+          fmt::format("{} Go builds are waiting already: try again later", waiting_.size()));
+    }
+    const auto my_turn = std::make_shared<Event>(io_.get_executor());
+    waiting_.push_back(my_turn);
+    co_await my_turn->Wait();
+    if (!*alive) co_return MakeError(ErrorCode::kUnavailable, "wispd is stopping");
+  }
+  Turn turn(*this, alive);
+
+  const std::string work_dir = (fs::path(settings_.build_dir) / kWorkDirName / build_name).string();
+  Result<void> result = co_await Compile(build_name, work_dir, source, output);
+  if (!*alive) co_return result;
+  auto remove = [work_dir] {
+    std::error_code ec;
+    fs::remove_all(work_dir, ec);
+    return ec.value();
+  };
+  co_await Offload(files_, std::move(remove));
+  co_return result;
+}
+
+sandbox::SpawnSpec GoBuilder::SpecFor(const std::string& build_name,
+                                      const std::string& work_dir) const {
+  sandbox::SpawnSpec spec;
+  spec.instance_id = build_name;
+  spec.argv = {settings_.go_binary,
+               "build",
+               "-trimpath",
+               "-o",
+               fmt::format("{}/{}", kSandboxOutput, kBinaryName),
+               "."};
+  spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin",
+              "HOME=/tmp",
+              "TMPDIR=/tmp",
+              fmt::format("GOCACHE={}/cache", kSandboxCache),
+              fmt::format("GOPATH={}/path", kSandboxCache),
+              "GOPROXY=off",
+              "GOFLAGS=-mod=mod",
+              "GOTOOLCHAIN=local",
+              "GO111MODULE=on",
+              "CGO_ENABLED=0"};
+  spec.code_dir = (fs::path(work_dir) / "src").string();  // read-only at /var/task
+  spec.memory_limit_bytes = settings_.memory_limit_bytes;
+  // Go's work files go to /tmp, which counts against the memory limit anyway: the limit bounds
+  // both together.
+  spec.tmp_size_bytes = settings_.memory_limit_bytes;
+  spec.pids_limit = settings_.pids_limit;
+  spec.vcpu = settings_.vcpu;
+  spec.writable_binds = {
+      {(fs::path(work_dir) / "out").string(), kSandboxOutput},
+      {(fs::path(settings_.build_dir) / kCacheDirName).string(), kSandboxCache},
+  };
+  return spec;
+}
+
+asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
+                                                 const std::string& work_dir,
+                                                 const std::string& source,
+                                                 const std::string& output) {
+  const uid_t uid = settings_.uid;
+  const gid_t gid = settings_.gid;
+  auto prepare = [work_dir, source, uid, gid] {
+    return PrepareWorkDir(work_dir, source, uid, gid);
+  };
+  auto prepared = co_await Offload(files_, std::move(prepare));
+  if (!prepared) co_return prepared;
+
+  const auto alive = alive_;
+  const auto build = std::make_shared<RunningBuild>(io_.get_executor());
+  builds_[build_name] = build;
+  sandboxes_->Spawn(SpecFor(build_name, work_dir),
+                    [build](Result<sandbox::SpawnedInstance> spawned) {
+                      build->spawn_result = std::move(spawned);
+                      build->spawned.Set();
+                    });
+  co_await build->spawned.Wait();
+  if (!*alive) co_return MakeError(ErrorCode::kUnavailable, "wispd is stopping");
+  if (!*build->spawn_result) {
+    builds_.erase(build_name);
+    co_return MakeError(ErrorCode::kInternal, fmt::format("cannot start the Go build's sandbox: {}",
+                                                          build->spawn_result->error().message));
+  }
+  // The build needs neither the Runtime API nor its channel: they close here.
+  sandbox::SpawnedInstance instance = std::move(**build->spawn_result);
+  build->spawn_result.reset();
+  asio::posix::stream_descriptor output_pipe(io_, instance.output.Release());
+
+  asio::steady_timer deadline(io_, settings_.timeout);
+  deadline.async_wait([this, alive, build, build_name](const boost::system::error_code& ec) {
+    if (ec || !*alive || build->exited.is_set()) return;
+    build->timed_out = true;
+    sandboxes_->Kill(build_name);
+  });
+  // The pipe ends when the last process of the sandbox is gone.
+  std::string log;
+  std::array<char, 4096> buffer;
+  for (;;) {
+    boost::system::error_code ec;
+    const size_t n = co_await output_pipe.async_read_some(
+        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    if (!*alive) co_return MakeError(ErrorCode::kUnavailable, "wispd is stopping");
+    if (log.size() < 4 * kMaxOutputBytes) log.append(buffer.data(), n);
+    if (ec) break;
+  }
+  const bool reported =
+      co_await build->exited.Wait(std::chrono::steady_clock::now() + kExitReportGrace);
+  if (!*alive) co_return MakeError(ErrorCode::kUnavailable, "wispd is stopping");
+  deadline.cancel();
+  builds_.erase(build_name);
+  if (!reported) {
+    sandboxes_->Kill(build_name);
+    co_return MakeError(ErrorCode::kInternal, "the Go build's sandbox did not report its end");
+  }
+
+  const sandbox::ExitStatus& status = build->status;
+  if (build->timed_out) {
+    co_return MakeError(ErrorCode::kTimeout,
+                        fmt::format("go build took longer than {} s (the build time limit, "
+                                    "go_build_timeout_seconds)",
+                                    settings_.timeout.count()));
+  }
+  if (status.oom_killed) {
+    co_return MakeError(ErrorCode::kResourceExhausted,
+                        fmt::format("go build ran out of memory: a build may use {} MiB "
+                                    "(go_build_memory_mb)",
+                                    settings_.memory_limit_bytes >> 20));
+  }
+  if (status.signal != 0) {
+    co_return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("go build was killed by signal {}:\n{}", status.signal, Tidy(log)));
+  }
+  if (status.exit_code != 0) {
+    co_return MakeError(ErrorCode::kInvalidArgument,
+                        fmt::format("go build failed:\n{}", Tidy(log)));
+  }
+  auto take = [work_dir, uid, output] { return TakeBuildOutput(work_dir, uid, output); };
+  co_return co_await Offload(files_, std::move(take));
 }
 
 }  // namespace wisp::core

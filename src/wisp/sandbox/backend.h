@@ -21,6 +21,13 @@
 
 namespace wisp::sandbox {
 
+// A host directory mounted read-write inside a sandbox, for jobs that must leave files behind (a
+// Go build's output and its cache); functions get none. Mounted nosuid, nodev and noexec.
+struct WritableBind {
+  std::string host_path;     // absolute; opened by the launcher as the host's root
+  std::string sandbox_path;  // absolute, clear of every mount point the sandbox makes itself
+};
+
 // Everything needed to start one instance. Paths are host paths unless said otherwise.
 struct SpawnSpec {
   std::string instance_id;        // unique among live instances; [A-Za-z0-9_-], at most 64 chars
@@ -42,6 +49,7 @@ struct SpawnSpec {
   // fails at once with EACCES, so a function reaches public addresses only. The operator's
   // node-wide choice (Config::outbound_private_networks), never a function's.
   bool outbound_private_networks = false;
+  std::vector<WritableBind> writable_binds;
 };
 
 // The runtime finds its end of SpawnedInstance::runtime_api_channel at this fd.

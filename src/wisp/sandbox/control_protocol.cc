@@ -2,7 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -75,6 +77,10 @@ Result<std::optional<Datagram>> ReceiveDatagram(int sock, bool nonblocking) {
 }
 
 nlohmann::json SpawnSpecToJson(const SpawnSpec& s) {
+  nlohmann::json binds = nlohmann::json::array();
+  for (const auto& b : s.writable_binds) {
+    binds.push_back({{"host_path", b.host_path}, {"sandbox_path", b.sandbox_path}});
+  }
   return {{"instance_id", s.instance_id},
           {"argv", s.argv},
           {"env", s.env},
@@ -86,7 +92,8 @@ nlohmann::json SpawnSpecToJson(const SpawnSpec& s) {
           {"vcpu", s.vcpu},
           {"runtime_api_port", s.runtime_api_port},
           {"network_outbound", s.network_outbound},
-          {"outbound_private_networks", s.outbound_private_networks}};
+          {"outbound_private_networks", s.outbound_private_networks},
+          {"writable_binds", std::move(binds)}};
 }
 
 Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
@@ -104,12 +111,44 @@ Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
     j.at("runtime_api_port").get_to(s.runtime_api_port);
     j.at("network_outbound").get_to(s.network_outbound);
     j.at("outbound_private_networks").get_to(s.outbound_private_networks);
+    for (const auto& b : j.at("writable_binds")) {
+      s.writable_binds.push_back(
+          {b.at("host_path").get<std::string>(), b.at("sandbox_path").get<std::string>()});
+    }
   } catch (const nlohmann::json::exception& e) {
     return MakeError(ErrorCode::kInvalidArgument, fmt::format("bad spawn spec: {}", e.what()));
   }
   if (auto ok = ValidateSpawnSpec(s); !ok) return tl::unexpected(ok.error());
   return s;
 }
+
+namespace {
+
+// Where the sandbox mounts something of its own (sandbox_child.cc): a writable bind on, above or
+// below one of them would hide it or be hidden.
+constexpr std::string_view kSandboxMountPoints[] = {
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",    "/libx32",
+    "/etc", "/dev", "/proc", "/sys", "/tmp",   "/var/task", "/opt/wisp/runtime"};
+
+// True when one path is the other or lies below it ("/a" and "/a/b"; not "/a" and "/ab").
+bool Overlap(std::string_view a, std::string_view b) {
+  if (a.size() > b.size()) std::swap(a, b);
+  return b.substr(0, a.size()) == a && (b.size() == a.size() || b[a.size()] == '/');
+}
+
+// Absolute, without empty, "." or ".." components, and not "/" itself.
+bool IsPlainAbsolutePath(std::string_view path) {
+  if (path.size() < 2 || path[0] != '/' || path.back() == '/') return false;
+  for (size_t start = 1; start <= path.size();) {
+    const size_t end = std::min(path.find('/', start), path.size());
+    const std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
 
 Result<void> ValidateSpawnSpec(const SpawnSpec& s) {
   auto invalid = [](std::string what) {
@@ -135,6 +174,29 @@ Result<void> ValidateSpawnSpec(const SpawnSpec& s) {
   }
   if (s.runtime_api_port == 0) return invalid("runtime_api_port must not be 0");
   if (s.vcpu < 0) return invalid("vcpu must not be negative");
+  for (size_t i = 0; i < s.writable_binds.size(); ++i) {
+    const WritableBind& bind = s.writable_binds[i];
+    if (!IsPlainAbsolutePath(bind.host_path)) {
+      return invalid(fmt::format("writable bind host path '{}' must be a plain absolute path",
+                                 bind.host_path));
+    }
+    if (!IsPlainAbsolutePath(bind.sandbox_path)) {
+      return invalid(fmt::format("writable bind sandbox path '{}' must be a plain absolute path",
+                                 bind.sandbox_path));
+    }
+    for (std::string_view taken : kSandboxMountPoints) {
+      if (Overlap(bind.sandbox_path, taken)) {
+        return invalid(fmt::format("writable bind sandbox path '{}' overlaps the sandbox's {}",
+                                   bind.sandbox_path, taken));
+      }
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (Overlap(bind.sandbox_path, s.writable_binds[j].sandbox_path)) {
+        return invalid(fmt::format("writable binds '{}' and '{}' overlap", bind.sandbox_path,
+                                   s.writable_binds[j].sandbox_path));
+      }
+    }
+  }
   return {};
 }
 

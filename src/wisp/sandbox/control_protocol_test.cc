@@ -25,6 +25,7 @@ TEST(ControlProtocolTest, SpecRoundTripsThroughJson) {
   in.runtime_api_port = 9100;
   in.network_outbound = true;
   in.outbound_private_networks = true;
+  in.writable_binds = {{"/srv/build/out", "/out"}, {"/srv/build/go", "/go"}};
   auto out = SpawnSpecFromJson(SpawnSpecToJson(in));
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_EQ(out->instance_id, in.instance_id);
@@ -35,6 +36,31 @@ TEST(ControlProtocolTest, SpecRoundTripsThroughJson) {
   EXPECT_EQ(out->runtime_api_port, 9100);
   EXPECT_TRUE(out->network_outbound);
   EXPECT_TRUE(out->outbound_private_networks);
+  ASSERT_EQ(out->writable_binds.size(), 2u);
+  EXPECT_EQ(out->writable_binds[1].host_path, "/srv/build/go");
+  EXPECT_EQ(out->writable_binds[1].sandbox_path, "/go");
+}
+
+// A writable bind must neither hide nor be hidden by what the sandbox mounts itself (a
+// writable /usr, /etc or /var/task would let the sandbox change what it runs).
+TEST(ControlProtocolTest, RejectsWritableBindsOverTheSandboxsOwnMounts) {
+  for (const char* path : {"/", "/usr", "/usr/lib", "/etc", "/var", "/var/task", "/var/task/x",
+                           "/tmp", "/proc", "/dev/shm", "/opt", "/opt/wisp/runtime", "relative",
+                           "/a/../usr", "/a//b", "/a/", "/a/./b"}) {
+    SpawnSpec s = ValidSpec();
+    s.writable_binds = {{"/srv/out", path}};
+    EXPECT_FALSE(ValidateSpawnSpec(s)) << path;
+  }
+  for (const char* path : {"relative", "/srv/../etc", ""}) {
+    SpawnSpec s = ValidSpec();
+    s.writable_binds = {{path, "/out"}};
+    EXPECT_FALSE(ValidateSpawnSpec(s)) << path;
+  }
+  SpawnSpec s = ValidSpec();
+  s.writable_binds = {{"/srv/a", "/out"}, {"/srv/b", "/out/inner"}};
+  EXPECT_FALSE(ValidateSpawnSpec(s));
+  s.writable_binds = {{"/srv/a", "/out"}, {"/srv/b", "/outer"}, {"/srv/c", "/variable"}};
+  EXPECT_TRUE(ValidateSpawnSpec(s)) << ValidateSpawnSpec(s).error().message;
 }
 
 TEST(ControlProtocolTest, RejectsIdsThatCouldEscapeTheCgroupDirectory) {

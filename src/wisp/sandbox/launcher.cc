@@ -656,7 +656,8 @@ class LauncherProcess {
     // Runs last on failure: after the child is killed and reaped (kill_child below), when
     // nothing of it uses the id or the trees any more.
     Defer release_resources([&] { ReleaseResources(s.instance); });
-    s.instance.host_id = ids_->Acquire();
+    s.instance.host_id = options_.one_id_for_all ? std::optional<uint32_t>(options_.sandbox_id_base)
+                                                 : ids_->Acquire();
     if (!s.instance.host_id) {
       return MakeError(ErrorCode::kResourceExhausted,
                        fmt::format("all {} sandbox ids are in use (sandbox_id_count)",
@@ -833,7 +834,7 @@ class LauncherProcess {
   // Gives back the instance's host id and stage trees: only once its init is reaped (or it
   // never started), when no process of it can hold them.
   void ReleaseResources(Instance& instance) {
-    if (instance.host_id) ids_->Release(*instance.host_id);
+    if (instance.host_id && !options_.one_id_for_all) ids_->Release(*instance.host_id);
     instance.host_id.reset();
     for (const auto& staged : instance.staged) stage_->Release(staged);
     instance.staged.clear();

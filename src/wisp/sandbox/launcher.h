@@ -55,6 +55,9 @@ struct LauncherOptions {
   // overlap no /etc/subuid or /etc/subgid entry (checked at start).
   uint32_t sandbox_id_base = kDefaultSandboxIdBase;
   uint32_t sandbox_id_count = kDefaultSandboxIdCount;
+  // Every sandbox of this launcher runs as sandbox_id_base (then sandbox_id_count must be 1):
+  // for jobs that must share what they write, like Go builds and their one cache.
+  bool one_id_for_all = false;
   // The seccomp policy text (syntax: seccomp_policy.txt); empty means DefaultSeccompPolicy().
   // Compiled once at start: a policy that does not compile stops the launcher.
   std::string seccomp_policy;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -284,6 +285,40 @@ TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
   }
   EXPECT_GE(count, 2);
   EXPECT_LE(count, 6) << out;
+}
+
+// A job's writable directory (a Go build's output and cache): the sandbox writes there as its
+// uid outside, cannot execute or make setuid files there, and the host path is taken as it is,
+// never through a symlink.
+TEST_F(ProcessJailTest, WritableBindsAreWritableButNotExecutable) {
+  const std::string out = dir_ + "/private/out";
+  fs::create_directories(out);
+  fs::permissions(dir_ + "/private", fs::perms::owner_all);  // root's, 0700: as the build dir
+  ASSERT_EQ(::chown(out.c_str(), 65534, 65534), 0);
+  SpawnSpec spec = Shell("writable",
+                         "printf '#!/bin/sh\necho ran\n' > /out/script && chmod 4755 /out/script"
+                         " && echo written;"
+                         "/out/script 2>/dev/null || echo exec=refused;"
+                         "touch /var/task/x 2>/dev/null && echo task=rw || echo task=ro;"
+                         "grep ' /out ' /proc/self/mountinfo");
+  spec.writable_binds = {{out, "/out"}};
+  auto [text, exit] = Run(spec);
+  EXPECT_EQ(exit.exit_code, 0) << text;
+  EXPECT_THAT(text, HasSubstr("written"));
+  EXPECT_THAT(text, HasSubstr("exec=refused"));
+  EXPECT_THAT(text, HasSubstr("task=ro"));
+  EXPECT_THAT(text, HasSubstr("nosuid,nodev,noexec"));
+  struct stat st {};
+  ASSERT_EQ(::stat((out + "/script").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+
+  // A symlink in the host path's place is refused, not followed.
+  fs::rename(out, dir_ + "/private/real");
+  fs::create_directory_symlink(dir_ + "/private/real", out);
+  spec.instance_id = "writable-link";
+  auto refused = SpawnAndWait(spec);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message, HasSubstr("/out"));
 }
 
 // Reads "Key:\tvalue" from a /proc status file.

@@ -110,24 +110,37 @@ void MakeFile(const std::string& path) {
 // Makes the mount at `target` read-only, nosuid and nodev. A bind mount is created with the
 // source's flags; only a second, remounting call can change them. Inside a user namespace the
 // kernel refuses to clear flags the host mount had (they are locked), so those are kept.
-void RemountReadOnly(const std::string& target, std::string_view label) {
+// `extra_flags`: more to set, e.g. MS_NOEXEC, or MS_RDONLY cleared for a writable bind.
+void Remount(const std::string& target, std::string_view label,
+             unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV) {
   struct statvfs sv;
   if (::statvfs(target.c_str(), &sv) != 0) Fail(fmt::format("statvfs {}", label));
-  unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+  flags |= MS_REMOUNT | MS_BIND;
+  if (sv.f_flag & ST_RDONLY) flags |= MS_RDONLY;
   if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
   if (sv.f_flag & ST_NOATIME) flags |= MS_NOATIME;
   if (sv.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
   if (sv.f_flag & ST_RELATIME) flags |= MS_RELATIME;
   if (::mount(nullptr, target.c_str(), nullptr, flags, nullptr) != 0) {
-    Fail(fmt::format("remount {} read-only", label));
+    Fail(fmt::format("remount {} {}", label, (flags & MS_RDONLY) ? "read-only" : "nosuid"));
   }
 }
+
+void RemountReadOnly(const std::string& target, std::string_view label) { Remount(target, label); }
 
 void BindReadOnly(const std::string& source, const std::string& target, std::string_view label) {
   if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     Fail(fmt::format("mount {}", label));
   }
   RemountReadOnly(target, label);
+}
+
+// A job's writable directory: nothing on it can be executed, be setuid or be a device.
+void BindWritable(const std::string& source, const std::string& target, std::string_view label) {
+  if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    Fail(fmt::format("mount {}", label));
+  }
+  Remount(target, label, MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
 // Bind-mounts a host file or directory at the same kind of mount point inside the root.
@@ -195,9 +208,10 @@ void DetachFromLauncher(const SandboxChildArgs& a) {
 // we are the instance's unprivileged host uid, and could not walk wispd's private directories
 // down to it. The root tmpfs is mounted here too.
 struct HostPaths {
-  int root = -1;     // the fresh root tmpfs (already mounted on the stage's root/)
-  int code = -1;     // SandboxChildArgs::code_dir
-  int runtime = -1;  // SandboxChildArgs::runtime_dir, or -1
+  int root = -1;              // the fresh root tmpfs (already mounted on the stage's root/)
+  int code = -1;              // SandboxChildArgs::code_dir
+  int runtime = -1;           // SandboxChildArgs::runtime_dir, or -1
+  std::vector<int> writable;  // SpawnSpec::writable_binds, in order
 };
 
 std::string FdPath(int fd) { return fmt::format("/proc/self/fd/{}", fd); }
@@ -219,6 +233,12 @@ HostPaths OpenHostPaths(const SandboxChildArgs& a) {
   if (!a.runtime_dir.empty()) {
     p.runtime = ::open(a.runtime_dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (p.runtime < 0) Fail("mount /opt/wisp/runtime");
+  }
+  // O_NOFOLLOW: wispd made these directories; a symlink in their place is not theirs.
+  for (const WritableBind& bind : a.spec->writable_binds) {
+    const int fd = ::open(bind.host_path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) Fail("mount " + bind.sandbox_path);
+    p.writable.push_back(fd);
   }
   return p;
 }
@@ -454,6 +474,12 @@ void BuildRoot(const SandboxChildArgs& a, const HostPaths& host) {
     MakeDirs("opt/wisp/runtime");
     BindReadOnly(FdPath(host.runtime), "opt/wisp/runtime", "/opt/wisp/runtime");
   }
+  // What a job leaves behind (ValidateSpawnSpec keeps these clear of every other mount point).
+  for (size_t i = 0; i < spec.writable_binds.size(); ++i) {
+    const std::string& path = spec.writable_binds[i].sandbox_path;
+    MakeDirs(path.substr(1));
+    BindWritable(FdPath(host.writable[i]), path.substr(1), path);
+  }
 
   // The one writable place, capped so a function cannot fill the host's memory. tmpfs pages are
   // charged to the memory cgroup of the process that writes them, so /tmp counts against the
@@ -637,6 +663,7 @@ void RunSandboxChild(const SandboxChildArgs& args) {
   for (int fd : {host.root, host.code, host.runtime}) {
     if (fd >= 0) ::close(fd);
   }
+  for (int fd : host.writable) ::close(fd);
   ::sethostname("wisp", 4);  // the host's name is none of the function's business
   DropPrivileges(*args.spec);
   // Last step before the fork: from here on, init and the runtime (and every thread and child

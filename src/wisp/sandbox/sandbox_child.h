@@ -12,7 +12,8 @@
 //   network           bring up lo; with outbound network, routes that refuse private and
 //                     metadata addresses (unless the operator allows them); make the Runtime API
 //                     listener, send it to the launcher
-//   build root        tmpfs + read-only binds, /proc with masks, minimal /dev, /tmp, /dev/shm
+//   build root        tmpfs + read-only binds, /proc with masks, minimal /dev, /tmp, /dev/shm,
+//                     and a job's writable binds (SpawnSpec::writable_binds: nosuid, noexec)
 //   pivot_root        the host's tree is detached entirely
 //   drop privileges   rlimits, securebits, bounding/ambient/effective caps, no_new_privs
 //   seccomp           installed in init, inherited by the runtime and all it ever starts
