@@ -80,6 +80,20 @@ Result<void> SetBool(Config& c, const std::string& name, const std::string& v) {
   c.*Member = *parsed;
   return {};
 }
+// A database of a few functions and no records already takes tens of kilobytes: a budget under
+// a mebibyte would delete every record as soon as it is written.
+Result<void> SetRecordsBudget(Config& c, const std::string& name, const std::string& v) {
+  constexpr uint64_t kMinBudget = 1 << 20;
+  auto parsed = ParseUnsigned(name, v);
+  if (!parsed) return tl::unexpected(parsed.error());
+  if (*parsed != 0 && *parsed < kMinBudget) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is too small (0 for no budget, or at least {})", name, v,
+                                 kMinBudget));
+  }
+  c.invocation_records_max_bytes = *parsed;
+  return {};
+}
 Result<void> SetListen(Config& c, const std::string&, const std::string& v) {
   return ParseListenAddress(v, c);
 }
@@ -112,6 +126,8 @@ const Setting kSettings[] = {
     {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},
     {"shutdown_grace_seconds", SetDouble<&Config::shutdown_grace_seconds>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
+    {"invocation_records_max_bytes", SetRecordsBudget},
+    {"invocation_record_field_max_bytes", SetUnsigned<&Config::invocation_record_field_max_bytes>},
 };
 
 std::string EnvName(const char* key) {

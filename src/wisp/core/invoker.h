@@ -36,6 +36,7 @@ struct InvokeOptions {
   // its environment, and glibc never frees a replaced environment value, so a fresh id on
   // every call would grow each warm instance by ~170 bytes per call.
   std::string trace_id;
+  bool async = false;  // an attempt of an async invocation (its record says so)
 };
 
 struct InvocationCounters {
