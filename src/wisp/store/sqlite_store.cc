@@ -224,9 +224,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   if (!auto_vacuum) return tl::unexpected(auto_vacuum.error());
   if (*auto_vacuum != 2) {
     spdlog::info("{}: converting to incremental vacuum (once; a copy of the file)", path);
-    if (auto r = store->Exec("VACUUM"); !r) return tl::unexpected(r.error());
-    if (auto r = store->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !r) {
-      return tl::unexpected(r.error());
+    // The copy needs as much free space again: on a full disk wispd must still start (the byte
+    // budget still bounds the records; only the file does not shrink until a later start).
+    if (auto r = store->Exec("VACUUM"); !r) {
+      spdlog::warn("{}: not converted, freed pages stay in the file: {}", path, r.error().message);
+    } else if (auto c = store->Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !c) {
+      spdlog::warn("{}: checkpoint after the conversion: {}", path, c.error().message);
     }
   }
   auto page_size = PragmaInt(db, "PRAGMA page_size");
