@@ -14,10 +14,10 @@
 //
 // Usage: build/bench/invocation_records [--records N] [--prefill N] [--rate PER_SECOND]
 //                                       [--log-lines N] [--functions N]
-//                                       [--records-per-function N]
+//                                       [--records-per-function N] [--max-bytes N]
 // Defaults: 50000 records, 200000 prefilled, 5000 per second (wispd's warm throughput here), 0
 // log lines (the benchmark's functions print nothing), 20 functions keeping 10000 records each
-// (wispd's default).
+// (wispd's default), and wispd's default byte budget (1 GiB; --max-bytes 0: none).
 #include <stdlib.h>
 #include <time.h>
 
@@ -51,6 +51,7 @@ struct Options {
   int log_lines = 0;
   int functions = 20;
   uint32_t records_per_function = 10000;
+  uint64_t max_bytes = 1ull << 30;
 };
 
 Options ParseOptions(int argc, char** argv) {
@@ -74,10 +75,12 @@ Options ParseOptions(int argc, char** argv) {
       options.functions = value;
     } else if (flag == "--records-per-function" && value >= 0 && value <= UINT32_MAX) {
       options.records_per_function = static_cast<uint32_t>(value);
+    } else if (flag == "--max-bytes" && value >= 0) {
+      options.max_bytes = static_cast<uint64_t>(value);
     } else {
       std::fprintf(stderr,
                    "usage: invocation_records [--records N] [--prefill N] [--rate PER_SECOND] "
-                   "[--log-lines N] [--functions N] [--records-per-function N]\n");
+                   "[--log-lines N] [--functions N] [--records-per-function N] [--max-bytes N]\n");
       std::exit(2);
     }
   }
@@ -142,7 +145,9 @@ int Run(const Options& options, const fs::path& dir) {
     return function_ids[n % function_ids.size()];
   };
 
-  InvocationWriter writer(store, options.records_per_function);
+  InvocationWriter writer(
+      store, wisp::store::RecordLimits{.records_per_function = options.records_per_function,
+                                       .max_total_bytes = options.max_bytes});
   for (int i = 0; i < options.prefill; ++i) {
     writer.Add(MakeRecord(function_of(i), options.log_lines));
     // Full batches, as under load; one transaction of everything would outgrow SQLite's cache.
@@ -186,12 +191,14 @@ int Run(const Options& options, const fs::path& dir) {
   }
   std::printf(
       "records %d  prefill %d  rate %d/s  log lines %d  functions %d  kept per function %u  "
-      "db %.1f MB\n"
-      "writer cpu/record %.2f us   add cpu/record %.3f us   pruned while measured %llu\n",
+      "budget %llu  db %.1f MB\n"
+      "writer cpu/record %.2f us   add cpu/record %.3f us   pruned while measured %llu "
+      "(evicted %llu)\n",
       options.records, options.prefill, options.rate, options.log_lines, options.functions,
-      options.records_per_function, db_bytes / 1e6, writer_micros / options.records,
-      add_micros / options.records,
-      static_cast<unsigned long long>(writer.pruned() - pruned_before));
+      options.records_per_function, static_cast<unsigned long long>(options.max_bytes),
+      db_bytes / 1e6, writer_micros / options.records, add_micros / options.records,
+      static_cast<unsigned long long>(writer.pruned() - pruned_before),
+      static_cast<unsigned long long>(writer.evicted()));
   return 0;
 }
 

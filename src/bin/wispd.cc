@@ -105,9 +105,19 @@ int main(int argc, char** argv) {
     fs::create_directories(dir, ec);
     if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   }
-  // The sandbox user must be able to reach the code directories it gets mounted.
-  fs::permissions(functions_dir,
-                  fs::perms::owner_all | fs::perms::others_exec | fs::perms::group_exec, ec);
+  // Owner-only (also a directory an older wispd left 0755): it holds every function's code,
+  // environment and payloads. The launcher opens code directories while still the host's root,
+  // so sandboxes need no way through it. A shared directory such as /tmp is refused, not
+  // narrowed for everyone.
+  if (auto status = fs::status(data_dir, ec);
+      !ec && (status.permissions() & fs::perms::sticky_bit) != fs::perms::none) {
+    return Fail(fmt::format("data dir {} is a shared (sticky) directory: give wispd one of its own",
+                            data_dir.string()));
+  }
+  for (const auto& dir : {data_dir, functions_dir}) {
+    fs::permissions(dir, fs::perms::owner_all, ec);
+    if (ec) return Fail(fmt::format("cannot make {} private: {}", dir.string(), ec.message()));
+  }
   const std::string runtimes_dir = config.runtimes_dir.empty()
                                        ? DefaultRuntimesDir()
                                        : fs::absolute(config.runtimes_dir).string();
@@ -178,7 +188,10 @@ int main(int argc, char** argv) {
                                                  ToEpochMillis(std::chrono::system_clock::now()));
   if (!opened_queue) return Fail(opened_queue.error().message);
   std::unique_ptr<queue::EmbeddedQueue> async_queue = std::move(*opened_queue);
-  store::InvocationWriter writer(*store, config.invocation_records_per_function);
+  store::InvocationWriter writer(
+      *store, store::RecordLimits{.records_per_function = config.invocation_records_per_function,
+                                  .max_total_bytes = config.invocation_records_max_bytes,
+                                  .max_field_bytes = config.invocation_record_field_max_bytes});
   SystemClock clock;
   sandbox::ProcessJail jail(io, std::move(*launcher));
 
@@ -256,7 +269,7 @@ int main(int argc, char** argv) {
   api::Router router;
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
   api::AddInvokeRoutes(router, invoker, &dispatcher);
-  api::AddInvocationRoutes(router, dispatcher, *async_queue, workers);
+  api::AddInvocationRoutes(router, dispatcher, *async_queue, *store, writer, workers);
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(

@@ -33,19 +33,18 @@ json FunctionJson(const core::Function& f, const core::RuntimeCatalog& runtimes,
 }
 
 json InvocationJson(const store::InvocationRecord& r) {
-  return {{"id", r.id},
-          {"function_id", r.function_id},
-          {"request_id", r.request_id},
-          {"version", r.version},
-          {"status", V1CallStatuses().Word(r.status)},
-          {"duration_ms", r.duration_ms},
-          {"queue_wait_ms", r.queue_wait_ms},
-          {"init_duration_ms", r.init_duration_ms ? json(*r.init_duration_ms) : json(nullptr)},
-          {"memory_used_mb", r.memory_used_mb ? json(*r.memory_used_mb) : json(nullptr)},
-          {"event", JsonOrString(r.event_json)},
-          {"response", JsonOrString(r.response_json)},
-          {"logs", r.logs},
-          {"invoked_at", TimestampJson(r.invoked_at_ms)}};
+  json item = {{"id", r.id},
+               {"function_id", r.function_id},
+               {"request_id", r.request_id},
+               {"version", r.version},
+               {"status", V1CallStatuses().Word(r.status)},
+               {"duration_ms", r.duration_ms},
+               {"queue_wait_ms", r.queue_wait_ms},
+               {"init_duration_ms", r.init_duration_ms ? json(*r.init_duration_ms) : json(nullptr)},
+               {"memory_used_mb", r.memory_used_mb ? json(*r.memory_used_mb) : json(nullptr)},
+               {"invoked_at", TimestampJson(r.invoked_at_ms)}};
+  AddRecordPayloads(item, r);  // event, response, logs and the marks of a cut one
+  return item;
 }
 
 // Reads the fields of a create or update body, checking each one's name and type.

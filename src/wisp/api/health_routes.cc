@@ -33,6 +33,9 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
         // A failed batch costs records of calls that did answer: worth an operator's look.
         {"invocationRecordBatchesLost", info.writer ? info.writer->failed_batches() : 0},
         {"invocationRecordsPruned", info.writer ? info.writer->pruned() : 0},
+        // Of those pruned, the ones deleted by the node-wide byte budget.
+        {"invocationRecordsEvicted", info.writer ? info.writer->evicted() : 0},
+        {"invocationRecordBytesReclaimed", info.writer ? info.writer->reclaimed_bytes() : 0},
     };
     if (info.queue) {
       const auto q = info.queue->stats();

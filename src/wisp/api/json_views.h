@@ -8,11 +8,16 @@
 
 #include "wisp/api/http.h"
 #include "wisp/queue/queue.h"
+#include "wisp/store/records.h"
 
 namespace wisp::api {
 
 // The /v1 item: {id, function_id, status, attempts, event, response, logs, error, ...}.
 nlohmann::json InvocationItem(const queue::Invocation& invocation);
+
+// A stored record's event, response and logs into `item`, with the marks of a cut field:
+// `<field>_truncated`, `<field>_size` (the original bytes) and, when cut, `<field>_preview`.
+void AddRecordPayloads(nlohmann::json& item, const store::InvocationRecord& record);
 
 // JSON text as a value (a string if it is not JSON: a function's plain-text result).
 nlohmann::json JsonOrString(const std::string& text);

@@ -42,8 +42,10 @@ bool WantsAsyncInvoke(const HttpRequest& request);
 // Queues the call; 202 {"invocation_id", "status": "queued"} once it is durable.
 asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async, HttpRequest& request);
 
-// /v1/invocations and /v1/dead-letters: the records of async invocations, and requeue.
+// /v1/invocations: every call, sync (the store's records) and async (the queue's invocations),
+// filtered by function, status, type and time; /v1/dead-letters and requeue.
 void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Queue& queue,
+                         store::Store& store, store::InvocationWriter& writer,
                          asio::thread_pool& workers);
 
 // The program API at root paths beside /v1: /functions, /invoke, /invocations, with

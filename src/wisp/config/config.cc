@@ -80,6 +80,20 @@ Result<void> SetBool(Config& c, const std::string& name, const std::string& v) {
   c.*Member = *parsed;
   return {};
 }
+// A database of a few functions and no records already takes tens of kilobytes: a budget under
+// a mebibyte would delete every record as soon as it is written.
+Result<void> SetRecordsBudget(Config& c, const std::string& name, const std::string& v) {
+  constexpr uint64_t kMinBudget = 1 << 20;
+  auto parsed = ParseUnsigned(name, v);
+  if (!parsed) return tl::unexpected(parsed.error());
+  if (*parsed != 0 && *parsed < kMinBudget) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is too small (0 for no budget, or at least {})", name, v,
+                                 kMinBudget));
+  }
+  c.invocation_records_max_bytes = *parsed;
+  return {};
+}
 Result<void> SetListen(Config& c, const std::string&, const std::string& v) {
   return ParseListenAddress(v, c);
 }
@@ -134,6 +148,8 @@ const Setting kSettings[] = {
     {"go_build_pids_limit", SetUnsigned<&Config::go_build_pids_limit>},
     {"go_build_vcpu", SetDouble<&Config::go_build_vcpu>},
     {"go_build_timeout_seconds", SetDouble<&Config::go_build_timeout_seconds>},
+    {"invocation_records_max_bytes", SetRecordsBudget},
+    {"invocation_record_field_max_bytes", SetUnsigned<&Config::invocation_record_field_max_bytes>},
 };
 
 std::string EnvName(const char* key) {

@@ -79,6 +79,12 @@ struct Config {
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.
   uint32_t invocation_records_per_function = 10000;
+  // Node-wide bytes of wisp.db's pages in use (records, plus function definitions, which are
+  // never evicted); over it, the oldest records of any function are deleted. 0: no budget.
+  uint64_t invocation_records_max_bytes = 1ull << 30;
+  // Bytes of a call's event, response and logs (each) that its record keeps; a larger one is
+  // stored cut, with its size. The sync reply always carries the whole response. 0: no cap.
+  uint64_t invocation_record_field_max_bytes = 64ull << 10;
 };
 
 // Parses argv (and the file and environment it points to). Returns the config, or an error

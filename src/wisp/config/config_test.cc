@@ -102,6 +102,28 @@ TEST(ApplyEnvironment, InvocationRecordsPerFunctionKeepsTenThousandByDefaultAndZ
   }
 }
 
+TEST(ApplyEnvironment, RecordsBudgetIsAGibibyteByDefaultZeroOrAtLeastAMebibyte) {
+  EXPECT_EQ(Config{}.invocation_records_max_bytes, 1ull << 30);
+  EXPECT_EQ(Config{}.invocation_record_field_max_bytes, 64ull << 10);
+  for (const auto& [text, expected] : {std::pair{"0", 0ull}, {"1048576", 1048576ull}}) {
+    std::map<std::string, std::string> env{{"WISP_INVOCATION_RECORDS_MAX_BYTES", text},
+                                           {"WISP_INVOCATION_RECORD_FIELD_MAX_BYTES", "100"}};
+    fake_env = &env;
+    Config config;
+    ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv)) << text;
+    EXPECT_EQ(config.invocation_records_max_bytes, expected);
+    EXPECT_EQ(config.invocation_record_field_max_bytes, 100u);
+  }
+  for (const char* text : {"1048575", "1", "-1", "lots"}) {
+    std::map<std::string, std::string> env{{"WISP_INVOCATION_RECORDS_MAX_BYTES", text}};
+    fake_env = &env;
+    Config config;
+    auto result = ApplyEnvironment(config, FakeGetenv);
+    ASSERT_FALSE(result) << text;
+    EXPECT_NE(result.error().message.find("WISP_INVOCATION_RECORDS_MAX_BYTES"), std::string::npos);
+  }
+}
+
 TEST(ApplyEnvironment, InvocationRecordsPerFunctionRejectsWhatIsNoCount) {
   // 4294967296 would wrap to 0 (keep none) if it were cut to the setting's 32 bits.
   for (const char* text : {"-1", "ten", "1.5", "", "4294967296"}) {

@@ -181,6 +181,7 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     const queue::RetryPolicy policy = RetryPolicyOf(function->record);
     InvokeOptions options;
     options.request_id = id;
+    options.async = true;
     // A copy: moving it out of the coroutine's parameter crashed wispd when built with -O3
     // by g++ 12 (not at -O0), one more of its coroutine bugs (see NOTES.md).
     options.trace_id = invocation.trace_id;

@@ -124,6 +124,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   // call that timed out may still be writing it to the runtime): a copy only then.
   record.event_json = event.use_count() == 1 ? std::move(*event) : *event;
   record.id = request_id;
+  record.async = options.async;
   record.function_id = deployment->function_id;
   record.request_id = request_id;
   record.version = outcome.version;

@@ -47,6 +47,7 @@ struct InvokeOptions {
   // The Lambda client context the function sees (context.clientContext / client_context), as
   // JSON; empty: none. The program API passes a call's headers this way.
   std::string client_context;
+  bool async = false;  // an attempt of an async invocation (its record says so)
 };
 
 class Invoker {

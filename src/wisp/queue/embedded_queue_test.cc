@@ -1,5 +1,6 @@
 #include "wisp/queue/embedded_queue.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -279,6 +280,45 @@ TEST_F(EmbeddedQueueTest, ListFiltersAndPages) {
   ASSERT_TRUE(running);
   ASSERT_EQ(running->size(), 1u);
   EXPECT_EQ((*running)[0].id, "b0");
+}
+
+TEST_F(EmbeddedQueueTest, ListFiltersByCreationTimeAndReadsKeysOnly) {
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(EnqueueSync(New("t" + std::to_string(i), i % 2 ? "fa" : "fb", 1000 + i * 10)));
+  }
+  auto window = queue_->List(ListFilter{.since_ms = 1010, .until_ms = 1040});
+  ASSERT_TRUE(window);
+  std::vector<std::string> ids;
+  for (const auto& i : *window) ids.push_back(i.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"t3", "t2", "t1"}));
+  auto keys = queue_->List(ListFilter{.function_id = "fa", .limit = 1, .keys_only = true});
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].id, "t5");
+  EXPECT_EQ((*keys)[0].created_at_ms, 1050);
+  EXPECT_EQ((*keys)[0].status, kQueued);
+}
+
+TEST_F(EmbeddedQueueTest, QueueFilesAreOwnerOnlyAlsoWhenAnOlderWispdLeftThem) {
+  auto mode = [](const std::string& path) -> mode_t {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+  };
+  ASSERT_TRUE(EnqueueSync(New("p1", "fa", Now())));
+  EXPECT_EQ(mode(path_), 0600u);
+  EXPECT_EQ(mode(path_ + "-wal"), 0600u);
+  queue_.reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (mode(path_ + suffix) != 0) {
+      ASSERT_EQ(::chmod((path_ + suffix).c_str(), 0644), 0);
+    }
+  }
+  Reopen();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (mode(path_ + suffix) != 0) {
+      EXPECT_EQ(mode(path_ + suffix), 0600u) << suffix;
+    }
+  }
 }
 
 }  // namespace

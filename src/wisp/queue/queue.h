@@ -93,11 +93,17 @@ void ApplyAttempt(Invocation& invocation, const AttemptResult& result, const Ret
 std::optional<std::string> ExpiredReason(const Invocation& invocation, const RetryPolicy& policy,
                                          int64_t now_ms);
 
+// Newest created first (ties: the later accepted first).
 struct ListFilter {
-  std::string function_id;  // empty: every function
-  std::string status;       // empty: every status
+  std::string function_id{};  // empty: every function
+  std::string status{};       // empty: every status
   int limit = 100;
   int offset = 0;
+  std::optional<int64_t> since_ms{};  // created at or after
+  std::optional<int64_t> until_ms{};  // created before
+  // Fill only id, function_id, status (as on disk) and created_at_ms: for merging pages of
+  // several sources before reading the few invocations a page shows.
+  bool keys_only = false;
 };
 
 struct QueueStats {

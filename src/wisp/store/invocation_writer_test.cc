@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "wisp/store/sqlite_store.h"
 
@@ -42,6 +43,13 @@ class RecordingStore final : public Store {
                                                         const std::string&) override {
     return {};
   }
+  Result<std::vector<InvocationRecord>> QueryInvocations(const InvocationQuery&) override {
+    return {};
+  }
+  Result<InvocationRecord> GetInvocation(const std::string& id) override {
+    return MakeError(ErrorCode::kNotFound, id);
+  }
+  Result<ReclaimResult> ReclaimSpace(uint64_t, uint64_t) override { return ReclaimResult{}; }
   Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
                                        const PruneOptions& options) override {
     std::lock_guard lock(mutex);
@@ -234,6 +242,86 @@ TEST_F(InvocationWriterRetentionTest, KeepingNoneDeletesWhatWasStored) {
   EXPECT_TRUE(StoredIds("f1").empty());
   EXPECT_EQ(writer.written(), 0u);
   EXPECT_EQ(writer.pruned(), 2u);
+}
+
+TEST(CapRecordFields, CutsLargePayloadsAndNotesTheirSize) {
+  InvocationRecord r = Record("i", "f");
+  r.event_json = '"' + std::string(100, 'e') + '"';
+  r.response_json = R"({"ok":1})";
+  r.logs = {"aaaa", "bbbb", "cccc"};
+  CapRecordFields(r, 10);
+  EXPECT_EQ(r.event_json, '"' + std::string(9, 'e'));
+  EXPECT_EQ(r.event_size, 102);
+  // Small enough: whole, no size.
+  EXPECT_EQ(r.response_json, R"({"ok":1})");
+  EXPECT_EQ(r.response_size, std::nullopt);
+  // Logs keep their last lines that fit.
+  EXPECT_EQ(r.logs, (std::vector<std::string>{"bbbb", "cccc"}));
+  EXPECT_EQ(r.logs_size, 12);
+}
+
+TEST(CapRecordFields, CutsAtCharacterBoundariesAndKeepsTheEndOfAnOverlongLastLine) {
+  InvocationRecord r = Record("i", "f");
+  r.event_json = "\"\xc3\xa9\xc3\xa9\xc3\xa9\"";  // "ééé": 8 bytes
+  r.logs = {"first", "0123456789\xe2\x9c\x93"};   // a line of 13 bytes ending in ✓
+  CapRecordFields(r, 4);
+  EXPECT_EQ(r.event_json, "\"\xc3\xa9");  // not half an é
+  EXPECT_EQ(r.event_size, 8);
+  EXPECT_EQ(r.logs, (std::vector<std::string>{"9\xe2\x9c\x93"}));
+  EXPECT_EQ(r.logs_size, 18);
+  InvocationRecord uncapped = Record("i", "f");
+  uncapped.event_json = std::string(1000, '1');
+  CapRecordFields(uncapped, 0);  // 0: no cap
+  EXPECT_EQ(uncapped.event_json.size(), 1000u);
+  EXPECT_EQ(uncapped.event_size, std::nullopt);
+}
+
+TEST_F(InvocationWriterRetentionTest, StoresLargePayloadsCutWithTheirSize) {
+  InvocationWriter writer(*store_, RecordLimits{.max_field_bytes = 1024});
+  InvocationRecord r = Record("big", "f1");
+  r.event_json = '"' + std::string(3 << 20, 'x') + '"';
+  r.response_json = r.event_json;
+  writer.Add(std::move(r));
+  writer.Flush();
+  auto stored = store_->GetInvocation("big");
+  ASSERT_TRUE(stored) << stored.error().message;
+  EXPECT_EQ(stored->event_json.size(), 1024u);
+  EXPECT_EQ(stored->event_size, (3 << 20) + 2);
+  EXPECT_EQ(stored->response_json.size(), 1024u);
+  EXPECT_EQ(stored->response_size, (3 << 20) + 2);
+}
+
+// 300 records of 48 KiB (14 MB) through a 2 MiB budget: the database's pages in use stay under it,
+// the newest records are kept, and the writer counts what it evicted.
+TEST_F(InvocationWriterRetentionTest, KeepsTheDatabaseWithinItsByteBudget) {
+  constexpr uint64_t kBudget = 2 << 20;
+  InvocationWriter writer(*store_, RecordLimits{.max_total_bytes = kBudget});
+  for (int i = 0; i < 300; ++i) {
+    InvocationRecord r = Record(fmt::format("r{:03}", i), i % 2 ? "f1" : "f2");
+    r.event_json = '"' + std::string(48 << 10, 'x') + '"';
+    r.invoked_at_ms = i;
+    writer.Add(std::move(r));
+    if (i % 20 == 19) writer.Flush();
+  }
+  writer.Flush();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto pragma = [db](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+    int64_t value = -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return value;
+  };
+  const int64_t in_use =
+      (pragma("PRAGMA page_count") - pragma("PRAGMA freelist_count")) * pragma("PRAGMA page_size");
+  sqlite3_close(db);
+  EXPECT_LE(static_cast<uint64_t>(in_use), kBudget);
+  EXPECT_GT(writer.evicted(), 200u);
+  EXPECT_EQ(writer.pruned(), writer.evicted());
+  EXPECT_TRUE(store_->GetInvocation("r299"));
+  EXPECT_FALSE(store_->GetInvocation("r000"));
 }
 
 }  // namespace

@@ -52,9 +52,19 @@ struct InvocationRecord {
   // nullopt for a call served by a warm instance.
   std::optional<int64_t> init_duration_ms;
   std::optional<int64_t> memory_used_mb;
-  std::string event_json;     // the event as the caller sent it (valid JSON)
-  std::string response_json;  // the result or error object (valid JSON)
-  std::vector<std::string> logs;
+  // A call of an asynchronous invocation (every attempt shares the invocation's id; the queue
+  // keeps the invocation itself). false: a synchronous call, whose record is all there is.
+  bool async = false;
+  // The event as the caller sent it (valid JSON), or, when event_size is set, the first bytes of
+  // it: a payload over the writer's per-field cap is stored cut (InvocationWriter).
+  std::string event_json;
+  std::string response_json;      // the result or error object (valid JSON); cut as event_json
+  std::vector<std::string> logs;  // when logs_size is set: the last lines that fit the cap
+  // The original size in bytes of a field that was cut; unset when the field is whole. For logs,
+  // the sum of the lines' lengths.
+  std::optional<int64_t> event_size;
+  std::optional<int64_t> response_size;
+  std::optional<int64_t> logs_size;
   int64_t invoked_at_ms = 0;
 };
 

@@ -2,6 +2,10 @@
 //
 // Thread rules: any thread; one connection serialised by a mutex (the store is off the hot
 // path: invocation records arrive in batches from InvocationWriter).
+//
+// Space: the file is created owner-only (0600, also an older one's mode is tightened at open),
+// in auto_vacuum=INCREMENTAL mode (an older file is converted by one VACUUM at open), so that
+// ReclaimSpace can give deleted records' pages back to the file system.
 #pragma once
 
 #include <memory>
@@ -32,12 +36,21 @@ class SqliteStore final : public Store {
   Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id, int limit,
                                                         int offset,
                                                         const std::string& status) override;
+  Result<std::vector<InvocationRecord>> QueryInvocations(const InvocationQuery& query) override;
+  Result<InvocationRecord> GetInvocation(const std::string& id) override;
   Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
                                        const PruneOptions& options) override;
+  Result<ReclaimResult> ReclaimSpace(uint64_t keep_free_bytes, uint64_t max_bytes) override;
 
  private:
   explicit SqliteStore(sqlite3* db);
   Result<void> Exec(const char* sql);
+  // These need mutex_ held.
+  // The database's pages in use (of the open transaction, if any), in bytes.
+  Result<uint64_t> BytesInUse();
+  // Within PruneInvocations' transaction: deletes the oldest records of any function while the
+  // byte budget calls for it.
+  Result<void> EvictOverBudget(const PruneOptions& options, PruneResult& result);
 
   std::mutex mutex_;
   sqlite3* db_;
@@ -47,6 +60,12 @@ class SqliteStore final : public Store {
   std::unique_ptr<Statement> replace_invocation_;
   std::unique_ptr<Statement> count_invocations_;
   std::unique_ptr<Statement> delete_oldest_invocations_;
+  std::unique_ptr<Statement> evict_oldest_invocations_;
+  std::unique_ptr<Statement> page_count_;
+  std::unique_ptr<Statement> freelist_count_;
+  uint64_t page_size_ = 4096;
+  // Over the byte budget, and not yet down to its low-water mark.
+  bool evicting_ = false;
   // Invocation records per function, for functions counted since Open (only this store writes
   // the table). Knowing the count, pruning deletes the oldest excess directly instead of walking
   // past the newest `keep` records of the index to find where the excess starts, on every batch.

@@ -1,7 +1,12 @@
 #include "wisp/store/sqlite_store.h"
 
+#include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace wisp::store {
@@ -158,6 +163,7 @@ TEST_F(SqliteStoreTest, InvocationRecordsRoundTripEveryField) {
   full.invoked_at_ms = 1700000000123;
   auto bare = Invocation("i2", "f1");
   bare.logs.clear();
+  bare.invoked_at_ms = full.invoked_at_ms + 1;  // newest invoked first
   ASSERT_TRUE(store_->PutInvocations({full, bare}));
 
   auto listed = store_->ListInvocations("f1", 10, 0, "");
@@ -300,6 +306,260 @@ TEST_F(SqliteStoreTest, PruneCountsAFunctionAnewAfterItIsDeleted) {
   ASSERT_TRUE(pruned);
   EXPECT_EQ(pruned->deleted, 1u);
   EXPECT_EQ(StoredIds(*store_, "f1"), (std::vector<std::string>{"b1"}));
+}
+
+// Pages of the database at `path` as another connection sees them: {page_count, freelist}.
+std::pair<int64_t, int64_t> Pages(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  int64_t values[2] = {-1, -1};
+  const char* sql[2] = {"PRAGMA page_count", "PRAGMA freelist_count"};
+  for (int i = 0; i < 2; ++i) {
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, sql[i], -1, &stmt, nullptr);
+    if (sqlite3_step(stmt) == SQLITE_ROW) values[i] = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return {values[0], values[1]};
+}
+
+int64_t PragmaOf(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  int64_t value = -1;
+  if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+TEST_F(SqliteStoreTest, CutFieldsAndTheAsyncMarkRoundTrip) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  auto cut = Invocation("i1", "f1");
+  cut.async = true;
+  cut.event_json = R"({"big":)";  // the first bytes of a larger event: not JSON
+  cut.event_size = 5'000'000;
+  cut.response_size = 7'000'000;
+  cut.logs_size = 123'456;
+  ASSERT_TRUE(store_->PutInvocations({cut, Invocation("i2", "f1")}));
+  auto got = store_->GetInvocation("i1");
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_TRUE(got->async);
+  EXPECT_EQ(got->event_json, R"({"big":)");
+  EXPECT_EQ(got->event_size, 5'000'000);
+  EXPECT_EQ(got->response_size, 7'000'000);
+  EXPECT_EQ(got->logs_size, 123'456);
+  auto whole = store_->GetInvocation("i2");
+  ASSERT_TRUE(whole);
+  EXPECT_FALSE(whole->async);
+  EXPECT_EQ(whole->event_size, std::nullopt);
+  EXPECT_EQ(whole->response_size, std::nullopt);
+  EXPECT_EQ(whole->logs_size, std::nullopt);
+  EXPECT_EQ(store_->GetInvocation("nope").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, QueriesFilterByFunctionStatusKindAndTimeNewestFirst) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  ASSERT_TRUE(store_->PutFunction(Function("f2", "two")));
+  std::vector<InvocationRecord> records;
+  for (int i = 0; i < 10; ++i) {
+    auto r = Invocation("r" + std::to_string(i), i % 2 ? "f2" : "f1");
+    r.invoked_at_ms = 1000 + i * 10;
+    r.status = i % 3 == 0 ? "error" : "success";
+    r.async = i == 4;
+    records.push_back(r);
+  }
+  // Written out of time order: queries order by invocation time, not by writing.
+  std::swap(records[2], records[7]);
+  ASSERT_TRUE(store_->PutInvocations(records));
+  auto ids = [&](const InvocationQuery& query) {
+    std::vector<std::string> out;
+    auto got = store_->QueryInvocations(query);
+    EXPECT_TRUE(got) << got.error().message;
+    if (got) {
+      for (const auto& r : *got) out.push_back(r.id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids({.limit = 3}), (std::vector<std::string>{"r9", "r8", "r7"}));
+  EXPECT_EQ(ids({.function_id = "f1"}), (std::vector<std::string>{"r8", "r6", "r4", "r2", "r0"}));
+  EXPECT_EQ(ids({.function_id = "f1", .status = "error"}), (std::vector<std::string>{"r6", "r0"}));
+  EXPECT_EQ(ids({.function_id = "f1", .async = false}),
+            (std::vector<std::string>{"r8", "r6", "r2", "r0"}));
+  EXPECT_EQ(ids({.async = true}), (std::vector<std::string>{"r4"}));
+  // since: at or after; until: before.
+  EXPECT_EQ(ids({.since_ms = 1030, .until_ms = 1060}),
+            (std::vector<std::string>{"r5", "r4", "r3"}));
+  EXPECT_EQ(ids({.limit = 2, .offset = 1}), (std::vector<std::string>{"r8", "r7"}));
+  auto keys = store_->QueryInvocations({.function_id = "f2", .limit = 1, .keys_only = true});
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].id, "r9");
+  EXPECT_EQ((*keys)[0].invoked_at_ms, 1090);
+  EXPECT_EQ((*keys)[0].status, "error");
+  EXPECT_TRUE((*keys)[0].event_json.empty());
+}
+
+// Records of 32 KiB, the oldest evicted across functions once the pages in use pass the budget.
+TEST_F(SqliteStoreTest, TheByteBudgetEvictsTheOldestRecordsOfEveryFunction) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  ASSERT_TRUE(store_->PutFunction(Function("f2", "two")));
+  constexpr uint64_t kBudget = 2 << 20;
+  const PruneOptions options{.keep = 10000, .max_deleted = 1024, .max_bytes = kBudget};
+  uint64_t evicted = 0;
+  int n = 0;
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<InvocationRecord> records;
+    for (int i = 0; i < 10; ++i, ++n) {
+      auto r = Invocation(fmt::format("r{:04}", n), n % 2 ? "f2" : "f1");
+      r.event_json = '"' + std::string(32 << 10, 'x') + '"';
+      r.invoked_at_ms = n;
+      records.push_back(std::move(r));
+    }
+    ASSERT_TRUE(store_->PutInvocations(records));
+    auto pruned = store_->PruneInvocations({"f1", "f2"}, options);
+    ASSERT_TRUE(pruned) << pruned.error().message;
+    EXPECT_EQ(pruned->deleted, pruned->evicted);  // none over the per-function count
+    evicted += pruned->evicted;
+    const auto [pages, free] = Pages(path_);
+    EXPECT_LE(static_cast<uint64_t>(pages - free) * 4096, kBudget) << "batch " << batch;
+  }
+  EXPECT_GT(evicted, 100u);  // 6.4 MB written into 2 MiB
+  auto left = store_->QueryInvocations({.limit = 1000, .keys_only = true});
+  ASSERT_TRUE(left);
+  ASSERT_EQ(left->size(), 200u - evicted);
+  // The newest remain, of both functions; everything older than the oldest left is gone.
+  EXPECT_EQ(left->front().id, "r0199");
+  EXPECT_EQ(left->back().id, fmt::format("r{:04}", evicted));
+  // The per-function counts stayed exact: a prune to 5 each deletes the right number.
+  auto trimmed = store_->PruneInvocations({"f1", "f2"}, {.keep = 5, .max_deleted = 1024});
+  ASSERT_TRUE(trimmed);
+  EXPECT_EQ(trimmed->deleted, left->size() - 10);
+}
+
+TEST_F(SqliteStoreTest, ReclaimSpaceShrinksTheFileInBoundedSteps) {
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  ASSERT_TRUE(store_->PutFunction(Function("f2", "two")));
+  for (int batch = 0; batch < 8; ++batch) {
+    std::vector<InvocationRecord> records;
+    for (int i = 0; i < 16; ++i) {
+      auto r = Invocation(fmt::format("r{}-{}", batch, i), "f1");
+      r.response_json = '"' + std::string(64 << 10, 'y') + '"';
+      records.push_back(std::move(r));
+    }
+    ASSERT_TRUE(store_->PutInvocations(records));
+  }
+  ASSERT_TRUE(store_->PutInvocations({Invocation("kept", "f2")}));
+  const auto [pages_before, free_before] = Pages(path_);
+  EXPECT_GT(pages_before * 4096, 8 << 20);
+  ASSERT_TRUE(store_->DeleteFunction("f1"));
+  EXPECT_GT(Pages(path_).second, 2000);  // freed, still in the file
+
+  auto step = store_->ReclaimSpace(0, 1 << 20);
+  ASSERT_TRUE(step) << step.error().message;
+  EXPECT_GT(step->freed_bytes, 0u);
+  EXPECT_LE(step->freed_bytes, (1u << 20) + (64u << 10));
+  EXPECT_TRUE(step->unfinished);
+  ReclaimResult last;
+  for (int i = 0; i < 100 && (i == 0 || last.unfinished); ++i) {
+    auto r = store_->ReclaimSpace(512 << 10, 8 << 20);
+    ASSERT_TRUE(r);
+    last = *r;
+  }
+  EXPECT_FALSE(last.unfinished);
+  const auto [pages_after, free_after] = Pages(path_);
+  EXPECT_LE(free_after * 4096, 512 << 10);  // the reserve asked for
+  EXPECT_LT(pages_after, pages_before / 4);
+  // The file itself shrank (the checkpoint after the vacuum wrote it back).
+  EXPECT_LT(std::filesystem::file_size(path_), static_cast<uintmax_t>(pages_before) * 4096 / 4);
+  EXPECT_TRUE(store_->GetInvocation("kept"));
+}
+
+TEST_F(SqliteStoreTest, DatabaseFilesAreOwnerOnlyAlsoWhenAnOlderWispdLeftThemOpen) {
+  EXPECT_EQ(ModeOf(path_), 0600u);
+  ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
+  EXPECT_EQ(ModeOf(path_ + "-wal"), 0600u);
+  store_.reset();
+  // As an older wispd left them (SQLite's default 0644).
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (ModeOf(path_ + suffix) != 0) {
+      ASSERT_EQ(::chmod((path_ + suffix).c_str(), 0644), 0);
+    }
+  }
+  auto reopened = SqliteStore::Open(path_);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const mode_t mode = ModeOf(path_ + suffix);
+    if (mode != 0) {
+      EXPECT_EQ(mode, 0600u) << suffix;
+    }
+  }
+  store_ = std::move(*reopened);
+}
+
+TEST(SqliteStoreFiles, ASymbolicLinkInPlaceOfTheDatabaseIsRefused) {
+  const std::string dir = testing::TempDir() + "/wisp_store_link_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_symlink(dir + "/elsewhere.db", dir + "/wisp.db");
+  auto opened = SqliteStore::Open(dir + "/wisp.db");
+  EXPECT_FALSE(opened);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/elsewhere.db"));
+  std::filesystem::remove_all(dir);
+}
+
+// A database written before incremental vacuum, budgets and time indexes: converted on open,
+// its records readable.
+TEST(SqliteStoreFiles, AnOlderDatabaseIsConvertedToIncrementalVacuum) {
+  const std::string path = testing::TempDir() + "/wisp_store_old_" + std::to_string(getpid());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* old_schema = R"sql(
+    PRAGMA journal_mode=WAL;
+    CREATE TABLE functions (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, runtime TEXT NOT NULL,
+      handler TEXT NOT NULL, code TEXT NOT NULL, timeout_seconds INTEGER NOT NULL,
+      memory_mb INTEGER NOT NULL, vcpu REAL NOT NULL, env_json TEXT NOT NULL,
+      version INTEGER NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,
+      created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL, last_invoked_at_ms INTEGER);
+    CREATE TABLE invocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+      function_id TEXT NOT NULL REFERENCES functions(id) ON DELETE CASCADE,
+      request_id TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL,
+      duration_ms INTEGER NOT NULL, memory_used_mb INTEGER, event_json TEXT NOT NULL,
+      response_json TEXT NOT NULL, logs_json TEXT NOT NULL, invoked_at_ms INTEGER NOT NULL);
+    CREATE INDEX invocations_by_function ON invocations(function_id, seq);
+    INSERT INTO functions VALUES ('f1', 'one', 'node', 'h', 'code', 3, 128, 1, '{}', 1, 'ready',
+      '', 1, 1, NULL);
+    INSERT INTO invocations (id, function_id, request_id, version, status, duration_ms,
+      event_json, response_json, logs_json, invoked_at_ms)
+      VALUES ('old', 'f1', 'old', 1, 'error', 5, '{"e":1}', '{"r":2}', '["l"]', 1234);
+  )sql";
+  ASSERT_EQ(sqlite3_exec(db, old_schema, nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  ASSERT_EQ(PragmaOf(path, "PRAGMA auto_vacuum"), 0);
+
+  auto opened = SqliteStore::Open(path);
+  ASSERT_TRUE(opened) << opened.error().message;
+  EXPECT_EQ(PragmaOf(path, "PRAGMA auto_vacuum"), 2);  // incremental
+  auto got = (*opened)->GetInvocation("old");
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->event_json, R"({"e":1})");
+  EXPECT_EQ(got->logs, std::vector<std::string>{"l"});
+  EXPECT_FALSE(got->async);
+  EXPECT_EQ(got->event_size, std::nullopt);
+  auto listed = (*opened)->QueryInvocations({.function_id = "f1", .status = "error"});
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->size(), 1u);
+  opened->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) unlink((path + suffix).c_str());
 }
 
 TEST_F(SqliteStoreTest, SurvivesReopen) {
