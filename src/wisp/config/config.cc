@@ -112,6 +112,7 @@ const Setting kSettings[] = {
     {"max_response_bytes", SetUnsigned<&Config::max_response_bytes>},
     {"max_log_bytes_per_invocation", SetUnsigned<&Config::max_log_bytes_per_invocation>},
     {"shutdown_grace_seconds", SetDouble<&Config::shutdown_grace_seconds>},
+    {"async_lease_seconds", SetDouble<&Config::async_lease_seconds>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
 };
 

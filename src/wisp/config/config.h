@@ -52,6 +52,9 @@ struct Config {
   uint64_t max_response_bytes = 6ull << 20;  // sync invoke response, as Lambda
   uint64_t max_log_bytes_per_invocation = 256ull << 10;
   double shutdown_grace_seconds = 10;
+  // How long a claim of an async invocation holds it unless renewed (wispd renews every third
+  // of it): how soon the work of a dead or hung node runs again. > 0.
+  double async_lease_seconds = 30;
 
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.

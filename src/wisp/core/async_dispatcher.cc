@@ -50,6 +50,13 @@ std::string ErrorSummary(const scheduler::InvocationResult& result) {
   return type + ": " + message;
 }
 
+// Why a claimed invocation must not run: too old, or its attempts used up by interruptions.
+std::optional<std::string> RefusedReason(const queue::Invocation& claimed,
+                                         const queue::RetryPolicy& policy, int64_t now_ms) {
+  if (auto expired = queue::ExpiredReason(claimed, policy, now_ms)) return expired;
+  return queue::ExhaustedReason(claimed, policy);
+}
+
 std::string DefaultLeaseOwner() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
@@ -220,10 +227,10 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     std::string reason = "the function was deleted";
     auto done = co_await queue_.DeadLetter(lease, std::move(reason), claimed_at);
     LogRefused(done, "dead letter", id);
-  } else if (auto expired =
-                 queue::ExpiredReason(invocation, RetryPolicyOf(function->record), claimed_at)) {
+  } else if (auto refused =
+                 RefusedReason(invocation, RetryPolicyOf(function->record), claimed_at)) {
     // Not an attempt: the dead letter does not count it.
-    auto done = co_await queue_.DeadLetter(lease, std::move(*expired), claimed_at);
+    auto done = co_await queue_.DeadLetter(lease, std::move(*refused), claimed_at);
     LogRefused(done, "dead letter", id);
   } else {
     const queue::RetryPolicy policy = RetryPolicyOf(function->record);

@@ -120,6 +120,11 @@ void ApplyAttempt(Invocation& invocation, const AttemptResult& result, const Ret
 // or nullopt when it may.
 std::optional<std::string> ExpiredReason(const Invocation& invocation, const RetryPolicy& policy,
                                          int64_t now_ms);
+// Why a claimed invocation may not run: its attempts, this one included, are more than the
+// policy allows (1 + max_retries), which happens only when earlier attempts were interrupted
+// (a crash, a lapsed lease) instead of failing; or nullopt when it may. Without this, a
+// function that kills or hangs its worker would run again until its maximum age.
+std::optional<std::string> ExhaustedReason(const Invocation& claimed, const RetryPolicy& policy);
 
 struct ListFilter {
   std::string function_id;  // empty: every function
