@@ -204,12 +204,15 @@ asio::awaitable<void> AsyncDispatcher::RenewLeases() {
     held.reserve(leases_.size());
     for (const auto& entry : leases_) held.push_back(entry.second);
     for (const queue::Lease& lease : held) {
+      const auto key = std::make_pair(lease.invocation_id, lease.token);
+      if (!leases_.count(key)) continue;  // its attempt ended meanwhile
       auto renewed = co_await queue_.Renew(lease, NowMs(), options_.lease.count());
-      if (renewed) continue;
+      // A refusal after the attempt ended (while the renewal was awaited) says nothing.
+      if (renewed || !leases_.count(key)) continue;
       const ErrorCode code = renewed.error().code;
       if (code == ErrorCode::kFailedPrecondition || code == ErrorCode::kNotFound) {
         // Lost for good: the attempt runs on, but its result will be refused.
-        leases_.erase(std::make_pair(lease.invocation_id, lease.token));
+        leases_.erase(key);
       }
       LogRefused(renewed, "lease renewal", lease.invocation_id);
     }
