@@ -263,8 +263,11 @@ int main(int argc, char** argv) {
         return functions.LinkCode(deployment, code_dir);
       });
   core::Invoker invoker(functions, scheduler, writer, metrics, clock);
+  core::AsyncOptions async_options;
+  if (config.async_lease_seconds <= 0) return Fail("async_lease_seconds must be more than 0");
+  async_options.lease = std::max(Millis(config.async_lease_seconds), std::chrono::milliseconds(1));
   core::AsyncDispatcher dispatcher(io, workers, *async_queue, functions, invoker, clock,
-                                   core::AsyncOptions{});
+                                   async_options);
 
   api::Router router;
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);

@@ -50,8 +50,9 @@ def pids_in_cgroup_of(wispd_pid):
 
 
 class Wispd:
-    def __init__(self, data_dir=None):
+    def __init__(self, data_dir=None, env=None):
         self.binary = wispd_binary()
+        self.env = dict(os.environ, **(env or {}))
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wisp-async-e2e-")
         # Go builds run as the sandbox user, which must be able to traverse to the data dir.
@@ -65,7 +66,8 @@ class Wispd:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-             os.path.join(self.data_dir, "data")], stdout=log, stderr=subprocess.STDOUT)
+             os.path.join(self.data_dir, "data")], stdout=log, stderr=subprocess.STDOUT,
+            env=self.env)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:

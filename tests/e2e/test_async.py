@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from async_support import WispdTestCase
+from async_support import Wispd, WispdTestCase
 
 FAILING = '''
 def handler(event, context):
@@ -246,6 +246,43 @@ class AsyncInvokeTest(WispdTestCase):
         health = w.request("GET", "/health").json
         self.assertEqual(health["status"], "ok")
         self.assertGreaterEqual(health["asyncQueue"]["accepted"], 200)
+
+
+class LeaseRenewalTest(unittest.TestCase):
+    """A claim holds an invocation for async_lease_seconds unless wispd renews it (every third
+    of it): an attempt that runs several leases long must still run once, not be taken back
+    as if its worker had died."""
+
+    LEASE_SECONDS = 0.6
+
+    @classmethod
+    def setUpClass(cls):
+        cls.wisp = Wispd(env={"WISP_ASYNC_LEASE_SECONDS": str(cls.LEASE_SECONDS)}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.wisp.close()
+
+    def test_an_attempt_longer_than_its_lease_runs_once(self):
+        w = self.wisp
+        fid = w.create_function(name="long-attempt", runtime="python", code=ECHO)
+        iid = w.invoke_async(fid, {"sleep": 4 * self.LEASE_SECONDS})
+        item = w.wait_invocation(iid, timeout=60)
+        self.assertEqual(item["status"], "success", item)
+        self.assertEqual(item["attempts"], 1, item)
+        self.assertEqual([h["status"] for h in item["history"]], ["success"], item)
+        self.assertNotIn("refused", w.log())
+
+    def test_a_lease_that_is_not_positive_is_refused_at_start(self):
+        for value in ("0", "-1"):
+            with self.subTest(value=value):
+                bad = Wispd(env={"WISP_ASYNC_LEASE_SECONDS": value})
+                try:
+                    with self.assertRaises(AssertionError) as failed:
+                        bad.start(timeout=15)
+                    self.assertIn("async_lease_seconds", str(failed.exception).lower())
+                finally:
+                    bad.close()
 
 
 if __name__ == "__main__":

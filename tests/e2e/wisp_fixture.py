@@ -220,9 +220,10 @@ def raw_request(port, method, path, body, content_type="application/json", timeo
 class WispServer:
     """A wispd process. `start()` waits for /health; `stop()` checks the way out."""
 
-    def __init__(self, data_dir=None, env=None, args=None, log_level=None):
+    def __init__(self, data_dir=None, env=None, args=None, log_level=None, binary=None):
         require_root()
-        self.binary = find_binary()
+        # `binary`: a wispd of the caller's choice (bench/run's build directory); else WISP_BIN.
+        self.binary = binary or find_binary()
         self.own_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wisp-e2e-")
         self.extra_env = env or {}

@@ -141,6 +141,7 @@ const Setting kSettings[] = {
     {"http_header_timeout_seconds", SetDouble<&Config::http_header_timeout_seconds>},
     {"http_body_timeout_seconds", SetDouble<&Config::http_body_timeout_seconds>},
     {"http_max_connections_per_client", SetUnsigned<&Config::http_max_connections_per_client>},
+    {"async_lease_seconds", SetDouble<&Config::async_lease_seconds>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
     {"go_build_uid", SetUnsigned<&Config::go_build_uid>},
     {"go_build_concurrency", SetUnsigned<&Config::go_build_concurrency>},

@@ -76,6 +76,10 @@ struct Config {
   double go_build_vcpu = 1;
   double go_build_timeout_seconds = 300;
 
+  // How long a claim of an async invocation holds it unless renewed (wispd renews every third
+  // of it): how soon the work of a dead or hung node runs again. > 0.
+  double async_lease_seconds = 30;
+
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.
   uint32_t invocation_records_per_function = 10000;

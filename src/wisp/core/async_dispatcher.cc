@@ -1,5 +1,7 @@
 #include "wisp/core/async_dispatcher.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 
@@ -58,6 +60,26 @@ std::string ClientContext(const std::string& headers_json) {
   return nlohmann::json{{"custom", headers}}.dump(-1, ' ', /*ensure_ascii=*/true);
 }
 
+// Why a claimed invocation must not run: too old, or its attempts used up by interruptions.
+std::optional<std::string> RefusedReason(const queue::Invocation& claimed,
+                                         const queue::RetryPolicy& policy, int64_t now_ms) {
+  if (auto expired = queue::ExpiredReason(claimed, policy, now_ms)) return expired;
+  return queue::ExhaustedReason(claimed, policy);
+}
+
+std::string DefaultLeaseOwner() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return fmt::format("wispd {}@{}", getpid(), host);
+}
+
+// Logs a lease call the queue refused: the attempt's outcome is lost only for this worker (the
+// queue took the invocation back and runs it again).
+template <typename T>
+void LogRefused(const Result<T>& result, const char* what, const std::string& id) {
+  if (!result) spdlog::warn("invocation {}: {} refused: {}", id, what, result.error().message);
+}
+
 }  // namespace
 
 queue::RetryPolicy RetryPolicyOf(const store::FunctionRecord& record) {
@@ -75,12 +97,15 @@ AsyncDispatcher::AsyncDispatcher(asio::io_context& io, asio::thread_pool& worker
       invoker_(invoker),
       clock_(clock),
       options_(options),
-      wake_(io) {}
+      owner_(options_.lease_owner.empty() ? DefaultLeaseOwner() : options_.lease_owner),
+      wake_(io),
+      renew_wake_(io) {}
 
 void AsyncDispatcher::Start() {
   if (started_) return;
   started_ = true;
   asio::co_spawn(io_, Loop(), asio::detached);
+  asio::co_spawn(io_, RenewLeases(), asio::detached);
 }
 
 void AsyncDispatcher::Stop() {
@@ -146,15 +171,28 @@ asio::awaitable<void> AsyncDispatcher::Loop() {
       budget -= room;
       return room;
     };
-    auto claimed = queue_.Claim(NowMs(), capacity);
-    for (auto& invocation : claimed) {
-      ++in_flight_;
-      ++in_flight_by_function_[invocation.function_id];
-      asio::co_spawn(io_, Execute(std::move(invocation)), asio::detached);
+    queue::ClaimRequest request;
+    request.owner = owner_;
+    request.now_ms = NowMs();
+    request.lease_ms = options_.lease.count();
+    request.capacity = capacity;
+    auto claimed = co_await queue_.Claim(std::move(request));
+    std::optional<int64_t> next;
+    if (claimed) {
+      for (auto& invocation : *claimed) {
+        ++in_flight_;
+        ++in_flight_by_function_[invocation.function_id];
+        leases_.emplace(std::make_pair(invocation.id, invocation.lease.token), invocation.lease);
+        asio::co_spawn(io_, Execute(std::move(invocation)), asio::detached);
+      }
+      if (kicked_ || stopping_) continue;
+      budget = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
+      next = queue_.NextDue(capacity);
+    } else {
+      // A networked queue out of reach: try again later; what it holds waits there.
+      spdlog::warn("async queue: claim failed: {}", claimed.error().message);
+      next = NowMs() + options_.throttle_retry.count();
     }
-    if (kicked_ || stopping_) continue;
-    budget = options_.max_in_flight > in_flight_ ? options_.max_in_flight - in_flight_ : 0;
-    const auto next = queue_.NextDue(capacity);
     if (next) {
       wake_.expires_after(std::chrono::milliseconds(std::max<int64_t>(*next - NowMs(), 0)));
     } else {
@@ -165,18 +203,48 @@ asio::awaitable<void> AsyncDispatcher::Loop() {
   }
 }
 
+asio::awaitable<void> AsyncDispatcher::RenewLeases() {
+  const auto every = std::max(options_.lease / 3, std::chrono::milliseconds(1));
+  while (!stopping_ || !leases_.empty()) {
+    renew_wake_.expires_after(every);
+    boost::system::error_code ec;
+    co_await renew_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // A copy: attempts end, and leases are added, while a renewal is awaited.
+    std::vector<queue::Lease> held;
+    held.reserve(leases_.size());
+    for (const auto& entry : leases_) held.push_back(entry.second);
+    for (const queue::Lease& lease : held) {
+      const auto key = std::make_pair(lease.invocation_id, lease.token);
+      if (!leases_.count(key)) continue;  // its attempt ended meanwhile
+      auto renewed = co_await queue_.Renew(lease, NowMs(), options_.lease.count());
+      // A refusal after the attempt ended (while the renewal was awaited) says nothing.
+      if (renewed || !leases_.count(key)) continue;
+      const ErrorCode code = renewed.error().code;
+      if (code == ErrorCode::kFailedPrecondition || code == ErrorCode::kNotFound) {
+        // Lost for good: the attempt runs on, but its result will be refused.
+        leases_.erase(key);
+      }
+      LogRefused(renewed, "lease renewal", lease.invocation_id);
+    }
+  }
+}
+
 asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
   const std::string id = invocation.id;
   const std::string function_id = invocation.function_id;
+  const queue::Lease lease = invocation.lease;  // a copy: see the trace id below
   const Function* function = functions_.Find(function_id);
   const int64_t claimed_at = NowMs();
   if (!function) {
-    (void)queue_.DeadLetter(id, "the function was deleted", claimed_at);
-  } else if (auto expired =
-                 queue::ExpiredReason(invocation, RetryPolicyOf(function->record), claimed_at)) {
-    // Not an attempt: put it back uncounted, then dead-letter it.
-    (void)queue_.Release(id, claimed_at);
-    (void)queue_.DeadLetter(id, std::move(*expired), claimed_at);
+    // The reason is named first: g++ 12 mishandles temporaries made inside co_await (NOTES.md).
+    std::string reason = "the function was deleted";
+    auto done = co_await queue_.DeadLetter(lease, std::move(reason), claimed_at);
+    LogRefused(done, "dead letter", id);
+  } else if (auto refused =
+                 RefusedReason(invocation, RetryPolicyOf(function->record), claimed_at)) {
+    // Not an attempt: the dead letter does not count it.
+    auto done = co_await queue_.DeadLetter(lease, std::move(*refused), claimed_at);
+    LogRefused(done, "dead letter", id);
   } else {
     const queue::RetryPolicy policy = RetryPolicyOf(function->record);
     InvokeOptions options;
@@ -202,7 +270,8 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
       if (result.status != scheduler::InvocationStatus::kSuccess) {
         attempt.error = ErrorSummary(result);
       }
-      auto finished = queue_.Finish(id, attempt, policy, now);
+      auto finished = co_await queue_.Finish(lease, std::move(attempt), policy, now);
+      LogRefused(finished, "the attempt's result", id);
       if (finished && finished->status == queue::kDeadLetter) {
         spdlog::info("invocation {} of {} dead-lettered: {}", id, function_id,
                      finished->dead_letter_reason);
@@ -210,26 +279,34 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     } else {
       const Error& error = outcome.error();
       switch (error.code) {
-        case ErrorCode::kNotFound:
-          (void)queue_.DeadLetter(id, "the function was deleted", now);
+        case ErrorCode::kNotFound: {
+          std::string reason = "the function was deleted";
+          auto done = co_await queue_.DeadLetter(lease, std::move(reason), now);
+          LogRefused(done, "dead letter", id);
           break;
+        }
         case ErrorCode::kResourceExhausted:
-        case ErrorCode::kUnavailable:
+        case ErrorCode::kUnavailable: {
           // No instance took it (the function is busy with sync calls, or wispd is stopping):
           // not an attempt. It waits in the queue, up to its maximum age.
-          (void)queue_.Release(id, stopping_ ? now : now + options_.throttle_retry.count());
+          const int64_t due = stopping_ ? now : now + options_.throttle_retry.count();
+          auto done = co_await queue_.Release(lease, due);
+          LogRefused(done, "release", id);
           break;
+        }
         default: {
           // The function cannot run (it failed to deploy): a failed attempt, retried as any.
           queue::AttemptResult attempt;
           attempt.status = queue::kError;
           attempt.error = error.message;
           attempt.response_json = LambdaErrorDocument("Wisp.FunctionNotReady", error.message);
-          (void)queue_.Finish(id, attempt, policy, now);
+          auto finished = co_await queue_.Finish(lease, std::move(attempt), policy, now);
+          LogRefused(finished, "the attempt's result", id);
         }
       }
     }
   }
+  leases_.erase(std::make_pair(id, lease.token));
   --in_flight_;
   if (--in_flight_by_function_[function_id] == 0) in_flight_by_function_.erase(function_id);
   Kick();

@@ -4,6 +4,11 @@
 // invocation id as the request id), then records each attempt's outcome, which the queue turns
 // into success, a retry later, or a dead letter.
 //
+// Each claimed invocation runs under a lease of the queue (queue.h): one loop renews every
+// lease this dispatcher holds at a third of the lease's length, so an attempt may run as long
+// as its function's timeout; if wispd dies or hangs, the leases lapse and the invocations run
+// again (here after a restart, or on another node sharing the queue).
+//
 // Concurrency: at most a function's concurrency limit of its async attempts run at once, and
 // at most `max_in_flight` in all; the rest wait in the queue. A call the scheduler still turns
 // away (sync calls took the instances) goes back to the queue without counting as an attempt.
@@ -13,8 +18,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
@@ -32,6 +39,11 @@ struct AsyncOptions {
   std::chrono::milliseconds throttle_retry{500};
   // Queued invocations beyond this are refused (429): memory holds every pending event.
   uint64_t max_queued = 1'000'000;
+  // How long a claim holds an invocation unless renewed (every third of it). Long enough that
+  // a busy io thread never misses a renewal; short enough that a dead node's work restarts soon.
+  std::chrono::milliseconds lease{30'000};
+  // This dispatcher's name on its leases; empty: "wispd <pid>@<host name>".
+  std::string lease_owner;
 };
 
 // One async call as a client asks for it.
@@ -67,6 +79,7 @@ class AsyncDispatcher {
 
  private:
   asio::awaitable<void> Loop();
+  asio::awaitable<void> RenewLeases();
   asio::awaitable<void> Execute(queue::Invocation invocation);
   void Kick();
   int64_t NowMs() const { return ToEpochMillis(clock_.WallNow()); }
@@ -78,12 +91,17 @@ class AsyncDispatcher {
   Invoker& invoker_;
   const Clock& clock_;
   const AsyncOptions options_;
+  const std::string owner_;
   asio::steady_timer wake_;
+  asio::steady_timer renew_wake_;
   bool kicked_ = false;
   bool stopping_ = false;
   bool started_ = false;
   uint32_t in_flight_ = 0;
   std::unordered_map<std::string, uint32_t> in_flight_by_function_;
+  // The leases of the attempts running here, by (invocation id, token): the same invocation may
+  // run twice at once if a lease of ours lapsed.
+  std::map<std::pair<std::string, uint64_t>, queue::Lease> leases_;
 };
 
 // The retry policy a function's record asks for.

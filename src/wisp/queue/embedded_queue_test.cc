@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 
 namespace wisp::queue {
@@ -57,6 +58,44 @@ class EmbeddedQueueTest : public testing::Test {
     return [](const std::string&) { return size_t{1000}; };
   }
 
+  // Runs one of the queue's coroutines to its end on an io_context of its own.
+  template <typename T>
+  static T Await(asio::awaitable<T> work) {
+    asio::io_context io;
+    std::optional<T> out;
+    asio::co_spawn(io, std::move(work), [&](std::exception_ptr error, T value) {
+      if (error) std::rethrow_exception(error);
+      out.emplace(std::move(value));
+    });
+    io.run();
+    return std::move(*out);
+  }
+  // Claims as node `owner` with a lease of `lease_ms`; an empty result if the claim failed.
+  std::vector<Invocation> Claim(int64_t now_ms, Queue::CapacityFn capacity,
+                                const std::string& owner, int64_t lease_ms) {
+    auto claimed = Await(queue_->Claim(ClaimRequest{owner, now_ms, lease_ms, std::move(capacity)}));
+    EXPECT_TRUE(claimed) << claimed.error().message;
+    return claimed ? std::move(*claimed) : std::vector<Invocation>{};
+  }
+  std::vector<Invocation> Claim(int64_t now_ms, Queue::CapacityFn capacity) {
+    return Claim(now_ms, std::move(capacity), "test-node", kLeaseMs);
+  }
+  Result<Invocation> Finish(const Lease& lease, const AttemptResult& result,
+                            const RetryPolicy& policy, int64_t now_ms) {
+    return Await(queue_->Finish(lease, result, policy, now_ms));
+  }
+  Result<void> Release(const Lease& lease, int64_t due_ms) {
+    return Await(queue_->Release(lease, due_ms));
+  }
+  Result<void> DeadLetter(const Lease& lease, std::string reason, int64_t now_ms) {
+    return Await(queue_->DeadLetter(lease, std::move(reason), now_ms));
+  }
+  Result<Lease> Renew(const Lease& lease, int64_t now_ms, int64_t lease_ms) {
+    return Await(queue_->Renew(lease, now_ms, lease_ms));
+  }
+
+  static constexpr int64_t kLeaseMs = 3'600'000;  // outlasts every test that does not expire it
+
   ManualClock clock_;
   std::string path_;
   std::unique_ptr<EmbeddedQueue> queue_;
@@ -67,13 +106,13 @@ TEST_F(EmbeddedQueueTest, AcceptedInvocationsSurviveReopen) {
     ASSERT_TRUE(EnqueueSync(New("id" + std::to_string(i), "f1", Now())));
   }
   // One of them was running when the process ended: it comes back queued, its attempt counted.
-  auto claimed = queue_->Claim(Now(), [](const std::string&) { return size_t{1}; });
+  auto claimed = Claim(Now(), [](const std::string&) { return size_t{1}; });
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].id, "id0");
   queue_->Flush();
   Reopen();
   EXPECT_EQ(queue_->stats().queued, 10u);
-  auto again = queue_->Claim(Now(), Unlimited());
+  auto again = Claim(Now(), Unlimited());
   ASSERT_EQ(again.size(), 10u);
   EXPECT_EQ(again[0].id, "id0");
   EXPECT_EQ(again[0].attempts, 2);
@@ -89,7 +128,7 @@ TEST_F(EmbeddedQueueTest, TraceIdIsKeptForEveryAttempt) {
   ASSERT_TRUE(EnqueueSync(traced));
   ASSERT_TRUE(EnqueueSync(New("untraced", "f1", Now())));
   Reopen();
-  auto claimed = queue_->Claim(Now(), Unlimited());
+  auto claimed = Claim(Now(), Unlimited());
   ASSERT_EQ(claimed.size(), 2u);
   EXPECT_EQ(claimed[0].trace_id, traced.trace_id);
   EXPECT_EQ(claimed[1].trace_id, "");
@@ -124,7 +163,7 @@ TEST_F(EmbeddedQueueTest, OpensAQueueWrittenBeforeTraceIds) {
   traced.trace_id = "Root=1-0-1";
   ASSERT_TRUE(EnqueueSync(traced));
   Reopen();
-  auto claimed = queue_->Claim(Now(), Unlimited());
+  auto claimed = Claim(Now(), Unlimited());
   ASSERT_EQ(claimed.size(), 2u);
   EXPECT_EQ(claimed[0].id, "old");
   EXPECT_EQ(claimed[0].event_json, R"({"n":7})");
@@ -172,7 +211,7 @@ TEST_F(EmbeddedQueueTest, ClaimsInDueOrderWithinCapacity) {
   ASSERT_TRUE(EnqueueSync(New("second", "f1", now)));
   ASSERT_TRUE(EnqueueSync(New("other", "f2", now)));
 
-  auto claimed = queue_->Claim(now, [](const std::string& f) { return f == "f1" ? 1u : 0u; });
+  auto claimed = Claim(now, [](const std::string& f) { return f == "f1" ? 1u : 0u; });
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].id, "first");
   EXPECT_EQ(claimed[0].status, kRunning);
@@ -181,13 +220,13 @@ TEST_F(EmbeddedQueueTest, ClaimsInDueOrderWithinCapacity) {
   EXPECT_EQ(queue_->NextDue([](const std::string& f) { return f == "f1" ? 1u : 0u; }), now);
   EXPECT_EQ(queue_->NextDue([](const std::string& f) { return 0u; }), std::nullopt);
 
-  claimed = queue_->Claim(now, Unlimited());
+  claimed = Claim(now, Unlimited());
   ASSERT_EQ(claimed.size(), 2u);  // functions come in no particular order
   std::set<std::string> ids = {claimed[0].id, claimed[1].id};
   EXPECT_EQ(ids, (std::set<std::string>{"second", "other"}));
   EXPECT_EQ(queue_->NextDue(Unlimited()), now + 5000);
-  EXPECT_TRUE(queue_->Claim(now + 4999, Unlimited()).empty());
-  claimed = queue_->Claim(now + 5000, Unlimited());
+  EXPECT_TRUE(Claim(now + 4999, Unlimited()).empty());
+  claimed = Claim(now + 5000, Unlimited());
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].id, "late");
 }
@@ -198,12 +237,14 @@ TEST_F(EmbeddedQueueTest, RetriesThenDeadLettersThenRequeues) {
   const AttemptResult failed{kError, R"({"errorMessage":"boom"})", {"a log"}, "boom", 1, 3};
   std::vector<int64_t> starts;
   for (int attempt = 1; attempt <= 3; ++attempt) {
-    ASSERT_EQ(queue_->Claim(Now() - 1, Unlimited()).size(), 0u) << "not due before its delay";
-    auto claimed = queue_->Claim(Now(), Unlimited());
+    ASSERT_EQ(Claim(Now() - 1, Unlimited()).size(), 0u) << "not due before its delay";
+    auto claimed = Claim(Now(), Unlimited());
     ASSERT_EQ(claimed.size(), 1u) << "attempt " << attempt;
     EXPECT_EQ(claimed[0].attempts, attempt);
     starts.push_back(Now());
-    auto finished = queue_->Finish("x", failed, policy, Now());
+    EXPECT_EQ(claimed[0].lease.owner, "test-node");
+    EXPECT_EQ(claimed[0].lease.expires_at_ms, Now() + kLeaseMs);
+    auto finished = Finish(claimed[0].lease, failed, policy, Now());
     ASSERT_TRUE(finished);
     if (attempt < 3) {
       EXPECT_EQ(finished->status, kQueued);
@@ -235,9 +276,9 @@ TEST_F(EmbeddedQueueTest, RetriesThenDeadLettersThenRequeues) {
   ASSERT_TRUE(requeued) << requeued.error().message;
   EXPECT_EQ(requeued->status, kQueued);
   EXPECT_EQ(requeued->attempts, 0);
-  auto claimed = queue_->Claim(Now(), Unlimited());
+  auto claimed = Claim(Now(), Unlimited());
   ASSERT_EQ(claimed.size(), 1u);
-  auto done = queue_->Finish("x", AttemptResult{kSuccess, "1", {}, "", 1, 1}, policy, Now());
+  auto done = Finish(claimed[0].lease, AttemptResult{kSuccess, "1", {}, "", 1, 1}, policy, Now());
   ASSERT_TRUE(done);
   EXPECT_EQ(done->status, kSuccess);
   auto not_dead = queue_->Requeue("x", Now());
@@ -252,25 +293,160 @@ TEST_F(EmbeddedQueueTest, RetriesThenDeadLettersThenRequeues) {
 
 TEST_F(EmbeddedQueueTest, ReleaseDoesNotCountTheAttempt) {
   ASSERT_TRUE(EnqueueSync(New("t", "f1", Now())));
-  ASSERT_EQ(queue_->Claim(Now(), Unlimited()).size(), 1u);
-  ASSERT_TRUE(queue_->Release("t", Now() + 100));
-  EXPECT_TRUE(queue_->Claim(Now(), Unlimited()).empty());
-  auto claimed = queue_->Claim(Now() + 100, Unlimited());
+  auto first = Claim(Now(), Unlimited());
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(Release(first[0].lease, Now() + 100));
+  EXPECT_TRUE(Claim(Now(), Unlimited()).empty());
+  auto claimed = Claim(Now() + 100, Unlimited());
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].attempts, 1);
-  ASSERT_TRUE(queue_->DeadLetter("t", "function deleted", Now()));
+  // A dead letter without running it does not count the attempt either.
+  ASSERT_TRUE(DeadLetter(claimed[0].lease, "function deleted", Now()));
   auto got = queue_->Get("t");
   ASSERT_TRUE(got);
   EXPECT_EQ(got->status, kDeadLetter);
   EXPECT_EQ(got->dead_letter_reason, "function deleted");
+  EXPECT_EQ(got->attempts, 0);
   EXPECT_EQ(queue_->stats().running, 0u);
+}
+
+// Another node (or this one before a hang) claimed the invocation and stopped renewing: once
+// its lease has expired, anyone's claim takes it back and runs it again under the same id.
+TEST_F(EmbeddedQueueTest, ALeaseThatExpiresMakesTheInvocationClaimableAgain) {
+  const int64_t start = Now();
+  ASSERT_TRUE(EnqueueSync(New("e", "f1", start)));
+  auto first = Claim(start, Unlimited(), "node-a", 1000);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].lease.invocation_id, "e");
+  EXPECT_EQ(first[0].lease.owner, "node-a");
+  EXPECT_EQ(first[0].lease.expires_at_ms, start + 1000);
+  EXPECT_EQ(queue_->NextDue(Unlimited()), start + 1000) << "the dispatcher wakes for the expiry";
+  EXPECT_EQ(queue_->NextDue([](const std::string&) { return 0u; }), std::nullopt);
+
+  EXPECT_TRUE(Claim(start + 999, Unlimited(), "node-b", 1000).empty()) << "still held";
+  EXPECT_EQ(queue_->stats().running, 1u);
+  auto second = Claim(start + 1000, Unlimited(), "node-b", 1000);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, "e");
+  EXPECT_EQ(second[0].event_json, R"({"n":1})");
+  EXPECT_EQ(second[0].lease.owner, "node-b");
+  EXPECT_NE(second[0].lease.token, first[0].lease.token);
+  EXPECT_EQ(second[0].attempts, 2) << "the lapsed attempt counts, as after a crash";
+  ASSERT_EQ(second[0].history.size(), 1u);
+  EXPECT_EQ(second[0].history[0].status, "interrupted");
+  EXPECT_NE(second[0].history[0].error.find("node-a"), std::string::npos);
+  EXPECT_EQ(queue_->stats().running, 1u);
+  EXPECT_EQ(queue_->stats().queued, 0u);
+
+  // Even with no capacity to claim it, an expired lease is taken back: it waits queued.
+  auto third = Claim(
+      start + 2000, [](const std::string&) { return 0u; }, "node-c", 1000);
+  EXPECT_TRUE(third.empty());
+  EXPECT_EQ(queue_->stats().running, 0u);
+  EXPECT_EQ(queue_->stats().queued, 1u);
+  queue_->Flush();
+  Reopen();
+  auto reopened = Claim(start + 2000, Unlimited());
+  ASSERT_EQ(reopened.size(), 1u);
+  EXPECT_EQ(reopened[0].attempts, 3);
+}
+
+TEST_F(EmbeddedQueueTest, ARenewedLeaseDoesNotExpire) {
+  const int64_t start = Now();
+  ASSERT_TRUE(EnqueueSync(New("r", "f1", start)));
+  auto claimed = Claim(start, Unlimited(), "node-a", 1000);
+  ASSERT_EQ(claimed.size(), 1u);
+  auto renewed = Renew(claimed[0].lease, start + 600, 1000);
+  ASSERT_TRUE(renewed) << renewed.error().message;
+  EXPECT_EQ(renewed->token, claimed[0].lease.token);
+  EXPECT_EQ(renewed->expires_at_ms, start + 1600);
+  EXPECT_EQ(queue_->NextDue(Unlimited()), start + 1600);
+
+  EXPECT_TRUE(Claim(start + 1000, Unlimited(), "node-b", 1000).empty())
+      << "the first expiry has passed, but the lease was renewed";
+  EXPECT_TRUE(Claim(start + 1599, Unlimited(), "node-b", 1000).empty());
+  const RetryPolicy policy;
+  auto finished =
+      Finish(*renewed, AttemptResult{kSuccess, R"("done")", {}, "", 1, 5}, policy, start + 1500);
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(finished->status, kSuccess);
+  EXPECT_EQ(finished->attempts, 1);
+  EXPECT_TRUE(Claim(start + 5000, Unlimited(), "node-b", 1000).empty()) << "finished for good";
+  EXPECT_EQ(queue_->stats().running, 0u);
+}
+
+// A worker that lost its lease (it hung past the expiry, and another claim took the
+// invocation) cannot record its result over the newer attempt's, nor extend or end it.
+TEST_F(EmbeddedQueueTest, ALeaseThatWasTakenBackIsRefused) {
+  const int64_t start = Now();
+  ASSERT_TRUE(EnqueueSync(New("s", "f1", start)));
+  auto stale = Claim(start, Unlimited(), "node-a", 1000);
+  ASSERT_EQ(stale.size(), 1u);
+  auto fresh = Claim(start + 1000, Unlimited(), "node-b", 1000);
+  ASSERT_EQ(fresh.size(), 1u);
+
+  const RetryPolicy policy;
+  auto late = Finish(stale[0].lease, AttemptResult{kSuccess, R"("stale")", {}, "", 1, 1}, policy,
+                     start + 1100);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(late.error().message.find("newer lease"), std::string::npos) << late.error().message;
+  auto renew = Renew(stale[0].lease, start + 1100, 1000);
+  ASSERT_FALSE(renew);
+  EXPECT_EQ(renew.error().code, ErrorCode::kFailedPrecondition);
+  auto release = Release(stale[0].lease, start + 1100);
+  ASSERT_FALSE(release);
+  EXPECT_EQ(release.error().code, ErrorCode::kFailedPrecondition);
+  auto dead = DeadLetter(stale[0].lease, "stale", start + 1100);
+  ASSERT_FALSE(dead);
+  EXPECT_EQ(dead.error().code, ErrorCode::kFailedPrecondition);
+  // A forged lease with the right token but another owner is refused too.
+  Lease forged = fresh[0].lease;
+  forged.owner = "node-a";
+  EXPECT_FALSE(Finish(forged, AttemptResult{kSuccess, R"("x")", {}, "", 1, 1}, policy, start));
+
+  auto finished = Finish(fresh[0].lease, AttemptResult{kSuccess, R"("fresh")", {}, "", 1, 1},
+                         policy, start + 1200);
+  ASSERT_TRUE(finished) << finished.error().message;
+  // And once the invocation is finished, the stale lease stays refused.
+  late =
+      Finish(stale[0].lease, AttemptResult{kError, "{}", {}, "late", 1, 1}, policy, start + 1300);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::kFailedPrecondition);
+  queue_->Flush();
+  Reopen();
+  auto got = queue_->Get("s");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, kSuccess);
+  EXPECT_EQ(got->response_json, R"("fresh")");
+  EXPECT_EQ(got->attempts, 2);
+}
+
+TEST_F(EmbeddedQueueTest, ABadClaimOrRenewalIsRefused) {
+  ASSERT_TRUE(EnqueueSync(New("b", "f1", Now())));
+  for (const auto& [owner, lease_ms] :
+       std::vector<std::pair<std::string, int64_t>>{{"", 1000}, {"node", 0}, {"node", -5}}) {
+    auto claimed = Await(queue_->Claim(ClaimRequest{owner, Now(), lease_ms, Unlimited()}));
+    ASSERT_FALSE(claimed) << "owner '" << owner << "', lease " << lease_ms;
+    EXPECT_EQ(claimed.error().code, ErrorCode::kInvalidArgument);
+  }
+  EXPECT_EQ(queue_->stats().queued, 1u) << "a refused claim takes nothing";
+  auto claimed = Claim(Now(), Unlimited());
+  ASSERT_EQ(claimed.size(), 1u);
+  auto renewed = Renew(claimed[0].lease, Now(), 0);
+  ASSERT_FALSE(renewed);
+  EXPECT_EQ(renewed.error().code, ErrorCode::kInvalidArgument);
+  Lease unknown = claimed[0].lease;
+  unknown.invocation_id = "nope";
+  auto missing = Renew(unknown, Now(), 1000);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
 TEST_F(EmbeddedQueueTest, ListFiltersAndPages) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(EnqueueSync(New("a" + std::to_string(i), "fa", Now())));
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(EnqueueSync(New("b" + std::to_string(i), "fb", Now())));
-  ASSERT_EQ(queue_->Claim(Now(), [](const std::string& f) { return f == "fb" ? 1u : 0u; }).size(),
-            1u);
+  ASSERT_EQ(Claim(Now(), [](const std::string& f) { return f == "fb" ? 1u : 0u; }).size(), 1u);
   auto fa = queue_->List(ListFilter{"fa", "", 2, 1});
   ASSERT_TRUE(fa);
   ASSERT_EQ(fa->size(), 2u);

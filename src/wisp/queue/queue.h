@@ -3,13 +3,31 @@
 // or is dead-lettered, and survives a crash of wispd (at least once: an attempt interrupted by
 // a crash runs again under the same id).
 //
-// EmbeddedQueue (embedded_queue.h) keeps it in a SQLite file of its own; a Redis queue for
-// clusters can come later behind this interface.
+// Claims are leases, so that several nodes can share one queue (Redis, PostgreSQL) and none of
+// them has to be up for another's work to finish:
+// - Claim hands out due invocations, each running under a Lease: the claimer's name, a fencing
+//   token no other claim of that invocation has, and an expiry.
+// - The holder renews the lease (Renew) well before it expires for as long as the attempt runs,
+//   then ends it with exactly one of Finish (the attempt's result), Release (not an attempt:
+//   due again later) or DeadLetter (not an attempt: given up).
+// - Once a lease has expired (its holder died, hung or lost the network), the queue may take
+//   the invocation back at any moment, and a Claim by anyone does: the attempt counts as
+//   "interrupted" (so a function that kills its worker cannot loop forever) and the invocation
+//   runs again under the same id, at least once, under a new lease. Until the queue has taken
+//   it back, the old holder's calls still succeed.
+// - Renew, Finish, Release and DeadLetter are refused (kFailedPrecondition) unless the
+//   invocation is still running under the caller's lease (same token): a worker that lost its
+//   lease cannot overwrite the result of a newer attempt, nor extend or end it.
+// Restarting a node is the same case: the leases its previous process held are dead, and the
+// invocations they held become claimable again.
 //
-// Thread rules: every method may be called from any thread. Enqueue, Claim, NextDue, Finish,
-// Release and DeadLetter never block on disk (they change memory and hand the write to the
-// queue's writer); Get, List, Requeue and Flush block on disk, so io threads run them on the
-// worker pool.
+// EmbeddedQueue (embedded_queue.h) keeps it in a SQLite file of its own, for one node.
+//
+// Thread rules: every method may be called from any thread. The lease methods (Claim, Renew,
+// Finish, Release, DeadLetter) are coroutines: a networked queue suspends them on its I/O and
+// resumes them on the caller's executor; they never block the caller's thread. Enqueue
+// completes through its callback. NextDue answers from memory. Get, List, Requeue and Flush
+// block on disk, so io threads run them on the worker pool.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "wisp/common/asio.h"
 #include "wisp/common/result.h"
 
 namespace wisp::queue {
@@ -38,6 +57,14 @@ struct Attempt {
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
   std::string error;
+};
+
+// A claim's hold on one running invocation (see the contract above).
+struct Lease {
+  std::string invocation_id;
+  std::string owner;   // who claimed it (a node's name): for logs and operators
+  uint64_t token = 0;  // fencing token: differs between any two claims of the invocation; 0: none
+  int64_t expires_at_ms = 0;  // renew or end the attempt before this
 };
 
 struct Invocation {
@@ -61,6 +88,7 @@ struct Invocation {
   std::optional<int64_t> started_at_ms;   // of the last attempt
   std::optional<int64_t> finished_at_ms;  // of the last attempt
   int64_t duration_ms = 0;                // of the last attempt
+  Lease lease;  // while running: the lease it runs under; empty otherwise (not kept on disk)
 
   bool pending() const { return status == kQueued || status == kRunning; }
 };
@@ -92,6 +120,11 @@ void ApplyAttempt(Invocation& invocation, const AttemptResult& result, const Ret
 // or nullopt when it may.
 std::optional<std::string> ExpiredReason(const Invocation& invocation, const RetryPolicy& policy,
                                          int64_t now_ms);
+// Why a claimed invocation may not run: its attempts, this one included, are more than the
+// policy allows (1 + max_retries), which happens only when earlier attempts were interrupted
+// (a crash, a lapsed lease) instead of failing; or nullopt when it may. Without this, a
+// function that kills or hangs its worker would run again until its maximum age.
+std::optional<std::string> ExhaustedReason(const Invocation& claimed, const RetryPolicy& policy);
 
 // Newest created first (ties: the later accepted first).
 struct ListFilter {
@@ -113,11 +146,22 @@ struct QueueStats {
   uint64_t commits = 0;   // fsync'd batches since start
 };
 
+// How many more invocations of this function may start now.
+using CapacityFn = std::function<size_t(const std::string& function_id)>;
+
+struct ClaimRequest {
+  std::string owner;  // the claimer's name, unique among the nodes sharing the queue
+  int64_t now_ms = 0;
+  int64_t lease_ms = 0;  // how long each lease lasts unless renewed; > 0
+  // Asked at most once per function with due work, on the caller's executor, only until
+  // Claim completes.
+  CapacityFn capacity;
+};
+
 class Queue {
  public:
   using DoneCallback = std::function<void(Result<void>)>;
-  // How many more invocations of this function may start now.
-  using CapacityFn = std::function<size_t(const std::string& function_id)>;
+  using CapacityFn = queue::CapacityFn;
 
   virtual ~Queue() = default;
 
@@ -127,19 +171,29 @@ class Queue {
   virtual void Enqueue(Invocation invocation, DoneCallback done) = 0;
 
   // Claims due invocations, in order of due time within each function and at most
-  // capacity(function_id) per function: each becomes running, its attempts one higher.
-  virtual std::vector<Invocation> Claim(int64_t now_ms, const CapacityFn& capacity) = 0;
-  // The earliest due time among queued invocations of functions with capacity.
+  // capacity(function_id) per function: each becomes running under a new lease (returned in
+  // its `lease`), its attempts one higher. Invocations whose lease expired by `now_ms` are
+  // taken back first (see above), so they are among those claimable. kInvalidArgument for an
+  // empty owner or a lease_ms that is not positive.
+  virtual asio::awaitable<Result<std::vector<Invocation>>> Claim(ClaimRequest request) = 0;
+  // When to claim next: the earliest due time, or lease expiry, among invocations of functions
+  // with capacity; nullopt when nothing will be due without a new Enqueue or Requeue. A
+  // networked queue, which cannot see other nodes' enqueues, answers at most its poll interval.
   virtual std::optional<int64_t> NextDue(const CapacityFn& capacity) const = 0;
 
-  // Records the end of a running invocation's attempt and applies the retry policy.
-  virtual Result<Invocation> Finish(const std::string& id, const AttemptResult& result,
-                                    const RetryPolicy& policy, int64_t now_ms) = 0;
-  // Puts a running invocation back without counting its attempt (the function was at its
+  // Extends `lease` to now_ms + lease_ms; returns it with its new expiry (same token).
+  virtual asio::awaitable<Result<Lease>> Renew(Lease lease, int64_t now_ms, int64_t lease_ms) = 0;
+  // Records the end of the attempt run under `lease` and applies the retry policy; returns
+  // the invocation as it now is.
+  virtual asio::awaitable<Result<Invocation>> Finish(Lease lease, AttemptResult result,
+                                                     RetryPolicy policy, int64_t now_ms) = 0;
+  // Puts the invocation back without counting its attempt (the function was at its
   // concurrency limit, or wispd is stopping); it becomes due at `due_ms`.
-  virtual Result<void> Release(const std::string& id, int64_t due_ms) = 0;
-  // Moves a pending invocation to the dead-letter queue.
-  virtual Result<void> DeadLetter(const std::string& id, std::string reason, int64_t now_ms) = 0;
+  virtual asio::awaitable<Result<void>> Release(Lease lease, int64_t due_ms) = 0;
+  // Moves the invocation to the dead-letter queue without running it (the function was
+  // deleted, or the event is too old): the claim's attempt does not count.
+  virtual asio::awaitable<Result<void>> DeadLetter(Lease lease, std::string reason,
+                                                   int64_t now_ms) = 0;
 
   // Blocking. Queues a dead-lettered invocation again (attempts from zero, age from now);
   // returns once that is on disk. kFailedPrecondition unless it is dead-lettered.

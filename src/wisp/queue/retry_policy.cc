@@ -66,4 +66,12 @@ std::optional<std::string> ExpiredReason(const Invocation& invocation, const Ret
       invocation.error.empty() ? "" : "; the last attempt: " + invocation.error);
 }
 
+std::optional<std::string> ExhaustedReason(const Invocation& claimed, const RetryPolicy& policy) {
+  if (claimed.attempts <= policy.max_retries + 1) return std::nullopt;
+  const std::string last = claimed.history.empty() ? "" : claimed.history.back().error;
+  return fmt::format("{} attempts were interrupted or failed (max_retries {}){}",
+                     claimed.attempts - 1, policy.max_retries,
+                     last.empty() ? "" : "; the last one: " + last);
+}
+
 }  // namespace wisp::queue

@@ -81,5 +81,17 @@ TEST(RetryPolicy, ExpiredReasonCountsFromTheEnqueueTime) {
   EXPECT_FALSE(ExpiredReason(i, policy, kStart + 60'001));
 }
 
+TEST(RetryPolicy, InterruptedAttemptsUseUpTheRetries) {
+  const RetryPolicy policy{2, 1000, 60'000};
+  Invocation i = Running(3, kStart);  // the last attempt the policy allows
+  EXPECT_FALSE(ExhaustedReason(i, policy));
+  i.history.push_back(Attempt{3, "interrupted", kStart, kStart + 5, "the lease of n1 expired"});
+  i.attempts = 4;  // claimed again after three interrupted attempts
+  auto reason = ExhaustedReason(i, policy);
+  ASSERT_TRUE(reason);
+  EXPECT_NE(reason->find("3 attempts were interrupted or failed"), std::string::npos) << *reason;
+  EXPECT_NE(reason->find("the lease of n1 expired"), std::string::npos) << *reason;
+}
+
 }  // namespace
 }  // namespace wisp::queue
