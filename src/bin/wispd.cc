@@ -90,6 +90,11 @@ int main(int argc, char** argv) {
   if (!parsed) return Fail(parsed.error().message);
   if (parsed->exit_now) return parsed->exit_code;
   Config config = parsed->config;
+  if (config.http_header_timeout_seconds <= 0 || config.http_body_timeout_seconds <= 0) {
+    return Fail(
+        "http_header_timeout_seconds and http_body_timeout_seconds must be more than 0 (a "
+        "request that has begun gets that long to arrive)");
+  }
   SetUpLogging(config.log_json, config.log_level);
   signal(SIGPIPE, SIG_IGN);
 
@@ -128,7 +133,8 @@ int main(int argc, char** argv) {
   // When the host runs out of memory, its OOM killer must pick a sandbox (they run at 1000),
   // never wispd or the launcher, which inherits this.
   // Lowering it takes CAP_SYS_RESOURCE, which root may lack (a container, a user namespace):
-  // the write then fails at fclose, and wispd runs as likely an OOM victim as any process.
+  // the write then fails (stdio reports it at the flush), and wispd is as likely an OOM victim
+  // as any process.
   FILE* adj = std::fopen("/proc/self/oom_score_adj", "w");
   const bool adj_written = adj != nullptr && std::fputs("-500", adj) >= 0 && std::fflush(adj) == 0;
   const int adj_errno = errno;
