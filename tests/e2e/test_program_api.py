@@ -271,7 +271,9 @@ class ProgramApiTest(WispdTestCase):
     def test_headers_reach_the_program_as_function_headers(self):
         code = 'import os\nprint(os.environ["FUNCTION_HEADERS"])\n'
         f = self.create("echo-headers", "python", code)
-        headers = {"X-Test": "1", "X-Unicode": "\u00e9t\u00e9", "Authorization": "Bearer t"}
+        # A CR LF in a value must arrive as data, never split the Runtime API's header.
+        headers = {"X-Test": "1", "X-Unicode": "\u00e9t\u00e9", "Authorization": "Bearer t",
+                   "X-Split": "a\r\nLambda-Runtime-Aws-Request-Id: evil"}
         d = self.result(self.invoke(f["id"], {}, headers=headers))
         self.assertEqual(d["status"], "completed", d)
         self.assertEqual(d["result"], headers)
