@@ -721,7 +721,11 @@ class LauncherProcess {
     // all owned by a new user namespace that the instance's own host uid owns: whatever
     // privilege the child has is privilege over those namespaces only, never over the host.
     // (The cgroup namespace comes later, from the child, once it is in its cgroup.)
-    auto pid = CloneAs(host_id, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
+    // A launcher whose sandboxes all share one id (Go builds) creates them as root instead:
+    // their child opens its writable binds (under root's private build directory) before it
+    // takes that id, and one shared id has no per-user counts to keep apart.
+    const uint32_t creator = options_.one_id_for_all ? 0 : host_id;
+    auto pid = CloneAs(creator, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
                                     CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD);
     if (!pid) return tl::unexpected(pid.error());
     if (*pid == 0) RunSandboxChild(child_args);

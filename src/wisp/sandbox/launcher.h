@@ -56,7 +56,9 @@ struct LauncherOptions {
   uint32_t sandbox_id_base = kDefaultSandboxIdBase;
   uint32_t sandbox_id_count = kDefaultSandboxIdCount;
   // Every sandbox of this launcher runs as sandbox_id_base (then sandbox_id_count must be 1):
-  // for jobs that must share what they write, like Go builds and their one cache.
+  // for jobs that must share what they write, like Go builds and their one cache. Such
+  // sandboxes are created by root, so SpawnSpec::writable_binds may lie under directories only
+  // root can reach; a launcher of per-instance ids opens them as the instance's id.
   bool one_id_for_all = false;
   // The seccomp policy text (syntax: seccomp_policy.txt); empty means DefaultSeccompPolicy().
   // Compiled once at start: a policy that does not compile stops the launcher.

@@ -265,7 +265,12 @@ std::string Scheduler::DescribeCapacity() const {
     ++live;
     memory += instance->deployment()->spawn.memory_limit_bytes;
   }
-  std::string text = fmt::format("{} of {} instances", live, options_.max_instances_total);
+  const bool fds_bind = options_.max_instances_by_fds > 0 &&
+                        options_.max_instances_by_fds < options_.max_instances_total;
+  std::string text =
+      fmt::format("{} of {} instances{}", live,
+                  fds_bind ? options_.max_instances_by_fds : options_.max_instances_total,
+                  fds_bind ? " that wispd's open-files limit (RLIMIT_NOFILE) leaves room for" : "");
   if (options_.memory_budget_bytes > 0) {
     text += fmt::format(", {} of {} MiB of memory limits", memory >> 20,
                         options_.memory_budget_bytes >> 20);
@@ -311,23 +316,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
     instance->Attach(std::move(*spawned));
     WatchInitTimeout(instance);
   };
-  // As MakeRoom counts: a retiring instance is being killed and gives its fds back within
-  // moments (the fd reserve absorbs them meanwhile).
-  const auto live = static_cast<size_t>(std::count_if(
-      instances_.begin(), instances_.end(),
-      [](const auto& entry) { return entry.second->state() != Instance::State::kRetiring; }));
-  if (options_.max_instances_by_fds > 0 && live > options_.max_instances_by_fds) {
-    Result<sandbox::SpawnedInstance> refused = MakeError(
-        ErrorCode::kResourceExhausted,
-        fmt::format("wispd has no file descriptors left for another sandbox ({} instances; "
-                    "raise its open-files limit, RLIMIT_NOFILE)",
-                    live - 1));
-    // Later, as a spawn's answer would come: the caller's waiter is not registered yet.
-    asio::post(io_, [on_spawned = std::move(on_spawned), refused = std::move(refused)]() mutable {
-      on_spawned(std::move(refused));
-    });
-    return;
-  }
+  // Every caller made room first (MakeRoomFor): the caps, the fd budget among them, hold.
   backend_.Spawn(spec, std::move(on_spawned));
 }
 

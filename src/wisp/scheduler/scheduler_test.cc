@@ -348,10 +348,12 @@ TEST_F(SchedulerTest, CrashFailsTheCallWithTheExitCode) {
   });
 }
 
-// A node without file descriptors for another sandbox refuses it, a deploy's included, with
-// an error that says why, and spawns nothing.
+// The fd budget is a cap like the others: a deploy waits for room under it, and is refused
+// with an error that says why when none comes in time; it never spawns past it.
 TEST_F(SchedulerTest, NoInstanceBeyondTheFdBudgetEvenForADeploy) {
   options_.max_instances_by_fds = 1;
+  options_.deploy_queue_wait = std::chrono::milliseconds(100);
+  options_.maintenance_period = std::chrono::milliseconds(20);
   Run([&](Scheduler& s) -> asio::awaitable<void> {
     auto d = MakeDeployment();
     EXPECT_TRUE(co_await s.Warm(d));
@@ -360,17 +362,17 @@ TEST_F(SchedulerTest, NoInstanceBeyondTheFdBudgetEvenForADeploy) {
     asio::co_spawn(
         co_await asio::this_coro::executor,
         [&]() -> asio::awaitable<void> {
-          auto r = co_await s.Invoke(d, Request(R"({"sleep_ms":300})"));
+          auto r = co_await s.Invoke(d, Request(R"({"sleep_ms":600})"));
           EXPECT_TRUE(r && r->status == InvocationStatus::kSuccess);
           call_done.Set();
         },
         asio::detached);
     asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
     co_await pause.async_wait(asio::use_awaitable);
-    auto refused = co_await s.Warm(d);  // a deploy: it may go over the other caps, not this one
+    auto refused = co_await s.Warm(MakeDeployment(2));
     EXPECT_FALSE(refused);
     if (!refused) {
-      EXPECT_NE(refused.error().message.find("no file descriptors left"), std::string::npos)
+      EXPECT_NE(refused.error().message.find("open-files limit"), std::string::npos)
           << refused.error().message;
     }
     EXPECT_EQ(s.instance_count(), 1u);
