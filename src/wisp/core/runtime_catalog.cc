@@ -9,6 +9,8 @@
 
 #include <cctype>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
@@ -147,9 +149,18 @@ std::vector<std::string> RuntimeCatalog::HandlerShimCommand(const RuntimeEntry& 
 
 void RuntimeCatalog::ProbeVersions(std::chrono::milliseconds timeout) {
   for (const auto& entry : entries_) {
-    std::vector<std::string> argv = {entry.interpreter};
-    argv.insert(argv.end(), entry.version_args.begin(), entry.version_args.end());
-    const auto output = RunCaptured(argv, timeout);
+    std::optional<std::string> output;
+    if (!entry.version_file.empty()) {
+      std::error_code ec;
+      const auto real = std::filesystem::canonical(entry.interpreter, ec);
+      std::ifstream in(real.parent_path() / entry.version_file);
+      std::string line;
+      if (!ec && std::getline(in, line)) output = line;
+    } else {
+      std::vector<std::string> argv = {entry.interpreter};
+      argv.insert(argv.end(), entry.version_args.begin(), entry.version_args.end());
+      output = RunCaptured(argv, timeout);
+    }
     const auto version = output ? ParseVersion(*output) : std::nullopt;
     if (!version) {
       spdlog::warn("runtime {}: could not read the version of {}", entry.name, entry.interpreter);
@@ -208,7 +219,7 @@ std::vector<RuntimeEntry> StandardRuntimes(const InterpreterPaths& paths) {
     go.name = "go";
     go.aliases = {"golang", "go1.x"};
     go.interpreter = paths.go;
-    go.version_args = {"version"};
+    go.version_file = "../VERSION";  // GOROOT/VERSION: "go1.19.8"
     go.program_file = "main.go";
     go.compiled = true;
     go.default_style = kProgramStyle;

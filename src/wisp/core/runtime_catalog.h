@@ -38,6 +38,10 @@ struct RuntimeEntry {
   std::string interpreter;
   std::vector<std::string> interpreter_flags;  // before the script, e.g. {"-u"}
   std::vector<std::string> version_args;       // make `interpreter` print its version
+  // Instead of running it: a file that holds the version, relative to the directory of the
+  // interpreter's real path (a toolchain that compiles user code is run only in a build
+  // sandbox, never as root on the host, not even for its version).
+  std::string version_file;
   // The handler shim, relative to the runtimes directory; empty: no handler style.
   std::string shim;
   std::string default_module;    // "handler" alone means "<default_module>.handler"
@@ -78,8 +82,9 @@ class RuntimeCatalog {
   std::vector<std::string> HandlerShimCommand(const RuntimeEntry& entry,
                                               std::string_view runtime_mount) const;
 
-  // Asks every interpreter for its version (`<interpreter> <version_args>`), each bounded by
-  // `timeout`. Blocking (runs processes): call it once, on a worker thread.
+  // Asks every interpreter for its version (`<interpreter> <version_args>`, or reads its
+  // version_file), each bounded by `timeout`. Blocking (runs processes): call it once, on a
+  // worker thread.
   void ProbeVersions(std::chrono::milliseconds timeout);
   // The version the runtime's interpreter reported ("20.20.2"), or nullopt until probed or when
   // it could not say.

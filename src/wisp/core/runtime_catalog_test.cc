@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 namespace wisp::core {
@@ -112,6 +115,24 @@ TEST(RuntimeCatalog, ProbesTheInterpretersVersionOnce) {
   ASSERT_TRUE(version);
   EXPECT_EQ(version->rfind("3.", 0), 0u) << *version;
   EXPECT_EQ(catalog.Version("node"), std::nullopt);  // missing interpreter: unknown, no error
+}
+
+// A toolchain's version comes from the file beside it, without running it as root.
+TEST(RuntimeCatalog, ReadsAVersionFileInsteadOfRunningTheToolchain) {
+  const std::string root = testing::TempDir() + "/wisp-goroot";
+  std::filesystem::create_directories(root + "/bin");
+  // Not executable, and a version probe by running it would fail: only the file can answer.
+  std::ofstream(root + "/bin/go") << "not a program\n";
+  std::ofstream(root + "/VERSION") << "go1.21.3\ntime 2023-10-09\n";
+  std::filesystem::create_directory_symlink(root + "/bin", root + "/linked-bin");
+  InterpreterPaths paths;
+  paths.node = "/nonexistent/node";
+  paths.python = "/nonexistent/python3";
+  paths.go = root + "/linked-bin/go";  // resolved to its real place first, as /usr/bin/go is
+  RuntimeCatalog catalog(StandardRuntimes(paths));
+  catalog.ProbeVersions(std::chrono::seconds(5));
+  EXPECT_EQ(catalog.Version("go"), "1.21.3");
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
