@@ -16,10 +16,6 @@ namespace wisp::api {
 namespace {
 using nlohmann::json;
 
-// Lambda's limit for an async event (256 KiB, raised to 1 MiB in 2025): the queue keeps every
-// pending event in memory.
-constexpr size_t kMaxAsyncEventBytes = 1 << 20;
-
 const char* const kStatuses[] = {queue::kQueued, queue::kRunning, queue::kSuccess,
                                  queue::kError,  queue::kTimeout, queue::kDeadLetter};
 
@@ -28,18 +24,6 @@ bool IsStatus(const std::string& s) {
     if (s == status) return true;
   }
   return false;
-}
-
-// The event of an async call: the body's "event", or the body without its "async" flag.
-Result<std::string> AsyncEvent(const std::string& body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::string("{}");
-  if (auto valid = CheckJson(body); !valid) return tl::unexpected(valid.error());
-  json root = json::parse(body, nullptr, false);
-  if (root.is_object()) {
-    if (root.contains("event")) return root["event"].dump();
-    root.erase("async");
-  }
-  return root.dump();
 }
 
 // Deep pages cost a walk over every record before them, in two stores: past this offset, page
@@ -293,40 +277,11 @@ json InvocationItem(const queue::Invocation& r) {
       {"timeout_ms", r.timeout_ms > 0 ? json(r.timeout_ms) : json(nullptr)},
       {"history", std::move(history)},
   };
-  // The queue keeps an async invocation whole (its event is at most kMaxAsyncEventBytes).
+  // The queue keeps an async invocation whole (its event is at most 1 MiB).
   item["event_truncated"] = false;
   item["response_truncated"] = false;
   item["logs_truncated"] = false;
   return item;
-}
-
-bool WantsAsyncInvoke(const HttpRequest& request) {
-  const std::string_view type = request.Header("x-invocation-type");
-  if (!type.empty()) return type == "Event" || type == "event";
-  // Only a body that mentions the flag pays for a parse here.
-  if (request.body.find("\"async\"") == std::string::npos) return false;
-  const json root = json::parse(request.body, nullptr, false);
-  return root.is_object() && root.contains("async") && root["async"] == true;
-}
-
-asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async,
-                                                HttpRequest& request) {
-  auto event = AsyncEvent(request.body);
-  if (!event) co_return ErrorResponse(event.error());
-  if (event->size() > kMaxAsyncEventBytes) {
-    co_return ErrorResponse(
-        413, fmt::format("an async event may be at most {} bytes", kMaxAsyncEventBytes));
-  }
-  core::SubmitRequest submit;
-  submit.function_id = request.params["id"];
-  submit.event_json = std::move(*event);
-  submit.trace_id = CallerTraceId(request);
-  auto accepted = co_await async.Submit(std::move(submit));
-  if (!accepted) co_return ErrorResponse(accepted.error());
-  HttpResponse response =
-      JsonResponse(202, fmt::format(R"({{"invocation_id":"{}","status":"queued"}})", accepted->id));
-  response.headers.emplace_back("Location", "/v1/invocations/" + accepted->id);
-  co_return response;
 }
 
 asio::awaitable<Result<std::vector<queue::Invocation>>> ListInvocations(queue::Queue& queue,

@@ -37,11 +37,6 @@ struct RequestEvent {
 // is not JSON or is nested too deeply.
 Result<RequestEvent> ExtractEvent(std::string_view body);
 
-// The async invoke of /v1: the header X-Invocation-Type: Event, or "async": true in the body.
-bool WantsAsyncInvoke(const HttpRequest& request);
-// Queues the call; 202 {"invocation_id", "status": "queued"} once it is durable.
-asio::awaitable<HttpResponse> AcceptAsyncInvoke(core::AsyncDispatcher& async, HttpRequest& request);
-
 // /v1/invocations: every call, sync (the store's records) and async (the queue's invocations),
 // filtered by function, status, type and time; /v1/dead-letters and requeue.
 void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Queue& queue,
