@@ -19,6 +19,7 @@
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/logging.h"
+#include "wisp/common/task_tracker.h"
 #include "wisp/config/config.h"
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
@@ -272,7 +273,9 @@ int main(int argc, char** argv) {
   core::AsyncOptions async_options;
   if (config.async_lease_seconds <= 0) return Fail("async_lease_seconds must be more than 0");
   async_options.lease = std::max(Millis(config.async_lease_seconds), std::chrono::milliseconds(1));
-  core::AsyncDispatcher dispatcher(io, workers, *async_queue, functions, invoker, clock,
+  // What a graceful stop waits for: requests being handled and async attempts running.
+  TaskTracker tasks;
+  core::AsyncDispatcher dispatcher(io, workers, *async_queue, functions, invoker, clock, tasks,
                                    async_options);
 
   api::Router router;
@@ -289,7 +292,7 @@ int main(int argc, char** argv) {
   http_limits.header_timeout = Millis(config.http_header_timeout_seconds);
   http_limits.body_timeout = Millis(config.http_body_timeout_seconds);
   http_limits.max_connections_per_client = config.http_max_connections_per_client;
-  api::HttpServer server(io, router, http_limits);
+  api::HttpServer server(io, router, http_limits, tasks);
   if (auto listening = server.Listen(config.listen_host, config.listen_port); !listening) {
     return Fail(listening.error().message);
   }
@@ -311,12 +314,9 @@ int main(int argc, char** argv) {
         [&]() -> asio::awaitable<void> {
           const auto deadline =
               std::chrono::steady_clock::now() + Millis(config.shutdown_grace_seconds);
-          asio::steady_timer tick(io);
-          while ((server.in_flight() > 0 || metrics.Read().node.in_flight > 0) &&
-                 std::chrono::steady_clock::now() < deadline) {
-            tick.expires_after(std::chrono::milliseconds(10));
-            boost::system::error_code wait_ec;
-            co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+          if (!co_await tasks.Drained(deadline)) {
+            spdlog::warn("stopping with {} requests and async attempts unfinished after {} s",
+                         tasks.active(), config.shutdown_grace_seconds);
           }
           scheduler.Shutdown();
           io.stop();

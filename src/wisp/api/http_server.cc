@@ -1,5 +1,7 @@
 #include "wisp/api/http_server.h"
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -79,7 +81,7 @@ void RefuseConnection(tcp::socket& socket, uint32_t cap) {
 }
 
 asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
-                            const HttpServerLimits& limits, std::shared_ptr<uint64_t> in_flight,
+                            const HttpServerLimits& limits, TaskTracker& tasks,
                             std::shared_ptr<ClientCounts> per_client, asio::ip::address client,
                             const bool& stopping) {
   // The client's place under its cap, given back however the connection ends.
@@ -140,17 +142,18 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
     auto raw = parser.release();
     const bool keep_alive = raw.keep_alive() && !stopping;
     HttpRequest request = ToHttpRequest(std::move(raw));
-    ++*in_flight;
+    std::optional<TaskTracker::Task> handling(tasks.Start());
     HttpResponse response = co_await router.Dispatch(request);
-    --*in_flight;
+    handling.reset();
     if (!co_await Write(socket, std::move(response), keep_alive) || !keep_alive) co_return;
   }
 }
 
 }  // namespace
 
-HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits)
-    : io_(io), router_(router), limits_(limits), acceptor_(io) {}
+HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits,
+                       TaskTracker& tasks)
+    : io_(io), router_(router), limits_(limits), acceptor_(io), tasks_(tasks) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -204,7 +207,7 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
     ++open;
     socket.set_option(tcp::no_delay(true), ec);
     asio::co_spawn(io_,
-                   Serve(std::move(socket), router_, limits_, in_flight_, connections_per_client_,
+                   Serve(std::move(socket), router_, limits_, tasks_, connections_per_client_,
                          client, stopping_),
                    asio::detached);
   }

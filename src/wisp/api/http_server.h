@@ -13,6 +13,7 @@
 
 #include "wisp/api/http.h"
 #include "wisp/common/asio.h"
+#include "wisp/common/task_tracker.h"
 
 namespace wisp::api {
 
@@ -30,7 +31,9 @@ struct HttpServerLimits {
 
 class HttpServer {
  public:
-  HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits);
+  // Each request being handled is a task of `tasks`, which a graceful stop waits for.
+  HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits,
+             TaskTracker& tasks);
   ~HttpServer();
 
   Result<void> Listen(const std::string& host, uint16_t port);
@@ -38,8 +41,6 @@ class HttpServer {
   void Start();
   // Stops accepting; requests already being handled finish.
   void Stop();
-  // Requests being handled right now.
-  uint64_t in_flight() const { return *in_flight_; }
 
  private:
   asio::awaitable<void> AcceptLoop();
@@ -48,7 +49,7 @@ class HttpServer {
   const Router& router_;
   const HttpServerLimits limits_;
   asio::ip::tcp::acceptor acceptor_;
-  std::shared_ptr<uint64_t> in_flight_ = std::make_shared<uint64_t>(0);
+  TaskTracker& tasks_;
   // Open connections by client address. Shared with the connections' coroutines, which may
   // end after this object (when the io_context is destroyed).
   std::shared_ptr<std::map<asio::ip::address, uint32_t>> connections_per_client_ =

@@ -89,13 +89,14 @@ queue::RetryPolicy RetryPolicyOf(const store::FunctionRecord& record) {
 
 AsyncDispatcher::AsyncDispatcher(asio::io_context& io, asio::thread_pool& workers,
                                  queue::Queue& queue, FunctionService& functions, Invoker& invoker,
-                                 const Clock& clock, AsyncOptions options)
+                                 const Clock& clock, TaskTracker& tasks, AsyncOptions options)
     : io_(io),
       workers_(workers),
       queue_(queue),
       functions_(functions),
       invoker_(invoker),
       clock_(clock),
+      tasks_(tasks),
       options_(options),
       owner_(options_.lease_owner.empty() ? DefaultLeaseOwner() : options_.lease_owner),
       wake_(io),
@@ -182,7 +183,9 @@ asio::awaitable<void> AsyncDispatcher::Loop() {
       for (auto& invocation : *claimed) {
         ++in_flight_;
         ++in_flight_by_function_[invocation.function_id];
-        leases_.emplace(std::make_pair(invocation.id, invocation.lease.token), invocation.lease);
+        const auto key = std::make_pair(invocation.id, invocation.lease.token);
+        leases_.emplace(key, invocation.lease);
+        attempts_.emplace(key, tasks_.Start());
         asio::co_spawn(io_, Execute(std::move(invocation)), asio::detached);
       }
       if (kicked_ || stopping_) continue;
@@ -307,6 +310,7 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     }
   }
   leases_.erase(std::make_pair(id, lease.token));
+  attempts_.erase(std::make_pair(id, lease.token));
   --in_flight_;
   if (--in_flight_by_function_[function_id] == 0) in_flight_by_function_.erase(function_id);
   Kick();

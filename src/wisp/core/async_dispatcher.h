@@ -25,6 +25,7 @@
 
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
+#include "wisp/common/task_tracker.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
 #include "wisp/queue/queue.h"
@@ -58,9 +59,10 @@ struct SubmitRequest {
 class AsyncDispatcher {
  public:
   // `workers` runs the queue's blocking calls (Requeue).
+  // Each running attempt is a task of `tasks`, which a graceful stop waits for.
   AsyncDispatcher(asio::io_context& io, asio::thread_pool& workers, queue::Queue& queue,
                   FunctionService& functions, Invoker& invoker, const Clock& clock,
-                  AsyncOptions options);
+                  TaskTracker& tasks, AsyncOptions options);
   AsyncDispatcher(const AsyncDispatcher&) = delete;
   AsyncDispatcher& operator=(const AsyncDispatcher&) = delete;
 
@@ -90,6 +92,7 @@ class AsyncDispatcher {
   FunctionService& functions_;
   Invoker& invoker_;
   const Clock& clock_;
+  TaskTracker& tasks_;
   const AsyncOptions options_;
   const std::string owner_;
   asio::steady_timer wake_;
@@ -102,6 +105,8 @@ class AsyncDispatcher {
   // The leases of the attempts running here, by (invocation id, token): the same invocation may
   // run twice at once if a lease of ours lapsed.
   std::map<std::pair<std::string, uint64_t>, queue::Lease> leases_;
+  // The same attempts, as tasks a graceful stop waits for.
+  std::map<std::pair<std::string, uint64_t>, TaskTracker::Task> attempts_;
 };
 
 // The retry policy a function's record asks for.
