@@ -220,21 +220,13 @@ def create_go(server, name, code):
     return server.create(name=name, runtime="go", code=code)
 
 
-class GoBuildTest(unittest.TestCase):
+class GoBuildTest(wisp_fixture.WispTestCase):
     @classmethod
     def setUpClass(cls):
         wisp_fixture.require_root()
         if not os.access(GO, os.X_OK):
             raise unittest.SkipTest("the Go toolchain is not installed (scripts/install-deps)")
-        cls.wisp = start_server()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.wisp.stop()
-        finally:
-            cls.wisp.kill()
-            cls.wisp.cleanup()
+        cls.wisp = start_server()  # its data dir made 0755 first (tearDownClass: the fixture's)
 
     def wait_built(self, server, fid, timeout=600):
         return server.wait_state(fid, timeout=timeout)

@@ -47,30 +47,18 @@ def read_until_closed(sock, limit_s):
     return got, None
 
 
-class PublicPortTest(unittest.TestCase):
+class PublicPortTest(wisp_fixture.WispTestCase):
+    server_env = {
+        "WISP_HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_S),
+        "WISP_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S),
+        "WISP_HTTP_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT),
+    }
 
     @classmethod
     def setUpClass(cls):
-        cls.wisp = wisp_fixture.WispServer(env={
-            "WISP_HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_S),
-            "WISP_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S),
-            "WISP_HTTP_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT),
-        })
-        try:
-            cls.wisp.start()
-        except BaseException:
-            cls.wisp.cleanup()
-            raise
+        super().setUpClass()
         # The fixture's own keep-alive connection would take a place under the cap.
         cls.wisp._client.close()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.wisp.stop()
-        finally:
-            cls.wisp.kill()
-            cls.wisp.cleanup()
 
     def test_slowloris_header_is_cut_off_at_the_deadline(self):
         sock = connect(self.wisp.port)
