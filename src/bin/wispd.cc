@@ -228,6 +228,7 @@ int main(int argc, char** argv) {
   settings.prewarm_dir = prewarm_code_dir;
   settings.runtimes_dir = runtimes_dir;
   settings.region = config.region;
+  settings.account_id = config.account_id;
   settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;
   settings.pids_limit = config.sandbox_pids_limit;
   settings.max_instances_per_function = config.max_instances_per_function;
@@ -283,6 +284,8 @@ int main(int argc, char** argv) {
   api::AddInvokeRoutes(router, invoker, &dispatcher);
   api::AddInvocationRoutes(router, dispatcher, *async_queue, *store, writer, workers);
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
+  api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler,
+                          api::LambdaAccount{config.region, config.account_id});
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,

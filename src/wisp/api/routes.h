@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "wisp/api/http.h"
+#include "wisp/api/lambda_api_format.h"
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
@@ -48,6 +49,12 @@ void AddInvocationRoutes(Router& router, core::AsyncDispatcher& async, queue::Qu
 void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
                          core::AsyncDispatcher& async, queue::Queue& queue,
                          asio::thread_pool& workers);
+
+// The AWS Lambda control-plane API at its own paths (/2015-03-31/functions, ...), with the
+// ARNs of `account`.
+void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
+                        core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
+                        LambdaAccount account);
 
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {

@@ -108,7 +108,17 @@ Result<void> SetRegion(Config& c, const std::string& name, const std::string& v)
   return {};
 }
 
+Result<void> SetAccountId(Config& c, const std::string& name, const std::string& v) {
+  if (v.size() != 12 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: '{}' is not an AWS account id (12 digits)", name, v));
+  }
+  c.account_id = v;
+  return {};
+}
+
 const Setting kSettings[] = {
+    {"account_id", SetAccountId},
     {"listen", SetListen},
     {"data_dir", SetString<&Config::data_dir>},
     {"log_json", SetBool<&Config::log_json>},

@@ -40,6 +40,9 @@ struct Config {
   // The AWS region functions are told they run in (AWS_REGION, AWS_DEFAULT_REGION, ARNs), in
   // AWS's format ("us-east-1"): SDKs used inside functions refuse anything else.
   std::string region = "us-east-1";
+  // The account id in the ARNs Wisp shows (arn:aws:lambda:<region>:<account>:function:<name>):
+  // 12 digits, as tools that parse ARNs expect.
+  std::string account_id = "000000000000";
 
   // Scheduling.
   uint32_t max_instances_per_function = 100;

@@ -90,6 +90,25 @@ TEST(Region, DefaultsToAnAwsRegionAndRefusesWhatSdksWouldRefuse) {
   }
 }
 
+TEST(AccountId, DefaultsToTwelveZerosAndTakesOnlyTwelveDigits) {
+  EXPECT_EQ(Config{}.account_id, "000000000000");
+  {
+    std::map<std::string, std::string> env{{"WISP_ACCOUNT_ID", "123456789012"}};
+    fake_env = &env;
+    Config config;
+    ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv));
+    EXPECT_EQ(config.account_id, "123456789012");
+  }
+  for (const char* bad : {"", "12345678901", "1234567890123", "12345678901a"}) {
+    std::map<std::string, std::string> env{{"WISP_ACCOUNT_ID", bad}};
+    fake_env = &env;
+    Config config;
+    auto result = ApplyEnvironment(config, FakeGetenv);
+    ASSERT_FALSE(result) << bad;
+    EXPECT_NE(result.error().message.find("WISP_ACCOUNT_ID"), std::string::npos);
+  }
+}
+
 TEST(ApplyEnvironment, InvocationRecordsPerFunctionKeepsTenThousandByDefaultAndZeroMeansNone) {
   EXPECT_EQ(Config{}.invocation_records_per_function, 10000u);
   for (const auto& [text, expected] :

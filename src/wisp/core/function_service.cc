@@ -164,7 +164,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   co_return f->record;
 }
 
-asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(const std::string& id,
+asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::string id,
                                                                        FunctionFields fields) {
   WISP_DCHECK_ON_THREAD(io_thread_);
   if (auto valid = ValidateFields(fields, runtimes_); !valid) {
@@ -340,7 +340,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   if (!stored) spdlog::error("function {}: state not stored: {}", id, stored.error().message);
 }
 
-asio::awaitable<Result<void>> FunctionService::Delete(const std::string& id) {
+asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
   WISP_DCHECK_ON_THREAD(io_thread_);
   auto it = functions_.find(id);
   if (it == functions_.end()) {
@@ -366,6 +366,16 @@ Function* FunctionService::Find(std::string_view id) {
   WISP_DCHECK_ON_THREAD(io_thread_);
   auto it = functions_.find(id);
   return it == functions_.end() ? nullptr : it->second.get();
+}
+
+Function* FunctionService::FindByName(std::string_view name) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  // A scan: names are looked up by the Lambda API only, and a node holds thousands of
+  // functions at most (microseconds).
+  for (const auto& [id, function] : functions_) {
+    if (function->record.name == name) return function.get();
+  }
+  return nullptr;
 }
 
 std::vector<const Function*> FunctionService::List() const {
@@ -560,8 +570,8 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
                          settings_.max_instances_per_function);
   deployment->min_instances =
       std::min<uint32_t>(static_cast<uint32_t>(record.min_instances), deployment->max_instances);
-  deployment->function_arn =
-      fmt::format("arn:aws:lambda:{}:000000000000:function:{}", settings_.region, record.name);
+  deployment->function_arn = fmt::format("arn:aws:lambda:{}:{}:function:{}", settings_.region,
+                                         settings_.account_id, record.name);
 
   sandbox::SpawnSpec& spawn = deployment->spawn;
   spawn = BaseSpawnSpec(runtime, record.memory_mb, record.vcpu);

@@ -32,6 +32,7 @@ struct DeploymentSettings {
   // The AWS region functions see (AWS_REGION, AWS_DEFAULT_REGION, their ARN): SDKs inside a
   // function refuse a region that is not in AWS's format.
   std::string region = "us-east-1";
+  std::string account_id = "000000000000";  // in the function's ARN (its context's)
   uint64_t tmp_size_bytes = 512ull << 20;
   uint32_t pids_limit = 1024;
   uint32_t max_instances_per_function = 100;
@@ -75,12 +76,14 @@ class FunctionService {
   // Applies the changes. Code, handler, runtime, memory, vcpu, env or network changes make a new
   // version; the call returns once it serves (or failed to load, leaving the old one serving
   // and `error` set).
-  asio::awaitable<Result<store::FunctionRecord>> Update(const std::string& id,
-                                                        FunctionFields fields);
-  // Kills the function's instances and deletes it with its invocation records and code.
-  asio::awaitable<Result<void>> Delete(const std::string& id);
+  asio::awaitable<Result<store::FunctionRecord>> Update(std::string id, FunctionFields fields);
+  // Kills the function's instances and deletes it with its invocation records and code. (Ids by
+  // value: a coroutine keeps its own copy, whatever becomes of the caller's string.)
+  asio::awaitable<Result<void>> Delete(std::string id);
 
   Function* Find(std::string_view id);
+  // The function with this name (names are unique, as ids are), or null.
+  Function* FindByName(std::string_view name);
   std::vector<const Function*> List() const;
 
   // The generic deployments of the prewarm pools: `instances` per runtime name, for the

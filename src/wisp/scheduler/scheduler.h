@@ -114,6 +114,13 @@ class Scheduler final : private InstanceHost {
 
   std::vector<InstanceInfo> Instances(const std::string& function_id) const;
   size_t instance_count() const { return instances_.size(); }
+  // How many instances the node may run at once: its cap, or fewer when its open-files limit
+  // leaves room for fewer.
+  size_t max_instances() const {
+    return options_.max_instances_by_fds > 0
+               ? std::min(options_.max_instances_total, options_.max_instances_by_fds)
+               : options_.max_instances_total;
+  }
   // Idle prewarmed instances ready for a cold start, by pool ("prewarm/node", ...).
   std::map<std::string, size_t> PrewarmedIdle() const;
 

@@ -1,0 +1,390 @@
+// The AWS Lambda control-plane API (REST paths and JSON as the AWS SDKs and CLI send and expect
+// them), beside /v1 on the same port and over the same core: a function created here is one
+// /v1 lists, and the other way round.
+#include <algorithm>
+
+#include <simdjson.h>
+
+#include <nlohmann/json.hpp>
+
+#include "wisp/api/function_codec.h"
+#include "wisp/api/json_views.h"
+#include "wisp/api/lambda_api_format.h"
+#include "wisp/api/program_api_format.h"
+#include "wisp/api/routes.h"
+#include "wisp/common/ids.h"
+
+namespace wisp::api {
+namespace {
+using nlohmann::json;
+
+constexpr int kDefaultMaxItems = 50;
+constexpr int kMaxMaxItems = 10000;
+
+HttpResponse LambdaJson(int status, const json& body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = body.dump();
+  return response;
+}
+
+// Every answer carries a request id, as Lambda's do; the SDKs put it in their errors.
+// An Event call's answer already names its invocation's id.
+HttpResponse WithRequestId(HttpResponse response, const std::string& request_id) {
+  for (const auto& [name, value] : response.headers) {
+    if (name == "X-Amzn-RequestId") return response;
+  }
+  response.headers.emplace_back("X-Amzn-RequestId", request_id);
+  return response;
+}
+
+// Query parameters Lambda's operation takes; another is refused by name.
+std::optional<HttpResponse> UnknownParameters(const HttpRequest& request,
+                                              const std::vector<std::string_view>& accepted) {
+  if (auto known = CheckQueryParameters(request, accepted); !known) {
+    return LambdaError(400, "InvalidParameterValueException", known.error().message);
+  }
+  return std::nullopt;
+}
+
+struct Target {
+  core::Function* function = nullptr;
+  LambdaFunctionRef ref;
+};
+
+// The function a request's {FunctionName} and ?Qualifier name, or the Lambda error to answer.
+tl::expected<Target, HttpResponse> FindTarget(core::FunctionService& functions,
+                                              const HttpRequest& request,
+                                              const LambdaAccount& account) {
+  std::optional<std::string_view> query_qualifier;
+  if (auto it = request.query.find("Qualifier"); it != request.query.end()) {
+    query_qualifier = it->second;
+  }
+  auto ref = ParseFunctionRef(request.params.at("name"), query_qualifier, account);
+  if (!ref) return tl::unexpected(LambdaError(ref.error()));
+  core::Function* function = functions.FindByName(ref->name);
+  if (!function) {
+    return tl::unexpected(LambdaError(
+        404, "ResourceNotFoundException",
+        fmt::format("Function not found: {}", FunctionArn(account, ref->name) +
+                                                  (ref->qualifier ? ":" + *ref->qualifier : ""))));
+  }
+  return Target{function, std::move(*ref)};
+}
+
+// Until versions can be published, a function has $LATEST and the numbered versions it served:
+// a qualifier is $LATEST or the number of the serving version.
+std::optional<HttpResponse> CheckQualifier(const Target& target, const LambdaAccount& account) {
+  if (!target.ref.qualifier || *target.ref.qualifier == "$LATEST") return std::nullopt;
+  const std::string& qualifier = *target.ref.qualifier;
+  if (qualifier == std::to_string(target.function->record.version)) return std::nullopt;
+  return LambdaError(404, "ResourceNotFoundException",
+                     fmt::format("Function not found: {}:{}",
+                                 FunctionArn(account, target.function->record.name), qualifier));
+}
+
+LambdaConfigurationView ViewOf(const core::Function& function, const core::RuntimeCatalog& runtimes,
+                               const LambdaAccount& account) {
+  LambdaConfigurationView view;
+  if (const core::RuntimeEntry* runtime = runtimes.Find(function.record.runtime)) {
+    view.runtime = LambdaRuntimeName(*runtime, runtimes.Version(runtime->name));
+  } else {
+    view.runtime = function.record.runtime;
+  }
+  view.handler = function.record.handler;
+  if (const core::RuntimeEntry* runtime = runtimes.Find(function.record.runtime)) {
+    // As the runtime resolves it: /v1's "handler" alone is the default module's.
+    if (auto target = core::ParseHandler(*runtime, function.record.handler)) {
+      view.handler = target->ToString();
+    }
+  }
+  view.role = fmt::format("arn:aws:iam::{}:role/wisp-function", account.account_id);
+  view.code_size = function.record.code.size();
+  view.serving = function.deployment != nullptr;
+  return view;
+}
+
+// A function's Lambda log tail: START, its lines, END and REPORT, as X-Amz-Log-Result shows.
+std::string ReportLine(const core::InvokeOutcome& outcome, int memory_mb) {
+  std::string line = fmt::format(
+      "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
+      outcome.request_id, outcome.duration_ms, std::max<int64_t>(outcome.duration_ms, 1),
+      memory_mb);
+  if (outcome.result.memory_used_mb) {
+    line += fmt::format("\tMax Memory Used: {} MB", *outcome.result.memory_used_mb);
+  }
+  if (outcome.init_duration_ms) {
+    line += fmt::format("\tInit Duration: {} ms", *outcome.init_duration_ms);
+  }
+  return line;
+}
+
+// The payload as the function receives it: any JSON text, whatever the Content-Type says (the
+// SDKs send none, application/json or an octet stream); none at all is {}.
+Result<std::string> PayloadOf(const HttpRequest& request) {
+  if (request.body.find_first_not_of(" \t\r\n") == std::string::npos) return std::string("{}");
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (const auto error = parser.parse(request.body.data(), request.body.size()).get(root)) {
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("Could not parse request body into json: {}", simdjson::error_message(error)));
+  }
+  return request.body;
+}
+
+// X-Amz-Client-Context: base64 of a JSON object, which the function sees as its client context.
+Result<std::string> ClientContextOf(const HttpRequest& request) {
+  const std::string_view header = request.Header("x-amz-client-context");
+  if (header.empty()) return std::string();
+  auto decoded = DecodeBase64(header);
+  if (!decoded || !json::accept(*decoded) || !json::parse(*decoded).is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "X-Amz-Client-Context must be the base64 of a JSON object");
+  }
+  return json::parse(*decoded).dump();
+}
+
+asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Invoker& invoker,
+                                     core::AsyncDispatcher& async, const LambdaAccount& account,
+                                     HttpRequest& request, const std::string& request_id) {
+  if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+  auto target = FindTarget(functions, request, account);
+  if (!target) co_return target.error();
+  if (auto missing = CheckQualifier(*target, account)) co_return *missing;
+  const std::string_view type = request.Header("x-amz-invocation-type");
+  if (!type.empty() && type != "RequestResponse" && type != "Event" && type != "DryRun") {
+    co_return LambdaError(400, "InvalidParameterValueException",
+                          fmt::format("X-Amz-Invocation-Type '{}' is not RequestResponse, Event "
+                                      "or DryRun",
+                                      type));
+  }
+  const std::string_view log_type = request.Header("x-amz-log-type");
+  if (!log_type.empty() && log_type != "None" && log_type != "Tail") {
+    co_return LambdaError(400, "InvalidParameterValueException",
+                          fmt::format("X-Amz-Log-Type '{}' is not None or Tail", log_type));
+  }
+  auto payload = PayloadOf(request);
+  if (!payload)
+    co_return LambdaError(400, "InvalidRequestContentException", payload.error().message);
+  auto client_context = ClientContextOf(request);
+  if (!client_context) {
+    co_return LambdaError(400, "InvalidRequestContentException", client_context.error().message);
+  }
+  const std::string executed_version =
+      target->ref.qualifier ? *target->ref.qualifier : std::string("$LATEST");
+  if (type == "DryRun") {
+    // Lambda's check that the caller may invoke: the function exists and the request is sound.
+    HttpResponse response;
+    response.status = 204;
+    co_return response;
+  }
+  if (type == "Event") {
+    if (payload->size() > kLambdaMaxEventPayloadBytes) {
+      co_return LambdaError(
+          413, "RequestTooLargeException",
+          fmt::format("an Event payload may be at most {} bytes", kLambdaMaxEventPayloadBytes));
+    }
+    core::SubmitRequest submit;
+    submit.function_id = target->function->record.id;
+    submit.event_json = std::move(*payload);
+    submit.trace_id = CallerTraceId(request);
+    auto accepted = co_await async.Submit(std::move(submit));
+    if (!accepted) co_return LambdaError(accepted.error());
+    HttpResponse response;
+    response.status = 202;
+    response.headers.emplace_back("X-Amzn-RequestId", accepted->id);
+    co_return response;
+  }
+  core::InvokeOptions options;
+  options.request_id = request_id;
+  options.trace_id = CallerTraceId(request);
+  options.client_context = std::move(*client_context);
+  if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
+    options.version = std::stoi(*target->ref.qualifier);
+  }
+  const int memory_mb = target->function->record.memory_mb;
+  auto outcome =
+      co_await invoker.Invoke(target->function->record.id, std::move(*payload), std::move(options));
+  if (!outcome) co_return LambdaError(outcome.error());
+  HttpResponse response;
+  response.status = 200;
+  response.body = outcome->result.response_json.empty() ? "null" : outcome->result.response_json;
+  response.headers.emplace_back("X-Amz-Executed-Version", executed_version);
+  if (outcome->result.status != scheduler::InvocationStatus::kSuccess) {
+    // The call worked; the function did not. Lambda says Unhandled for a thrown error, a
+    // timeout and a crash alike.
+    response.headers.emplace_back("X-Amz-Function-Error", "Unhandled");
+  }
+  if (log_type == "Tail") {
+    response.headers.emplace_back(
+        "X-Amz-Log-Result",
+        EncodeBase64(LambdaLogTail(outcome->request_id, executed_version, outcome->result.logs,
+                                   ReportLine(*outcome, memory_mb), kLambdaLogTailBytes)));
+  }
+  co_return response;
+}
+
+}  // namespace
+
+void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
+                        core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
+                        LambdaAccount account) {
+  const core::RuntimeCatalog& runtimes = functions.runtimes();
+  // Each route gets its own copy of what it needs; the router outlives none of them.
+  const auto route = [&router](std::string method, std::string pattern, auto handler) {
+    router.Add(
+        std::move(method), std::move(pattern),
+        [handler = std::move(handler)](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          const std::string request_id = NewUuid();
+          co_return WithRequestId(co_await handler(request, request_id), request_id);
+        });
+  };
+
+  route("GET", "/2015-03-31/functions",
+        [&functions, &runtimes, account](HttpRequest& request,
+                                         const std::string&) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(
+                  request, {"MaxItems", "Marker", "FunctionVersion", "MasterRegion"})) {
+            co_return *bad;
+          }
+          auto max_items = QueryInt(request, "MaxItems", kDefaultMaxItems, 1, kMaxMaxItems);
+          if (!max_items) co_return LambdaError(max_items.error());
+          if (auto it = request.query.find("FunctionVersion");
+              it != request.query.end() && it->second != "ALL") {
+            co_return LambdaError(400, "InvalidParameterValueException",
+                                  "FunctionVersion must be ALL");
+          }
+          // By name: a Marker is the last name of the page before, so a page is stable while
+          // functions are created or deleted around it.
+          std::vector<const core::Function*> all = functions.List();
+          std::sort(all.begin(), all.end(),
+                    [](const auto* a, const auto* b) { return a->record.name < b->record.name; });
+          std::string marker;
+          if (auto it = request.query.find("Marker"); it != request.query.end()) {
+            auto decoded = DecodeBase64(it->second);
+            if (!decoded) {
+              co_return LambdaError(400, "InvalidParameterValueException",
+                                    "Marker is not one a ListFunctions answer gave");
+            }
+            marker = std::move(*decoded);
+          }
+          json items = json::array();
+          std::string last;
+          bool more = false;
+          for (const auto* f : all) {
+            if (!marker.empty() && f->record.name <= marker) continue;
+            if (items.size() == static_cast<size_t>(*max_items)) {
+              more = true;
+              break;
+            }
+            items.push_back(
+                EncodeLambdaConfiguration(f->record, ViewOf(*f, runtimes, account), account));
+            last = f->record.name;
+          }
+          json body = {{"Functions", std::move(items)}};
+          if (more) body["NextMarker"] = EncodeBase64(last);
+          co_return LambdaJson(200, body);
+        });
+
+  route("GET", "/2015-03-31/functions/:name",
+        [&functions, &runtimes, account](HttpRequest& request,
+                                         const std::string&) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+          auto target = FindTarget(functions, request, account);
+          if (!target) co_return target.error();
+          if (auto missing = CheckQualifier(*target, account)) co_return *missing;
+          const core::Function& f = *target->function;
+          LambdaConfigurationView view = ViewOf(f, runtimes, account);
+          if (target->ref.qualifier) view.version = *target->ref.qualifier;
+          co_return LambdaJson(
+              200, json{{"Configuration", EncodeLambdaConfiguration(f.record, view, account)},
+                        {"Code", {{"RepositoryType", "Wisp"}}},
+                        {"Tags", json::object()}});
+        });
+
+  route("GET", "/2015-03-31/functions/:name/configuration",
+        [&functions, &runtimes, account](HttpRequest& request,
+                                         const std::string&) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+          auto target = FindTarget(functions, request, account);
+          if (!target) co_return target.error();
+          if (auto missing = CheckQualifier(*target, account)) co_return *missing;
+          LambdaConfigurationView view = ViewOf(*target->function, runtimes, account);
+          if (target->ref.qualifier) view.version = *target->ref.qualifier;
+          co_return LambdaJson(200,
+                               EncodeLambdaConfiguration(target->function->record, view, account));
+        });
+
+  route("PUT", "/2015-03-31/functions/:name/configuration",
+        [&functions, &runtimes, account](HttpRequest& request,
+                                         const std::string&) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto target = FindTarget(functions, request, account);
+          if (!target) co_return target.error();
+          if (target->ref.qualifier) {
+            co_return LambdaError(400, "InvalidParameterValueException",
+                                  "UpdateFunctionConfiguration changes $LATEST: name the "
+                                  "function without a qualifier");
+          }
+          if (auto valid = CheckJson(request.body); !valid) {
+            co_return LambdaError(400, "InvalidRequestContentException", valid.error().message);
+          }
+          auto fields = DecodeLambdaFunctionFields(json::parse(request.body), /*create=*/false);
+          if (!fields) co_return LambdaError(fields.error());
+          const std::string id = target->function->record.id;
+          auto updated = co_await functions.Update(id, std::move(fields->fields));
+          if (!updated) co_return LambdaError(updated.error());
+          const core::Function* f = functions.Find(id);
+          if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function not found");
+          co_return LambdaJson(
+              200, EncodeLambdaConfiguration(f->record, ViewOf(*f, runtimes, account), account));
+        });
+
+  route("DELETE", "/2015-03-31/functions/:name",
+        [&functions, account](HttpRequest& request,
+                              const std::string&) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+          auto target = FindTarget(functions, request, account);
+          if (!target) co_return target.error();
+          if (target->ref.qualifier) {
+            co_return LambdaError(400, "InvalidParameterValueException",
+                                  "only $LATEST exists until versions are published: delete the "
+                                  "function without a qualifier");
+          }
+          // A copy: the delete destroys the function, and the record's id with it.
+          const std::string id = target->function->record.id;
+          auto deleted = co_await functions.Delete(id);
+          if (!deleted) co_return LambdaError(deleted.error());
+          HttpResponse response;
+          response.status = 204;
+          co_return response;
+        });
+
+  route("POST", "/2015-03-31/functions/:name/invocations",
+        [&functions, &invoker, &async, account](
+            HttpRequest& request, const std::string& request_id) -> asio::awaitable<HttpResponse> {
+          co_return co_await Invoke(functions, invoker, async, account, request, request_id);
+        });
+
+  route("GET", "/2016-08-19/account-settings",
+        [&functions, &scheduler](HttpRequest& request,
+                                 const std::string&) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          uint64_t code_bytes = 0;
+          const auto all = functions.List();
+          for (const auto* f : all) code_bytes += f->record.code.size();
+          const uint64_t concurrency = scheduler.max_instances();
+          co_return LambdaJson(
+              200, json{{"AccountLimit",
+                         {{"TotalCodeSize", 75ull << 30},
+                          {"CodeSizeUnzipped", 250ull << 20},
+                          {"CodeSizeZipped", 50ull << 20},
+                          {"ConcurrentExecutions", concurrency},
+                          {"UnreservedConcurrentExecutions", concurrency}}},
+                        {"AccountUsage",
+                         {{"TotalCodeSize", code_bytes}, {"FunctionCount", all.size()}}}});
+        });
+}
+
+}  // namespace wisp::api
