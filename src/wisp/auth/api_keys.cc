@@ -144,12 +144,16 @@ Result<ApiKey> KeyRegistry::Create(std::string description) {
   if (!secret) return tl::unexpected(secret.error());
   ApiKey key{std::move(*id), std::move(*secret), std::move(description),
              ToEpochMillis(clock_.WallNow()), KeySource::kStore};
+  std::lock_guard update(update_mutex_);
   if (auto put = store_.PutApiKey(
           store::ApiKeyRecord{key.id, key.secret, key.description, key.created_at_ms});
       !put) {
     return tl::unexpected(put.error());
   }
-  if (auto reloaded = Reload(); !reloaded) return tl::unexpected(reloaded.error());
+  // Usable from the next request on, without another read of the store.
+  std::vector<ApiKey> stored = StoredKeys();
+  stored.push_back(key);
+  Publish(std::move(stored));
   return key;
 }
 
@@ -162,17 +166,21 @@ Result<void> KeyRegistry::Revoke(const std::string& id) {
                                    id));
     }
   }
-  {
-    std::lock_guard update(update_mutex_);
-    if (auto deleted = store_.DeleteApiKey(id); !deleted) return deleted;
-    // Drop it from the snapshot now, even if the reload below fails.
-    std::vector<ApiKey> stored;
-    for (const ApiKey& key : Snapshot()->keys()) {
-      if (key.source == KeySource::kStore && key.id != id) stored.push_back(key);
-    }
-    Publish(std::move(stored));
+  std::lock_guard update(update_mutex_);
+  if (auto deleted = store_.DeleteApiKey(id); !deleted) return deleted;
+  // Refused from the next request on.
+  std::vector<ApiKey> stored = StoredKeys();
+  std::erase_if(stored, [&id](const ApiKey& key) { return key.id == id; });
+  Publish(std::move(stored));
+  return {};
+}
+
+std::vector<ApiKey> KeyRegistry::StoredKeys() const {
+  std::vector<ApiKey> stored;
+  for (const ApiKey& key : Snapshot()->keys()) {
+    if (key.source == KeySource::kStore) stored.push_back(key);
   }
-  return Reload();
+  return stored;
 }
 
 std::shared_ptr<const KeySet> KeyRegistry::Snapshot() const {

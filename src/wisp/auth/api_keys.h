@@ -98,6 +98,8 @@ class KeyRegistry {
 
  private:
   void Publish(std::vector<ApiKey> stored);
+  // The stored keys of the current snapshot (without the config file's).
+  std::vector<ApiKey> StoredKeys() const;
 
   store::ApiKeyStore& store_;
   const Clock& clock_;
