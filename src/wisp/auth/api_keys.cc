@@ -130,7 +130,21 @@ Result<void> KeyRegistry::Reload() {
     stored.push_back(ApiKey{std::move(r.id), std::move(r.secret), std::move(r.description),
                             r.created_at_ms, KeySource::kStore});
   }
-  Publish(std::move(stored));
+  // A stored key whose id the config file also gives is shadowed (see Publish).
+  std::erase_if(stored, [this](const ApiKey& key) {
+    return std::any_of(config_keys_.begin(), config_keys_.end(),
+                       [&key](const ApiKey& c) { return c.id == key.id; });
+  });
+  // wispd reloads every second: when nothing changed, keep the snapshot instead of hashing
+  // every secret again.
+  const std::vector<ApiKey> current = StoredKeys();
+  const auto same = [](const ApiKey& a, const ApiKey& b) {
+    return a.id == b.id && a.secret == b.secret && a.description == b.description &&
+           a.created_at_ms == b.created_at_ms;
+  };
+  if (!std::equal(stored.begin(), stored.end(), current.begin(), current.end(), same)) {
+    Publish(std::move(stored));
+  }
   return {};
 }
 

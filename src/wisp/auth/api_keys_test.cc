@@ -123,6 +123,18 @@ TEST_F(KeyRegistryTest, KeysWrittenByAnotherProcessAppearOnReload) {
   EXPECT_EQ(registry.Snapshot()->FindById("WKCLICLICLICLICLICLI"), nullptr);
 }
 
+TEST_F(KeyRegistryTest, AReloadThatFindsNoChangeKeepsTheSnapshot) {
+  KeyRegistry registry(store_, clock_, {});
+  ASSERT_TRUE(registry.Create("a"));
+  const auto before = registry.Snapshot();
+  ASSERT_TRUE(registry.Reload());
+  EXPECT_EQ(registry.Snapshot(), before);
+  store_.keys[0].description = "changed elsewhere";
+  ASSERT_TRUE(registry.Reload());
+  EXPECT_NE(registry.Snapshot(), before);
+  EXPECT_EQ(registry.Snapshot()->keys()[0].description, "changed elsewhere");
+}
+
 TEST_F(KeyRegistryTest, RevokeDropsTheKeyAtOnce) {
   KeyRegistry registry(store_, clock_, {});
   auto key = registry.Create("");
