@@ -59,6 +59,7 @@ struct Options {
   int64_t requests = 0;  // measured calls; 0: run for --duration
   double duration = 0;
   bool server_timing = false;  // record the Server-Timing header of each measured call
+  std::string headers;         // extra "Name: value\r\n" lines (--header), e.g. an API key
 };
 
 // The steps of wispd's Server-Timing header, in the order they are reported.
@@ -106,6 +107,8 @@ Options ParseOptions(int argc, char** argv) {
       o.duration = std::atof(value().c_str());
     else if (arg == "--server-timing")
       o.server_timing = true;
+    else if (arg == "--header")
+      o.headers += value() + "\r\n";
     else
       Die("unknown option " + std::string(arg));
   }
@@ -177,8 +180,8 @@ class LoadClient {
  public:
   explicit LoadClient(Options options) : o_(std::move(options)) {
     request_ = "POST " + o_.path + " HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
-               "\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: " +
-               std::to_string(o_.body.size()) + "\r\n\r\n" + o_.body;
+               "\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n" + o_.headers +
+               "Content-Length: " + std::to_string(o_.body.size()) + "\r\n\r\n" + o_.body;
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) Die(std::string("epoll_create1: ") + std::strerror(errno));
     std::memset(&addr_, 0, sizeof addr_);

@@ -2,6 +2,7 @@
 // through a global: each gets what it needs through its constructor.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,8 +15,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "wisp/api/auth_gate.h"
 #include "wisp/api/http_server.h"
+#include "wisp/api/key_routes.h"
 #include "wisp/api/routes.h"
+#include "wisp/auth/api_keys.h"
+#include "wisp/auth/key_command.h"
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/logging.h"
@@ -83,6 +88,66 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// The keys of the config file, checked: a weak or malformed key, or one id twice, stops wispd.
+wisp::Result<std::vector<wisp::auth::ApiKey>> ConfigKeys(const wisp::Config& config) {
+  std::vector<wisp::auth::ApiKey> keys;
+  for (const auto& key : config.auth_keys) {
+    if (auto checked = wisp::auth::CheckKey(key.id, key.secret); !checked) {
+      return wisp::MakeError(
+          wisp::ErrorCode::kInvalidArgument,
+          fmt::format("[[auth.keys]] in {}: {}", config.auth_keys_file, checked.error().message));
+    }
+    for (const auto& other : keys) {
+      if (other.id == key.id) {
+        return wisp::MakeError(wisp::ErrorCode::kInvalidArgument,
+                               fmt::format("[[auth.keys]] in {}: key {} is given twice",
+                                           config.auth_keys_file, key.id));
+      }
+    }
+    keys.push_back(
+        wisp::auth::ApiKey{key.id, key.secret, key.description, 0, wisp::auth::KeySource::kConfig});
+  }
+  if (!keys.empty()) {
+    struct stat st {};
+    if (stat(config.auth_keys_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      spdlog::warn("{} holds API key secrets and is readable by others (mode {:o}): chmod 600 it",
+                   config.auth_keys_file, st.st_mode & 0777);
+    }
+  }
+  return keys;
+}
+
+// Creates the data dir owner-only if it is missing (the keys command may run before wispd ever
+// did).
+wisp::Result<void> MakePrivateDir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!ec) fs::permissions(dir, fs::perms::owner_all, ec);
+  if (ec) {
+    return wisp::MakeError(wisp::ErrorCode::kInternal,
+                           fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  }
+  return {};
+}
+
+// `wispd keys ...`: on the data dir's store, beside a running wispd or without one.
+int RunKeys(const wisp::Config& config, const wisp::KeysCommand& command) {
+  using namespace wisp;
+  auto config_keys = ConfigKeys(config);
+  if (!config_keys) return Fail(config_keys.error().message);
+  std::error_code ec;
+  const fs::path data_dir = fs::absolute(config.data_dir, ec);
+  if (auto made = MakePrivateDir(data_dir); !made) return Fail(made.error().message);
+  auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
+  if (!opened) return Fail(opened.error().message);
+  SystemClock clock;
+  auth::KeyRegistry registry(**opened, clock, std::move(*config_keys));
+  if (auto loaded = registry.Reload(); !loaded) return Fail(loaded.error().message);
+  return auth::RunKeyCommand(registry, command.action,
+                             command.action == "revoke" ? command.id : command.description, stdout,
+                             stderr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +156,17 @@ int main(int argc, char** argv) {
   if (!parsed) return Fail(parsed.error().message);
   if (parsed->exit_now) return parsed->exit_code;
   Config config = parsed->config;
+  if (parsed->keys_command) return RunKeys(config, *parsed->keys_command);
+  // Before anything starts: a wispd that others can reach runs only with authentication.
+  if (!config.auth_required && !IsLoopbackHost(config.listen_host)) {
+    return Fail(fmt::format(
+        "refusing to listen on {}: anyone who reaches it could deploy and run code. Turn "
+        "authentication on ([auth] required = true in the config file, WISP_AUTH_REQUIRED=1 or "
+        "--auth-required) and create a key with `wispd keys create`; or listen on 127.0.0.1",
+        config.listen_host));
+  }
+  auto config_keys = ConfigKeys(config);
+  if (!config_keys) return Fail(config_keys.error().message);
   if (config.http_header_timeout_seconds <= 0 || config.http_body_timeout_seconds <= 0) {
     return Fail(
         "http_header_timeout_seconds and http_body_timeout_seconds must be more than 0 (a "
@@ -200,6 +276,10 @@ int main(int argc, char** argv) {
                                   .max_total_bytes = config.invocation_records_max_bytes,
                                   .max_field_bytes = config.invocation_record_field_max_bytes});
   SystemClock clock;
+  // API keys: the store's and the config file's. Read even when auth is off, so that /v1/keys
+  // can prepare keys before auth is turned on.
+  auth::KeyRegistry keys(*store, clock, std::move(*config_keys));
+  if (auto loaded = keys.Reload(); !loaded) return Fail(loaded.error().message);
   sandbox::ProcessJail jail(io, std::move(*launcher));
 
   scheduler::SchedulerOptions scheduler_options;
@@ -286,6 +366,20 @@ int main(int argc, char** argv) {
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
   api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler,
                           api::LambdaAccount{config.region, config.account_id});
+  api::AddKeyRoutes(router, keys, workers);
+  // Off (no gate at all, nothing on the request path) unless auth is required.
+  std::optional<api::AuthGate> auth_gate;
+  if (config.auth_required) {
+    auth_gate.emplace(io, workers, keys, clock, api::AuthGateOptions{config.region});
+    auth_gate->Start();
+    router.SetGate(&*auth_gate);
+    if (keys.Snapshot()->keys().empty()) {
+      spdlog::warn(
+          "authentication is required and there is no API key yet: create one with `wispd keys "
+          "create --data-dir {}` (it works at once, no restart)",
+          data_dir.string());
+    }
+  }
   const bool limits_enforced = cgroups != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,
@@ -301,8 +395,9 @@ int main(int argc, char** argv) {
   }
   server.Start();
   dispatcher.Start();
-  spdlog::info("wispd listening on http://{}:{} (data {}, cgroups {})", config.listen_host,
-               server.port(), data_dir.string(), cgroups);
+  spdlog::info("wispd listening on http://{}:{} (data {}, cgroups {}, auth {})", config.listen_host,
+               server.port(), data_dir.string(), cgroups,
+               config.auth_required ? "required" : "off");
 
   // Graceful stop: refuse new connections, let calls in flight finish (bounded), then end
   // every sandbox and leave.

@@ -130,10 +130,12 @@ class Client:
     """One keep-alive connection; reconnects once when the server closed it. Not thread-safe:
     give each thread its own."""
 
-    def __init__(self, port, timeout=60):
+    def __init__(self, port, timeout=60, headers=None):
         self.port = port
         self.timeout = timeout
         self.conn = None
+        # Sent with every request (the API key of a wispd that requires one).
+        self.default_headers = dict(headers or {})
 
     def close(self):
         if self.conn is not None:
@@ -141,7 +143,7 @@ class Client:
             self.conn = None
 
     def request(self, method, path, body=None, headers=None, raw=None):
-        hdrs = {}
+        hdrs = dict(self.default_headers)
         data = None
         if raw is not None:
             data = raw
@@ -220,8 +222,12 @@ def raw_request(port, method, path, body, content_type="application/json", timeo
 class WispServer:
     """A wispd process. `start()` waits for /health; `stop()` checks the way out."""
 
-    def __init__(self, data_dir=None, env=None, args=None, log_level=None, binary=None):
+    def __init__(self, data_dir=None, env=None, args=None, log_level=None, binary=None,
+                 api_key_secret=None):
         require_root()
+        # The fixture's own requests carry this key as a bearer token (a wispd with auth on).
+        self.auth_headers = ({"Authorization": f"Bearer {api_key_secret}"}
+                             if api_key_secret else {})
         # `binary`: a wispd of the caller's choice (bench/run's build directory); else WISP_BIN.
         self.binary = binary or find_binary()
         self.own_data_dir = data_dir is None
@@ -252,7 +258,7 @@ class WispServer:
                "--log-level", self.log_level] + self.extra_args
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
-        self._client = Client(self.port)
+        self._client = Client(self.port, headers=self.auth_headers)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -370,7 +376,7 @@ class WispServer:
     # API helpers (through one shared keep-alive connection; threads use client())
 
     def client(self, timeout=60):
-        return Client(self.port, timeout=timeout)
+        return Client(self.port, timeout=timeout, headers=self.auth_headers)
 
     def request(self, method, path, body=None, headers=None, raw=None):
         with self._client_lock:

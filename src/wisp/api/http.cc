@@ -75,6 +75,10 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
 }
 
 asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
+  if (gate_ != nullptr) {
+    std::optional<HttpResponse> refusal = co_await gate_->Admit(request);
+    if (refusal) co_return std::move(*refusal);
+  }
   const auto segments = SplitPath(request.path);
   std::string allowed;  // the methods of the routes whose pattern matches, for a 405's Allow
   for (const auto& route : routes_) {

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,7 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // without the query string
   std::map<std::string, std::string> query;
+  std::string raw_query;  // as sent, without '?' (a SigV4 signature covers this form)
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string body;
   std::map<std::string, std::string> params;  // captured by the route pattern (":id")
@@ -44,12 +46,23 @@ HttpResponse JsonResponse(int status, std::string body);
 
 using Handler = std::function<asio::awaitable<HttpResponse>(HttpRequest&)>;
 
+// A layer every request passes before routing (authentication): nullopt lets the request
+// through, a response refuses it. Runs on the io thread.
+class RequestGate {
+ public:
+  virtual ~RequestGate() = default;
+  virtual asio::awaitable<std::optional<HttpResponse>> Admit(HttpRequest& request) = 0;
+};
+
 // Maps METHOD + path pattern ("/v1/functions/:id/invoke") to a handler. A path that matches
 // with another method is 405; no match is 404.
 class Router {
  public:
   void Add(std::string method, std::string pattern, Handler handler);
   asio::awaitable<HttpResponse> Dispatch(HttpRequest& request) const;
+  // Every request passes `gate` first, whether a route matches or not (so a refused caller
+  // learns nothing of which routes exist). None by default: then routing costs nothing more.
+  void SetGate(RequestGate* gate) { gate_ = gate; }
 
  private:
   struct Route {
@@ -58,6 +71,7 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  RequestGate* gate_ = nullptr;
 };
 
 // Splits "a=1&b=two%20words" into decoded pairs.

@@ -33,7 +33,10 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& in) {
   std::string_view target(in.target().data(), in.target().size());
   const auto question = target.find('?');
   request.path = std::string(target.substr(0, question));
-  if (question != std::string_view::npos) request.query = ParseQuery(target.substr(question + 1));
+  if (question != std::string_view::npos) {
+    request.raw_query = std::string(target.substr(question + 1));
+    request.query = ParseQuery(request.raw_query);
+  }
   for (const auto& field : in) {
     std::string name(field.name_string());
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -1,5 +1,6 @@
 #include "wisp/config/config.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <limits>
@@ -161,6 +162,7 @@ const Setting kSettings[] = {
     {"go_build_timeout_seconds", SetDouble<&Config::go_build_timeout_seconds>},
     {"invocation_records_max_bytes", SetRecordsBudget},
     {"invocation_record_field_max_bytes", SetUnsigned<&Config::invocation_record_field_max_bytes>},
+    {"auth_required", SetBool<&Config::auth_required>},
 };
 
 std::string EnvName(const char* key) {
@@ -169,7 +171,59 @@ std::string EnvName(const char* key) {
   return name;
 }
 
+// The [auth] table: `required = true` and [[auth.keys]] entries {id, secret, description}.
+Result<void> ApplyAuthTable(const std::string& path, const toml::value& table, Config& config) {
+  const auto fail = [&path](std::string what) {
+    return MakeError(ErrorCode::kInvalidArgument, fmt::format("config file {}: {}", path, what));
+  };
+  for (const auto& [key, value] : table.as_table()) {
+    if (key == "required") {
+      if (!value.is_boolean()) return fail("auth.required must be true or false");
+      config.auth_required = value.as_boolean();
+    } else if (key == "keys") {
+      if (!value.is_array()) return fail("auth.keys must be an array of tables ([[auth.keys]])");
+      for (const auto& entry : value.as_array()) {
+        if (!entry.is_table()) return fail("each [[auth.keys]] entry must be a table");
+        ConfigApiKey api_key;
+        for (const auto& [field, field_value] : entry.as_table()) {
+          if (!field_value.is_string()) {
+            return fail(fmt::format("auth.keys: '{}' must be a string", field));
+          }
+          const std::string text = field_value.as_string().str;
+          if (field == "id") {
+            api_key.id = text;
+          } else if (field == "secret") {
+            api_key.secret = text;
+          } else if (field == "description") {
+            api_key.description = text;
+          } else {
+            return fail(
+                fmt::format("auth.keys: unknown field '{}' (id, secret, description)", field));
+          }
+        }
+        if (api_key.id.empty() || api_key.secret.empty()) {
+          return fail("each [[auth.keys]] entry needs an id and a secret");
+        }
+        config.auth_keys.push_back(std::move(api_key));
+      }
+      config.auth_keys_file = path;
+    } else {
+      return fail(fmt::format("unknown setting 'auth.{}' (required, keys)", key));
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  // 127.0.0.0/8 in dotted-quad form: four numbers, the first 127.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  char tail = 0;
+  if (std::sscanf(host.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4) return false;
+  return a == 127 && b <= 255 && c <= 255 && d <= 255;
+}
 
 bool IsAwsRegion(std::string_view name) {
   // <area>-<word>[-<word>...]-<number>: "us-east-1", "us-gov-west-1", "ap-southeast-4".
@@ -216,6 +270,10 @@ Result<void> ApplyConfigFile(const std::string& path, Config& config) {
   }
   if (!file.is_table()) return {};
   for (const auto& [key, value] : file.as_table()) {
+    if (key == "auth" && value.is_table()) {
+      if (auto applied = ApplyAuthTable(path, value, config); !applied) return applied;
+      continue;
+    }
     const Setting* setting = nullptr;
     for (const auto& s : kSettings) {
       if (key == s.key) setting = &s;
@@ -261,7 +319,7 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
 
   CLI::App app{"wispd: the Wisp serverless functions daemon"};
   std::string config_file, listen, data_dir, log_level;
-  bool log_json = false, no_limits = false, private_networks = false;
+  bool log_json = false, no_limits = false, private_networks = false, auth_required = false;
   app.add_option("--config", config_file, "TOML configuration file")->envname("WISP_CONFIG");
   app.add_option("--listen", listen, "HOST:PORT of the public API (default 127.0.0.1:18080)");
   app.add_option("--data-dir", data_dir,
@@ -273,6 +331,22 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   app.add_flag("--outbound-private-networks", private_networks,
                "let functions with outbound network reach private, link-local and cloud "
                "metadata addresses");
+  app.add_flag("--auth-required", auth_required,
+               "require an API key on every request (always on for a non-loopback listener)");
+  // `wispd keys ...`: options of wispd itself (--data-dir, --config) may follow the words.
+  KeysCommand keys_command;
+  CLI::App* keys = app.add_subcommand(
+      "keys", "manage the API keys in the data dir (takes effect in a running wispd)");
+  keys->require_subcommand(1);
+  keys->fallthrough();
+  CLI::App* create = keys->add_subcommand("create", "create a key and print its secret (once)");
+  create->add_option("--description", keys_command.description, "what the key is for");
+  create->fallthrough();
+  keys->add_subcommand("list", "list the keys (ids and descriptions, never secrets)")
+      ->fallthrough();
+  CLI::App* revoke = keys->add_subcommand("revoke", "revoke a key: it stops working at once");
+  revoke->add_option("id", keys_command.id, "the key's id")->required();
+  revoke->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -303,6 +377,13 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
   if (log_json) config.log_json = true;
   if (no_limits) config.enforce_limits = false;
   if (private_networks) config.outbound_private_networks = true;
+  if (auth_required) config.auth_required = true;
+  for (const CLI::App* action : keys->get_subcommands()) {
+    if (action->parsed()) {
+      keys_command.action = action->get_name();
+      parsed.keys_command = keys_command;
+    }
+  }
   // 0 would mean "no limit" to a cgroup, or no build at all: never what is meant.
   if (config.go_build_concurrency == 0 || config.go_build_memory_mb == 0 ||
       config.go_build_pids_limit == 0 || config.go_build_timeout_seconds < 1) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,13 @@
 #include "wisp/common/result.h"
 
 namespace wisp {
+
+// A key written in the config file ([[auth.keys]]); checked by wispd (auth::CheckKey).
+struct ConfigApiKey {
+  std::string id;
+  std::string secret;
+  std::string description;
+};
 
 struct Config {
   std::string listen_host = "127.0.0.1";
@@ -92,12 +100,29 @@ struct Config {
   // Bytes of a call's event, response and logs (each) that its record keeps; a larger one is
   // stored cut, with its size. The sync reply always carries the whole response. 0: no cap.
   uint64_t invocation_record_field_max_bytes = 64ull << 10;
+
+  // Authentication (README "Authentication"). Off by default, allowed only on a loopback
+  // listener: wispd refuses any other listen address unless auth is required.
+  bool auth_required = false;
+  std::vector<ConfigApiKey> auth_keys;  // [[auth.keys]], added to the keys in the store
+  std::string auth_keys_file;           // the config file they came from, if any
+};
+
+// True for an address only this machine reaches: 127.0.0.0/8, ::1, "localhost".
+bool IsLoopbackHost(const std::string& host);
+
+// `wispd keys create|list|revoke`: manage the API keys of the data dir, then exit.
+struct KeysCommand {
+  std::string action;       // "create", "list" or "revoke"
+  std::string description;  // create
+  std::string id;           // revoke
 };
 
 // Parses argv (and the file and environment it points to). Returns the config, or an error
 // that says which setting is wrong. `--help` output goes to stdout and sets `exit_now`.
 struct ParsedConfig {
   Config config;
+  std::optional<KeysCommand> keys_command;
   bool exit_now = false;
   int exit_code = 0;
 };

@@ -276,5 +276,97 @@ TEST(ApplyConfigFile, ReadsTomlAndRejectsUnknownKeys) {
   std::remove(path.c_str());
 }
 
+TEST(Auth, IsOffByDefaultAndTurnedOnByFileEnvironmentOrFlag) {
+  EXPECT_FALSE(Config{}.auth_required);
+  std::map<std::string, std::string> env{{"WISP_AUTH_REQUIRED", "1"}};
+  fake_env = &env;
+  Config from_env;
+  ASSERT_TRUE(ApplyEnvironment(from_env, FakeGetenv));
+  EXPECT_TRUE(from_env.auth_required);
+
+  char program[] = "wispd";
+  char flag[] = "--auth-required";
+  char* argv[] = {program, flag};
+  auto parsed = ParseConfig(2, argv);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->config.auth_required);
+  EXPECT_FALSE(parsed->keys_command);
+}
+
+TEST(Auth, TomlTableWithKeys) {
+  const std::string path = testing::TempDir() + "/wisp_auth_test.toml";
+  std::ofstream(path) << "[auth]\nrequired = true\n[[auth.keys]]\nid = \"WKEXAMPLE00000000001\"\n"
+                      << "secret = \"abcdefghijklmnopqrstuvwxyz\"\ndescription = \"ci\"\n"
+                      << "[[auth.keys]]\nid = \"WKEXAMPLE00000000002\"\n"
+                      << "secret = \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"\n";
+  Config config;
+  auto applied = ApplyConfigFile(path, config);
+  ASSERT_TRUE(applied) << applied.error().message;
+  EXPECT_TRUE(config.auth_required);
+  ASSERT_EQ(config.auth_keys.size(), 2u);
+  EXPECT_EQ(config.auth_keys[0].id, "WKEXAMPLE00000000001");
+  EXPECT_EQ(config.auth_keys[0].secret, "abcdefghijklmnopqrstuvwxyz");
+  EXPECT_EQ(config.auth_keys[0].description, "ci");
+  EXPECT_EQ(config.auth_keys[1].id, "WKEXAMPLE00000000002");
+  EXPECT_EQ(config.auth_keys_file, path);
+
+  for (const char* bad : {"[auth]\nrequired = \"yes\"\n", "[auth]\nrequire = true\n",
+                          "[[auth.keys]]\nid = \"WKEXAMPLE00000000001\"\n",
+                          "[[auth.keys]]\nid = \"a\"\nsecret = \"b\"\ncolour = \"red\"\n"}) {
+    std::ofstream(path) << bad;
+    Config other;
+    EXPECT_FALSE(ApplyConfigFile(path, other)) << bad;
+  }
+  std::remove(path.c_str());
+}
+
+TEST(Auth, LoopbackHosts) {
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackHost("127.1.2.3"));
+  EXPECT_TRUE(IsLoopbackHost("localhost"));
+  EXPECT_TRUE(IsLoopbackHost("::1"));
+  EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
+  EXPECT_FALSE(IsLoopbackHost("::"));
+  EXPECT_FALSE(IsLoopbackHost("10.0.0.1"));
+  EXPECT_FALSE(IsLoopbackHost("127.0.0.1.evil"));
+  EXPECT_FALSE(IsLoopbackHost("128.0.0.1"));
+}
+
+TEST(KeysCommand, ParsesSubcommandsWithDaemonOptionsAnywhere) {
+  {
+    const char* args[] = {"wispd",  "keys",       "create", "--description",
+                          "for ci", "--data-dir", "/tmp/x"};
+    auto parsed = ParseConfig(7, const_cast<char**>(args));
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    ASSERT_TRUE(parsed->keys_command);
+    EXPECT_EQ(parsed->keys_command->action, "create");
+    EXPECT_EQ(parsed->keys_command->description, "for ci");
+    EXPECT_EQ(parsed->config.data_dir, "/tmp/x");
+  }
+  {
+    const char* args[] = {"wispd", "--data-dir", "/tmp/y", "keys", "revoke", "WKABC"};
+    auto parsed = ParseConfig(6, const_cast<char**>(args));
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    ASSERT_TRUE(parsed->keys_command);
+    EXPECT_EQ(parsed->keys_command->action, "revoke");
+    EXPECT_EQ(parsed->keys_command->id, "WKABC");
+    EXPECT_EQ(parsed->config.data_dir, "/tmp/y");
+  }
+  {
+    const char* args[] = {"wispd", "keys", "list"};
+    auto parsed = ParseConfig(3, const_cast<char**>(args));
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_EQ(parsed->keys_command->action, "list");
+  }
+  {
+    const char* args[] = {"wispd", "keys", "revoke"};
+    EXPECT_FALSE(ParseConfig(3, const_cast<char**>(args)));
+  }
+  {
+    const char* args[] = {"wispd", "keys"};
+    EXPECT_FALSE(ParseConfig(2, const_cast<char**>(args)));
+  }
+}
+
 }  // namespace
 }  // namespace wisp

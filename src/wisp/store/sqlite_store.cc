@@ -218,6 +218,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     if (auto r = store->Exec(pragma); !r) return tl::unexpected(r.error());
   }
   if (auto r = store->Exec(kSchema); !r) return tl::unexpected(r.error());
+  if (auto r = store->Exec(kApiKeySchema); !r) return tl::unexpected(r.error());
   if (auto r = AddMissingColumns(store->db_, "functions", kAddedFunctionColumns); !r) {
     return tl::unexpected(r.error());
   }

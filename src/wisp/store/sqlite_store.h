@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "wisp/store/api_key_store.h"
 #include "wisp/store/store.h"
 
 struct sqlite3;
@@ -21,7 +22,7 @@ namespace wisp::store {
 
 class Statement;
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public ApiKeyStore {
  public:
   // Opens (creating if needed) the database at `path` and brings its schema up to date.
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
@@ -42,7 +43,14 @@ class SqliteStore final : public Store {
                                        const PruneOptions& options) override;
   Result<ReclaimResult> ReclaimSpace(uint64_t keep_free_bytes, uint64_t max_bytes) override;
 
+  // ApiKeyStore (sqlite_api_keys.cc).
+  Result<void> PutApiKey(const ApiKeyRecord& key) override;
+  Result<std::vector<ApiKeyRecord>> ListApiKeys() override;
+  Result<void> DeleteApiKey(const std::string& id) override;
+
  private:
+  // The api_keys table (sqlite_api_keys.cc), created at Open.
+  static const char* const kApiKeySchema;
   explicit SqliteStore(sqlite3* db);
   Result<void> Exec(const char* sql);
   // These need mutex_ held.
