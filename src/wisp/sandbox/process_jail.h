@@ -33,9 +33,14 @@ class ProcessJail final : public Backend {
   ProcessJail& operator=(const ProcessJail&) = delete;
 
   void Spawn(const SpawnSpec& spec, SpawnCallback done) override;
+  // The launcher hard-links a staged copy of `code_dir` (one per code directory, shared by
+  // every instance that runs it) into the instance's directory on its stage.
+  void Specialize(const std::string& instance_id, const std::string& code_dir,
+                  SpecializeCallback done) override;
   void Kill(const std::string& instance_id) override;
   void SetExitCallback(ExitCallback on_exit) override;
   void KillAll() override;
+  std::string ResourceLimits() const override;
 
   const Launcher& launcher() const { return launcher_; }
 
@@ -47,6 +52,9 @@ class ProcessJail final : public Backend {
   // Handles every message already queued on the socket.
   void DrainMessages();
   void Handle(Datagram datagram);
+  // Runs `done` later with an error, never from inside the caller.
+  template <typename Callback>
+  void PostFailure(Callback done, ErrorCode code, std::string message);
   // The launcher is gone: every pending spawn fails, every live instance is reported ended
   // (the kernel killed them with it, through PR_SET_PDEATHSIG).
   void OnLauncherGone();
@@ -58,7 +66,8 @@ class ProcessJail final : public Backend {
   bool waiting_writable_ = false;
   bool launcher_gone_ = false;
   std::unordered_map<std::string, SpawnCallback> pending_spawns_;  // by instance id
-  std::unordered_set<std::string> live_;                           // spawned, not yet exited
+  std::unordered_map<std::string, SpecializeCallback> pending_specializations_;
+  std::unordered_set<std::string> live_;  // spawned, not yet exited
   ExitCallback on_exit_;
   // Lets async handlers that outlive this object see that it is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
