@@ -237,7 +237,8 @@ Result<void> LinkTree(int source, int target) {
 //   trees/<n>/       a copy of a code or shim directory, shared by the instances that use it,
 //                    removed when the last of them ends
 //   prewarm/<id>/    a prewarmed instance's /var/task, empty at spawn; bound as it is, live, so
-//                    that a specialisation's hard links to a tree (LinkCode) appear in it
+//                    that the code put there at specialisation appears in it (wispd's copy
+//                    of a small tree, through Launcher::prewarm_dir(); LinkCode's hard links)
 class Stage {
  public:
   // Mounts the stage on `dir` (the launcher is in its own mount namespace by then) and makes it
@@ -1084,7 +1085,7 @@ Result<Launcher> Launcher::Fork(const LauncherOptions& options) {
   }
   theirs.Reset();
 
-  Launcher launcher(pid, std::move(ours), "");
+  Launcher launcher(pid, std::move(ours), "", options.sandbox_root_dir);
   auto hello = ReceiveDatagram(launcher.control_fd());
   if (!hello) return tl::unexpected(hello.error());
   if (!*hello) return MakeError(ErrorCode::kInternal, "launcher exited during start");
@@ -1100,7 +1101,8 @@ Result<Launcher> Launcher::Fork(const LauncherOptions& options) {
 Launcher::Launcher(Launcher&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       control_(std::move(other.control_)),
-      cgroups_(std::move(other.cgroups_)) {}
+      cgroups_(std::move(other.cgroups_)),
+      stage_dir_(std::move(other.stage_dir_)) {}
 
 Launcher& Launcher::operator=(Launcher&& other) noexcept {
   if (this != &other) {
@@ -1108,11 +1110,16 @@ Launcher& Launcher::operator=(Launcher&& other) noexcept {
     pid_ = std::exchange(other.pid_, -1);
     control_ = std::move(other.control_);
     cgroups_ = std::move(other.cgroups_);
+    stage_dir_ = std::move(other.stage_dir_);
   }
   return *this;
 }
 
 Launcher::~Launcher() { Shutdown(); }
+
+std::string Launcher::prewarm_dir() const {
+  return fmt::format("/proc/{}/root{}/prewarm", pid_, stage_dir_);
+}
 
 void Launcher::Shutdown() {
   control_.Reset();

@@ -93,14 +93,24 @@ class Launcher {
   int control_fd() const { return control_.get(); }
   // E.g. "v1 (memory, pids, cpu)", or "none" when running without cgroups.
   const std::string& cgroups() const { return cgroups_; }
+  // Where prewarmed instances' code directories are, "<this>/<instance id>": a directory on
+  // the launcher's stage, reached through the launcher's /proc/<pid>/root (the stage exists only
+  // in its mount namespace). The launcher makes and removes each; code written into one after
+  // the spawn appears in that instance's /var/task. Files can only be copied there from the
+  // host, not hard-linked (another filesystem).
+  std::string prewarm_dir() const;
 
  private:
-  Launcher(pid_t pid, UniqueFd control, std::string cgroups)
-      : pid_(pid), control_(std::move(control)), cgroups_(std::move(cgroups)) {}
+  Launcher(pid_t pid, UniqueFd control, std::string cgroups, std::string stage_dir)
+      : pid_(pid),
+        control_(std::move(control)),
+        cgroups_(std::move(cgroups)),
+        stage_dir_(std::move(stage_dir)) {}
 
   pid_t pid_ = -1;
   UniqueFd control_;
   std::string cgroups_;
+  std::string stage_dir_;  // LauncherOptions::sandbox_root_dir
 };
 
 }  // namespace wisp::sandbox

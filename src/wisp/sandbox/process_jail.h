@@ -33,8 +33,9 @@ class ProcessJail final : public Backend {
   ProcessJail& operator=(const ProcessJail&) = delete;
 
   void Spawn(const SpawnSpec& spec, SpawnCallback done) override;
-  // The launcher hard-links a staged copy of `code_dir` (one per code directory, shared by
-  // every instance that runs it) into the instance's directory on its stage.
+  // A small tree is copied into the instance's directory on the launcher's stage right here;
+  // a larger one the launcher hard-links there from its staged copy of `code_dir` (one per code
+  // directory, shared by every instance that runs it).
   void Specialize(const std::string& instance_id, const std::string& code_dir,
                   SpecializeCallback done) override;
   void Kill(const std::string& instance_id) override;
@@ -61,13 +62,15 @@ class ProcessJail final : public Backend {
 
   boost::asio::io_context& io_;
   Launcher launcher_;
+  const std::string prewarm_dir_;  // Launcher::prewarm_dir()
   boost::asio::posix::stream_descriptor control_;
   std::deque<std::string> outbox_;  // messages the socket had no room for yet
   bool waiting_writable_ = false;
   bool launcher_gone_ = false;
   std::unordered_map<std::string, SpawnCallback> pending_spawns_;  // by instance id
   std::unordered_map<std::string, SpecializeCallback> pending_specializations_;
-  std::unordered_set<std::string> live_;  // spawned, not yet exited
+  std::unordered_set<std::string> live_;         // spawned, not yet exited
+  std::unordered_set<std::string> specialized_;  // live ones given their code (or asked to be)
   ExitCallback on_exit_;
   // Lets async handlers that outlive this object see that it is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

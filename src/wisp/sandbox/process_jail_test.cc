@@ -316,6 +316,32 @@ TEST_F(ProcessJailTest, SpecializePutsCodeIntoAPrewarmedInstance) {
   EXPECT_EQ(WaitExit("warm").exit_code, 0);
 }
 
+// A package over the size wispd copies itself: the launcher stages one copy and hard-links it.
+TEST_F(ProcessJailTest, SpecializeHardLinksALargePackageFromTheStage) {
+  fs::create_directories(dir_ + "/big");
+  {
+    std::ofstream(dir_ + "/big/blob.bin") << std::string(3 << 20, 'x');
+    std::ofstream(dir_ + "/big/hello.txt") << "big package\n";
+  }
+  SpawnSpec spec = Shell("large",
+                         "head -c 1 <&3 >/dev/null; cat /var/task/hello.txt;"
+                         "wc -c < /var/task/blob.bin; stat -c %h /var/task/blob.bin");
+  spec.code_dir.clear();
+  spec.prewarmed = true;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  std::optional<Result<void>> placed;
+  jail_->Specialize("large", dir_ + "/big", [&](Result<void> r) { placed = std::move(r); });
+  RunIoUntil([&] { return placed.has_value(); });
+  ASSERT_TRUE(placed && *placed) << (placed ? placed->error().message : "no reply");
+  auto connections = instance->runtime_api->TakeOpenConnections();
+  ASSERT_EQ(connections.size(), 1u);
+  ASSERT_EQ(::send(connections[0].native_handle(), "x", 1, MSG_NOSIGNAL), 1);
+  // Two names for the file: the stage's copy and this instance's link to it.
+  EXPECT_EQ(ReadLogs(*instance->logs), "big package\n3145728\n2\n");
+  EXPECT_EQ(WaitExit("large").exit_code, 0);
+}
+
 TEST_F(ProcessJailTest, OnlyAPrewarmedInstanceIsSpecialized) {
   auto instance = SpawnAndWait(Shell("plain", "head -c 1 <&3"));
   ASSERT_TRUE(instance) << instance.error().message;
