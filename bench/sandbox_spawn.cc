@@ -34,10 +34,10 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using wisp::sandbox::ExitStatus;
+using wisp::sandbox::InstanceHandle;
 using wisp::sandbox::Launcher;
 using wisp::sandbox::LauncherOptions;
 using wisp::sandbox::ProcessJail;
-using wisp::sandbox::SpawnedInstance;
 using wisp::sandbox::SpawnSpec;
 
 double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -149,14 +149,34 @@ int main(int argc, char** argv) {
       spec.memory_limit_bytes = 256 << 20;
       spec.tmp_size_bytes = 64 << 20;
       const auto start = Clock::now();
-      std::optional<wisp::Result<SpawnedInstance>> spawned;
-      jail.Spawn(spec, [&](wisp::Result<SpawnedInstance> r) { spawned = std::move(r); });
+      std::optional<wisp::Result<InstanceHandle>> spawned;
+      jail.Spawn(spec, [&](wisp::Result<InstanceHandle> r) { spawned = std::move(r); });
       run_until([&] { return spawned.has_value(); });
       if (!*spawned) {
         std::fprintf(stderr, "spawn failed: %s\n", (*spawned).error().message.c_str());
         std::exit(1);
       }
-      bool ok = WaitForLine((*spawned)->output.get());
+      // Until the first line of output, or its end.
+      bool ok = false;
+      bool output_done = false;
+      wisp::sandbox::LogStream& output = *(*spawned)->logs;
+      wisp::asio::co_spawn(
+          io,
+          [&]() -> wisp::asio::awaitable<void> {
+            char buf[4096];
+            for (;;) {
+              boost::system::error_code ec;
+              const size_t n = co_await output.Read(buf, ec);
+              if (ec) break;
+              if (std::memchr(buf, '\n', n) != nullptr) {
+                ok = true;
+                break;
+              }
+            }
+            output_done = true;
+          },
+          wisp::asio::detached);
+      run_until([&] { return output_done; });
       double ms = Millis(Clock::now() - start);
       run_until([&] { return exits.count(spec.instance_id) != 0; });
       return ok ? ms : -1;

@@ -33,6 +33,7 @@
 #include "wisp/core/runtime_catalog.h"
 #include "wisp/queue/embedded_queue.h"
 #include "wisp/runtime_api/endpoint.h"
+#include "wisp/sandbox/backend_factory.h"
 #include "wisp/sandbox/launcher.h"
 #include "wisp/sandbox/process_jail.h"
 #include "wisp/scheduler/scheduler.h"
@@ -226,22 +227,29 @@ int main(int argc, char** argv) {
   // Before the launcher is forked, so that it has the raised limit too.
   const size_t instances_within_fds = InstancesWithinFdLimit();
 
-  // The launcher is forked first, while this process has a single thread.
-  sandbox::LauncherOptions launcher_options;
+  // The backend (for the process jail: its launcher) starts first, while this process has a
+  // single thread.
+  asio::io_context io(1);
+  sandbox::BackendOptions backend_options;
+  backend_options.name = config.sandbox_backend;
+  sandbox::LauncherOptions& launcher_options = backend_options.launcher;
   launcher_options.sandbox_root_dir = sandbox_root.string();
   launcher_options.cgroup_group = fmt::format("wisp/{}", getpid());
   launcher_options.sandbox_id_base = config.sandbox_id_base;
   launcher_options.sandbox_id_count = config.sandbox_id_count;
   launcher_options.enforce_limits = config.enforce_limits;
-  auto launcher = sandbox::Launcher::Fork(launcher_options);
-  if (!launcher) {
-    return Fail(fmt::format("cannot start the sandbox launcher: {}", launcher.error().message) +
+  auto made_backend = sandbox::MakeBackend(io, backend_options);
+  if (!made_backend) {
+    return Fail(made_backend.error().message +
                 (config.enforce_limits
                      ? "\n  (to run without resource limits, unsafe: --no-enforce-limits)"
                      : ""));
   }
+  std::unique_ptr<sandbox::Backend> backend = std::move(*made_backend);
   // Go builds run in sandboxes of a launcher of their own, forked now for the same reason, with
   // their own uid and cgroup tree: they never share the functions' instances or exit reports.
+  // They need the process jail (writable binds, one uid for the shared cache) whatever runs
+  // the functions.
   sandbox::LauncherOptions build_launcher_options = launcher_options;
   build_launcher_options.cgroup_group = fmt::format("wisp-build/{}", getpid());
   build_launcher_options.sandbox_id_base = config.go_build_uid;
@@ -252,15 +260,11 @@ int main(int argc, char** argv) {
     return Fail(
         fmt::format("cannot start the Go build launcher: {}", build_launcher.error().message));
   }
-  const std::string cgroups = launcher->cgroups();
-  // Prewarmed instances' code directories live on the launcher's private stage, so that a
-  // sandbox's mount table names no host path (see LauncherOptions::sandbox_root_dir).
-  const std::string prewarm_code_dir = launcher->prewarm_dir();
-  if (!config.enforce_limits && cgroups == "none") {
+  const std::string resource_limits = backend->ResourceLimits();
+  if (!config.enforce_limits && resource_limits == "none") {
     spdlog::warn("sandbox resource limits are NOT enforced: no usable cgroups");
   }
 
-  asio::io_context io(1);
   asio::thread_pool workers(kWorkerThreads);
   auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
   if (!opened) return Fail(opened.error().message);
@@ -280,7 +284,6 @@ int main(int argc, char** argv) {
   // can prepare keys before auth is turned on.
   auth::KeyRegistry keys(*store, clock, std::move(*config_keys));
   if (auto loaded = keys.Reload(); !loaded) return Fail(loaded.error().message);
-  sandbox::ProcessJail jail(io, std::move(*launcher));
 
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.init_timeout = Millis(config.init_timeout_seconds);
@@ -301,11 +304,10 @@ int main(int argc, char** argv) {
   scheduler_options.memory_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
                                           static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 100 *
                                           config.memory_budget_percent;
-  scheduler::Scheduler scheduler(io, jail, clock, scheduler_options);
+  scheduler::Scheduler scheduler(io, *backend, clock, scheduler_options);
 
   core::DeploymentSettings settings;
   settings.functions_dir = functions_dir.string();
-  settings.prewarm_dir = prewarm_code_dir;
   settings.runtimes_dir = runtimes_dir;
   settings.region = config.region;
   settings.account_id = config.account_id;
@@ -344,12 +346,8 @@ int main(int argc, char** argv) {
   core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
                                   go_builder, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
-  scheduler.ConfigurePrewarm(
-      functions.PrewarmPools(
-          {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}),
-      [&functions](const scheduler::Deployment& deployment, const std::string& code_dir) {
-        return functions.LinkCode(deployment, code_dir);
-      });
+  scheduler.ConfigurePrewarm(functions.PrewarmPools(
+      {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}));
   core::Invoker invoker(functions, scheduler, writer, metrics, clock);
   core::AsyncOptions async_options;
   if (config.async_lease_seconds <= 0) return Fail("async_lease_seconds must be more than 0");
@@ -380,7 +378,7 @@ int main(int argc, char** argv) {
           data_dir.string());
     }
   }
-  const bool limits_enforced = cgroups != "none";
+  const bool limits_enforced = resource_limits != "none";
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,
                               limits_enforced, async_queue.get(), &writer});
@@ -398,6 +396,10 @@ int main(int argc, char** argv) {
   spdlog::info("wispd listening on http://{}:{} (data {}, cgroups {}, auth {})", config.listen_host,
                server.port(), data_dir.string(), cgroups,
                config.auth_required ? "required" : "off");
+=======
+  spdlog::info("wispd listening on http://{}:{} (data {}, limits: {})", config.listen_host,
+               server.port(), data_dir.string(), resource_limits);
+>>>>>>> h-backend
 
   // Graceful stop: refuse new connections, let calls in flight finish (bounded), then end
   // every sandbox and leave.

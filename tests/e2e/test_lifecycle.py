@@ -7,6 +7,7 @@ import threading
 import time
 import unittest
 
+from async_support import Wispd
 from wisp_fixture import WispServer
 
 
@@ -162,6 +163,29 @@ class ShutdownTest(unittest.TestCase):
             self.assertIn(late_r.status, (200, 503), late_r)
             if late_r.status == 200:
                 self.assertEqual(late_r.json["status"], "success", late_r)
+
+class BackendChoiceTest(unittest.TestCase):
+    """The sandbox backend comes from configuration; a name wispd does not know stops it at start
+    with the valid names, before any sandbox or launcher exists."""
+
+    def test_an_unknown_backend_is_refused_with_the_valid_names(self):
+        bad = Wispd(env={"WISP_SANDBOX_BACKEND": "firecracker"})
+        try:
+            with self.assertRaises(AssertionError) as failed:
+                bad.start(timeout=15)
+            message = str(failed.exception)
+            self.assertIn("sandbox_backend: 'firecracker' is not a backend; valid: process", message)
+        finally:
+            bad.close()
+
+    def test_the_process_backend_is_the_default_and_can_be_named(self):
+        named = Wispd(env={"WISP_SANDBOX_BACKEND": "process"})
+        try:
+            named.start()
+            self.assertIn("limits: ", named.log())
+        finally:
+            named.close()
+
 
 if __name__ == "__main__":
     unittest.main()

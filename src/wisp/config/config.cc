@@ -129,6 +129,7 @@ const Setting kSettings[] = {
     {"go_path", SetString<&Config::go_path>},
     {"region", SetRegion},
     {"runtimes_dir", SetString<&Config::runtimes_dir>},
+    {"sandbox_backend", SetString<&Config::sandbox_backend>},
     {"sandbox_id_base", SetUnsigned<&Config::sandbox_id_base>},
     {"sandbox_id_count", SetUnsigned<&Config::sandbox_id_count>},
     {"sandbox_tmp_mb", SetUnsigned<&Config::sandbox_tmp_mb>},

@@ -34,6 +34,8 @@ struct Config {
   std::string runtimes_dir;
 
   // Sandboxes.
+  // What runs them (sandbox::BackendNames()): "process", the process jail, is the only one yet.
+  std::string sandbox_backend = "process";
   // Each sandbox is created by, and its root is, a host uid/gid of its own from this range,
   // which must belong to nobody on the host (sandbox::LauncherOptions::sandbox_id_base).
   uint32_t sandbox_id_base = 0x70000000;

@@ -448,39 +448,12 @@ std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(
     generic->max_instances = static_cast<uint32_t>(size);
     generic->spawn = BaseSpawnSpec(runtime, kDefaultMemoryMb, 1);
     generic->spawn.env.push_back("WISP_PREWARMED=1");
-    generic->spawn.code_dir = settings_.prewarm_dir;
+    // The backend gives each generic instance an empty /var/task, filled when it specialises.
+    generic->spawn.code_dir.clear();
+    generic->spawn.prewarmed = true;
     pools.push_back({std::move(generic), size});
   }
   return pools;
-}
-
-Result<void> FunctionService::LinkCode(const scheduler::Deployment& deployment,
-                                       const std::string& code_dir) const {
-  // Hard links where the prewarmed instance's directory is on the version's filesystem; a copy
-  // where it is not (the sandbox launcher's stage, a tmpfs: see sandbox::Launcher::
-  // prewarm_dir()). Either costs microseconds for a handful of files on the cold-start path.
-  const fs::path source = VersionDir(deployment.function_id, deployment.version);
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(source, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    const fs::path target = fs::path(code_dir) / fs::relative(it->path(), source, ec);
-    if (it->is_directory(ec)) {
-      fs::create_directory(target, ec);
-      fs::permissions(target,
-                      fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                          fs::perms::others_read | fs::perms::others_exec,
-                      ec);
-    } else {
-      fs::create_hard_link(it->path(), target, ec);
-      if (ec == std::errc::cross_device_link) fs::copy_file(it->path(), target, ec);
-    }
-    if (ec) break;
-  }
-  if (ec) {
-    return MakeError(ErrorCode::kInternal,
-                     fmt::format("link code into {}: {}", code_dir, ec.message()));
-  }
-  return {};
 }
 
 std::string FunctionService::VersionDir(const std::string& id, int version) const {

@@ -27,7 +27,6 @@ namespace wisp::core {
 // Where runtimes and code live, and the sandbox settings every deployment shares.
 struct DeploymentSettings {
   std::string functions_dir;  // <data-dir>/functions: one directory per function and version
-  std::string prewarm_dir;    // <data-dir>/prewarm: code directories of prewarmed instances
   std::string runtimes_dir;   // host directory of the shims (runtimes/)
   // The AWS region functions see (AWS_REGION, AWS_DEFAULT_REGION, their ARN): SDKs inside a
   // function refuse a region that is not in AWS's format.
@@ -92,8 +91,6 @@ class FunctionService {
       const std::map<std::string, size_t>& instances) const;
 
   const RuntimeCatalog& runtimes() const { return runtimes_; }
-  // Makes a version's code visible in a prewarmed instance's code directory.
-  Result<void> LinkCode(const scheduler::Deployment& deployment, const std::string& code_dir) const;
 
   // How many instances of the function may run at once: its max_concurrency within the node's
   // limit per function.

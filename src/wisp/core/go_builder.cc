@@ -200,7 +200,7 @@ struct GoBuilder::RunningBuild {
   explicit RunningBuild(const asio::any_io_executor& executor)
       : spawned(executor), exited(executor) {}
   Event spawned;
-  std::optional<Result<sandbox::SpawnedInstance>> spawn_result;
+  std::optional<Result<sandbox::InstanceHandle>> spawn_result;
   Event exited;
   sandbox::ExitStatus status;
   bool timed_out = false;
@@ -333,7 +333,7 @@ asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
   const auto build = std::make_shared<RunningBuild>(io_.get_executor());
   builds_[build_name] = build;
   sandboxes_->Spawn(SpecFor(build_name, work_dir),
-                    [build](Result<sandbox::SpawnedInstance> spawned) {
+                    [build](Result<sandbox::InstanceHandle> spawned) {
                       build->spawn_result = std::move(spawned);
                       build->spawned.Set();
                     });
@@ -344,10 +344,9 @@ asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
     co_return MakeError(ErrorCode::kInternal, fmt::format("cannot start the Go build's sandbox: {}",
                                                           build->spawn_result->error().message));
   }
-  // The build needs neither the Runtime API nor its channel: they close here.
-  sandbox::SpawnedInstance instance = std::move(**build->spawn_result);
+  // The build needs only the output: the Runtime API's transport closes here.
+  std::unique_ptr<sandbox::LogStream> build_output = std::move((*build->spawn_result)->logs);
   build->spawn_result.reset();
-  asio::posix::stream_descriptor output_pipe(io_, instance.output.Release());
 
   asio::steady_timer deadline(io_, settings_.timeout);
   deadline.async_wait([this, alive, build, build_name](const boost::system::error_code& ec) {
@@ -355,13 +354,12 @@ asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
     build->timed_out = true;
     sandboxes_->Kill(build_name);
   });
-  // The pipe ends when the last process of the sandbox is gone.
+  // The output ends when the last process of the sandbox is gone.
   std::string log;
   std::array<char, 4096> buffer;
   for (;;) {
     boost::system::error_code ec;
-    const size_t n = co_await output_pipe.async_read_some(
-        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    const size_t n = co_await build_output->Read(buffer, ec);
     if (!*alive) co_return MakeError(ErrorCode::kUnavailable, "wispd is stopping");
     if (log.size() < 4 * kMaxOutputBytes) log.append(buffer.data(), n);
     if (ec) break;

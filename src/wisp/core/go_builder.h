@@ -91,7 +91,6 @@ class GoBuilder {
 
   asio::awaitable<Result<void>> Compile(const std::string& build_name, const std::string& work_dir,
                                         const std::string& source, const std::string& output);
-  asio::awaitable<Result<sandbox::SpawnedInstance>> Spawn(const sandbox::SpawnSpec& spec);
   sandbox::SpawnSpec SpecFor(const std::string& build_name, const std::string& work_dir) const;
 
   asio::io_context& io_;

@@ -12,10 +12,9 @@
 namespace wisp::runtime_api {
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = asio::ip::tcp;
-// The runtime reaches the endpoint over TCP (accepted from the listener) or over the Unix
-// channel the sandbox was started with; both are served alike.
-using StreamSocket = asio::generic::stream_protocol::socket;
+// The runtime reaches the endpoint over connections its transport accepted or had open from
+// the start; all are served alike.
+using StreamSocket = RuntimeConnection;
 
 namespace {
 
@@ -32,13 +31,13 @@ std::string ErrorBody(std::string_view type, std::string_view message) {
 
 class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket, bool tcp)
+  Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket, bool accepted)
       : endpoint_(std::move(endpoint)),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        tcp_(tcp) {}
+        accepted_(accepted) {}
   ~Connection() {
-    if (tcp_) endpoint_->OnTcpConnectionEnded();
+    if (accepted_) endpoint_->OnAcceptedConnectionEnded();
   }
 
   void Close() {
@@ -345,34 +344,34 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Endpoint> endpoint_;
   StreamSocket socket_;
   asio::steady_timer timer_;   // the deadline of a read in progress (http_read)
-  const bool tcp_;             // accepted from the listener: counts against the cap
+  const bool accepted_;        // accepted by the transport: counts against the cap
   beast::flat_buffer buffer_;  // bytes the runtime sent that are not parsed yet
   std::string out_;            // replies not written yet (see Send)
 };
 
-Endpoint::Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,
-                   uint64_t max_response_bytes)
-    : Endpoint(io, std::move(listener), owner,
+Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
+                   EndpointListener& owner, uint64_t max_response_bytes)
+    : Endpoint(io, std::move(transport), owner,
                EndpointLimits{.max_response_bytes = max_response_bytes}) {}
 
-Endpoint::Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,
-                   EndpointLimits limits)
+Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
+                   EndpointListener& owner, EndpointLimits limits)
     : io_(io),
-      acceptor_(io),
+      transport_(std::move(transport)),
       owner_(owner),
       limits_(limits),
       body_budget_(limits.body_budget_bytes > 0
                        ? limits.body_budget_bytes
                        : limits.max_response_bytes + EndpointLimits::kBodyBudgetSlack),
-      accept_slot_(io) {
-  boost::system::error_code ec;
-  acceptor_.assign(tcp::v4(), listener.Release(), ec);
-  if (ec) spdlog::error("runtime endpoint: cannot use the sandbox's listener: {}", ec.message());
-}
+      accept_slot_(io) {}
 
 Endpoint::~Endpoint() { Close(); }
 
 void Endpoint::Start() {
+  if (closed_) return;
+  for (RuntimeConnection& open : transport_->TakeOpenConnections()) {
+    Serve(std::move(open), /*accepted=*/false);
+  }
   asio::co_spawn(
       io_, [self = shared_from_this()] { return self->AcceptLoop(); }, asio::detached);
 }
@@ -381,42 +380,29 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
   auto self = shared_from_this();
   while (!closed_) {
     boost::system::error_code ec;
-    if (tcp_connections_ >= limits_.max_tcp_connections) {
-      // More connections wait in the listener's backlog, costing wispd nothing, until one of
-      // these ends (OnTcpConnectionEnded cancels the wait).
-      spdlog::debug("runtime endpoint: {} TCP connections open, the most served at once",
-                    tcp_connections_);
+    if (accepted_connections_ >= limits_.max_accepted_connections) {
+      // More connections wait in the transport's backlog, costing wispd nothing, until one of
+      // these ends (OnAcceptedConnectionEnded cancels the wait).
+      spdlog::debug("runtime endpoint: {} accepted connections open, the most served at once",
+                    accepted_connections_);
       accept_slot_.expires_at(asio::steady_timer::time_point::max());
       co_await accept_slot_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     StreamSocket socket(io_);
-    co_await acceptor_.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
-    if (closed_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+    ec = co_await transport_->Accept(socket);
+    if (closed_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor ||
+        ec == asio::error::operation_not_supported) {
       co_return;
     }
     if (ec) continue;  // e.g. the runtime reset the connection before we accepted it
-    socket.set_option(tcp::no_delay(true), ec);
-    Serve(std::move(socket), /*tcp=*/true);
+    Serve(std::move(socket), /*accepted=*/true);
   }
 }
 
-void Endpoint::ServeChannel(UniqueFd channel) {
-  if (closed_ || !channel) return;
-  boost::system::error_code ec;
-  StreamSocket stream(io_);
-  stream.assign(asio::generic::stream_protocol(AF_UNIX, 0), channel.get(), ec);
-  if (ec) {
-    spdlog::error("runtime endpoint: cannot use the sandbox's channel: {}", ec.message());
-    return;
-  }
-  channel.Release();  // the socket owns it now
-  Serve(std::move(stream), /*tcp=*/false);
-}
-
-void Endpoint::Serve(StreamSocket socket, bool tcp) {
-  if (tcp) ++tcp_connections_;
-  auto connection = std::make_shared<Connection>(shared_from_this(), std::move(socket), tcp);
+void Endpoint::Serve(StreamSocket socket, bool accepted) {
+  if (accepted) ++accepted_connections_;
+  auto connection = std::make_shared<Connection>(shared_from_this(), std::move(socket), accepted);
   connections_.push_back(connection);
   std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
   asio::co_spawn(
@@ -438,16 +424,15 @@ void Endpoint::ReportTooLarge() {
                             limits_.max_response_bytes)));
 }
 
-void Endpoint::OnTcpConnectionEnded() {
-  --tcp_connections_;
+void Endpoint::OnAcceptedConnectionEnded() {
+  --accepted_connections_;
   accept_slot_.cancel();
 }
 
 void Endpoint::Close() {
   if (closed_) return;
   closed_ = true;
-  boost::system::error_code ec;
-  acceptor_.close(ec);
+  transport_->Close();
   accept_slot_.cancel();
   for (auto& weak : connections_) {
     if (auto connection = weak.lock()) connection->Close();

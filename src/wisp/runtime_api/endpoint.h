@@ -1,10 +1,10 @@
-// Endpoint: the AWS Lambda Runtime API served to one sandbox, on the listening socket that
-// lives in that sandbox's network namespace. The runtime inside long-polls
-// GET /runtime/invocation/next and posts each result to /response or /error.
+// Endpoint: the AWS Lambda Runtime API served to one sandbox, over the connections its
+// Transport yields (transport.h). The runtime inside long-polls GET /runtime/invocation/next
+// and posts each result to /response or /error.
 //
 // The runtime is untrusted and the endpoint lives in wispd, outside the sandbox's cgroup, so
-// what a runtime can make wispd hold is bounded (EndpointLimits): a few TCP connections (more
-// wait in the listener's backlog), a deadline for each request once it has begun, and one
+// what a runtime can make wispd hold is bounded (EndpointLimits): a few accepted connections
+// (more wait in the transport's backlog), a deadline for each request once it has begun, and one
 // budget for the bodies of all its requests. A body is read only after its header shows that
 // it is wanted (a result for the invocation in flight, an init error).
 //
@@ -20,7 +20,7 @@
 #include <string_view>
 
 #include "wisp/common/asio.h"
-#include "wisp/common/unique_fd.h"
+#include "wisp/runtime_api/transport.h"
 
 namespace wisp::runtime_api {
 
@@ -57,9 +57,10 @@ class EndpointListener {
 struct EndpointLimits {
   // The largest result or error document a runtime may post.
   uint64_t max_response_bytes = 6ull << 20;
-  // TCP connections served at once (a runtime needs one or two); more wait in the listener's
-  // backlog until one ends. The Unix channel does not count: it is always served.
-  size_t max_tcp_connections = 4;
+  // Accepted connections (TCP, vsock) served at once (a runtime needs one or two); more wait in
+  // the transport's backlog until one ends. Connections open from the start (the Unix channel)
+  // do not count: they are always served.
+  size_t max_accepted_connections = 4;
   // Once a request's first byte has arrived, its header must be complete within
   // header_timeout, and then its body within body_timeout. A connection idle between requests,
   // or parked in GET /next, has no deadline.
@@ -71,25 +72,24 @@ struct EndpointLimits {
   static constexpr uint64_t kBodyBudgetSlack = 64 << 10;
 };
 
-// File descriptors an instance's endpoint may hold in wispd at most: the listener, the Unix
-// channel and the TCP connections.
+// File descriptors an instance's endpoint may hold in wispd at most with a SocketTransport: the
+// listener, the channel and the accepted connections.
 constexpr size_t MaxEndpointFds(const EndpointLimits& limits) {
-  return 2 + limits.max_tcp_connections;
+  return 2 + limits.max_accepted_connections;
 }
 
 class Endpoint : public std::enable_shared_from_this<Endpoint> {
  public:
-  Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner,
+  Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport, EndpointListener& owner,
            uint64_t max_response_bytes);
-  Endpoint(asio::io_context& io, UniqueFd listener, EndpointListener& owner, EndpointLimits limits);
+  Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport, EndpointListener& owner,
+           EndpointLimits limits);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
-  // Starts accepting the runtime's connections.
+  // Serves the transport's open connections and starts accepting the runtime's new ones.
   void Start();
-  // Also serves the runtime over `channel`, a stream socket already connected to it.
-  void ServeChannel(UniqueFd channel);
   // Hands an event to the runtime: answers the parked GET /next now, or the next one.
   void Deliver(NextEvent event);
   // Stops serving: closes the listener and every connection. No callback runs afterwards.
@@ -99,19 +99,19 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   class Connection;
 
   asio::awaitable<void> AcceptLoop();
-  void Serve(asio::generic::stream_protocol::socket socket, bool tcp);
+  void Serve(RuntimeConnection connection, bool accepted);
   // The runtime posted a result over the size limit: the invocation in flight fails.
   void ReportTooLarge();
-  void OnTcpConnectionEnded();
+  void OnAcceptedConnectionEnded();
 
   asio::io_context& io_;
-  asio::ip::tcp::acceptor acceptor_;
+  const std::unique_ptr<Transport> transport_;
   EndpointListener& owner_;
   const EndpointLimits limits_;
   const uint64_t body_budget_;
   bool closed_ = false;
-  // TCP connections being served; at the cap, the accept loop waits on accept_slot_.
-  size_t tcp_connections_ = 0;
+  // Accepted connections being served; at the cap, the accept loop waits on accept_slot_.
+  size_t accepted_connections_ = 0;
   asio::steady_timer accept_slot_;
   // Bytes of request bodies reserved by connections reading one (see EndpointLimits).
   uint64_t body_bytes_ = 0;

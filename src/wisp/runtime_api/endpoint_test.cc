@@ -139,7 +139,14 @@ class EndpointTest : public testing::Test {
  protected:
   virtual EndpointLimits Limits() const { return EndpointLimits{.max_response_bytes = 1024}; }
   void SetUp() override {
-    endpoint_ = std::make_shared<Endpoint>(io_, Listen(port_), owner_, Limits());
+    // What the process jail's transport is made of: a listener (loopback TCP here) and a
+    // connected Unix stream socket, the channel.
+    int pair[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    channel_ = UniqueFd(pair[1]);
+    endpoint_ = std::make_shared<Endpoint>(
+        io_, std::make_unique<SocketTransport>(io_, Listen(port_), UniqueFd(pair[0])), owner_,
+        Limits());
     owner_.endpoint = endpoint_.get();
     endpoint_->Start();
   }
@@ -155,6 +162,7 @@ class EndpointTest : public testing::Test {
 
   asio::io_context io_;
   uint16_t port_ = 0;
+  UniqueFd channel_;  // the runtime's end of the channel
   RecordingOwner owner_;
   std::shared_ptr<Endpoint> endpoint_;
 };
@@ -214,12 +222,9 @@ TEST_F(EndpointTest, PipelinedResultAndNextAreAnsweredInOneWrite) {
 
 TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {
   owner_.to_deliver.push_back(MakeEvent("req-1", R"({"over":"channel"})"));
-  int pair[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
-  endpoint_->ServeChannel(UniqueFd(pair[0]));
   std::string next, posted;
   RunClient([&] {
-    RuntimeClient runtime{UniqueFd(pair[1])};
+    RuntimeClient runtime{std::move(channel_)};
     next = runtime.Request("GET", "/2018-06-01/runtime/invocation/next");
     posted = runtime.Request("POST", "/2018-06-01/runtime/invocation/req-1/response", "[1]");
   });
@@ -293,7 +298,7 @@ class LimitedEndpointTest : public EndpointTest {
   EndpointLimits Limits() const override {
     EndpointLimits limits;
     limits.max_response_bytes = 1000;
-    limits.max_tcp_connections = 2;
+    limits.max_accepted_connections = 2;
     limits.header_timeout = std::chrono::milliseconds(300);
     limits.body_timeout = std::chrono::milliseconds(300);
     limits.body_budget_bytes = 1500;
@@ -366,15 +371,12 @@ TEST_F(LimitedEndpointTest, ConnectionsBeyondTheCapWaitUntilOneEnds) {
 
 TEST_F(LimitedEndpointTest, ChannelIsServedWhateverTheTcpConnections) {
   owner_.to_deliver.push_back(MakeEvent("req-1", R"({"over":"channel"})"));
-  int pair[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
-  endpoint_->ServeChannel(UniqueFd(pair[0]));
   std::string next;
   RunClient([&] {
     RuntimeClient first(port_), second(port_);
     first.Request("GET", "/nope");
     second.Request("GET", "/nope");
-    next = RuntimeClient{UniqueFd(pair[1])}.Request("GET", "/runtime/invocation/next");
+    next = RuntimeClient{std::move(channel_)}.Request("GET", "/runtime/invocation/next");
   });
   EXPECT_NE(next.find(R"({"over":"channel"})"), std::string::npos) << next;
 }

@@ -1,23 +1,25 @@
-// Backend: how the scheduler starts and stops sandboxed instances. The process jail
-// (ProcessJail, a forked privileged launcher) is the first backend; a microVM backend comes
-// later behind the same interface.
+// Backend: how the scheduler starts, specialises and stops sandboxed instances. The process
+// jail (ProcessJail, a forked privileged launcher) is the first backend; a microVM backend
+// comes later behind the same interface: what the scheduler gets of an instance is an
+// InstanceHandle of interfaces. Which backend runs is configuration (backend_factory.h).
 //
 // Thread rules: every method is called on the io thread that owns the backend, and every
 // callback runs on that thread.
 #pragma once
 
 #include <sys/types.h>
-#include <unistd.h>
 
-#include <charconv>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "wisp/common/asio.h"
 #include "wisp/common/result.h"
-#include "wisp/common/unique_fd.h"
+#include "wisp/runtime_api/transport.h"
 
 namespace wisp::sandbox {
 
@@ -34,7 +36,10 @@ struct SpawnSpec {
   std::vector<std::string> argv;  // argv[0]: absolute path as seen inside the sandbox
   std::vector<std::string> env;   // "KEY=VALUE"; the sandbox sees exactly these
   std::string code_dir;           // mounted read-only at /var/task (the working directory)
-  std::string runtime_dir;        // mounted read-only at /opt/wisp/runtime (the shims)
+  // A prewarmed instance: it starts with an empty /var/task of its own, which
+  // Backend::Specialize fills once with a function's code; code_dir must be empty.
+  bool prewarmed = false;
+  std::string runtime_dir;  // mounted read-only at /opt/wisp/runtime (the shims)
   uint64_t memory_limit_bytes = 256ull << 20;
   uint64_t tmp_size_bytes = 512ull << 20;  // size cap of the private tmpfs at /tmp
   uint32_t pids_limit = 1024;
@@ -52,35 +57,44 @@ struct SpawnSpec {
   std::vector<WritableBind> writable_binds;
 };
 
-// The runtime finds its end of SpawnedInstance::runtime_api_channel at this fd.
+// In the process jail, the runtime finds its end of the Runtime API channel (the transport's
+// connection open from the start) at this fd.
 inline constexpr int kRuntimeApiChannelFd = 3;
 
-// A started instance. The listener lives in the sandbox's own network namespace: accepting on
-// it is how wispd serves that sandbox, and only that sandbox, the Runtime API.
-struct SpawnedInstance {
-  pid_t pid = -1;                 // host pid of the instance's init process
-  UniqueFd runtime_api_listener;  // listening TCP socket, 127.0.0.1:<port> inside the sandbox
-  // A Unix stream socket already connected to the runtime (its end is kRuntimeApiChannelFd):
-  // the Runtime API without loopback TCP, for runtimes that know to use it (Wisp's shims).
-  // Cheaper per message than TCP; custom runtimes keep using AWS_LAMBDA_RUNTIME_API.
-  UniqueFd runtime_api_channel;
-  UniqueFd output;  // read end of the pipe that carries stdout+stderr, non-blocking
-  // Read-only: the peak memory of the instance's cgroup so far, for ReadMemoryPeak. Empty when
-  // it cannot be known (no memory cgroup; a cgroup v2 kernel without memory.peak).
-  UniqueFd memory_peak;
+// The runtime's stdout and stderr, as one stream of bytes, however the backend carries them (a
+// pipe from the jail, a microVM's virtio console).
+class LogStream {
+ public:
+  virtual ~LogStream() = default;
+  // Waits until output is there and reads some of it into `buffer`: how many bytes. 0 with `ec`
+  // set once the output has ended (every writer gone) or the stream was closed.
+  virtual asio::awaitable<size_t> Read(std::span<char> buffer, boost::system::error_code& ec) = 0;
+  // Reads what has been written so far, without waiting: 0 when nothing is there. The runtime
+  // writes its output before it posts a result, so this makes a call's logs complete.
+  virtual size_t ReadWritten(std::span<char> buffer) = 0;
+  // Stops reading: a pending Read ends.
+  virtual void Close() = 0;
 };
 
-// The peak in bytes from SpawnedInstance::memory_peak: one pread at offset 0, where a cgroup
-// file prints its current value afresh (no open per call, no allocation: it runs at the end of
-// every invocation). nullopt when the read fails, e.g. once the cgroup is removed.
-inline std::optional<uint64_t> ReadMemoryPeak(int fd) {
-  char text[32];
-  const ssize_t n = ::pread(fd, text, sizeof text, 0);
-  if (n <= 0) return std::nullopt;
-  uint64_t bytes = 0;
-  if (std::from_chars(text, text + n, bytes).ec != std::errc()) return std::nullopt;
-  return bytes;
-}
+// The instance's memory high-water mark, read as each call ends.
+class MemoryMeter {
+ public:
+  virtual ~MemoryMeter() = default;
+  // Bytes; nullopt when it cannot be read (e.g. the instance is gone). Quick: no allocation,
+  // at most one system call, since it runs on the io thread after every invocation.
+  virtual std::optional<uint64_t> Peak() = 0;
+};
+
+// What wispd holds of a started instance: its identity, the transport to its Runtime API, its
+// output and its memory meter. The scheduler uses these through their interfaces only, so a
+// backend's kinds of file descriptor (or none) never reach it.
+struct InstanceHandle {
+  std::string id;  // SpawnSpec::instance_id
+  pid_t pid = -1;  // for display: the host pid of the instance's init (or of its VMM)
+  std::unique_ptr<runtime_api::Transport> runtime_api;  // never null
+  std::unique_ptr<LogStream> logs;                      // never null
+  std::unique_ptr<MemoryMeter> memory;  // null when the backend cannot tell (no memory cgroup)
+};
 
 struct ExitStatus {
   std::string instance_id;
@@ -88,19 +102,28 @@ struct ExitStatus {
   int signal = 0;           // the signal that killed the runtime, 0 if it exited
   bool oom_killed = false;  // the memory cgroup recorded an OOM kill
   // The cgroup's peak memory, read just before it was removed: what a call that crashed the
-  // instance used, which SpawnedInstance::memory_peak can no longer tell. nullopt: unknown.
+  // instance used, which InstanceHandle::memory can no longer tell. nullopt: unknown.
   std::optional<uint64_t> memory_peak_bytes;
 };
 
 class Backend {
  public:
-  using SpawnCallback = std::function<void(Result<SpawnedInstance>)>;
+  using SpawnCallback = std::function<void(Result<InstanceHandle>)>;
+  using SpecializeCallback = std::function<void(Result<void>)>;
   using ExitCallback = std::function<void(const ExitStatus&)>;
 
   virtual ~Backend() = default;
 
-  // Starts an instance; `done` runs once, with the instance or with why it could not start.
+  // Starts an instance; `done` runs once, later, with the instance or with why it could not
+  // start.
   virtual void Spawn(const SpawnSpec& spec, SpawnCallback done) = 0;
+
+  // Puts the code of `code_dir` (a host directory, as SpawnSpec::code_dir) at /var/task of
+  // `instance_id`, an instance spawned with SpawnSpec::prewarmed that no code was put in yet.
+  // `done` runs once, later: once it succeeds the runtime may load the code. After a failure
+  // the instance may hold part of the code: it must serve no one.
+  virtual void Specialize(const std::string& instance_id, const std::string& code_dir,
+                          SpecializeCallback done) = 0;
 
   // Kills the instance and every process it started (its whole cgroup). The exit callback
   // then reports it. Unknown ids are ignored.
@@ -111,6 +134,10 @@ class Backend {
 
   // Kills every instance and waits until none is left. Used at shutdown.
   virtual void KillAll() = 0;
+
+  // What enforces the instances' resource limits, for the log: e.g. "cgroups v1 (memory, pids,
+  // cpu)"; "none" when nothing does (development only: Config::enforce_limits off).
+  virtual std::string ResourceLimits() const = 0;
 };
 
 }  // namespace wisp::sandbox

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -17,7 +18,6 @@
 #include <fmt/ranges.h>
 
 #include "wisp/common/unique_fd.h"
-#include "wisp/sandbox/backend.h"
 
 namespace wisp::sandbox {
 namespace {
@@ -297,6 +297,15 @@ Result<void> CgroupFs::KillAndRemove(const std::string& group) const {
   }
   return MakeError(ErrorCode::kInternal,
                    fmt::format("cgroup {} still busy after killing its processes", group));
+}
+
+std::optional<uint64_t> ReadMemoryPeak(int fd) {
+  char text[32];
+  const ssize_t n = ::pread(fd, text, sizeof text, 0);
+  if (n <= 0) return std::nullopt;
+  uint64_t bytes = 0;
+  if (std::from_chars(text, text + n, bytes).ec != std::errc()) return std::nullopt;
+  return bytes;
 }
 
 }  // namespace wisp::sandbox

@@ -59,7 +59,7 @@ class CgroupFs {
   // How many times the kernel OOM-killed a process of this group (0 when unknown).
   uint64_t OomKills(const std::string& group) const;
   // The group's memory high-water mark file (v1 memory.max_usage_in_bytes, v2 memory.peak),
-  // opened read-only for ReadMemoryPeak (backend.h). An empty fd when there is no memory
+  // opened read-only for ReadMemoryPeak. An empty fd when there is no memory
   // controller or the kernel lacks the file (v2 before Linux 5.19).
   Result<UniqueFd> OpenMemoryPeak(const std::string& group) const;
   // The group's peak memory in bytes so far; nullopt when unknown.
@@ -90,5 +90,10 @@ class CgroupFs {
   std::vector<Hierarchy> hierarchies_;
   std::vector<std::string> v2_controllers_;  // on v2: which of ours the root offers
 };
+
+// The peak in bytes from a file OpenMemoryPeak opened: one pread at offset 0, where a cgroup
+// file prints its current value afresh (no open per call, no allocation: it runs at the end of
+// every invocation). nullopt when the read fails, e.g. once the cgroup is removed.
+std::optional<uint64_t> ReadMemoryPeak(int fd);
 
 }  // namespace wisp::sandbox

@@ -85,6 +85,7 @@ nlohmann::json SpawnSpecToJson(const SpawnSpec& s) {
           {"argv", s.argv},
           {"env", s.env},
           {"code_dir", s.code_dir},
+          {"prewarmed", s.prewarmed},
           {"runtime_dir", s.runtime_dir},
           {"memory_limit_bytes", s.memory_limit_bytes},
           {"tmp_size_bytes", s.tmp_size_bytes},
@@ -103,6 +104,7 @@ Result<SpawnSpec> SpawnSpecFromJson(const nlohmann::json& j) {
     j.at("argv").get_to(s.argv);
     j.at("env").get_to(s.env);
     j.at("code_dir").get_to(s.code_dir);
+    j.at("prewarmed").get_to(s.prewarmed);
     j.at("runtime_dir").get_to(s.runtime_dir);
     j.at("memory_limit_bytes").get_to(s.memory_limit_bytes);
     j.at("tmp_size_bytes").get_to(s.tmp_size_bytes);
@@ -165,7 +167,12 @@ Result<void> ValidateSpawnSpec(const SpawnSpec& s) {
   if (s.argv.empty() || s.argv[0].empty() || s.argv[0][0] != '/') {
     return invalid("argv[0] must be an absolute path inside the sandbox");
   }
-  if (s.code_dir.empty() || s.code_dir[0] != '/') return invalid("code_dir must be absolute");
+  if (s.prewarmed) {
+    if (!s.code_dir.empty())
+      return invalid("a prewarmed instance gets its code later: no code_dir");
+  } else if (s.code_dir.empty() || s.code_dir[0] != '/') {
+    return invalid("code_dir must be absolute");
+  }
   if (!s.runtime_dir.empty() && s.runtime_dir[0] != '/') {
     return invalid("runtime_dir must be absolute");
   }

@@ -2,6 +2,7 @@
 // SOCK_SEQPACKET datagram, file descriptors attached with SCM_RIGHTS.
 //
 //   wispd -> launcher   {"type":"spawn","spec":{...SpawnSpec}}
+//                       {"type":"specialize","instance_id":"...","code_dir":"/..."}
 //                       {"type":"kill","instance_id":"..."}
 //                       {"type":"kill_all"}
 //   launcher -> wispd   {"type":"ready","cgroups":"v1 (memory, pids, cpu)"}  once, at start
@@ -9,6 +10,8 @@
 //                       {"type":"spawned","instance_id":"...","pid":N}  + fds [listener, output,
 //                       channel, memory peak (when the cgroup has one)]
 //                       {"type":"spawn_failed","instance_id":"...","code":N,"error":"..."}
+//                       {"type":"specialized","instance_id":"..."}
+//                       {"type":"specialize_failed","instance_id":"...","code":N,"error":"..."}
 //                       {"type":"exited","instance_id":"...","exit_code":N,"signal":N,
 //                        "oom_killed":bool,"memory_peak_bytes":N|null}
 //

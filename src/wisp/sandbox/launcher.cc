@@ -97,6 +97,9 @@ struct Instance {
   // back to the pool once its init is reaped, when no process of it is left.
   std::optional<uint32_t> host_id;
   std::vector<std::string> staged;  // Stage trees it binds, released when it ends
+  // A prewarmed instance's code directory on the stage ("prewarm/<id>"); empty for others.
+  std::string prewarm_dir;
+  bool specialized = false;  // its prewarm_dir has (or may have part of) a function's code
 };
 
 // A network helper that was started and has not yet said it is ready.
@@ -190,6 +193,40 @@ void RemoveTree(int parent, const char* name) {
   ::unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+// Fills `target` (an empty directory) with hard links to the files and symbolic links under
+// `source`, on the same filesystem, making its directories anew with the same mode: one
+// system call per entry, whatever the files' sizes. Follows no link.
+Result<void> LinkTree(int source, int target) {
+  int listing = ::dup(source);
+  if (listing < 0) return ErrnoError("dup");
+  DIR* dir = ::fdopendir(listing);
+  if (dir == nullptr) {
+    ::close(listing);
+    return ErrnoError("fdopendir");
+  }
+  Defer close_dir([&] { ::closedir(dir); });
+  while (dirent* entry = ::readdir(dir)) {
+    const char* name = entry->d_name;
+    if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+    struct stat st;
+    if (::fstatat(source, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoError(fmt::format("stat {}", name));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdirat(target, name, st.st_mode & 07777) != 0) {
+        return ErrnoError("mkdir " + std::string(name));
+      }
+      UniqueFd from(::openat(source, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd to(::openat(target, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!from || !to) return ErrnoError(fmt::format("open directory {}", name));
+      if (auto r = LinkTree(from.get(), to.get()); !r) return r;
+    } else if (::linkat(source, name, target, name, 0) != 0) {
+      return ErrnoError(fmt::format("link {}", name));
+    }
+  }
+  return {};
+}
+
 // The launcher's private tmpfs (LauncherOptions::sandbox_root_dir): where sandboxes mount
 // their roots, and what they bind their code and shims from. A bind mount shows its source's
 // path from the root of the source's filesystem in /proc/self/mountinfo; binding from here,
@@ -199,7 +236,9 @@ void RemoveTree(int parent, const char* name) {
 //   root/            the mount point of each sandbox's root tmpfs (in the sandbox's namespace)
 //   trees/<n>/       a copy of a code or shim directory, shared by the instances that use it,
 //                    removed when the last of them ends
-//   prewarm/<id>/    made and filled by wispd (Launcher::prewarm_dir()); bound as it is, live
+//   prewarm/<id>/    a prewarmed instance's /var/task, empty at spawn; bound as it is, live, so
+//                    that the code put there at specialisation appears in it (wispd's copy
+//                    of a small tree, through Launcher::prewarm_dir(); LinkCode's hard links)
 class Stage {
  public:
   // Mounts the stage on `dir` (the launcher is in its own mount namespace by then) and makes it
@@ -215,20 +254,34 @@ class Stage {
     }
     UniqueFd trees(::open("trees", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!trees) return ErrnoError("open the stage's trees");
-    return Stage(dir, std::move(trees));
+    UniqueFd prewarm(::open("prewarm", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!prewarm) return ErrnoError("open the stage's prewarm");
+    return Stage(dir, std::move(trees), std::move(prewarm));
+  }
+
+  // An empty code directory for the prewarmed instance `id` (a valid SpawnSpec::instance_id),
+  // as a stage path: "prewarm/<id>". Hold it until Release(), which removes it.
+  Result<std::string> MakePrewarmDir(const std::string& id) {
+    if (::mkdirat(prewarm_fd_.get(), id.c_str(), 0755) != 0) {
+      return ErrnoError("mkdir prewarm/" + id);
+    }
+    return "prewarm/" + id;
+  }
+
+  // Hard-links the staged tree `tree` (from Acquire) into the prewarmed directory `prewarm`
+  // (from MakePrewarmDir): the same tmpfs, so no file's bytes are copied.
+  Result<void> LinkCode(const std::string& tree, const std::string& prewarm) {
+    UniqueFd source(::openat(trees_fd_.get(), tree.substr(6).c_str(),
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd target(::openat(prewarm_fd_.get(), prewarm.substr(8).c_str(),
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!source || !target) return ErrnoError("open " + (source ? prewarm : tree));
+    return LinkTree(source.get(), target.get());
   }
 
   // The stage path (relative to the stage) a sandbox binds for the host directory `dir`; hold
-  // it until Release(). A directory under prewarm_prefix is bound as it is; any other is copied
-  // once and shared while instances use it.
+  // it until Release(). It is copied once and shared while instances use it.
   Result<std::string> Acquire(const std::string& dir) {
-    if (dir.starts_with(prewarm_prefix_)) {
-      std::string name = dir.substr(prewarm_prefix_.size());
-      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
-        return MakeError(ErrorCode::kInvalidArgument, "bad prewarmed code directory " + dir);
-      }
-      return "prewarm/" + name;
-    }
     UniqueFd source(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!source) return ErrnoError("open " + dir);
     struct stat st;
@@ -258,8 +311,13 @@ class Stage {
     return "trees/" + name;
   }
 
-  // Gives back a path from Acquire(); a copy no instance holds any more is removed.
+  // Gives back a path from Acquire() or MakePrewarmDir(); a copy no instance holds any more,
+  // and a prewarmed directory, are removed.
   void Release(const std::string& staged) {
+    if (staged.starts_with("prewarm/")) {
+      RemoveTree(prewarm_fd_.get(), staged.substr(8).c_str());
+      return;
+    }
     if (!staged.starts_with("trees/")) return;
     auto it = trees_.find(staged.substr(6));
     if (it == trees_.end() || --it->second.refs > 0) return;
@@ -271,10 +329,6 @@ class Stage {
     trees_.erase(it);
   }
 
-  // Where wispd sees prewarm/ (through the launcher's root), set once the launcher's pid is
-  // known to wispd: "/proc/<pid>/root<dir>/prewarm/".
-  void set_prewarm_prefix(std::string prefix) { prewarm_prefix_ = std::move(prefix); }
-
  private:
   struct Tree {
     std::string source;
@@ -284,7 +338,8 @@ class Stage {
     int64_t mtime_ns = 0;
   };
 
-  Stage(std::string dir, UniqueFd trees) : dir_(std::move(dir)), trees_fd_(std::move(trees)) {}
+  Stage(std::string dir, UniqueFd trees, UniqueFd prewarm)
+      : dir_(std::move(dir)), trees_fd_(std::move(trees)), prewarm_fd_(std::move(prewarm)) {}
 
   static int64_t MtimeNs(const struct stat& st) {
     return int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -292,7 +347,7 @@ class Stage {
 
   std::string dir_;
   UniqueFd trees_fd_;
-  std::string prewarm_prefix_;
+  UniqueFd prewarm_fd_;
   uint64_t next_tree_ = 0;
   std::map<std::string, Tree> trees_;           // by name under trees/
   std::map<std::string, std::string> current_;  // host directory -> its newest copy's name
@@ -400,8 +455,6 @@ class LauncherProcess {
     auto stage = Stage::Mount(options_.sandbox_root_dir);
     if (!stage) return tl::unexpected(stage.error());
     stage_.emplace(std::move(*stage));
-    stage_->set_prewarm_prefix(
-        fmt::format("/proc/{}/root{}/prewarm/", ::getpid(), options_.sandbox_root_dir));
 
     auto fs = CgroupFs::Detect(options_.cgroup_mount);
     std::string why_not;
@@ -533,6 +586,8 @@ class LauncherProcess {
     std::string type = msg.is_object() ? msg.value("type", "") : "";
     if (type == "spawn") {
       HandleSpawn(msg.value("spec", json::object()));
+    } else if (type == "specialize") {
+      HandleSpecialize(msg.value("instance_id", ""), msg.value("code_dir", ""));
     } else if (type == "kill") {
       auto it = instances_.find(msg.value("instance_id", ""));
       if (it != instances_.end()) KillInstance(it->second);
@@ -564,6 +619,40 @@ class LauncherProcess {
     Reply({{"type", "spawned"}, {"instance_id", id}, {"pid", started->instance.pid}},
           std::span<const int>(fds, started->memory_peak ? 4 : 3));
     instances_.emplace(id, std::move(started->instance));
+  }
+
+  // Puts the code of `code_dir` into a prewarmed instance's empty /var/task: a staged copy of
+  // it (shared with every instance that runs it), hard-linked into the instance's directory.
+  // The copy is made once per code directory, at the first instance that needs it, as a
+  // spawn's is; the links cost a system call per file.
+  void HandleSpecialize(const std::string& id, const std::string& code_dir) {
+    auto fail = [&](const Error& e) {
+      Reply({{"type", "specialize_failed"},
+             {"instance_id", id},
+             {"code", static_cast<int>(e.code)},
+             {"error", e.message}});
+    };
+    auto it = instances_.find(id);
+    if (it == instances_.end()) return fail(Error{ErrorCode::kNotFound, "no instance " + id});
+    Instance& instance = it->second;
+    if (instance.prewarm_dir.empty()) {
+      return fail(Error{ErrorCode::kFailedPrecondition, "instance " + id + " is not prewarmed"});
+    }
+    if (instance.specialized) {
+      return fail(Error{ErrorCode::kFailedPrecondition, "instance " + id + " has its code"});
+    }
+    if (code_dir.empty() || code_dir[0] != '/') {
+      return fail(Error{ErrorCode::kInvalidArgument, "code_dir must be absolute"});
+    }
+    // From here on the directory may hold part of a function's code: never another's.
+    instance.specialized = true;
+    auto tree = stage_->Acquire(code_dir);
+    if (!tree) return fail(tree.error());
+    instance.staged.push_back(*tree);
+    if (auto linked = stage_->LinkCode(*tree, instance.prewarm_dir); !linked) {
+      return fail(linked.error());
+    }
+    Reply({{"type", "specialized"}, {"instance_id", id}});
   }
 
   // Starts slirp4netns for the sandbox whose init is `instance.pid`: a user-mode TCP/IP stack
@@ -668,6 +757,13 @@ class LauncherProcess {
     child_args.spec = &spec;
     child_args.root_dir = "root";
     child_args.seccomp = &*seccomp_;
+    if (spec.prewarmed) {
+      auto made = stage_->MakePrewarmDir(spec.instance_id);
+      if (!made) return tl::unexpected(made.error());
+      s.instance.staged.push_back(*made);
+      s.instance.prewarm_dir = *made;
+      child_args.code_dir = *made;
+    }
     for (const auto& [dir, staged] : {std::pair{&spec.code_dir, &child_args.code_dir},
                                       std::pair{&spec.runtime_dir, &child_args.runtime_dir}}) {
       if (dir->empty()) continue;

@@ -38,8 +38,8 @@ struct LauncherOptions {
   // a private tmpfs of its own on it, in a mount namespace of its own (the host only ever sees
   // the empty directory): the stage. It holds the mount point of each sandbox's root, the
   // copies of code and shim trees sandboxes bind (so that /proc/self/mountinfo inside names
-  // neutral paths, never the host's), and the prewarmed instances' code directories
-  // (Launcher::prewarm_dir()).
+  // neutral paths, never the host's), and the prewarmed instances' code directories, which
+  // Backend::Specialize fills with hard links to such a copy.
   std::string sandbox_root_dir;
   // The launcher's own cgroup, relative to each hierarchy root: "wisp/<wispd pid>". Instances
   // get "<cgroup_group>/<instance_id>". Groups under "wisp/" named for a pid that is no longer
@@ -93,11 +93,11 @@ class Launcher {
   int control_fd() const { return control_.get(); }
   // E.g. "v1 (memory, pids, cpu)", or "none" when running without cgroups.
   const std::string& cgroups() const { return cgroups_; }
-  // Where wispd makes prewarmed instances' code directories: a directory on the launcher's
-  // stage, reached through the launcher's /proc/<pid>/root (the stage exists only in its mount
-  // namespace). A SpawnSpec::code_dir under it is bound as it is, live, not copied: code
-  // written there after the spawn appears in the instance's /var/task. Files can only be
-  // copied there, not hard-linked (another filesystem).
+  // Where prewarmed instances' code directories are, "<this>/<instance id>": a directory on
+  // the launcher's stage, reached through the launcher's /proc/<pid>/root (the stage exists only
+  // in its mount namespace). The launcher makes and removes each; code written into one after
+  // the spawn appears in that instance's /var/task. Files can only be copied there from the
+  // host, not hard-linked (another filesystem).
   std::string prewarm_dir() const;
 
  private:

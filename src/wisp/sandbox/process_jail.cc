@@ -3,19 +3,124 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <boost/asio/post.hpp>
+
+#include "wisp/sandbox/cgroup.h"
 
 namespace wisp::sandbox {
 
 namespace asio = boost::asio;
 using nlohmann::json;
 
+namespace {
+
+// The read end of the pipe that carries the runtime's stdout and stderr (non-blocking).
+class PipeLogStream final : public LogStream {
+ public:
+  PipeLogStream(asio::io_context& io, UniqueFd pipe) : pipe_(io, pipe.Release()) {}
+
+  asio::awaitable<size_t> Read(std::span<char> buffer, boost::system::error_code& ec) override {
+    const size_t n = co_await pipe_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec ? 0 : n;
+  }
+
+  size_t ReadWritten(std::span<char> buffer) override {
+    if (!pipe_.is_open()) return 0;
+    const ssize_t n = ::read(pipe_.native_handle(), buffer.data(), buffer.size());
+    return n > 0 ? static_cast<size_t>(n) : 0;  // EAGAIN: nothing yet; 0: every writer is gone
+  }
+
+  void Close() override {
+    boost::system::error_code ec;
+    pipe_.close(ec);
+  }
+
+ private:
+  asio::posix::stream_descriptor pipe_;
+};
+
+// The instance cgroup's memory.max_usage_in_bytes (v1) or memory.peak (v2), opened by the
+// launcher (CgroupFs::OpenMemoryPeak), read with ReadMemoryPeak: nullopt once it is removed.
+class CgroupMemoryMeter final : public MemoryMeter {
+ public:
+  explicit CgroupMemoryMeter(UniqueFd file) : file_(std::move(file)) {}
+
+  std::optional<uint64_t> Peak() override { return ReadMemoryPeak(file_.get()); }
+
+ private:
+  UniqueFd file_;
+};
+
+// A code tree at most this large is copied by wispd itself into a prewarmed instance's
+// directory (tens of µs for a few files). The launcher handles one request at a time, so a
+// specialisation sent there waits behind any spawn or reap it is busy with: 1-10 ms measured,
+// which doubled the median Python cold start from the pool. Larger trees go to the launcher
+// all the same, which copies each code directory onto its stage once and hard-links that
+// copy into every instance that runs it: nothing per instance grows with the package, and no
+// large copy runs on wispd's io thread.
+constexpr uintmax_t kCopyHereMaxBytes = 1 << 20;
+constexpr size_t kCopyHereMaxEntries = 64;
+
+namespace fs = std::filesystem;
+
+// True when the tree under `dir` is within both limits above. Follows no link.
+bool SmallEnoughToCopyHere(const std::string& dir) {
+  std::error_code ec;
+  uintmax_t bytes = 0;
+  size_t entries = 0;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (++entries > kCopyHereMaxEntries) return false;
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) bytes += it->file_size(ec);
+    if (ec || bytes > kCopyHereMaxBytes) return false;
+  }
+  return !ec;
+}
+
+// Copies the tree under `source` into the empty directory `target`: directories, regular files
+// and symbolic links (as links); anything else is left out, as the launcher's stage copy does.
+Result<void> CopyTreeHere(const std::string& source, const std::string& target) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(source, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    // Lexically: fs::relative would resolve a symbolic link to its target's name.
+    const fs::path to = fs::path(target) / it->path().lexically_relative(source);
+    const fs::file_status status = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_symlink(status)) {
+      fs::copy_symlink(it->path(), to, ec);
+    } else if (fs::is_directory(status)) {
+      fs::create_directory(to, ec);
+      fs::permissions(to,
+                      fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                          fs::perms::others_read | fs::perms::others_exec,
+                      ec);
+    } else if (fs::is_regular_file(status)) {
+      fs::copy_file(it->path(), to, ec);
+    }
+    if (ec) break;
+  }
+  if (ec) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("copy code into {}: {}", target, ec.message()));
+  }
+  return {};
+}
+
+}  // namespace
+
 ProcessJail::ProcessJail(asio::io_context& io, Launcher launcher)
-    : io_(io), launcher_(std::move(launcher)), control_(io, launcher_.control_fd()) {
+    : io_(io),
+      launcher_(std::move(launcher)),
+      prewarm_dir_(launcher_.prewarm_dir()),
+      control_(io, launcher_.control_fd()) {
   // Reads and writes must never block the io thread (KillAll polls explicitly).
   int fd = launcher_.control_fd();
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -29,12 +134,17 @@ ProcessJail::~ProcessJail() {
   control_.release();
 }
 
+template <typename Callback>
+void ProcessJail::PostFailure(Callback done, ErrorCode code, std::string message) {
+  asio::post(io_, [done = std::move(done), code, message = std::move(message)] {
+    done(MakeError(code, message));
+  });
+}
+
 void ProcessJail::Spawn(const SpawnSpec& spec, SpawnCallback done) {
   // Callers expect `done` later, never from inside Spawn; errors are posted too.
   auto fail = [&](ErrorCode code, std::string message) {
-    asio::post(io_, [done = std::move(done), code, message = std::move(message)] {
-      done(MakeError(code, message));
-    });
+    PostFailure(std::move(done), code, std::move(message));
   };
   if (launcher_gone_) return fail(ErrorCode::kUnavailable, "sandbox launcher is not running");
   if (auto valid = ValidateSpawnSpec(spec); !valid) {
@@ -45,6 +155,37 @@ void ProcessJail::Spawn(const SpawnSpec& spec, SpawnCallback done) {
   }
   pending_spawns_.emplace(spec.instance_id, std::move(done));
   Send({{"type", "spawn"}, {"spec", SpawnSpecToJson(spec)}});
+}
+
+void ProcessJail::Specialize(const std::string& instance_id, const std::string& code_dir,
+                             SpecializeCallback done) {
+  if (launcher_gone_) {
+    return PostFailure(std::move(done), ErrorCode::kUnavailable, "sandbox launcher is not running");
+  }
+  if (live_.count(instance_id) == 0) {
+    return PostFailure(std::move(done), ErrorCode::kNotFound, "no instance " + instance_id);
+  }
+  if (code_dir.empty() || code_dir[0] != '/') {
+    return PostFailure(std::move(done), ErrorCode::kInvalidArgument,
+                       "code directory must be absolute: " + code_dir);
+  }
+  if (!specialized_.insert(instance_id).second) {
+    return PostFailure(std::move(done), ErrorCode::kFailedPrecondition,
+                       "instance " + instance_id + " has its code already");
+  }
+  if (SmallEnoughToCopyHere(code_dir)) {
+    const std::string target = prewarm_dir_ + "/" + instance_id;
+    std::error_code ec;
+    if (!fs::is_directory(target, ec)) {
+      return PostFailure(std::move(done), ErrorCode::kFailedPrecondition,
+                         "instance " + instance_id + " is not prewarmed");
+    }
+    asio::post(io_,
+               [done = std::move(done), copied = CopyTreeHere(code_dir, target)] { done(copied); });
+    return;
+  }
+  pending_specializations_.emplace(instance_id, std::move(done));
+  Send({{"type", "specialize"}, {"instance_id", instance_id}, {"code_dir", code_dir}});
 }
 
 void ProcessJail::Kill(const std::string& instance_id) {
@@ -70,6 +211,11 @@ void ProcessJail::KillAll() {
     if (p.revents & POLLOUT) Flush();
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) DrainMessages();
   }
+}
+
+std::string ProcessJail::ResourceLimits() const {
+  const std::string& cgroups = launcher_.cgroups();
+  return cgroups == "none" ? cgroups : "cgroups " + cgroups;
 }
 
 void ProcessJail::Send(const json& msg) {
@@ -150,15 +296,41 @@ void ProcessJail::Handle(Datagram datagram) {
       return;
     }
     live_.insert(id);
-    SpawnedInstance instance;
+    InstanceHandle instance;
+    instance.id = id;
     instance.pid = msg.value("pid", -1);
-    instance.runtime_api_listener = std::move(datagram.fds[0]);
-    instance.output = std::move(datagram.fds[1]);
-    instance.runtime_api_channel = std::move(datagram.fds[2]);
-    if (datagram.fds.size() == 4) instance.memory_peak = std::move(datagram.fds[3]);
+    // The listener lives in the sandbox's own network namespace: accepting on it is how wispd
+    // serves that sandbox, and only that sandbox, the Runtime API; the channel is a Unix
+    // socket pair whose other end is the runtime's kRuntimeApiChannelFd.
+    instance.runtime_api = std::make_unique<runtime_api::SocketTransport>(
+        io_, std::move(datagram.fds[0]), std::move(datagram.fds[2]));
+    instance.logs = std::make_unique<PipeLogStream>(io_, std::move(datagram.fds[1]));
+    if (datagram.fds.size() == 4) {
+      instance.memory = std::make_unique<CgroupMemoryMeter>(std::move(datagram.fds[3]));
+    }
     done(std::move(instance));
+  } else if (type == "specialized" || type == "specialize_failed") {
+    auto it = pending_specializations_.find(id);
+    if (it == pending_specializations_.end()) return;
+    SpecializeCallback done = std::move(it->second);
+    pending_specializations_.erase(it);
+    if (type == "specialize_failed") {
+      auto code = static_cast<ErrorCode>(msg.value("code", static_cast<int>(ErrorCode::kInternal)));
+      done(MakeError(code, fmt::format("cannot put code into sandbox {}: {}", id,
+                                       msg.value("error", "unknown error"))));
+      return;
+    }
+    done({});
   } else if (type == "exited") {
     live_.erase(id);
+    specialized_.erase(id);
+    // The launcher answers a specialisation before it reports the instance's end; this is
+    // for one it could not answer.
+    if (auto it = pending_specializations_.find(id); it != pending_specializations_.end()) {
+      SpecializeCallback done = std::move(it->second);
+      pending_specializations_.erase(it);
+      done(MakeError(ErrorCode::kUnavailable, "instance " + id + " ended"));
+    }
     ExitStatus status;
     status.instance_id = id;
     status.exit_code = msg.value("exit_code", -1);
@@ -182,8 +354,15 @@ void ProcessJail::OnLauncherGone() {
     done(MakeError(ErrorCode::kUnavailable, "sandbox launcher exited"));
     if (!*alive) return;
   }
+  auto specializing = std::move(pending_specializations_);
+  pending_specializations_.clear();
+  for (auto& [id, done] : specializing) {
+    done(MakeError(ErrorCode::kUnavailable, "sandbox launcher exited"));
+    if (!*alive) return;
+  }
   auto live = std::move(live_);
   live_.clear();
+  specialized_.clear();
   for (const auto& id : live) {
     ExitStatus killed;
     killed.instance_id = id;

@@ -33,9 +33,15 @@ class ProcessJail final : public Backend {
   ProcessJail& operator=(const ProcessJail&) = delete;
 
   void Spawn(const SpawnSpec& spec, SpawnCallback done) override;
+  // A small tree is copied into the instance's directory on the launcher's stage right here;
+  // a larger one the launcher hard-links there from its staged copy of `code_dir` (one per code
+  // directory, shared by every instance that runs it).
+  void Specialize(const std::string& instance_id, const std::string& code_dir,
+                  SpecializeCallback done) override;
   void Kill(const std::string& instance_id) override;
   void SetExitCallback(ExitCallback on_exit) override;
   void KillAll() override;
+  std::string ResourceLimits() const override;
 
   const Launcher& launcher() const { return launcher_; }
 
@@ -47,18 +53,24 @@ class ProcessJail final : public Backend {
   // Handles every message already queued on the socket.
   void DrainMessages();
   void Handle(Datagram datagram);
+  // Runs `done` later with an error, never from inside the caller.
+  template <typename Callback>
+  void PostFailure(Callback done, ErrorCode code, std::string message);
   // The launcher is gone: every pending spawn fails, every live instance is reported ended
   // (the kernel killed them with it, through PR_SET_PDEATHSIG).
   void OnLauncherGone();
 
   boost::asio::io_context& io_;
   Launcher launcher_;
+  const std::string prewarm_dir_;  // Launcher::prewarm_dir()
   boost::asio::posix::stream_descriptor control_;
   std::deque<std::string> outbox_;  // messages the socket had no room for yet
   bool waiting_writable_ = false;
   bool launcher_gone_ = false;
   std::unordered_map<std::string, SpawnCallback> pending_spawns_;  // by instance id
-  std::unordered_set<std::string> live_;                           // spawned, not yet exited
+  std::unordered_map<std::string, SpecializeCallback> pending_specializations_;
+  std::unordered_set<std::string> live_;         // spawned, not yet exited
+  std::unordered_set<std::string> specialized_;  // live ones given their code (or asked to be)
   ExitCallback on_exit_;
   // Lets async handlers that outlive this object see that it is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

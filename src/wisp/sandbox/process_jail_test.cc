@@ -29,6 +29,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "wisp/sandbox/backend_factory.h"
 #include "wisp/sandbox/cgroup.h"
 
 namespace wisp::sandbox {
@@ -144,12 +145,58 @@ class ProcessJailTest : public ::testing::Test {
     }
   }
 
-  Result<SpawnedInstance> SpawnAndWait(const SpawnSpec& spec) {
-    std::optional<Result<SpawnedInstance>> result;
-    jail_->Spawn(spec, [&](Result<SpawnedInstance> r) { result = std::move(r); });
+  Result<InstanceHandle> SpawnAndWait(const SpawnSpec& spec) {
+    std::optional<Result<InstanceHandle>> result;
+    jail_->Spawn(spec, [&](Result<InstanceHandle> r) { result = std::move(r); });
     RunIoUntil([&] { return result.has_value(); });
     if (!result) return MakeError(ErrorCode::kTimeout, "no spawn reply");
     return std::move(*result);
+  }
+
+  // What the instance wrote, until `until` appears, its output ends, or kTimeout passes.
+  std::string ReadLogs(LogStream& logs, const std::string& until = "") {
+    std::string out;
+    bool done = false;
+    boost::asio::co_spawn(
+        io_,
+        [&]() -> boost::asio::awaitable<void> {
+          char buf[4096];
+          for (;;) {
+            boost::system::error_code ec;
+            const size_t n = co_await logs.Read(buf, ec);
+            if (ec) break;
+            out.append(buf, n);
+            if (!until.empty() && out.find(until) != std::string::npos) break;
+          }
+          done = true;
+        },
+        boost::asio::detached);
+    RunIoUntil([&] { return done; });
+    if (!done) {
+      logs.Close();  // ends the read, which refers to `out`
+      RunIoUntil([&] { return done; });
+    }
+    return out;
+  }
+
+  // The next connection the runtime opens through the instance's transport; closed if none
+  // comes within kTimeout.
+  runtime_api::RuntimeConnection Accept(runtime_api::Transport& transport) {
+    runtime_api::RuntimeConnection connection(io_);
+    bool done = false;
+    boost::asio::co_spawn(
+        io_,
+        [&]() -> boost::asio::awaitable<void> {
+          co_await transport.Accept(connection);
+          done = true;
+        },
+        boost::asio::detached);
+    RunIoUntil([&] { return done; });
+    if (!done) {
+      transport.Close();
+      RunIoUntil([&] { return done; });
+    }
+    return connection;
   }
 
   ExitStatus WaitExit(const std::string& id) {
@@ -163,7 +210,7 @@ class ProcessJailTest : public ::testing::Test {
     auto instance = SpawnAndWait(spec);
     EXPECT_TRUE(instance) << instance.error().message;
     if (!instance) return {};
-    std::string out = ReadOutput(instance->output.get());
+    std::string out = ReadLogs(*instance->logs);
     return {out, WaitExit(spec.instance_id)};
   }
 
@@ -200,11 +247,9 @@ TEST_F(ProcessJailTest, SandboxReachesWispdOnlyThroughItsListener) {
                                             "s.sendall(b'hello from sandbox\\n')\n"
                                             "s.close()\n"}));
   ASSERT_TRUE(instance) << instance.error().message;
-  pollfd p{instance->runtime_api_listener.get(), POLLIN, 0};
-  ASSERT_EQ(::poll(&p, 1, 10000), 1) << ReadOutput(instance->output.get());
-  UniqueFd conn(::accept4(instance->runtime_api_listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  ASSERT_TRUE(conn);
-  std::string line = ReadOutput(conn.get(), "\n");
+  runtime_api::RuntimeConnection conn = Accept(*instance->runtime_api);
+  ASSERT_TRUE(conn.is_open()) << ReadLogs(*instance->logs);
+  std::string line = ReadOutput(conn.native_handle(), "\n");
   EXPECT_EQ(line, "hello from sandbox\n");
   EXPECT_EQ(WaitExit("net").exit_code, 0);
 }
@@ -215,12 +260,104 @@ TEST_F(ProcessJailTest, ChannelConnectsWispdToTheRuntime) {
                                                 "s = socket.socket(fileno=3)\n"
                                                 "s.sendall(s.recv(100).upper())\n"}));
   ASSERT_TRUE(instance) << instance.error().message;
-  ASSERT_TRUE(instance->runtime_api_channel);
+  auto connections = instance->runtime_api->TakeOpenConnections();
+  ASSERT_EQ(connections.size(), 1u);
+  const int channel = connections[0].native_handle();
   const std::string ping = "ping\n";
-  ASSERT_EQ(::send(instance->runtime_api_channel.get(), ping.data(), ping.size(), MSG_NOSIGNAL),
+  ASSERT_EQ(::send(channel, ping.data(), ping.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(ping.size()));
-  EXPECT_EQ(ReadOutput(instance->runtime_api_channel.get(), "\n"), "PING\n");
+  EXPECT_EQ(ReadOutput(channel, "\n"), "PING\n");
   EXPECT_EQ(WaitExit("channel").exit_code, 0);
+}
+
+TEST(BackendFactoryTest, AnUnknownBackendIsRefusedWithTheValidNames) {
+  boost::asio::io_context io;
+  BackendOptions options;
+  options.name = "qemu";
+  auto made = MakeBackend(io, options);
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(made.error().message, HasSubstr("'qemu' is not a backend; valid: process"));
+  EXPECT_EQ(std::vector<std::string_view>(BackendNames().begin(), BackendNames().end()),
+            std::vector<std::string_view>{"process"});
+}
+
+// A prewarmed instance starts with an empty /var/task; Specialize puts a code directory's files
+// there (hard links to the launcher's staged copy), once, while the instance runs.
+TEST_F(ProcessJailTest, SpecializePutsCodeIntoAPrewarmedInstance) {
+  fs::create_directories(dir_ + "/code/lib");
+  { std::ofstream(dir_ + "/code/lib/nested.txt") << "nested file"; }
+  fs::create_symlink("hello.txt", dir_ + "/code/link.txt");
+  SpawnSpec spec = Shell("warm",
+                         "ls -A /var/task; echo listed;"
+                         "head -c 1 <&3 >/dev/null;"  // waits for wispd's go-ahead
+                         "cat /var/task/hello.txt /var/task/lib/nested.txt /var/task/link.txt;"
+                         "echo; touch /var/task/new 2>/dev/null || echo read-only");
+  spec.code_dir.clear();
+  spec.prewarmed = true;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  EXPECT_EQ(ReadLogs(*instance->logs, "listed\n"), "listed\n") << "/var/task starts empty";
+
+  std::optional<Result<void>> placed;
+  jail_->Specialize("warm", dir_ + "/code", [&](Result<void> r) { placed = std::move(r); });
+  RunIoUntil([&] { return placed.has_value(); });
+  ASSERT_TRUE(placed && *placed) << (placed ? placed->error().message : "no reply");
+  std::optional<Result<void>> again;
+  jail_->Specialize("warm", dir_ + "/code", [&](Result<void> r) { again = std::move(r); });
+  RunIoUntil([&] { return again.has_value(); });
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again) << "an instance gets its code once";
+
+  auto connections = instance->runtime_api->TakeOpenConnections();
+  ASSERT_EQ(connections.size(), 1u);
+  ASSERT_EQ(::send(connections[0].native_handle(), "x", 1, MSG_NOSIGNAL), 1);
+  EXPECT_EQ(ReadLogs(*instance->logs), "code file\nnested filecode file\n\nread-only\n");
+  EXPECT_EQ(WaitExit("warm").exit_code, 0);
+}
+
+// A package over the size wispd copies itself: the launcher stages one copy and hard-links it.
+TEST_F(ProcessJailTest, SpecializeHardLinksALargePackageFromTheStage) {
+  fs::create_directories(dir_ + "/big");
+  {
+    std::ofstream(dir_ + "/big/blob.bin") << std::string(3 << 20, 'x');
+    std::ofstream(dir_ + "/big/hello.txt") << "big package\n";
+  }
+  SpawnSpec spec = Shell("large",
+                         "head -c 1 <&3 >/dev/null; cat /var/task/hello.txt;"
+                         "wc -c < /var/task/blob.bin; stat -c %h /var/task/blob.bin");
+  spec.code_dir.clear();
+  spec.prewarmed = true;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  std::optional<Result<void>> placed;
+  jail_->Specialize("large", dir_ + "/big", [&](Result<void> r) { placed = std::move(r); });
+  RunIoUntil([&] { return placed.has_value(); });
+  ASSERT_TRUE(placed && *placed) << (placed ? placed->error().message : "no reply");
+  auto connections = instance->runtime_api->TakeOpenConnections();
+  ASSERT_EQ(connections.size(), 1u);
+  ASSERT_EQ(::send(connections[0].native_handle(), "x", 1, MSG_NOSIGNAL), 1);
+  // Two names for the file: the stage's copy and this instance's link to it.
+  EXPECT_EQ(ReadLogs(*instance->logs), "big package\n3145728\n2\n");
+  EXPECT_EQ(WaitExit("large").exit_code, 0);
+}
+
+TEST_F(ProcessJailTest, OnlyAPrewarmedInstanceIsSpecialized) {
+  auto instance = SpawnAndWait(Shell("plain", "head -c 1 <&3"));
+  ASSERT_TRUE(instance) << instance.error().message;
+  std::optional<Result<void>> placed;
+  jail_->Specialize("plain", dir_ + "/code", [&](Result<void> r) { placed = std::move(r); });
+  RunIoUntil([&] { return placed.has_value(); });
+  ASSERT_TRUE(placed);
+  ASSERT_FALSE(*placed);
+  EXPECT_THAT(placed->error().message, HasSubstr("not prewarmed"));
+  std::optional<Result<void>> unknown;
+  jail_->Specialize("nobody", dir_ + "/code", [&](Result<void> r) { unknown = std::move(r); });
+  RunIoUntil([&] { return unknown.has_value(); });
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(*unknown);
+  jail_->Kill("plain");
+  WaitExit("plain");
 }
 
 TEST_F(ProcessJailTest, HandsOverTheCgroupsMemoryPeak) {
@@ -231,7 +368,7 @@ TEST_F(ProcessJailTest, HandsOverTheCgroupsMemoryPeak) {
                                              "print('allocated', flush=True)\n"
                                              "socket.socket(fileno=3).recv(1)\n"}));
   ASSERT_TRUE(instance) << instance.error().message;
-  if (!instance->memory_peak) {
+  if (!instance->memory) {
     auto cgroups = CgroupFs::Detect();
     ASSERT_TRUE(cgroups && cgroups->version() == CgroupVersion::kV2)
         << "cgroup v1 always has memory.max_usage_in_bytes";
@@ -239,19 +376,21 @@ TEST_F(ProcessJailTest, HandsOverTheCgroupsMemoryPeak) {
     WaitExit("peak");
     GTEST_SKIP() << "this kernel's cgroup v2 has no memory.peak (Linux 5.19 and later do)";
   }
-  EXPECT_EQ(ReadOutput(instance->output.get(), "\n"), "allocated\n");
-  const auto peak = ReadMemoryPeak(instance->memory_peak.get());
+  EXPECT_EQ(ReadLogs(*instance->logs, "\n"), "allocated\n");
+  const auto peak = instance->memory->Peak();
   ASSERT_TRUE(peak);
   EXPECT_GE(*peak, uint64_t{40} << 20);
   EXPECT_LE(*peak, uint64_t{128} << 20);
-  ASSERT_EQ(::send(instance->runtime_api_channel.get(), "x", 1, MSG_NOSIGNAL), 1);
+  auto connections = instance->runtime_api->TakeOpenConnections();
+  ASSERT_EQ(connections.size(), 1u);
+  ASSERT_EQ(::send(connections[0].native_handle(), "x", 1, MSG_NOSIGNAL), 1);
   const ExitStatus exit = WaitExit("peak");
   EXPECT_EQ(exit.exit_code, 0);
   // Read by the launcher just before it removed the group, for calls that end the instance.
   ASSERT_TRUE(exit.memory_peak_bytes);
   EXPECT_GE(*exit.memory_peak_bytes, *peak);
   // The group is gone: its file no longer reads.
-  EXPECT_EQ(ReadMemoryPeak(instance->memory_peak.get()), std::nullopt);
+  EXPECT_EQ(instance->memory->Peak(), std::nullopt);
 }
 
 TEST_F(ProcessJailTest, SandboxSeesOnlyItsOwnWorld) {
@@ -367,7 +506,7 @@ TEST_F(ProcessJailTest, RuntimeIsUnprivilegedOnTheHost) {
   for (const char* id : {"uid-a", "uid-b"}) {
     auto instance = SpawnAndWait(Shell(id, "echo up; exec sleep 1000"));
     ASSERT_TRUE(instance) << instance.error().message;
-    ReadOutput(instance->output.get(), "up");
+    ReadLogs(*instance->logs, "up");
     const auto uid_map = IdMap(instance->pid, "uid_map");
     const uint64_t host_id = uid_map[1];
     EXPECT_EQ(uid_map[0], 0u);
@@ -429,7 +568,7 @@ TEST_F(ProcessJailTest, NothingInsideNamesAHostPath) {
             "cat /proc/self/mountinfo /proc/self/mounts; tr '\\0' ' ' </proc/1/cmdline; "
             "echo; echo cmdline:$(cat /proc/cmdline); cat /var/task/hello.txt; echo done"));
   ASSERT_TRUE(instance) << instance.error().message;
-  const std::string out = ReadOutput(instance->output.get(), "done");
+  const std::string out = ReadLogs(*instance->logs, "done");
   EXPECT_THAT(out, HasSubstr("code file"));  // the copy has the code
   EXPECT_THAT(out, HasSubstr("/var/task"));
   EXPECT_THAT(out, HasSubstr("wisp-init"));
@@ -463,7 +602,7 @@ TEST_F(ProcessJailTest, EveryThreadIsConfined) {
                        "}, 200);"
                        "setInterval(() => {}, 1000);"}));
   ASSERT_TRUE(instance) << instance.error().message;
-  ASSERT_THAT(ReadOutput(instance->output.get(), "ready"), HasSubstr("ready"));
+  ASSERT_THAT(ReadLogs(*instance->logs, "ready"), HasSubstr("ready"));
 
   auto cgroups = CgroupFs::Detect();
   ASSERT_TRUE(cgroups);
@@ -572,7 +711,7 @@ TEST_F(ProcessJailTest, KillLeavesNoProcessBehind) {
   auto instance =
       SpawnAndWait(Shell("daemon", "setsid sh -c 'sleep 1000 &' ; echo started; exec sleep 1000"));
   ASSERT_TRUE(instance) << instance.error().message;
-  EXPECT_THAT(ReadOutput(instance->output.get(), "started"), HasSubstr("started"));
+  EXPECT_THAT(ReadLogs(*instance->logs, "started"), HasSubstr("started"));
 
   auto cgroups = CgroupFs::Detect();
   ASSERT_TRUE(cgroups);
@@ -595,7 +734,7 @@ TEST_F(ProcessJailTest, CgroupHasLimitsWhileRunningAndIsRemovedAfterExit) {
   spec.pids_limit = 33;
   auto instance = SpawnAndWait(spec);
   ASSERT_TRUE(instance) << instance.error().message;
-  ReadOutput(instance->output.get(), "up");
+  ReadLogs(*instance->logs, "up");
 
   auto cgroups = CgroupFs::Detect();
   ASSERT_TRUE(cgroups);
@@ -686,8 +825,8 @@ TEST_F(ProcessJailTest, LauncherDeathTakesInstancesWithIt) {
     std::this_thread::sleep_for(milliseconds(10));
   }
   EXPECT_FALSE(ProcessExists(instance->pid));
-  std::optional<Result<SpawnedInstance>> after;
-  jail_->Spawn(Shell("after", "true"), [&](Result<SpawnedInstance> r) { after = std::move(r); });
+  std::optional<Result<InstanceHandle>> after;
+  jail_->Spawn(Shell("after", "true"), [&](Result<InstanceHandle> r) { after = std::move(r); });
   RunIoUntil([&] { return after.has_value(); });
   ASSERT_TRUE(after && !*after);
   EXPECT_EQ(after->error().code, ErrorCode::kUnavailable);
@@ -933,7 +1072,7 @@ TEST_F(OutboundNetworkTest, HelperEndsWithItsInstance) {
   spec.network_outbound = true;
   auto instance = SpawnAndWait(spec);
   ASSERT_TRUE(instance) << instance.error().message;
-  ReadOutput(instance->output.get(), "up");
+  ReadLogs(*instance->logs, "up");
   std::vector<pid_t> helpers = ChildrenNamed(launcher, "slirp4netns");
   ASSERT_EQ(helpers.size(), 1u);
   // Killed with the instance, reaped by the launcher a few ms later (its exit is slow).

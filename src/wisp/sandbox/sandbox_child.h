@@ -44,8 +44,8 @@ namespace wisp::sandbox {
 struct SandboxChildArgs {
   const SpawnSpec* spec = nullptr;
   // Relative to the working directory, which is the launcher's stage: the empty directory to
-  // mount the sandbox's root tmpfs on, and the stage's copies (or, for a prewarmed instance,
-  // the live directory) of SpawnSpec::code_dir and runtime_dir (empty: none). The spec's own
+  // mount the sandbox's root tmpfs on, and the stage's copies of SpawnSpec::code_dir (for a
+  // prewarmed instance, its own live directory) and runtime_dir (empty: none). The spec's own
   // paths are host paths the sandbox never uses.
   std::string root_dir;
   std::string code_dir;

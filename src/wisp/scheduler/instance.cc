@@ -166,16 +166,15 @@ Instance::~Instance() {
   if (endpoint_) endpoint_->Close();
 }
 
-void Instance::Attach(sandbox::SpawnedInstance spawned) {
+void Instance::Attach(sandbox::InstanceHandle handle) {
   // An instance retired while its sandbox started stays retiring: the kill is on its way.
   if (state_ == State::kStarting) TransitionTo(State::kInitializing);
-  pid_ = spawned.pid;
-  endpoint_ = std::make_shared<runtime_api::Endpoint>(io_, std::move(spawned.runtime_api_listener),
-                                                      *this, settings_.max_response_bytes);
+  pid_ = handle.pid;
+  endpoint_ = std::make_shared<runtime_api::Endpoint>(io_, std::move(handle.runtime_api), *this,
+                                                      settings_.max_response_bytes);
   endpoint_->Start();
-  endpoint_->ServeChannel(std::move(spawned.runtime_api_channel));
-  memory_peak_ = std::move(spawned.memory_peak);
-  output_ = std::make_unique<asio::posix::stream_descriptor>(io_, spawned.output.Release());
+  memory_ = std::move(handle.memory);
+  logs_ = std::move(handle.logs);
   asio::co_spawn(
       io_, [self = shared_from_this()] { return self->ReadOutput(); }, asio::detached);
 }
@@ -255,7 +254,24 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   event.request_id = "specialize-" + id_;
   event.body = std::make_shared<std::string>(std::move(env));
   event.specialization = true;
-  endpoint_->Deliver(std::move(event));
+  specialization_ = std::move(event);
+}
+
+void Instance::CodePlaced() {
+  if (state_ != State::kInitializing || !specialization_) return;  // retired meanwhile
+  endpoint_->Deliver(std::move(*specialization_));
+  specialization_.reset();
+}
+
+void Instance::CodeNotPlaced(const std::string& why) {
+  if (state_ != State::kInitializing || !specialization_) return;
+  specialization_.reset();
+  StartFailure failure;
+  failure.error_type = "Wisp.SandboxError";
+  failure.message = "the function's code could not be put into a prewarmed instance: " + why;
+  failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
+  init_failure_ = std::move(failure);
+  host_.OnInstanceMustRetire(shared_from_this());
 }
 
 void Instance::Finish(InvocationStatus status, std::string response_json,
@@ -271,8 +287,8 @@ void Instance::Finish(InvocationStatus status, std::string response_json,
 }
 
 std::optional<uint64_t> Instance::MemoryPeak() const {
-  if (!memory_peak_) return std::nullopt;
-  return sandbox::ReadMemoryPeak(memory_peak_.get());
+  if (!memory_) return std::nullopt;
+  return memory_->Peak();
 }
 
 void Instance::OnRuntimeWaiting() {
@@ -361,11 +377,9 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
     host_.OnInstanceFailedToStart(self, std::move(failure));
   }
   if (endpoint_) endpoint_->Close();
-  if (output_) {
-    boost::system::error_code ec;
-    output_->close(ec);
-  }
-  memory_peak_.Reset();
+  // Closed, not destroyed: ReadOutput may be waiting on it (and holds this instance).
+  if (logs_) logs_->Close();
+  memory_.reset();
   host_.OnInstanceGone(self);
 }
 
@@ -374,21 +388,16 @@ asio::awaitable<void> Instance::ReadOutput() {
   std::vector<char> buffer(64 << 10);
   for (;;) {
     boost::system::error_code ec;
-    const size_t n = co_await output_->async_read_some(
-        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    const size_t n = co_await logs_->Read(buffer, ec);
     if (ec || state_ == State::kGone) co_return;
     ConsumeOutput(std::string_view(buffer.data(), n));
   }
 }
 
 void Instance::DrainOutput() {
-  if (!output_ || !output_->is_open()) return;
+  if (!logs_) return;
   char buffer[64 << 10];
-  for (;;) {
-    const ssize_t n = ::read(output_->native_handle(), buffer, sizeof buffer);
-    if (n <= 0) return;  // EAGAIN: nothing more written yet; 0: every writer is gone
-    ConsumeOutput(std::string_view(buffer, static_cast<size_t>(n)));
-  }
+  while (const size_t n = logs_->ReadWritten(buffer)) ConsumeOutput(std::string_view(buffer, n));
 }
 
 void Instance::ConsumeOutput(std::string_view bytes) {

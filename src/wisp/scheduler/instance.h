@@ -1,12 +1,13 @@
-// Instance: one sandboxed runtime process tree serving one function version, one invocation at
-// a time. It owns the sandbox's Runtime API endpoint and the pipe that carries the runtime's
-// stdout and stderr, turns what the runtime does into invocation results, and owns its
-// lifecycle:
+// Instance: one sandboxed runtime serving one function version, one invocation at a time. It
+// holds what the backend handed back for it (sandbox::InstanceHandle): serves the Runtime API
+// over its transport, collects its log stream, reads its memory meter; turns what the runtime
+// does into invocation results, and owns its lifecycle:
 //
 //   starting → initializing → idle ⇄ busy → retiring → gone
 //
 // starting: the backend is creating the sandbox; initializing: the runtime is loading the code
-// (a prewarmed instance goes idle → initializing when it is specialised); retiring: it is being
+// (a prewarmed instance goes idle → initializing when it is specialised: the backend puts the
+// code in place, then the runtime loads it); retiring: it is being
 // killed; gone: its sandbox ended. Every transition is checked (an illegal one is a bug and
 // aborts). The scheduler hears of what happens through InstanceHost and moves the instance
 // with the named operations below.
@@ -23,8 +24,8 @@
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/thread_role.h"
-#include "wisp/common/unique_fd.h"
 #include "wisp/runtime_api/endpoint.h"
+#include "wisp/sandbox/backend.h"
 #include "wisp/scheduler/deployment.h"
 
 namespace wisp::scheduler {
@@ -67,17 +68,20 @@ class Instance final : public runtime_api::EndpointListener,
 
   // The backend started the sandbox: serve its Runtime API and collect its output
   // (starting → initializing).
-  void Attach(sandbox::SpawnedInstance spawned);
+  void Attach(sandbox::InstanceHandle handle);
   // The backend could not start the sandbox (starting → gone).
   void FailedToSpawn();
 
   // Runs one invocation (the instance must be busy) and waits for its outcome or deadline.
   asio::awaitable<InvocationResult> Run(InvokeRequest request);
 
-  // Turns an idle prewarmed instance into an instance of `deployment`, whose code is already
-  // linked into its code directory: the runtime loads it and asks for work (or reports an init
-  // error) as a freshly started one would (idle → initializing).
+  // Turns an idle prewarmed instance into an instance of `deployment` (idle → initializing)
+  // while the backend puts its code in place (sandbox::Backend::Specialize). Then CodePlaced()
+  // lets the runtime load it and ask for work (or report an init error) as a freshly started
+  // one would, or CodeNotPlaced() fails the start.
   void Specialize(std::shared_ptr<const Deployment> deployment);
+  void CodePlaced();
+  void CodeNotPlaced(const std::string& why);
 
   // The scheduler's moves. Hands the instance a call (initializing | idle | busy → busy).
   void MarkBusy();
@@ -109,9 +113,6 @@ class Instance final : public runtime_api::EndpointListener,
   // How many times this instance started initialising (spawn, specialisation): an init
   // deadline belongs to one of them.
   int start_count() const { return start_count_; }
-  // A code directory this instance owns (prewarmed instances); removed when it is gone.
-  const std::string& own_code_dir() const { return own_code_dir_; }
-  void set_own_code_dir(std::string dir) { own_code_dir_ = std::move(dir); }
 
   // EndpointListener:
   void OnRuntimeWaiting() override;
@@ -142,8 +143,9 @@ class Instance final : public runtime_api::EndpointListener,
   void Finish(InvocationStatus status, std::string response_json,
               std::optional<uint64_t> exit_memory_peak_bytes = std::nullopt);
   // The instance's peak memory now; nullopt when unknown. Read on the io thread, unlike other
-  // cgroup files (DESIGN.md sends those to the worker pool): one pread of a counter the kernel
-  // prints from memory, ~0.6 µs, where a hand-off to a worker would cost tens of µs per call.
+  // cgroup files (DESIGN.md sends those to the worker pool): the process jail's meter is one
+  // pread of a counter the kernel prints from memory, ~0.6 µs, where a hand-off to a worker
+  // would cost tens of µs per call.
   std::optional<uint64_t> MemoryPeak() const;
   std::string DescribeExit(const sandbox::ExitStatus& status, std::string* error_type) const;
 
@@ -154,13 +156,14 @@ class Instance final : public runtime_api::EndpointListener,
   const std::string id_;
   ThreadRole io_thread_;
   std::shared_ptr<const Deployment> deployment_;  // changes once, if a prewarmed one specialises
-  std::string own_code_dir_;
   int start_count_ = 1;
   State state_ = State::kStarting;
   pid_t pid_ = -1;
   std::shared_ptr<runtime_api::Endpoint> endpoint_;
-  std::unique_ptr<asio::posix::stream_descriptor> output_;
-  UniqueFd memory_peak_;  // see SpawnedInstance::memory_peak
+  std::unique_ptr<sandbox::LogStream> logs_;
+  std::unique_ptr<sandbox::MemoryMeter> memory_;  // null: the backend cannot tell
+  // The specialisation event, held until the backend has put the code in place.
+  std::optional<runtime_api::NextEvent> specialization_;
   std::string partial_line_;
   std::chrono::steady_clock::time_point idle_since_;
   std::chrono::steady_clock::time_point init_started_;

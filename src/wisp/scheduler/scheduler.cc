@@ -1,7 +1,6 @@
 #include "wisp/scheduler/scheduler.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <limits>
 
 #include <malloc.h>
@@ -288,14 +287,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
   sandbox::SpawnSpec spec = deployment->spawn;
   spec.instance_id = instance->id();
   spec.env.push_back("AWS_LAMBDA_LOG_STREAM_NAME=" + instance->id());
-  if (deployment->prewarmed) {
-    // Each generic instance gets an empty code directory of its own, filled at specialisation.
-    spec.code_dir += "/" + instance->id();
-    std::error_code ec;
-    std::filesystem::create_directories(spec.code_dir, ec);
-    instance->set_own_code_dir(spec.code_dir);
-  }
-  auto on_spawned = [this, instance](Result<sandbox::SpawnedInstance> spawned) {
+  auto on_spawned = [this, instance](Result<sandbox::InstanceHandle> spawned) {
     if (instance->state() == Instance::State::kGone) return;
     if (!spawned) {
       // An instance retired while it started (its function was deleted) may find its code
@@ -331,7 +323,6 @@ void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
 
 std::shared_ptr<Instance> Scheduler::TakePrewarmed(
     const std::shared_ptr<const Deployment>& deployment) {
-  if (!link_code_) return nullptr;
   for (const auto& pool_spec : prewarm_) {
     const sandbox::SpawnSpec& generic = pool_spec.generic->spawn;
     const sandbox::SpawnSpec& wanted = deployment->spawn;
@@ -352,17 +343,18 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
                            [](const auto& i) { return i->state() == Instance::State::kIdle; });
     if (it == generic_instances.end()) continue;
     std::shared_ptr<Instance> instance = *it;
-    if (auto linked = link_code_(*deployment, instance->own_code_dir()); !linked) {
-      // Part of the code may be in its directory now: this instance may serve no one.
-      spdlog::warn("prewarmed instance {}: cannot link code of {}: {}", instance->id(),
-                   deployment->function_name, linked.error().message);
-      RetireInstance(instance);
-      continue;
-    }
     generic_instances.erase(it);
     pools_[deployment->function_id].instances.push_back(instance);
     instance->Specialize(deployment);
     WatchInitTimeout(instance);
+    auto on_code_placed = [instance, function = deployment->function_name](Result<void> placed) {
+      if (placed) return instance->CodePlaced();
+      // Part of the code may be in its directory now: this instance may serve no one.
+      spdlog::warn("prewarmed instance {}: cannot put the code of {} in place: {}", instance->id(),
+                   function, placed.error().message);
+      instance->CodeNotPlaced(placed.error().message);
+    };
+    backend_.Specialize(instance->id(), deployment->spawn.code_dir, std::move(on_code_placed));
     // Refill in the background, within the node's caps (maintenance tops up what this skips).
     if (MakeRoomFor(*pool_spec.generic)) StartInstance(pool_spec.generic);
     return instance;
@@ -466,10 +458,6 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
 void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
   instances_.erase(instance->id());
   instances_ended_ = true;
-  if (!instance->own_code_dir().empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(instance->own_code_dir(), ec);
-  }
   auto it = pools_.find(instance->deployment()->function_id);
   if (it != pools_.end()) {
     auto& list = it->second.instances;
@@ -532,10 +520,9 @@ void Scheduler::Retire(const std::string& function_id, int min_version) {
   }
 }
 
-void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools, CodeLinker linker) {
+void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools) {
   WISP_DCHECK_ON_THREAD(io_thread_);
   prewarm_ = std::move(pools);
-  link_code_ = std::move(linker);
   Maintain();
 }
 

@@ -68,20 +68,14 @@ struct InstanceInfo {
 };
 
 // Generic instances of one runtime, started without any function's code and kept ready. A cold
-// start of a function whose sandbox settings match takes one and specialises it — links the
-// code into its (empty, read-only) /var/task and tells its runtime which function it is —
-// instead of spawning a process.
+// start of a function whose sandbox settings match takes one and specialises it — the backend
+// puts the code into its (empty, read-only) /var/task, then its runtime is told which function
+// it is — instead of spawning a process.
 struct PrewarmPool {
-  // What the generic instances run. Its spawn.code_dir is a host directory under which each
-  // instance gets an empty code directory of its own.
+  // What the generic instances run: spawn.prewarmed, no code_dir.
   std::shared_ptr<const Deployment> generic;
   size_t size = 1;
 };
-
-// Makes `deployment`'s code visible in `code_dir`, an empty directory that a prewarmed instance
-// has mounted at /var/task. Runs on the io thread: it must be quick (hard links, not copies).
-using CodeLinker =
-    std::function<Result<void>(const Deployment& deployment, const std::string& code_dir)>;
 
 class Scheduler final : private InstanceHost {
  public:
@@ -110,7 +104,7 @@ class Scheduler final : private InstanceHost {
   void RetireFunction(const std::string& function_id);
 
   // Starts keeping the pools filled.
-  void ConfigurePrewarm(std::vector<PrewarmPool> pools, CodeLinker linker);
+  void ConfigurePrewarm(std::vector<PrewarmPool> pools);
 
   std::vector<InstanceInfo> Instances(const std::string& function_id) const;
   size_t instance_count() const { return instances_.size(); }
@@ -196,7 +190,6 @@ class Scheduler final : private InstanceHost {
   bool admitting_ = false;
   ThreadRole io_thread_;
   std::vector<PrewarmPool> prewarm_;
-  CodeLinker link_code_;
   asio::steady_timer maintenance_;
   // Instances ended since maintenance last handed freed memory back to the system.
   bool instances_ended_ = false;

@@ -1,10 +1,6 @@
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/scheduler/instance.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -18,10 +14,84 @@
 namespace wisp::scheduler {
 namespace {
 
-// A backend whose "sandboxes" are threads speaking the Runtime API over loopback, so the
-// scheduler and its instances are tested without namespaces or root. The runtime's behaviour
-// comes from the spawn spec's env (FAKE_MODE; FAKE_MEMORY_PEAK gives the instance a peak
-// memory file, a memfd) and from each event ("peak_bytes" sets what that file says).
+// The runtime's output, in memory: the runtime's thread appends, the instance reads on the io
+// thread. Appending is synchronous (the runtime writes its logs before it posts its result,
+// as a real one does through a pipe); only the wake-up of a waiting Read is posted.
+struct FakeOutput {
+  std::mutex mutex;
+  std::string bytes;
+  bool ended = false;
+};
+
+class FakeLogStream final : public sandbox::LogStream {
+ public:
+  FakeLogStream(asio::io_context& io, std::shared_ptr<FakeOutput> output)
+      : output_(std::move(output)), wake_(std::make_shared<asio::steady_timer>(io)) {}
+
+  // For the runtime's thread: wakes a waiting Read.
+  std::weak_ptr<asio::steady_timer> waker() const { return wake_; }
+
+  asio::awaitable<size_t> Read(std::span<char> buffer, boost::system::error_code& ec) override {
+    for (;;) {
+      if (const size_t n = ReadWritten(buffer)) co_return n;
+      if (closed_ || Ended()) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      wake_->expires_at(asio::steady_timer::time_point::max());
+      boost::system::error_code cancelled;
+      co_await wake_->async_wait(asio::redirect_error(asio::use_awaitable, cancelled));
+    }
+  }
+
+  size_t ReadWritten(std::span<char> buffer) override {
+    if (closed_) return 0;
+    std::lock_guard lock(output_->mutex);
+    const size_t n = std::min(buffer.size(), output_->bytes.size());
+    std::copy_n(output_->bytes.begin(), n, buffer.begin());
+    output_->bytes.erase(0, n);
+    return n;
+  }
+
+  void Close() override {
+    closed_ = true;
+    wake_->cancel();
+  }
+
+ private:
+  bool Ended() {
+    std::lock_guard lock(output_->mutex);
+    return output_->ended;
+  }
+
+  std::shared_ptr<FakeOutput> output_;
+  std::shared_ptr<asio::steady_timer> wake_;
+  bool closed_ = false;
+};
+
+// The peak the runtime last reported; unknown once the sandbox is gone, like a removed cgroup.
+struct FakeMemory {
+  std::atomic<uint64_t> peak{0};
+  std::atomic<bool> gone{false};
+};
+
+class FakeMemoryMeter final : public sandbox::MemoryMeter {
+ public:
+  explicit FakeMemoryMeter(std::shared_ptr<FakeMemory> memory) : memory_(std::move(memory)) {}
+  std::optional<uint64_t> Peak() override {
+    if (memory_->gone) return std::nullopt;
+    return memory_->peak.load();
+  }
+
+ private:
+  std::shared_ptr<FakeMemory> memory_;
+};
+
+// A backend whose "sandboxes" are threads speaking the Runtime API over a socket pair (the
+// transport's channel), with output and memory peak in memory: the scheduler and its instances
+// are tested without namespaces or root. The runtime's behaviour comes from the spawn spec's
+// env (FAKE_MODE; FAKE_MEMORY_PEAK gives the instance a memory meter) and from each event
+// ("peak_bytes" sets what the meter reads).
 class FakeBackend final : public sandbox::Backend {
  public:
   explicit FakeBackend(asio::io_context& io) : io_(io) {}
@@ -29,18 +99,8 @@ class FakeBackend final : public sandbox::Backend {
 
   void Spawn(const sandbox::SpawnSpec& spec, SpawnCallback done) override {
     ++spawned;
-    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(listener, 4);
-    socklen_t len = sizeof addr;
-    getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    int pipe_fds[2];
-    pipe2(pipe_fds, O_CLOEXEC);
-    fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
-
+    int pair[2];
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair);
     std::string mode = "echo";
     bool memory_peak = false;
     for (const auto& e : spec.env) {
@@ -49,39 +109,48 @@ class FakeBackend final : public sandbox::Backend {
     }
     auto runtime = std::make_shared<Runtime>();
     runtime->id = spec.instance_id;
-    sandbox::SpawnedInstance instance;
-    if (memory_peak) {
-      runtime->memory_peak = UniqueFd(memfd_create("memory.peak", MFD_CLOEXEC));
-      instance.memory_peak = UniqueFd(dup(runtime->memory_peak.get()));
-    }
+    runtime->fd = pair[1];
+    sandbox::InstanceHandle instance;
+    instance.id = spec.instance_id;
+    instance.pid = 1000 + spawned;
+    instance.runtime_api =
+        std::make_unique<runtime_api::SocketTransport>(io_, UniqueFd(), UniqueFd(pair[0]));
+    auto logs = std::make_unique<FakeLogStream>(io_, runtime->output);
+    runtime->wake_logs = logs->waker();
+    instance.logs = std::move(logs);
+    if (memory_peak) instance.memory = std::make_unique<FakeMemoryMeter>(runtime->memory);
     {
       std::lock_guard lock(mutex_);
       runtimes_[spec.instance_id] = runtime;
     }
-    runtime->thread =
-        std::thread([this, runtime, port = ntohs(addr.sin_port), mode, out = pipe_fds[1]] {
-          const int code = RunRuntime(*runtime, port, mode, out);
-          close(out);
-          sandbox::ExitStatus status;
-          status.instance_id = runtime->id;
-          status.exit_code = runtime->killed ? -1 : code;
-          status.signal = runtime->killed ? 9 : 0;
-          // As the launcher does: the peak as the sandbox ended, read just before the group
-          // goes, after which its file reads nothing.
-          if (runtime->memory_peak) {
-            status.memory_peak_bytes = sandbox::ReadMemoryPeak(runtime->memory_peak.get());
-            (void)!ftruncate(runtime->memory_peak.get(), 0);
-          }
-          asio::post(io_, [this, status] {
-            if (on_exit_) on_exit_(status);
-          });
-        });
-    instance.pid = 1000 + spawned;
-    instance.runtime_api_listener = UniqueFd(listener);
-    instance.output = UniqueFd(pipe_fds[0]);
-    asio::post(
-        io_, [done = std::move(done), i = std::make_shared<sandbox::SpawnedInstance>(
-                                          std::move(instance))]() mutable { done(std::move(*i)); });
+    runtime->thread = std::thread([this, runtime, mode, memory_peak] {
+      const int code = RunRuntime(*runtime, mode);
+      Write(*runtime, "", /*end=*/true);
+      sandbox::ExitStatus status;
+      status.instance_id = runtime->id;
+      status.exit_code = runtime->killed ? -1 : code;
+      status.signal = runtime->killed ? 9 : 0;
+      // As the launcher does: the peak as the sandbox ended, read just before the group goes,
+      // after which the meter reads nothing.
+      if (memory_peak) status.memory_peak_bytes = runtime->memory->peak.load();
+      runtime->memory->gone = true;
+      asio::post(io_, [this, status] {
+        if (on_exit_) on_exit_(status);
+      });
+    });
+    asio::post(io_, [done = std::move(done),
+                     i = std::make_shared<sandbox::InstanceHandle>(std::move(instance))]() mutable {
+      done(std::move(*i));
+    });
+  }
+
+  void Specialize(const std::string& instance_id, const std::string& code_dir,
+                  SpecializeCallback done) override {
+    specialized.emplace_back(instance_id, code_dir);
+    asio::post(io_, [done = std::move(done), fail = fail_specialize] {
+      if (fail) return done(MakeError(ErrorCode::kInternal, "no room on the stage"));
+      done({});
+    });
   }
 
   void Kill(const std::string& id) override {
@@ -106,16 +175,34 @@ class FakeBackend final : public sandbox::Backend {
     }
   }
 
+  std::string ResourceLimits() const override { return "none"; }
+
   std::atomic<int> spawned{0};
+  std::vector<std::pair<std::string, std::string>> specialized;  // instance id, code dir
+  bool fail_specialize = false;
 
  private:
   struct Runtime {
     std::string id;
-    std::atomic<int> fd{-1};
+    std::atomic<int> fd{-1};  // the runtime's end of the channel; -1 once its thread closed it
     std::atomic<bool> killed{false};
-    UniqueFd memory_peak;
+    std::shared_ptr<FakeOutput> output = std::make_shared<FakeOutput>();
+    std::weak_ptr<asio::steady_timer> wake_logs;
+    std::shared_ptr<FakeMemory> memory = std::make_shared<FakeMemory>();
     std::thread thread;
   };
+
+  // From the runtime's thread: output for the instance (`end`: there will be no more).
+  void Write(Runtime& runtime, const std::string& bytes, bool end) {
+    {
+      std::lock_guard lock(runtime.output->mutex);
+      runtime.output->bytes += bytes;
+      runtime.output->ended = runtime.output->ended || end;
+    }
+    asio::post(io_, [wake = runtime.wake_logs] {
+      if (auto timer = wake.lock()) timer->cancel();
+    });
+  }
 
   static bool SendAll(int fd, const std::string& s) {
     return send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
@@ -148,14 +235,10 @@ class FakeBackend final : public sandbox::Backend {
   }
 
   // Returns the runtime's exit code.
-  static int RunRuntime(Runtime& runtime, uint16_t port, const std::string& mode, int out) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    runtime.fd = fd;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || runtime.killed) {
+  int RunRuntime(Runtime& runtime, const std::string& mode) {
+    const int fd = runtime.fd;
+    if (runtime.killed) {
+      runtime.fd = -1;
       close(fd);
       return 1;
     }
@@ -169,13 +252,13 @@ class FakeBackend final : public sandbox::Backend {
     } else {
       while (SendAll(fd, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n") &&
              ReadResponse(fd, buffer, head, body)) {
+        // A specialisation: the code is in place; ask for work as the new function.
+        if (head.find("Lambda-Runtime-Wisp-Specialize: 1") != std::string::npos) continue;
         const auto id_at = head.find("Lambda-Runtime-Aws-Request-Id: ");
         const std::string id = head.substr(id_at + 31, head.find("\r\n", id_at) - id_at - 31);
         const auto peak_at = body.find("\"peak_bytes\":");
         if (peak_at != std::string::npos) {
-          const std::string peak = std::to_string(std::stoull(body.substr(peak_at + 13))) + "\n";
-          (void)!ftruncate(runtime.memory_peak.get(), 0);
-          (void)!pwrite(runtime.memory_peak.get(), peak.data(), peak.size(), 0);
+          runtime.memory->peak = std::stoull(body.substr(peak_at + 13));
         }
         if (body.find("\"crash\"") != std::string::npos) {
           code = 1;
@@ -186,8 +269,7 @@ class FakeBackend final : public sandbox::Backend {
           std::this_thread::sleep_for(
               std::chrono::milliseconds(std::stoi(body.substr(sleep_at + 11))));
         }
-        const std::string line = "log for " + id + "\n";
-        (void)!write(out, line.data(), line.size());
+        Write(runtime, "log for " + id + "\n", /*end=*/false);
         if (!SendAll(fd, Post("/2018-06-01/runtime/invocation/" + id + "/response", body)) ||
             !ReadResponse(fd, buffer, head, body)) {
           break;
@@ -548,6 +630,65 @@ TEST_F(SchedulerTest, ADeletedFunctionStartsNothing) {
     EXPECT_EQ(s.Instances(d->function_id).size(), 0u);
   });
   EXPECT_EQ(backend_.spawned, 1);
+}
+
+std::shared_ptr<const Deployment> GenericDeployment() {
+  auto generic = std::make_shared<Deployment>();
+  generic->function_id = "prewarm/fake";
+  generic->function_name = "prewarmed fake";
+  generic->prewarmed = true;
+  generic->max_instances = 1;
+  generic->spawn.env = {"FAKE_MODE=echo"};
+  generic->spawn.prewarmed = true;
+  return generic;
+}
+
+// A cold start takes the prewarmed instance: the backend puts the function's code in place,
+// then the runtime is told which function it is, and serves the call.
+TEST_F(SchedulerTest, AColdStartSpecialisesAPrewarmedInstance) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1}});
+    while (s.PrewarmedIdle()["prewarm/fake"] < 1) {
+      asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    d->spawn.code_dir = "/code/of/f/v1";
+    auto result = co_await s.Invoke(d, Request(R"({"n":1})"));
+    EXPECT_TRUE(result && result->status == InvocationStatus::kSuccess);
+    if (!result) co_return;
+    EXPECT_TRUE(result->cold_start);
+    EXPECT_EQ(result->response_json, R"({"n":1})");
+    EXPECT_EQ(backend_.specialized.size(), 1u);
+    if (!backend_.specialized.empty()) {
+      EXPECT_EQ(backend_.specialized[0].first, result->instance_id);
+      EXPECT_EQ(backend_.specialized[0].second, "/code/of/f/v1");
+    }
+  });
+}
+
+// Code that cannot be put in place is the call's start failure; the instance serves no one.
+TEST_F(SchedulerTest, CodeThatCannotBePlacedFailsTheColdStart) {
+  backend_.fail_specialize = true;
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1}});
+    while (s.PrewarmedIdle()["prewarm/fake"] < 1) {
+      asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    auto d = MakeDeployment();
+    auto result = co_await s.Invoke(d, Request("{}"));
+    EXPECT_TRUE(result);
+    if (!result) co_return;
+    EXPECT_EQ(result->status, InvocationStatus::kError);
+    EXPECT_NE(result->response_json.find("Wisp.SandboxError"), std::string::npos)
+        << result->response_json;
+    EXPECT_NE(result->response_json.find("no room on the stage"), std::string::npos);
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::use_awaitable);
+    for (const auto& info : s.Instances("f")) EXPECT_NE(info.state, "idle");
+  });
+  EXPECT_EQ(backend_.specialized.size(), 1u);
 }
 
 class NullHost final : public InstanceHost {
