@@ -16,6 +16,7 @@
 
 #include "wisp/api/http_server.h"
 #include "wisp/api/routes.h"
+#include "wisp/code/code_store.h"
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/logging.h"
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
   // Prewarmed instances' code directories were kept here before they moved to the launcher's
   // stage: whatever a previous run left is stale.
   fs::remove_all(prewarm_dir, ec);
-  for (const auto& dir : {data_dir, sandbox_root, functions_dir}) {
+  for (const auto& dir : {data_dir, sandbox_root}) {
     fs::create_directories(dir, ec);
     if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   }
@@ -120,10 +121,8 @@ int main(int argc, char** argv) {
     return Fail(fmt::format("data dir {} is a shared (sticky) directory: give wispd one of its own",
                             data_dir.string()));
   }
-  for (const auto& dir : {data_dir, functions_dir}) {
-    fs::permissions(dir, fs::perms::owner_all, ec);
-    if (ec) return Fail(fmt::format("cannot make {} private: {}", dir.string(), ec.message()));
-  }
+  fs::permissions(data_dir, fs::perms::owner_all, ec);
+  if (ec) return Fail(fmt::format("cannot make {} private: {}", data_dir.string(), ec.message()));
   const std::string runtimes_dir = config.runtimes_dir.empty()
                                        ? DefaultRuntimesDir()
                                        : fs::absolute(config.runtimes_dir).string();
@@ -183,6 +182,15 @@ int main(int argc, char** argv) {
   if (!config.enforce_limits && cgroups == "none") {
     spdlog::warn("sandbox resource limits are NOT enforced: no usable cgroups");
   }
+
+  // Every version's code; before the worker pool, whose last jobs may still collect trees.
+  auto opened_code = code::CodeStore::Open(
+      (data_dir / "code").string(),
+      code::CodeLimits{.max_zip_bytes = config.code_max_zip_mb << 20,
+                       .max_unzipped_bytes = config.code_max_unzipped_mb << 20,
+                       .max_entries = config.code_max_zip_entries});
+  if (!opened_code) return Fail(opened_code.error().message);
+  std::unique_ptr<code::CodeStore> code_store = std::move(*opened_code);
 
   asio::io_context io(1);
   asio::thread_pool workers(kWorkerThreads);
@@ -261,7 +269,7 @@ int main(int argc, char** argv) {
   asio::post(workers, [&runtimes] { runtimes.ProbeVersions(std::chrono::seconds(10)); });
   metrics::Registry metrics;
   core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
-                                  go_builder, settings);
+                                  go_builder, *code_store, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
   scheduler.ConfigurePrewarm(
       functions.PrewarmPools(

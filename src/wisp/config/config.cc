@@ -149,6 +149,9 @@ const Setting kSettings[] = {
     {"go_build_pids_limit", SetUnsigned<&Config::go_build_pids_limit>},
     {"go_build_vcpu", SetDouble<&Config::go_build_vcpu>},
     {"go_build_timeout_seconds", SetDouble<&Config::go_build_timeout_seconds>},
+    {"code_max_zip_mb", SetUnsigned<&Config::code_max_zip_mb>},
+    {"code_max_unzipped_mb", SetUnsigned<&Config::code_max_unzipped_mb>},
+    {"code_max_zip_entries", SetUnsigned<&Config::code_max_zip_entries>},
     {"invocation_records_max_bytes", SetRecordsBudget},
     {"invocation_record_field_max_bytes", SetUnsigned<&Config::invocation_record_field_max_bytes>},
 };

@@ -109,6 +109,8 @@ Result<void> ValidateFields(const FunctionFields& f, const RuntimeCatalog& runti
   if (f.metadata_json && f.metadata_json->size() > kMaxMetadataBytes) {
     return Invalid(fmt::format("metadata must be at most {} bytes of JSON", kMaxMetadataBytes));
   }
+  if (f.code && f.zip)
+    return Invalid("send either code (one source file) or zip (a package), not both");
   if (f.code && f.code->find_first_not_of(" \t\r\n") == std::string::npos) {
     return Invalid("code must not be empty");
   }
