@@ -656,9 +656,11 @@ Result<code::TreeHandle> FunctionService::RecoverTree(store::FunctionRecord& rec
   return tree;
 }
 
-void FunctionService::CollectCode() {
-  // Only the store is used: the job may run while wispd stops, after this service is gone.
-  asio::post(workers_, [&store = code_store_] {
+void FunctionService::CollectCode() { ScheduleCollection(workers_, code_store_); }
+
+void FunctionService::ScheduleCollection(asio::thread_pool& workers, code::CodeStore& store) {
+  // Only the store is used: the job may run while wispd stops, after the service is gone.
+  asio::post(workers, [&store] {
     auto collected = store.Collect({});
     if (!collected) {
       spdlog::warn("code store: collection failed: {}", collected.error().message);
@@ -704,7 +706,14 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
     }
   }
   spawn.code_dir = tree->path();
-  deployment->code = std::move(tree);
+  // When the last holder lets this version go (its last instance ended after a newer version
+  // or a delete), its tree may be collectable: look then, not only at the next deploy.
+  const code::Tree* held = tree.get();
+  deployment->code = std::shared_ptr<const void>(held, [tree = std::move(tree), &workers = workers_,
+                                                        &store = code_store_](const void*) mutable {
+    tree.reset();
+    ScheduleCollection(workers, store);
+  });
   // User variables come first: getenv() finds the first entry, so a user's PATH, TZ or LANG
   // wins over the defaults below. The platform's own names are refused by ValidateFields.
   std::vector<std::string> platform_env = std::move(spawn.env);

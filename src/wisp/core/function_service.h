@@ -130,6 +130,7 @@ class FunctionService {
   Result<code::TreeHandle> RecoverTree(store::FunctionRecord& record);
   // Removes trees nothing holds any more (in the background, on the worker pool).
   void CollectCode();
+  static void ScheduleCollection(asio::thread_pool& workers, code::CodeStore& store);
   // The file the record's code is written to: its handler module's file, or the program's.
   Result<std::string> CodeFileName(const store::FunctionRecord& record) const;
   // Where an older wispd kept a version's code (read once, by Load, to move it into the store).

@@ -1,5 +1,7 @@
 #include "wisp/core/function_spec.h"
 
+#include <algorithm>
+
 #include <cctype>
 #include <set>
 
@@ -160,6 +162,10 @@ Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view
     target.module = std::string(handler.substr(0, dot));
     target.function = std::string(handler.substr(dot + 1));
   }
+  // Python names a module in a package with dots, as Lambda's Python runtime takes it:
+  // "app.main.handler" is the file app/main.py.
+  if (runtime.source_extension == ".py")
+    std::replace(target.module.begin(), target.module.end(), '.', '/');
   if (!IsModulePath(target.module)) {
     return Invalid(fmt::format(
         "handler '{}': '{}' is not a file path inside the function (no '..', no leading '/')",
