@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import time
 import unittest
 import zipfile
 
@@ -192,12 +193,46 @@ class PackageTest(WispTestCase):
         self.wait_for(lambda: not (added & set(self.trees())), "the deleted package's tree")
 
     def wait_for(self, condition, what, timeout=10):
-        import time
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 self.fail(f"{what} is still there")
             time.sleep(0.05)
+
+
+class PrewarmedPackageTest(WispTestCase):
+    """A package in a prewarmed instance: its code is copied into the instance at its cold
+    start, links included."""
+
+    server_env = {"WISP_PREWARM_NODE_INSTANCES": "1", "WISP_PREWARM_PYTHON_INSTANCES": "0"}
+
+    def test_a_package_with_links_runs_in_a_prewarmed_instance(self):
+        files = dict(NODE_PACKAGE)
+        files["index.js"] = ("const pad = require('pad-alias');\n"
+                             "const fs = require('fs');\n"
+                             "const task = fs.readFileSync('/proc/self/mountinfo', 'utf8')\n"
+                             "  .split('\\n').find((l) => l.split(' ')[4] === '/var/task');\n"
+                             "exports.handler = async (e) => ({ text: pad(e.n, 3),\n"
+                             "  bin: fs.readlinkSync(__dirname + '/node_modules/.bin/pad'),\n"
+                             "  from: task.split(' ')[3].split('/')[1] });\n")
+        data = make_zip(files, links={"node_modules/pad-alias": "left-pad",
+                                      "node_modules/.bin/pad": "../left-pad/src/pad.js"})
+        deadline = time.monotonic() + 30
+        while self.wisp.health()["prewarmed"].get("prewarm/node") != 1:
+            if time.monotonic() > deadline:
+                self.skipTest("the node prewarm pool did not fill in 30 s on this machine")
+            time.sleep(0.05)
+        r = self.wisp.request("POST", "/v1/functions", {
+            "name": self.unique_name(), "runtime": "node", "handler": "index.handler",
+            "zip": b64(data)})
+        self.assertEqual(r.status, 201, r)
+        item = self.wisp.wait_state(r.json["id"], timeout=60)
+        self.assertEqual(item["state"], "ready", item)
+        # "from": where the instance's /var/task is bound from on the launcher's stage: a
+        # prewarmed instance's own directory (prewarm/<id>), not a fresh instance's copy
+        # (trees/<n>), which is what a failed copy into the prewarmed instance falls back to.
+        self.assertEqual(self.invoke_ok(item["id"], {"n": 5})["response"],
+                         {"text": "005", "bin": "../left-pad/src/pad.js", "from": "prewarm"})
 
 
 class UpgradeTest(unittest.TestCase):

@@ -504,8 +504,13 @@ Result<void> FunctionService::LinkCode(const scheduler::Deployment& deployment,
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(source, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    const fs::path target = fs::path(code_dir) / fs::relative(it->path(), source, ec);
-    if (it->is_directory(ec)) {
+    // Lexically: fs::relative resolves links, and would name a link's target instead of it.
+    const fs::path target = fs::path(code_dir) / it->path().lexically_relative(source);
+    if (it->is_symlink(ec)) {
+      // A package's link (it resolves inside the tree: code::UnpackZipInto) stays a link; the
+      // checks below would follow it.
+      fs::copy_symlink(it->path(), target, ec);
+    } else if (it->is_directory(ec)) {
       fs::create_directory(target, ec);
       fs::permissions(target,
                       fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
