@@ -72,8 +72,8 @@ struct Entry {
   std::string detail;  // a file's content hash, a link's target
 };
 
-// Makes everything under `dir` (an fd; `prefix` its relative path) root's with canonical modes,
-// syncs it, and lists it into `entries`. Anything but files, directories and links is refused.
+// Makes everything under `dir` (an fd; `prefix` its relative path) root's with canonical modes
+// and lists it into `entries`. Anything but files, directories and links is refused.
 Result<void> CanonicaliseAndList(int dir, const std::string& prefix, std::vector<Entry>& entries) {
   const bool root = ::geteuid() == 0;
   int listing = ::dup(dir);
@@ -121,7 +121,6 @@ Result<void> CanonicaliseAndList(int dir, const std::string& prefix, std::vector
         if (n == 0) break;
         content.Add(std::string_view(buffer.data(), static_cast<size_t>(n)));
       }
-      if (::fsync(file.get()) != 0) return ErrnoError("fsync " + path);
       entries.push_back({path, executable ? 'x' : 'f', Hex(content.Finish())});
     } else if (S_ISLNK(st.st_mode)) {
       std::array<char, 4096> target;
@@ -136,7 +135,6 @@ Result<void> CanonicaliseAndList(int dir, const std::string& prefix, std::vector
                        fmt::format("'{}' is not a file, directory or symbolic link", path));
     }
   }
-  if (::fsync(dir) != 0) return ErrnoError("fsync " + (prefix.empty() ? "." : prefix));
   return {};
 }
 
@@ -292,21 +290,37 @@ Result<TreeHandle> CodeStore::Commit(std::unique_ptr<Draft> draft) {
   std::string hash = Hex(listing.Finish());
   std::string path = TreePath(hash);
 
-  bool existed = false;
+  // Content the store has already costs no sync: the draft is dropped.
+  auto hold_existing = [&]() -> bool {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+    ++holds_->counts[hash];
+    return true;
+  };
   {
     std::lock_guard lock(holds_->mutex);
-    struct stat st;
-    if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      existed = true;  // the same content: the draft is redundant
-    } else if (::rename(draft->path().c_str(), path.c_str()) != 0) {
-      return ErrnoError(fmt::format("rename {} to {}", draft->path(), path));
-    } else {
-      draft->committed_ = true;
+    if (hold_existing()) {
+      return std::make_shared<const Tree>(holds_, hash, path);  // the draft goes after the lock
     }
-    ++holds_->counts[hash];
+  }
+  // New content: on disk before its name is. One syncfs flushes the draft's files and
+  // directories in one journal commit, where an fsync per file costs a commit each.
+  {
+    UniqueFd root(::open(draft->path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root || ::syncfs(root.get()) != 0) return ErrnoError("sync " + draft->path());
+  }
+  {
+    std::lock_guard lock(holds_->mutex);
+    if (!hold_existing()) {  // a put of the same content may have won meanwhile
+      if (::rename(draft->path().c_str(), path.c_str()) != 0) {
+        return ErrnoError(fmt::format("rename {} to {}", draft->path(), path));
+      }
+      draft->committed_ = true;
+      ++holds_->counts[hash];
+    }
   }
   auto tree = std::make_shared<const Tree>(holds_, hash, path);
-  if (!existed) {
+  if (draft->committed_) {
     // The rename is durable once the store directory is: a record naming the tree is written
     // only after this returns.
     if (auto synced = SyncDirectory(dir_); !synced) return tl::unexpected(synced.error());
