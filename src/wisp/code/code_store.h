@@ -13,9 +13,10 @@
 //
 // The hash is SHA-256 of a canonical listing of the tree (every entry's relative path, its kind,
 // for files the executable bit and the SHA-256 of the content, for links the target), so it
-// names the content whatever order or time it was written in. A commit fsyncs every file and
-// directory before the rename that publishes the tree, and the store directory after it: a tree
-// a record names survives a power cut with it.
+// names the content whatever order or time it was written in. A commit of new content flushes
+// the draft (one syncfs) before the rename that publishes the tree, and fsyncs the store
+// directory after it: a tree a record names survives a power cut with it. Content the store has
+// already is hashed, found, and its draft dropped, without any sync.
 //
 // Collection: a tree is kept while a `Tree` handle to it lives (a deploy in flight, a deployment
 // that may still start instances, a function's record) or while the caller's list of referenced
