@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -230,6 +232,28 @@ TEST_F(CodeStoreTest, CollectKeepsHeldAndReferencedTreesAndRemovesTheRest) {
   EXPECT_FALSE(fs::exists(dir_ / "code" / held_hash));
   EXPECT_TRUE(fs::is_empty(dir_ / "code" / ".trash"));
   EXPECT_EQ(store_->Acquire("../etc").error().code, ErrorCode::kInvalidArgument);
+}
+
+// A deploy's put races collections of the tree it is about to hold (the same content was
+// unheld a moment before): the handle it gets always names a tree that is there.
+TEST_F(CodeStoreTest, APutRacingCollectionsAlwaysHoldsATreeThatExists) {
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    while (!done) ASSERT_TRUE(store_->Collect({}));
+  });
+  int missing = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto tree = store_->PutFile("index.js", "exports.handler = () => 1;");
+    ASSERT_TRUE(tree) << tree.error().message;
+    if (!fs::exists(fs::path((*tree)->path()) / "index.js")) ++missing;
+    auto again = store_->Acquire((*tree)->hash());
+    if (!again || !fs::exists((*again)->path())) ++missing;
+  }
+  done = true;
+  collector.join();
+  EXPECT_EQ(missing, 0);
+  ASSERT_TRUE(store_->Collect({}));
+  EXPECT_TRUE(store_->List()->empty());
 }
 
 TEST_F(CodeStoreTest, APutOfACollectedTreeMakesItAnew) {
