@@ -190,7 +190,10 @@ class PackageTest(WispTestCase):
         added = set(self.trees()) - before
         self.assertEqual(len(added), 1)
         self.assertEqual(self.wisp.request("DELETE", f"/v1/functions/{item['id']}").status, 200)
-        self.wait_for(lambda: not (added & set(self.trees())), "the deleted package's tree")
+        # The tree goes when the last deployment holding it is let go: at the scheduler's
+        # maintenance, which drops ended instances every few seconds.
+        self.wait_for(lambda: not (added & set(self.trees())), "the deleted package's tree",
+                      timeout=30)
 
     def wait_for(self, condition, what, timeout=10):
         deadline = time.monotonic() + timeout

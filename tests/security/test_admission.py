@@ -106,7 +106,9 @@ class DeleteRaceTest(WispTestCase):
         # its build by then.
         survivor = self.wisp.create(name="survivor-go", runtime="go", code=GO_MAIN)
         self.assertEqual(self.wisp.wait_state(survivor, timeout=240)["state"], "ready")
-        deadline = time.monotonic() + 3
+        # A deleted function's tree goes once its last deployment is let go: when the scheduler's
+        # maintenance (every few seconds) drops its ended instances.
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             leftover = len(self.code_trees()) > self.live_functions()
             instances = self.wisp.health()["instances"]
@@ -144,7 +146,7 @@ class DeleteRaceTest(WispTestCase):
             t.join()
             self.assertIn(result["r"].status, (200, 404), result["r"])
             deleted.append(fid)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # trees go at the scheduler's maintenance, as above
         while time.monotonic() < deadline:
             if self.wisp.health()["instances"] == 0 and \
                     len(self.code_trees()) <= self.live_functions():
