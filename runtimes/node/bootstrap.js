@@ -646,6 +646,56 @@ function dig(obj, parts, from) {
   return obj;
 }
 
+// Whether Node itself treats `filename` as an ES module: a .mjs file, or a .js file whose nearest
+// package.json (up to the task root) says "type": "module". Such files (packages of several
+// modules importing each other) load through Node's own ESM loader; a single CommonJS or
+// export-syntax file keeps the in-place rewrite below, which also finds undeclared handlers.
+function isEsModuleFile(filename, taskRoot) {
+  if (filename.endsWith('.mjs')) return true;
+  if (!filename.endsWith('.js')) return false;
+  for (let dir = path.dirname(filename); ; dir = path.dirname(dir)) {
+    let text = null;
+    try {
+      text = fs.readFileSync(path.join(dir, 'package.json'), 'utf8');
+    } catch (e) {
+      text = null;
+    }
+    if (text !== null) {
+      try {
+        return JSON.parse(text).type === 'module';
+      } catch (e) {
+        return false; // Node refuses a broken package.json itself; the rewrite reports more
+      }
+    }
+    if (dir === taskRoot || dir.length <= taskRoot.length || dir === path.dirname(dir)) {
+      return false;
+    }
+  }
+}
+
+async function loadEsModuleHandler(filename, handlerSpec, fnParts) {
+  let namespace;
+  try {
+    namespace = await import(require('url').pathToFileURL(filename).href);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw syntaxInitError(err, filename);
+    const first = messageOf(err).split('\n')[0];
+    throw new InitError('Runtime.ImportModuleError', `${errorTypeOf(err)}: ${first}`,
+        stackLinesOf(err));
+  }
+  let handler = dig(namespace, fnParts, 0);
+  const def = namespace.default;
+  if (typeof handler !== 'function' && def !== null && def !== undefined) {
+    handler = typeof def === 'function' && fnParts.length === 1 && !(fnParts[0] in namespace) ?
+        def : dig(def, fnParts, 0);
+  }
+  if (typeof handler !== 'function') {
+    throw new InitError('Runtime.HandlerNotFound', dig(namespace, fnParts, 0) !== undefined ?
+        `${handlerSpec} is not a function` : `${handlerSpec} is undefined or not exported`);
+  }
+  return handler;
+}
+
 async function loadHandler() {
   const handlerSpec = env._HANDLER || '';
   const taskRoot = env.LAMBDA_TASK_ROOT || '/var/task';
@@ -681,6 +731,10 @@ async function loadHandler() {
   if (!realFile.startsWith(realRoot.endsWith('/') ? realRoot : `${realRoot}/`)) {
     throw new InitError('Runtime.ImportModuleError',
         `Error: module '${modPath}' resolves outside the task root`);
+  }
+
+  if (isEsModuleFile(filename, path.resolve(taskRoot))) {
+    return loadEsModuleHandler(filename, handlerSpec, fnParts);
   }
 
   let source;

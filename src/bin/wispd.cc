@@ -21,6 +21,7 @@
 #include "wisp/api/routes.h"
 #include "wisp/auth/api_keys.h"
 #include "wisp/auth/key_command.h"
+#include "wisp/code/code_store.h"
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/logging.h"
@@ -184,7 +185,7 @@ int main(int argc, char** argv) {
   // Prewarmed instances' code directories were kept here before they moved to the launcher's
   // stage: whatever a previous run left is stale.
   fs::remove_all(prewarm_dir, ec);
-  for (const auto& dir : {data_dir, sandbox_root, functions_dir}) {
+  for (const auto& dir : {data_dir, sandbox_root}) {
     fs::create_directories(dir, ec);
     if (ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   }
@@ -197,10 +198,8 @@ int main(int argc, char** argv) {
     return Fail(fmt::format("data dir {} is a shared (sticky) directory: give wispd one of its own",
                             data_dir.string()));
   }
-  for (const auto& dir : {data_dir, functions_dir}) {
-    fs::permissions(dir, fs::perms::owner_all, ec);
-    if (ec) return Fail(fmt::format("cannot make {} private: {}", dir.string(), ec.message()));
-  }
+  fs::permissions(data_dir, fs::perms::owner_all, ec);
+  if (ec) return Fail(fmt::format("cannot make {} private: {}", data_dir.string(), ec.message()));
   const std::string runtimes_dir = config.runtimes_dir.empty()
                                        ? DefaultRuntimesDir()
                                        : fs::absolute(config.runtimes_dir).string();
@@ -265,6 +264,14 @@ int main(int argc, char** argv) {
     spdlog::warn("sandbox resource limits are NOT enforced: no usable cgroups");
   }
 
+  // Every version's code; before the worker pool, whose last jobs may still collect trees.
+  auto opened_code = code::CodeStore::Open(
+      (data_dir / "code").string(),
+      code::CodeLimits{.max_zip_bytes = config.code_max_zip_mb << 20,
+                       .max_unzipped_bytes = config.code_max_unzipped_mb << 20,
+                       .max_entries = config.code_max_zip_entries});
+  if (!opened_code) return Fail(opened_code.error().message);
+  std::unique_ptr<code::CodeStore> code_store = std::move(*opened_code);
   asio::thread_pool workers(kWorkerThreads);
   auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
   if (!opened) return Fail(opened.error().message);
@@ -344,7 +351,7 @@ int main(int argc, char** argv) {
   asio::post(workers, [&runtimes] { runtimes.ProbeVersions(std::chrono::seconds(10)); });
   metrics::Registry metrics;
   core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
-                                  go_builder, settings);
+                                  go_builder, *code_store, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
   scheduler.ConfigurePrewarm(functions.PrewarmPools(
       {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}));
@@ -393,13 +400,9 @@ int main(int argc, char** argv) {
   }
   server.Start();
   dispatcher.Start();
-  spdlog::info("wispd listening on http://{}:{} (data {}, cgroups {}, auth {})", config.listen_host,
-               server.port(), data_dir.string(), cgroups,
+  spdlog::info("wispd listening on http://{}:{} (data {}, limits: {}, auth {})",
+               config.listen_host, server.port(), data_dir.string(), resource_limits,
                config.auth_required ? "required" : "off");
-=======
-  spdlog::info("wispd listening on http://{}:{} (data {}, limits: {})", config.listen_host,
-               server.port(), data_dir.string(), resource_limits);
->>>>>>> h-backend
 
   // Graceful stop: refuse new connections, let calls in flight finish (bounded), then end
   // every sandbox and leave.

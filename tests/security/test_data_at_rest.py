@@ -4,7 +4,7 @@ stores is readable by its own user only.
 A function that echoes multi-megabyte events many times must leave wisp.db within the node's
 byte budget (`invocation_records_max_bytes`), its records cut to the per-field cap with the
 original size noted, while each caller still gets the whole response. The data directory, the
-functions directory and the databases (with their -wal and -shm files) must be owner-only, also
+code store directory and the databases (with their -wal and -shm files) must be owner-only, also
 when an older wispd left them world-readable.
 """
 
@@ -105,11 +105,11 @@ class DataAtRestTest(unittest.TestCase):
         self.assertGreater(health.get("invocationRecordsEvicted", 0), 0, health)
 
     def test_2_the_data_dir_and_the_databases_are_owner_only(self):
-        # wispd tightened what it found; a sandbox still runs code from functions/ (test 1).
+        # wispd tightened what it found; a sandbox still runs code from the code store (test 1).
         # Nobody else may list, traverse or change the data dir (Go builds run in sandboxes, with
         # their directories bound in by the launcher as root).
         self.assertEqual(mode(self.data_dir), 0o700)
-        self.assertEqual(mode(os.path.join(self.data_dir, "functions")), 0o700)
+        self.assertEqual(mode(os.path.join(self.data_dir, "code")), 0o700)
         for name in ("wisp.db", "queue.db"):
             for suffix in ("", "-wal", "-shm"):
                 path = os.path.join(self.data_dir, name + suffix)
@@ -120,7 +120,7 @@ class DataAtRestTest(unittest.TestCase):
     def test_3_files_loosened_while_stopped_are_tightened_at_the_next_start(self):
         self.wisp.stop(check=False)
         os.chmod(self.data_dir, 0o755)
-        os.chmod(os.path.join(self.data_dir, "functions"), 0o755)
+        os.chmod(os.path.join(self.data_dir, "code"), 0o755)
         for name in ("wisp.db", "queue.db"):
             for suffix in ("", "-wal", "-shm"):
                 path = os.path.join(self.data_dir, name + suffix)
@@ -128,7 +128,7 @@ class DataAtRestTest(unittest.TestCase):
                     os.chmod(path, 0o644)
         self.wisp.start()
         self.assertEqual(mode(self.data_dir) & 0o066, 0)
-        self.assertEqual(mode(os.path.join(self.data_dir, "functions")), 0o700)
+        self.assertEqual(mode(os.path.join(self.data_dir, "code")), 0o700)
         for name in ("wisp.db", "queue.db"):
             for suffix in ("", "-wal", "-shm"):
                 path = os.path.join(self.data_dir, name + suffix)

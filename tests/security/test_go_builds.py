@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -268,7 +269,13 @@ class GoBuildTest(wisp_fixture.WispTestCase):
         # Nothing of a build is within a local user's reach, not even to look at.
         self.assertEqual(report, {"reached": [], "planted": [], "swapped": [], "signalled": []})
         self.assertEqual(item["state"], "ready", brief(item))
-        binary = os.path.join(self.wisp.data_dir, "functions", fid, "v1", "function")
+        # The version's tree in the code store, as the function's record names it.
+        db = sqlite3.connect(os.path.join(self.wisp.data_dir, "wisp.db"))
+        try:
+            (tree,) = db.execute("SELECT code_tree FROM functions WHERE id = ?", (fid,)).fetchone()
+        finally:
+            db.close()
+        binary = os.path.join(self.wisp.data_dir, "code", tree, "function")
         st = os.lstat(binary)
         self.assertTrue(stat.S_ISREG(st.st_mode))
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o755))

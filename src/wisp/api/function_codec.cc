@@ -23,6 +23,7 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
                                                     "runtime",
                                                     "handler",
                                                     "code",
+                                                    "zip",
                                                     "timeout_seconds",
                                                     "memory_mb",
                                                     "vcpu",
@@ -60,8 +61,8 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
 // changes `state` or `id` learns that it does not.
 const std::vector<std::string_view>& ReadOnlyFields(FunctionApi api) {
   static const std::vector<std::string_view> kV1 = {
-      "id",         "state",           "error",     "created_at",
-      "updated_at", "last_invoked_at", "instances", "runtime_version"};
+      "id",        "state",           "error",       "created_at", "updated_at", "last_invoked_at",
+      "instances", "runtime_version", "code_sha256", "code_size"};
   static const std::vector<std::string_view> kProgram = {
       "id", "status", "error", "deployed_version", "created_at", "updated_at", "runtime_version"};
   return api == FunctionApi::kV1 ? kV1 : kProgram;
@@ -95,7 +96,7 @@ const std::map<std::string, std::string_view, std::less<>>& OtherPlatformNames()
       {"functionname", "name"},
       {"sourcecode", "code"},
       {"source", "code"},
-      {"zipfile", "code"},
+      {"zipfile", "zip"},
       {"cpu", "vcpu"},
       {"cpus", "vcpu"},
       {"vcpus", "vcpu"},
@@ -210,6 +211,14 @@ Result<void> DecodeField(FunctionApi api, const std::string& key, const json& va
     auto code = DecodeBase64(value.get<std::string>());
     if (!code) return tl::unexpected(code.error());
     f.code = std::move(*code);
+    return {};
+  }
+  if (key == "zip") {
+    // A deployment package: the zip's bytes in standard base64 (as Lambda's ZipFile).
+    if (!value.is_string()) return wrong("a base64-encoded zip file");
+    auto zip = DecodeBase64(value.get<std::string>());
+    if (!zip) return Invalid(fmt::format("zip: {}", zip.error().message));
+    f.zip = std::move(*zip);
     return {};
   }
   if (key == "timeout_seconds") return integer(f.timeout_seconds);
@@ -370,8 +379,11 @@ json EncodeFunction(FunctionApi api, const store::FunctionRecord& r,
         {"metadata", std::move(metadata)},
         {"version_label", r.version_label.empty() ? json(nullptr) : json(r.version_label)},
         {"network", r.network},
+        {"code_sha256", r.code_sha256},
+        {"code_size", r.code_size},
     };
-    if (with_code) item["code"] = r.code;
+    // A package's code is its tree, not one text: only a single file is shown back.
+    if (with_code) item["code"] = r.code_format == "zip" ? json(nullptr) : json(r.code);
     if (!r.error.empty()) item["error"] = r.error;
     return item;
   }

@@ -89,6 +89,12 @@ struct Config {
   double go_build_vcpu = 1;
   double go_build_timeout_seconds = 300;
 
+  // Deployment packages (zip), as Lambda's limits: zipped size, bytes written when unpacked
+  // (counted as written: a zip bomb stops there), and entries.
+  uint64_t code_max_zip_mb = 50;
+  uint64_t code_max_unzipped_mb = 250;
+  uint64_t code_max_zip_entries = 20000;
+
   // How long a claim of an async invocation holds it unless renewed (wispd renews every third
   // of it): how soon the work of a dead or hung node runs again. > 0.
   double async_lease_seconds = 30;

@@ -1,7 +1,7 @@
 #include "wisp/core/function_service.h"
 
 #include <filesystem>
-#include <fstream>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -15,8 +15,8 @@ constexpr const char* kRuntimeMount = "/opt/wisp/runtime";  // where SpawnSpec::
 
 // Fields whose change needs new instances; the timeout is read per call and needs none.
 bool NeedsNewVersion(const FunctionFields& f) {
-  return f.name || f.runtime || f.handler || f.code || f.memory_mb || f.vcpu || f.env || f.style ||
-         f.network;
+  return f.name || f.runtime || f.handler || f.code || f.zip || f.memory_mb || f.vcpu || f.env ||
+         f.style || f.network;
 }
 
 }  // namespace
@@ -39,7 +39,10 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
   if (f.metadata_json) r.metadata_json = *f.metadata_json;
   if (f.version_label) r.version_label = *f.version_label;
   if (f.handler) r.handler = *f.handler;
-  if (f.code) r.code = *f.code;
+  if (f.code) {
+    r.code = *f.code;
+    r.code_format = "file";
+  }
   if (f.timeout_seconds) r.timeout_seconds = *f.timeout_seconds;
   if (f.memory_mb) r.memory_mb = *f.memory_mb;
   if (f.vcpu) r.vcpu = *f.vcpu;
@@ -51,7 +54,7 @@ FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& worker
                                  store::Store& store, scheduler::Scheduler& scheduler,
                                  metrics::Registry& metrics, const Clock& clock,
                                  const RuntimeCatalog& runtimes, GoBuilder& go_builder,
-                                 DeploymentSettings settings)
+                                 code::CodeStore& code_store, DeploymentSettings settings)
     : io_(io),
       workers_(workers),
       record_writes_(asio::make_strand(workers.get_executor())),
@@ -61,29 +64,39 @@ FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& worker
       clock_(clock),
       runtimes_(runtimes),
       go_builder_(go_builder),
+      code_store_(code_store),
       settings_(std::move(settings)) {}
 
 Result<void> FunctionService::Load() {
   auto records = store_.ListFunctions();
   if (!records) return tl::unexpected(records.error());
+  bool legacy_kept = false;  // an older wispd's code that could not be moved: not removed
+  std::set<std::string> referenced;
   for (auto& record : *records) {
     auto function = std::make_unique<Function>();
     function->metrics = metrics_.ForFunction(record.id, record.name);
     function->latest_version = record.version;
     const bool interrupted = record.state == "creating" || record.state == "deploying";
-    if (record.state == "ready") {
-      auto deployment = BuildDeployment(record, record.version, function->lifetime);
-      const auto runtime = RuntimeOf(record);
-      bool code_ready = false;
-      if (runtime && (*runtime)->compiled) {
-        // The build output is kept; compiling again would hold up the start for seconds.
-        std::error_code ec;
-        code_ready = fs::exists(
-            fs::path(VersionDir(record.id, record.version)) / std::string(kBuildOutputFile), ec);
-      } else if (auto file = CodeFileName(record)) {
-        code_ready = bool(WriteCode(record, record.version, *file));
+    const std::string stored_tree = record.code_tree;
+    auto tree = RecoverTree(record);
+    if (tree) {
+      function->code = *tree;
+      referenced.insert(record.code_tree);
+    } else {
+      spdlog::warn("function {} ({}): {}", record.name, record.id, tree.error().message);
+      legacy_kept = legacy_kept || record.code_tree.empty();
+    }
+    if (record.code_tree != stored_tree) {
+      // Moved from an older wispd's directory (or made again): the record names its tree now.
+      if (auto stored = store_.PutFunction(record); !stored) {
+        spdlog::warn("function {}: code tree not stored: {}", record.id, stored.error().message);
       }
-      if (deployment && code_ready) {
+    }
+    if (record.state == "ready") {
+      auto deployment =
+          tree ? BuildDeployment(record, record.version, function->lifetime, *tree)
+               : Result<std::shared_ptr<const scheduler::Deployment>>(tl::unexpected(tree.error()));
+      if (deployment) {
         function->deployment = *deployment;
         scheduler_.Publish(function->deployment);
       } else {
@@ -99,10 +112,23 @@ Result<void> FunctionService::Load() {
       Function& f = *functions_[id];
       f.first_deploy = std::make_shared<Event>(io_.get_executor());
       f.changing = f.first_deploy;
-      asio::co_spawn(io_, Deploy(id, record.version, record), asio::detached);
+      asio::co_spawn(io_, Deploy(id, record.version, record, nullptr), asio::detached);
     }
   }
   spdlog::info("loaded {} functions from the store", functions_.size());
+  std::error_code ec;
+  if (!legacy_kept && fs::exists(settings_.functions_dir, ec)) {
+    // Every function's code is in the code store now: what an older wispd wrote is not read
+    // again.
+    fs::remove_all(settings_.functions_dir, ec);
+    if (ec) spdlog::warn("cannot remove {}: {}", settings_.functions_dir, ec.message());
+  }
+  auto collected = code_store_.Collect(referenced);
+  if (!collected) return tl::unexpected(collected.error());
+  if (collected->trees > 0) {
+    spdlog::info("code store: removed {} trees no function refers to ({} bytes)", collected->trees,
+                 collected->bytes);
+  }
   return {};
 }
 
@@ -113,7 +139,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   }
   for (const char* missing :
        {!fields.name ? "name" : nullptr, !fields.runtime ? "runtime" : nullptr,
-        !fields.code ? "code" : nullptr}) {
+        !fields.code && !fields.zip ? "code (or zip, a package)" : nullptr}) {
     if (missing) {
       co_return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} is required", missing));
     }
@@ -138,6 +164,20 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
       !valid) {
     co_return tl::unexpected(valid.error());
   }
+  code::TreeHandle package;
+  if (fields.zip) {
+    // Unpacked before anything is stored: a refused zip leaves no function and no tree.
+    const auto zip = std::make_shared<const std::string>(*fields.zip);
+    auto unpacked = co_await UnpackPackage(zip, record);
+    if (!unpacked) co_return tl::unexpected(unpacked.error());
+    package = *unpacked;
+    for (const auto& [id, f] : functions_) {
+      if (f->record.name == record.name) {
+        co_return MakeError(ErrorCode::kAlreadyExists,
+                            fmt::format("a function named '{}' already exists", record.name));
+      }
+    }
+  }
   record.version = 1;
   record.state = "creating";
   record.created_at_ms = record.updated_at_ms = ToEpochMillis(clock_.WallNow());
@@ -160,7 +200,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   Function* f = Find(record.id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, "function deleted while being created");
   f->record.state = "deploying";
-  asio::co_spawn(io_, Deploy(record.id, 1, record), asio::detached);
+  f->code = package;
+  asio::co_spawn(io_, Deploy(record.id, 1, record, package), asio::detached);
   co_return f->record;
 }
 
@@ -209,6 +250,15 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
       !valid) {
     co_return tl::unexpected(valid.error());
   }
+  code::TreeHandle package;
+  if (fields.zip) {
+    const auto zip = std::make_shared<const std::string>(*fields.zip);
+    auto unpacked = co_await UnpackPackage(zip, candidate);
+    if (!unpacked) co_return tl::unexpected(unpacked.error());
+    package = *unpacked;
+    f = Find(id);
+    if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
+  }
 
   if (!NeedsNewVersion(fields)) {
     const bool limits_changed = candidate.max_concurrency != f->record.max_concurrency ||
@@ -242,16 +292,18 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
   }
 
   const int version = ++f->latest_version;
-  co_await Deploy(id, version, candidate);
+  co_await Deploy(id, version, candidate, package);
   f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
   co_return f->record;
 }
 
 asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
-                                              store::FunctionRecord candidate) {
+                                              store::FunctionRecord candidate,
+                                              code::TreeHandle package) {
   std::string failure;
   std::shared_ptr<const scheduler::Deployment> deployment;
+  code::TreeHandle tree = package;
   const auto started = clock_.Now();
   const Function* deploying = Find(id);
   if (!deploying) co_return;
@@ -260,40 +312,31 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   if (auto file = CodeFileName(candidate); !file) {
     failure = file.error().message;
   } else {
-    auto write = [this, candidate, version] { return PrepareCode(candidate, version); };
-    auto written = co_await Offload(workers_, std::move(write));
-    if (written && candidate.style == kProgramStyle) {
-      if (auto runtime = RuntimeOf(candidate); runtime && (*runtime)->compiled) {
-        // Off the worker pool: a build takes seconds to minutes, and the store must not wait.
-        const std::string binary =
-            (fs::path(VersionDir(id, version)) / std::string(kBuildOutputFile)).string();
-        written =
-            co_await go_builder_.Build(fmt::format("{}-v{}", id, version), candidate.code, binary);
-      }
-    }
+    Result<code::TreeHandle> prepared = tree;
+    if (!tree) prepared = co_await PrepareTree(id, version, candidate);
     if (lifetime->deleted) {
-      // Deleted while its code was written or built: the delete's removal may have run before
-      // the write ended. Remove what is left, after it (the same strand), and start nothing.
-      auto remove = [dir = settings_.functions_dir + "/" + id] {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-        return true;
-      };
-      co_await Offload(record_writes_, std::move(remove));
+      // Deleted while its code was written or built: start nothing, and let the tree go.
+      prepared = MakeError(ErrorCode::kNotFound, "deleted");
+      tree.reset();
+      package.reset();
+      CollectCode();
       co_return;
     }
-    auto built = BuildDeployment(candidate, version, lifetime);
-    if (!written) {
-      failure = written.error().message;
-    } else if (!built) {
-      failure = built.error().message;
+    if (!prepared) {
+      failure = prepared.error().message;
     } else {
-      deployment = *built;
-      auto warmed = co_await scheduler_.Warm(deployment);
-      if (!warmed) {
-        failure = warmed.error().message;
-        for (const auto& line : warmed.error().logs)
-          spdlog::debug("deploy {} v{}: {}", candidate.name, version, line);
+      tree = *prepared;
+      auto built = BuildDeployment(candidate, version, lifetime, tree);
+      if (!built) {
+        failure = built.error().message;
+      } else {
+        deployment = *built;
+        auto warmed = co_await scheduler_.Warm(deployment);
+        if (!warmed) {
+          failure = warmed.error().message;
+          for (const auto& line : warmed.error().logs)
+            spdlog::debug("deploy {} v{}: {}", candidate.name, version, line);
+        }
       }
     }
   }
@@ -312,6 +355,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
     record.error.clear();
     record.last_invoked_at_ms = last_invoked;
     f->deployment = deployment;
+    f->code = tree;
     scheduler_.Publish(deployment);
     spdlog::info("function {} ({}) version {} ready in {:.1f} ms", record.name, id, version,
                  std::chrono::duration<double, std::milli>(clock_.Now() - started).count());
@@ -327,6 +371,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
       record.version = version;
       record.state = "error";
       record.error = failure;
+      f->code = tree;
     }
   }
   if (f->first_deploy) {
@@ -338,6 +383,11 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
   auto stored = co_await Offload(record_writes_, std::move(put));
   if (!stored) spdlog::error("function {}: state not stored: {}", id, stored.error().message);
+  // The version this one replaced, or this one if it failed, may have left a tree behind.
+  tree.reset();
+  package.reset();
+  deployment.reset();
+  CollectCode();
 }
 
 asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
@@ -351,15 +401,16 @@ asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
   functions_.erase(it);
   metrics_.RemoveFunction(id);
   scheduler_.RetireFunction(id);
-  const std::string dir = settings_.functions_dir + "/" + id;
-  auto remove = [this, id, dir]() -> Result<void> {
+  auto remove = [this, id]() -> Result<void> {
     auto deleted = store_.DeleteFunction(id);
-    std::error_code ec;
-    fs::remove_all(dir, ec);
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
     return {};
   };
-  co_return co_await Offload(record_writes_, std::move(remove));
+  auto removed = co_await Offload(record_writes_, std::move(remove));
+  // Its tree goes unless another function has the same code; trees its retiring instances'
+  // deployments still hold go at a later collection.
+  CollectCode();
+  co_return removed;
 }
 
 Function* FunctionService::Find(std::string_view id) {
@@ -456,7 +507,7 @@ std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(
   return pools;
 }
 
-std::string FunctionService::VersionDir(const std::string& id, int version) const {
+std::string FunctionService::LegacyVersionDir(const std::string& id, int version) const {
   return fmt::format("{}/{}/v{}", settings_.functions_dir, id, version);
 }
 
@@ -481,50 +532,130 @@ Result<const RuntimeEntry*> FunctionService::RuntimeOf(const store::FunctionReco
                                record.runtime, runtimes_.AcceptedNames()));
 }
 
-Result<void> FunctionService::PrepareCode(const store::FunctionRecord& record, int version) const {
-  auto file = CodeFileName(record);
-  if (!file) return tl::unexpected(file.error());
-  // A program's source stays beside its build output: what runs can be read back.
-  return WriteCode(record, version, *file);
+asio::awaitable<Result<code::TreeHandle>> FunctionService::UnpackPackage(
+    std::shared_ptr<const std::string> zip, store::FunctionRecord& record) {
+  if (auto runtime = RuntimeOf(record); runtime && (*runtime)->compiled) {
+    co_return MakeError(ErrorCode::kInvalidArgument,
+                        fmt::format("{} functions are built from one source file: send code, not "
+                                    "a zip",
+                                    record.runtime));
+  }
+  using Unpacked = std::pair<code::TreeHandle, std::string>;
+  auto unpack = [this, zip]() -> Result<Unpacked> {
+    auto tree = code_store_.PutZip(*zip);
+    if (!tree) return tl::unexpected(tree.error());
+    return Unpacked{*tree, code::Sha256Base64(*zip)};
+  };
+  auto unpacked = co_await Offload(workers_, std::move(unpack));
+  if (!unpacked) co_return tl::unexpected(unpacked.error());
+  record.code.clear();
+  record.code_format = "zip";
+  record.code_tree = unpacked->first->hash();
+  record.code_sha256 = unpacked->second;
+  record.code_size = static_cast<int64_t>(zip->size());
+  co_return unpacked->first;
 }
 
-Result<void> FunctionService::WriteCode(const store::FunctionRecord& record, int version,
-                                        const std::string& file_name) const {
-  const fs::path dir = VersionDir(record.id, version);
-  const fs::path file = dir / file_name;
+asio::awaitable<Result<code::TreeHandle>> FunctionService::PrepareTree(
+    const std::string& id, int version, store::FunctionRecord& candidate) {
+  auto runtime = RuntimeOf(candidate);
+  if (!runtime) co_return tl::unexpected(runtime.error());
+  const bool compiled = (*runtime)->compiled && candidate.style == kProgramStyle;
+  if (candidate.code_format == "zip") {
+    if (compiled) {
+      co_return MakeError(ErrorCode::kInvalidArgument,
+                          fmt::format("{} functions are built from one source file: send code, "
+                                      "not a zip",
+                                      candidate.runtime));
+    }
+    auto acquire = [this, hash = candidate.code_tree] { return code_store_.Acquire(hash); };
+    co_return co_await Offload(workers_, std::move(acquire));
+  }
+  auto file = CodeFileName(candidate);
+  if (!file) co_return tl::unexpected(file.error());
+  candidate.code_sha256.clear();
+  candidate.code_size = static_cast<int64_t>(candidate.code.size());
+  Result<code::TreeHandle> tree = MakeError(ErrorCode::kInternal, "no tree");
+  if (!compiled) {
+    auto put = [this, &candidate, name = *file]() {
+      candidate.code_sha256 = code::Sha256Base64(candidate.code);
+      return code_store_.PutFile(name, candidate.code);
+    };
+    tree = co_await Offload(workers_, std::move(put));
+  } else {
+    // A program's source stays beside its build output: what runs can be read back.
+    std::unique_ptr<code::Draft> draft;
+    auto write = [this, &candidate, &draft, name = *file]() -> Result<void> {
+      candidate.code_sha256 = code::Sha256Base64(candidate.code);
+      auto made = code_store_.NewDraft();
+      if (!made) return tl::unexpected(made.error());
+      draft = std::move(*made);
+      return code_store_.WriteFile(*draft, name, candidate.code, false);
+    };
+    auto written = co_await Offload(workers_, std::move(write));
+    if (!written) co_return tl::unexpected(written.error());
+    // Off the worker pool: a build takes seconds to minutes, and the store must not wait.
+    const std::string binary = draft->path() + "/" + std::string(kBuildOutputFile);
+    auto built =
+        co_await go_builder_.Build(fmt::format("{}-v{}", id, version), candidate.code, binary);
+    if (!built) co_return tl::unexpected(built.error());
+    auto commit = [this, &draft] { return code_store_.Commit(std::move(draft)); };
+    tree = co_await Offload(workers_, std::move(commit));
+  }
+  if (tree) candidate.code_tree = (*tree)->hash();
+  co_return tree;
+}
+
+Result<code::TreeHandle> FunctionService::RecoverTree(store::FunctionRecord& record) {
+  if (!record.code_tree.empty()) {
+    auto held = code_store_.Acquire(record.code_tree);
+    if (held) return held;
+    spdlog::warn("function {}: its code tree {} is missing: making it again", record.id,
+                 record.code_tree);
+  }
+  const auto runtime = RuntimeOf(record);
+  const bool compiled = runtime && (*runtime)->compiled && record.style == kProgramStyle;
+  const std::string legacy = LegacyVersionDir(record.id, record.version);
   std::error_code ec;
-  fs::create_directories(file.parent_path(), ec);
-  if (ec) {
-    return MakeError(ErrorCode::kInternal,
-                     fmt::format("create {}: {}", file.parent_path().string(), ec.message()));
+  Result<code::TreeHandle> tree = MakeError(ErrorCode::kNotFound, "no tree");
+  if (fs::is_directory(legacy, ec)) {
+    // An older wispd's version directory (a Go build's binary included: no rebuild).
+    tree = code_store_.Import(legacy);
+  } else if (record.code_format == "file" && !compiled) {
+    auto file = CodeFileName(record);
+    if (!file) return tl::unexpected(file.error());
+    tree = code_store_.PutFile(*file, record.code);
+  } else {
+    return MakeError(
+        ErrorCode::kNotFound,
+        fmt::format("the code of version {} is missing: deploy it again", record.version));
   }
-  // The sandbox user is not the owner: everything must be world-readable, nothing writable.
-  for (fs::path p = file.parent_path(); p != dir.parent_path(); p = p.parent_path()) {
-    fs::permissions(p,
-                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                        fs::perms::others_read | fs::perms::others_exec,
-                    ec);
+  if (!tree) return tree;
+  record.code_tree = (*tree)->hash();
+  if (record.code_sha256.empty() && record.code_format == "file") {
+    record.code_sha256 = code::Sha256Base64(record.code);
+    record.code_size = static_cast<int64_t>(record.code.size());
   }
-  const fs::path temp = file.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out.write(record.code.data(), static_cast<std::streamsize>(record.code.size()));
-    if (!out) return MakeError(ErrorCode::kInternal, fmt::format("write {}", temp.string()));
-  }
-  fs::permissions(temp,
-                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                      fs::perms::others_read,
-                  ec);
-  fs::rename(temp, file, ec);
-  if (ec)
-    return MakeError(ErrorCode::kInternal,
-                     fmt::format("rename {}: {}", file.string(), ec.message()));
-  return {};
+  return tree;
+}
+
+void FunctionService::CollectCode() { ScheduleCollection(workers_, code_store_); }
+
+void FunctionService::ScheduleCollection(asio::thread_pool& workers, code::CodeStore& store) {
+  // Only the store is used: the job may run while wispd stops, after the service is gone.
+  asio::post(workers, [&store] {
+    auto collected = store.Collect({});
+    if (!collected) {
+      spdlog::warn("code store: collection failed: {}", collected.error().message);
+    } else if (collected->trees > 0) {
+      spdlog::debug("code store: removed {} trees ({} bytes)", collected->trees, collected->bytes);
+    }
+  });
 }
 
 Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeployment(
     const store::FunctionRecord& record, int version,
-    std::shared_ptr<scheduler::FunctionLifetime> lifetime) const {
+    std::shared_ptr<scheduler::FunctionLifetime> lifetime, code::TreeHandle tree) const {
   const bool program = record.style == kProgramStyle;
   auto runtime_of = RuntimeOf(record);
   if (!runtime_of) return tl::unexpected(runtime_of.error());
@@ -557,7 +688,15 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
       spawn.argv.push_back(std::move(arg));
     }
   }
-  spawn.code_dir = VersionDir(record.id, version);
+  spawn.code_dir = tree->path();
+  // When the last holder lets this version go (its last instance ended after a newer version
+  // or a delete), its tree may be collectable: look then, not only at the next deploy.
+  const code::Tree* held = tree.get();
+  deployment->code = std::shared_ptr<const void>(held, [tree = std::move(tree), &workers = workers_,
+                                                        &store = code_store_](const void*) mutable {
+    tree.reset();
+    ScheduleCollection(workers, store);
+  });
   // User variables come first: getenv() finds the first entry, so a user's PATH, TZ or LANG
   // wins over the defaults below. The platform's own names are refused by ValidateFields.
   std::vector<std::string> platform_env = std::move(spawn.env);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "wisp/code/code_store.h"
 #include "wisp/common/asio.h"
 #include "wisp/common/clock.h"
 #include "wisp/common/thread_role.h"
@@ -26,8 +27,10 @@ namespace wisp::core {
 
 // Where runtimes and code live, and the sandbox settings every deployment shares.
 struct DeploymentSettings {
-  std::string functions_dir;  // <data-dir>/functions: one directory per function and version
-  std::string runtimes_dir;   // host directory of the shims (runtimes/)
+  // <data-dir>/functions: code directories per function and version of a wispd before the
+  // CodeStore; Load moves what it finds there into the store and removes the directory.
+  std::string functions_dir;
+  std::string runtimes_dir;  // host directory of the shims (runtimes/)
   // The AWS region functions see (AWS_REGION, AWS_DEFAULT_REGION, their ARN): SDKs inside a
   // function refuse a region that is not in AWS's format.
   std::string region = "us-east-1";
@@ -52,6 +55,9 @@ struct Function {
   std::shared_ptr<Event> changing;
   // Its series in the metrics registry: what the invoke path counts for it.
   std::shared_ptr<metrics::FunctionMetrics> metrics;
+  // The code tree `record.code_tree` names, held so that it is not collected while the function
+  // refers to it (the serving deployment holds its own).
+  code::TreeHandle code;
   // Marked deleted by Delete: deploys and calls in flight then start nothing more for it.
   std::shared_ptr<scheduler::FunctionLifetime> lifetime =
       std::make_shared<scheduler::FunctionLifetime>();
@@ -59,14 +65,16 @@ struct Function {
 
 class FunctionService {
  public:
-  // `go_builder` compiles program-style Go functions at deploy.
+  // `go_builder` compiles program-style Go functions at deploy; `code_store` keeps every
+  // version's code (nothing else writes, links or removes it).
   FunctionService(asio::io_context& io, asio::thread_pool& workers, store::Store& store,
                   scheduler::Scheduler& scheduler, metrics::Registry& metrics, const Clock& clock,
                   const RuntimeCatalog& runtimes, GoBuilder& go_builder,
-                  DeploymentSettings settings);
+                  code::CodeStore& code_store, DeploymentSettings settings);
 
   // Reads every function from the store. Called once, before serving. Functions come back
-  // ready to start instances on their first call.
+  // ready to start instances on their first call. Code an older wispd kept under functions_dir
+  // moves into the code store; trees no function refers to are collected.
   Result<void> Load();
 
   // Validates, stores and starts deploying a new function; returns it (state deploying)
@@ -102,18 +110,31 @@ class FunctionService {
   void PersistActivity();
 
  private:
-  asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate);
+  // Deploys `candidate` as `version`. `package`: the tree a zip in the request became (null:
+  // the code comes from the record).
+  asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate,
+                               code::TreeHandle package);
   Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
       const store::FunctionRecord& record, int version,
-      std::shared_ptr<scheduler::FunctionLifetime> lifetime) const;
-  // Writes the version's code (a compiled program's source; GoBuilder compiles it). Blocking:
-  // the worker pool.
-  Result<void> PrepareCode(const store::FunctionRecord& record, int version) const;
-  Result<void> WriteCode(const store::FunctionRecord& record, int version,
-                         const std::string& file_name) const;
+      std::shared_ptr<scheduler::FunctionLifetime> lifetime, code::TreeHandle tree) const;
+  // The version's code as a tree: the record's package tree, or its one file put in the store,
+  // or (compiled runtimes) the source with GoBuilder's binary beside it. Sets the record's
+  // code_tree, code_sha256 and code_size.
+  asio::awaitable<Result<code::TreeHandle>> PrepareTree(const std::string& id, int version,
+                                                        store::FunctionRecord& candidate);
+  // Unpacks a zip from a request into a tree (the worker pool), or a clear kInvalidArgument.
+  asio::awaitable<Result<code::TreeHandle>> UnpackPackage(std::shared_ptr<const std::string> zip,
+                                                          store::FunctionRecord& record);
+  // The tree of a stored record at Load: from the store, or moved from an older wispd's version
+  // directory, or made from the record's one file. Blocking.
+  Result<code::TreeHandle> RecoverTree(store::FunctionRecord& record);
+  // Removes trees nothing holds any more (in the background, on the worker pool).
+  void CollectCode();
+  static void ScheduleCollection(asio::thread_pool& workers, code::CodeStore& store);
   // The file the record's code is written to: its handler module's file, or the program's.
   Result<std::string> CodeFileName(const store::FunctionRecord& record) const;
-  std::string VersionDir(const std::string& id, int version) const;
+  // Where an older wispd kept a version's code (read once, by Load, to move it into the store).
+  std::string LegacyVersionDir(const std::string& id, int version) const;
   // The record's runtime; kFailedPrecondition if the catalog no longer has it (a record stored
   // by a wispd that knew more runtimes).
   Result<const RuntimeEntry*> RuntimeOf(const store::FunctionRecord& record) const;
@@ -133,6 +154,7 @@ class FunctionService {
   const Clock& clock_;
   const RuntimeCatalog& runtimes_;
   GoBuilder& go_builder_;
+  code::CodeStore& code_store_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
   ThreadRole io_thread_;

@@ -1,5 +1,7 @@
 #include "wisp/core/function_spec.h"
 
+#include <algorithm>
+
 #include <cctype>
 #include <set>
 
@@ -109,6 +111,8 @@ Result<void> ValidateFields(const FunctionFields& f, const RuntimeCatalog& runti
   if (f.metadata_json && f.metadata_json->size() > kMaxMetadataBytes) {
     return Invalid(fmt::format("metadata must be at most {} bytes of JSON", kMaxMetadataBytes));
   }
+  if (f.code && f.zip)
+    return Invalid("send either code (one source file) or zip (a package), not both");
   if (f.code && f.code->find_first_not_of(" \t\r\n") == std::string::npos) {
     return Invalid("code must not be empty");
   }
@@ -158,6 +162,10 @@ Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view
     target.module = std::string(handler.substr(0, dot));
     target.function = std::string(handler.substr(dot + 1));
   }
+  // Python names a module in a package with dots, as Lambda's Python runtime takes it:
+  // "app.main.handler" is the file app/main.py.
+  if (runtime.source_extension == ".py")
+    std::replace(target.module.begin(), target.module.end(), '.', '/');
   if (!IsModulePath(target.module)) {
     return Invalid(fmt::format(
         "handler '{}': '{}' is not a file path inside the function (no '..', no leading '/')",

@@ -39,6 +39,9 @@ struct FunctionFields {
   std::optional<std::string> runtime;
   std::optional<std::string> handler;
   std::optional<std::string> code;
+  // A deployment package: the bytes of a zip (code::UnpackZipInto says what it may hold). The
+  // alternative to `code`; the handler names a file inside it.
+  std::optional<std::string> zip;
   std::optional<int> timeout_seconds;
   std::optional<int> memory_mb;
   std::optional<double> vcpu;

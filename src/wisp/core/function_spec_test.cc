@@ -30,6 +30,27 @@ TEST(ParseHandler, FileDotFunction) {
   EXPECT_EQ(target->function, "main");
 }
 
+TEST(ParseHandler, PythonModulesInPackagesMayBeDotted) {
+  auto dotted = ParseHandler(Runtime("python"), "app.main.handler");
+  ASSERT_TRUE(dotted);
+  EXPECT_EQ(dotted->module, "app/main");
+  EXPECT_EQ(dotted->ToString(), "app/main.handler");
+  for (const char* bad : {"..handler", "app..main.handler", ".app.handler"}) {
+    EXPECT_FALSE(ParseHandler(Runtime("python"), bad)) << bad;
+  }
+  // Node's module names keep their meaning: a dot in a file name is no folder.
+  EXPECT_FALSE(ParseHandler(Runtime("node"), "app.main.handler"));
+}
+
+TEST(ValidateFields, CodeAndZipAreAlternatives) {
+  FunctionFields both;
+  both.code = "x = 1";
+  both.zip = std::string("PK\x05\x06", 4);
+  auto refused = ValidateFields(both, Runtimes());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("not both"), std::string::npos);
+}
+
 TEST(ParseHandler, RefusesEscapesAndNonsense) {
   for (const char* bad :
        {"", "../../etc/passwd.handler", "/etc/passwd.x", "a/../b.handler", "a//b.handler", "index.",

@@ -34,6 +34,9 @@ struct Deployment {
   bool prewarmed = false;
   // Null for generic deployments, which belong to no function.
   std::shared_ptr<FunctionLifetime> lifetime;
+  // Holds spawn.code_dir's tree in the code store (a code::Tree) while the deployment may still
+  // start instances, so it is never collected under them. Null for generic deployments.
+  std::shared_ptr<const void> code;
 };
 
 enum class InvocationStatus { kSuccess, kError, kTimeout };

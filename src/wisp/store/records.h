@@ -37,6 +37,13 @@ struct FunctionRecord {
   std::string metadata_json = "{}";  // the user's JSON object, stored as sent
   std::string version_label;         // the user's own version name (seed 002's "version")
   std::string network = "none";      // "none" | "outbound" (through a user-mode network stack)
+  // How the code came: "file" (`code` is the one source file, written where the handler points)
+  // or "zip" (a deployment package, unpacked into `code_tree`; `code` is empty).
+  std::string code_format = "file";
+  std::string code_sha256;  // base64 SHA-256 of the package's bytes (Lambda's CodeSha256)
+  int64_t code_size = 0;    // the package's size in bytes (Lambda's CodeSize)
+  // The code::CodeStore tree (hex hash) the version runs; empty in a record of an older wispd.
+  std::string code_tree;
 };
 
 struct InvocationRecord {

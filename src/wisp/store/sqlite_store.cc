@@ -115,6 +115,10 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"metadata_json", "TEXT NOT NULL DEFAULT '{}'"},
     {"version_label", "TEXT NOT NULL DEFAULT ''"},
     {"network", "TEXT NOT NULL DEFAULT 'none'"},
+    {"code_format", "TEXT NOT NULL DEFAULT 'file'"},
+    {"code_sha256", "TEXT NOT NULL DEFAULT ''"},
+    {"code_size", "INTEGER NOT NULL DEFAULT 0"},
+    {"code_tree", "TEXT NOT NULL DEFAULT ''"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
@@ -281,14 +285,15 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
     INSERT INTO functions (id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu,
       env_json, version, state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style,
       max_retries, retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances,
-      metadata_json, version_label, network)
+      metadata_json, version_label, network, code_format, code_sha256, code_size, code_tree)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-      ?20, ?21, ?22, ?23, ?24)
+      ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
     ON CONFLICT(id) DO UPDATE SET name=?2, runtime=?3, handler=?4, code=?5, timeout_seconds=?6,
       memory_mb=?7, vcpu=?8, env_json=?9, version=?10, state=?11, error=?12,
       updated_at_ms=?14, last_invoked_at_ms=?15, style=?16, max_retries=?17,
       retry_delay_seconds=?18, max_event_age_seconds=?19, max_concurrency=?20, min_instances=?21,
-      metadata_json=?22, version_label=?23, network=?24)sql");
+      metadata_json=?22, version_label=?23, network=?24, code_format=?25, code_sha256=?26,
+      code_size=?27, code_tree=?28)sql");
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   stmt.Bind(1, f.id);
   stmt.Bind(2, f.name);
@@ -318,6 +323,10 @@ Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
   stmt.Bind(22, f.metadata_json);
   stmt.Bind(23, f.version_label);
   stmt.Bind(24, f.network);
+  stmt.Bind(25, f.code_format);
+  stmt.Bind(26, f.code_sha256);
+  stmt.Bind(27, f.code_size);
+  stmt.Bind(28, f.code_tree);
   const int rc = sqlite3_step(stmt.get());
   if (rc == SQLITE_CONSTRAINT) {
     return MakeError(ErrorCode::kAlreadyExists,
@@ -349,7 +358,7 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
     SELECT id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu, env_json, version,
       state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style, max_retries,
       retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
-      version_label, network
+      version_label, network, code_format, code_sha256, code_size, code_tree
     FROM functions ORDER BY created_at_ms, id)sql");
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
   std::vector<FunctionRecord> out;
@@ -381,6 +390,10 @@ Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
     f.metadata_json = stmt.Text(21);
     f.version_label = stmt.Text(22);
     f.network = stmt.Text(23);
+    f.code_format = stmt.Text(24);
+    f.code_sha256 = stmt.Text(25);
+    f.code_size = stmt.Int(26);
+    f.code_tree = stmt.Text(27);
     out.push_back(std::move(f));
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list functions");

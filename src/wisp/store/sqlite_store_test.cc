@@ -85,6 +85,43 @@ TEST_F(SqliteStoreTest, AsyncAndSeed002FieldsRoundTrip) {
   EXPECT_EQ(g.network, "outbound");
 }
 
+TEST_F(SqliteStoreTest, CodeFieldsRoundTripAndOlderDatabasesGetThem) {
+  auto f = Function("f1", "zipped");
+  f.code.clear();
+  f.code_format = "zip";
+  f.code_sha256 = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+  f.code_size = 12345;
+  f.code_tree = std::string(64, 'a');
+  ASSERT_TRUE(store_->PutFunction(f));
+  auto listed = store_->ListFunctions();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].code_format, "zip");
+  EXPECT_EQ((*listed)[0].code_sha256, f.code_sha256);
+  EXPECT_EQ((*listed)[0].code_size, 12345);
+  EXPECT_EQ((*listed)[0].code_tree, f.code_tree);
+
+  // A database of a wispd before code trees: the columns are added with the defaults of a
+  // single-file function whose tree is not known yet.
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  for (const char* column : {"code_format", "code_sha256", "code_size", "code_tree"}) {
+    const std::string drop = fmt::format("ALTER TABLE functions DROP COLUMN {}", column);
+    ASSERT_EQ(sqlite3_exec(db, drop.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << column;
+  }
+  sqlite3_close(db);
+  auto reopened = SqliteStore::Open(path_);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  store_ = std::move(*reopened);
+  listed = store_->ListFunctions();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].code_format, "file");
+  EXPECT_EQ((*listed)[0].code_tree, "");
+  EXPECT_EQ((*listed)[0].code_size, 0);
+}
+
 TEST_F(SqliteStoreTest, PutListRoundTripsEveryField) {
   auto f = Function("f1", "one");
   f.last_invoked_at_ms = 1234;
