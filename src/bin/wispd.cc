@@ -400,8 +400,8 @@ int main(int argc, char** argv) {
   }
   server.Start();
   dispatcher.Start();
-  spdlog::info("wispd listening on http://{}:{} (data {}, limits: {}, auth {})",
-               config.listen_host, server.port(), data_dir.string(), resource_limits,
+  spdlog::info("wispd listening on http://{}:{} (data {}, limits: {}, auth {})", config.listen_host,
+               server.port(), data_dir.string(), resource_limits,
                config.auth_required ? "required" : "off");
 
   // Graceful stop: refuse new connections, let calls in flight finish (bounded), then end
