@@ -112,6 +112,10 @@ TEST(LambdaRuntimeName, PrefersTheIdentifierOfTheInstalledInterpreter) {
   core::RuntimeEntry plain;
   plain.name = "custom";
   EXPECT_EQ(LambdaRuntimeName(plain, std::nullopt), "custom");
+  const core::RuntimeCatalog catalog(core::StandardRuntimes(core::InterpreterPaths{}));
+  for (const char* name : {"provided", "provided.al2", "provided.al2023"}) {
+    EXPECT_EQ(LambdaRuntimeName(*catalog.Find(name), std::nullopt), name);
+  }
 }
 
 TEST(LambdaTimestamp, IsLambdasFormat) {

@@ -13,6 +13,15 @@ namespace {
 
 constexpr const char* kRuntimeMount = "/opt/wisp/runtime";  // where SpawnSpec::runtime_dir appears
 
+// A custom runtime's bootstrap is an executable with its mode bits: only a zip carries those.
+Result<void> CheckPackageForm(const RuntimeEntry& runtime, bool zip_package) {
+  if (!runtime.custom() || zip_package) return {};
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("runtime {} runs the package's own executable {}: send a zip "
+                               "holding it (the zip field), not code",
+                               runtime.name, runtime.bootstrap));
+}
+
 // Fields whose change needs new instances; the timeout is read per call and needs none.
 bool NeedsNewVersion(const FunctionFields& f) {
   return f.name || f.runtime || f.handler || f.code || f.zip || f.memory_mb || f.vcpu || f.env ||
@@ -164,6 +173,9 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
       !valid) {
     co_return tl::unexpected(valid.error());
   }
+  if (auto form = CheckPackageForm(runtime, fields.zip.has_value()); !form) {
+    co_return tl::unexpected(form.error());
+  }
   code::TreeHandle package;
   if (fields.zip) {
     // Unpacked before anything is stored: a refused zip leaves no function and no tree.
@@ -250,6 +262,10 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
       !valid) {
     co_return tl::unexpected(valid.error());
   }
+  if (auto form = CheckPackageForm(**runtime, fields.zip || candidate.code_format == "zip");
+      !form) {
+    co_return tl::unexpected(form.error());
+  }
   code::TreeHandle package;
   if (fields.zip) {
     const auto zip = std::make_shared<const std::string>(*fields.zip);
@@ -333,7 +349,11 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
         deployment = *built;
         auto warmed = co_await scheduler_.Warm(deployment);
         if (!warmed) {
-          failure = warmed.error().message;
+          // With the type, as a caller of Lambda sees an init error: "Custom.Type: message".
+          const auto& start = warmed.error();
+          failure = start.error_type.empty()
+                        ? start.message
+                        : fmt::format("{}: {}", start.error_type, start.message);
           for (const auto& line : warmed.error().logs)
             spdlog::debug("deploy {} v{}: {}", candidate.name, version, line);
         }
@@ -457,8 +477,11 @@ sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const RuntimeEntry& runtime, i
                                                   double vcpu) const {
   sandbox::SpawnSpec spawn;
   // A runtime without a handler shim runs programs only; BuildDeployment sets their argv.
-  if (runtime.supports(kHandlerStyle))
+  if (runtime.custom()) {
+    spawn.argv = runtimes_.BootstrapCommand(runtime, "/var/task");
+  } else if (runtime.supports(kHandlerStyle)) {
     spawn.argv = runtimes_.HandlerShimCommand(runtime, kRuntimeMount);
+  }
   spawn.runtime_dir = settings_.runtimes_dir;
   spawn.memory_limit_bytes = static_cast<uint64_t>(memory_mb) << 20;
   spawn.tmp_size_bytes = settings_.tmp_size_bytes;
@@ -663,6 +686,12 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
   auto target = program ? Result<HandlerTarget>(HandlerTarget{"main", "main"})
                         : ParseHandler(runtime, record.handler);
   if (!target) return tl::unexpected(target.error());
+  if (runtime.custom()) {
+    // Said now, in the function's state, rather than as an execve error from the sandbox.
+    if (auto bootstrap = CheckBootstrap(runtime, tree->path()); !bootstrap) {
+      return tl::unexpected(bootstrap.error());
+    }
+  }
   auto deployment = std::make_shared<scheduler::Deployment>();
   deployment->function_id = record.id;
   deployment->function_name = record.name;

@@ -2,10 +2,20 @@
 
 #include <algorithm>
 
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include <fmt/format.h>
+
+#include "wisp/common/unique_fd.h"
 
 namespace wisp::core {
 namespace {
@@ -56,6 +66,12 @@ tl::unexpected<Error> Invalid(std::string message) {
 
 Result<void> ValidateCombination(const RuntimeEntry& runtime, std::string_view style,
                                  int min_instances, int max_concurrency) {
+  if (runtime.custom() && !runtime.supports(style)) {
+    return Invalid(fmt::format(
+        "runtime {} runs the package's own {} executable, which loops over invocations itself: "
+        "use style \"handler\" (style \"program\" does not apply)",
+        runtime.name, runtime.bootstrap));
+  }
   if (!runtime.supports(style)) {
     return Invalid(fmt::format(
         "runtime {} runs whole programs only: use style \"program\" (a main program that reads "
@@ -154,6 +170,19 @@ Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view
   if (handler.empty())
     return Invalid("handler is empty: name the function to call, e.g. \"handler\"");
   HandlerTarget target;
+  if (runtime.custom()) {
+    // Lambda's own limits for the field; the bootstrap reads it from _HANDLER.
+    const bool printable = std::all_of(handler.begin(), handler.end(), [](char c) {
+      return !std::isspace(static_cast<unsigned char>(c)) &&
+             !std::iscntrl(static_cast<unsigned char>(c));
+    });
+    if (handler.size() > kMaxCustomHandlerLength || !printable) {
+      return Invalid(fmt::format("handler must be 1 to {} characters without white space",
+                                 kMaxCustomHandlerLength));
+    }
+    target.function = std::string(handler);
+    return target;
+  }
   const auto dot = handler.rfind('.');
   if (dot == std::string_view::npos) {
     target.module = runtime.default_module;
@@ -176,6 +205,48 @@ Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view
         fmt::format("handler '{}': '{}' is not a function name", handler, target.function));
   }
   return target;
+}
+
+Result<void> CheckBootstrap(const RuntimeEntry& runtime, const std::string& code_dir) {
+  const std::string& name = runtime.bootstrap;
+  const UniqueFd root(::open(code_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("cannot open the function's code: {}", std::strerror(errno)));
+  }
+  // Resolved as the sandbox will: a link may lead elsewhere in the tree, never out of it (the
+  // code store refuses such links already; this is not the place to trust that).
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  const UniqueFd file(
+      static_cast<int>(::syscall(SYS_openat2, root.get(), name.c_str(), &how, sizeof how)));
+  struct stat st {};
+  if (!file) {
+    if (errno == ENOENT || errno == ELOOP || errno == EXDEV) {
+      return Invalid(
+          fmt::format("runtime {}: the package has no {} at its root (the executable that runs the "
+                      "function and speaks the Runtime API)",
+                      runtime.name, name));
+    }
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("cannot open {}: {}", name, std::strerror(errno)));
+  }
+  if (::fstat(file.get(), &st) != 0) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("cannot read {}: {}", name, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Invalid(
+        fmt::format("runtime {}: {} at the package's root is not a file", runtime.name, name));
+  }
+  if ((st.st_mode & 0111) == 0) {
+    return Invalid(fmt::format(
+        "runtime {}: {} is not executable: give it the executable bit in the zip (e.g. chmod "
+        "755 {} before zipping)",
+        runtime.name, name, name));
+  }
+  return {};
 }
 
 }  // namespace wisp::core

@@ -21,6 +21,7 @@ constexpr int kMaxMemoryMb = 10240;  // Lambda's limit
 constexpr double kMinVcpu = 0.1;
 constexpr double kMaxVcpu = 64;
 constexpr size_t kMaxNameLength = 64;
+constexpr size_t kMaxCustomHandlerLength = 128;  // Lambda's limit for the Handler field
 // Asynchronous invocations: AWS Lambda's defaults; a zero delay is allowed for tests.
 constexpr int kDefaultMaxRetries = 2;
 constexpr int kMaxMaxRetries = 10;
@@ -63,16 +64,27 @@ Result<void> ValidateFields(const FunctionFields& fields, const RuntimeCatalog& 
 
 // The handler as the runtime's shim receives it: "<module>.<function>", where module is a path
 // relative to /var/task without extension. "handler" alone means the runtime's default module.
+// A custom runtime's handler means whatever its bootstrap makes of it: kept as given.
 struct HandlerTarget {
-  std::string module;    // e.g. "index", "src/app"
-  std::string function;  // e.g. "handler"
+  std::string module;    // e.g. "index", "src/app"; empty for a custom runtime
+  std::string function;  // e.g. "handler"; a custom runtime's whole handler
+  // The file the function's code must hold: the handler's module, or a custom runtime's
+  // bootstrap.
   std::string file_name(const RuntimeEntry& runtime) const {
+    if (runtime.custom()) return runtime.bootstrap;
     return module + runtime.source_extension;
   }
-  std::string ToString() const { return module + "." + function; }
+  std::string ToString() const { return module.empty() ? function : module + "." + function; }
 };
-// A clear error for a missing, empty or unsafe handler ("../", absolute paths, bad names).
+// A clear error for a missing, empty or unsafe handler ("../", absolute paths, bad names). A
+// custom runtime's handler only has to be what Lambda accepts: up to 128 characters, no white
+// space.
 Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view handler);
+
+// A custom runtime's code must hold its bootstrap at the root (`code_dir`, the host path of the
+// tree): an executable regular file, or a link to one inside the tree. kInvalidArgument saying
+// what is wrong otherwise, before any sandbox is started for it.
+Result<void> CheckBootstrap(const RuntimeEntry& runtime, const std::string& code_dir);
 
 // Checks a whole function (after defaults and changes are applied): the combinations single
 // fields cannot judge, such as Go in handler style or min_instances above max_concurrency.

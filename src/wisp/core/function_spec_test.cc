@@ -1,5 +1,10 @@
 #include "wisp/core/function_spec.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 namespace wisp::core {
@@ -138,6 +143,76 @@ TEST(FunctionFields, CombinationsAreChecked) {
   EXPECT_TRUE(ValidateCombination(Runtime("node"), "program", 0, 10));
   EXPECT_TRUE(ValidateCombination(Runtime("python"), "handler", 2, 2));
   EXPECT_FALSE(ValidateCombination(Runtime("python"), "handler", 3, 2));
+  EXPECT_TRUE(ValidateCombination(Runtime("provided.al2023"), "handler", 0, 10));
+  auto custom_program = ValidateCombination(Runtime("provided.al2023"), "program", 0, 10);
+  ASSERT_FALSE(custom_program);
+  EXPECT_NE(custom_program.error().message.find("bootstrap"), std::string::npos);
+}
+
+TEST(ParseHandler, ACustomRuntimesHandlerIsPassedAsGiven) {
+  for (const char* handler : {"handler", "function.handler", "my.pkg::Handler", "a/b.c", "x"}) {
+    auto target = ParseHandler(Runtime("provided.al2023"), handler);
+    ASSERT_TRUE(target) << handler;
+    EXPECT_EQ(target->ToString(), handler);
+    EXPECT_EQ(target->file_name(Runtime("provided.al2023")), "bootstrap");
+  }
+  for (const std::string& refused :
+       {std::string(), std::string("two words"), std::string("tab\there"), std::string("nul\0", 4),
+        std::string(kMaxCustomHandlerLength + 1, 'h')}) {
+    EXPECT_FALSE(ParseHandler(Runtime("provided"), refused)) << refused;
+  }
+  EXPECT_TRUE(ParseHandler(Runtime("provided"), std::string(kMaxCustomHandlerLength, 'h')));
+}
+
+class CheckBootstrapTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::TempDir() + "/wisp-bootstrap-" + std::to_string(::getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_ + "/bin");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void WriteFile(const std::string& name, mode_t mode) {
+    std::ofstream(dir_ + "/" + name) << "#!/bin/sh\n";
+    ::chmod((dir_ + "/" + name).c_str(), mode);
+  }
+  Result<void> Check() { return CheckBootstrap(Runtime("provided.al2023"), dir_); }
+  std::string dir_;
+};
+
+TEST_F(CheckBootstrapTest, AcceptsAnExecutableFileOrALinkToOneInsideTheTree) {
+  WriteFile("bootstrap", 0755);
+  EXPECT_TRUE(Check());
+  std::filesystem::remove(dir_ + "/bootstrap");
+  WriteFile("bin/app", 0755);
+  std::filesystem::create_symlink("bin/app", dir_ + "/bootstrap");
+  EXPECT_TRUE(Check());
+}
+
+TEST_F(CheckBootstrapTest, SaysWhatIsWrong) {
+  auto missing = Check();
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(missing.error().message.find("no bootstrap"), std::string::npos);
+
+  WriteFile("bootstrap", 0644);
+  auto plain = Check();
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error().message.find("not executable"), std::string::npos);
+
+  std::filesystem::remove(dir_ + "/bootstrap");
+  std::filesystem::create_directory(dir_ + "/bootstrap");
+  auto directory = Check();
+  ASSERT_FALSE(directory);
+  EXPECT_NE(directory.error().message.find("not a file"), std::string::npos);
+
+  // A link out of the tree is not followed, even to an executable the host has.
+  std::filesystem::remove(dir_ + "/bootstrap");
+  std::filesystem::create_symlink("/bin/sh", dir_ + "/bootstrap");
+  EXPECT_FALSE(Check());
+  std::filesystem::remove(dir_ + "/bootstrap");
+  std::filesystem::create_symlink("../../../../../../bin/sh", dir_ + "/bootstrap");
+  EXPECT_FALSE(Check());
 }
 
 }  // namespace

@@ -147,8 +147,15 @@ std::vector<std::string> RuntimeCatalog::HandlerShimCommand(const RuntimeEntry& 
   return command;
 }
 
+std::vector<std::string> RuntimeCatalog::BootstrapCommand(const RuntimeEntry& entry,
+                                                          std::string_view code_dir) const {
+  WISP_CHECK(entry.custom());
+  return {fmt::format("{}/{}", code_dir, entry.bootstrap)};
+}
+
 void RuntimeCatalog::ProbeVersions(std::chrono::milliseconds timeout) {
   for (const auto& entry : entries_) {
+    if (entry.interpreter.empty()) continue;  // a custom runtime: the function brings its own
     std::optional<std::string> output;
     if (!entry.version_file.empty()) {
       std::error_code ec;
@@ -224,6 +231,18 @@ std::vector<RuntimeEntry> StandardRuntimes(const InterpreterPaths& paths) {
     go.compiled = true;
     go.default_style = kProgramStyle;
     entries.push_back(std::move(go));
+  }
+  // Lambda's custom runtimes: one entry each, so a function shows the identifier it was created
+  // with (tools compare it with their templates). They differ on Lambda by the OS image only;
+  // here all run on the host's libraries, read-only, like every sandbox.
+  // Not prewarmable: a generic instance is an interpreter waiting for code, and here the code
+  // is the runtime, so there is nothing to start before the function is known.
+  for (const char* name : {"provided", "provided.al2", "provided.al2023"}) {
+    RuntimeEntry provided;
+    provided.name = name;
+    provided.bootstrap = "bootstrap";
+    provided.default_style = kHandlerStyle;
+    entries.push_back(std::move(provided));
   }
   return entries;
 }

@@ -1,9 +1,10 @@
 // RuntimeCatalog: the languages a function can be written in, as data. Each entry says what a
 // runtime is called (its name and the aliases users and AWS use), which interpreter runs it,
 // which shim loads a handler, how a handler names its file, what file a whole program is
-// written to, and whether generic instances of it can wait prewarmed. Everything that differs
-// between runtimes (validation, deploy, sandbox argv, prewarm pools, the APIs' runtime words)
-// reads it from here: adding a runtime is adding one entry to StandardRuntimes().
+// written to, and whether generic instances of it can wait prewarmed. A custom runtime
+// (Lambda's `provided` family) has none of these: the function's own `bootstrap` runs. Everything
+// that differs between runtimes (validation, deploy, sandbox argv, prewarm pools, the APIs' runtime
+// words) reads it from here: adding a runtime is adding one entry to StandardRuntimes().
 //
 // Thread rules: entries are immutable after construction and may be read from any thread. The
 // interpreter versions are probed once on a worker thread (ProbeVersions) and read on the io
@@ -52,8 +53,15 @@ struct RuntimeEntry {
   // Generic instances (the handler shim, no function yet) can wait ready for a cold start.
   bool prewarmable = false;
   std::string default_style;  // the style of a function that names none
+  // A custom runtime: this executable, at the root of the function's code, is the runtime
+  // itself and speaks the Runtime API at AWS_LAMBDA_RUNTIME_API (Lambda's `bootstrap`). No
+  // interpreter, no shim; the handler is the function's own business (passed as _HANDLER).
+  std::string bootstrap;
 
+  bool custom() const { return !bootstrap.empty(); }
   bool supports(std::string_view style) const {
+    // A custom runtime is a loop over invocations already: there is no program to run per event.
+    if (custom()) return style == kHandlerStyle;
     return style == kProgramStyle || (style == kHandlerStyle && !shim.empty());
   }
 };
@@ -81,10 +89,14 @@ class RuntimeCatalog {
   // A handler shim's command line inside the sandbox.
   std::vector<std::string> HandlerShimCommand(const RuntimeEntry& entry,
                                               std::string_view runtime_mount) const;
+  // A custom runtime's command line: its bootstrap in `code_dir`, with no arguments (as Lambda
+  // starts it).
+  std::vector<std::string> BootstrapCommand(const RuntimeEntry& entry,
+                                            std::string_view code_dir) const;
 
-  // Asks every interpreter for its version (`<interpreter> <version_args>`, or reads its
-  // version_file), each bounded by `timeout`. Blocking (runs processes): call it once, on a
-  // worker thread.
+  // Asks every interpreter (custom runtimes have none) for its version (`<interpreter>
+  // <version_args>`, or reads its version_file), each bounded by `timeout`. Blocking (runs
+  // processes): call it once, on a worker thread.
   void ProbeVersions(std::chrono::milliseconds timeout);
   // The version the runtime's interpreter reported ("20.20.2"), or nullopt until probed or when
   // it could not say.
@@ -103,9 +115,9 @@ struct InterpreterPaths {
   std::string go = "/usr/bin/go";
 };
 
-// The runtimes Wisp ships shims for. The AWS identifiers listed for each run on the one
-// interpreter installed (a nodejs22.x function runs on whichever node that is); the function's
-// `runtime_version` says which version that is.
+// The runtimes Wisp ships shims for, and Lambda's custom runtimes. The AWS identifiers listed
+// for each run on the one interpreter installed (a nodejs22.x function runs on whichever node
+// that is); the function's `runtime_version` says which version that is.
 std::vector<RuntimeEntry> StandardRuntimes(const InterpreterPaths& paths);
 
 // The first dotted version number in an interpreter's --version output: "v20.20.2" → "20.20.2",

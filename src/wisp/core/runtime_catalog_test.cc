@@ -25,7 +25,12 @@ TEST(RuntimeCatalog, MapsEveryAwsIdentifierOntoItsInterpreter) {
     ASSERT_NE(catalog.Find(alias), nullptr) << alias;
     EXPECT_EQ(catalog.Find(alias)->name, "go");
   }
-  for (const char* unknown : {"java21", "ruby3.3", "dotnet8", "provided.al2023", "", "Node"}) {
+  // Lambda's custom runtimes keep their own names: the function's bootstrap is the runtime.
+  for (const char* name : {"provided", "provided.al2", "provided.al2023"}) {
+    ASSERT_NE(catalog.Find(name), nullptr) << name;
+    EXPECT_EQ(catalog.Find(name)->name, name);
+  }
+  for (const char* unknown : {"java21", "ruby3.3", "dotnet8", "provided.al2024", "", "Node"}) {
     EXPECT_EQ(catalog.Find(unknown), nullptr) << unknown;
   }
 }
@@ -73,6 +78,14 @@ TEST(RuntimeCatalog, EntriesSayHowTheirCodeRuns) {
   EXPECT_EQ(node.default_style, kHandlerStyle);
   EXPECT_EQ(python.default_module, "lambda_function");
   EXPECT_EQ(node.default_module, "index");
+  const RuntimeEntry& provided = *catalog.Find("provided.al2023");
+  EXPECT_TRUE(provided.custom());
+  EXPECT_FALSE(node.custom());
+  EXPECT_EQ(catalog.BootstrapCommand(provided, "/var/task"),
+            (std::vector<std::string>{"/var/task/bootstrap"}));
+  EXPECT_TRUE(provided.supports(kHandlerStyle));
+  EXPECT_FALSE(provided.supports(kProgramStyle));
+  EXPECT_FALSE(provided.prewarmable);
 }
 
 TEST(RuntimeCatalog, ANewRuntimeIsOneEntry) {
@@ -115,6 +128,7 @@ TEST(RuntimeCatalog, ProbesTheInterpretersVersionOnce) {
   ASSERT_TRUE(version);
   EXPECT_EQ(version->rfind("3.", 0), 0u) << *version;
   EXPECT_EQ(catalog.Version("node"), std::nullopt);  // missing interpreter: unknown, no error
+  EXPECT_EQ(catalog.Version("provided.al2023"), std::nullopt);  // none: the function brings it
 }
 
 // A toolchain's version comes from the file beside it, without running it as root.

@@ -81,8 +81,8 @@ constexpr BlockedRange kBlockedRanges[] = {
 };
 
 // Reports the failed step to the launcher (which turns it into spawn_failed) and exits.
-[[noreturn]] void Fail(std::string_view step, int err = errno) {
-  std::string msg = fmt::format("E{}: {}", step, std::strerror(err));
+[[noreturn]] void Fail(std::string_view step, int err = errno, std::string_view hint = {}) {
+  std::string msg = fmt::format("E{}: {}{}", step, std::strerror(err), hint);
   ::send(kSyncFd, msg.data(), msg.size(), MSG_NOSIGNAL);
   ::_exit(kSetupFailedExit);
 }
@@ -576,6 +576,19 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
   return out;
 }
 
+// What the errno of a failed execve means for the file a function's author wrote (a custom
+// runtime's bootstrap above all): the kernel's words alone mislead, e.g. "No such file or
+// directory" for a script whose #! interpreter is missing.
+std::string_view ExecFailureHint(int err, bool file_exists) {
+  if (err == ENOEXEC) return " (neither a program for this machine nor a script with a #! line)";
+  if (err == ENOENT && file_exists) {
+    return " (the interpreter on its #! line, or the loader it is linked for, is not in the "
+           "sandbox)";
+  }
+  if (err == EACCES) return " (not executable)";
+  return "";
+}
+
 // Starts the runtime as pid 2 and becomes its init: reaps every orphan and, when the runtime
 // ends, reports how and exits, which makes the kernel kill whatever is left in the namespace.
 [[noreturn]] void ExecRuntimeUnderInit(const SpawnSpec& spec) {
@@ -601,8 +614,10 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
     std::vector<char*> argv = CStrings(spec.argv);
     std::vector<char*> envp = CStrings(spec.env);
     ::execve(argv[0], argv.data(), envp.data());
-    int err = errno;
-    ::write(exec_pipe[1], &err, sizeof err);
+    // The errno, and whether the file itself is there: ENOENT for a file that exists means
+    // that what it needs to run (its #! interpreter, its ELF loader) is missing.
+    const int failure[2] = {errno, ::access(argv[0], F_OK) == 0};
+    ::write(exec_pipe[1], failure, sizeof failure);
     ::_exit(kExecFailedExit);
   }
 
@@ -616,14 +631,15 @@ std::vector<char*> CStrings(const std::vector<std::string>& strings) {
   ::dup2(null_fd, 2);
   ::close(null_fd);
 
-  int err = 0;
+  int failure[2] = {0, 0};
   ssize_t n;
   do {
-    n = ::read(exec_pipe[0], &err, sizeof err);
+    n = ::read(exec_pipe[0], failure, sizeof failure);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     ::waitpid(runtime, nullptr, 0);
-    Fail(fmt::format("execve {}", spec.argv[0]), err);
+    Fail(fmt::format("execve {}", spec.argv[0]), failure[0],
+         ExecFailureHint(failure[0], failure[1] != 0));
   }
   ::close(exec_pipe[0]);
   SendToLauncher("R");
