@@ -4,10 +4,14 @@ BUILD_TYPE ?= Release
 LISTEN ?= 127.0.0.1:18080
 DATA_DIR ?= data
 
-.PHONY: deps configure build run test unit e2e bench format clean
+.PHONY: deps test-deps configure build run test unit e2e bench format clean
 
 deps:
 	@scripts/install-deps
+
+# Also the clients the tests drive (npm; aws-lambda-ric builds a native addon).
+test-deps:
+	@scripts/install-deps --test-clients
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
@@ -21,7 +25,7 @@ run: build
 	mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/bin/wispd --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-test: build
+test: build test-deps
 	ctest --test-dir $(BUILD_DIR) --output-on-failure --timeout 900
 
 bench: build

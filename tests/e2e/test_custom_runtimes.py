@@ -1,9 +1,11 @@
 """Custom runtimes (provided, provided.al2, provided.al2023): the zip's own `bootstrap` is the
 runtime and speaks the Lambda Runtime API at AWS_LAMBDA_RUNTIME_API. Proved with third-party
 clients only, none of Wisp's shims: a shell loop on curl, a Go program on net/http, and AWS's
-own Node runtime interface client (aws-lambda-ric, installed by scripts/install-deps)."""
+own Node runtime interface client (aws-lambda-ric, installed by scripts/install-deps
+--test-clients)."""
 
 import base64
+import functools
 import io
 import json
 import os
@@ -143,8 +145,9 @@ def make_zip(files):
     return buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=None)
 def go_binary():
-    """Builds GO_BOOTSTRAP with the host's Go, statically, without the network."""
+    """Builds GO_BOOTSTRAP (once per run) with the host's Go, statically, without the network."""
     go = shutil.which("go")
     if go is None:
         raise unittest.SkipTest("no go toolchain on this host (Debian's golang-go)")
@@ -255,7 +258,8 @@ class CustomRuntimeTest(WispTestCase):
     def test_the_official_node_runtime_interface_client(self):
         if not os.path.isfile(os.path.join(RIC_DIR, "dist", "rapid-client.node")):
             self.skipTest(f"aws-lambda-ric is not installed in {os.path.relpath(RIC_DIR, REPO_ROOT)}"
-                          ": run scripts/install-deps (it builds the client's native addon)")
+                          ": run scripts/install-deps --test-clients (make test does; it builds the "
+                          "client's native addon)")
         files = {"index.js": NODE_HANDLER, "bootstrap": (RIC_BOOTSTRAP, 0o755)}
         # The client as npm installed it: its entry point, its code and its native addon.
         for sub in ("package.json", "bin", "dist"):
@@ -288,6 +292,11 @@ class CustomRuntimeTest(WispTestCase):
         r = self.wisp.request("GET", f"/2015-03-31/functions/{item['name']}/configuration")
         self.assertEqual(r.json["State"], "Failed", r)
         self.assertIn("the database is unreachable", r.json["StateReason"], r)
+        # A call is refused with the reason, on the Lambda API as the SDKs parse errors.
+        r = self.lambda_invoke(item["name"], {})
+        self.assertEqual(r.status, 409, r)
+        self.assertEqual(r.headers.get("x-amzn-errortype"), "ResourceConflictException", r)
+        self.assertIn("Custom.InitFailed: the database is unreachable", r.json["Message"], r)
 
     def test_a_bootstrap_that_exits_or_hangs_in_init(self):
         item = self.deploy_failure(
