@@ -131,8 +131,9 @@ exec node node_modules/aws-lambda-ric/bin/index.mjs "$_HANDLER"
 """
 
 
-def make_zip(files):
-    """files: {name: bytes or text, or (content, mode)}; Unix modes are kept as zip -X would."""
+def make_zip(files, links=None):
+    """files: {name: bytes or text, or (content, mode)}; links: {name: target}. Unix modes and
+    links are kept as `zip -y` writes them."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         for name, content in files.items():
@@ -142,6 +143,11 @@ def make_zip(files):
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(info, target)
     return buffer.getvalue()
 
 
@@ -166,9 +172,10 @@ def go_binary():
 
 class CustomRuntimeTest(WispTestCase):
 
-    def create_zip(self, files, runtime="provided.al2023", handler="function.handler", **spec):
+    def create_zip(self, files, runtime="provided.al2023", handler="function.handler", links=None,
+                   **spec):
         spec.setdefault("name", self.unique_name())
-        data = base64.b64encode(make_zip(files)).decode()
+        data = base64.b64encode(make_zip(files, links)).decode()
         r = self.wisp.request("POST", "/v1/functions",
                               dict(spec, runtime=runtime, handler=handler, zip=data))
         self.assertEqual(r.status, 201, r)
@@ -254,6 +261,10 @@ class CustomRuntimeTest(WispTestCase):
                              {"r": runtime})
             r = self.wisp.request("GET", f"/2015-03-31/functions/{item['name']}/configuration")
             self.assertEqual(r.json["Runtime"], runtime, r)
+        # The bootstrap may be a link to the program elsewhere in the package.
+        item = self.deploy_zip({"bin/app": (binary, 0o755)}, links={"bootstrap": "bin/app"})
+        self.assertEqual(self.invoke_ok(item["id"], {"linked": 1})["response"]["event"],
+                         {"linked": 1})
 
     def test_the_official_node_runtime_interface_client(self):
         if not os.path.isfile(os.path.join(RIC_DIR, "dist", "rapid-client.node")):
