@@ -219,8 +219,12 @@ Result<void> CheckBootstrap(const RuntimeEntry& runtime, const std::string& code
   open_how how{};
   how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  const UniqueFd file(
+  UniqueFd file(
       static_cast<int>(::syscall(SYS_openat2, root.get(), name.c_str(), &how, sizeof how)));
+  if (!file && errno == ENOSYS) {
+    // A kernel before 5.6: the code store's refusal of links out of the tree is all there is.
+    file.Reset(::openat(root.get(), name.c_str(), O_PATH | O_CLOEXEC));
+  }
   struct stat st {};
   if (!file) {
     if (errno == ENOENT || errno == ELOOP || errno == EXDEV) {
