@@ -51,10 +51,11 @@ void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
                          asio::thread_pool& workers);
 
 // The AWS Lambda control-plane API at its own paths (/2015-03-31/functions, ...), with the
-// ARNs of `account`.
+// ARNs of `account`. Packages (CreateFunction, UpdateFunctionCode) are parsed on `workers`, up
+// to `max_zip_bytes` zipped (the code store's limit).
 void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
                         core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
-                        LambdaAccount account);
+                        asio::thread_pool& workers, LambdaAccount account, uint64_t max_zip_bytes);
 
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {
