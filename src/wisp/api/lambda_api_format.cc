@@ -374,10 +374,11 @@ Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const json& body, bool c
   return out;
 }
 
-Result<std::string> DecodeLambdaZipFile(const json& code) {
+Result<std::string> DecodeLambdaZipFile(const json& code,
+                                        std::optional<std::string_view> zip_base64) {
   if (!code.is_object()) return Invalid("Code must be an object {\"ZipFile\": <base64>}");
   for (const auto& [key, value] : code.items()) {
-    if (key == "ZipFile") continue;
+    if (key == "ZipFile") return Invalid("Code.ZipFile must be a base64-encoded zip file");
     if (key == "S3Bucket" || key == "S3Key" || key == "S3ObjectVersion" || key == "ImageUri" ||
         key == "SourceKMSKeyArn") {
       return Invalid(fmt::format(
@@ -385,25 +386,19 @@ Result<std::string> DecodeLambdaZipFile(const json& code) {
     }
     return Invalid(fmt::format("Code does not take '{}'", key));
   }
-  if (!code.contains("ZipFile")) return Invalid("Code needs ZipFile (the zip, base64-encoded)");
-  const json& zip = code["ZipFile"];
-  if (!zip.is_string()) return Invalid("Code.ZipFile must be a base64-encoded zip file");
-  auto bytes = DecodeBase64(zip.get_ref<const std::string&>());
+  if (!zip_base64) return Invalid("Code needs ZipFile (the zip, base64-encoded)");
+  auto bytes = DecodeBase64(*zip_base64);
   if (!bytes) return Invalid(fmt::format("Code.ZipFile: {}", bytes.error().message));
   return bytes;
 }
 
-Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const json& body) {
+Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const json& body,
+                                                std::optional<std::string_view> zip_base64) {
   if (!body.is_object()) return Invalid("the request body must be a JSON object");
   LambdaCodeUpdate out;
-  bool has_zip = false;
   for (const auto& [key, value] : body.items()) {
     if (key == "ZipFile") {
-      if (!value.is_string()) return Invalid("ZipFile must be a base64-encoded zip file");
-      auto bytes = DecodeBase64(value.get_ref<const std::string&>());
-      if (!bytes) return Invalid(fmt::format("ZipFile: {}", bytes.error().message));
-      out.zip = std::move(*bytes);
-      has_zip = true;
+      return Invalid("ZipFile must be a base64-encoded zip file");
     } else if (key == "DryRun" || key == "Publish") {
       if (!value.is_boolean()) return Invalid(fmt::format("{} must be a boolean", key));
       (key == "DryRun" ? out.dry_run : out.publish) = value.get<bool>();
@@ -422,7 +417,10 @@ Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const json& body) {
       return Invalid(fmt::format("UpdateFunctionCode does not take '{}'", key));
     }
   }
-  if (!has_zip) return Invalid("UpdateFunctionCode needs ZipFile (the zip, base64-encoded)");
+  if (!zip_base64) return Invalid("UpdateFunctionCode needs ZipFile (the zip, base64-encoded)");
+  auto bytes = DecodeBase64(*zip_base64);
+  if (!bytes) return Invalid(fmt::format("ZipFile: {}", bytes.error().message));
+  out.zip = std::move(*bytes);
   return out;
 }
 

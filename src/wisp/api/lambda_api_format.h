@@ -107,9 +107,14 @@ struct LambdaFunctionFields {
 };
 Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const nlohmann::json& body, bool create);
 
+// The base64 text of a package request's ZipFile is tens of MB: the routes parse it out of the
+// body themselves (simdjson) and pass it beside the rest of the JSON, which then has no ZipFile
+// string; `zip_base64` is nullopt when the request had none.
+
 // The zip a CreateFunction's Code object carries: {"ZipFile": <base64>}. S3 locations and
 // container images are refused by name (Wisp takes the package itself).
-Result<std::string> DecodeLambdaZipFile(const nlohmann::json& code);
+Result<std::string> DecodeLambdaZipFile(const nlohmann::json& code,
+                                        std::optional<std::string_view> zip_base64);
 
 // An UpdateFunctionCode body: ZipFile, and DryRun, Publish, RevisionId, Architectures.
 struct LambdaCodeUpdate {
@@ -118,7 +123,8 @@ struct LambdaCodeUpdate {
   bool publish = false;
   std::optional<std::string> revision_id;
 };
-Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const nlohmann::json& body);
+Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const nlohmann::json& body,
+                                                std::optional<std::string_view> zip_base64);
 
 // The largest CreateFunction or UpdateFunctionCode request body: a zip of `max_zip_bytes` in
 // base64 (Lambda's 50 MB is its 69905067-byte request limit) and room for the other fields.

@@ -246,29 +246,31 @@ namespace wisp::api {
 namespace {
 
 TEST(LambdaCode, ZipFileIsDecodedAndOtherSourcesAreRefusedByName) {
-  auto zip = DecodeLambdaZipFile(nlohmann::json{{"ZipFile", "UEsFBg=="}});
+  auto zip = DecodeLambdaZipFile(nlohmann::json::object(), "UEsFBg==");
   ASSERT_TRUE(zip) << zip.error().message;
   EXPECT_EQ(*zip, std::string("PK\x05\x06", 4));
   for (const char* key : {"S3Bucket", "ImageUri"}) {
-    auto refused = DecodeLambdaZipFile(nlohmann::json{{key, "x"}});
+    auto refused = DecodeLambdaZipFile(nlohmann::json{{key, "x"}}, "UEsFBg==");
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message.find(key), std::string::npos);
   }
-  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json::object()));
-  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json{{"ZipFile", "not base64!"}}));
+  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json::object(), std::nullopt));
+  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json::object(), "not base64!"));
+  // A ZipFile left in the JSON is one that was not a string.
+  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json{{"ZipFile", 7}}, std::nullopt));
 }
 
 TEST(LambdaCode, UpdateFunctionCodeTakesZipFileDryRunPublishAndRevisionId) {
-  auto update = DecodeLambdaCodeUpdate(nlohmann::json{
-      {"ZipFile", "UEsFBg=="}, {"DryRun", true}, {"Publish", false}, {"RevisionId", "r"}});
+  auto update = DecodeLambdaCodeUpdate(
+      nlohmann::json{{"DryRun", true}, {"Publish", false}, {"RevisionId", "r"}}, "UEsFBg==");
   ASSERT_TRUE(update) << update.error().message;
   EXPECT_EQ(update->zip.size(), 4u);
   EXPECT_TRUE(update->dry_run);
   EXPECT_FALSE(update->publish);
   EXPECT_EQ(update->revision_id, "r");
-  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"DryRun", true}}));  // no ZipFile
-  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"ZipFile", "UEsFBg=="}, {"S3Key", "k"}}));
-  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"ZipFile", "UEsFBg=="}, {"Publish", 1}}));
+  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"DryRun", true}}, std::nullopt));
+  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"S3Key", "k"}}, "UEsFBg=="));
+  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"Publish", 1}}, "UEsFBg=="));
 }
 
 TEST(LambdaCode, ThePackageRequestLimitIsLambdas) {
