@@ -4,6 +4,7 @@ signs every request with a real Wisp key (SigV4) and parses every answer. The ch
 tests/clients/lambda_sdk_test.mjs; this test starts wispd, makes the key and the packages, runs
 the script, and checks what the refused packages left behind: nothing."""
 
+import io
 import json
 import os
 import shutil
@@ -11,7 +12,10 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
+import zipfile
 
+import auth_support
 import lambda_packages
 import wisp_fixture
 from auth_support import create_key, write_config
@@ -80,6 +84,28 @@ class LambdaSdkTest(unittest.TestCase):
                 time.monotonic() < deadline:
             time.sleep(0.1)
         self.assertEqual([n for n in os.listdir(code_dir) if not n.startswith(".")], [])
+        self.wisp.stop()
+
+    def test_code_location_takes_a_signature_like_the_rest_of_the_api(self):
+        auth_support.require_botocore()
+        code = "exports.handler = async () => 1;\n"
+        fid = self.wisp.create(name="located", runtime="node", code=code)
+        self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
+
+        def signed_get(path):
+            headers, body = auth_support.signed_request(self.wisp.port, "GET", path, b"",
+                                                        self.key_id, self.secret)
+            return auth_support.send(self.wisp.port, "GET", path, headers, body)
+
+        got = signed_get("/2015-03-31/functions/located")
+        self.assertEqual(got.status, 200, got)
+        location = urllib.parse.urlsplit(json.loads(got.body)["Code"]["Location"])
+        downloaded = signed_get(location.path)
+        self.assertEqual(downloaded.status, 200, downloaded)
+        package = zipfile.ZipFile(io.BytesIO(downloaded.body))
+        self.assertEqual([package.read(n) for n in package.namelist()], [code.encode()])
+        unsigned = auth_support.send(self.wisp.port, "GET", location.path, {}, b"")
+        self.assertEqual(unsigned.status, 403, unsigned)
         self.wisp.stop()
 
 
