@@ -291,6 +291,9 @@ class LambdaCodeTest(WispTestCase):
         listed = self.wisp.request("GET", "/v1/functions").json["items"]
         item = next(f for f in listed if f["name"] == name)
         self.assertEqual(item["code_sha256"], lambda_packages.lambda_sha256(package))
+        # The account's code size counts packages by their zips.
+        usage = self.lambda_request("GET", "/2016-08-19/account-settings/").json["AccountUsage"]
+        self.assertGreaterEqual(usage["TotalCodeSize"], len(package))
 
     def test_a_v1_single_file_function_shows_its_file_and_downloads_as_a_zip(self):
         name = self.unique_name("one")

@@ -660,7 +660,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (auto bad = UnknownParameters(request, {})) co_return *bad;
           uint64_t code_bytes = 0;
           const auto all = functions.List();
-          for (const auto* f : all) code_bytes += f->record.code.size();
+          for (const auto* f : all) code_bytes += static_cast<uint64_t>(f->record.code_size);
           const uint64_t concurrency = scheduler.max_instances();
           co_return LambdaJson(
               200, json{{"AccountLimit",
