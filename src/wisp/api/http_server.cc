@@ -116,8 +116,9 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
     };
     if (!ec) {
       const auto length = parser.content_length();
-      if (!length || *length > max_body) {
-        // Only requests that may be over the limit look for their route's own.
+      if (length ? *length > max_body : parser.chunked()) {
+        // Only requests that may be over the limit look for their route's own (a request with
+        // neither a length nor chunks has no body).
         const auto& head = parser.get();
         const std::string_view target(head.target().data(), head.target().size());
         policy = router.BodyPolicyFor(
