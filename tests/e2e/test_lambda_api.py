@@ -208,6 +208,29 @@ class LambdaApiTest(WispTestCase):
         self.assert_lambda_error(self.lambda_request("DELETE", lambda_path(name)), 404,
                                  "ResourceNotFoundException")
 
+    def test_a_package_of_lambdas_50_mb_is_taken_whole_and_one_byte_more_is_not(self):
+        # Lambda's limit at its default: a request body of ~67 MB of base64, over the server's
+        # limit for every other route.
+        limit = 50 << 20
+        filler = os.urandom(limit - (64 << 10))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("index.js", "exports.handler = async () => 'big';\n")
+            archive.writestr("node_modules/filler/blob.bin", filler)
+        package = out.getvalue()
+        self.assertLessEqual(len(package), limit)
+        name = self.unique_name("big")
+        body = {"FunctionName": name, "Runtime": "nodejs20.x", "Handler": "index.handler",
+                "Role": "r", "Code": {"ZipFile": base64.b64encode(package).decode()}}
+        r = self.lambda_request("POST", "/2015-03-31/functions", body)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["CodeSize"], len(package))
+        body["FunctionName"] = self.unique_name("over")
+        body["Code"]["ZipFile"] = base64.b64encode(b"\0" * (limit + 1)).decode()
+        self.assert_lambda_error(self.lambda_request("POST", "/2015-03-31/functions", body),
+                                 413, "RequestTooLargeException")
+        self.assertEqual(self.lambda_request("DELETE", lambda_path(name)).status, 204)
+
     def test_account_settings(self):
         r = self.lambda_request("GET", "/2016-08-19/account-settings/")
         self.assertEqual(r.status, 200, r)
