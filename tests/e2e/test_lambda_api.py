@@ -340,6 +340,12 @@ class LambdaCodeTest(WispTestCase):
         r = self.lambda_request("PUT", path, {"ZipFile": zip_field, "DryRun": True})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["CodeSha256"], lambda_packages.lambda_sha256(v1))
+        slip, reason = lambda_packages.bad_zips(4 << 20, 300)["zip-slip.zip"]
+        self.assert_lambda_error(
+            self.lambda_request("PUT", path, {"ZipFile": base64.b64encode(slip).decode(),
+                                              "DryRun": True}),
+            400, "InvalidZipFileException", reason)
+        self.assertEqual(self.drafts(), [])
         self.assert_lambda_error(
             self.lambda_request("PUT", path, {"ZipFile": zip_field, "RevisionId": "stale"}),
             412, "PreconditionFailedException")

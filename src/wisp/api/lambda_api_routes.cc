@@ -383,9 +383,17 @@ struct CodeRouteContext {
   core::FunctionService& functions;
   const core::RuntimeCatalog& runtimes;
   asio::thread_pool& workers;
+  code::CodeStore& code_store;
   LambdaAccount account;
   uint64_t max_zip_bytes;
 };
+
+// A DryRun's check of a package: unpacked into a draft, which is dropped whatever the outcome.
+Result<void> CheckPackage(code::CodeStore& store, const std::string& zip) {
+  auto draft = store.NewDraft();
+  if (!draft) return tl::unexpected(draft.error());
+  return store.UnpackZip(**draft, zip);
+}
 
 // POST /2015-03-31/functions. Answers 201 as soon as the function is stored and its package
 // unpacked, as Lambda does: State is Pending until the first deploy has loaded the handler
@@ -435,7 +443,15 @@ asio::awaitable<HttpResponse> UpdateFunctionCode(const CodeRouteContext& context
     co_return LambdaError(412, "PreconditionFailedException",
                           "RevisionId does not match the function's latest revision");
   }
-  if (!parsed->dry_run) {
+  if (parsed->dry_run) {
+    auto check = [&store = context.code_store, zip = std::move(parsed->zip)] {
+      return CheckPackage(store, zip);
+    };
+    auto checked = co_await Offload(context.workers, std::move(check));
+    if (!checked) co_return CodeChangeError(checked.error());
+    f = context.functions.Find(id);
+    if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function deleted meanwhile");
+  } else {
     core::FunctionFields fields;
     fields.zip = std::move(parsed->zip);
     auto updated = co_await context.functions.Update(id, std::move(fields));
@@ -508,7 +524,8 @@ void AddLambdaCodeRoutes(Router& router, const AddRoute& route, const CodeRouteC
 
 void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
                         core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
-                        asio::thread_pool& workers, LambdaAccount account, uint64_t max_zip_bytes) {
+                        asio::thread_pool& workers, code::CodeStore& code_store,
+                        LambdaAccount account) {
   const core::RuntimeCatalog& runtimes = functions.runtimes();
   // Each route gets its own copy of what it needs; the router outlives none of them.
   const auto route = [&router](std::string method, std::string pattern, auto handler) {
@@ -652,7 +669,8 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
         });
 
   AddLambdaCodeRoutes(router, route,
-                      CodeRouteContext{functions, runtimes, workers, account, max_zip_bytes});
+                      CodeRouteContext{functions, runtimes, workers, code_store, account,
+                                       code_store.limits().max_zip_bytes});
 
   route("GET", "/2016-08-19/account-settings",
         [&functions, &scheduler](HttpRequest& request,

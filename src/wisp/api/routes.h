@@ -52,10 +52,12 @@ void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
 
 // The AWS Lambda control-plane API at its own paths (/2015-03-31/functions, ...), with the
 // ARNs of `account`. Packages (CreateFunction, UpdateFunctionCode) are parsed on `workers`, up
-// to `max_zip_bytes` zipped (the code store's limit).
+// to the code store's zipped limit; a DryRun unpacks one into a draft of `code_store` to check
+// it, and drops it.
 void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
                         core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
-                        asio::thread_pool& workers, LambdaAccount account, uint64_t max_zip_bytes);
+                        asio::thread_pool& workers, code::CodeStore& code_store,
+                        LambdaAccount account);
 
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {
