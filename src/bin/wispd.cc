@@ -369,7 +369,7 @@ int main(int argc, char** argv) {
   api::AddInvokeRoutes(router, invoker, &dispatcher);
   api::AddInvocationRoutes(router, dispatcher, *async_queue, *store, writer, workers);
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
-  api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler,
+  api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler, workers, *code_store,
                           api::LambdaAccount{config.region, config.account_id});
   api::AddKeyRoutes(router, keys, workers);
   // Off (no gate at all, nothing on the request path) unless auth is required.

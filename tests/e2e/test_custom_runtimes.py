@@ -16,10 +16,14 @@ import tempfile
 import unittest
 import zipfile
 
-from wisp_fixture import REPO_ROOT, WispTestCase
+from wisp_fixture import WispTestCase
 
-RIC_DIR = os.path.join(REPO_ROOT, "tests", "e2e", "clients", "aws-lambda-ric", "node_modules",
-                       "aws-lambda-ric")
+# Where scripts/install-deps --test-clients builds it: the user's cache, shared by every clone.
+RIC_DIR = os.path.join(
+    os.environ.get("WISP_RIC_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "wisp", "aws-lambda-ric-3.3.0"),
+    "node_modules", "aws-lambda-ric")
 
 # Lambda's documented shell bootstrap: one long poll for the next event, one POST of the
 # result, with curl. Event bodies may hold anything, so the response is built by printf.
@@ -268,7 +272,7 @@ class CustomRuntimeTest(WispTestCase):
 
     def test_the_official_node_runtime_interface_client(self):
         if not os.path.isfile(os.path.join(RIC_DIR, "dist", "rapid-client.node")):
-            self.skipTest(f"aws-lambda-ric is not installed in {os.path.relpath(RIC_DIR, REPO_ROOT)}"
+            self.skipTest(f"aws-lambda-ric is not installed in {RIC_DIR}"
                           ": run scripts/install-deps --test-clients (make test does; it builds the "
                           "client's native addon)")
         files = {"index.js": NODE_HANDLER, "bootstrap": (RIC_BOOTSTRAP, 0o755)}

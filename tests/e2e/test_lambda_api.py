@@ -11,7 +11,10 @@ import tempfile
 import time
 import unittest
 import urllib.parse
+import zipfile
+import io
 
+import lambda_packages
 from wisp_fixture import WispTestCase
 
 ECHO_NODE = """
@@ -205,11 +208,223 @@ class LambdaApiTest(WispTestCase):
         self.assert_lambda_error(self.lambda_request("DELETE", lambda_path(name)), 404,
                                  "ResourceNotFoundException")
 
+    def test_a_package_of_lambdas_50_mb_is_taken_whole_and_one_byte_more_is_not(self):
+        # Lambda's limit at its default: a request body of ~67 MB of base64, over the server's
+        # limit for every other route.
+        limit = 50 << 20
+        filler = os.urandom(limit - (64 << 10))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("index.js", "exports.handler = async () => 'big';\n")
+            archive.writestr("node_modules/filler/blob.bin", filler)
+        package = out.getvalue()
+        self.assertLessEqual(len(package), limit)
+        name = self.unique_name("big")
+        body = {"FunctionName": name, "Runtime": "nodejs20.x", "Handler": "index.handler",
+                "Role": "r", "Code": {"ZipFile": base64.b64encode(package).decode()}}
+        r = self.lambda_request("POST", "/2015-03-31/functions", body)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["CodeSize"], len(package))
+        body["FunctionName"] = self.unique_name("over")
+        body["Code"]["ZipFile"] = base64.b64encode(b"\0" * (limit + 1)).decode()
+        self.assert_lambda_error(self.lambda_request("POST", "/2015-03-31/functions", body),
+                                 413, "RequestTooLargeException")
+        self.assertEqual(self.lambda_request("DELETE", lambda_path(name)).status, 204)
+
     def test_account_settings(self):
         r = self.lambda_request("GET", "/2016-08-19/account-settings/")
         self.assertEqual(r.status, 200, r)
         self.assertGreater(r.json["AccountLimit"]["ConcurrentExecutions"], 0)
         self.assertGreaterEqual(r.json["AccountUsage"]["FunctionCount"], 0)
+
+
+class LambdaCodeTest(WispTestCase):
+    """CreateFunction from a zip, UpdateFunctionCode, and the code's download, over plain HTTP
+    (every field and header checked). Small package limits keep the over-limit packages small."""
+
+    server_env = {"WISP_CODE_MAX_ZIP_MB": "2", "WISP_CODE_MAX_UNZIPPED_MB": "4",
+                  "WISP_CODE_MAX_ZIP_ENTRIES": "300"}
+
+    def lambda_request(self, method, path, body=None, headers=None, raw=None):
+        return self.wisp.request(method, path, body=body, headers=headers, raw=raw)
+
+    def assert_lambda_error(self, r, status, error_type, mentions=None):
+        self.assertEqual(r.status, status, r)
+        self.assertEqual(r.headers.get("x-amzn-errortype"), error_type, r)
+        if mentions:
+            self.assertRegex(r.json["message"], mentions)
+
+    def create_body(self, name, zip_data, **extra):
+        body = {"FunctionName": name, "Runtime": "nodejs20.x",
+                "Handler": "src/handlers/main.handler", "Role": "arn:aws:iam::1:role/r",
+                "Code": {"ZipFile": base64.b64encode(zip_data).decode()},
+                "Environment": {"Variables": {"GREETING": "hey"}}}
+        body.update(extra)
+        return body
+
+    def wait_active(self, name):
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.lambda_request("GET", lambda_path(name))
+            state = r.json["Configuration"]["State"]
+            if state != "Pending":
+                return r
+            self.assertLess(time.monotonic(), deadline, r)
+            time.sleep(0.05)
+
+    def download(self, location):
+        url = urllib.parse.urlsplit(location)
+        self.assertEqual(url.netloc, f"127.0.0.1:{self.wisp.port}")
+        r = self.lambda_request("GET", url.path + (f"?{url.query}" if url.query else ""))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("content-type"), "application/zip")
+        return zipfile.ZipFile(io.BytesIO(r.body))
+
+    def drafts(self):
+        return os.listdir(os.path.join(self.wisp.data_dir, "code", ".drafts"))
+
+    def test_create_from_a_zip_is_pending_then_active_and_its_code_downloads(self):
+        name = self.unique_name("zip")
+        package = lambda_packages.app_zip(1)
+        r = self.lambda_request("POST", "/2015-03-31/functions", self.create_body(name, package))
+        self.assertEqual(r.status, 201, r)
+        self.assertIn(r.json["State"], ("Pending", "Active"))
+        self.assertEqual(r.json["CodeSha256"], lambda_packages.lambda_sha256(package))
+        self.assertEqual(r.json["CodeSize"], len(package))
+        self.assertEqual(r.json["Timeout"], 3)  # Lambda's defaults on this API
+        self.assertEqual(r.json["MemorySize"], 128)
+        got = self.wait_active(name)
+        self.assertEqual(got.json["Configuration"]["State"], "Active", got)
+        self.assertEqual(got.json["Configuration"]["LastUpdateStatus"], "Successful")
+        r = self.lambda_request("POST", lambda_path(name, "/invocations"), raw=b'{"who": "zip"}')
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["message"], "hey zip")
+        self.assertEqual(r.json["padded"], "00042")
+        # The download holds the same files, folders and link.
+        self.assertEqual(got.json["Code"]["RepositoryType"], "S3")
+        downloaded = self.download(got.json["Code"]["Location"])
+        uploaded = zipfile.ZipFile(io.BytesIO(package))
+        files = lambda z: sorted(n for n in z.namelist() if not n.endswith("/"))
+        self.assertEqual(files(downloaded), files(uploaded))
+        for n in files(uploaded):
+            self.assertEqual(downloaded.read(n), uploaded.read(n), n)
+        link = downloaded.getinfo("node_modules/.bin/tiny-pad")
+        self.assertEqual((link.external_attr >> 16) & 0o170000, 0o120000)  # still a link
+        # /v1 sees the package's figures too.
+        listed = self.wisp.request("GET", "/v1/functions").json["items"]
+        item = next(f for f in listed if f["name"] == name)
+        self.assertEqual(item["code_sha256"], lambda_packages.lambda_sha256(package))
+        # The account's code size counts packages by their zips.
+        usage = self.lambda_request("GET", "/2016-08-19/account-settings/").json["AccountUsage"]
+        self.assertGreaterEqual(usage["TotalCodeSize"], len(package))
+
+    def test_a_v1_single_file_function_shows_its_file_and_downloads_as_a_zip(self):
+        name = self.unique_name("one")
+        self.deploy(ECHO_NODE, runtime="node", name=name)
+        got = self.lambda_request("GET", lambda_path(name)).json
+        source = ECHO_NODE.encode()
+        self.assertEqual(got["Configuration"]["CodeSha256"], lambda_packages.lambda_sha256(source))
+        self.assertEqual(got["Configuration"]["CodeSize"], len(source))
+        downloaded = self.download(got["Code"]["Location"])
+        self.assertEqual([downloaded.read(n) for n in downloaded.namelist()], [source])
+
+    def test_update_function_code_dry_run_revision_and_a_failed_load(self):
+        name = self.unique_name("upd")
+        v1 = lambda_packages.app_zip(1)
+        self.assertEqual(self.lambda_request("POST", "/2015-03-31/functions",
+                                             self.create_body(name, v1)).status, 201)
+        revision = self.wait_active(name).json["Configuration"]["RevisionId"]
+        path = lambda_path(name, "/code")
+        v2 = lambda_packages.app_zip(2)
+        zip_field = base64.b64encode(v2).decode()
+        r = self.lambda_request("PUT", path, {"ZipFile": zip_field, "DryRun": True})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["CodeSha256"], lambda_packages.lambda_sha256(v1))
+        slip, reason = lambda_packages.bad_zips(4 << 20, 300)["zip-slip.zip"]
+        self.assert_lambda_error(
+            self.lambda_request("PUT", path, {"ZipFile": base64.b64encode(slip).decode(),
+                                              "DryRun": True}),
+            400, "InvalidZipFileException", reason)
+        self.assertEqual(self.drafts(), [])
+        self.assert_lambda_error(
+            self.lambda_request("PUT", path, {"ZipFile": zip_field, "RevisionId": "stale"}),
+            412, "PreconditionFailedException")
+        self.assert_lambda_error(
+            self.lambda_request("PUT", lambda_path(name + ":1", "/code"), {"ZipFile": zip_field}),
+            400, "InvalidParameterValueException")
+        self.assert_lambda_error(
+            self.lambda_request("PUT", path, {"ZipFile": zip_field, "Publish": True}),
+            400, "InvalidParameterValueException", "Publish")
+        r = self.lambda_request("PUT", path, {"ZipFile": zip_field, "RevisionId": revision})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["CodeSha256"], lambda_packages.lambda_sha256(v2))
+        self.assertEqual(r.json["CodeSize"], len(v2))
+        self.assertEqual(r.json["LastUpdateStatus"], "Successful")
+        invoke = lambda: self.lambda_request("POST", lambda_path(name, "/invocations"), raw=b"{}")
+        self.assertEqual(invoke().json["version"], 2)
+        # Code that does not load: the update says Failed, the code before it keeps serving.
+        broken = lambda_packages.zip_bytes({"src/handlers/main.js": "this is not javascript {"})
+        r = self.lambda_request("PUT", path, {"ZipFile": base64.b64encode(broken).decode()})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["State"], "Active")
+        self.assertEqual(r.json["LastUpdateStatus"], "Failed")
+        self.assertTrue(r.json["LastUpdateStatusReason"])
+        self.assertEqual(invoke().json["version"], 2)
+
+    def test_a_first_deploy_that_fails_is_failed_with_a_reason(self):
+        name = self.unique_name("bad")
+        broken = lambda_packages.zip_bytes({"src/handlers/main.js": "syntax error here {"})
+        r = self.lambda_request("POST", "/2015-03-31/functions", self.create_body(name, broken))
+        self.assertEqual(r.status, 201, r)
+        got = self.wait_active(name).json["Configuration"]
+        self.assertEqual(got["State"], "Failed", got)
+        self.assertTrue(got["StateReason"])
+
+    def test_create_errors(self):
+        name = self.unique_name("err")
+        package = lambda_packages.app_zip(1)
+        self.assertEqual(self.lambda_request("POST", "/2015-03-31/functions",
+                                             self.create_body(name, package)).status, 201)
+        self.assert_lambda_error(self.lambda_request("POST", "/2015-03-31/functions",
+                                                     self.create_body(name, package)),
+                                 409, "ResourceConflictException")
+        self.assert_lambda_error(self.lambda_request("POST", "/2015-03-31/functions",
+                                                     raw=b'{"FunctionName": '),
+                                 400, "InvalidRequestContentException")
+        for extra, mentions in [({"PackageType": "Image"}, "PackageType"),
+                                ({"Publish": True}, "Publish"),
+                                ({"Code": {"S3Bucket": "b", "S3Key": "k"}}, "S3Bucket"),
+                                ({"Code": {"ZipFile": "@@@"}}, "ZipFile")]:
+            with self.subTest(extra=extra):
+                self.assert_lambda_error(
+                    self.lambda_request("POST", "/2015-03-31/functions",
+                                        self.create_body(self.unique_name("x"), package,
+                                                         **extra)),
+                    400, "InvalidParameterValueException", mentions)
+        # Over the zipped limit within the request limit, then over the request limit.
+        for size in (2 << 20) + 1, 4 << 20:
+            with self.subTest(size=size):
+                r = self.lambda_request("POST", "/2015-03-31/functions",
+                                        self.create_body(self.unique_name("big"),
+                                                         b"\0" * size))
+                self.assert_lambda_error(r, 413, "RequestTooLargeException")
+        # The larger limit is these routes' only: a /v1 body over the server's limit is refused.
+        r = self.lambda_request("POST", "/v1/functions", raw=b" " * (7 << 20))
+        self.assertEqual(r.status, 413, r)
+        self.assertNotIn("x-amzn-errortype", r.headers)
+
+    def test_every_malformed_package_is_refused_and_leaves_nothing(self):
+        before = self.wisp.request("GET", "/v1/functions").json["items"]
+        for file, (data, reason) in lambda_packages.bad_zips(4 << 20, 300).items():
+            with self.subTest(package=file):
+                name = self.unique_name("mal")
+                r = self.lambda_request("POST", "/2015-03-31/functions",
+                                        self.create_body(name, data))
+                self.assert_lambda_error(r, 400, "InvalidZipFileException", reason)
+                self.assert_lambda_error(self.lambda_request("GET", lambda_path(name)), 404,
+                                         "ResourceNotFoundException")
+                self.assertEqual(self.drafts(), [])
+        self.assertEqual(self.wisp.request("GET", "/v1/functions").json["items"], before)
 
 
 AWS_CLI = "/usr/bin/aws"
@@ -273,6 +488,48 @@ class AwsCliTest(WispTestCase):
         self.assertIn("ResourceNotFoundException", missing.stderr)
         self.aws("delete-function", "--function-name", name)
         self.assertEqual(self.wisp.request("GET", f"/v1/functions/{fid}").status, 404)
+
+
+    def test_create_from_zip_wait_update_code_and_refusals(self):
+        name = self.unique_name("clizip")
+        package = os.path.join(self.home, "app.zip")
+        with open(package, "wb") as f:
+            f.write(lambda_packages.app_zip(1))
+        created = json.loads(self.aws(
+            "create-function", "--function-name", name, "--runtime", "nodejs20.x",
+            "--handler", "src/handlers/main.handler", "--role", "arn:aws:iam::1:role/r",
+            "--environment", "Variables={GREETING=cli}",
+            "--zip-file", f"fileb://{package}").stdout)
+        self.assertEqual(created["CodeSize"], os.path.getsize(package))
+        self.aws("wait", "function-active", "--function-name", name)
+        out = os.path.join(self.home, "out.json")
+        self.aws("invoke", "--function-name", name, "--payload",
+                 base64.b64encode(b'{"who": "aws"}').decode(), out)
+        with open(out) as f:
+            self.assertEqual(json.load(f)["message"], "cli aws")
+        with open(package, "wb") as f:
+            f.write(lambda_packages.app_zip(2))
+        updated = json.loads(self.aws("update-function-code", "--function-name", name,
+                                      "--zip-file", f"fileb://{package}").stdout)
+        with open(package, "rb") as f:
+            self.assertEqual(updated["CodeSha256"], lambda_packages.lambda_sha256(f.read()))
+        self.aws("wait", "function-updated", "--function-name", name)
+        self.aws("invoke", "--function-name", name, out)
+        with open(out) as f:
+            self.assertEqual(json.load(f)["version"], 2)
+        got = json.loads(self.aws("get-function", "--function-name", name).stdout)
+        self.assertTrue(got["Code"]["Location"].endswith(f"/functions/{name}/code-zip"))
+        taken = self.aws("create-function", "--function-name", name, "--runtime", "nodejs20.x",
+                         "--handler", "index.handler", "--role", "r",
+                         "--zip-file", f"fileb://{package}", check=False)
+        self.assertIn("ResourceConflictException", taken.stderr)
+        bad = os.path.join(self.home, "bad.zip")
+        with open(bad, "wb") as f:
+            f.write(lambda_packages.bad_zips(250 << 20, 20000)["zip-slip.zip"][0])
+        refused = self.aws("update-function-code", "--function-name", name,
+                           "--zip-file", f"fileb://{bad}", check=False)
+        self.assertIn("InvalidZipFileException", refused.stderr)
+        self.aws("delete-function", "--function-name", name)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return segments;
 }
 
+// The pattern's ":name" segments match any one segment.
+bool MatchesPattern(const std::vector<std::string>& pattern,
+                    const std::vector<std::string>& segments) {
+  if (pattern.size() != segments.size()) return false;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (!pattern[i].starts_with(':') && pattern[i] != segments[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 HttpResponse ErrorResponse(int status, std::string_view message) {
@@ -72,6 +82,20 @@ HttpResponse JsonResponse(int status, std::string body) {
 
 void Router::Add(std::string method, std::string pattern, Handler handler) {
   routes_.push_back(Route{std::move(method), SplitPath(pattern), std::move(handler)});
+}
+
+void Router::SetBodyPolicy(std::string method, std::string pattern, BodyPolicy policy) {
+  body_policies_.push_back(PolicyEntry{std::move(method), SplitPath(pattern), std::move(policy)});
+}
+
+const Router::BodyPolicy* Router::BodyPolicyFor(std::string_view method,
+                                                std::string_view path) const {
+  if (body_policies_.empty()) return nullptr;
+  const auto segments = SplitPath(path);
+  for (const auto& entry : body_policies_) {
+    if (entry.method == method && MatchesPattern(entry.segments, segments)) return &entry.policy;
+  }
+  return nullptr;
 }
 
 asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {

@@ -64,13 +64,31 @@ class Router {
   // learns nothing of which routes exist). None by default: then routing costs nothing more.
   void SetGate(RequestGate* gate) { gate_ = gate; }
 
+  // A route whose requests may be larger than the server's limit (a deployment package), or
+  // whose too-large answer is its API's own. Read by the server before the body is: only for a
+  // request that declares a body over the server's limit, or declares no length (chunked), so
+  // other requests pay nothing for it.
+  struct BodyPolicy {
+    std::optional<uint64_t> max_bytes;  // nullopt: the server's limit
+    // The answer to a body over the limit (given the limit); null: the server's own.
+    std::function<HttpResponse(uint64_t max_bytes)> too_large;
+  };
+  void SetBodyPolicy(std::string method, std::string pattern, BodyPolicy policy);
+  const BodyPolicy* BodyPolicyFor(std::string_view method, std::string_view path) const;
+
  private:
   struct Route {
     std::string method;
     std::vector<std::string> segments;
     Handler handler;
   };
+  struct PolicyEntry {
+    std::string method;
+    std::vector<std::string> segments;
+    BodyPolicy policy;
+  };
   std::vector<Route> routes_;
+  std::vector<PolicyEntry> body_policies_;
   RequestGate* gate_ = nullptr;
 };
 

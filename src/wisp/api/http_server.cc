@@ -24,6 +24,9 @@ constexpr uint32_t kMaxHeaderBytes = 16 << 10;
 // done.
 constexpr uint64_t kMaxDiscardBytes = 64ull << 20;
 constexpr auto kDiscardQuiet = std::chrono::seconds(2);
+// A route with a larger limit (a deployment package's) discards a little more than its limit:
+// the request just over it is the one its client most needs to see answered.
+uint64_t DiscardCap(uint64_t max_body) { return std::max(kMaxDiscardBytes, max_body + (16 << 20)); }
 
 using ClientCounts = std::map<asio::ip::address, uint32_t>;
 
@@ -97,10 +100,6 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
   socket.non_blocking(true, nb_ec);
   beast::flat_buffer buffer;
   asio::steady_timer timer(socket.get_executor());
-  const auto too_large = [&limits] {
-    return ErrorResponse(413, fmt::format("request body is larger than the limit of {} bytes",
-                                          limits.max_body_bytes));
-  };
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
@@ -108,20 +107,37 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
     parser.body_limit(std::numeric_limits<uint64_t>::max());
     boost::system::error_code ec =
         co_await http_read::ReadHeader(socket, buffer, parser, timer, limits.header_timeout);
+    uint64_t max_body = limits.max_body_bytes;
+    const Router::BodyPolicy* policy = nullptr;
+    const auto too_large = [&policy, &max_body] {
+      if (policy && policy->too_large) return policy->too_large(max_body);
+      return ErrorResponse(
+          413, fmt::format("request body is larger than the limit of {} bytes", max_body));
+    };
     if (!ec) {
       const auto length = parser.content_length();
-      if (length && *length > limits.max_body_bytes) {
+      if (length ? *length > max_body : parser.chunked()) {
+        // Only requests that may be over the limit look for their route's own (a request with
+        // neither a length nor chunks has no body).
+        const auto& head = parser.get();
+        const std::string_view target(head.target().data(), head.target().size());
+        policy = router.BodyPolicyFor(
+            std::string_view(head.method_string().data(), head.method_string().size()),
+            target.substr(0, target.find('?')));
+        if (policy && policy->max_bytes) max_body = *policy->max_bytes;
+      }
+      if (length && *length > max_body) {
         co_await Write(socket, too_large(), false);
-        co_await http_read::Discard(socket, buffer, timer, std::min(*length, kMaxDiscardBytes),
+        co_await http_read::Discard(socket, buffer, timer, std::min(*length, DiscardCap(max_body)),
                                     kDiscardQuiet, limits.body_timeout);
         co_return;
       }
-      parser.body_limit(limits.max_body_bytes);  // a chunked body's
+      parser.body_limit(max_body);  // a chunked body's
       ec = co_await http_read::ReadBody(socket, buffer, parser, timer, limits.body_timeout);
     }
     if (ec == http::error::body_limit) {
       co_await Write(socket, too_large(), false);
-      co_await http_read::Discard(socket, buffer, timer, kMaxDiscardBytes, kDiscardQuiet,
+      co_await http_read::Discard(socket, buffer, timer, DiscardCap(max_body), kDiscardQuiet,
                                   limits.body_timeout);
       co_return;
     }

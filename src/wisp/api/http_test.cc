@@ -83,3 +83,21 @@ TEST(AcceptsJsonBody, KnowsJsonTypes) {
 
 }  // namespace
 }  // namespace wisp::api
+
+namespace wisp::api {
+namespace {
+
+TEST(Router, BodyPoliciesAreFoundByMethodAndPattern) {
+  Router router;
+  EXPECT_EQ(router.BodyPolicyFor("POST", "/2015-03-31/functions"), nullptr);
+  router.SetBodyPolicy("PUT", "/2015-03-31/functions/:name/code", Router::BodyPolicy{123, nullptr});
+  const Router::BodyPolicy* policy = router.BodyPolicyFor("PUT", "/2015-03-31/functions/f/code");
+  ASSERT_NE(policy, nullptr);
+  EXPECT_EQ(policy->max_bytes, 123u);
+  EXPECT_EQ(router.BodyPolicyFor("GET", "/2015-03-31/functions/f/code"), nullptr);
+  EXPECT_EQ(router.BodyPolicyFor("PUT", "/2015-03-31/functions/f/configuration"), nullptr);
+  EXPECT_EQ(router.BodyPolicyFor("PUT", "/2015-03-31/functions/code"), nullptr);
+}
+
+}  // namespace
+}  // namespace wisp::api

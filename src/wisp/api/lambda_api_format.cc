@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "wisp/api/function_codec.h"
+#include "wisp/api/program_api_format.h"
 
 namespace wisp::api {
 namespace {
@@ -44,8 +45,9 @@ struct LambdaStateWords {
   std::string_view state;
   std::string_view last_update_status;
 };
-LambdaStateWords StateWords(std::string_view wisp_state, bool serving) {
-  if (wisp_state == "ready") return {"Active", "Successful"};
+LambdaStateWords StateWords(std::string_view wisp_state, bool serving, bool failed_update) {
+  // A failed update leaves the version before it serving, and says so.
+  if (wisp_state == "ready") return {"Active", failed_update ? "Failed" : "Successful"};
   if (wisp_state == "error") return {serving ? "Active" : "Failed", "Failed"};
   // creating, deploying: a first deploy is Pending; an update of a serving function is Active
   // with its update in progress.
@@ -204,9 +206,13 @@ std::string LambdaTimestamp(int64_t epoch_ms) {
   return fmt::format("{}.{:03d}+0000", text, static_cast<int>(epoch_ms % 1000));
 }
 
+std::string LambdaRevisionId(const store::FunctionRecord& record) {
+  return fmt::format("{}-{}-{}", record.id, record.version, record.updated_at_ms);
+}
+
 json EncodeLambdaConfiguration(const store::FunctionRecord& record,
                                const LambdaConfigurationView& view, const LambdaAccount& account) {
-  const LambdaStateWords words = StateWords(record.state, view.serving);
+  const LambdaStateWords words = StateWords(record.state, view.serving, !record.error.empty());
   std::string arn = FunctionArn(account, record.name);
   if (view.version != "$LATEST") arn += ":" + view.version;
   json configuration = {
@@ -223,8 +229,7 @@ json EncodeLambdaConfiguration(const store::FunctionRecord& record,
       {"CodeSha256", view.code_sha256},
       {"Version", view.version},
       {"TracingConfig", {{"Mode", "PassThrough"}}},
-      // Changes whenever the function does: what a conditional update would compare.
-      {"RevisionId", fmt::format("{}-{}-{}", record.id, record.version, record.updated_at_ms)},
+      {"RevisionId", LambdaRevisionId(record)},
       {"State", words.state},
       {"LastUpdateStatus", words.last_update_status},
       {"PackageType", "Zip"},
@@ -367,6 +372,61 @@ Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const json& body, bool c
     if (!f.memory_mb) f.memory_mb = kLambdaDefaultMemoryMb;
   }
   return out;
+}
+
+Result<std::string> DecodeLambdaZipFile(const json& code,
+                                        std::optional<std::string_view> zip_base64) {
+  if (!code.is_object()) return Invalid("Code must be an object {\"ZipFile\": <base64>}");
+  for (const auto& [key, value] : code.items()) {
+    if (key == "ZipFile") return Invalid("Code.ZipFile must be a base64-encoded zip file");
+    if (key == "S3Bucket" || key == "S3Key" || key == "S3ObjectVersion" || key == "ImageUri" ||
+        key == "SourceKMSKeyArn") {
+      return Invalid(fmt::format(
+          "Code.{} is not supported: Wisp takes the package itself, as Code.ZipFile", key));
+    }
+    return Invalid(fmt::format("Code does not take '{}'", key));
+  }
+  if (!zip_base64) return Invalid("Code needs ZipFile (the zip, base64-encoded)");
+  auto bytes = DecodeBase64(*zip_base64);
+  if (!bytes) return Invalid(fmt::format("Code.ZipFile: {}", bytes.error().message));
+  return bytes;
+}
+
+Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const json& body,
+                                                std::optional<std::string_view> zip_base64) {
+  if (!body.is_object()) return Invalid("the request body must be a JSON object");
+  LambdaCodeUpdate out;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "ZipFile") {
+      return Invalid("ZipFile must be a base64-encoded zip file");
+    } else if (key == "DryRun" || key == "Publish") {
+      if (!value.is_boolean()) return Invalid(fmt::format("{} must be a boolean", key));
+      (key == "DryRun" ? out.dry_run : out.publish) = value.get<bool>();
+    } else if (key == "RevisionId") {
+      if (!value.is_string()) return Invalid("RevisionId must be a string");
+      out.revision_id = value.get<std::string>();
+    } else if (key == "Architectures") {
+      if (value != json::array({"x86_64"})) {
+        return Invalid("Architectures must be [\"x86_64\"]: the architecture of this node");
+      }
+    } else if (key == "S3Bucket" || key == "S3Key" || key == "S3ObjectVersion" ||
+               key == "ImageUri" || key == "SourceKMSKeyArn") {
+      return Invalid(
+          fmt::format("{} is not supported: Wisp takes the package itself, as ZipFile", key));
+    } else {
+      return Invalid(fmt::format("UpdateFunctionCode does not take '{}'", key));
+    }
+  }
+  if (!zip_base64) return Invalid("UpdateFunctionCode needs ZipFile (the zip, base64-encoded)");
+  auto bytes = DecodeBase64(*zip_base64);
+  if (!bytes) return Invalid(fmt::format("ZipFile: {}", bytes.error().message));
+  out.zip = std::move(*bytes);
+  return out;
+}
+
+uint64_t LambdaPackageRequestLimit(uint64_t max_zip_bytes) {
+  // Base64's 4 characters per 3 bytes, and 1 MB for the rest (Environment is at most 4 KB).
+  return (max_zip_bytes + 2) / 3 * 4 + (1 << 20);
 }
 
 std::string LambdaLogTail(std::string_view request_id, std::string_view version,

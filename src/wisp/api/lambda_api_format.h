@@ -87,6 +87,9 @@ nlohmann::json EncodeLambdaConfiguration(const store::FunctionRecord& record,
                                          const LambdaConfigurationView& view,
                                          const LambdaAccount& account);
 
+// Changes whenever the function does: what a conditional update (RevisionId) compares.
+std::string LambdaRevisionId(const store::FunctionRecord& record);
+
 // Lambda's timestamp format: "2024-01-31T12:34:56.789+0000".
 std::string LambdaTimestamp(int64_t epoch_ms);
 
@@ -103,6 +106,29 @@ struct LambdaFunctionFields {
   std::optional<nlohmann::json> code;  // CreateFunction's Code object
 };
 Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const nlohmann::json& body, bool create);
+
+// The base64 text of a package request's ZipFile is tens of MB: the routes parse it out of the
+// body themselves (simdjson) and pass it beside the rest of the JSON, which then has no ZipFile
+// string; `zip_base64` is nullopt when the request had none.
+
+// The zip a CreateFunction's Code object carries: {"ZipFile": <base64>}. S3 locations and
+// container images are refused by name (Wisp takes the package itself).
+Result<std::string> DecodeLambdaZipFile(const nlohmann::json& code,
+                                        std::optional<std::string_view> zip_base64);
+
+// An UpdateFunctionCode body: ZipFile, and DryRun, Publish, RevisionId, Architectures.
+struct LambdaCodeUpdate {
+  std::string zip;  // the package's bytes
+  bool dry_run = false;
+  bool publish = false;
+  std::optional<std::string> revision_id;
+};
+Result<LambdaCodeUpdate> DecodeLambdaCodeUpdate(const nlohmann::json& body,
+                                                std::optional<std::string_view> zip_base64);
+
+// The largest CreateFunction or UpdateFunctionCode request body: a zip of `max_zip_bytes` in
+// base64 (Lambda's 50 MB is its 69905067-byte request limit) and room for the other fields.
+uint64_t LambdaPackageRequestLimit(uint64_t max_zip_bytes);
 
 // The last `max_bytes` of a call's log as Lambda's Tail shows it: START, the function's lines,
 // END and REPORT, cut at a line start where possible.

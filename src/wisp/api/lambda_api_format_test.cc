@@ -245,3 +245,56 @@ TEST(LambdaLogTail, EndsWithEndAndReportAndKeepsTheNewestWholeLines) {
 
 }  // namespace
 }  // namespace wisp::api
+
+namespace wisp::api {
+namespace {
+
+TEST(LambdaCode, ZipFileIsDecodedAndOtherSourcesAreRefusedByName) {
+  auto zip = DecodeLambdaZipFile(nlohmann::json::object(), "UEsFBg==");
+  ASSERT_TRUE(zip) << zip.error().message;
+  EXPECT_EQ(*zip, std::string("PK\x05\x06", 4));
+  for (const char* key : {"S3Bucket", "ImageUri"}) {
+    auto refused = DecodeLambdaZipFile(nlohmann::json{{key, "x"}}, "UEsFBg==");
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find(key), std::string::npos);
+  }
+  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json::object(), std::nullopt));
+  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json::object(), "not base64!"));
+  // A ZipFile left in the JSON is one that was not a string.
+  EXPECT_FALSE(DecodeLambdaZipFile(nlohmann::json{{"ZipFile", 7}}, std::nullopt));
+}
+
+TEST(LambdaCode, UpdateFunctionCodeTakesZipFileDryRunPublishAndRevisionId) {
+  auto update = DecodeLambdaCodeUpdate(
+      nlohmann::json{{"DryRun", true}, {"Publish", false}, {"RevisionId", "r"}}, "UEsFBg==");
+  ASSERT_TRUE(update) << update.error().message;
+  EXPECT_EQ(update->zip.size(), 4u);
+  EXPECT_TRUE(update->dry_run);
+  EXPECT_FALSE(update->publish);
+  EXPECT_EQ(update->revision_id, "r");
+  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"DryRun", true}}, std::nullopt));
+  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"S3Key", "k"}}, "UEsFBg=="));
+  EXPECT_FALSE(DecodeLambdaCodeUpdate(nlohmann::json{{"Publish", 1}}, "UEsFBg=="));
+}
+
+TEST(LambdaCode, ThePackageRequestLimitIsLambdas) {
+  // Lambda refuses a CreateFunction body over 69905067 bytes: 50 MB in base64.
+  EXPECT_GE(LambdaPackageRequestLimit(50ull << 20), 69905067u);
+  EXPECT_LT(LambdaPackageRequestLimit(50ull << 20), 69905067u + (2 << 20));
+}
+
+TEST(LambdaConfiguration, AFailedUpdateOfAServingFunctionSaysFailed) {
+  store::FunctionRecord record;
+  record.name = "f";
+  record.state = "ready";
+  record.error = "version 2 failed to load: boom";
+  LambdaConfigurationView view;
+  view.serving = true;
+  const auto configuration = EncodeLambdaConfiguration(record, view, LambdaAccount{});
+  EXPECT_EQ(configuration["State"], "Active");
+  EXPECT_EQ(configuration["LastUpdateStatus"], "Failed");
+  EXPECT_EQ(configuration["LastUpdateStatusReason"], record.error);
+}
+
+}  // namespace
+}  // namespace wisp::api

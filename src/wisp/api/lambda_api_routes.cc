@@ -12,6 +12,8 @@
 #include "wisp/api/lambda_api_format.h"
 #include "wisp/api/program_api_format.h"
 #include "wisp/api/routes.h"
+#include "wisp/code/tree_zip.h"
+#include "wisp/code/zip_package.h"
 #include "wisp/common/ids.h"
 
 namespace wisp::api {
@@ -99,7 +101,14 @@ LambdaConfigurationView ViewOf(const core::Function& function, const core::Runti
     }
   }
   view.role = fmt::format("arn:aws:iam::{}:role/wisp-function", account.account_id);
-  view.code_size = function.record.code.size();
+  view.code_size = static_cast<uint64_t>(function.record.code_size);
+  view.code_sha256 = function.record.code_sha256;
+  if (view.code_sha256.empty() && function.record.code_format == "file") {
+    // A /v1 function's one source file, before its first deploy has recorded the figures: they
+    // are the file's (what CodeStore::PutFile stores).
+    view.code_sha256 = code::Sha256Base64(function.record.code);
+    view.code_size = function.record.code.size();
+  }
   view.serving = function.deployment != nullptr;
   return view;
 }
@@ -225,10 +234,297 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   co_return response;
 }
 
+// ---- Code operations: CreateFunction, UpdateFunctionCode, and the package download ----
+
+// Where GetFunction's Code.Location points: this API's own route serving the function's code as
+// a zip, on the address the caller reached (its Host header). With auth on it takes SigV4 like
+// every path of this API (`curl --aws-sigv4`), where Lambda's would be a presigned S3 URL.
+std::string CodeLocation(const HttpRequest& request, std::string_view name,
+                         const LambdaFunctionRef& ref) {
+  std::string_view host = request.Header("host");
+  if (host.empty()) host = "localhost";
+  std::string url = fmt::format("http://{}/2015-03-31/functions/{}/code-zip", host, name);
+  if (ref.qualifier)
+    url += "?Qualifier=" + (*ref.qualifier == "$LATEST" ? "%24LATEST" : *ref.qualifier);
+  return url;
+}
+
+HttpResponse ZipTooLarge(uint64_t size, uint64_t max_zip_bytes) {
+  return LambdaError(
+      413, "RequestTooLargeException",
+      fmt::format("the zip is {} bytes, over the limit of {} bytes zipped", size, max_zip_bytes));
+}
+
+// The answer to a failure of the core's create or update: a package it refused is
+// InvalidZipFileException, with the reason.
+HttpResponse CodeChangeError(const Error& error) {
+  if (code::IsPackageRefusal(error))
+    return LambdaError(400, "InvalidZipFileException", error.message);
+  return LambdaError(error);
+}
+
+// Versions are not published on this build: Publish is refused by name rather than ignored.
+std::optional<HttpResponse> RefusePublish(bool publish) {
+  if (!publish) return std::nullopt;
+  return LambdaError(400, "InvalidParameterValueException",
+                     "Publish: true is not supported: this Wisp serves $LATEST only; send the "
+                     "request without Publish");
+}
+
+// simdjson's tree as nlohmann's, but for the string `zip_field` names (the object it is a
+// member of, and its key), which is handed out as a view instead: nlohmann's lexer reads a
+// string a byte at a time, simdjson tens of MB in milliseconds.
+struct ZipField {
+  std::optional<simdjson::dom::object> parent;  // none: no ZipFile to look for
+  std::string_view key;
+  std::optional<std::string_view> base64;
+};
+json ToJsonWithoutZip(simdjson::dom::element element, ZipField& zip_field) {
+  switch (element.type()) {
+    case simdjson::dom::element_type::OBJECT: {
+      json out = json::object();
+      simdjson::dom::object object;
+      if (element.get(object) != simdjson::SUCCESS) break;
+      // One document: distinct objects start at distinct places of its tape.
+      const bool is_parent = zip_field.parent && object.begin() == zip_field.parent->begin();
+      for (const auto field : object) {
+        if (is_parent && field.key == zip_field.key && field.value.is_string()) {
+          zip_field.base64 = field.value.get_string().value_unsafe();
+          continue;
+        }
+        out[std::string(field.key)] = ToJsonWithoutZip(field.value, zip_field);
+      }
+      return out;
+    }
+    case simdjson::dom::element_type::ARRAY: {
+      json out = json::array();
+      simdjson::dom::array array;
+      if (element.get(array) != simdjson::SUCCESS) break;
+      for (const auto item : array) {
+        out.push_back(ToJsonWithoutZip(item, zip_field));
+      }
+      return out;
+    }
+    case simdjson::dom::element_type::STRING:
+      return std::string(element.get_string().value_unsafe());
+    case simdjson::dom::element_type::INT64:
+      return element.get_int64().value_unsafe();
+    case simdjson::dom::element_type::UINT64:
+      return element.get_uint64().value_unsafe();
+    case simdjson::dom::element_type::DOUBLE:
+      return element.get_double().value_unsafe();
+    case simdjson::dom::element_type::BOOL:
+      return element.get_bool().value_unsafe();
+    case simdjson::dom::element_type::NULL_VALUE:
+      break;
+  }
+  return nullptr;
+}
+
+// A package request's body: its JSON without the zip's base64, and that text (a view into
+// `parser`). `zip_parent` is the member holding ZipFile ("Code"), empty for the top level.
+struct PackageBody {
+  json rest;
+  std::optional<std::string_view> zip_base64;
+};
+tl::expected<PackageBody, HttpResponse> ParsePackageBody(simdjson::dom::parser& parser,
+                                                         const std::string& body,
+                                                         std::string_view zip_parent) {
+  simdjson::dom::element root;
+  if (const auto error = parser.parse(body).get(root)) {
+    return tl::unexpected(
+        LambdaError(400, "InvalidRequestContentException",
+                    fmt::format("the body is not valid JSON: {}", simdjson::error_message(error))));
+  }
+  ZipField zip_field{{}, "ZipFile", std::nullopt};
+  simdjson::dom::object top;
+  if (root.get(top) == simdjson::SUCCESS) {
+    simdjson::dom::object parent = top;
+    if (zip_parent.empty() || top[zip_parent].get(parent) == simdjson::SUCCESS) {
+      zip_field.parent = parent;
+    }
+  }
+  PackageBody out;
+  out.rest = ToJsonWithoutZip(root, zip_field);
+  out.zip_base64 = zip_field.base64;
+  return out;
+}
+
+// Parsed on the worker pool: a package's JSON and base64 are tens of MB.
+tl::expected<LambdaFunctionFields, HttpResponse> ParseCreateFunction(const std::string& body,
+                                                                     uint64_t max_zip_bytes) {
+  simdjson::dom::parser parser;
+  auto parsed = ParsePackageBody(parser, body, "Code");
+  if (!parsed) return tl::unexpected(std::move(parsed.error()));
+  auto fields = DecodeLambdaFunctionFields(parsed->rest, /*create=*/true);
+  if (!fields) return tl::unexpected(LambdaError(fields.error()));
+  auto zip = DecodeLambdaZipFile(*fields->code, parsed->zip_base64);
+  if (!zip) return tl::unexpected(LambdaError(zip.error()));
+  fields->code.reset();
+  if (zip->size() > max_zip_bytes) return tl::unexpected(ZipTooLarge(zip->size(), max_zip_bytes));
+  fields->fields.zip = std::move(*zip);
+  return std::move(*fields);
+}
+
+tl::expected<LambdaCodeUpdate, HttpResponse> ParseUpdateFunctionCode(const std::string& body,
+                                                                     uint64_t max_zip_bytes) {
+  simdjson::dom::parser parser;
+  auto parsed = ParsePackageBody(parser, body, "");
+  if (!parsed) return tl::unexpected(std::move(parsed.error()));
+  auto update = DecodeLambdaCodeUpdate(parsed->rest, parsed->zip_base64);
+  if (!update) return tl::unexpected(LambdaError(update.error()));
+  if (update->zip.size() > max_zip_bytes) {
+    return tl::unexpected(ZipTooLarge(update->zip.size(), max_zip_bytes));
+  }
+  return std::move(*update);
+}
+
+struct CodeRouteContext {
+  core::FunctionService& functions;
+  const core::RuntimeCatalog& runtimes;
+  asio::thread_pool& workers;
+  code::CodeStore& code_store;
+  LambdaAccount account;
+  uint64_t max_zip_bytes;
+};
+
+// A DryRun's check of a package: unpacked into a draft, which is dropped whatever the outcome.
+Result<void> CheckPackage(code::CodeStore& store, const std::string& zip) {
+  auto draft = store.NewDraft();
+  if (!draft) return tl::unexpected(draft.error());
+  return store.UnpackZip(**draft, zip);
+}
+
+// POST /2015-03-31/functions. Answers 201 as soon as the function is stored and its package
+// unpacked, as Lambda does: State is Pending until the first deploy has loaded the handler
+// (Active) or failed to (Failed, with StateReason); clients wait with `aws lambda wait
+// function-active` or GetFunction. A call that arrives while it is Pending waits for the deploy
+// instead of being refused.
+asio::awaitable<HttpResponse> CreateFunction(const CodeRouteContext& context,
+                                             HttpRequest& request) {
+  if (auto bad = UnknownParameters(request, {})) co_return *bad;
+  auto parse = [body = std::move(request.body), max = context.max_zip_bytes] {
+    return ParseCreateFunction(body, max);
+  };
+  auto parsed = co_await Offload(context.workers, std::move(parse));
+  if (!parsed) co_return parsed.error();
+  if (auto refused = RefusePublish(parsed->publish)) co_return *refused;
+  auto created = co_await context.functions.Create(std::move(parsed->fields));
+  if (!created) co_return CodeChangeError(created.error());
+  const core::Function* f = context.functions.Find(created->id);
+  if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function deleted meanwhile");
+  co_return LambdaJson(
+      201, EncodeLambdaConfiguration(f->record, ViewOf(*f, context.runtimes, context.account),
+                                     context.account));
+}
+
+// PUT /2015-03-31/functions/{name}/code. Answers once the new code serves (LastUpdateStatus
+// Successful) or failed to load (Failed, the code before it still serving).
+asio::awaitable<HttpResponse> UpdateFunctionCode(const CodeRouteContext& context,
+                                                 HttpRequest& request) {
+  if (auto bad = UnknownParameters(request, {})) co_return *bad;
+  auto target = FindTarget(context.functions, request, context.account);
+  if (!target) co_return target.error();
+  if (target->ref.qualifier) {
+    co_return LambdaError(400, "InvalidParameterValueException",
+                          "UpdateFunctionCode changes $LATEST: name the function without a "
+                          "qualifier");
+  }
+  const std::string id = target->function->record.id;
+  auto parse = [body = std::move(request.body), max = context.max_zip_bytes] {
+    return ParseUpdateFunctionCode(body, max);
+  };
+  auto parsed = co_await Offload(context.workers, std::move(parse));
+  if (!parsed) co_return parsed.error();
+  if (auto refused = RefusePublish(parsed->publish)) co_return *refused;
+  const core::Function* f = context.functions.Find(id);
+  if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function not found");
+  if (parsed->revision_id && *parsed->revision_id != LambdaRevisionId(f->record)) {
+    co_return LambdaError(412, "PreconditionFailedException",
+                          "RevisionId does not match the function's latest revision");
+  }
+  if (parsed->dry_run) {
+    auto check = [&store = context.code_store, zip = std::move(parsed->zip)] {
+      return CheckPackage(store, zip);
+    };
+    auto checked = co_await Offload(context.workers, std::move(check));
+    if (!checked) co_return CodeChangeError(checked.error());
+    f = context.functions.Find(id);
+    if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function deleted meanwhile");
+  } else {
+    core::FunctionFields fields;
+    fields.zip = std::move(parsed->zip);
+    auto updated = co_await context.functions.Update(id, std::move(fields));
+    if (!updated) co_return CodeChangeError(updated.error());
+    f = context.functions.Find(id);
+    if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function deleted meanwhile");
+  }
+  co_return LambdaJson(
+      200, EncodeLambdaConfiguration(f->record, ViewOf(*f, context.runtimes, context.account),
+                                     context.account));
+}
+
+// GET /2015-03-31/functions/{name}/code-zip: the function's code as a zip (code::ZipTree), for
+// packages and single-file functions alike.
+asio::awaitable<HttpResponse> DownloadFunctionCode(const CodeRouteContext& context,
+                                                   HttpRequest& request) {
+  if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+  auto target = FindTarget(context.functions, request, context.account);
+  if (!target) co_return target.error();
+  if (auto missing = CheckQualifier(*target, context.account)) co_return *missing;
+  code::TreeHandle tree = target->function->code;
+  if (!tree) {
+    co_return LambdaError(409, "ResourceConflictException",
+                          "the function's code is still being deployed: try again when its State "
+                          "is Active");
+  }
+  auto pack = [tree] { return code::ZipTree(tree->path()); };
+  auto zipped = co_await Offload(context.workers, std::move(pack));
+  if (!zipped) co_return LambdaError(zipped.error());
+  HttpResponse response;
+  response.status = 200;
+  response.content_type = "application/zip";
+  response.body = std::move(*zipped);
+  co_return response;
+}
+
+// Lambda's own answer to a request body over its operation's limit.
+std::function<HttpResponse(uint64_t)> TooLargeFor(std::string operation) {
+  return [operation = std::move(operation)](uint64_t max_bytes) {
+    return LambdaError(413, "RequestTooLargeException",
+                       fmt::format("Request must be smaller than {} bytes for the {} operation",
+                                   max_bytes, operation));
+  };
+}
+
+template <typename AddRoute>
+void AddLambdaCodeRoutes(Router& router, const AddRoute& route, const CodeRouteContext& context) {
+  // These two take a whole package: a larger body than the server lets other routes have.
+  const uint64_t package_limit = LambdaPackageRequestLimit(context.max_zip_bytes);
+  router.SetBodyPolicy("POST", "/2015-03-31/functions",
+                       Router::BodyPolicy{package_limit, TooLargeFor("CreateFunction")});
+  router.SetBodyPolicy("PUT", "/2015-03-31/functions/:name/code",
+                       Router::BodyPolicy{package_limit, TooLargeFor("UpdateFunctionCode")});
+
+  route("POST", "/2015-03-31/functions",
+        [context](HttpRequest& request, const std::string&) -> asio::awaitable<HttpResponse> {
+          co_return co_await CreateFunction(context, request);
+        });
+  route("PUT", "/2015-03-31/functions/:name/code",
+        [context](HttpRequest& request, const std::string&) -> asio::awaitable<HttpResponse> {
+          co_return co_await UpdateFunctionCode(context, request);
+        });
+  route("GET", "/2015-03-31/functions/:name/code-zip",
+        [context](HttpRequest& request, const std::string&) -> asio::awaitable<HttpResponse> {
+          co_return co_await DownloadFunctionCode(context, request);
+        });
+}
+
 }  // namespace
 
 void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
                         core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
+                        asio::thread_pool& workers, code::CodeStore& code_store,
                         LambdaAccount account) {
   const core::RuntimeCatalog& runtimes = functions.runtimes();
   // Each route gets its own copy of what it needs; the router outlives none of them.
@@ -299,7 +595,9 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (target->ref.qualifier) view.version = *target->ref.qualifier;
           co_return LambdaJson(
               200, json{{"Configuration", EncodeLambdaConfiguration(f.record, view, account)},
-                        {"Code", {{"RepositoryType", "Wisp"}}},
+                        {"Code",
+                         {{"RepositoryType", "S3"},
+                          {"Location", CodeLocation(request, f.record.name, target->ref)}}},
                         {"Tags", json::object()}});
         });
 
@@ -361,11 +659,18 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           co_return response;
         });
 
+  // An Invoke over the server's limit gets Lambda's answer, which the SDKs raise by name.
+  router.SetBodyPolicy("POST", "/2015-03-31/functions/:name/invocations",
+                       Router::BodyPolicy{std::nullopt, TooLargeFor("Invoke")});
   route("POST", "/2015-03-31/functions/:name/invocations",
         [&functions, &invoker, &async, account](
             HttpRequest& request, const std::string& request_id) -> asio::awaitable<HttpResponse> {
           co_return co_await Invoke(functions, invoker, async, account, request, request_id);
         });
+
+  AddLambdaCodeRoutes(router, route,
+                      CodeRouteContext{functions, runtimes, workers, code_store, account,
+                                       code_store.limits().max_zip_bytes});
 
   route("GET", "/2016-08-19/account-settings",
         [&functions, &scheduler](HttpRequest& request,
@@ -373,7 +678,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (auto bad = UnknownParameters(request, {})) co_return *bad;
           uint64_t code_bytes = 0;
           const auto all = functions.List();
-          for (const auto* f : all) code_bytes += f->record.code.size();
+          for (const auto* f : all) code_bytes += static_cast<uint64_t>(f->record.code_size);
           const uint64_t concurrency = scheduler.max_instances();
           co_return LambdaJson(
               200, json{{"AccountLimit",

@@ -51,9 +51,12 @@ void AddProgramApiRoutes(Router& router, core::FunctionService& functions,
                          asio::thread_pool& workers);
 
 // The AWS Lambda control-plane API at its own paths (/2015-03-31/functions, ...), with the
-// ARNs of `account`.
+// ARNs of `account`. Packages (CreateFunction, UpdateFunctionCode) are parsed on `workers`, up
+// to the code store's zipped limit; a DryRun unpacks one into a draft of `code_store` to check
+// it, and drops it.
 void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
                         core::AsyncDispatcher& async, const scheduler::Scheduler& scheduler,
+                        asio::thread_pool& workers, code::CodeStore& code_store,
                         LambdaAccount account);
 
 // /health: liveness, uptime and invocation counters.

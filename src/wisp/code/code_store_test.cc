@@ -1,4 +1,6 @@
 #include "wisp/code/code_store.h"
+#include "wisp/code/tree_zip.h"
+#include "wisp/code/zip_package.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -424,6 +426,36 @@ TEST_F(CodeStoreTest, FifoAndDeviceModesNeverMakeSpecialFiles) {
     EXPECT_TRUE(S_ISREG(mode)) << std::oct << mode;
     EXPECT_EQ(mode & 07000, 0u) << "setuid survived: " << std::oct << mode;
   }
+}
+
+}  // namespace
+}  // namespace wisp::code
+
+namespace wisp::code {
+namespace {
+
+TEST_F(CodeStoreTest, ZipTreePacksATreeBackIntoTheSameTree) {
+  auto tree =
+      store_->PutZip(MakeZip({{"index.js", "exports.handler = () => 1;"},
+                              {"bin/", "", AE_IFDIR, 0755},
+                              {"bin/tool", "#!/bin/sh\n", AE_IFREG, 0755},
+                              {"node_modules/.bin/tool", "", AE_IFLNK, 0777, "../../bin/tool"}}));
+  ASSERT_TRUE(tree) << tree.error().message;
+  auto zipped = ZipTree((*tree)->path());
+  ASSERT_TRUE(zipped) << zipped.error().message;
+  // Same content, same bytes: the download does not change from one call to the next.
+  EXPECT_EQ(*ZipTree((*tree)->path()), *zipped);
+  auto again = store_->PutZip(*zipped);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ((*again)->hash(), (*tree)->hash());
+}
+
+TEST(PackageRefusal, NamesTheRefusalsOfAPackageOnly) {
+  EXPECT_TRUE(IsPackageRefusal(
+      Error{ErrorCode::kInvalidArgument, "invalid zip file: not a readable zip: x"}));
+  EXPECT_TRUE(IsPackageRefusal(Error{ErrorCode::kInvalidArgument, "zip entry '../a': no"}));
+  EXPECT_FALSE(IsPackageRefusal(Error{ErrorCode::kInvalidArgument, "runtime is required"}));
+  EXPECT_FALSE(IsPackageRefusal(Error{ErrorCode::kInternal, "invalid zip file: disk full"}));
 }
 
 }  // namespace

@@ -27,12 +27,17 @@ constexpr int kMaxLinkHops = 40;
 // Longer paths fail in the kernel anyway; refused first, with the entry's name.
 constexpr size_t kMaxPathBytes = 4000;
 
+// Every refusal starts with one of these (IsPackageRefusal).
+constexpr std::string_view kEntryPrefix = "zip entry ";
+constexpr std::string_view kZipPrefix = "invalid zip file: ";
+
 tl::unexpected<Error> Refuse(std::string_view entry, std::string_view why) {
-  return MakeError(ErrorCode::kInvalidArgument, fmt::format("zip entry '{}': {}", entry, why));
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("{}'{}': {}", kEntryPrefix, entry, why));
 }
 
 tl::unexpected<Error> RefuseZip(std::string_view why) {
-  return MakeError(ErrorCode::kInvalidArgument, fmt::format("invalid zip file: {}", why));
+  return MakeError(ErrorCode::kInvalidArgument, fmt::format("{}{}", kZipPrefix, why));
 }
 
 std::string Join(const std::vector<std::string>& components, size_t count) {
@@ -163,7 +168,8 @@ Result<void> UnpackZipInto(int root, std::string_view zip_bytes, const CodeLimit
     }
     auto components = SplitRelativePath(name);
     if (!components) {
-      return MakeError(ErrorCode::kInvalidArgument, "zip entry " + components.error().message);
+      return MakeError(ErrorCode::kInvalidArgument,
+                       std::string(kEntryPrefix) + components.error().message);
     }
     const std::string path = Join(*components, components->size());
     if (!seen.insert(path).second) return Refuse(name, "the path appears twice in the zip");
@@ -230,6 +236,11 @@ Result<void> UnpackZipInto(int root, std::string_view zip_bytes, const CodeLimit
     if (auto inside = CheckLinkStaysInside(root, link, target); !inside) return inside;
   }
   return {};
+}
+
+bool IsPackageRefusal(const Error& error) {
+  return error.code == ErrorCode::kInvalidArgument &&
+         (error.message.starts_with(kEntryPrefix) || error.message.starts_with(kZipPrefix));
 }
 
 }  // namespace wisp::code

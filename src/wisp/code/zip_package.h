@@ -28,4 +28,8 @@ namespace wisp::code {
 // Unpacks `zip_bytes` into `root`, an fd of an empty directory. Blocking.
 Result<void> UnpackZipInto(int root, std::string_view zip_bytes, const CodeLimits& limits);
 
+// True for an error UnpackZipInto refused a package with (the package's fault, Lambda's
+// InvalidZipFileException), as opposed to other invalid arguments on the way.
+bool IsPackageRefusal(const Error& error);
+
 }  // namespace wisp::code

@@ -179,7 +179,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   code::TreeHandle package;
   if (fields.zip) {
     // Unpacked before anything is stored: a refused zip leaves no function and no tree.
-    const auto zip = std::make_shared<const std::string>(*fields.zip);
+    const auto zip = std::make_shared<const std::string>(std::move(*fields.zip));
     auto unpacked = co_await UnpackPackage(zip, record);
     if (!unpacked) co_return tl::unexpected(unpacked.error());
     package = *unpacked;
@@ -268,7 +268,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
   }
   code::TreeHandle package;
   if (fields.zip) {
-    const auto zip = std::make_shared<const std::string>(*fields.zip);
+    // Moved, not copied: a package is up to tens of MB (fields.zip stays set, emptied).
+    const auto zip = std::make_shared<const std::string>(std::move(*fields.zip));
     auto unpacked = co_await UnpackPackage(zip, candidate);
     if (!unpacked) co_return tl::unexpected(unpacked.error());
     package = *unpacked;
