@@ -195,6 +195,7 @@ const live = {
   pollTimer: null,
   retryTimer: null,
   mode: "connecting",
+  withoutToken: false,
   lastEvent: null,
   refreshTimer: null,
 
@@ -208,11 +209,12 @@ const live = {
       this.socket = null;
     }
     clearTimeout(this.retryTimer);
+    this.withoutToken = false;
     this.connect();
   },
   connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const key = apiKey();
+    const key = this.withoutToken ? "" : apiKey();
     // A browser's WebSocket cannot send an Authorization header; wispd takes the key as
     // ?access_token= on its WebSocket routes only.
     const url = `${scheme}${location.host}/v1/events/ws` +
@@ -239,9 +241,12 @@ const live = {
     };
     socket.onclose = () => {
       this.socket = null;
+      // A socket refused with the key in its URL may be a wispd without authentication,
+      // whose route refuses the unknown parameter: the next try goes without it, and so on.
+      if (!opened && apiKey()) this.withoutToken = !this.withoutToken;
       this.poll();
       // A socket that worked is retried soon; a route that is not there, rarely.
-      this.retryTimer = setTimeout(() => this.connect(), opened ? 2000 : 30000);
+      this.retryTimer = setTimeout(() => this.connect(), opened || this.withoutToken ? 2000 : 30000);
     };
   },
   poll() {
@@ -277,6 +282,11 @@ function firstOf(object, names) {
 }
 
 function msOf(object, base) {
+  // Nested ({"duration_ms": {"p50": ...}}) or flat ({"p50_ms": ...}).
+  for (const group of ["duration_ms", "duration"]) {
+    const nested = object?.[group];
+    if (nested && typeof nested === "object" && nested[base] != null) return Number(nested[base]);
+  }
   const ms = firstOf(object, [`${base}_ms`, base, `duration_${base}_ms`, `duration_${base}`]);
   if (ms !== undefined) return Number(ms);
   const us = firstOf(object, [`${base}_us`, `${base}_micros`, `duration_${base}_us`]);
@@ -295,10 +305,12 @@ export function normaliseMetrics(body) {
   const root = body?.item ?? body?.data ?? body ?? {};
   const totalsRaw = firstOf(root, ["totals", "total", "summary"]) ?? root;
   const count = (o) => Number(firstOf(o, ["invocations", "calls", "count", "requests", "total"]) ?? 0);
+  // Failed calls: errors and timeouts (throttled calls never ran).
   const errs = (o) => {
-    const e = firstOf(o, ["errors", "error", "failed", "failures"]);
+    const e = firstOf(o, ["errors", "failed", "failures"]);
     if (typeof e === "number") return e;
-    return Number(o?.outcomes?.error ?? 0) + Number(o?.outcomes?.timeout ?? 0);
+    const counts = o?.outcomes ?? o;
+    return Number(counts?.error ?? 0) + Number(counts?.timeout ?? 0);
   };
   const calls = count(totalsRaw);
   const errors = errs(totalsRaw);
@@ -310,9 +322,12 @@ export function normaliseMetrics(body) {
   };
   let raw = firstOf(root, ["series", "buckets", "points", "timeline", "history"]);
   if (!Array.isArray(raw)) raw = [];
-  const series = raw.map((p) => ({
-    t: timeOf(p), calls: count(p), errors: errs(p), p50: msOf(p, "p50"), p99: msOf(p, "p99"),
-  })).filter((p) => !Number.isNaN(p.t)).sort((a, b) => a.t - b.t);
+  // An interval without calls has no duration (a 0 there would draw a false dip).
+  const series = raw.map((p) => {
+    const calls = count(p);
+    return { t: timeOf(p), calls, errors: errs(p),
+             p50: calls > 0 ? msOf(p, "p50") : null, p99: calls > 0 ? msOf(p, "p99") : null };
+  }).filter((p) => !Number.isNaN(p.t)).sort((a, b) => a.t - b.t);
   return { totals, series };
 }
 
@@ -951,7 +966,8 @@ function detailPage(view, id, query) {
           return used == null ? "–" : `${used} MiB${peak != null ? ` (peak ${peak})` : ""}`;
         }
         case "cpu": {
-          const ms = i.cpu_ms ?? i.cpu_time_ms ?? (i.cpu_us != null ? i.cpu_us / 1000 : null);
+          const ms = i.cpu_ms ?? i.cpu_time_ms ?? (i.cpu_seconds != null ? i.cpu_seconds * 1000 : null) ??
+            (i.cpu_us != null ? i.cpu_us / 1000 : null);
           return ms == null ? "–" : `${Math.round(ms)} ms`;
         }
         default: return String(i[key] ?? "–");

@@ -37,8 +37,10 @@ class ConsoleInBrowserTest(unittest.TestCase):
         if shutil.which("node") is None:
             self.skipTest("node is not installed")
 
-    def run_flow(self, server, key):
-        artifacts = os.environ.get("CONSOLE_ARTIFACTS") or tempfile.mkdtemp(prefix="wisp-console-")
+    def run_flow(self, server, key, artifacts_name):
+        artifacts = os.path.join(
+            os.environ.get("CONSOLE_ARTIFACTS") or tempfile.mkdtemp(prefix="wisp-console-"),
+            artifacts_name)
         env = dict(os.environ, WISP_URL=f"http://127.0.0.1:{server.port}", WISP_KEY=key,
                    ARTIFACT_DIR=artifacts, CHROMIUM=chromium_path())
         done = subprocess.run(["node", os.path.join(HERE, "console_flow.mjs")], cwd=HERE, env=env,
@@ -65,11 +67,20 @@ class ConsoleInBrowserTest(unittest.TestCase):
                                                       b"").status, 200)
             self.assertEqual(wisp_fixture.raw_request(server.port, "GET", "/v1/functions",
                                                       b"").status, 401)
-            self.run_flow(server, secret)
+            self.run_flow(server, secret, "auth-on")
         finally:
             server.stop()
             if not os.environ.get("WISP_E2E_KEEP"):
                 shutil.rmtree(data_dir, ignore_errors=True)
+
+    def test_console_flow_without_authentication(self):
+        server = wisp_fixture.WispServer()
+        server.start()
+        try:
+            self.run_flow(server, "", "auth-off")
+        finally:
+            server.stop()
+            server.cleanup()
 
 
 if __name__ == "__main__":
