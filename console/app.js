@@ -490,11 +490,11 @@ function listPage(view) {
     try { await loadRates(items); } catch { /* the rates are a nicety; the list still shows */ }
     const rows = items.map((f) => h("tr", { "data-function": f.name, "data-id": f.id },
       h("th", { scope: "row" }, h("a", { href: `#/functions/${f.id}`, "data-fk": `open-${f.id}` }, f.name)),
-      h("td", {}, f.runtime, f.runtime_version ? h("span", { class: "muted small" }, ` ${f.runtime_version}`) : null),
+      h("td", {}, f.runtime, f.runtime_version ? h("span", { class: "muted small hide-narrow" }, ` ${f.runtime_version}`) : null),
       h("td", {}, badge("state", f.state), f.error ? h("div", { class: "small error-text" }, f.error) : null),
       h("td", { class: "hide-narrow" }, formatTime(f.last_invoked_at)),
       h("td", { class: "num" }, percent(rates.get(f.id))),
-      h("td", {}, h("div", { class: "actions" },
+      h("td", {}, h("div", { class: "row-actions" },
         h("a", { class: "button", href: `#/functions/${f.id}?invoke=1`, "data-fk": `invoke-${f.id}`,
                  "aria-label": `Invoke ${f.name}` }, "Invoke"),
         h("a", { class: "button ghost", href: `#/functions/${f.id}?logs=1`, "data-fk": `logs-${f.id}`,
