@@ -208,7 +208,17 @@ try {
   const liveFn = await api("POST", "/v1/functions", { name: liveName, runtime: "python", handler: "handler",
     code: "def handler(event, context):\n    return {'ok': True}\n" });
   await page.waitForSelector(`tr[data-function="${liveName}"] [data-state="ready"]`, { timeout: 30000 });
+  const brokenName = `console-broken-${suffix}`;
+  const broken = await api("POST", "/v1/functions", { name: brokenName, runtime: "python",
+    handler: "handler", code: "def handler(:\n" });
+  await page.waitForSelector(`tr[data-function="${brokenName}"] [data-state="error"]`, { timeout: 30000 });
   if (!(await page.evaluate(() => window.__notReloaded))) throw new Error("the page reloaded");
+  // The states are colour-coded: ready green, error red.
+  const colours = await page.evaluate((ok, bad) => [ok, bad].map((n) => getComputedStyle(
+    document.querySelector(`tr[data-function="${n}"] [data-state]`)).color), liveName, brokenName);
+  if (colours[0] !== "rgb(26, 127, 55)" || colours[1] !== "rgb(180, 35, 24)") {
+    throw new Error(`state colours ${colours.join(", ")}: not green and red`);
+  }
   const mode = await textOf("#live");
   notes.push(`live updates: ${mode}`);
   await screenshot("function-list-live");
@@ -251,6 +261,7 @@ try {
   if (left.includes(name)) throw new Error("the function is still listed by the API");
   await screenshot("after-delete");
   await api("DELETE", `/v1/functions/${liveFn.id}`);
+  await api("DELETE", `/v1/functions/${broken.id}`);
   await api("DELETE", `/v1/functions/${failing.id}`);
 
   if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
