@@ -106,22 +106,41 @@ export function createEditor({ id, value = "", language = "javascript", label })
     pre.scrollLeft = textarea.scrollLeft;
   });
   textarea.addEventListener("focus", () => { tabLeaves = false; });
-  textarea.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") { tabLeaves = true; return; }
-    if (e.key !== "Tab" || tabLeaves || e.ctrlKey || e.altKey || e.metaKey) return;
-    e.preventDefault();
-    const indent = lang === "python" ? "    " : "  ";
-    const { selectionStart: s, selectionEnd: end, value: v } = textarea;
-    if (e.shiftKey) {
-      const lineStart = v.lastIndexOf("\n", s - 1) + 1;
-      const remove = v.slice(lineStart, lineStart + indent.length).match(/^ */)[0].length;
-      if (remove === 0) return;
-      textarea.setRangeText("", lineStart, lineStart + remove, "preserve");
-      textarea.selectionStart = textarea.selectionEnd = Math.max(lineStart, s - remove);
-    } else {
-      textarea.setRangeText(indent, s, end, "end");
+  // Typed through the browser's editing commands where it has them, so Ctrl+Z undoes it.
+  const insert = (text) => {
+    const done = text ? document.execCommand?.("insertText", false, text)
+                      : document.execCommand?.("delete");
+    if (!done) {
+      textarea.setRangeText(text, textarea.selectionStart, textarea.selectionEnd, "end");
     }
     render();
+  };
+  textarea.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { tabLeaves = true; return; }
+    if (e.ctrlKey || e.altKey || e.metaKey) return;
+    const indent = lang === "python" ? "    " : "  ";
+    const { selectionStart: s, value: v } = textarea;
+    const lineStart = v.lastIndexOf("\n", s - 1) + 1;
+    if (e.key === "Enter" && !e.shiftKey) {
+      // A new line keeps the indentation of this one, one deeper after an opening bracket
+      // (or a Python block's colon).
+      e.preventDefault();
+      const line = v.slice(lineStart, s);
+      const opens = lang === "python" ? /:\s*(#.*)?$/ : /[{[(]\s*$/;
+      insert("\n" + line.match(/^[ \t]*/)[0] + (opens.test(line) ? indent : ""));
+      return;
+    }
+    if (e.key !== "Tab" || tabLeaves) return;
+    e.preventDefault();
+    if (e.shiftKey) {
+      const remove = v.slice(lineStart, lineStart + indent.length).match(/^ */)[0].length;
+      if (remove === 0) return;
+      textarea.setSelectionRange(lineStart, lineStart + remove);
+      insert("");
+      textarea.setSelectionRange(Math.max(lineStart, s - remove), Math.max(lineStart, s - remove));
+    } else {
+      insert(indent);
+    }
   });
   textarea.value = value;
   render();

@@ -159,7 +159,14 @@ try {
     "exports.handler = async (event) => {\n" +
     "console.log(\"edited-log-line \" + process.env.GREETING);\n" +
     "return { edited: true, name: event.name };\n};\n");
-  await page.click("#code-save");
+  step("the editor indents, and Escape then Tab leaves it");
+  const typed = await page.$eval("#detail-code", (e) => e.value);
+  if (!typed.includes("{\n  console.log")) throw new Error(`no auto-indent after "{": ${typed}`);
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("Tab");
+  const afterEditor = await page.evaluate(() => document.activeElement?.id);
+  if (afterEditor !== "code-save") throw new Error(`Tab after Escape went to "${afterEditor}"`);
+  await page.keyboard.press("Enter");
   await page.waitForFunction(() => document.querySelector("#code-title")?.textContent.includes("version 2"));
   await page.waitForSelector('#function-state[data-state="ready"]');
 
