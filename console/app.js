@@ -8,6 +8,7 @@ import { createEditor, languageOf } from "./editor.js";
 import { barChart, latencyChart } from "./charts.js";
 
 const POLL_MS = 2000;
+const SLOW_REFRESH_MS = 10000;
 const DEPLOY_POLL_MS = 700;
 const METRICS_REFRESH_MS = 10000;
 const IN_PROGRESS = new Set(["creating", "deploying", "pending", "updating"]);
@@ -260,11 +261,11 @@ const live = {
     badgeEl.title = mode === "ws" ? "State changes arrive over /v1/events/ws"
                                   : "The events WebSocket is not available: polling the API";
     clearInterval(this.pollTimer);
-    if (mode === "poll") {
-      this.pollTimer = setInterval(() => {
-        if (document.visibilityState === "visible") page?.refresh?.();
-      }, POLL_MS);
-    }
+    // Events carry state changes, not every call: with the socket open, what calls change
+    // (history, last invoked, error rates) still refreshes, slowly.
+    this.pollTimer = setInterval(() => {
+      if (document.visibilityState === "visible") page?.refresh?.();
+    }, mode === "poll" ? POLL_MS : SLOW_REFRESH_MS);
   },
   scheduleRefresh() {
     clearTimeout(this.refreshTimer);
@@ -406,12 +407,17 @@ async function route() {
   await page?.refresh?.();
 }
 
-// Wraps a page's refresh so that one runs at a time and an error shows once, not every 2 s.
+// Wraps a page's refresh so that one runs at a time (a call during a run makes one more run
+// after it, so nothing asked for is missed) and an error shows once, not every 2 s.
 function guarded(refresh, errorBox) {
   let running = false;
+  let again = false;
   let shownError = "";
-  return async (...args) => {
-    if (running) return;
+  const run = async (...args) => {
+    if (running) {
+      again = true;
+      return;
+    }
     running = true;
     try {
       await refresh(...args);
@@ -428,7 +434,12 @@ function guarded(refresh, errorBox) {
     } finally {
       running = false;
     }
+    if (again) {
+      again = false;
+      await run(...args);
+    }
   };
+  return run;
 }
 
 // ---- the function list -----------------------------------------------------------------
@@ -539,7 +550,7 @@ function deploySteps(state) {
 }
 
 // Event JSON in; status, result, logs and duration out. Returns the panel's element.
-function invokePanel(functionId, { idPrefix, initialEvent = '{\n  "name": "World"\n}' } = {}) {
+function invokePanel(functionId, { idPrefix, initialEvent = '{\n  "name": "World"\n}', onDone } = {}) {
   const eventId = `${idPrefix}-event`;
   const eventBox = h("textarea", { id: eventId, rows: 6, spellcheck: "false" });
   eventBox.value = initialEvent;
@@ -578,6 +589,7 @@ function invokePanel(functionId, { idPrefix, initialEvent = '{\n  "name": "World
     } finally {
       button.disabled = false;
     }
+    onDone?.();
   });
   return { element: form, focus: () => eventBox.focus() };
 }
@@ -750,7 +762,8 @@ function detailPage(view, id, query) {
   const errorBox = h("p", { class: "error-text", role: "alert", hidden: true });
   const heading = h("h1", {}, "Function");
   const facts = h("dl", { class: "facts", id: "facts" });
-  const test = invokePanel(id, { idPrefix: "test" });
+  // After a test call the history and times show it at once, events socket or not.
+  const test = invokePanel(id, { idPrefix: "test", onDone: () => refresh() });
   const codeStatus = h("p", { class: "small", role: "status", "aria-live": "polite" });
   const codeRuntime = h("span", { class: "muted small" });
   const instancesBody = h("div", { id: "instances" });
