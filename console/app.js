@@ -348,7 +348,7 @@ async function functionMetrics(id, window) {
     metricsRoute.available = true;
     return normaliseMetrics(answer);
   } catch (e) {
-    if (e.noRoute || (e.status === 404 && metricsRoute.available !== true)) {
+    if (e.noRoute) {
       metricsRoute.available = false;
       return null;
     }
@@ -389,6 +389,9 @@ async function route() {
   } else if (parts[0] === "invocations") {
     page = asyncPage(view, query);
     nav = "invocations";
+  } else if (parts[0] === "instances") {
+    page = instancesPage(view);
+    nav = "instances";
   } else if (parts[0] === "dead-letters") {
     page = deadLetterPage(view);
     nav = "dead-letters";
@@ -755,6 +758,62 @@ function formPage(view, id) {
   };
 }
 
+// The instances' table: the detail page's (one function) and the node's (every function).
+function instanceTable(items, source, withFunction) {
+  const columns = [["id", "Instance"], ...(withFunction ? [["function", "Function"]] : []),
+    ["version", "Version"], ["state", "State"], ["started_at", "Started"],
+    ["invocations", "Calls"], ["last_call_at", "Last call"], ["memory_mb", "Memory"], ["cpu", "CPU time"]];
+  const cell = (i, key) => {
+    switch (key) {
+      case "id": return h("span", { class: "mono small", title: String(i.id) }, String(i.id).slice(0, 12));
+      case "function":
+        if (i.prewarmed || !i.function_id) return h("span", { class: "muted" }, "prewarmed");
+        return h("a", { href: `#/functions/${i.function_id}` }, i.function_name || i.function_id);
+      case "state": return h("span", { class: `badge instance-${i.state}` }, i.state);
+      case "started_at": return formatTime(i.started_at);
+      case "last_call_at": return i.last_call_at || i.last_invoked_at ? formatTime(i.last_call_at || i.last_invoked_at) : "–";
+      case "invocations": return String(i.invocations ?? i.calls ?? i.calls_served ?? "–");
+      case "memory_mb": {
+        const used = i.memory_mb ?? i.memory_used_mb ?? (i.memory_bytes != null ? Math.round(i.memory_bytes / 1048576) : null);
+        const peak = i.memory_peak_mb ?? i.peak_memory_mb ?? (i.memory_peak_bytes != null ? Math.round(i.memory_peak_bytes / 1048576) : null);
+        return used == null ? "–" : `${used} MiB${peak != null ? ` (peak ${peak})` : ""}`;
+      }
+      case "cpu": {
+        const ms = i.cpu_ms ?? i.cpu_time_ms ?? (i.cpu_seconds != null ? i.cpu_seconds * 1000 : null) ??
+          (i.cpu_us != null ? i.cpu_us / 1000 : null);
+        return ms == null ? "–" : `${Math.round(ms)} ms`;
+      }
+      default: return String(i[key] ?? "–");
+    }
+  };
+  return h("div", { class: "table-wrap" }, h("table", { "data-source": source },
+    h("thead", {}, h("tr", {}, columns.map(([, label]) => h("th", { scope: "col" }, label)))),
+    h("tbody", {}, items.map((i) => h("tr", { "data-instance": i.id },
+      columns.map(([key]) => h("td", {}, cell(i, key))))))));
+}
+
+function instancesPage(view) {
+  const errorBox = h("p", { class: "error-text", role: "alert", hidden: true });
+  const body = h("div", { class: "panel" });
+  view.replaceChildren(h("h1", {}, "Instances"), errorBox, body);
+  const refresh = guarded(async () => {
+    let items;
+    try {
+      const answer = await get("/v1/instances");
+      items = Array.isArray(answer) ? answer : answer.items || [];
+    } catch (e) {
+      if (!e.noRoute) throw e;
+      // No node-wide route: the instances of each function's item.
+      const { items: functions = [] } = await get("/v1/functions?limit=1000");
+      items = functions.flatMap((f) => (f.instances || []).map((i) =>
+        ({ ...i, function_id: f.id, function_name: f.name })));
+    }
+    replaceKeepingFocus(body, items.length ? instanceTable(items, "/v1/instances", true)
+      : h("p", { class: "muted" }, "No instance is running."));
+  }, errorBox);
+  return { title: "Instances", refresh };
+}
+
 // ---- the function's page ---------------------------------------------------------------
 
 function detailPage(view, id, query) {
@@ -964,32 +1023,7 @@ function detailPage(view, id, query) {
       instancesBody.replaceChildren(h("p", { class: "muted" }, "No instance is running: the next call starts one."));
       return;
     }
-    const columns = [["id", "Instance"], ["version", "Version"], ["state", "State"], ["started_at", "Started"],
-      ["invocations", "Calls"], ["last_call_at", "Last call"], ["memory_mb", "Memory"], ["cpu", "CPU time"]];
-    const cell = (i, key) => {
-      switch (key) {
-        case "id": return h("span", { class: "mono small" }, String(i.id).slice(0, 12));
-        case "state": return h("span", { class: `badge instance-${i.state}` }, i.state);
-        case "started_at": return formatTime(i.started_at);
-        case "last_call_at": return i.last_call_at || i.last_invoked_at ? formatTime(i.last_call_at || i.last_invoked_at) : "–";
-        case "invocations": return String(i.invocations ?? i.calls ?? i.calls_served ?? "–");
-        case "memory_mb": {
-          const used = i.memory_mb ?? i.memory_used_mb ?? (i.memory_bytes != null ? Math.round(i.memory_bytes / 1048576) : null);
-          const peak = i.memory_peak_mb ?? i.peak_memory_mb ?? (i.memory_peak_bytes != null ? Math.round(i.memory_peak_bytes / 1048576) : null);
-          return used == null ? "–" : `${used} MiB${peak != null ? ` (peak ${peak})` : ""}`;
-        }
-        case "cpu": {
-          const ms = i.cpu_ms ?? i.cpu_time_ms ?? (i.cpu_seconds != null ? i.cpu_seconds * 1000 : null) ??
-            (i.cpu_us != null ? i.cpu_us / 1000 : null);
-          return ms == null ? "–" : `${Math.round(ms)} ms`;
-        }
-        default: return String(i[key] ?? "–");
-      }
-    };
-    replaceKeepingFocus(instancesBody,
-      h("div", { class: "table-wrap" }, h("table", { "data-source": source },
-        h("thead", {}, h("tr", {}, columns.map(([, label]) => h("th", { scope: "col" }, label)))),
-        h("tbody", {}, items.map((i) => h("tr", { "data-instance": i.id }, columns.map(([key]) => h("td", {}, cell(i, key)))))))));
+    replaceKeepingFocus(instancesBody, instanceTable(items, source, false));
   }
 
   async function refreshHistory() {

@@ -189,6 +189,13 @@ try {
     { polling: 500 });
   await screenshot("function-detail");
 
+  step("the node's instances include the function's");
+  await page.click('a[data-nav="instances"]');
+  await page.waitForSelector(`#view tr[data-instance] a[href="#/functions/${fid}"]`);
+  await screenshot("instances");
+  await page.goBack();
+  await page.waitForSelector('#function-state[data-state="ready"]');
+
   step("graphs");
   const metricsState = await page.$eval("#metrics-panel", (e) => e.dataset.metrics || "");
   if (metricsState === "absent") {
