@@ -949,7 +949,6 @@ function detailPage(view, id, query) {
     if (follow?.controller !== controller) return;
     // No streaming route: poll the newest records and print those not seen yet.
     logStream.dataset.mode = "poll";
-    appendLog("— following (polling every 2 s: this wispd has no log stream) —");
     const seen = new Set();
     let first = true;
     const pollLogs = async () => {
@@ -964,7 +963,10 @@ function detailPage(view, id, query) {
       } catch { /* shown by the page's own refresh */ }
     };
     await pollLogs();
-    if (follow?.controller === controller) follow.timer = setInterval(pollLogs, POLL_MS);
+    if (follow?.controller !== controller) return;
+    // Said once the calls before it are known, so that every call after it is printed.
+    appendLog("— following (polling every 2 s: this wispd has no log stream) —");
+    follow.timer = setInterval(pollLogs, POLL_MS);
   }
   function stopFollow() {
     if (!follow) return;

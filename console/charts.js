@@ -97,10 +97,11 @@ export function latencyChart(points, label) {
       pen = true;
     });
     if (d) svg.append(el("path", { class: cls, d }));
-    // A single point draws no line: mark it.
+    // A point without a neighbour draws no line (one busy minute among idle ones): mark it.
     points.forEach((p, i) => {
-      if (p[key] != null && points.length === 1) {
-        svg.append(el("circle", { class: cls, cx: xOf(i, 1), cy: yOf(p[key], max), r: 3 }));
+      const alone = p[key] != null && points[i - 1]?.[key] == null && points[i + 1]?.[key] == null;
+      if (alone) {
+        svg.append(el("circle", { class: `${cls} dot`, cx: xOf(i, points.length), cy: yOf(p[key], max), r: 3 }));
       }
     });
   }
