@@ -10,8 +10,10 @@ foreach(name IN LISTS FILES)
   string(LENGTH "${hex}" hex_length)
   math(EXPR size "${hex_length} / 2")
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-  # Line breaks every 16 bytes keep the generated file readable by tools that dislike long lines.
-  string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){16})" "\\1\n" bytes "${bytes}")
+  # Line breaks every 16 bytes keep the generated file readable by tools that dislike long lines
+  # (CMake's regular expressions have no {n}: the pattern is written out).
+  string(REPEAT "0x[0-9a-f][0-9a-f]," 16 sixteen_bytes)
+  string(REGEX REPLACE "(${sixteen_bytes})" "\\1\n" bytes "${bytes}")
   string(APPEND body "constexpr unsigned char kAsset${index}[] = {\n${bytes}0};\n")
   string(APPEND table "    {\"${name}\", std::string_view(reinterpret_cast<const char*>(kAsset${index}), ${size})},\n")
   math(EXPR index "${index} + 1")
