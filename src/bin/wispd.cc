@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "wisp/api/auth_gate.h"
+#include "wisp/api/console_assets.h"
 #include "wisp/api/http_server.h"
 #include "wisp/api/key_routes.h"
 #include "wisp/api/routes.h"
@@ -372,6 +373,7 @@ int main(int argc, char** argv) {
   api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler, workers, *code_store,
                           api::LambdaAccount{config.region, config.account_id});
   api::AddKeyRoutes(router, keys, workers);
+  api::AddConsoleRoutes(router);
   // Off (no gate at all, nothing on the request path) unless auth is required.
   std::optional<api::AuthGate> auth_gate;
   if (config.auth_required) {

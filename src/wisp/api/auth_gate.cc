@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "wisp/api/console_assets.h"
 #include "wisp/common/json_text.h"
 
 namespace wisp::api {
@@ -30,6 +31,11 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   return token;
+}
+
+// A WebSocket route: its last segment is "ws" (/v1/events/ws, /v1/instances/{id}/metrics/ws).
+bool IsWebSocketPath(std::string_view path) {
+  return path.ends_with("/ws") || path.ends_with("/ws/");
 }
 
 }  // namespace
@@ -67,7 +73,19 @@ bool AuthGate::IsAwsPath(std::string_view path) {
 
 asio::awaitable<std::optional<HttpResponse>> AuthGate::Admit(HttpRequest& request) {
   if (IsAwsPath(request.path)) co_return co_await AdmitSigned(request);
+  if (IsConsolePath(request.method, request.path)) co_return std::nullopt;
+  if (IsWebSocketPath(request.path)) TakeQueryToken(request);
   co_return co_await AdmitBearer(request);
+}
+
+void AuthGate::TakeQueryToken(HttpRequest& request) {
+  const auto token = request.query.find("access_token");
+  if (token == request.query.end()) return;
+  if (request.method == "GET" && !request.headers.contains("authorization")) {
+    request.headers["authorization"] = "Bearer " + token->second;
+  }
+  // Consumed here: the route never sees it, so its own parameter check does not refuse it.
+  request.query.erase(token);
 }
 
 asio::awaitable<std::optional<HttpResponse>> AuthGate::AdmitBearer(HttpRequest& request) {

@@ -124,6 +124,44 @@ TEST_F(AuthGateTest, HealthWithoutCredentialsIsLivenessOnly) {
   EXPECT_EQ(Dispatch(Get("/health", "Bearer wrong-wrong-wrong")).status, 401);
 }
 
+TEST_F(AuthGateTest, WebSocketPathsTakeTheKeyAsAQueryParameter) {
+  auto key = registry_.Create("");
+  ASSERT_TRUE(key);
+  std::map<std::string, std::string> seen_query;
+  router_.Add("GET", "/v1/events/ws", [&](HttpRequest& r) -> asio::awaitable<HttpResponse> {
+    seen_query = r.query;
+    co_return JsonResponse(200, "{}");
+  });
+  HttpRequest ws = Get("/v1/events/ws");
+  ws.query = {{"access_token", key->secret}, {"since", "1"}};
+  EXPECT_EQ(Dispatch(ws).status, 200);
+  // The route sees its own parameters only.
+  EXPECT_EQ(seen_query, (std::map<std::string, std::string>{{"since", "1"}}));
+
+  ws.query = {{"access_token", key->secret + "x"}};
+  EXPECT_EQ(Dispatch(ws).status, 401);
+  // Any other path ignores it: a key in a URL is for browsers' WebSockets only.
+  HttpRequest list = Get("/v1/functions");
+  list.query = {{"access_token", key->secret}};
+  EXPECT_EQ(Dispatch(list).status, 401);
+}
+
+TEST_F(AuthGateTest, ConsoleFilesNeedNoKeyButItsApiDoes) {
+  router_.Add("GET", "/", [](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return JsonResponse(200, "page");
+  });
+  router_.Add("GET", "/console/:file", [](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return JsonResponse(200, "file");
+  });
+  EXPECT_EQ(Dispatch(Get("/")).status, 200);
+  EXPECT_EQ(Dispatch(Get("/console/app.js")).status, 200);
+  EXPECT_EQ(Dispatch(Get("/console/a/b")).status, 401);
+  HttpRequest post = Get("/");
+  post.method = "POST";
+  EXPECT_EQ(Dispatch(post).status, 401);
+  EXPECT_EQ(Dispatch(Get("/functions")).status, 401);
+}
+
 TEST_F(AuthGateTest, AKeyAnotherProcessStoredWorksAtOnce) {
   store_.keys.push_back({"WKOTHERPROCESS000000", "written-by-the-cli-0123", "", 1});
   EXPECT_EQ(Dispatch(Get("/v1/functions", "Bearer written-by-the-cli-0123")).status, 200);
