@@ -1,3 +1,5 @@
+#include <deque>
+
 #include <nlohmann/json.hpp>
 
 #include "wisp/api/function_codec.h"
@@ -53,6 +55,52 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
   return DecodeFunctionFields(FunctionApi::kV1, json::parse(request.body, nullptr, false));
 }
 
+// A client that lets this many records pile up unsent is too slow to follow: it is dropped
+// rather than let the queue grow without bound.
+constexpr size_t kMaxPendingRecords = 1000;
+// A comment line this often keeps proxies from closing a quiet stream, and finds clients gone.
+constexpr auto kFollowHeartbeat = std::chrono::seconds(15);
+
+// GET /v1/functions/:id/logs?follow=true: each new invocation record, as the listing's items,
+// as one Server-Sent Event ("event: invocation", "id: <record id>", "data: <item>").
+HttpResponse FollowLogs(core::FunctionService& functions, core::LogFeed& feed, std::string id) {
+  HttpResponse response;
+  response.stream_kind = StreamKind::kEventStream;
+  response.stream = [&functions, &feed, id](Stream& stream) -> asio::awaitable<void> {
+    std::deque<std::string> pending;
+    bool overflowed = false;
+    auto on_record = [&](const store::InvocationRecord& record) {
+      if (pending.size() >= kMaxPendingRecords) {
+        overflowed = true;
+      } else {
+        pending.push_back(fmt::format(
+            "event: invocation\nid: {}\ndata: {}\n\n", record.id,
+            InvocationJson(record).dump(-1, ' ', false, json::error_handler_t::replace)));
+      }
+      stream.Wake();
+    };
+    const uint64_t token = feed.Follow(id, on_record);
+    // The first bytes tell the client it follows: every call from here on reaches it.
+    bool alive = co_await stream.Send(fmt::format(": following function {}\n\n", id));
+    while (alive && !overflowed) {
+      while (alive && !pending.empty()) {
+        const std::string event = std::move(pending.front());
+        pending.pop_front();
+        alive = co_await stream.Send(event);
+      }
+      if (!alive || overflowed) break;
+      if (!functions.Find(id)) {
+        co_await stream.Send("event: deleted\ndata: {}\n\n");
+        break;
+      }
+      if (!co_await stream.WaitUntil(std::chrono::steady_clock::now() + kFollowHeartbeat)) break;
+      if (pending.empty()) alive = co_await stream.Send(": heartbeat\n\n");
+    }
+    feed.Unfollow(id, token);
+  };
+  return response;
+}
+
 HttpResponse UnsupportedType() {
   return ErrorResponse(415, "Content-Type must be application/json");
 }
@@ -61,7 +109,8 @@ HttpResponse UnsupportedType() {
 
 void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                        scheduler::Scheduler& scheduler, store::Store& store,
-                       store::InvocationWriter& writer, asio::thread_pool& workers) {
+                       store::InvocationWriter& writer, asio::thread_pool& workers,
+                       core::LogFeed& log_feed) {
   const core::RuntimeCatalog& runtimes = functions.runtimes();
   router.Add("POST", "/v1/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
     if (auto known = CheckQueryParameters(request, {}); !known) {
@@ -141,11 +190,20 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
 
   router.Add(
       "GET", "/v1/functions/:id/logs", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-        if (auto known = CheckQueryParameters(request, {"limit", "offset", "status"}); !known) {
+        if (auto known = CheckQueryParameters(request, {"limit", "offset", "status", "follow"});
+            !known) {
           co_return ErrorResponse(known.error());
         }
         const std::string id = request.params["id"];
         if (!functions.Find(id)) co_return ErrorResponse(404, "function not found");
+        if (auto follow = request.query.find("follow"); follow != request.query.end()) {
+          if (follow->second == "true" || follow->second == "1") {
+            co_return FollowLogs(functions, log_feed, id);
+          }
+          if (follow->second != "false" && follow->second != "0") {
+            co_return ErrorResponse(400, "follow must be true or false");
+          }
+        }
         auto limit = QueryInt(request, "limit", kDefaultLogLimit, 1, kMaxLogLimit);
         if (!limit) co_return ErrorResponse(limit.error());
         auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
