@@ -469,6 +469,7 @@ class AuthOnTest(unittest.TestCase):
         anonymous = self.wisp.client()
         anonymous.default_headers = {}
         self.assertEqual(anonymous.request("GET", "/metrics").status, 401)
+        anonymous.close()
         samples, _ = scrape(self.wisp)
         self.assertIn(("wisp_async_dead_letters", frozenset()), samples)
 

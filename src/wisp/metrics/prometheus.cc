@@ -24,6 +24,16 @@ std::string Seconds(uint64_t micros) {
   return fmt::format("{}", static_cast<double>(micros) / 1e6);
 }
 
+// The bounds as `le` label values, formatted once: a scrape writes them for every series.
+const std::array<std::string, Histogram::kBoundsMicros.size()>& BoundLabels() {
+  static const auto labels = [] {
+    std::array<std::string, Histogram::kBoundsMicros.size()> out;
+    for (size_t i = 0; i < out.size(); ++i) out[i] = Seconds(Histogram::kBoundsMicros[i]);
+    return out;
+  }();
+  return labels;
+}
+
 void HistogramSeries(std::string& out, std::string_view name, const std::string& labels,
                      const Histogram::Snapshot& h) {
   // Cumulative buckets; _count is the +Inf bucket, so the two always agree even when the
@@ -32,8 +42,8 @@ void HistogramSeries(std::string& out, std::string_view name, const std::string&
   const std::string sep = labels.empty() ? "" : ",";
   for (size_t i = 0; i < Histogram::kBoundsMicros.size(); ++i) {
     cumulative += h.buckets[i];
-    fmt::format_to(Out(out), "{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep,
-                   Seconds(Histogram::kBoundsMicros[i]), cumulative);
+    fmt::format_to(Out(out), "{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, BoundLabels()[i],
+                   cumulative);
   }
   cumulative += h.buckets[Histogram::kBuckets - 1];
   fmt::format_to(Out(out), "{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, cumulative);
