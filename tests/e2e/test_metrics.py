@@ -493,6 +493,20 @@ class AuthOnTest(unittest.TestCase):
                 finally:
                     ws.close()
 
+        # A browser's way: the key offered as a subprotocol beside "wisp", which wispd picks.
+        secret = self.server.CONFIG_KEY_SECRET
+        ws = websocket.create_connection(ws_url(self.wisp, "/v1/events/ws"), timeout=10,
+                                         subprotocols=["wisp", f"wisp.bearer.{secret}"])
+        try:
+            self.assertEqual(ws.getsubprotocol(), "wisp")
+            self.assertEqual(json.loads(ws.recv())["type"], "subscribed")
+        finally:
+            ws.close()
+        with self.assertRaises(websocket.WebSocketBadStatusException) as wrong:
+            websocket.create_connection(ws_url(self.wisp, "/v1/events/ws"), timeout=10,
+                                        subprotocols=["wisp", "wisp.bearer.not-a-key"])
+        self.assertEqual(wrong.exception.status_code, 401)
+
         refused = SseReader(self.wisp.port, f"/v1/functions/{fid}/logs?follow=true")
         self.assertEqual(refused.status, 401)
         refused.close()

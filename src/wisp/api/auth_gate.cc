@@ -32,6 +32,23 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
   return token;
 }
 
+// A browser cannot set headers on a WebSocket handshake, only the subprotocols it offers: the
+// secret may come as the offer "wisp.bearer.<secret>" (beside "wisp", the protocol the server
+// then picks), kept out of URLs and so out of access logs.
+std::optional<std::string_view> WebSocketBearerToken(const HttpRequest& request) {
+  constexpr std::string_view kPrefix = "wisp.bearer.";
+  std::string_view offers = request.Header("sec-websocket-protocol");
+  while (!offers.empty()) {
+    const size_t comma = offers.find(',');
+    std::string_view offer = offers.substr(0, comma);
+    offers = comma == std::string_view::npos ? std::string_view() : offers.substr(comma + 1);
+    while (!offer.empty() && offer.front() == ' ') offer.remove_prefix(1);
+    while (!offer.empty() && offer.back() == ' ') offer.remove_suffix(1);
+    if (offer.substr(0, kPrefix.size()) == kPrefix) return offer.substr(kPrefix.size());
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 HttpResponse AwsErrorResponse(int status, std::string_view type, std::string_view message) {
@@ -72,7 +89,9 @@ asio::awaitable<std::optional<HttpResponse>> AuthGate::Admit(HttpRequest& reques
 
 asio::awaitable<std::optional<HttpResponse>> AuthGate::AdmitBearer(HttpRequest& request) {
   const auto header = request.headers.find("authorization");
-  if (header == request.headers.end()) {
+  std::optional<std::string_view> token;
+  if (header == request.headers.end()) token = WebSocketBearerToken(request);
+  if (header == request.headers.end() && !token) {
     if (request.path == "/health" && request.method == "GET") {
       co_return JsonResponse(200, R"({"status":"ok","data":{"status":"ok"}})");
     }
@@ -81,7 +100,7 @@ asio::awaitable<std::optional<HttpResponse>> AuthGate::AdmitBearer(HttpRequest& 
         "(create one with `wispd keys create`)",
         kBearerChallenge);
   }
-  const std::optional<std::string_view> token = BearerToken(header->second);
+  if (!token) token = BearerToken(header->second);
   if (!token || token->empty()) {
     co_return Unauthorized(
         "the Authorization header must be \"Bearer <secret>\" (AWS signatures are for the "

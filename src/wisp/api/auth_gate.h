@@ -8,6 +8,8 @@
 //   Wisp key, errors in AWS's shape (403, X-Amzn-ErrorType).
 // - Every other path (/v1, the program API, anything added later) takes
 //   "Authorization: Bearer <secret>", errors in /v1's shape (401, WWW-Authenticate: Bearer).
+//   A WebSocket handshake without that header may offer the subprotocol "wisp.bearer.<secret>"
+//   instead (browsers cannot set headers on one); the server then answers with "wisp".
 // - GET /health without credentials is answered here with liveness only ({"status":"ok"}), so
 //   load balancers and the e2e fixture can probe it; its counters need a key.
 //

@@ -113,6 +113,24 @@ TEST_F(AuthGateTest, BearerRightWrongAndMissing) {
   EXPECT_EQ(Dispatch(Get("/v1/nothing")).status, 401);
 }
 
+TEST_F(AuthGateTest, AWebSocketMayOfferTheSecretAsASubprotocol) {
+  auto key = registry_.Create("test");
+  ASSERT_TRUE(key);
+  HttpRequest offered = Get("/v1/functions");
+  offered.headers["sec-websocket-protocol"] = "wisp, wisp.bearer." + key->secret;
+  EXPECT_EQ(Dispatch(offered).status, 200);
+  HttpRequest wrong = Get("/v1/functions");
+  wrong.headers["sec-websocket-protocol"] = "wisp, wisp.bearer." + key->secret + "x";
+  EXPECT_EQ(Dispatch(wrong).status, 401);
+  HttpRequest other = Get("/v1/functions");
+  other.headers["sec-websocket-protocol"] = "wisp, chat";
+  EXPECT_EQ(Dispatch(other).status, 401);
+  // The Authorization header, when sent, is what counts.
+  HttpRequest both = Get("/v1/functions", "Bearer wrong-wrong-wrong");
+  both.headers["sec-websocket-protocol"] = "wisp.bearer." + key->secret;
+  EXPECT_EQ(Dispatch(both).status, 401);
+}
+
 TEST_F(AuthGateTest, HealthWithoutCredentialsIsLivenessOnly) {
   const HttpResponse open = Dispatch(Get("/health"));
   EXPECT_EQ(open.status, 200);

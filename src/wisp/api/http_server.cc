@@ -237,6 +237,20 @@ void RefuseConnection(tcp::socket& socket, uint32_t cap) {
 
 using OpenStreams = std::set<StreamBase*>;
 
+// True when the comma-separated offers include "wisp".
+bool OffersSubprotocol(beast::string_view offers) {
+  std::string_view rest(offers.data(), offers.size());
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view offer = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!offer.empty() && offer.front() == ' ') offer.remove_prefix(1);
+    while (!offer.empty() && offer.back() == ' ') offer.remove_suffix(1);
+    if (offer == "wisp") return true;
+  }
+  return false;
+}
+
 // Answers `response`, a stream: the head or the WebSocket handshake, then the route's stream
 // until it returns or the client goes.
 asio::awaitable<void> ServeStream(tcp::socket& socket, HttpResponse response,
@@ -251,7 +265,13 @@ asio::awaitable<void> ServeStream(tcp::socket& socket, HttpResponse response,
     }
     websocket::stream<tcp::socket&> ws(socket);
     ws.read_message_max(64 << 10);
-    auto decorate = [](websocket::response_type& out) { out.set(http::field::server, "wisp"); };
+    // A browser that offered "wisp" (with its key as "wisp.bearer.<secret>", see AuthGate)
+    // fails the handshake unless the server picks one of its offers.
+    const bool offered_wisp = OffersSubprotocol((*upgrade)[http::field::sec_websocket_protocol]);
+    auto decorate = [offered_wisp](websocket::response_type& out) {
+      out.set(http::field::server, "wisp");
+      if (offered_wisp) out.set(http::field::sec_websocket_protocol, "wisp");
+    };
     ws.set_option(websocket::stream_base::decorator(decorate));
     boost::system::error_code ec;
     co_await ws.async_accept(*upgrade, asio::redirect_error(asio::use_awaitable, ec));
