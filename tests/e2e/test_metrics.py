@@ -451,6 +451,37 @@ class EventsTest(WispTestCase):
             ws.close()
 
 
+class StopWithOpenStreamsTest(unittest.TestCase):
+    """A graceful stop ends open streams instead of waiting for their clients."""
+
+    def test_sigterm_closes_streams_and_exits_cleanly(self):
+        require_clients()
+        from wisp_fixture import WispServer
+        wisp = WispServer()
+        wisp.start()
+        try:
+            fid = wisp.create(name="streams", runtime="node", code=NODE_CODE)
+            wisp.wait_state(fid)
+            events = ws_connect(wisp, "/v1/events/ws", timeout=30)
+            self.assertEqual(json.loads(events.recv())["type"], "subscribed")
+            logs = SseReader(wisp.port, f"/v1/functions/{fid}/logs?follow=true", timeout=30)
+            logs.wait_comment("following")
+            wisp.record_instances(fid)
+            wisp.stop()  # asserts exit code 0 and no sandbox left
+            with self.assertRaises((websocket.WebSocketConnectionClosedException,
+                                    ConnectionError)):
+                while True:
+                    events.recv()
+            with self.assertRaises((EOFError, ConnectionError)):
+                while True:
+                    logs.next_event()
+            events.close()
+            logs.close()
+        finally:
+            wisp.kill()
+            wisp.cleanup()
+
+
 class AuthOnTest(unittest.TestCase):
     """With auth required, /metrics, the WebSockets and the log stream take a bearer key."""
 
