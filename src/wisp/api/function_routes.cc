@@ -55,9 +55,11 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
   return DecodeFunctionFields(FunctionApi::kV1, json::parse(request.body, nullptr, false));
 }
 
-// A client that lets this many records pile up unsent is too slow to follow: it is dropped
-// rather than let the queue grow without bound.
+// A client that lets this many records, or this many bytes of them, pile up unsent is too slow
+// to follow: it is dropped rather than let the queue grow without bound (a record may carry
+// megabytes of event, response and logs).
 constexpr size_t kMaxPendingRecords = 1000;
+constexpr size_t kMaxPendingBytes = 16u << 20;
 // A comment line this often keeps proxies from closing a quiet stream, and finds clients gone.
 constexpr auto kFollowHeartbeat = std::chrono::seconds(15);
 
@@ -68,14 +70,16 @@ HttpResponse FollowLogs(core::FunctionService& functions, core::LogFeed& feed, s
   response.stream_kind = StreamKind::kEventStream;
   response.stream = [&functions, &feed, id](Stream& stream) -> asio::awaitable<void> {
     std::deque<std::string> pending;
+    size_t pending_bytes = 0;
     bool overflowed = false;
     auto on_record = [&](const store::InvocationRecord& record) {
-      if (pending.size() >= kMaxPendingRecords) {
+      if (pending.size() >= kMaxPendingRecords || pending_bytes >= kMaxPendingBytes) {
         overflowed = true;
       } else {
         pending.push_back(fmt::format(
             "event: invocation\nid: {}\ndata: {}\n\n", record.id,
             InvocationJson(record).dump(-1, ' ', false, json::error_handler_t::replace)));
+        pending_bytes += pending.back().size();
       }
       stream.Wake();
     };
@@ -84,9 +88,10 @@ HttpResponse FollowLogs(core::FunctionService& functions, core::LogFeed& feed, s
     bool alive = co_await stream.Send(fmt::format(": following function {}\n\n", id));
     while (alive && !overflowed) {
       while (alive && !pending.empty()) {
-        const std::string event = std::move(pending.front());
+        std::string event = std::move(pending.front());
         pending.pop_front();
-        alive = co_await stream.Send(event);
+        pending_bytes -= event.size();
+        alive = co_await stream.Send(std::move(event));
       }
       if (!alive || overflowed) break;
       if (!functions.Find(id)) {
