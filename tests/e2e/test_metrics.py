@@ -388,6 +388,17 @@ class FunctionMetricsAndInstancesTest(WispTestCase):
         # Without follow, the listing is as before.
         listed = self.wisp.request("GET", f"/v1/functions/{fid}/logs").json["items"]
         self.assertEqual(len(listed), 2)
+        # With a limit, the newest records come first, oldest first, then the new ones.
+        stream = SseReader(self.wisp.port, f"/v1/functions/{fid}/logs?follow=true&limit=5")
+        try:
+            past = [json.loads(stream.next_event()["data"]) for _ in range(2)]
+            self.assertEqual([r["id"] for r in past], [r["id"] for r in reversed(listed)])
+            self.assertEqual(self.wisp.invoke(fid, {"log": "line-2"}).status, 200)
+            record = json.loads(stream.next_event()["data"])
+            self.assertTrue(any("line-2" in line for line in record["logs"]), record)
+            self.assertNotIn(record["id"], [r["id"] for r in past])
+        finally:
+            stream.close()
         self.assertEqual(
             self.wisp.request("GET", f"/v1/functions/{fid}/logs?follow=maybe").status, 400)
 
