@@ -196,7 +196,6 @@ const live = {
   pollTimer: null,
   retryTimer: null,
   mode: "connecting",
-  withoutToken: false,
   lastEvent: null,
   refreshTimer: null,
 
@@ -210,20 +209,20 @@ const live = {
       this.socket = null;
     }
     clearTimeout(this.retryTimer);
-    this.withoutToken = false;
     this.connect();
   },
   connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const key = this.withoutToken ? "" : apiKey();
-    // A browser's WebSocket cannot send an Authorization header; wispd takes the key as
-    // ?access_token= on its WebSocket routes only.
-    const url = `${scheme}${location.host}/v1/events/ws` +
-      (key ? `?access_token=${encodeURIComponent(key)}` : "");
+    const key = apiKey();
+    // A browser's WebSocket cannot send an Authorization header: the key goes as the offered
+    // subprotocol "wisp.bearer.<secret>" beside "wisp", which wispd picks (with or without
+    // authentication), so it never appears in a URL.
+    const url = `${scheme}${location.host}/v1/events/ws`;
+    const protocols = key ? ["wisp", `wisp.bearer.${key}`] : ["wisp"];
     let opened = false;
     let socket;
     try {
-      socket = new WebSocket(url);
+      socket = new WebSocket(url, protocols);
     } catch {
       this.poll();
       return;
@@ -242,12 +241,9 @@ const live = {
     };
     socket.onclose = () => {
       this.socket = null;
-      // A socket refused with the key in its URL may be a wispd without authentication,
-      // whose route refuses the unknown parameter: the next try goes without it, and so on.
-      if (!opened && apiKey()) this.withoutToken = !this.withoutToken;
       this.poll();
       // A socket that worked is retried soon; a route that is not there, rarely.
-      this.retryTimer = setTimeout(() => this.connect(), opened || this.withoutToken ? 2000 : 30000);
+      this.retryTimer = setTimeout(() => this.connect(), opened ? 2000 : 30000);
     };
   },
   poll() {

@@ -351,12 +351,19 @@ int main(int argc, char** argv) {
   // path (the interpreters take tens of milliseconds to answer).
   asio::post(workers, [&runtimes] { runtimes.ProbeVersions(std::chrono::seconds(10)); });
   metrics::Registry metrics;
+  // State changes for /v1/events/ws; whoever changes a function's or an instance's state
+  // publishes here.
+  metrics::EventBus events(clock);
+  scheduler.SetEventBus(&events);
   core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
                                   go_builder, *code_store, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
   scheduler.ConfigurePrewarm(functions.PrewarmPools(
       {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}));
+  functions.SetEventBus(&events);
   core::Invoker invoker(functions, scheduler, writer, metrics, clock);
+  core::LogFeed log_feed;  // calls' records for the logs that follow
+  invoker.SetLogFeed(&log_feed);
   core::AsyncOptions async_options;
   if (config.async_lease_seconds <= 0) return Fail("async_lease_seconds must be more than 0");
   async_options.lease = std::max(Millis(config.async_lease_seconds), std::chrono::milliseconds(1));
@@ -366,7 +373,7 @@ int main(int argc, char** argv) {
                                    async_options);
 
   api::Router router;
-  api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers);
+  api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers, log_feed);
   api::AddInvokeRoutes(router, invoker, &dispatcher);
   api::AddInvocationRoutes(router, dispatcher, *async_queue, *store, writer, workers);
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
@@ -391,6 +398,8 @@ int main(int argc, char** argv) {
   api::AddHealthRoutes(
       router, api::HealthInfo{std::chrono::steady_clock::now(), &metrics, &functions, &scheduler,
                               limits_enforced, async_queue.get(), &writer});
+  api::AddObserveRoutes(router, api::ObserveInfo{&metrics, &functions, &scheduler, &events,
+                                                 &workers, &clock, async_queue.get()});
   api::HttpServerLimits http_limits;
   http_limits.max_body_bytes = config.max_request_bytes;
   http_limits.header_timeout = Millis(config.http_header_timeout_seconds);

@@ -33,9 +33,21 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
   return token;
 }
 
-// A WebSocket route: its last segment is "ws" (/v1/events/ws, /v1/instances/{id}/metrics/ws).
-bool IsWebSocketPath(std::string_view path) {
-  return path.ends_with("/ws") || path.ends_with("/ws/");
+// A browser cannot set headers on a WebSocket handshake, only the subprotocols it offers: the
+// secret may come as the offer "wisp.bearer.<secret>" (beside "wisp", the protocol the server
+// then picks), kept out of URLs and so out of access logs.
+std::optional<std::string_view> WebSocketBearerToken(const HttpRequest& request) {
+  constexpr std::string_view kPrefix = "wisp.bearer.";
+  std::string_view offers = request.Header("sec-websocket-protocol");
+  while (!offers.empty()) {
+    const size_t comma = offers.find(',');
+    std::string_view offer = offers.substr(0, comma);
+    offers = comma == std::string_view::npos ? std::string_view() : offers.substr(comma + 1);
+    while (!offer.empty() && offer.front() == ' ') offer.remove_prefix(1);
+    while (!offer.empty() && offer.back() == ' ') offer.remove_suffix(1);
+    if (offer.substr(0, kPrefix.size()) == kPrefix) return offer.substr(kPrefix.size());
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -74,23 +86,14 @@ bool AuthGate::IsAwsPath(std::string_view path) {
 asio::awaitable<std::optional<HttpResponse>> AuthGate::Admit(HttpRequest& request) {
   if (IsAwsPath(request.path)) co_return co_await AdmitSigned(request);
   if (IsConsolePath(request.method, request.path)) co_return std::nullopt;
-  if (IsWebSocketPath(request.path)) TakeQueryToken(request);
   co_return co_await AdmitBearer(request);
-}
-
-void AuthGate::TakeQueryToken(HttpRequest& request) {
-  const auto token = request.query.find("access_token");
-  if (token == request.query.end()) return;
-  if (request.method == "GET" && !request.headers.contains("authorization")) {
-    request.headers["authorization"] = "Bearer " + token->second;
-  }
-  // Consumed here: the route never sees it, so its own parameter check does not refuse it.
-  request.query.erase(token);
 }
 
 asio::awaitable<std::optional<HttpResponse>> AuthGate::AdmitBearer(HttpRequest& request) {
   const auto header = request.headers.find("authorization");
-  if (header == request.headers.end()) {
+  std::optional<std::string_view> token;
+  if (header == request.headers.end()) token = WebSocketBearerToken(request);
+  if (header == request.headers.end() && !token) {
     if (request.path == "/health" && request.method == "GET") {
       co_return JsonResponse(200, R"({"status":"ok","data":{"status":"ok"}})");
     }
@@ -99,7 +102,7 @@ asio::awaitable<std::optional<HttpResponse>> AuthGate::AdmitBearer(HttpRequest& 
         "(create one with `wispd keys create`)",
         kBearerChallenge);
   }
-  const std::optional<std::string_view> token = BearerToken(header->second);
+  if (!token) token = BearerToken(header->second);
   if (!token || token->empty()) {
     co_return Unauthorized(
         "the Authorization header must be \"Bearer <secret>\" (AWS signatures are for the "

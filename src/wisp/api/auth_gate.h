@@ -8,9 +8,8 @@
 //   Wisp key, errors in AWS's shape (403, X-Amzn-ErrorType).
 // - Every other path (/v1, the program API, anything added later) takes
 //   "Authorization: Bearer <secret>", errors in /v1's shape (401, WWW-Authenticate: Bearer).
-// - WebSocket paths (the last segment is "ws") also take the secret as the query parameter
-//   `access_token` on a GET that has no Authorization header, because a browser's WebSocket
-//   cannot send headers (RFC 6750 §2.3). The gate removes the parameter before routing.
+//   A WebSocket handshake without that header may offer the subprotocol "wisp.bearer.<secret>"
+//   instead (browsers cannot set headers on one); the server then answers with "wisp".
 // - The web console's static files (GET /, /console/{file}) need no credentials: the page
 //   must load to ask its user for a key, and it holds no data.
 // - GET /health without credentials is answered here with liveness only ({"status":"ok"}), so
@@ -64,8 +63,6 @@ class AuthGate final : public RequestGate {
  private:
   asio::awaitable<std::optional<HttpResponse>> AdmitSigned(HttpRequest& request);
   asio::awaitable<std::optional<HttpResponse>> AdmitBearer(HttpRequest& request);
-  // A WebSocket request's `access_token` query parameter as its bearer token.
-  static void TakeQueryToken(HttpRequest& request);
   // Returns once a reload that started after this call has finished (or miss_wait passed).
   asio::awaitable<void> AwaitFreshKeys();
   asio::awaitable<void> RunReloads();

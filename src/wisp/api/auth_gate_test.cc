@@ -113,6 +113,24 @@ TEST_F(AuthGateTest, BearerRightWrongAndMissing) {
   EXPECT_EQ(Dispatch(Get("/v1/nothing")).status, 401);
 }
 
+TEST_F(AuthGateTest, AWebSocketMayOfferTheSecretAsASubprotocol) {
+  auto key = registry_.Create("test");
+  ASSERT_TRUE(key);
+  HttpRequest offered = Get("/v1/functions");
+  offered.headers["sec-websocket-protocol"] = "wisp, wisp.bearer." + key->secret;
+  EXPECT_EQ(Dispatch(offered).status, 200);
+  HttpRequest wrong = Get("/v1/functions");
+  wrong.headers["sec-websocket-protocol"] = "wisp, wisp.bearer." + key->secret + "x";
+  EXPECT_EQ(Dispatch(wrong).status, 401);
+  HttpRequest other = Get("/v1/functions");
+  other.headers["sec-websocket-protocol"] = "wisp, chat";
+  EXPECT_EQ(Dispatch(other).status, 401);
+  // The Authorization header, when sent, is what counts.
+  HttpRequest both = Get("/v1/functions", "Bearer wrong-wrong-wrong");
+  both.headers["sec-websocket-protocol"] = "wisp.bearer." + key->secret;
+  EXPECT_EQ(Dispatch(both).status, 401);
+}
+
 TEST_F(AuthGateTest, HealthWithoutCredentialsIsLivenessOnly) {
   const HttpResponse open = Dispatch(Get("/health"));
   EXPECT_EQ(open.status, 200);
@@ -122,28 +140,6 @@ TEST_F(AuthGateTest, HealthWithoutCredentialsIsLivenessOnly) {
   const HttpResponse full = Dispatch(Get("/health", "Bearer " + key->secret));
   EXPECT_NE(full.body.find("totalInvocations"), std::string::npos);
   EXPECT_EQ(Dispatch(Get("/health", "Bearer wrong-wrong-wrong")).status, 401);
-}
-
-TEST_F(AuthGateTest, WebSocketPathsTakeTheKeyAsAQueryParameter) {
-  auto key = registry_.Create("");
-  ASSERT_TRUE(key);
-  std::map<std::string, std::string> seen_query;
-  router_.Add("GET", "/v1/events/ws", [&](HttpRequest& r) -> asio::awaitable<HttpResponse> {
-    seen_query = r.query;
-    co_return JsonResponse(200, "{}");
-  });
-  HttpRequest ws = Get("/v1/events/ws");
-  ws.query = {{"access_token", key->secret}, {"since", "1"}};
-  EXPECT_EQ(Dispatch(ws).status, 200);
-  // The route sees its own parameters only.
-  EXPECT_EQ(seen_query, (std::map<std::string, std::string>{{"since", "1"}}));
-
-  ws.query = {{"access_token", key->secret + "x"}};
-  EXPECT_EQ(Dispatch(ws).status, 401);
-  // Any other path ignores it: a key in a URL is for browsers' WebSockets only.
-  HttpRequest list = Get("/v1/functions");
-  list.query = {{"access_token", key->secret}};
-  EXPECT_EQ(Dispatch(list).status, 401);
 }
 
 TEST_F(AuthGateTest, ConsoleFilesNeedNoKeyButItsApiDoes) {

@@ -1,3 +1,6 @@
+#include <deque>
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "wisp/api/function_codec.h"
@@ -53,6 +56,82 @@ Result<core::FunctionFields> ParseFields(const HttpRequest& request) {
   return DecodeFunctionFields(FunctionApi::kV1, json::parse(request.body, nullptr, false));
 }
 
+// A client that lets this many records, or this many bytes of them, pile up unsent is too slow
+// to follow: it is dropped rather than let the queue grow without bound (a record may carry
+// megabytes of event, response and logs).
+constexpr size_t kMaxPendingRecords = 1000;
+constexpr size_t kMaxPendingBytes = 16u << 20;
+// A comment line this often keeps proxies from closing a quiet stream, and finds clients gone.
+constexpr auto kFollowHeartbeat = std::chrono::seconds(15);
+
+std::string SseRecord(const store::InvocationRecord& record) {
+  return fmt::format("event: invocation\nid: {}\ndata: {}\n\n", record.id,
+                     InvocationJson(record).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+using RecordList = std::function<Result<std::vector<store::InvocationRecord>>()>;
+
+// GET /v1/functions/:id/logs?follow=true: each new invocation record, as the listing's items,
+// as one Server-Sent Event ("event: invocation", "id: <record id>", "data: <item>"). With
+// `history` (the listing's newest records, run on `workers`), those come first, oldest first,
+// as `kubectl logs -f` shows what is there before it follows.
+HttpResponse FollowLogs(core::FunctionService& functions, core::LogFeed& feed,
+                        asio::thread_pool& workers, std::string id, RecordList history) {
+  HttpResponse response;
+  response.stream_kind = StreamKind::kEventStream;
+  response.stream = [&functions, &feed, &workers, id,
+                     history](Stream& stream) -> asio::awaitable<void> {
+    std::deque<std::pair<std::string, std::string>> pending;  // record id, event
+    size_t pending_bytes = 0;
+    bool overflowed = false;
+    auto on_record = [&](const store::InvocationRecord& record) {
+      if (pending.size() >= kMaxPendingRecords || pending_bytes >= kMaxPendingBytes) {
+        overflowed = true;
+      } else {
+        pending.emplace_back(record.id, SseRecord(record));
+        pending_bytes += pending.back().second.size();
+      }
+      stream.Wake();
+    };
+    // Following before the history is read: a call that ends meanwhile is in one or the other.
+    const uint64_t token = feed.Follow(id, on_record);
+    // The first bytes tell the client it follows: every call from here on reaches it.
+    bool alive = co_await stream.Send(fmt::format(": following function {}\n\n", id));
+    if (alive && history) {
+      auto past = co_await Offload(workers, history);
+      std::set<std::string> sent;
+      if (past) {
+        for (auto it = past->rbegin(); alive && it != past->rend(); ++it) {
+          sent.insert(it->id);
+          alive = co_await stream.Send(SseRecord(*it));
+        }
+      }
+      std::erase_if(pending, [&](const auto& p) {
+        if (!sent.count(p.first)) return false;
+        pending_bytes -= p.second.size();
+        return true;
+      });
+    }
+    while (alive && !overflowed) {
+      while (alive && !pending.empty()) {
+        std::string event = std::move(pending.front().second);
+        pending.pop_front();
+        pending_bytes -= event.size();
+        alive = co_await stream.Send(std::move(event));
+      }
+      if (!alive || overflowed) break;
+      if (!functions.Find(id)) {
+        co_await stream.Send("event: deleted\ndata: {}\n\n");
+        break;
+      }
+      if (!co_await stream.WaitUntil(std::chrono::steady_clock::now() + kFollowHeartbeat)) break;
+      if (pending.empty()) alive = co_await stream.Send(": heartbeat\n\n");
+    }
+    feed.Unfollow(id, token);
+  };
+  return response;
+}
+
 HttpResponse UnsupportedType() {
   return ErrorResponse(415, "Content-Type must be application/json");
 }
@@ -61,7 +140,8 @@ HttpResponse UnsupportedType() {
 
 void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                        scheduler::Scheduler& scheduler, store::Store& store,
-                       store::InvocationWriter& writer, asio::thread_pool& workers) {
+                       store::InvocationWriter& writer, asio::thread_pool& workers,
+                       core::LogFeed& log_feed) {
   const core::RuntimeCatalog& runtimes = functions.runtimes();
   router.Add("POST", "/v1/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
     if (auto known = CheckQueryParameters(request, {}); !known) {
@@ -141,11 +221,19 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
 
   router.Add(
       "GET", "/v1/functions/:id/logs", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-        if (auto known = CheckQueryParameters(request, {"limit", "offset", "status"}); !known) {
+        if (auto known = CheckQueryParameters(request, {"limit", "offset", "status", "follow"});
+            !known) {
           co_return ErrorResponse(known.error());
         }
         const std::string id = request.params["id"];
         if (!functions.Find(id)) co_return ErrorResponse(404, "function not found");
+        bool follow = false;
+        if (auto it = request.query.find("follow"); it != request.query.end()) {
+          follow = it->second == "true" || it->second == "1";
+          if (!follow && it->second != "false" && it->second != "0") {
+            co_return ErrorResponse(400, "follow must be true or false");
+          }
+        }
         auto limit = QueryInt(request, "limit", kDefaultLogLimit, 1, kMaxLogLimit);
         if (!limit) co_return ErrorResponse(limit.error());
         auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
@@ -156,6 +244,11 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
           writer.Flush();  // the newest calls are in the batch not yet written
           return store.ListInvocations(id, l, o, s);
         };
+        if (follow) {
+          // The newest `limit` records first only when asked for: a follower sees new calls.
+          co_return FollowLogs(functions, log_feed, workers, id,
+                               request.query.count("limit") ? RecordList(list) : RecordList());
+        }
         auto records = co_await Offload(workers, std::move(list));
         if (!records) co_return ErrorResponse(records.error());
         json items = json::array();

@@ -2,6 +2,7 @@
 // HttpResponse, which keeps Beast in one translation unit (http_server.cc) and routes testable.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -30,11 +31,37 @@ struct HttpRequest {
   }
 };
 
+// The open end of a response that stays open after its head: an event stream (Server-Sent
+// Events) or a WebSocket. Routes see only this, never Beast. Io thread only.
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  // Sends one message: a WebSocket text frame, or the bytes given on an event stream. False
+  // once the client is gone, or too slow: a send that cannot finish in time ends the stream.
+  virtual asio::awaitable<bool> Send(std::string text) = 0;
+  // Waits until `deadline`, a Wake(), or the client leaving, whichever comes first; false once
+  // the stream is closed. A Wake() while not waiting ends the next wait at once.
+  virtual asio::awaitable<bool> WaitUntil(std::chrono::steady_clock::time_point deadline) = 0;
+  virtual void Wake() = 0;
+  virtual bool open() const = 0;
+};
+
+enum class StreamKind {
+  kNone,
+  kEventStream,  // text/event-stream, the body ends when the connection closes
+  kWebSocket,    // the request must be a WebSocket upgrade; else 426
+};
+
 struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  // A response that stays open: once the head (or the WebSocket handshake) is sent, `stream`
+  // runs until it returns or the client leaves; then the connection closes. `status` and
+  // `body` are unused.
+  StreamKind stream_kind = StreamKind::kNone;
+  std::function<asio::awaitable<void>(Stream&)> stream;
 };
 
 // {"error": message} with the status.

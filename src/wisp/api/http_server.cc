@@ -1,10 +1,12 @@
 #include "wisp/api/http_server.h"
 
 #include <optional>
+#include <set>
 
 #include <spdlog/spdlog.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include "wisp/common/defer.h"
 #include "wisp/common/http_read.h"
@@ -12,7 +14,157 @@
 namespace wisp::api {
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
+
+// What both kinds of stream share: waiting and waking on the io thread, a reader that notices
+// the client leaving, a deadline on every send, and Close() for the server's stop.
+class StreamBase : public Stream {
+ public:
+  explicit StreamBase(tcp::socket& socket)
+      : socket_(socket), wake_(socket.get_executor()), reader_done_(socket.get_executor()) {}
+
+  asio::awaitable<bool> WaitUntil(std::chrono::steady_clock::time_point deadline) override {
+    if (closed_) co_return false;
+    if (woken_) {
+      woken_ = false;
+      co_return true;
+    }
+    wake_.expires_at(deadline);
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    woken_ = false;
+    co_return !closed_;
+  }
+  void Wake() override {
+    woken_ = true;
+    wake_.cancel();
+  }
+  bool open() const override { return !closed_; }
+
+  // Ends the stream from outside (the server stops): pending sends and waits end.
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+    wake_.cancel();
+  }
+
+ protected:
+  // The client is gone (its end closed, or a read or write failed).
+  void Lost() {
+    closed_ = true;
+    wake_.cancel();
+  }
+  // Runs `write` with a deadline: a client that stops reading cannot hold a send (and the
+  // memory queued behind it) forever. False if it failed or ran out of time.
+  template <typename Write>
+  asio::awaitable<bool> SendWithin(Write write) {
+    if (closed_) co_return false;
+    asio::steady_timer deadline(socket_.get_executor(), kSendTimeout);
+    auto on_deadline = [this](boost::system::error_code ec) {
+      if (ec) return;
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+    };
+    deadline.async_wait(on_deadline);
+    const boost::system::error_code ec = co_await write();
+    deadline.cancel();
+    if (ec) Lost();
+    co_return !ec;
+  }
+
+  static constexpr auto kSendTimeout = std::chrono::seconds(10);
+  tcp::socket& socket_;
+  asio::steady_timer wake_;
+  Event reader_done_;
+  bool closed_ = false;
+  bool woken_ = false;
+};
+
+class EventStream final : public StreamBase {
+ public:
+  using StreamBase::StreamBase;
+
+  asio::awaitable<bool> Send(std::string text) override {
+    auto write = [this, &text]() -> asio::awaitable<boost::system::error_code> {
+      boost::system::error_code ec;
+      co_await asio::async_write(socket_, asio::buffer(text),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_return ec;
+    };
+    co_return co_await SendWithin(write);
+  }
+
+  // The client sends nothing on an event stream: a read ends only when it leaves.
+  asio::awaitable<void> ReadUntilGone() {
+    std::array<char, 512> scratch;
+    for (;;) {
+      boost::system::error_code ec;
+      co_await socket_.async_read_some(asio::buffer(scratch),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || closed_) break;
+    }
+    Lost();
+    reader_done_.Set();
+  }
+
+  asio::awaitable<void> Finish() {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.cancel(ec);
+    co_await reader_done_.Wait();
+  }
+};
+
+class WebSocketStream final : public StreamBase {
+ public:
+  WebSocketStream(tcp::socket& socket, websocket::stream<tcp::socket&>& ws)
+      : StreamBase(socket), ws_(ws) {}
+
+  asio::awaitable<bool> Send(std::string text) override {
+    auto write = [this, &text]() -> asio::awaitable<boost::system::error_code> {
+      boost::system::error_code ec;
+      ws_.text(true);
+      co_await ws_.async_write(asio::buffer(text), asio::redirect_error(asio::use_awaitable, ec));
+      co_return ec;
+    };
+    co_return co_await SendWithin(write);
+  }
+
+  // Reads (and drops) what the client sends; Beast answers pings and a close frame meanwhile.
+  asio::awaitable<void> ReadUntilGone() {
+    beast::flat_buffer incoming;
+    for (;;) {
+      boost::system::error_code ec;
+      co_await ws_.async_read(incoming, asio::redirect_error(asio::use_awaitable, ec));
+      incoming.clear();
+      if (ec || closed_) break;
+    }
+    Lost();
+    reader_done_.Set();
+  }
+
+  asio::awaitable<void> Finish() {
+    if (ws_.is_open() && !closed_) {
+      auto close = [this]() -> asio::awaitable<boost::system::error_code> {
+        boost::system::error_code ec;
+        co_await ws_.async_close(websocket::close_code::normal,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+        co_return ec;
+      };
+      co_await SendWithin(close);
+    }
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.cancel(ec);
+    co_await reader_done_.Wait();
+  }
+
+ private:
+  websocket::stream<tcp::socket&>& ws_;
+};
 
 namespace {
 
@@ -86,10 +238,75 @@ void RefuseConnection(tcp::socket& socket, uint32_t cap) {
   socket.close(ec);
 }
 
+using OpenStreams = std::set<StreamBase*>;
+
+// True when the comma-separated offers include "wisp".
+bool OffersSubprotocol(beast::string_view offers) {
+  std::string_view rest(offers.data(), offers.size());
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view offer = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!offer.empty() && offer.front() == ' ') offer.remove_prefix(1);
+    while (!offer.empty() && offer.back() == ' ') offer.remove_suffix(1);
+    if (offer == "wisp") return true;
+  }
+  return false;
+}
+
+// Answers `response`, a stream: the head or the WebSocket handshake, then the route's stream
+// until it returns or the client goes.
+asio::awaitable<void> ServeStream(tcp::socket& socket, HttpResponse response,
+                                  std::optional<http::request<http::empty_body>> upgrade,
+                                  std::shared_ptr<OpenStreams> open_streams) {
+  if (response.stream_kind == StreamKind::kWebSocket) {
+    if (!upgrade) {
+      HttpResponse refusal = ErrorResponse(426, "this resource is a WebSocket: send an upgrade");
+      refusal.headers.emplace_back("Upgrade", "websocket");
+      co_await Write(socket, std::move(refusal), false);
+      co_return;
+    }
+    websocket::stream<tcp::socket&> ws(socket);
+    ws.read_message_max(64 << 10);
+    // A browser that offered "wisp" (with its key as "wisp.bearer.<secret>", see AuthGate)
+    // fails the handshake unless the server picks one of its offers.
+    const bool offered_wisp = OffersSubprotocol((*upgrade)[http::field::sec_websocket_protocol]);
+    auto decorate = [offered_wisp](websocket::response_type& out) {
+      out.set(http::field::server, "wisp");
+      if (offered_wisp) out.set(http::field::sec_websocket_protocol, "wisp");
+    };
+    ws.set_option(websocket::stream_base::decorator(decorate));
+    boost::system::error_code ec;
+    co_await ws.async_accept(*upgrade, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    WebSocketStream stream(socket, ws);
+    open_streams->insert(&stream);
+    asio::co_spawn(socket.get_executor(), stream.ReadUntilGone(), asio::detached);
+    co_await response.stream(stream);
+    co_await stream.Finish();
+    open_streams->erase(&stream);
+    co_return;
+  }
+  std::string head =
+      "HTTP/1.1 200 OK\r\nServer: wisp\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+      "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n";
+  for (const auto& [name, value] : response.headers) {
+    fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
+  }
+  head += "\r\n";
+  if (co_await WriteNow(socket, head, {})) co_return;
+  EventStream stream(socket);
+  open_streams->insert(&stream);
+  asio::co_spawn(socket.get_executor(), stream.ReadUntilGone(), asio::detached);
+  co_await response.stream(stream);
+  co_await stream.Finish();
+  open_streams->erase(&stream);
+}
+
 asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
                             const HttpServerLimits& limits, TaskTracker& tasks,
                             std::shared_ptr<ClientCounts> per_client, asio::ip::address client,
-                            const bool& stopping) {
+                            const bool& stopping, std::shared_ptr<OpenStreams> open_streams) {
   // The client's place under its cap, given back however the connection ends.
   Defer leave([&per_client, &client] {
     auto it = per_client->find(client);
@@ -160,10 +377,21 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
     }
     auto raw = parser.release();
     const bool keep_alive = raw.keep_alive() && !stopping;
+    // A WebSocket handshake needs the request's head; the route decides whether to take it.
+    std::optional<http::request<http::empty_body>> upgrade;
+    if (websocket::is_upgrade(raw)) {
+      upgrade.emplace();
+      upgrade->base() = raw.base();
+    }
     HttpRequest request = ToHttpRequest(std::move(raw));
     std::optional<TaskTracker::Task> handling(tasks.Start());
     HttpResponse response = co_await router.Dispatch(request);
     handling.reset();
+    if (response.stream) {
+      // A stream is no task of the graceful stop: it lasts as long as its client wants.
+      co_await ServeStream(socket, std::move(response), std::move(upgrade), open_streams);
+      co_return;
+    }
     if (!co_await Write(socket, std::move(response), keep_alive) || !keep_alive) co_return;
   }
 }
@@ -227,7 +455,7 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
     socket.set_option(tcp::no_delay(true), ec);
     asio::co_spawn(io_,
                    Serve(std::move(socket), router_, limits_, tasks_, connections_per_client_,
-                         client, stopping_),
+                         client, stopping_, open_streams_),
                    asio::detached);
   }
 }
@@ -236,6 +464,8 @@ void HttpServer::Stop() {
   stopping_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  // Streams would outlast any grace period: end them now.
+  for (StreamBase* stream : *open_streams_) stream->Close();
 }
 
 }  // namespace wisp::api

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "wisp/api/http.h"
@@ -16,6 +17,8 @@
 #include "wisp/common/task_tracker.h"
 
 namespace wisp::api {
+
+class StreamBase;
 
 struct HttpServerLimits {
   uint64_t max_body_bytes = 6ull << 20;
@@ -54,6 +57,8 @@ class HttpServer {
   // end after this object (when the io_context is destroyed).
   std::shared_ptr<std::map<asio::ip::address, uint32_t>> connections_per_client_ =
       std::make_shared<std::map<asio::ip::address, uint32_t>>();
+  // Event streams and WebSockets open now, so that Stop() can end them.
+  std::shared_ptr<std::set<StreamBase*>> open_streams_ = std::make_shared<std::set<StreamBase*>>();
   bool stopping_ = false;
 };
 

@@ -8,6 +8,8 @@
 #include "wisp/core/async_dispatcher.h"
 #include "wisp/core/function_service.h"
 #include "wisp/core/invoker.h"
+#include "wisp/core/log_feed.h"
+#include "wisp/metrics/event_bus.h"
 #include "wisp/metrics/registry.h"
 #include "wisp/queue/queue.h"
 #include "wisp/store/invocation_writer.h"
@@ -15,10 +17,12 @@
 
 namespace wisp::api {
 
-// /v1/functions: create, list, get, update, delete, and the invocation logs.
+// /v1/functions: create, list, get, update, delete, and the invocation logs (?follow=true:
+// new records as Server-Sent Events, from `log_feed`).
 void AddFunctionRoutes(Router& router, core::FunctionService& functions,
                        scheduler::Scheduler& scheduler, store::Store& store,
-                       store::InvocationWriter& writer, asio::thread_pool& workers);
+                       store::InvocationWriter& writer, asio::thread_pool& workers,
+                       core::LogFeed& log_feed);
 
 // /v1/functions/:id/invoke: the synchronous invoke, or the asynchronous one when `async` is
 // given and the request asks for it (X-Invocation-Type: Event, or a wrapper with "async": true).
@@ -70,6 +74,20 @@ struct HealthInfo {
   const store::InvocationWriter* writer = nullptr;  // records stored and pruned, batches lost
 };
 void AddHealthRoutes(Router& router, HealthInfo info);
+
+// What runs: GET /metrics (Prometheus text), /v1/functions/:id/metrics (recent windows as
+// JSON), /v1/instances and /v1/functions/:id/instances, and the WebSockets
+// /v1/instances/:id/metrics/ws (alias /v1/vms/:id/metrics/ws) and /v1/events/ws.
+struct ObserveInfo {
+  const metrics::Registry* metrics;
+  core::FunctionService* functions;
+  const scheduler::Scheduler* scheduler;
+  metrics::EventBus* events;
+  asio::thread_pool* workers;
+  const Clock* clock;
+  const queue::Queue* queue = nullptr;  // the async queue's depth and dead letters
+};
+void AddObserveRoutes(Router& router, ObserveInfo info);
 
 // Checks that `body` is JSON within the nesting limit, so no later parser can be driven into
 // deep recursion. The message says what is wrong.

@@ -213,6 +213,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   if (!f) co_return MakeError(ErrorCode::kNotFound, "function deleted while being created");
   f->record.state = "deploying";
   f->code = package;
+  Announce("function.created", f->record, 1, "");
+  Announce("function.deploying", f->record, 1, "");
   asio::co_spawn(io_, Deploy(record.id, 1, record, package), asio::detached);
   co_return f->record;
 }
@@ -309,6 +311,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
   }
 
   const int version = ++f->latest_version;
+  Announce("function.deploying", f->record, version, "");
   co_await Deploy(id, version, candidate, package);
   f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
@@ -378,6 +381,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
     f->deployment = deployment;
     f->code = tree;
     scheduler_.Publish(deployment);
+    Announce("function.ready", record, version, "");
     spdlog::info("function {} ({}) version {} ready in {:.1f} ms", record.name, id, version,
                  std::chrono::duration<double, std::milli>(clock_.Now() - started).count());
   } else {
@@ -394,6 +398,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
       record.error = failure;
       f->code = tree;
     }
+    Announce("function.error", record, version, failure);
   }
   if (f->first_deploy) {
     f->first_deploy->Set();
@@ -419,6 +424,7 @@ asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
   }
   if (it->second->first_deploy) it->second->first_deploy->Set();
   it->second->lifetime->deleted = true;
+  Announce("function.deleted", it->second->record, it->second->record.version, "");
   functions_.erase(it);
   metrics_.RemoveFunction(id);
   scheduler_.RetireFunction(id);
@@ -432,6 +438,19 @@ asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
   // deployments still hold go at a later collection.
   CollectCode();
   co_return removed;
+}
+
+void FunctionService::Announce(const char* type, const store::FunctionRecord& record, int version,
+                               std::string detail) {
+  if (!events_ || !events_->has_subscribers()) return;
+  metrics::StateEvent event;
+  event.type = type;
+  event.function_id = record.id;
+  event.function_name = record.name;
+  event.version = version;
+  event.state = record.state;
+  event.detail = std::move(detail);
+  events_->Publish(event);
 }
 
 Function* FunctionService::Find(std::string_view id) {

@@ -19,6 +19,7 @@
 #include "wisp/core/function_spec.h"
 #include "wisp/core/go_builder.h"
 #include "wisp/core/runtime_catalog.h"
+#include "wisp/metrics/event_bus.h"
 #include "wisp/metrics/registry.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/store.h"
@@ -106,6 +107,9 @@ class FunctionService {
 
   // Records that a call started now (kept in memory; stored with the next change or at exit).
   void MarkInvoked(Function& function);
+
+  // Creations, deploys (deploying, ready, error) and deletions go to `events` (null: nowhere).
+  void SetEventBus(metrics::EventBus* events) { events_ = events; }
   // Writes last_invoked_at of every function. Blocking: for shutdown.
   void PersistActivity();
 
@@ -151,6 +155,10 @@ class FunctionService {
   store::Store& store_;
   scheduler::Scheduler& scheduler_;
   metrics::Registry& metrics_;
+  metrics::EventBus* events_ = nullptr;
+  // Tells `events_` of a function's change of state (`type`: "function.ready", ...).
+  void Announce(const char* type, const store::FunctionRecord& record, int version,
+                std::string detail);
   const Clock& clock_;
   const RuntimeCatalog& runtimes_;
   GoBuilder& go_builder_;

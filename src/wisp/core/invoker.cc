@@ -95,7 +95,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   counted->CallEnded();
   if (!result) {
     if (result.error().code == ErrorCode::kResourceExhausted) {
-      counted->RecordThrottle();
+      counted->RecordThrottle(invoked_at_ms);
     } else {
       metrics_.RecordRejectedBeforeRun();
     }
@@ -117,7 +117,8 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   const auto init_time = outcome.result.init_time.value_or(std::chrono::nanoseconds(0));
   if (outcome.result.cold_start) counted->RecordColdStart(init_time);
   counted->RecordQueueWait(outcome.result.schedule_time - init_time);
-  counted->RecordInvocation(OutcomeOf(outcome.result.status), outcome.result.runtime_time);
+  counted->RecordInvocation(OutcomeOf(outcome.result.status), outcome.result.runtime_time,
+                            invoked_at_ms);
 
   store::InvocationRecord record;
   // The record takes the event back from the runtime's side once nothing there holds it (a
@@ -136,6 +137,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.response_json = outcome.result.response_json;
   record.logs = outcome.result.logs;
   record.invoked_at_ms = invoked_at_ms;
+  if (log_feed_ && log_feed_->Follows(record.function_id)) log_feed_->Publish(record);
   writer_.Add(std::move(record));
   co_return outcome;
 }

@@ -14,6 +14,7 @@
 #include "wisp/common/clock.h"
 #include "wisp/common/thread_role.h"
 #include "wisp/core/function_service.h"
+#include "wisp/core/log_feed.h"
 #include "wisp/metrics/registry.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/invocation_writer.h"
@@ -65,12 +66,16 @@ class Invoker {
     return Invoke(std::move(function_id), std::move(event_json), InvokeOptions{});
   }
 
+  // Every call's record also goes to `feed` (logs that follow), when someone follows it.
+  void SetLogFeed(LogFeed* feed) { log_feed_ = feed; }
+
  private:
   FunctionService& functions_;
   scheduler::Scheduler& scheduler_;
   store::InvocationWriter& writer_;
   metrics::Registry& metrics_;
   const Clock& clock_;
+  LogFeed* log_feed_ = nullptr;
   ThreadRole io_thread_;
 };
 

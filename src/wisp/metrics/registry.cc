@@ -49,7 +49,8 @@ void Histogram::Snapshot::Add(const Snapshot& other) {
   sum_micros += other.sum_micros;
 }
 
-void FunctionMetrics::RecordInvocation(Outcome outcome, std::chrono::nanoseconds duration) {
+void FunctionMetrics::RecordInvocation(Outcome outcome, std::chrono::nanoseconds duration,
+                                       int64_t at_ms) {
   switch (outcome) {
     case Outcome::kSuccess:
       success_.fetch_add(1, kRelaxed);
@@ -62,6 +63,12 @@ void FunctionMetrics::RecordInvocation(Outcome outcome, std::chrono::nanoseconds
       break;
   }
   duration_.Record(duration);
+  recent_.Record(at_ms, outcome, duration);
+}
+
+void FunctionMetrics::RecordThrottle(int64_t at_ms) {
+  throttles_.fetch_add(1, kRelaxed);
+  recent_.RecordThrottle(at_ms);
 }
 
 void FunctionMetrics::RecordColdStart(std::chrono::nanoseconds init_duration) {

@@ -35,11 +35,11 @@ TEST(RegistryTest, CountsPerFunctionAndForTheNodeAndKeepDeletedFunctionsInTotals
   Registry registry;
   auto a = registry.ForFunction("a", "alpha");
   auto b = registry.ForFunction("b", "beta");
-  a->RecordInvocation(Outcome::kSuccess, milliseconds(1));
-  a->RecordInvocation(Outcome::kTimeout, milliseconds(3000));
+  a->RecordInvocation(Outcome::kSuccess, milliseconds(1), 0);
+  a->RecordInvocation(Outcome::kTimeout, milliseconds(3000), 0);
   a->RecordColdStart(milliseconds(7));
-  b->RecordInvocation(Outcome::kError, milliseconds(2));
-  b->RecordThrottle();
+  b->RecordInvocation(Outcome::kError, milliseconds(2), 0);
+  b->RecordThrottle(0);
   b->CallStarted();
   registry.RecordRejectedBeforeRun();
   EXPECT_EQ(registry.ForFunction("a", "alpha"), a);  // one series per function
@@ -68,7 +68,7 @@ TEST(RegistryTest, RecordingFromManyThreadsLosesNothing) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 10000; ++i) f->RecordInvocation(Outcome::kSuccess, microseconds(i));
+      for (int i = 0; i < 10000; ++i) f->RecordInvocation(Outcome::kSuccess, microseconds(i), 0);
     });
   }
   for (auto& t : threads) t.join();

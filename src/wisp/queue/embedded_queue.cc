@@ -216,6 +216,11 @@ Result<void> EmbeddedQueue::Load(int64_t now_ms) {
     MakeDue(entry, due);
   }
   if (rc != SQLITE_DONE) return SqliteError(write_db_, "queue load");
+  Statement count(write_db_, "SELECT COUNT(*) FROM invocations WHERE status = 'dead_letter'");
+  if (!count.ok() || sqlite3_step(count.get()) != SQLITE_ROW) {
+    return SqliteError(write_db_, "queue count dead letters");
+  }
+  dead_letters_ = static_cast<uint64_t>(count.Int(0));
   if (!live_.empty()) spdlog::info("queue: {} pending invocations loaded", live_.size());
   return {};
 }
@@ -427,6 +432,7 @@ Result<Invocation> EmbeddedQueue::FinishNow(const Lease& lease, const AttemptRes
   Entry& entry = **held;
   EndLease(entry);
   ApplyAttempt(entry.invocation, result, policy, now_ms);
+  if (entry.invocation.status == kDeadLetter) ++dead_letters_;
   if (entry.invocation.status == kQueued) MakeDue(entry, entry.invocation.next_attempt_at_ms);
   entry.last_write = QueueWrite(entry);
   Invocation out = entry.invocation;
@@ -454,6 +460,7 @@ Result<void> EmbeddedQueue::DeadLetterNow(const Lease& lease, std::string reason
   Invocation& invocation = entry.invocation;
   --invocation.attempts;  // it never ran
   invocation.status = kDeadLetter;
+  ++dead_letters_;
   invocation.dead_letter_reason = std::move(reason);
   invocation.next_attempt_at_ms = 0;
   invocation.finished_at_ms = now_ms;
@@ -493,6 +500,7 @@ Result<Invocation> EmbeddedQueue::Requeue(const std::string& id, int64_t now_ms)
                                  id, status));
   }
   Invocation& invocation = entry.invocation;
+  --dead_letters_;
   invocation.attempts = 0;
   invocation.enqueued_at_ms = now_ms;
   invocation.dead_letter_reason.clear();
@@ -583,7 +591,7 @@ void EmbeddedQueue::Flush() {
 
 QueueStats EmbeddedQueue::stats() const {
   std::lock_guard lock(mutex_);
-  return QueueStats{queued_, running_, accepted_, commits_};
+  return QueueStats{queued_, running_, accepted_, commits_, dead_letters_};
 }
 
 void EmbeddedQueue::RunWriter() {

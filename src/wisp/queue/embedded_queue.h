@@ -107,6 +107,7 @@ class EmbeddedQueue final : public Queue {
   uint64_t order_ = 0;
   uint64_t queued_ = 0;
   uint64_t running_ = 0;
+  uint64_t dead_letters_ = 0;
   uint64_t accepted_ = 0;
   uint64_t commits_ = 0;
 

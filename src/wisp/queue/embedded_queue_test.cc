@@ -257,6 +257,7 @@ TEST_F(EmbeddedQueueTest, RetriesThenDeadLettersThenRequeues) {
   EXPECT_EQ(starts[1] - starts[0], 1000);
   EXPECT_EQ(starts[2] - starts[1], 2000);
   EXPECT_EQ(queue_->stats().queued, 0u);
+  EXPECT_EQ(queue_->stats().dead_letters, 1u);
 
   auto listed = queue_->List(ListFilter{"", kDeadLetter, 10, 0});
   ASSERT_TRUE(listed);
@@ -267,6 +268,7 @@ TEST_F(EmbeddedQueueTest, RetriesThenDeadLettersThenRequeues) {
 
   Reopen();  // a dead letter is not pending: it stays dead after a restart
   EXPECT_EQ(queue_->stats().queued, 0u);
+  EXPECT_EQ(queue_->stats().dead_letters, 1u);  // counted from the table at start
   auto got = queue_->Get("x");
   ASSERT_TRUE(got);
   EXPECT_EQ(got->status, kDeadLetter);
@@ -276,6 +278,7 @@ TEST_F(EmbeddedQueueTest, RetriesThenDeadLettersThenRequeues) {
   ASSERT_TRUE(requeued) << requeued.error().message;
   EXPECT_EQ(requeued->status, kQueued);
   EXPECT_EQ(requeued->attempts, 0);
+  EXPECT_EQ(queue_->stats().dead_letters, 0u);
   auto claimed = Claim(Now(), Unlimited());
   ASSERT_EQ(claimed.size(), 1u);
   auto done = Finish(claimed[0].lease, AttemptResult{kSuccess, "1", {}, "", 1, 1}, policy, Now());
@@ -308,6 +311,7 @@ TEST_F(EmbeddedQueueTest, ReleaseDoesNotCountTheAttempt) {
   EXPECT_EQ(got->dead_letter_reason, "function deleted");
   EXPECT_EQ(got->attempts, 0);
   EXPECT_EQ(queue_->stats().running, 0u);
+  EXPECT_EQ(queue_->stats().dead_letters, 1u);
 }
 
 // Another node (or this one before a hang) claimed the invocation and stopped renewing: once

@@ -142,8 +142,9 @@ struct ListFilter {
 struct QueueStats {
   uint64_t queued = 0;
   uint64_t running = 0;
-  uint64_t accepted = 0;  // durable accepts since start
-  uint64_t commits = 0;   // fsync'd batches since start
+  uint64_t accepted = 0;      // durable accepts since start
+  uint64_t commits = 0;       // fsync'd batches since start
+  uint64_t dead_letters = 0;  // in the dead-letter queue now
 };
 
 // How many more invocations of this function may start now.

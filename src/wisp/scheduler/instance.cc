@@ -195,6 +195,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   current.result.instance_id = id_;
   current_ = &current;
   ++invocations_;
+  last_call_at_ms_ = ToEpochMillis(clock_.WallNow());
 
   const auto timeout = request.timeout;
   runtime_api::NextEvent event;

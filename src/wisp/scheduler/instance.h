@@ -108,6 +108,13 @@ class Instance final : public runtime_api::EndpointListener,
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
   int64_t started_at_ms() const { return started_at_ms_; }
   uint64_t invocations() const { return invocations_; }
+  // When its last call started (wall clock, epoch ms); nullopt before its first.
+  std::optional<int64_t> last_call_at_ms() const { return last_call_at_ms_; }
+  // The instance's peak memory now; nullopt when unknown. Read on the io thread, unlike other
+  // cgroup files (DESIGN.md sends those to the worker pool): the process jail's meter is one
+  // pread of a counter the kernel prints from memory, ~0.6 µs, where a hand-off to a worker
+  // would cost tens of µs per call.
+  std::optional<uint64_t> MemoryPeak() const;
   // How long its last start (spawn or specialisation) took until the runtime asked for work.
   std::chrono::nanoseconds init_duration() const { return init_duration_; }
   // How many times this instance started initialising (spawn, specialisation): an init
@@ -142,11 +149,6 @@ class Instance final : public runtime_api::EndpointListener,
   // launcher read before it removed the cgroup of an instance that exited.
   void Finish(InvocationStatus status, std::string response_json,
               std::optional<uint64_t> exit_memory_peak_bytes = std::nullopt);
-  // The instance's peak memory now; nullopt when unknown. Read on the io thread, unlike other
-  // cgroup files (DESIGN.md sends those to the worker pool): the process jail's meter is one
-  // pread of a counter the kernel prints from memory, ~0.6 µs, where a hand-off to a worker
-  // would cost tens of µs per call.
-  std::optional<uint64_t> MemoryPeak() const;
   std::string DescribeExit(const sandbox::ExitStatus& status, std::string* error_type) const;
 
   asio::io_context& io_;
@@ -170,6 +172,7 @@ class Instance final : public runtime_api::EndpointListener,
   std::chrono::nanoseconds init_duration_{0};
   const int64_t started_at_ms_;
   uint64_t invocations_ = 0;
+  std::optional<int64_t> last_call_at_ms_;
 
   Current* current_ = nullptr;
   // Output written while no invocation runs (start-up), kept to explain a failed start.

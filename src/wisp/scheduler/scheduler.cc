@@ -310,6 +310,8 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
   };
   // Every caller made room first (MakeRoomFor): the caps, the fd budget among them, hold.
   backend_.Spawn(spec, std::move(on_spawned));
+  Announce("instance.started", *instance, "");
+  AnnounceScale(deployment->function_id);
 }
 
 void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
@@ -355,6 +357,8 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
       instance->CodeNotPlaced(placed.error().message);
     };
     backend_.Specialize(instance->id(), deployment->spawn.code_dir, std::move(on_code_placed));
+    Announce("instance.started", *instance, "prewarmed");
+    AnnounceScale(deployment->function_id);
     // Refill in the background, within the node's caps (maintenance tops up what this skips).
     if (MakeRoomFor(*pool_spec.generic)) StartInstance(pool_spec.generic);
     return instance;
@@ -405,7 +409,10 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
   return fits(/*count_retiring=*/true);
 }
 
-void Scheduler::OnInstanceReady(const std::shared_ptr<Instance>& instance) { OfferIdle(instance); }
+void Scheduler::OnInstanceReady(const std::shared_ptr<Instance>& instance) {
+  if (instance->loading()) Announce("instance.ready", *instance, "");
+  OfferIdle(instance);
+}
 
 void Scheduler::OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) {
   RetireInstance(instance);
@@ -456,6 +463,7 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
 }
 
 void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
+  Announce("instance.stopped", *instance, "");
   instances_.erase(instance->id());
   instances_ended_ = true;
   auto it = pools_.find(instance->deployment()->function_id);
@@ -464,6 +472,7 @@ void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
     list.erase(std::remove(list.begin(), list.end(), instance), list.end());
     if (list.empty() && it->second.waiters.empty() && !it->second.current) pools_.erase(it);
   }
+  AnnounceScale(instance->deployment()->function_id);
   AdmitWaiting();
 }
 
@@ -526,22 +535,83 @@ void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools) {
   Maintain();
 }
 
+namespace {
+
+InstanceInfo Describe(const Instance& instance) {
+  InstanceInfo info;
+  const Deployment& deployment = *instance.deployment();
+  info.id = instance.id();
+  info.function_id = deployment.function_id;
+  info.function_name = deployment.function_name;
+  info.prewarmed = deployment.prewarmed;
+  info.version = instance.version();
+  info.pid = instance.pid();
+  info.state = std::string(Instance::StateName(instance.state()));
+  info.started_at_ms = instance.started_at_ms();
+  info.invocations = instance.invocations();
+  info.last_call_at_ms = instance.last_call_at_ms();
+  info.memory_limit_bytes = deployment.spawn.memory_limit_bytes;
+  info.memory_peak_bytes = instance.MemoryPeak();
+  return info;
+}
+
+}  // namespace
+
 std::vector<InstanceInfo> Scheduler::Instances(const std::string& function_id) const {
   WISP_DCHECK_ON_THREAD(io_thread_);
   std::vector<InstanceInfo> out;
   auto it = pools_.find(function_id);
   if (it == pools_.end()) return out;
-  for (const auto& instance : it->second.instances) {
-    InstanceInfo info;
-    info.id = instance->id();
-    info.version = instance->version();
-    info.pid = instance->pid();
-    info.state = std::string(Instance::StateName(instance->state()));
-    info.started_at_ms = instance->started_at_ms();
-    info.invocations = instance->invocations();
-    out.push_back(std::move(info));
-  }
+  for (const auto& instance : it->second.instances) out.push_back(Describe(*instance));
   return out;
+}
+
+std::vector<InstanceInfo> Scheduler::AllInstances() const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  std::vector<InstanceInfo> out;
+  out.reserve(instances_.size());
+  for (const auto& [id, instance] : instances_) out.push_back(Describe(*instance));
+  return out;
+}
+
+std::optional<InstanceInfo> Scheduler::FindInstance(const std::string& instance_id) const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  auto it = instances_.find(instance_id);
+  if (it == instances_.end()) return std::nullopt;
+  return Describe(*it->second);
+}
+
+void Scheduler::Announce(const char* type, const Instance& instance, std::string detail) {
+  if (!events_ || !events_->has_subscribers() || instance.deployment()->prewarmed) return;
+  metrics::StateEvent event;
+  event.type = type;
+  event.function_id = instance.deployment()->function_id;
+  event.function_name = instance.deployment()->function_name;
+  event.version = instance.version();
+  event.instance_id = instance.id();
+  event.state = std::string(Instance::StateName(instance.state()));
+  event.detail = std::move(detail);
+  events_->Publish(event);
+}
+
+void Scheduler::AnnounceScale(const std::string& function_id) {
+  if (!events_ || !events_->has_subscribers()) return;
+  auto it = pools_.find(function_id);
+  uint64_t live = 0;
+  std::string name;
+  if (it != pools_.end()) {
+    for (const auto& instance : it->second.instances) {
+      if (instance->deployment()->prewarmed) return;  // a prewarm pool's, not a function's
+      live += instance->live();
+      name = instance->deployment()->function_name;
+    }
+  }
+  metrics::StateEvent event;
+  event.type = "function.scaled";
+  event.function_id = function_id;
+  event.function_name = name;
+  event.instances = live;
+  events_->Publish(event);
 }
 
 std::map<std::string, size_t> Scheduler::PrewarmedIdle() const {
@@ -588,7 +658,10 @@ void Scheduler::Maintain() {
       if (now - instance->idle_since() >= options_.idle_keepalive) expired.push_back(instance);
     }
   }
-  for (const auto& instance : expired) RetireInstance(instance);
+  for (const auto& instance : expired) {
+    Announce("instance.reaped", *instance, "idle longer than the keep-alive");
+    RetireInstance(instance);
+  }
   ExpireRoomWaits();
   AdmitWaiting();
   // Scaling down frees each instance's buffers, but glibc keeps freed heap for reuse: wispd

@@ -24,6 +24,7 @@
 #include "wisp/common/clock.h"
 #include "wisp/common/result.h"
 #include "wisp/common/thread_role.h"
+#include "wisp/metrics/event_bus.h"
 #include "wisp/sandbox/backend.h"
 #include "wisp/scheduler/deployment.h"
 #include "wisp/scheduler/instance.h"
@@ -60,11 +61,17 @@ struct SchedulerOptions {
 // A snapshot of one instance, for the API.
 struct InstanceInfo {
   std::string id;
+  std::string function_id;  // a prewarm pool's key ("prewarm/node") for a generic instance
+  std::string function_name;
+  bool prewarmed = false;  // a generic instance, no function's code yet
   int version = 0;
   pid_t pid = -1;
   std::string state;
   int64_t started_at_ms = 0;
   uint64_t invocations = 0;
+  std::optional<int64_t> last_call_at_ms;
+  uint64_t memory_limit_bytes = 0;
+  std::optional<uint64_t> memory_peak_bytes;  // the instance's high-water mark, when known
 };
 
 // Generic instances of one runtime, started without any function's code and kept ready. A cold
@@ -107,6 +114,13 @@ class Scheduler final : private InstanceHost {
   void ConfigurePrewarm(std::vector<PrewarmPool> pools);
 
   std::vector<InstanceInfo> Instances(const std::string& function_id) const;
+  // Every instance on the node, prewarmed ones included.
+  std::vector<InstanceInfo> AllInstances() const;
+  std::optional<InstanceInfo> FindInstance(const std::string& instance_id) const;
+
+  // Instances starting, becoming ready, being reaped and ending, and the function's count of
+  // live instances after each change, go to `events` (null: nowhere).
+  void SetEventBus(metrics::EventBus* events) { events_ = events; }
   size_t instance_count() const { return instances_.size(); }
   // How many instances the node may run at once: its cap, or fewer when its open-files limit
   // leaves room for fewer.
@@ -176,6 +190,9 @@ class Scheduler final : private InstanceHost {
   void RetireInstance(const std::shared_ptr<Instance>& instance);
   void ScheduleMaintenance();
   void Retire(const std::string& function_id, int min_version);
+  // Events (no-ops without a bus or a subscriber); generic prewarmed instances are not told.
+  void Announce(const char* type, const Instance& instance, std::string detail);
+  void AnnounceScale(const std::string& function_id);
 
   asio::io_context& io_;
   sandbox::Backend& backend_;
@@ -194,6 +211,7 @@ class Scheduler final : private InstanceHost {
   // Instances ended since maintenance last handed freed memory back to the system.
   bool instances_ended_ = false;
   bool shut_down_ = false;
+  metrics::EventBus* events_ = nullptr;
 };
 
 }  // namespace wisp::scheduler

@@ -354,6 +354,45 @@ TEST_F(SchedulerTest, WarmInstanceIsReusedAndLogsAreCollected) {
   EXPECT_EQ(backend_.spawned, 1);
 }
 
+TEST_F(SchedulerTest, InstancesAreDescribedAndTheirChangesPublished) {
+  metrics::EventBus bus(clock_);
+  std::vector<std::string> seen;  // "type instances" of this function's events
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.SetEventBus(&bus);
+    auto record = [&seen](const metrics::StateEvent& e, const auto&) {
+      seen.push_back(e.type + (e.instances ? " " + std::to_string(*e.instances) : ""));
+    };
+    bus.Subscribe(record);
+    auto d = MakeDeployment();
+    auto warmed = co_await s.Warm(d);
+    EXPECT_TRUE(warmed);
+    const auto before = s.Instances("f");
+    EXPECT_EQ(before.size(), 1u);
+    if (before.size() != 1) co_return;
+    EXPECT_FALSE(before[0].last_call_at_ms.has_value());
+    auto called = co_await s.Invoke(d, Request("{}"));
+    EXPECT_TRUE(called);
+    const auto info = s.FindInstance(before[0].id);
+    EXPECT_TRUE(info.has_value());
+    if (!info) co_return;
+    EXPECT_EQ(info->function_id, "f");
+    EXPECT_EQ(info->state, "idle");
+    EXPECT_EQ(info->invocations, 1u);
+    EXPECT_TRUE(info->last_call_at_ms.has_value());
+    EXPECT_EQ(s.AllInstances().size(), 1u);
+    s.RetireFunction("f");
+    asio::steady_timer pause(io_);
+    for (int i = 0; i < 500 && s.instance_count() > 0; ++i) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+    EXPECT_FALSE(s.FindInstance(before[0].id).has_value());
+  });
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"instance.started", "function.scaled 1", "instance.ready",
+                                      "instance.stopped", "function.scaled 0"}));
+}
+
 TEST_F(SchedulerTest, ConcurrentCallsGetTheirOwnInstances) {
   std::set<std::string> instances;
   Run([&](Scheduler& s) -> asio::awaitable<void> {
