@@ -76,7 +76,9 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
   out += outcome.init_duration_ms ? std::to_string(*outcome.init_duration_ms) : "null";
   out += ",\"version\":";
   out += std::to_string(outcome.version);
-  out += ",\"memory_used_mb\":";
+  out += ",\"executed_version\":\"";
+  out += outcome.executed_version;
+  out += "\",\"memory_used_mb\":";
   out += result.memory_used_mb ? std::to_string(*result.memory_used_mb) : "null";
   out += ",\"response\":";
   out += result.response_json.empty() ? "null" : result.response_json;
@@ -123,7 +125,7 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
       "POST", "/v1/functions/:id/invoke",
       [&invoker, async](HttpRequest& request) -> asio::awaitable<HttpResponse> {
         if (!request.query.empty()) {
-          if (auto known = CheckQueryParameters(request, {"version"}); !known) {
+          if (auto known = CheckQueryParameters(request, {"version", "qualifier"}); !known) {
             co_return ErrorResponse(known.error());
           }
         }
@@ -150,7 +152,26 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
           }
           options.version = *version;
         }
+        // The version to run: `{id}:{qualifier}` in the path or `?qualifier=`, a published
+        // version's number or an alias (ids never hold a colon).
+        std::string id = request.params["id"];
+        if (const size_t colon = id.find(':'); colon != std::string::npos) {
+          options.qualifier = id.substr(colon + 1);
+          id.resize(colon);
+          request.params["id"] = id;
+        }
+        if (auto it = request.query.find("qualifier"); it != request.query.end()) {
+          if (!options.qualifier.empty() && options.qualifier != it->second) {
+            co_return ErrorResponse(400, "the qualifier in the path and ?qualifier= differ");
+          }
+          options.qualifier = it->second;
+        }
         if (async && wants_async) {
+          if (!options.qualifier.empty() && options.qualifier != "$LATEST") {
+            co_return ErrorResponse(400,
+                                    "a qualifier applies to synchronous calls: async calls run "
+                                    "on $LATEST");
+          }
           if (options.version) {
             co_return ErrorResponse(
                 400,
@@ -161,10 +182,11 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
         }
         const auto parsed = std::chrono::steady_clock::now();
         options.trace_id = CallerTraceId(request);
-        auto outcome = co_await invoker.Invoke(request.params["id"], std::move(event->event_json),
+        auto outcome = co_await invoker.Invoke(std::move(id), std::move(event->event_json),
                                                std::move(options));
         if (!outcome) co_return ErrorResponse(outcome.error());
         HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
+        response.headers.emplace_back("X-Wisp-Executed-Version", outcome->executed_version);
         response.headers.emplace_back("Server-Timing",
                                       ServerTiming(parsed - received, outcome->result,
                                                    std::chrono::steady_clock::now() - received));

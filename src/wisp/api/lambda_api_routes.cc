@@ -10,6 +10,7 @@
 #include "wisp/api/function_codec.h"
 #include "wisp/api/json_views.h"
 #include "wisp/api/lambda_api_format.h"
+#include "wisp/api/lambda_version_format.h"
 #include "wisp/api/program_api_format.h"
 #include "wisp/api/routes.h"
 #include "wisp/common/ids.h"
@@ -72,36 +73,18 @@ tl::expected<Target, HttpResponse> FindTarget(core::FunctionService& functions,
   return Target{function, std::move(*ref)};
 }
 
-// Until versions can be published, a function has $LATEST and the numbered versions it served:
-// a qualifier is $LATEST or the number of the serving version.
+// A qualifier names $LATEST, a published version or an alias (ResolveLambdaQualifier).
 std::optional<HttpResponse> CheckQualifier(const Target& target, const LambdaAccount& account) {
-  if (!target.ref.qualifier || *target.ref.qualifier == "$LATEST") return std::nullopt;
-  const std::string& qualifier = *target.ref.qualifier;
-  if (qualifier == std::to_string(target.function->record.version)) return std::nullopt;
-  return LambdaError(404, "ResourceNotFoundException",
-                     fmt::format("Function not found: {}:{}",
-                                 FunctionArn(account, target.function->record.name), qualifier));
+  if (ResolveLambdaQualifier(*target.function, target.ref.qualifier)) return std::nullopt;
+  return LambdaError(
+      404, "ResourceNotFoundException",
+      fmt::format("Function not found: {}:{}", FunctionArn(account, target.function->record.name),
+                  *target.ref.qualifier));
 }
 
 LambdaConfigurationView ViewOf(const core::Function& function, const core::RuntimeCatalog& runtimes,
                                const LambdaAccount& account) {
-  LambdaConfigurationView view;
-  if (const core::RuntimeEntry* runtime = runtimes.Find(function.record.runtime)) {
-    view.runtime = LambdaRuntimeName(*runtime, runtimes.Version(runtime->name));
-  } else {
-    view.runtime = function.record.runtime;
-  }
-  view.handler = function.record.handler;
-  if (const core::RuntimeEntry* runtime = runtimes.Find(function.record.runtime)) {
-    // As the runtime resolves it: /v1's "handler" alone is the default module's.
-    if (auto target = core::ParseHandler(*runtime, function.record.handler)) {
-      view.handler = target->ToString();
-    }
-  }
-  view.role = fmt::format("arn:aws:iam::{}:role/wisp-function", account.account_id);
-  view.code_size = function.record.code.size();
-  view.serving = function.deployment != nullptr;
-  return view;
+  return LambdaViewOf(function.record, function.deployment != nullptr, runtimes, account);
 }
 
 // A function's Lambda log tail: START, its lines, END and REPORT, as X-Amz-Log-Result shows.
@@ -171,8 +154,6 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   if (!client_context) {
     co_return LambdaError(400, "InvalidRequestContentException", client_context.error().message);
   }
-  const std::string executed_version =
-      target->ref.qualifier ? *target->ref.qualifier : std::string("$LATEST");
   if (type == "DryRun") {
     // Lambda's check that the caller may invoke: the function exists and the request is sound.
     HttpResponse response;
@@ -180,6 +161,11 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
     co_return response;
   }
   if (type == "Event") {
+    if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
+      co_return LambdaError(400, "InvalidParameterValueException",
+                            "an Event call runs $LATEST on Wisp: invoke a version or an alias "
+                            "with RequestResponse");
+    }
     if (payload->size() > kLambdaMaxEventPayloadBytes) {
       co_return LambdaError(
           413, "RequestTooLargeException",
@@ -200,9 +186,7 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   options.request_id = request_id;
   options.trace_id = CallerTraceId(request);
   options.client_context = std::move(*client_context);
-  if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
-    options.version = std::stoi(*target->ref.qualifier);
-  }
+  if (target->ref.qualifier) options.qualifier = *target->ref.qualifier;
   const int memory_mb = target->function->record.memory_mb;
   auto outcome =
       co_await invoker.Invoke(target->function->record.id, std::move(*payload), std::move(options));
@@ -210,6 +194,7 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   HttpResponse response;
   response.status = 200;
   response.body = outcome->result.response_json.empty() ? "null" : outcome->result.response_json;
+  const std::string& executed_version = outcome->executed_version;
   response.headers.emplace_back("X-Amz-Executed-Version", executed_version);
   if (outcome->result.status != scheduler::InvocationStatus::kSuccess) {
     // The call worked; the function did not. Lambda says Unhandled for a thrown error, a
@@ -295,12 +280,16 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (!target) co_return target.error();
           if (auto missing = CheckQualifier(*target, account)) co_return *missing;
           const core::Function& f = *target->function;
-          LambdaConfigurationView view = ViewOf(f, runtimes, account);
-          if (target->ref.qualifier) view.version = *target->ref.qualifier;
+          auto qualified = ResolveLambdaQualifier(f, target->ref.qualifier);
+          if (!qualified) co_return LambdaError(qualified.error());
+          LambdaConfigurationView view =
+              LambdaViewOf(*qualified->record, qualified->serving, runtimes, account);
+          view.version = qualified->version;
           co_return LambdaJson(
-              200, json{{"Configuration", EncodeLambdaConfiguration(f.record, view, account)},
-                        {"Code", {{"RepositoryType", "Wisp"}}},
-                        {"Tags", json::object()}});
+              200,
+              json{{"Configuration", EncodeLambdaConfiguration(*qualified->record, view, account)},
+                   {"Code", {{"RepositoryType", "Wisp"}}},
+                   {"Tags", f.record.tags}});
         });
 
   route("GET", "/2015-03-31/functions/:name/configuration",
@@ -310,10 +299,12 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
           if (auto missing = CheckQualifier(*target, account)) co_return *missing;
-          LambdaConfigurationView view = ViewOf(*target->function, runtimes, account);
-          if (target->ref.qualifier) view.version = *target->ref.qualifier;
-          co_return LambdaJson(200,
-                               EncodeLambdaConfiguration(target->function->record, view, account));
+          auto qualified = ResolveLambdaQualifier(*target->function, target->ref.qualifier);
+          if (!qualified) co_return LambdaError(qualified.error());
+          LambdaConfigurationView view =
+              LambdaViewOf(*qualified->record, qualified->serving, runtimes, account);
+          view.version = qualified->version;
+          co_return LambdaJson(200, EncodeLambdaConfiguration(*qualified->record, view, account));
         });
 
   route("PUT", "/2015-03-31/functions/:name/configuration",
@@ -347,10 +338,20 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
-          if (target->ref.qualifier) {
-            co_return LambdaError(400, "InvalidParameterValueException",
-                                  "only $LATEST exists until versions are published: delete the "
-                                  "function without a qualifier");
+          if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
+            // A qualifier deletes that version only (never one an alias points at).
+            auto number = ParseVersionNumber(*target->ref.qualifier);
+            if (!number) {
+              co_return LambdaError(400, "InvalidParameterValueException",
+                                    "DeleteFunction takes a version number as qualifier, not "
+                                    "an alias: delete an alias with DeleteAlias");
+            }
+            const std::string id = target->function->record.id;
+            auto deleted = co_await functions.DeleteVersion(id, *number);
+            if (!deleted) co_return LambdaError(deleted.error());
+            HttpResponse response;
+            response.status = 204;
+            co_return response;
           }
           // A copy: the delete destroys the function, and the record's id with it.
           const std::string id = target->function->record.id;
@@ -366,6 +367,8 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
             HttpRequest& request, const std::string& request_id) -> asio::awaitable<HttpResponse> {
           co_return co_await Invoke(functions, invoker, async, account, request, request_id);
         });
+
+  AddLambdaVersionRoutes(router, functions, account);
 
   route("GET", "/2016-08-19/account-settings",
         [&functions, &scheduler](HttpRequest& request,
