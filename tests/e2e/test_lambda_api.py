@@ -274,6 +274,87 @@ class AwsCliTest(WispTestCase):
         self.aws("delete-function", "--function-name", name)
         self.assertEqual(self.wisp.request("GET", f"/v1/functions/{fid}").status, 404)
 
+    def test_versions_aliases_and_tags(self):
+        name = self.unique_name("cliv")
+        fid = self.deploy("exports.handler = async () => ({v: 'one'});", runtime="node",
+                          name=name)
+        v1 = json.loads(self.aws("publish-version", "--function-name", name,
+                                 "--description", "first").stdout)
+        self.assertEqual(v1["Version"], "1")
+        self.assertTrue(v1["FunctionArn"].endswith(f":function:{name}:1"), v1)
+        self.assertEqual(v1["Description"], "first")
+        r = self.wisp.request("PUT", f"/v1/functions/{fid}",
+                              {"code": "exports.handler = async () => ({v: 'two'});"})
+        self.assertEqual(r.status, 200, r)
+        v2 = json.loads(self.aws("publish-version", "--function-name", name).stdout)
+        self.assertEqual(v2["Version"], "2")
+        listed = json.loads(self.aws("list-versions-by-function", "--function-name",
+                                     name).stdout)
+        self.assertEqual([v["Version"] for v in listed["Versions"]], ["$LATEST", "1", "2"])
+        first_page = json.loads(self.aws("list-versions-by-function", "--function-name", name,
+                                         "--max-items", "2").stdout)
+        self.assertEqual([v["Version"] for v in first_page["Versions"]], ["$LATEST", "1"])
+        rest = json.loads(self.aws("list-versions-by-function", "--function-name", name,
+                                   "--starting-token", first_page["NextToken"]).stdout)
+        self.assertEqual([v["Version"] for v in rest["Versions"]], ["2"])
+
+        alias = json.loads(self.aws(
+            "create-alias", "--function-name", name, "--name", "live", "--function-version", "1",
+            "--routing-config", '{"AdditionalVersionWeights": {"2": 0.5}}').stdout)
+        self.assertEqual(alias["FunctionVersion"], "1")
+        self.assertEqual(alias["RoutingConfig"]["AdditionalVersionWeights"], {"2": 0.5})
+        out = os.path.join(self.home, "out.json")
+        executed = set()
+        for _ in range(20):  # both sides at 0.5: a miss has odds of one in a million
+            result = json.loads(self.aws("invoke", "--function-name", name, "--qualifier", "live",
+                                         out).stdout)
+            with open(out) as f:
+                v = json.load(f)["v"]
+            self.assertEqual(result["ExecutedVersion"], {"one": "1", "two": "2"}[v])
+            executed.add(result["ExecutedVersion"])
+        self.assertEqual(executed, {"1", "2"})
+        # Promote the canary: the alias moves to 2 and routes nothing elsewhere.
+        moved = json.loads(self.aws(
+            "update-alias", "--function-name", name, "--name", "live", "--function-version", "2",
+            "--routing-config", '{"AdditionalVersionWeights": {}}').stdout)
+        self.assertEqual(moved["FunctionVersion"], "2")
+        self.assertNotIn("RoutingConfig", moved)
+        result = json.loads(self.aws("invoke", "--function-name", f"{name}:live", out).stdout)
+        self.assertEqual(result["ExecutedVersion"], "2")
+        got = json.loads(self.aws("get-alias", "--function-name", name, "--name", "live").stdout)
+        self.assertEqual(got["FunctionVersion"], "2")
+        aliases = json.loads(self.aws("list-aliases", "--function-name", name).stdout)
+        self.assertEqual([a["Name"] for a in aliases["Aliases"]], ["live"])
+        config = json.loads(self.aws("get-function-configuration", "--function-name", name,
+                                     "--qualifier", "1").stdout)
+        self.assertEqual(config["Version"], "1")
+        # A version an alias points at cannot be deleted; once free it can.
+        held = self.aws("delete-function", "--function-name", name, "--qualifier", "2",
+                        check=False)
+        self.assertNotEqual(held.returncode, 0)
+        self.assertIn("ResourceConflictException", held.stderr)
+        self.aws("delete-alias", "--function-name", name, "--name", "live")
+        self.aws("delete-function", "--function-name", name, "--qualifier", "2")
+        gone = self.aws("get-function", "--function-name", name, "--qualifier", "2", check=False)
+        self.assertIn("ResourceNotFoundException", gone.stderr)
+
+        # Tags and Description, stored in the function's record.
+        arn = json.loads(self.aws("get-function", "--function-name", name).stdout)[
+            "Configuration"]["FunctionArn"]
+        self.aws("tag-resource", "--resource", arn, "--tags", "team=core,env=prod")
+        tags = json.loads(self.aws("list-tags", "--resource", arn).stdout)
+        self.assertEqual(tags["Tags"], {"team": "core", "env": "prod"})
+        self.aws("untag-resource", "--resource", arn, "--tag-keys", "env")
+        self.assertEqual(json.loads(self.aws("list-tags", "--resource", arn).stdout)["Tags"],
+                         {"team": "core"})
+        self.assertEqual(json.loads(self.aws("get-function", "--function-name", name).stdout)[
+            "Tags"], {"team": "core"})
+        described = json.loads(self.aws("update-function-configuration", "--function-name", name,
+                                        "--description", "the echo").stdout)
+        self.assertEqual(described["Description"], "the echo")
+        self.assertEqual(json.loads(self.aws("get-function-configuration", "--function-name",
+                                             name).stdout)["Description"], "the echo")
+
 
 if __name__ == "__main__":
     unittest.main()
