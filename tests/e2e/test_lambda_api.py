@@ -205,6 +205,57 @@ class LambdaApiTest(WispTestCase):
         self.assert_lambda_error(self.lambda_request("DELETE", lambda_path(name)), 404,
                                  "ResourceNotFoundException")
 
+    def test_versions_and_aliases_as_lambda_shapes_them(self):
+        fid, name = self.create_v1()
+        arn = f"arn:aws:lambda:eu-central-1:123456789012:function:{name}"
+        r = self.lambda_request("POST", lambda_path(name, "/versions"), {"Description": "one"})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual((r.json["Version"], r.json["FunctionArn"]), ("1", arn + ":1"))
+        self.assertEqual(r.json["Description"], "one")
+        self.assertEqual(r.json["State"], "Active")
+        stale = self.lambda_request("POST", lambda_path(name, "/versions"),
+                                    {"CodeSha256": "not-the-code"})
+        self.assert_lambda_error(stale, 412, "PreconditionFailedException")
+        page = self.lambda_request("GET", lambda_path(name, "/versions?MaxItems=1"))
+        self.assertEqual([v["Version"] for v in page.json["Versions"]], ["$LATEST"])
+        marker = urllib.parse.quote(page.json["NextMarker"])
+        rest = self.lambda_request("GET", lambda_path(name, f"/versions?Marker={marker}"))
+        self.assertEqual([v["Version"] for v in rest.json["Versions"]], ["1"])
+        self.assertNotIn("NextMarker", rest.json)
+
+        alias = self.lambda_request("POST", lambda_path(name, "/aliases"),
+                                    {"Name": "live", "FunctionVersion": "1"})
+        self.assertEqual(alias.status, 201, alias)
+        self.assertEqual(alias.json["AliasArn"], arn + ":live")
+        self.assertTrue(alias.json["RevisionId"])
+        for ref, query in ((f"{name}:live", ""), (name, "?Qualifier=live"), (f"{name}:1", "")):
+            r = self.lambda_request("POST", lambda_path(ref, "/invocations" + query), {})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.headers.get("x-amz-executed-version"), "1", ref)
+        got = self.lambda_request("GET", lambda_path(name) + "?Qualifier=live")
+        self.assertEqual(got.json["Configuration"]["Version"], "1")
+        self.assert_lambda_error(self.lambda_request("GET", lambda_path(f"{name}:nope")), 404,
+                                 "ResourceNotFoundException")
+        self.assert_lambda_error(
+            self.lambda_request("POST", lambda_path(name, "/aliases"),
+                                {"Name": "live", "FunctionVersion": "1"}),
+            409, "ResourceConflictException")
+        self.assert_lambda_error(
+            self.lambda_request("POST", lambda_path(name, "/aliases"),
+                                {"Name": "x", "FunctionVersion": "7"}),
+            404, "ResourceNotFoundException")
+        self.assert_lambda_error(
+            self.lambda_request("PUT", lambda_path(name, "/aliases/live"),
+                                {"FunctionVersion": "1", "RevisionId": "stale"}),
+            412, "PreconditionFailedException")
+        self.assert_lambda_error(self.lambda_request("DELETE", lambda_path(f"{name}:1")), 409,
+                                 "ResourceConflictException")
+        self.assertEqual(self.lambda_request("DELETE", lambda_path(name, "/aliases/live")).status,
+                         204)
+        self.assertEqual(self.lambda_request("DELETE", lambda_path(f"{name}:1")).status, 204)
+        # The function itself stays.
+        self.assertEqual(self.lambda_request("GET", lambda_path(name)).status, 200)
+
     def test_account_settings(self):
         r = self.lambda_request("GET", "/2016-08-19/account-settings/")
         self.assertEqual(r.status, 200, r)

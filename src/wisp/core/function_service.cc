@@ -462,6 +462,7 @@ asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   }
   DropLocal(id);
+  deleted_here_.insert(id);  // the watch must not bring it back before the store forgets it
   auto remove = [this, id]() -> Result<void> {
     auto deleted = store_.DeleteFunction(id);
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
@@ -792,9 +793,18 @@ void FunctionService::DropLocal(const std::string& id) {
 }
 
 Result<code::TreeHandle> FunctionService::VersionTree(const store::VersionRecord& version) {
-  store::FunctionRecord config = version.config;
-  config.version = version.number;
-  return RecoverTree(config);
+  const store::FunctionRecord& config = version.config;
+  if (auto held = code_store_.Acquire(config.code_tree)) return held;
+  // Not on this node (published by another wispd on the same store): a single file travels in
+  // the record; a package or a build does not.
+  const auto runtime = RuntimeOf(config);
+  if (config.code_format != "file" || !runtime || (*runtime)->compiled) {
+    return MakeError(ErrorCode::kNotFound,
+                     fmt::format("the code of version {} is not on this node", version.number));
+  }
+  auto file = CodeFileName(config);
+  if (!file) return tl::unexpected(file.error());
+  return code_store_.PutFile(*file, config.code);
 }
 
 Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildVersionDeployment(
@@ -1067,6 +1077,7 @@ asio::awaitable<bool> FunctionService::Follow(std::string id) {
     co_return true;
   }
   store::FunctionRecord& record = *stored.record;
+  if (!f && deleted_here_.count(id)) co_return true;
   if (!f) {
     // Created by another node: deploy it here too (without writing: the writer does that).
     auto function = std::make_unique<Function>();

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -220,6 +221,9 @@ class FunctionService {
   code::CodeStore& code_store_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
+  // Functions this node deleted (ids are never reused): the watch never recreates them from a
+  // store read that raced with the delete.
+  std::set<std::string> deleted_here_;
   // The store's revision this node has applied up to (its own writes and others').
   int64_t followed_revision_ = 0;
   std::optional<asio::steady_timer> watch_timer_;

@@ -1,5 +1,6 @@
 // The store as the source of truth: names, revisions (compare and swap), the change log,
 // versions and aliases. Two connections on one file stand for two wispd processes.
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -239,6 +240,34 @@ TEST_F(SqliteFunctionsTest, AliasesNeedTheirVersionsAndHoldThem) {
   ASSERT_TRUE(store_->DeleteFunction("a"));
   EXPECT_TRUE(store_->ListVersions("a")->empty());
   EXPECT_TRUE(store_->ListAliases("a")->empty());
+}
+
+TEST_F(SqliteFunctionsTest, AnOlderDatabaseGetsTheNewColumnsAndTables) {
+  ASSERT_TRUE(store_->CreateFunction(Function("a", "a")));
+  store_.reset();
+  // A database of a wispd before versions, tags and revisions.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  for (const char* sql :
+       {"DROP TABLE function_versions", "DROP TABLE function_aliases",
+        "DROP TABLE function_changes", "ALTER TABLE functions DROP COLUMN description",
+        "ALTER TABLE functions DROP COLUMN tags_json", "ALTER TABLE functions DROP COLUMN revision",
+        "ALTER TABLE functions DROP COLUMN last_version_number",
+        "ALTER TABLE invocations DROP COLUMN executed_version"}) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  }
+  sqlite3_close(db);
+  store_ = Open();
+  ASSERT_TRUE(store_);
+  auto stored = store_->GetFunction("a");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->revision, 0);
+  EXPECT_TRUE(stored->tags.empty());
+  // Its functions take part as any other: updated against revision 0, versioned.
+  ASSERT_TRUE(store_->UpdateFunction(*stored, 0));
+  auto version = store_->PublishVersion(Version(*stored));
+  ASSERT_TRUE(version);
+  EXPECT_EQ(version->number, 1);
 }
 
 }  // namespace
