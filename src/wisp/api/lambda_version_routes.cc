@@ -10,6 +10,7 @@
 #include "wisp/api/lambda_version_format.h"
 #include "wisp/api/program_api_format.h"
 #include "wisp/api/routes.h"
+#include "wisp/common/ids.h"
 
 namespace wisp::api {
 namespace {
@@ -146,6 +147,16 @@ Result<LambdaQualified> ResolveLambdaQualifier(const core::Function& function,
 void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
                             LambdaAccount account) {
   const core::RuntimeCatalog& runtimes = functions.runtimes();
+  // Every answer carries a request id, as Lambda's do (the SDKs put it in their errors).
+  const auto route = [&router](std::string method, std::string pattern, auto handler) {
+    router.Add(
+        std::move(method), std::move(pattern),
+        [handler = std::move(handler)](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          HttpResponse response = co_await handler(request);
+          response.headers.emplace_back("X-Amzn-RequestId", NewUuid());
+          co_return response;
+        });
+  };
   const auto version_json = [&runtimes, account](const store::VersionRecord& v) {
     store::FunctionRecord config = v.config;
     config.description = v.description.empty() ? config.description : v.description;
@@ -155,181 +166,179 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
     return EncodeLambdaConfiguration(config, view, account);
   };
 
-  router.Add(
-      "POST", "/2015-03-31/functions/:name/versions",
-      [&functions, account, version_json](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-        if (auto bad = UnknownParameters(request, {})) co_return *bad;
-        auto function = FindUnqualified(functions, request.params["name"], account);
-        if (!function) co_return function.error();
-        auto body = JsonBodyOf(request);
-        if (!body || !body->is_object()) {
-          co_return LambdaError(400, "InvalidRequestContentException",
-                                "the request body must be a JSON object");
-        }
-        std::string description;
-        std::optional<std::string> code_sha256;
-        for (const auto& [key, value] : body->items()) {
-          if ((key != "Description" && key != "CodeSha256" && key != "RevisionId") ||
-              !value.is_string()) {
-            co_return LambdaError(
-                400, "InvalidParameterValueException",
-                fmt::format("PublishVersion takes Description, CodeSha256 and RevisionId "
-                            "(strings), not '{}'",
-                            key));
+  route("POST", "/2015-03-31/functions/:name/versions",
+        [&functions, account, version_json](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          auto body = JsonBodyOf(request);
+          if (!body || !body->is_object()) {
+            co_return LambdaError(400, "InvalidRequestContentException",
+                                  "the request body must be a JSON object");
           }
-          if (key == "Description") description = value.get<std::string>();
-          if (key == "CodeSha256") code_sha256 = value.get<std::string>();
-        }
-        const core::Function& f = **function;
-        if (code_sha256 && *code_sha256 != f.record.code_sha256) {
-          // Lambda's guard against publishing code other than the one the caller saw.
-          co_return LambdaError(412, "PreconditionFailedException",
-                                "CodeSha256 does not match $LATEST's code");
-        }
-        const std::string id = f.record.id;
-        auto published = co_await functions.PublishVersion(id, std::move(description));
-        if (!published) co_return LambdaError(published.error());
-        co_return LambdaJson(201, version_json(*published));
-      });
+          std::string description;
+          std::optional<std::string> code_sha256;
+          for (const auto& [key, value] : body->items()) {
+            if ((key != "Description" && key != "CodeSha256" && key != "RevisionId") ||
+                !value.is_string()) {
+              co_return LambdaError(
+                  400, "InvalidParameterValueException",
+                  fmt::format("PublishVersion takes Description, CodeSha256 and RevisionId "
+                              "(strings), not '{}'",
+                              key));
+            }
+            if (key == "Description") description = value.get<std::string>();
+            if (key == "CodeSha256") code_sha256 = value.get<std::string>();
+          }
+          const core::Function& f = **function;
+          if (code_sha256 && *code_sha256 != f.record.code_sha256) {
+            // Lambda's guard against publishing code other than the one the caller saw.
+            co_return LambdaError(412, "PreconditionFailedException",
+                                  "CodeSha256 does not match $LATEST's code");
+          }
+          const std::string id = f.record.id;
+          auto published = co_await functions.PublishVersion(id, std::move(description));
+          if (!published) co_return LambdaError(published.error());
+          co_return LambdaJson(201, version_json(*published));
+        });
 
-  router.Add("GET", "/2015-03-31/functions/:name/versions",
-             [&functions, &runtimes, account,
-              version_json](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {"Marker", "MaxItems"})) co_return *bad;
-               auto function = FindUnqualified(functions, request.params["name"], account);
-               if (!function) co_return function.error();
-               const core::Function& f = **function;
-               std::vector<std::pair<std::string, json>> items;
-               // $LATEST first, then the versions oldest first, as Lambda lists them.
-               items.emplace_back(
-                   "$LATEST",
-                   EncodeLambdaConfiguration(
-                       f.record, LambdaViewOf(f.record, f.deployment != nullptr, runtimes, account),
-                       account));
-               for (const auto& [number, version] : f.versions) {
-                 items.emplace_back(std::to_string(number), version_json(version.record));
-               }
-               auto page = Page(request, items, "Versions");
-               if (!page) co_return LambdaError(page.error());
-               co_return LambdaJson(200, *page);
-             });
+  route("GET", "/2015-03-31/functions/:name/versions",
+        [&functions, &runtimes, account,
+         version_json](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {"Marker", "MaxItems"})) co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          const core::Function& f = **function;
+          std::vector<std::pair<std::string, json>> items;
+          // $LATEST first, then the versions oldest first, as Lambda lists them.
+          items.emplace_back(
+              "$LATEST",
+              EncodeLambdaConfiguration(
+                  f.record, LambdaViewOf(f.record, f.deployment != nullptr, runtimes, account),
+                  account));
+          for (const auto& [number, version] : f.versions) {
+            items.emplace_back(std::to_string(number), version_json(version.record));
+          }
+          auto page = Page(request, items, "Versions");
+          if (!page) co_return LambdaError(page.error());
+          co_return LambdaJson(200, *page);
+        });
 
-  router.Add("POST", "/2015-03-31/functions/:name/aliases",
-             [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {})) co_return *bad;
-               auto function = FindUnqualified(functions, request.params["name"], account);
-               if (!function) co_return function.error();
-               auto body = JsonBodyOf(request);
-               if (!body)
-                 co_return LambdaError(400, "InvalidRequestContentException", body.error().message);
-               auto fields = DecodeLambdaAliasFields(*body, true);
-               if (!fields) co_return LambdaError(fields.error());
-               store::AliasRecord alias;
-               alias.name = *fields->name;
-               alias.version = *fields->function_version;
-               alias.description = fields->description.value_or("");
-               if (fields->routing && *fields->routing) {
-                 alias.additional_version = (*fields->routing)->first;
-                 alias.additional_weight = (*fields->routing)->second;
-               }
-               const std::string id = (*function)->record.id;
-               const std::string name = (*function)->record.name;
-               auto stored = co_await functions.PutAlias(id, std::move(alias), true, std::nullopt);
-               if (!stored) co_return LambdaError(stored.error());
-               co_return LambdaJson(201, EncodeAliasConfiguration(*stored, name, account));
-             });
+  route("POST", "/2015-03-31/functions/:name/aliases",
+        [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          auto body = JsonBodyOf(request);
+          if (!body)
+            co_return LambdaError(400, "InvalidRequestContentException", body.error().message);
+          auto fields = DecodeLambdaAliasFields(*body, true);
+          if (!fields) co_return LambdaError(fields.error());
+          store::AliasRecord alias;
+          alias.name = *fields->name;
+          alias.version = *fields->function_version;
+          alias.description = fields->description.value_or("");
+          if (fields->routing && *fields->routing) {
+            alias.additional_version = (*fields->routing)->first;
+            alias.additional_weight = (*fields->routing)->second;
+          }
+          const std::string id = (*function)->record.id;
+          const std::string name = (*function)->record.name;
+          auto stored = co_await functions.PutAlias(id, std::move(alias), true, std::nullopt);
+          if (!stored) co_return LambdaError(stored.error());
+          co_return LambdaJson(201, EncodeAliasConfiguration(*stored, name, account));
+        });
 
-  router.Add("GET", "/2015-03-31/functions/:name/aliases",
-             [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {"Marker", "MaxItems", "FunctionVersion"}))
-                 co_return *bad;
-               auto function = FindUnqualified(functions, request.params["name"], account);
-               if (!function) co_return function.error();
-               std::optional<std::string> only;
-               if (auto it = request.query.find("FunctionVersion"); it != request.query.end()) {
-                 only = it->second;
-               }
-               std::vector<std::pair<std::string, json>> items;
-               for (const auto& [name, alias] : (*function)->aliases) {
-                 if (only && *only != std::to_string(alias.version)) continue;
-                 items.emplace_back(
-                     name, EncodeAliasConfiguration(alias, (*function)->record.name, account));
-               }
-               auto page = Page(request, items, "Aliases");
-               if (!page) co_return LambdaError(page.error());
-               co_return LambdaJson(200, *page);
-             });
+  route("GET", "/2015-03-31/functions/:name/aliases",
+        [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {"Marker", "MaxItems", "FunctionVersion"}))
+            co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          std::optional<std::string> only;
+          if (auto it = request.query.find("FunctionVersion"); it != request.query.end()) {
+            only = it->second;
+          }
+          std::vector<std::pair<std::string, json>> items;
+          for (const auto& [name, alias] : (*function)->aliases) {
+            if (only && *only != std::to_string(alias.version)) continue;
+            items.emplace_back(name,
+                               EncodeAliasConfiguration(alias, (*function)->record.name, account));
+          }
+          auto page = Page(request, items, "Aliases");
+          if (!page) co_return LambdaError(page.error());
+          co_return LambdaJson(200, *page);
+        });
 
-  router.Add("GET", "/2015-03-31/functions/:name/aliases/:alias",
-             [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {})) co_return *bad;
-               auto function = FindUnqualified(functions, request.params["name"], account);
-               if (!function) co_return function.error();
-               auto it = (*function)->aliases.find(request.params["alias"]);
-               if (it == (*function)->aliases.end()) {
-                 co_return LambdaError(404, "ResourceNotFoundException",
-                                       fmt::format("Alias not found: {}:{}",
-                                                   FunctionArn(account, (*function)->record.name),
-                                                   request.params["alias"]));
-               }
-               co_return LambdaJson(
-                   200, EncodeAliasConfiguration(it->second, (*function)->record.name, account));
-             });
+  route("GET", "/2015-03-31/functions/:name/aliases/:alias",
+        [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          auto it = (*function)->aliases.find(request.params["alias"]);
+          if (it == (*function)->aliases.end()) {
+            co_return LambdaError(404, "ResourceNotFoundException",
+                                  fmt::format("Alias not found: {}:{}",
+                                              FunctionArn(account, (*function)->record.name),
+                                              request.params["alias"]));
+          }
+          co_return LambdaJson(
+              200, EncodeAliasConfiguration(it->second, (*function)->record.name, account));
+        });
 
-  router.Add("PUT", "/2015-03-31/functions/:name/aliases/:alias",
-             [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {})) co_return *bad;
-               auto function = FindUnqualified(functions, request.params["name"], account);
-               if (!function) co_return function.error();
-               auto it = (*function)->aliases.find(request.params["alias"]);
-               if (it == (*function)->aliases.end()) {
-                 co_return LambdaError(404, "ResourceNotFoundException",
-                                       fmt::format("Alias not found: {}", request.params["alias"]));
-               }
-               auto body = JsonBodyOf(request);
-               if (!body)
-                 co_return LambdaError(400, "InvalidRequestContentException", body.error().message);
-               auto fields = DecodeLambdaAliasFields(*body, false);
-               if (!fields) co_return LambdaError(fields.error());
-               // What the body leaves out stays: rolling back is {"FunctionVersion": "<older>"}.
-               store::AliasRecord alias = it->second;
-               if (fields->function_version) alias.version = *fields->function_version;
-               if (fields->description) alias.description = *fields->description;
-               if (fields->routing) {
-                 alias.additional_version.reset();
-                 alias.additional_weight = 0;
-                 if (*fields->routing) {
-                   alias.additional_version = (*fields->routing)->first;
-                   alias.additional_weight = (*fields->routing)->second;
-                 }
-               }
-               const std::string id = (*function)->record.id;
-               const std::string name = (*function)->record.name;
-               auto stored = co_await functions.PutAlias(id, std::move(alias), false,
-                                                         std::move(fields->revision_id));
-               if (!stored) {
-                 if (stored.error().code == ErrorCode::kConflict) {
-                   co_return LambdaError(412, "PreconditionFailedException",
-                                         stored.error().message);
-                 }
-                 co_return LambdaError(stored.error());
-               }
-               co_return LambdaJson(200, EncodeAliasConfiguration(*stored, name, account));
-             });
+  route("PUT", "/2015-03-31/functions/:name/aliases/:alias",
+        [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          auto it = (*function)->aliases.find(request.params["alias"]);
+          if (it == (*function)->aliases.end()) {
+            co_return LambdaError(404, "ResourceNotFoundException",
+                                  fmt::format("Alias not found: {}", request.params["alias"]));
+          }
+          auto body = JsonBodyOf(request);
+          if (!body)
+            co_return LambdaError(400, "InvalidRequestContentException", body.error().message);
+          auto fields = DecodeLambdaAliasFields(*body, false);
+          if (!fields) co_return LambdaError(fields.error());
+          // What the body leaves out stays: rolling back is {"FunctionVersion": "<older>"}.
+          store::AliasRecord alias = it->second;
+          if (fields->function_version) alias.version = *fields->function_version;
+          if (fields->description) alias.description = *fields->description;
+          if (fields->routing) {
+            alias.additional_version.reset();
+            alias.additional_weight = 0;
+            if (*fields->routing) {
+              alias.additional_version = (*fields->routing)->first;
+              alias.additional_weight = (*fields->routing)->second;
+            }
+          }
+          const std::string id = (*function)->record.id;
+          const std::string name = (*function)->record.name;
+          auto stored = co_await functions.PutAlias(id, std::move(alias), false,
+                                                    std::move(fields->revision_id));
+          if (!stored) {
+            if (stored.error().code == ErrorCode::kConflict) {
+              co_return LambdaError(412, "PreconditionFailedException", stored.error().message);
+            }
+            co_return LambdaError(stored.error());
+          }
+          co_return LambdaJson(200, EncodeAliasConfiguration(*stored, name, account));
+        });
 
-  router.Add("DELETE", "/2015-03-31/functions/:name/aliases/:alias",
-             [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {})) co_return *bad;
-               auto function = FindUnqualified(functions, request.params["name"], account);
-               if (!function) co_return function.error();
-               const std::string id = (*function)->record.id;
-               auto deleted = co_await functions.DeleteAlias(id, request.params["alias"]);
-               // Lambda answers 204 also for an alias that is not there.
-               if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
-                 co_return LambdaError(deleted.error());
-               }
-               co_return NoContent();
-             });
+  route("DELETE", "/2015-03-31/functions/:name/aliases/:alias",
+        [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = FindUnqualified(functions, request.params["name"], account);
+          if (!function) co_return function.error();
+          const std::string id = (*function)->record.id;
+          auto deleted = co_await functions.DeleteAlias(id, request.params["alias"]);
+          // Lambda answers 204 also for an alias that is not there.
+          if (!deleted && deleted.error().code != ErrorCode::kNotFound) {
+            co_return LambdaError(deleted.error());
+          }
+          co_return NoContent();
+        });
 
   // Tags: on the function's unqualified ARN, stored in its record.
   const auto tagged =
@@ -346,49 +355,49 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
     return function;
   };
 
-  router.Add("GET", "/2017-03-31/tags/:arn",
-             [tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {})) co_return *bad;
-               auto function = tagged(request);
-               if (!function) co_return function.error();
-               co_return LambdaJson(200, json{{"Tags", (*function)->record.tags}});
-             });
+  route("GET", "/2017-03-31/tags/:arn",
+        [tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = tagged(request);
+          if (!function) co_return function.error();
+          co_return LambdaJson(200, json{{"Tags", (*function)->record.tags}});
+        });
 
-  router.Add("POST", "/2017-03-31/tags/:arn",
-             [&functions, tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {})) co_return *bad;
-               auto function = tagged(request);
-               if (!function) co_return function.error();
-               auto body = JsonBodyOf(request);
-               if (!body) {
-                 co_return LambdaError(400, "InvalidRequestContentException", body.error().message);
-               }
-               auto tags = DecodeTags(*body);
-               if (!tags) co_return LambdaError(tags.error());
-               std::map<std::string, std::string> merged = (*function)->record.tags;
-               for (auto& [key, value] : *tags) merged[key] = std::move(value);
-               core::FunctionFields fields;
-               fields.tags = std::move(merged);
-               const std::string id = (*function)->record.id;
-               auto updated = co_await functions.Update(id, std::move(fields));
-               if (!updated) co_return LambdaError(updated.error());
-               co_return NoContent();
-             });
+  route("POST", "/2017-03-31/tags/:arn",
+        [&functions, tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          auto function = tagged(request);
+          if (!function) co_return function.error();
+          auto body = JsonBodyOf(request);
+          if (!body) {
+            co_return LambdaError(400, "InvalidRequestContentException", body.error().message);
+          }
+          auto tags = DecodeTags(*body);
+          if (!tags) co_return LambdaError(tags.error());
+          std::map<std::string, std::string> merged = (*function)->record.tags;
+          for (auto& [key, value] : *tags) merged[key] = std::move(value);
+          core::FunctionFields fields;
+          fields.tags = std::move(merged);
+          const std::string id = (*function)->record.id;
+          auto updated = co_await functions.Update(id, std::move(fields));
+          if (!updated) co_return LambdaError(updated.error());
+          co_return NoContent();
+        });
 
-  router.Add("DELETE", "/2017-03-31/tags/:arn",
-             [&functions, tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-               if (auto bad = UnknownParameters(request, {"tagKeys"})) co_return *bad;
-               auto function = tagged(request);
-               if (!function) co_return function.error();
-               std::map<std::string, std::string> kept = (*function)->record.tags;
-               for (const auto& key : TagKeysOf(request.raw_query)) kept.erase(key);
-               core::FunctionFields fields;
-               fields.tags = std::move(kept);
-               const std::string id = (*function)->record.id;
-               auto updated = co_await functions.Update(id, std::move(fields));
-               if (!updated) co_return LambdaError(updated.error());
-               co_return NoContent();
-             });
+  route("DELETE", "/2017-03-31/tags/:arn",
+        [&functions, tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+          if (auto bad = UnknownParameters(request, {"tagKeys"})) co_return *bad;
+          auto function = tagged(request);
+          if (!function) co_return function.error();
+          std::map<std::string, std::string> kept = (*function)->record.tags;
+          for (const auto& key : TagKeysOf(request.raw_query)) kept.erase(key);
+          core::FunctionFields fields;
+          fields.tags = std::move(kept);
+          const std::string id = (*function)->record.id;
+          auto updated = co_await functions.Update(id, std::move(fields));
+          if (!updated) co_return LambdaError(updated.error());
+          co_return NoContent();
+        });
 }
 
 }  // namespace wisp::api
