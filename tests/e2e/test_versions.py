@@ -141,6 +141,25 @@ class VersionsTest(WispTestCase):
         self.update_code(fid, "c")
         self.assertEqual(self.publish(fid), 3)
 
+    def test_an_async_call_runs_the_alias_it_names(self):
+        fid = self.deploy(VERSIONED % "one")
+        self.publish(fid)
+        self.update_code(fid, "two")
+        self.assertEqual(self.wisp.request("POST", aliases_path(fid),
+                                           {"name": "live", "version": 1}).status, 201)
+        unknown = self.wisp.request("POST", f"/v1/functions/{fid}:nosuch/invoke", {},
+                                    {"X-Invocation-Type": "Event"})
+        self.assertEqual(unknown.status, 404, unknown)
+        queued = self.wisp.request("POST", f"/v1/functions/{fid}:live/invoke", {},
+                                   {"X-Invocation-Type": "Event"})
+        self.assertEqual(queued.status, 202, queued)
+        iid = queued.json["invocation_id"]
+        item = wait_for(lambda: (lambda i: i if i["status"] == "success" else None)(
+            self.wisp.request("GET", f"/v1/invocations/{iid}").json["item"]))
+        self.assertTrue(item, f"invocation {iid} did not succeed")
+        self.assertEqual(item["qualifier"], "live")
+        self.assertEqual(item["response"], {"v": "one"})
+
     def test_deleting_the_function_ends_its_versions(self):
         fid = self.deploy(VERSIONED % "a")
         self.publish(fid)

@@ -269,7 +269,8 @@ json InvocationItem(const queue::Invocation& r) {
       {"dead_letter_reason",
        r.dead_letter_reason.empty() ? json(nullptr) : json(r.dead_letter_reason)},
       {"version", r.version},
-      {"executed_version", "$LATEST"},  // async calls run $LATEST
+      // Each attempt of an alias's invocation may run another version: its record says which.
+      {"qualifier", r.qualifier.empty() ? json("$LATEST") : json(r.qualifier)},
       {"created_at", TimestampJson(r.created_at_ms)},
       {"started_at", TimestampJson(r.started_at_ms)},
       {"finished_at", TimestampJson(r.finished_at_ms)},

@@ -90,7 +90,7 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
 
 // Queues the call; 202 {"invocation_id", "status": "queued"} once it is durable.
 asio::awaitable<HttpResponse> QueueInvocation(core::AsyncDispatcher& async, HttpRequest& request,
-                                              std::string event_json) {
+                                              std::string event_json, std::string qualifier) {
   if (event_json.size() > kMaxAsyncEventBytes) {
     co_return ErrorResponse(
         413, fmt::format("an async event may be at most {} bytes", kMaxAsyncEventBytes));
@@ -99,6 +99,7 @@ asio::awaitable<HttpResponse> QueueInvocation(core::AsyncDispatcher& async, Http
   submit.function_id = request.params["id"];
   submit.event_json = std::move(event_json);
   submit.trace_id = CallerTraceId(request);
+  submit.qualifier = std::move(qualifier);
   auto accepted = co_await async.Submit(std::move(submit));
   if (!accepted) co_return ErrorResponse(accepted.error());
   HttpResponse response =
@@ -167,18 +168,14 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
           options.qualifier = it->second;
         }
         if (async && wants_async) {
-          if (!options.qualifier.empty() && options.qualifier != "$LATEST") {
-            co_return ErrorResponse(400,
-                                    "a qualifier applies to synchronous calls: async calls run "
-                                    "on $LATEST");
-          }
           if (options.version) {
             co_return ErrorResponse(
                 400,
                 "version applies to synchronous calls: an async call runs on the "
                 "version that serves when it starts");
           }
-          co_return co_await QueueInvocation(*async, request, std::move(event->event_json));
+          co_return co_await QueueInvocation(*async, request, std::move(event->event_json),
+                                             std::move(options.qualifier));
         }
         const auto parsed = std::chrono::steady_clock::now();
         options.trace_id = CallerTraceId(request);

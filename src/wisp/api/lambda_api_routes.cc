@@ -161,11 +161,6 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
     co_return response;
   }
   if (type == "Event") {
-    if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
-      co_return LambdaError(400, "InvalidParameterValueException",
-                            "an Event call runs $LATEST on Wisp: invoke a version or an alias "
-                            "with RequestResponse");
-    }
     if (payload->size() > kLambdaMaxEventPayloadBytes) {
       co_return LambdaError(
           413, "RequestTooLargeException",
@@ -175,6 +170,7 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
     submit.function_id = target->function->record.id;
     submit.event_json = std::move(*payload);
     submit.trace_id = CallerTraceId(request);
+    if (target->ref.qualifier) submit.qualifier = *target->ref.qualifier;
     auto accepted = co_await async.Submit(std::move(submit));
     if (!accepted) co_return LambdaError(accepted.error());
     HttpResponse response;
