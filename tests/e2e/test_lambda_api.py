@@ -232,6 +232,13 @@ class LambdaApiTest(WispTestCase):
             r = self.lambda_request("POST", lambda_path(ref, "/invocations" + query), {})
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.headers.get("x-amz-executed-version"), "1", ref)
+        queued = self.lambda_request("POST", lambda_path(f"{name}:live", "/invocations"), {},
+                                     {"X-Amz-Invocation-Type": "Event"})
+        self.assertEqual(queued.status, 202, queued)
+        self.assert_lambda_error(
+            self.lambda_request("POST", lambda_path(f"{name}:nope", "/invocations"), {},
+                                {"X-Amz-Invocation-Type": "Event"}),
+            404, "ResourceNotFoundException")
         got = self.lambda_request("GET", lambda_path(name) + "?Qualifier=live")
         self.assertEqual(got.json["Configuration"]["Version"], "1")
         self.assert_lambda_error(self.lambda_request("GET", lambda_path(f"{name}:nope")), 404,
