@@ -75,7 +75,8 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
                     serving));
   }
 
-  auto target = functions_.Resolve(*function, options.qualifier, UniformRandom());
+  // A draw only for an alias's weighted choice: $LATEST, the common case, needs none.
+  auto target = functions_.Resolve(*function, options.qualifier, latest ? 0.0 : UniformRandom());
   if (!target) {
     metrics_.RecordRejectedBeforeRun();
     co_return tl::unexpected(target.error());
