@@ -860,6 +860,8 @@ void FunctionService::AdoptVersions(Function& function, std::vector<store::Versi
 asio::awaitable<Result<store::VersionRecord>> FunctionService::PublishVersion(
     std::string id, std::string description) {
   WISP_DCHECK_ON_THREAD(io_thread_);
+  // What is published is the store's $LATEST, also when another node changed it a moment ago.
+  if (Find(id)) co_await Follow(id);
   Function* f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   while (f->changing) {
