@@ -141,7 +141,8 @@ int RunKeys(const wisp::Config& config, const wisp::KeysCommand& command) {
   std::error_code ec;
   const fs::path data_dir = fs::absolute(config.data_dir, ec);
   if (auto made = MakePrivateDir(data_dir); !made) return Fail(made.error().message);
-  auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
+  auto opened = store::SqliteStore::Open(config.store_file.empty() ? (data_dir / "wisp.db").string()
+                                                                   : config.store_file);
   if (!opened) return Fail(opened.error().message);
   SystemClock clock;
   auth::KeyRegistry registry(**opened, clock, std::move(*config_keys));
@@ -274,7 +275,8 @@ int main(int argc, char** argv) {
   if (!opened_code) return Fail(opened_code.error().message);
   std::unique_ptr<code::CodeStore> code_store = std::move(*opened_code);
   asio::thread_pool workers(kWorkerThreads);
-  auto opened = store::SqliteStore::Open((data_dir / "wisp.db").string());
+  auto opened = store::SqliteStore::Open(config.store_file.empty() ? (data_dir / "wisp.db").string()
+                                                                   : config.store_file);
   if (!opened) return Fail(opened.error().message);
   std::unique_ptr<store::SqliteStore> store = std::move(*opened);
   // The async queue has a file of its own: its commits are fsync'd (group commit), the
@@ -358,6 +360,8 @@ int main(int argc, char** argv) {
   core::FunctionService functions(io, workers, *store, scheduler, metrics, clock, runtimes,
                                   go_builder, *code_store, settings);
   if (auto loaded = functions.Load(); !loaded) return Fail(loaded.error().message);
+  // Another wispd on the same store (a cluster, or a tool) may change functions: follow it.
+  functions.StartWatching(std::chrono::seconds(1));
   scheduler.ConfigurePrewarm(functions.PrewarmPools(
       {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}));
   functions.SetEventBus(&events);
@@ -375,6 +379,7 @@ int main(int argc, char** argv) {
   api::Router router;
   api::AddFunctionRoutes(router, functions, scheduler, *store, writer, workers, log_feed);
   api::AddInvokeRoutes(router, invoker, &dispatcher);
+  api::AddVersionRoutes(router, functions);
   api::AddInvocationRoutes(router, dispatcher, *async_queue, *store, writer, workers);
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
   api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler, workers, *code_store,
@@ -423,6 +428,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {}: stopping", signal_number);
     server.Stop();
     dispatcher.Stop();  // no new async attempt; those running finish or go back to the queue
+    functions.StopWatching();
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {

@@ -10,13 +10,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
+  CreateAliasCommand,
   CreateFunctionCommand,
+  DeleteAliasCommand,
   DeleteFunctionCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
   InvokeCommand,
   LambdaClient,
   ListFunctionsCommand,
+  ListVersionsByFunctionCommand,
+  PublishVersionCommand,
+  UpdateAliasCommand,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
   waitUntilFunctionActiveV2,
@@ -187,16 +192,13 @@ check('ResourceConflictException: the name is taken', async () => {
                     'ResourceConflictException', 409);
 });
 
-check('InvalidParameterValueException: Image packages, S3 code, Publish, bad values', async () => {
+check('InvalidParameterValueException: Image packages, S3 code, bad values', async () => {
   await expectError(lambda.send(new CreateFunctionCommand(
                         {FunctionName: `${prefix}image`, PackageType: 'Image',
                          Code: {ImageUri: 'example/image:latest'}, Role: 'r'})),
                     'InvalidParameterValueException', 400);
   await expectError(lambda.send(new CreateFunctionCommand(
                         {...createInput(`${prefix}s3`), Code: {S3Bucket: 'b', S3Key: 'k'}})),
-                    'InvalidParameterValueException', 400);
-  await expectError(lambda.send(new CreateFunctionCommand(
-                        createInput(`${prefix}publish`, 'app.zip', {Publish: true}))),
                     'InvalidParameterValueException', 400);
   await expectError(lambda.send(new CreateFunctionCommand(
                         createInput(`${prefix}arm`, 'app.zip', {Architectures: ['arm64']}))),
@@ -238,6 +240,45 @@ check('InvalidZipFileException for every malformed package, naming the reason', 
   }
   await expectError(lambda.send(new GetFunctionCommand({FunctionName: `${prefix}bad`})),
                     'ResourceNotFoundException', 404);
+});
+
+check('versions and an alias with weights: publish, route by weight, promote, roll back', async () => {
+  // $LATEST runs app2.zip (payload version 2) here: it becomes version 1.
+  const v1 = await lambda.send(new PublishVersionCommand({FunctionName: main, Description: 'app2'}));
+  assert.equal(v1.Version, '1');
+  assert.equal(v1.Description, 'app2');
+  // Publish on an update: app.zip (payload version 1) becomes version 2.
+  const v2 = await lambda.send(
+      new UpdateFunctionCodeCommand({FunctionName: main, ZipFile: readZip('app.zip'), Publish: true}));
+  assert.equal(v2.Version, '2');
+  const listed = await lambda.send(new ListVersionsByFunctionCommand({FunctionName: main}));
+  assert.deepEqual(listed.Versions.map((v) => v.Version), ['$LATEST', '1', '2']);
+  const alias = await lambda.send(new CreateAliasCommand({
+    FunctionName: main, Name: 'live', FunctionVersion: '1',
+    RoutingConfig: {AdditionalVersionWeights: {'2': 0.5}}}));
+  assert.equal(alias.FunctionVersion, '1');
+  assert.deepEqual(alias.RoutingConfig.AdditionalVersionWeights, {'2': 0.5});
+  const payloadVersionOf = {'1': 2, '2': 1};
+  const executed = new Set();
+  for (let i = 0; i < 40; i++) {  // both sides at 0.5: a miss has odds of one in 10^12
+    const out = await lambda.send(
+        new InvokeCommand({FunctionName: main, Qualifier: 'live', Payload: encode({who: 'c'})}));
+    assert.equal(decode(out.Payload).version, payloadVersionOf[out.ExecutedVersion]);
+    executed.add(out.ExecutedVersion);
+  }
+  assert.deepEqual([...executed].sort(), ['1', '2']);
+  // Promote the canary, then roll back by moving the alias.
+  for (const target of ['2', '1']) {
+    const moved = await lambda.send(new UpdateAliasCommand({
+      FunctionName: main, Name: 'live', FunctionVersion: target,
+      RoutingConfig: {AdditionalVersionWeights: {}}}));
+    assert.equal(moved.FunctionVersion, target);
+    const out = await lambda.send(new InvokeCommand({FunctionName: `${main}:live`}));
+    assert.equal(out.ExecutedVersion, target);
+  }
+  await expectError(lambda.send(new DeleteFunctionCommand({FunctionName: main, Qualifier: '1'})),
+                    'ResourceConflictException', 409);
+  await lambda.send(new DeleteAliasCommand({FunctionName: main, Name: 'live'}));
 });
 
 check('SigV4 rejected: a wrong secret, an unknown key', async () => {

@@ -231,6 +231,64 @@ class LambdaApiTest(WispTestCase):
                                  413, "RequestTooLargeException")
         self.assertEqual(self.lambda_request("DELETE", lambda_path(name)).status, 204)
 
+    def test_versions_and_aliases_as_lambda_shapes_them(self):
+        fid, name = self.create_v1()
+        arn = f"arn:aws:lambda:eu-central-1:123456789012:function:{name}"
+        r = self.lambda_request("POST", lambda_path(name, "/versions"), {"Description": "one"})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual((r.json["Version"], r.json["FunctionArn"]), ("1", arn + ":1"))
+        self.assertEqual(r.json["Description"], "one")
+        self.assertEqual(r.json["State"], "Active")
+        stale = self.lambda_request("POST", lambda_path(name, "/versions"),
+                                    {"CodeSha256": "not-the-code"})
+        self.assert_lambda_error(stale, 412, "PreconditionFailedException")
+        page = self.lambda_request("GET", lambda_path(name, "/versions?MaxItems=1"))
+        self.assertEqual([v["Version"] for v in page.json["Versions"]], ["$LATEST"])
+        marker = urllib.parse.quote(page.json["NextMarker"])
+        rest = self.lambda_request("GET", lambda_path(name, f"/versions?Marker={marker}"))
+        self.assertEqual([v["Version"] for v in rest.json["Versions"]], ["1"])
+        self.assertNotIn("NextMarker", rest.json)
+
+        alias = self.lambda_request("POST", lambda_path(name, "/aliases"),
+                                    {"Name": "live", "FunctionVersion": "1"})
+        self.assertEqual(alias.status, 201, alias)
+        self.assertEqual(alias.json["AliasArn"], arn + ":live")
+        self.assertTrue(alias.json["RevisionId"])
+        for ref, query in ((f"{name}:live", ""), (name, "?Qualifier=live"), (f"{name}:1", "")):
+            r = self.lambda_request("POST", lambda_path(ref, "/invocations" + query), {})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.headers.get("x-amz-executed-version"), "1", ref)
+        queued = self.lambda_request("POST", lambda_path(f"{name}:live", "/invocations"), {},
+                                     {"X-Amz-Invocation-Type": "Event"})
+        self.assertEqual(queued.status, 202, queued)
+        self.assert_lambda_error(
+            self.lambda_request("POST", lambda_path(f"{name}:nope", "/invocations"), {},
+                                {"X-Amz-Invocation-Type": "Event"}),
+            404, "ResourceNotFoundException")
+        got = self.lambda_request("GET", lambda_path(name) + "?Qualifier=live")
+        self.assertEqual(got.json["Configuration"]["Version"], "1")
+        self.assert_lambda_error(self.lambda_request("GET", lambda_path(f"{name}:nope")), 404,
+                                 "ResourceNotFoundException")
+        self.assert_lambda_error(
+            self.lambda_request("POST", lambda_path(name, "/aliases"),
+                                {"Name": "live", "FunctionVersion": "1"}),
+            409, "ResourceConflictException")
+        self.assert_lambda_error(
+            self.lambda_request("POST", lambda_path(name, "/aliases"),
+                                {"Name": "x", "FunctionVersion": "7"}),
+            404, "ResourceNotFoundException")
+        self.assert_lambda_error(
+            self.lambda_request("PUT", lambda_path(name, "/aliases/live"),
+                                {"FunctionVersion": "1", "RevisionId": "stale"}),
+            412, "PreconditionFailedException")
+        self.assert_lambda_error(self.lambda_request("DELETE", lambda_path(f"{name}:1")), 409,
+                                 "ResourceConflictException")
+        self.assertEqual(self.lambda_request("DELETE", lambda_path(name, "/aliases/live")).status,
+                         204)
+        self.assertEqual(self.lambda_request("DELETE", lambda_path(f"{name}:1")).status, 204)
+        # The function itself stays.
+        self.assertEqual(self.lambda_request("GET", lambda_path(name)).status, 200)
+
     def test_account_settings(self):
         r = self.lambda_request("GET", "/2016-08-19/account-settings/")
         self.assertEqual(r.status, 200, r)
@@ -353,7 +411,8 @@ class LambdaCodeTest(WispTestCase):
             self.lambda_request("PUT", lambda_path(name + ":1", "/code"), {"ZipFile": zip_field}),
             400, "InvalidParameterValueException")
         self.assert_lambda_error(
-            self.lambda_request("PUT", path, {"ZipFile": zip_field, "Publish": True}),
+            self.lambda_request("PUT", path, {"ZipFile": zip_field, "Publish": True,
+                                              "DryRun": True}),
             400, "InvalidParameterValueException", "Publish")
         r = self.lambda_request("PUT", path, {"ZipFile": zip_field, "RevisionId": revision})
         self.assertEqual(r.status, 200, r)
@@ -392,7 +451,6 @@ class LambdaCodeTest(WispTestCase):
                                                      raw=b'{"FunctionName": '),
                                  400, "InvalidRequestContentException")
         for extra, mentions in [({"PackageType": "Image"}, "PackageType"),
-                                ({"Publish": True}, "Publish"),
                                 ({"Code": {"S3Bucket": "b", "S3Key": "k"}}, "S3Bucket"),
                                 ({"Code": {"ZipFile": "@@@"}}, "ZipFile")]:
             with self.subTest(extra=extra):
@@ -401,6 +459,15 @@ class LambdaCodeTest(WispTestCase):
                                         self.create_body(self.unique_name("x"), package,
                                                          **extra)),
                     400, "InvalidParameterValueException", mentions)
+        # Publish: the first deploy frozen as version 1, and that version is the answer.
+        published_name = self.unique_name("pub")
+        r = self.lambda_request("POST", "/2015-03-31/functions",
+                                self.create_body(published_name, package, Publish=True))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["Version"], "1")
+        self.assertTrue(r.json["FunctionArn"].endswith(f":{published_name}:1"), r.json)
+        r = self.lambda_request("POST", lambda_path(published_name + ":1", "/invocations"), {})
+        self.assertEqual((r.status, r.headers.get("x-amz-executed-version")), (200, "1"), r)
         # Over the zipped limit within the request limit, then over the request limit.
         for size in (2 << 20) + 1, 4 << 20:
             with self.subTest(size=size):
@@ -489,6 +556,86 @@ class AwsCliTest(WispTestCase):
         self.aws("delete-function", "--function-name", name)
         self.assertEqual(self.wisp.request("GET", f"/v1/functions/{fid}").status, 404)
 
+    def test_versions_aliases_and_tags(self):
+        name = self.unique_name("cliv")
+        fid = self.deploy("exports.handler = async () => ({v: 'one'});", runtime="node",
+                          name=name)
+        v1 = json.loads(self.aws("publish-version", "--function-name", name,
+                                 "--description", "first").stdout)
+        self.assertEqual(v1["Version"], "1")
+        self.assertTrue(v1["FunctionArn"].endswith(f":function:{name}:1"), v1)
+        self.assertEqual(v1["Description"], "first")
+        r = self.wisp.request("PUT", f"/v1/functions/{fid}",
+                              {"code": "exports.handler = async () => ({v: 'two'});"})
+        self.assertEqual(r.status, 200, r)
+        v2 = json.loads(self.aws("publish-version", "--function-name", name).stdout)
+        self.assertEqual(v2["Version"], "2")
+        listed = json.loads(self.aws("list-versions-by-function", "--function-name",
+                                     name).stdout)
+        self.assertEqual([v["Version"] for v in listed["Versions"]], ["$LATEST", "1", "2"])
+        first_page = json.loads(self.aws("list-versions-by-function", "--function-name", name,
+                                         "--max-items", "2").stdout)
+        self.assertEqual([v["Version"] for v in first_page["Versions"]], ["$LATEST", "1"])
+        rest = json.loads(self.aws("list-versions-by-function", "--function-name", name,
+                                   "--starting-token", first_page["NextToken"]).stdout)
+        self.assertEqual([v["Version"] for v in rest["Versions"]], ["2"])
+
+        alias = json.loads(self.aws(
+            "create-alias", "--function-name", name, "--name", "live", "--function-version", "1",
+            "--routing-config", '{"AdditionalVersionWeights": {"2": 0.5}}').stdout)
+        self.assertEqual(alias["FunctionVersion"], "1")
+        self.assertEqual(alias["RoutingConfig"]["AdditionalVersionWeights"], {"2": 0.5})
+        out = os.path.join(self.home, "out.json")
+        executed = set()
+        for _ in range(20):  # both sides at 0.5: a miss has odds of one in a million
+            result = json.loads(self.aws("invoke", "--function-name", name, "--qualifier", "live",
+                                         out).stdout)
+            with open(out) as f:
+                v = json.load(f)["v"]
+            self.assertEqual(result["ExecutedVersion"], {"one": "1", "two": "2"}[v])
+            executed.add(result["ExecutedVersion"])
+        self.assertEqual(executed, {"1", "2"})
+        # Promote the canary: the alias moves to 2 and routes nothing elsewhere.
+        moved = json.loads(self.aws(
+            "update-alias", "--function-name", name, "--name", "live", "--function-version", "2",
+            "--routing-config", '{"AdditionalVersionWeights": {}}').stdout)
+        self.assertEqual(moved["FunctionVersion"], "2")
+        self.assertNotIn("RoutingConfig", moved)
+        result = json.loads(self.aws("invoke", "--function-name", f"{name}:live", out).stdout)
+        self.assertEqual(result["ExecutedVersion"], "2")
+        got = json.loads(self.aws("get-alias", "--function-name", name, "--name", "live").stdout)
+        self.assertEqual(got["FunctionVersion"], "2")
+        aliases = json.loads(self.aws("list-aliases", "--function-name", name).stdout)
+        self.assertEqual([a["Name"] for a in aliases["Aliases"]], ["live"])
+        config = json.loads(self.aws("get-function-configuration", "--function-name", name,
+                                     "--qualifier", "1").stdout)
+        self.assertEqual(config["Version"], "1")
+        # A version an alias points at cannot be deleted; once free it can.
+        held = self.aws("delete-function", "--function-name", name, "--qualifier", "2",
+                        check=False)
+        self.assertNotEqual(held.returncode, 0)
+        self.assertIn("ResourceConflictException", held.stderr)
+        self.aws("delete-alias", "--function-name", name, "--name", "live")
+        self.aws("delete-function", "--function-name", name, "--qualifier", "2")
+        gone = self.aws("get-function", "--function-name", name, "--qualifier", "2", check=False)
+        self.assertIn("ResourceNotFoundException", gone.stderr)
+
+        # Tags and Description, stored in the function's record.
+        arn = json.loads(self.aws("get-function", "--function-name", name).stdout)[
+            "Configuration"]["FunctionArn"]
+        self.aws("tag-resource", "--resource", arn, "--tags", "team=core,env=prod")
+        tags = json.loads(self.aws("list-tags", "--resource", arn).stdout)
+        self.assertEqual(tags["Tags"], {"team": "core", "env": "prod"})
+        self.aws("untag-resource", "--resource", arn, "--tag-keys", "env")
+        self.assertEqual(json.loads(self.aws("list-tags", "--resource", arn).stdout)["Tags"],
+                         {"team": "core"})
+        self.assertEqual(json.loads(self.aws("get-function", "--function-name", name).stdout)[
+            "Tags"], {"team": "core"})
+        described = json.loads(self.aws("update-function-configuration", "--function-name", name,
+                                        "--description", "the echo").stdout)
+        self.assertEqual(described["Description"], "the echo")
+        self.assertEqual(json.loads(self.aws("get-function-configuration", "--function-name",
+                                             name).stdout)["Description"], "the echo")
 
     def test_create_from_zip_wait_update_code_and_refusals(self):
         name = self.unique_name("clizip")

@@ -36,16 +36,18 @@ json FunctionJson(const core::Function& f, const core::RuntimeCatalog& runtimes,
 }
 
 json InvocationJson(const store::InvocationRecord& r) {
-  json item = {{"id", r.id},
-               {"function_id", r.function_id},
-               {"request_id", r.request_id},
-               {"version", r.version},
-               {"status", V1CallStatuses().Word(r.status)},
-               {"duration_ms", r.duration_ms},
-               {"queue_wait_ms", r.queue_wait_ms},
-               {"init_duration_ms", r.init_duration_ms ? json(*r.init_duration_ms) : json(nullptr)},
-               {"memory_used_mb", r.memory_used_mb ? json(*r.memory_used_mb) : json(nullptr)},
-               {"invoked_at", TimestampJson(r.invoked_at_ms)}};
+  json item = {
+      {"id", r.id},
+      {"function_id", r.function_id},
+      {"request_id", r.request_id},
+      {"version", r.version},
+      {"executed_version", r.executed_version.empty() ? json(nullptr) : json(r.executed_version)},
+      {"status", V1CallStatuses().Word(r.status)},
+      {"duration_ms", r.duration_ms},
+      {"queue_wait_ms", r.queue_wait_ms},
+      {"init_duration_ms", r.init_duration_ms ? json(*r.init_duration_ms) : json(nullptr)},
+      {"memory_used_mb", r.memory_used_mb ? json(*r.memory_used_mb) : json(nullptr)},
+      {"invoked_at", TimestampJson(r.invoked_at_ms)}};
   AddRecordPayloads(item, r);  // event, response, logs and the marks of a cut one
   return item;
 }

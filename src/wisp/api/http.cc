@@ -51,6 +51,8 @@ int HttpStatusFor(ErrorCode code) {
       return 409;
     case ErrorCode::kFailedPrecondition:
       return 409;
+    case ErrorCode::kConflict:
+      return 409;
     case ErrorCode::kTooLarge:
       return 413;
     case ErrorCode::kResourceExhausted:

@@ -104,6 +104,7 @@ json SyncInvocationItem(const store::InvocationRecord& r) {
       {"error", RecordError(r)},
       {"dead_letter_reason", nullptr},
       {"version", r.version},
+      {"executed_version", r.executed_version.empty() ? json(nullptr) : json(r.executed_version)},
       {"created_at", TimestampJson(r.invoked_at_ms)},
       {"started_at", TimestampJson(r.invoked_at_ms)},
       {"finished_at", TimestampJson(r.invoked_at_ms + r.duration_ms)},
@@ -268,6 +269,8 @@ json InvocationItem(const queue::Invocation& r) {
       {"dead_letter_reason",
        r.dead_letter_reason.empty() ? json(nullptr) : json(r.dead_letter_reason)},
       {"version", r.version},
+      // Each attempt of an alias's invocation may run another version: its record says which.
+      {"qualifier", r.qualifier.empty() ? json("$LATEST") : json(r.qualifier)},
       {"created_at", TimestampJson(r.created_at_ms)},
       {"started_at", TimestampJson(r.started_at_ms)},
       {"finished_at", TimestampJson(r.finished_at_ms)},

@@ -76,7 +76,9 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
   out += outcome.init_duration_ms ? std::to_string(*outcome.init_duration_ms) : "null";
   out += ",\"version\":";
   out += std::to_string(outcome.version);
-  out += ",\"memory_used_mb\":";
+  out += ",\"executed_version\":\"";
+  out += outcome.executed_version;
+  out += "\",\"memory_used_mb\":";
   out += result.memory_used_mb ? std::to_string(*result.memory_used_mb) : "null";
   out += ",\"response\":";
   out += result.response_json.empty() ? "null" : result.response_json;
@@ -88,7 +90,7 @@ std::string OutcomeJson(const core::InvokeOutcome& outcome) {
 
 // Queues the call; 202 {"invocation_id", "status": "queued"} once it is durable.
 asio::awaitable<HttpResponse> QueueInvocation(core::AsyncDispatcher& async, HttpRequest& request,
-                                              std::string event_json) {
+                                              std::string event_json, std::string qualifier) {
   if (event_json.size() > kMaxAsyncEventBytes) {
     co_return ErrorResponse(
         413, fmt::format("an async event may be at most {} bytes", kMaxAsyncEventBytes));
@@ -97,6 +99,7 @@ asio::awaitable<HttpResponse> QueueInvocation(core::AsyncDispatcher& async, Http
   submit.function_id = request.params["id"];
   submit.event_json = std::move(event_json);
   submit.trace_id = CallerTraceId(request);
+  submit.qualifier = std::move(qualifier);
   auto accepted = co_await async.Submit(std::move(submit));
   if (!accepted) co_return ErrorResponse(accepted.error());
   HttpResponse response =
@@ -123,7 +126,7 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
       "POST", "/v1/functions/:id/invoke",
       [&invoker, async](HttpRequest& request) -> asio::awaitable<HttpResponse> {
         if (!request.query.empty()) {
-          if (auto known = CheckQueryParameters(request, {"version"}); !known) {
+          if (auto known = CheckQueryParameters(request, {"version", "qualifier"}); !known) {
             co_return ErrorResponse(known.error());
           }
         }
@@ -150,6 +153,20 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
           }
           options.version = *version;
         }
+        // The version to run: `{id}:{qualifier}` in the path or `?qualifier=`, a published
+        // version's number or an alias (ids never hold a colon).
+        std::string id = request.params["id"];
+        if (const size_t colon = id.find(':'); colon != std::string::npos) {
+          options.qualifier = id.substr(colon + 1);
+          id.resize(colon);
+          request.params["id"] = id;
+        }
+        if (auto it = request.query.find("qualifier"); it != request.query.end()) {
+          if (!options.qualifier.empty() && options.qualifier != it->second) {
+            co_return ErrorResponse(400, "the qualifier in the path and ?qualifier= differ");
+          }
+          options.qualifier = it->second;
+        }
         if (async && wants_async) {
           if (options.version) {
             co_return ErrorResponse(
@@ -157,14 +174,16 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
                 "version applies to synchronous calls: an async call runs on the "
                 "version that serves when it starts");
           }
-          co_return co_await QueueInvocation(*async, request, std::move(event->event_json));
+          co_return co_await QueueInvocation(*async, request, std::move(event->event_json),
+                                             std::move(options.qualifier));
         }
         const auto parsed = std::chrono::steady_clock::now();
         options.trace_id = CallerTraceId(request);
-        auto outcome = co_await invoker.Invoke(request.params["id"], std::move(event->event_json),
+        auto outcome = co_await invoker.Invoke(std::move(id), std::move(event->event_json),
                                                std::move(options));
         if (!outcome) co_return ErrorResponse(outcome.error());
         HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
+        response.headers.emplace_back("X-Wisp-Executed-Version", outcome->executed_version);
         response.headers.emplace_back("Server-Timing",
                                       ServerTiming(parsed - received, outcome->result,
                                                    std::chrono::steady_clock::now() - received));

@@ -155,6 +155,7 @@ HttpResponse LambdaError(const Error& error) {
       return LambdaError(404, "ResourceNotFoundException", error.message);
     case ErrorCode::kAlreadyExists:
     case ErrorCode::kFailedPrecondition:
+    case ErrorCode::kConflict:
       return LambdaError(409, "ResourceConflictException", error.message);
     case ErrorCode::kTooLarge:
       return LambdaError(413, "RequestTooLargeException", error.message);
@@ -302,6 +303,7 @@ Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const json& body, bool c
         read = Invalid("Description must be at most 256 characters");
       } else {
         out.description = value.get<std::string>();
+        f.description = out.description;
       }
     } else if (key == "Publish") {
       if (!value.is_boolean()) {
@@ -340,7 +342,10 @@ Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const json& body, bool c
         for (const auto& [name, text] : value.items()) {
           if (!text.is_string()) read = Invalid(fmt::format("Tags.{} must be a string", name));
         }
-        if (read) out.tags = value;
+        if (read) {
+          out.tags = value;
+          f.tags = value.get<std::map<std::string, std::string>>();
+        }
       }
     } else if (key == "PackageType") {
       if (value != "Zip") {

@@ -10,6 +10,7 @@
 #include "wisp/api/function_codec.h"
 #include "wisp/api/json_views.h"
 #include "wisp/api/lambda_api_format.h"
+#include "wisp/api/lambda_version_format.h"
 #include "wisp/api/program_api_format.h"
 #include "wisp/api/routes.h"
 #include "wisp/code/tree_zip.h"
@@ -74,43 +75,18 @@ tl::expected<Target, HttpResponse> FindTarget(core::FunctionService& functions,
   return Target{function, std::move(*ref)};
 }
 
-// Until versions can be published, a function has $LATEST and the numbered versions it served:
-// a qualifier is $LATEST or the number of the serving version.
+// A qualifier names $LATEST, a published version or an alias (ResolveLambdaQualifier).
 std::optional<HttpResponse> CheckQualifier(const Target& target, const LambdaAccount& account) {
-  if (!target.ref.qualifier || *target.ref.qualifier == "$LATEST") return std::nullopt;
-  const std::string& qualifier = *target.ref.qualifier;
-  if (qualifier == std::to_string(target.function->record.version)) return std::nullopt;
-  return LambdaError(404, "ResourceNotFoundException",
-                     fmt::format("Function not found: {}:{}",
-                                 FunctionArn(account, target.function->record.name), qualifier));
+  if (ResolveLambdaQualifier(*target.function, target.ref.qualifier)) return std::nullopt;
+  return LambdaError(
+      404, "ResourceNotFoundException",
+      fmt::format("Function not found: {}:{}", FunctionArn(account, target.function->record.name),
+                  *target.ref.qualifier));
 }
 
 LambdaConfigurationView ViewOf(const core::Function& function, const core::RuntimeCatalog& runtimes,
                                const LambdaAccount& account) {
-  LambdaConfigurationView view;
-  if (const core::RuntimeEntry* runtime = runtimes.Find(function.record.runtime)) {
-    view.runtime = LambdaRuntimeName(*runtime, runtimes.Version(runtime->name));
-  } else {
-    view.runtime = function.record.runtime;
-  }
-  view.handler = function.record.handler;
-  if (const core::RuntimeEntry* runtime = runtimes.Find(function.record.runtime)) {
-    // As the runtime resolves it: /v1's "handler" alone is the default module's.
-    if (auto target = core::ParseHandler(*runtime, function.record.handler)) {
-      view.handler = target->ToString();
-    }
-  }
-  view.role = fmt::format("arn:aws:iam::{}:role/wisp-function", account.account_id);
-  view.code_size = static_cast<uint64_t>(function.record.code_size);
-  view.code_sha256 = function.record.code_sha256;
-  if (view.code_sha256.empty() && function.record.code_format == "file") {
-    // A /v1 function's one source file, before its first deploy has recorded the figures: they
-    // are the file's (what CodeStore::PutFile stores).
-    view.code_sha256 = code::Sha256Base64(function.record.code);
-    view.code_size = function.record.code.size();
-  }
-  view.serving = function.deployment != nullptr;
-  return view;
+  return LambdaViewOf(function.record, function.deployment != nullptr, runtimes, account);
 }
 
 // A function's Lambda log tail: START, its lines, END and REPORT, as X-Amz-Log-Result shows.
@@ -180,8 +156,6 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   if (!client_context) {
     co_return LambdaError(400, "InvalidRequestContentException", client_context.error().message);
   }
-  const std::string executed_version =
-      target->ref.qualifier ? *target->ref.qualifier : std::string("$LATEST");
   if (type == "DryRun") {
     // Lambda's check that the caller may invoke: the function exists and the request is sound.
     HttpResponse response;
@@ -198,6 +172,7 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
     submit.function_id = target->function->record.id;
     submit.event_json = std::move(*payload);
     submit.trace_id = CallerTraceId(request);
+    if (target->ref.qualifier) submit.qualifier = *target->ref.qualifier;
     auto accepted = co_await async.Submit(std::move(submit));
     if (!accepted) co_return LambdaError(accepted.error());
     HttpResponse response;
@@ -209,9 +184,7 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   options.request_id = request_id;
   options.trace_id = CallerTraceId(request);
   options.client_context = std::move(*client_context);
-  if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
-    options.version = std::stoi(*target->ref.qualifier);
-  }
+  if (target->ref.qualifier) options.qualifier = *target->ref.qualifier;
   const int memory_mb = target->function->record.memory_mb;
   auto outcome =
       co_await invoker.Invoke(target->function->record.id, std::move(*payload), std::move(options));
@@ -219,6 +192,7 @@ asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Inv
   HttpResponse response;
   response.status = 200;
   response.body = outcome->result.response_json.empty() ? "null" : outcome->result.response_json;
+  const std::string& executed_version = outcome->executed_version;
   response.headers.emplace_back("X-Amz-Executed-Version", executed_version);
   if (outcome->result.status != scheduler::InvocationStatus::kSuccess) {
     // The call worked; the function did not. Lambda says Unhandled for a thrown error, a
@@ -263,12 +237,18 @@ HttpResponse CodeChangeError(const Error& error) {
   return LambdaError(error);
 }
 
-// Versions are not published on this build: Publish is refused by name rather than ignored.
-std::optional<HttpResponse> RefusePublish(bool publish) {
-  if (!publish) return std::nullopt;
-  return LambdaError(400, "InvalidParameterValueException",
-                     "Publish: true is not supported: this Wisp serves $LATEST only; send the "
-                     "request without Publish");
+// Publish: true on CreateFunction and UpdateFunctionCode: once the new code has deployed (the
+// publish waits for the update in progress), it is frozen as the next version, and the answer
+// is that version's configuration, as Lambda's is.
+asio::awaitable<HttpResponse> PublishAfterChange(const CodeRouteContext& context,
+                                                 std::string id, int status) {
+  auto published = co_await context.functions.PublishVersion(id, "");
+  if (!published) co_return CodeChangeError(published.error());
+  store::FunctionRecord config = published->config;
+  config.updated_at_ms = published->created_at_ms;
+  LambdaConfigurationView view = LambdaViewOf(config, true, context.runtimes, context.account);
+  view.version = std::to_string(published->number);
+  co_return LambdaJson(status, EncodeLambdaConfiguration(config, view, context.account));
 }
 
 // simdjson's tree as nlohmann's, but for the string `zip_field` names (the object it is a
@@ -408,9 +388,9 @@ asio::awaitable<HttpResponse> CreateFunction(const CodeRouteContext& context,
   };
   auto parsed = co_await Offload(context.workers, std::move(parse));
   if (!parsed) co_return parsed.error();
-  if (auto refused = RefusePublish(parsed->publish)) co_return *refused;
   auto created = co_await context.functions.Create(std::move(parsed->fields));
   if (!created) co_return CodeChangeError(created.error());
+  if (parsed->publish) co_return co_await PublishAfterChange(context, created->id, 201);
   const core::Function* f = context.functions.Find(created->id);
   if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function deleted meanwhile");
   co_return LambdaJson(
@@ -436,7 +416,11 @@ asio::awaitable<HttpResponse> UpdateFunctionCode(const CodeRouteContext& context
   };
   auto parsed = co_await Offload(context.workers, std::move(parse));
   if (!parsed) co_return parsed.error();
-  if (auto refused = RefusePublish(parsed->publish)) co_return *refused;
+  if (parsed->publish && parsed->dry_run) {
+    co_return LambdaError(400, "InvalidParameterValueException",
+                          "DryRun checks a package without changing the function: it cannot "
+                          "Publish");
+  }
   const core::Function* f = context.functions.Find(id);
   if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function not found");
   if (parsed->revision_id && *parsed->revision_id != LambdaRevisionId(f->record)) {
@@ -456,6 +440,7 @@ asio::awaitable<HttpResponse> UpdateFunctionCode(const CodeRouteContext& context
     fields.zip = std::move(parsed->zip);
     auto updated = co_await context.functions.Update(id, std::move(fields));
     if (!updated) co_return CodeChangeError(updated.error());
+    if (parsed->publish) co_return co_await PublishAfterChange(context, id, 200);
     f = context.functions.Find(id);
     if (!f) co_return LambdaError(404, "ResourceNotFoundException", "Function deleted meanwhile");
   }
@@ -591,14 +576,18 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (!target) co_return target.error();
           if (auto missing = CheckQualifier(*target, account)) co_return *missing;
           const core::Function& f = *target->function;
-          LambdaConfigurationView view = ViewOf(f, runtimes, account);
-          if (target->ref.qualifier) view.version = *target->ref.qualifier;
+          auto qualified = ResolveLambdaQualifier(f, target->ref.qualifier);
+          if (!qualified) co_return LambdaError(qualified.error());
+          LambdaConfigurationView view =
+              LambdaViewOf(*qualified->record, qualified->serving, runtimes, account);
+          view.version = qualified->version;
           co_return LambdaJson(
-              200, json{{"Configuration", EncodeLambdaConfiguration(f.record, view, account)},
-                        {"Code",
-                         {{"RepositoryType", "S3"},
-                          {"Location", CodeLocation(request, f.record.name, target->ref)}}},
-                        {"Tags", json::object()}});
+              200,
+              json{{"Configuration", EncodeLambdaConfiguration(*qualified->record, view, account)},
+                   {"Code",
+                    {{"RepositoryType", "S3"},
+                     {"Location", CodeLocation(request, f.record.name, target->ref)}}},
+                   {"Tags", f.record.tags}});
         });
 
   route("GET", "/2015-03-31/functions/:name/configuration",
@@ -608,10 +597,12 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
           if (auto missing = CheckQualifier(*target, account)) co_return *missing;
-          LambdaConfigurationView view = ViewOf(*target->function, runtimes, account);
-          if (target->ref.qualifier) view.version = *target->ref.qualifier;
-          co_return LambdaJson(200,
-                               EncodeLambdaConfiguration(target->function->record, view, account));
+          auto qualified = ResolveLambdaQualifier(*target->function, target->ref.qualifier);
+          if (!qualified) co_return LambdaError(qualified.error());
+          LambdaConfigurationView view =
+              LambdaViewOf(*qualified->record, qualified->serving, runtimes, account);
+          view.version = qualified->version;
+          co_return LambdaJson(200, EncodeLambdaConfiguration(*qualified->record, view, account));
         });
 
   route("PUT", "/2015-03-31/functions/:name/configuration",
@@ -645,10 +636,20 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
-          if (target->ref.qualifier) {
-            co_return LambdaError(400, "InvalidParameterValueException",
-                                  "only $LATEST exists until versions are published: delete the "
-                                  "function without a qualifier");
+          if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
+            // A qualifier deletes that version only (never one an alias points at).
+            auto number = ParseVersionNumber(*target->ref.qualifier);
+            if (!number) {
+              co_return LambdaError(400, "InvalidParameterValueException",
+                                    "DeleteFunction takes a version number as qualifier, not "
+                                    "an alias: delete an alias with DeleteAlias");
+            }
+            const std::string id = target->function->record.id;
+            auto deleted = co_await functions.DeleteVersion(id, *number);
+            if (!deleted) co_return LambdaError(deleted.error());
+            HttpResponse response;
+            response.status = 204;
+            co_return response;
           }
           // A copy: the delete destroys the function, and the record's id with it.
           const std::string id = target->function->record.id;
@@ -671,6 +672,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
   AddLambdaCodeRoutes(router, route,
                       CodeRouteContext{functions, runtimes, workers, code_store, account,
                                        code_store.limits().max_zip_bytes});
+  AddLambdaVersionRoutes(router, functions, account);
 
   route("GET", "/2016-08-19/account-settings",
         [&functions, &scheduler](HttpRequest& request,

@@ -63,6 +63,27 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
                         asio::thread_pool& workers, code::CodeStore& code_store,
                         LambdaAccount account);
 
+// /v1/functions/:id/versions (publish, list, delete) and /v1/functions/:id/aliases[/:alias].
+void AddVersionRoutes(Router& router, core::FunctionService& functions);
+
+// The Lambda API's PublishVersion, ListVersionsByFunction, aliases and tags; called by
+// AddLambdaApiRoutes.
+void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
+                            LambdaAccount account);
+// What a Lambda configuration shows of `record` beside its fields.
+LambdaConfigurationView LambdaViewOf(const store::FunctionRecord& record, bool serving,
+                                     const core::RuntimeCatalog& runtimes,
+                                     const LambdaAccount& account);
+// The configuration a qualifier ($LATEST, a version number, an alias) names, and the version it
+// is ("$LATEST" or "N"); kNotFound for an unknown one.
+struct LambdaQualified {
+  const store::FunctionRecord* record = nullptr;
+  std::string version;
+  bool serving = false;
+};
+Result<LambdaQualified> ResolveLambdaQualifier(const core::Function& function,
+                                               const std::optional<std::string>& qualifier);
+
 // /health: liveness, uptime and invocation counters.
 struct HealthInfo {
   std::chrono::steady_clock::time_point started;

@@ -18,6 +18,7 @@ enum class ErrorCode {
   kNotFound,            // 404
   kAlreadyExists,       // 409
   kFailedPrecondition,  // the object is not in a state that allows this (409)
+  kConflict,            // someone else changed the object first (409): read it again, retry
   kTooLarge,            // 413
   kResourceExhausted,   // a limit was hit (429)
   kUnavailable,         // try again later (503)

@@ -122,6 +122,7 @@ const Setting kSettings[] = {
     {"account_id", SetAccountId},
     {"listen", SetListen},
     {"data_dir", SetString<&Config::data_dir>},
+    {"store_file", SetString<&Config::store_file>},
     {"log_json", SetBool<&Config::log_json>},
     {"log_level", SetString<&Config::log_level>},
     {"node_path", SetString<&Config::node_path>},

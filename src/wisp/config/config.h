@@ -23,6 +23,10 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 18080;
   std::string data_dir = "data";
+  // The SQLite file of functions, versions, aliases and invocation records; empty:
+  // <data_dir>/wisp.db. wispd processes with data dirs of their own may share one: each
+  // follows the others' changes of functions (the store decides names and update order).
+  std::string store_file;
   bool log_json = false;
   std::string log_level = "info";
 

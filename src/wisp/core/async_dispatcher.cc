@@ -120,9 +120,17 @@ void AsyncDispatcher::Kick() {
 }
 
 asio::awaitable<Result<queue::Invocation>> AsyncDispatcher::Submit(SubmitRequest request) {
-  if (!functions_.Find(request.function_id)) {
+  Function* function = functions_.Find(request.function_id);
+  if (!function) {
     co_return MakeError(ErrorCode::kNotFound,
                         fmt::format("function {} not found", request.function_id));
+  }
+  if (!request.qualifier.empty()) {
+    // Checked now, as Lambda does: an unknown version or alias is the caller's error, not a
+    // dead letter later. (Each attempt resolves it again: an alias may move meanwhile.)
+    if (auto target = functions_.Resolve(*function, request.qualifier, 0); !target) {
+      co_return tl::unexpected(target.error());
+    }
   }
   if (queue_.stats().queued >= options_.max_queued) {
     co_return MakeError(
@@ -135,6 +143,7 @@ asio::awaitable<Result<queue::Invocation>> AsyncDispatcher::Submit(SubmitRequest
   invocation.event_json = std::move(request.event_json);
   invocation.headers_json = std::move(request.headers_json);
   invocation.trace_id = std::move(request.trace_id);
+  invocation.qualifier = std::move(request.qualifier);
   invocation.timeout_ms = request.timeout_ms;
   invocation.created_at_ms = invocation.enqueued_at_ms = invocation.next_attempt_at_ms = NowMs();
   queue::Invocation accepted = invocation;
@@ -256,6 +265,7 @@ asio::awaitable<void> AsyncDispatcher::Execute(queue::Invocation invocation) {
     // A copy: moving it out of the coroutine's parameter crashed wispd when built with -O3
     // by g++ 12 (not at -O0), one more of its coroutine bugs (see NOTES.md).
     options.trace_id = invocation.trace_id;
+    options.qualifier = invocation.qualifier;
     options.client_context = ClientContext(invocation.headers_json);
     if (invocation.timeout_ms > 0)
       options.timeout = std::chrono::milliseconds(invocation.timeout_ms);

@@ -54,6 +54,7 @@ struct SubmitRequest {
   std::string headers_json = "{}";
   int64_t timeout_ms = 0;  // 0: the function's timeout
   std::string trace_id;    // the caller's X-Amzn-Trace-Id (see InvokeOptions); empty: none
+  std::string qualifier;   // a published version or an alias (see InvokeOptions); empty: $LATEST
 };
 
 class AsyncDispatcher {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "wisp/common/ids.h"
+#include "wisp/core/alias_routing.h"
 
 namespace wisp::core {
 namespace fs = std::filesystem;
@@ -57,6 +58,8 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
   if (f.vcpu) r.vcpu = *f.vcpu;
   if (f.env) r.env = *f.env;
   if (f.network) r.network = *f.network;
+  if (f.description) r.description = *f.description;
+  if (f.tags) r.tags = *f.tags;
 }
 
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
@@ -77,6 +80,10 @@ FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& worker
       settings_(std::move(settings)) {}
 
 Result<void> FunctionService::Load() {
+  // First: whatever changes after it, the watch applies (again, if already read below).
+  auto revision = store_.LatestRevision();
+  if (!revision) return tl::unexpected(revision.error());
+  followed_revision_ = *revision;
   auto records = store_.ListFunctions();
   if (!records) return tl::unexpected(records.error());
   bool legacy_kept = false;  // an older wispd's code that could not be moved: not removed
@@ -97,8 +104,10 @@ Result<void> FunctionService::Load() {
     }
     if (record.code_tree != stored_tree) {
       // Moved from an older wispd's directory (or made again): the record names its tree now.
-      if (auto stored = store_.PutFunction(record); !stored) {
+      if (auto stored = store_.UpdateFunction(record, record.revision); !stored) {
         spdlog::warn("function {}: code tree not stored: {}", record.id, stored.error().message);
+      } else {
+        record.revision = *stored;
       }
     }
     if (record.state == "ready") {
@@ -115,13 +124,23 @@ Result<void> FunctionService::Load() {
     }
     function->record = record;
     const std::string id = record.id;
+    auto versions = store_.ListVersions(id);
+    auto aliases = store_.ListAliases(id);
+    if (!versions) return tl::unexpected(versions.error());
+    if (!aliases) return tl::unexpected(aliases.error());
+    std::vector<std::pair<int, Result<code::TreeHandle>>> trees;
+    for (const auto& version : *versions) {
+      trees.emplace_back(version.number, VersionTree(version));
+      if (trees.back().second) referenced.insert((*trees.back().second)->hash());
+    }
+    AdoptVersions(*function, std::move(*versions), std::move(trees), std::move(*aliases));
     functions_[id] = std::move(function);
     if (interrupted) {
       // wispd stopped mid-deploy: deploy again rather than leave the function stuck.
       Function& f = *functions_[id];
       f.first_deploy = std::make_shared<Event>(io_.get_executor());
-      f.changing = f.first_deploy;
-      asio::co_spawn(io_, Deploy(id, record.version, record, nullptr), asio::detached);
+      f.changing = std::make_shared<Event>(io_.get_executor());
+      asio::co_spawn(io_, DeployCreated(id, record, nullptr, f.changing, true), asio::detached);
     }
   }
   spdlog::info("loaded {} functions from the store", functions_.size());
@@ -183,12 +202,6 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
     auto unpacked = co_await UnpackPackage(zip, record);
     if (!unpacked) co_return tl::unexpected(unpacked.error());
     package = *unpacked;
-    for (const auto& [id, f] : functions_) {
-      if (f->record.name == record.name) {
-        co_return MakeError(ErrorCode::kAlreadyExists,
-                            fmt::format("a function named '{}' already exists", record.name));
-      }
-    }
   }
   record.version = 1;
   record.state = "creating";
@@ -199,23 +212,30 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   function->metrics = metrics_.ForFunction(record.id, record.name);
   function->latest_version = 1;
   function->first_deploy = std::make_shared<Event>(io_.get_executor());
-  function->changing = function->first_deploy;
-  functions_[record.id] = std::move(function);  // reserves the name while storing
+  function->changing = std::make_shared<Event>(io_.get_executor());
+  functions_[record.id] = std::move(function);
 
-  auto put = [this, record] { return store_.PutFunction(record); };
+  // The store decides whether the name is free (another wispd on the same store may have
+  // taken it a moment ago).
+  auto put = [this, record] { return store_.CreateFunction(record); };
   auto stored = co_await Offload(record_writes_, std::move(put));
   if (!stored) {
+    if (Function* f = Find(record.id)) {
+      f->first_deploy->Set();
+      f->changing->Set();
+    }
     functions_.erase(record.id);
     metrics_.RemoveFunction(record.id);
     co_return tl::unexpected(stored.error());
   }
   Function* f = Find(record.id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, "function deleted while being created");
+  record.revision = f->record.revision = *stored;
   f->record.state = "deploying";
   f->code = package;
   Announce("function.created", f->record, 1, "");
   Announce("function.deploying", f->record, 1, "");
-  asio::co_spawn(io_, Deploy(record.id, 1, record, package), asio::detached);
+  asio::co_spawn(io_, DeployCreated(record.id, record, package, f->changing, true), asio::detached);
   co_return f->record;
 }
 
@@ -225,6 +245,11 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
   if (auto valid = ValidateFields(fields, runtimes_); !valid) {
     co_return tl::unexpected(valid.error());
   }
+  if (!Find(id))
+    co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  // What another node wrote meanwhile first: the update applies on top of the store's record
+  // (a store read; its compare-and-swap would refuse a stale one).
+  co_await Follow(id);
   Function* f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   while (f->changing) {
@@ -280,9 +305,32 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
   }
 
   if (!NeedsNewVersion(fields)) {
+    // Only what needs no new instances: the rest of the record stays as it is. Stored first
+    // (compared against the revision this node has): a change someone else made meanwhile wins.
+    store::FunctionRecord changed = f->record;
+    for (store::FunctionRecord* r : {&changed}) {
+      r->timeout_seconds = candidate.timeout_seconds;
+      r->max_retries = candidate.max_retries;
+      r->retry_delay_seconds = candidate.retry_delay_seconds;
+      r->max_event_age_seconds = candidate.max_event_age_seconds;
+      r->max_concurrency = candidate.max_concurrency;
+      r->min_instances = candidate.min_instances;
+      r->metadata_json = candidate.metadata_json;
+      r->version_label = candidate.version_label;
+      r->description = candidate.description;
+      r->tags = candidate.tags;
+      r->updated_at_ms = candidate.updated_at_ms;
+    }
+    auto put = [this, changed] { return store_.UpdateFunction(changed, changed.revision); };
+    auto stored = co_await Offload(record_writes_, std::move(put));
+    if (!stored) co_return tl::unexpected(stored.error());
+    f = Find(id);
+    if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
     const bool limits_changed = candidate.max_concurrency != f->record.max_concurrency ||
                                 candidate.min_instances != f->record.min_instances;
-    // Only what needs no new instances: the rest of the record stays as it is.
+    f->record.revision = *stored;
+    f->record.description = candidate.description;
+    f->record.tags = candidate.tags;
     f->record.timeout_seconds = candidate.timeout_seconds;
     f->record.max_retries = candidate.max_retries;
     f->record.retry_delay_seconds = candidate.retry_delay_seconds;
@@ -301,32 +349,38 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
       f->deployment = std::move(copy);
       scheduler_.Publish(f->deployment);  // min_instances may have changed
     }
-    const store::FunctionRecord snapshot = f->record;
-    auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
-    auto stored = co_await Offload(record_writes_, std::move(put));
-    if (!stored) co_return tl::unexpected(stored.error());
-    f = Find(id);
-    if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
     co_return f->record;
   }
 
   const int version = ++f->latest_version;
   Announce("function.deploying", f->record, version, "");
-  co_await Deploy(id, version, candidate, package);
+  auto deployed = co_await Deploy(id, version, candidate, package, true);
+  if (!deployed) co_return tl::unexpected(deployed.error());
   f = Find(id);
   if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
   co_return f->record;
 }
 
-asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
-                                              store::FunctionRecord candidate,
-                                              code::TreeHandle package) {
+asio::awaitable<void> FunctionService::DeployCreated(std::string id, store::FunctionRecord record,
+                                                     code::TreeHandle package,
+                                                     std::shared_ptr<Event> creating,
+                                                     bool store_result) {
+  const int version = record.version;
+  auto deployed = co_await Deploy(id, version, std::move(record), std::move(package), store_result);
+  if (!deployed) spdlog::warn("function {}: {}", id, deployed.error().message);
+  if (Function* f = Find(id); f && f->changing == creating) f->changing.reset();
+  creating->Set();
+}
+
+asio::awaitable<Result<void>> FunctionService::Deploy(std::string id, int version,
+                                                      store::FunctionRecord candidate,
+                                                      code::TreeHandle package, bool store_result) {
   std::string failure;
   std::shared_ptr<const scheduler::Deployment> deployment;
   code::TreeHandle tree = package;
   const auto started = clock_.Now();
   const Function* deploying = Find(id);
-  if (!deploying) co_return;
+  if (!deploying) co_return Result<void>();
   const std::shared_ptr<scheduler::FunctionLifetime> lifetime = deploying->lifetime;
 
   if (auto file = CodeFileName(candidate); !file) {
@@ -340,7 +394,7 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
       tree.reset();
       package.reset();
       CollectCode();
-      co_return;
+      co_return Result<void>();
     }
     if (!prepared) {
       failure = prepared.error().message;
@@ -366,8 +420,8 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   }
 
   Function* f = Find(id);
-  if (!f) co_return;                            // deleted meanwhile
-  if (f->latest_version != version) co_return;  // a newer update superseded this one
+  if (!f) co_return Result<void>();                            // deleted meanwhile
+  if (f->latest_version != version) co_return Result<void>();  // a newer update superseded it
 
   store::FunctionRecord& record = f->record;
   if (failure.empty()) {
@@ -402,18 +456,29 @@ asio::awaitable<void> FunctionService::Deploy(std::string id, int version,
   }
   if (f->first_deploy) {
     f->first_deploy->Set();
-    if (f->changing == f->first_deploy) f->changing.reset();
     f->first_deploy.reset();
   }
-  const store::FunctionRecord snapshot = record;
-  auto put = [this, snapshot] { return store_.PutFunction(snapshot); };
-  auto stored = co_await Offload(record_writes_, std::move(put));
-  if (!stored) spdlog::error("function {}: state not stored: {}", id, stored.error().message);
+  // Following another node's write: this node now has that revision, loaded or not.
+  if (!store_result) record.revision = std::max(record.revision, candidate.revision);
+  Result<void> outcome;
+  if (store_result) {
+    const store::FunctionRecord snapshot = record;
+    auto put = [this, snapshot] { return store_.UpdateFunction(snapshot, snapshot.revision); };
+    auto stored = co_await Offload(record_writes_, std::move(put));
+    if (!stored) {
+      // kConflict: another node changed the function meanwhile; the watch brings its change.
+      spdlog::warn("function {}: state not stored: {}", id, stored.error().message);
+      outcome = tl::unexpected(stored.error());
+    } else if (Function* g = Find(id); g && g->record.revision == snapshot.revision) {
+      g->record.revision = *stored;
+    }
+  }
   // The version this one replaced, or this one if it failed, may have left a tree behind.
   tree.reset();
   package.reset();
   deployment.reset();
   CollectCode();
+  co_return outcome;
 }
 
 asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
@@ -422,12 +487,8 @@ asio::awaitable<Result<void>> FunctionService::Delete(std::string id) {
   if (it == functions_.end()) {
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
   }
-  if (it->second->first_deploy) it->second->first_deploy->Set();
-  it->second->lifetime->deleted = true;
-  Announce("function.deleted", it->second->record, it->second->record.version, "");
-  functions_.erase(it);
-  metrics_.RemoveFunction(id);
-  scheduler_.RetireFunction(id);
+  DropLocal(id);
+  deleted_here_.insert(id);  // the watch must not bring it back before the store forgets it
   auto remove = [this, id]() -> Result<void> {
     auto deleted = store_.DeleteFunction(id);
     if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
@@ -487,7 +548,7 @@ void FunctionService::MarkInvoked(Function& function) {
 void FunctionService::PersistActivity() {
   for (const auto& [id, f] : functions_) {
     if (!f->record.last_invoked_at_ms) continue;
-    if (auto stored = store_.PutFunction(f->record); !stored) {
+    if (auto stored = store_.RecordActivity(id, *f->record.last_invoked_at_ms); !stored) {
       spdlog::warn("function {}: last_invoked_at not stored: {}", id, stored.error().message);
     }
   }
@@ -766,6 +827,359 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
     spawn.env.push_back(std::move(entry));
   }
   return std::shared_ptr<const scheduler::Deployment>(std::move(deployment));
+}
+
+void FunctionService::DropLocal(const std::string& id) {
+  auto it = functions_.find(id);
+  if (it == functions_.end()) return;
+  if (it->second->first_deploy) it->second->first_deploy->Set();
+  if (it->second->changing) it->second->changing->Set();
+  it->second->lifetime->deleted = true;
+  Announce("function.deleted", it->second->record, it->second->record.version, "");
+  functions_.erase(it);
+  metrics_.RemoveFunction(id);
+  scheduler_.RetireFunction(id);
+}
+
+Result<code::TreeHandle> FunctionService::VersionTree(const store::VersionRecord& version) {
+  const store::FunctionRecord& config = version.config;
+  if (auto held = code_store_.Acquire(config.code_tree)) return held;
+  // Not on this node (published by another wispd on the same store): a single file travels in
+  // the record; a package or a build does not.
+  const auto runtime = RuntimeOf(config);
+  if (config.code_format != "file" || !runtime || (*runtime)->compiled) {
+    return MakeError(ErrorCode::kNotFound,
+                     fmt::format("the code of version {} is not on this node", version.number));
+  }
+  auto file = CodeFileName(config);
+  if (!file) return tl::unexpected(file.error());
+  return code_store_.PutFile(*file, config.code);
+}
+
+Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildVersionDeployment(
+    const Function& function, const store::VersionRecord& version, code::TreeHandle tree) const {
+  store::FunctionRecord config = version.config;
+  config.id = function.record.id;
+  auto built = BuildDeployment(config, version.number, function.lifetime, std::move(tree));
+  if (!built) return built;
+  auto deployment = std::make_shared<scheduler::Deployment>(**built);
+  deployment->pool = fmt::format("{}#{}", function.record.id, version.number);
+  deployment->executed_version = std::to_string(version.number);
+  return std::shared_ptr<const scheduler::Deployment>(std::move(deployment));
+}
+
+void FunctionService::AdoptVersions(Function& function, std::vector<store::VersionRecord> versions,
+                                    std::vector<std::pair<int, Result<code::TreeHandle>>> trees,
+                                    std::vector<store::AliasRecord> aliases) {
+  std::map<int, PublishedVersion> adopted;
+  for (auto& version : versions) {
+    const int number = version.number;
+    if (auto kept = function.versions.find(number); kept != function.versions.end()) {
+      adopted[number] = std::move(kept->second);  // immutable: what this node has is it
+      continue;
+    }
+    PublishedVersion published{std::move(version), nullptr};
+    for (auto& [tree_number, tree] : trees) {
+      if (tree_number != number) continue;
+      if (!tree) {
+        spdlog::warn("function {} version {}: {}", function.record.name, number,
+                     tree.error().message);
+        break;
+      }
+      auto built = BuildVersionDeployment(function, published.record, *tree);
+      if (built) {
+        published.deployment = *built;
+        scheduler_.Publish(published.deployment);  // its min_instances
+      } else {
+        spdlog::warn("function {} version {}: {}", function.record.name, number,
+                     built.error().message);
+      }
+    }
+    adopted[number] = std::move(published);
+  }
+  for (const auto& [number, gone] : function.versions) {
+    if (!adopted.count(number))
+      scheduler_.RetirePool(fmt::format("{}#{}", function.record.id, number));
+  }
+  function.versions = std::move(adopted);
+  function.aliases.clear();
+  for (auto& alias : aliases) function.aliases[alias.name] = std::move(alias);
+}
+
+asio::awaitable<Result<store::VersionRecord>> FunctionService::PublishVersion(
+    std::string id, std::string description) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  // What is published is the store's $LATEST, also when another node changed it a moment ago.
+  if (Find(id)) co_await Follow(id);
+  Function* f = Find(id);
+  if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  while (f->changing) {
+    const auto busy = f->changing;
+    co_await busy->Wait();
+    f = Find(id);
+    if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
+  }
+  if (!f->deployment || f->record.state != "ready") {
+    co_return MakeError(ErrorCode::kFailedPrecondition,
+                        fmt::format("function {} has no loaded $LATEST to publish (state {})",
+                                    f->record.name, f->record.state));
+  }
+  if (!f->versions.empty()) {
+    // Nothing changed since the newest version: Lambda answers with that version.
+    const store::FunctionRecord& newest = f->versions.rbegin()->second.record.config;
+    const store::FunctionRecord& latest = f->record;
+    if (newest.code_tree == latest.code_tree && newest.runtime == latest.runtime &&
+        newest.handler == latest.handler && newest.style == latest.style &&
+        newest.env == latest.env && newest.memory_mb == latest.memory_mb &&
+        newest.vcpu == latest.vcpu && newest.timeout_seconds == latest.timeout_seconds &&
+        newest.network == latest.network && newest.description == latest.description) {
+      co_return f->versions.rbegin()->second.record;
+    }
+  }
+  store::VersionRecord version;
+  version.function_id = id;
+  version.config = f->record;
+  version.description = description;
+  version.created_at_ms = ToEpochMillis(clock_.WallNow());
+  code::TreeHandle tree = f->code;  // held by the version's deployment from here on
+  auto put = [this, version] { return store_.PublishVersion(version); };
+  auto stored = co_await Offload(record_writes_, std::move(put));
+  if (!stored) co_return tl::unexpected(stored.error());
+  f = Find(id);
+  if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
+  PublishedVersion published{*stored, nullptr};
+  auto built = BuildVersionDeployment(*f, published.record, tree);
+  if (!built) co_return tl::unexpected(built.error());
+  published.deployment = *built;
+  scheduler_.Publish(published.deployment);
+  f->versions[stored->number] = std::move(published);
+  spdlog::info("function {} ({}): published version {}", f->record.name, id, stored->number);
+  co_return *stored;
+}
+
+asio::awaitable<Result<void>> FunctionService::DeleteVersion(std::string id, int number) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  if (!Find(id))
+    co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  auto remove = [this, id, number] { return store_.DeleteVersion(id, number); };
+  auto removed = co_await Offload(record_writes_, std::move(remove));
+  if (!removed) co_return removed;
+  if (Function* f = Find(id)) f->versions.erase(number);
+  scheduler_.RetirePool(fmt::format("{}#{}", id, number));
+  CollectCode();
+  co_return Result<void>();
+}
+
+asio::awaitable<Result<store::AliasRecord>> FunctionService::PutAlias(
+    std::string id, store::AliasRecord alias, bool create,
+    std::optional<std::string> expected_revision_id) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  if (!Find(id))
+    co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  if (auto valid =
+          ValidateRoute({alias.version, alias.additional_version, alias.additional_weight});
+      !valid) {
+    co_return tl::unexpected(valid.error());
+  }
+  alias.function_id = id;
+  alias.revision_id = NewUuid();
+  alias.updated_at_ms = ToEpochMillis(clock_.WallNow());
+  if (create) alias.created_at_ms = alias.updated_at_ms;
+  auto put = [this, alias, create, expected_revision_id] {
+    return store_.PutAlias(alias, create, expected_revision_id);
+  };
+  auto stored = co_await Offload(record_writes_, std::move(put));
+  if (!stored) co_return tl::unexpected(stored.error());
+  Function* f = Find(id);
+  if (!f) co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} was deleted", id));
+  if (auto old = f->aliases.find(alias.name); old != f->aliases.end() && !create) {
+    alias.created_at_ms = old->second.created_at_ms;
+  }
+  f->aliases[alias.name] = alias;
+  co_return alias;
+}
+
+asio::awaitable<Result<void>> FunctionService::DeleteAlias(std::string id, std::string name) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  if (!Find(id))
+    co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
+  auto remove = [this, id, name] { return store_.DeleteAlias(id, name); };
+  auto removed = co_await Offload(record_writes_, std::move(remove));
+  if (!removed) co_return removed;
+  if (Function* f = Find(id)) f->aliases.erase(name);
+  co_return Result<void>();
+}
+
+Result<ResolvedTarget> FunctionService::Resolve(Function& function, std::string_view qualifier,
+                                                double uniform) {
+  if (qualifier.empty() || qualifier == "$LATEST") {
+    return ResolvedTarget{function.deployment, &function.record};
+  }
+  int number = 0;
+  const bool numeric = qualifier.find_first_not_of("0123456789") == std::string_view::npos;
+  if (numeric) {
+    number = std::atoi(std::string(qualifier).c_str());
+  } else {
+    auto alias = function.aliases.find(qualifier);
+    if (alias == function.aliases.end()) {
+      return MakeError(ErrorCode::kNotFound,
+                       fmt::format("function {} has no alias {}", function.record.name, qualifier));
+    }
+    const store::AliasRecord& a = alias->second;
+    number = ChooseVersion({a.version, a.additional_version, a.additional_weight}, uniform);
+  }
+  auto version = function.versions.find(number);
+  if (version == function.versions.end()) {
+    return MakeError(ErrorCode::kNotFound,
+                     fmt::format("function {} has no version {}", function.record.name, number));
+  }
+  if (!version->second.deployment) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     fmt::format("version {} of function {} cannot run on this node: its code is "
+                                 "missing",
+                                 number, function.record.name));
+  }
+  return ResolvedTarget{version->second.deployment, &version->second.record.config};
+}
+
+void FunctionService::StartWatching(std::chrono::milliseconds period) {
+  watch_period_ = period;
+  watching_ = true;
+  watch_timer_.emplace(io_);
+  asio::co_spawn(io_, Watch(), asio::detached);
+}
+
+void FunctionService::StopWatching() {
+  watching_ = false;
+  if (watch_timer_) watch_timer_->cancel();
+}
+
+asio::awaitable<void> FunctionService::Watch() {
+  while (watching_) {
+    watch_timer_->expires_after(watch_period_);
+    boost::system::error_code ec;  // cancelled by StopWatching
+    co_await watch_timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!watching_) break;
+    co_await FollowChanges();
+  }
+}
+
+asio::awaitable<void> FunctionService::FollowChanges() {
+  constexpr int kChangesPerRead = 1000;
+  const int64_t since = followed_revision_;
+  auto read = [this, since] { return store_.Changes(since, kChangesPerRead); };
+  auto changes = co_await Offload(workers_, std::move(read));
+  if (!changes) {
+    spdlog::warn("store watch: {}", changes.error().message);
+    co_return;
+  }
+  if (changes->empty()) co_return;
+  std::vector<std::string> ids;
+  if (changes->front().revision > since + 1) {
+    // The log no longer reaches back to where this node was: look at every function.
+    auto all = co_await Offload(workers_, [this] { return store_.ListFunctions(); });
+    if (!all) co_return;
+    for (const auto& record : *all) ids.push_back(record.id);
+    for (const auto& [id, f] : functions_) ids.push_back(id);
+  }
+  for (const auto& change : *changes) ids.push_back(change.function_id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  bool all_applied = true;
+  for (const auto& id : ids) all_applied = co_await Follow(id) && all_applied;
+  // A function busy with a change of this node's is looked at again next time.
+  if (all_applied) followed_revision_ = std::max(followed_revision_, changes->back().revision);
+}
+
+asio::awaitable<bool> FunctionService::Follow(std::string id) {
+  struct StoredState {
+    Result<store::FunctionRecord> record = MakeError(ErrorCode::kNotFound, "");
+    std::vector<store::VersionRecord> versions;
+    std::vector<store::AliasRecord> aliases;
+    std::vector<std::pair<int, Result<code::TreeHandle>>> trees;
+  };
+  // The trees of versions this node does not have yet are made or found on the pool too.
+  std::set<int> known;
+  if (Function* f = Find(id)) {
+    for (const auto& [number, version] : f->versions) known.insert(number);
+  }
+  auto read = [this, id, known]() -> StoredState {
+    StoredState state;
+    state.record = store_.GetFunction(id);
+    if (!state.record) return state;
+    if (auto versions = store_.ListVersions(id)) state.versions = std::move(*versions);
+    if (auto aliases = store_.ListAliases(id)) state.aliases = std::move(*aliases);
+    for (const auto& version : state.versions) {
+      if (!known.count(version.number)) {
+        state.trees.emplace_back(version.number, VersionTree(version));
+      }
+    }
+    return state;
+  };
+  StoredState stored = co_await Offload(workers_, std::move(read));
+  Function* f = Find(id);
+  if (!stored.record) {
+    if (stored.record.error().code == ErrorCode::kNotFound && f) {
+      spdlog::info("function {} ({}) was deleted through the store: removing it", f->record.name,
+                   id);
+      DropLocal(id);
+      CollectCode();
+    }
+    co_return true;
+  }
+  store::FunctionRecord& record = *stored.record;
+  if (!f && deleted_here_.count(id)) co_return true;
+  if (!f) {
+    // Created by another node: deploy it here too (without writing: the writer does that).
+    auto function = std::make_unique<Function>();
+    function->metrics = metrics_.ForFunction(record.id, record.name);
+    function->latest_version = record.version;
+    function->record = record;
+    function->record.state = "deploying";
+    function->first_deploy = std::make_shared<Event>(io_.get_executor());
+    function->changing = std::make_shared<Event>(io_.get_executor());
+    auto creating = function->changing;
+    functions_[id] = std::move(function);
+    f = Find(id);
+    AdoptVersions(*f, std::move(stored.versions), std::move(stored.trees),
+                  std::move(stored.aliases));
+    spdlog::info("function {} ({}) was created through the store: deploying it", record.name, id);
+    asio::co_spawn(io_, DeployCreated(id, record, nullptr, creating, false), asio::detached);
+    co_return true;
+  }
+  AdoptVersions(*f, std::move(stored.versions), std::move(stored.trees), std::move(stored.aliases));
+  // This node's own writes are not followed; a change of its own in flight goes first (its
+  // store write then conflicts, and the next look applies the other node's).
+  if (record.revision <= f->record.revision) co_return true;
+  if (f->changing) co_return false;
+  const store::FunctionRecord& local = f->record;
+  const bool same_code = record.code_tree == local.code_tree && record.code == local.code &&
+                         record.runtime == local.runtime && record.handler == local.handler &&
+                         record.style == local.style && record.memory_mb == local.memory_mb &&
+                         record.vcpu == local.vcpu && record.env == local.env &&
+                         record.network == local.network && record.name == local.name;
+  if (same_code) {
+    // What needs no new instances (timeout, retries, limits, description, tags...).
+    const int version = f->record.version;
+    const std::string state = f->record.state;
+    const std::string error = f->record.error;
+    const auto last_invoked = f->record.last_invoked_at_ms;
+    f->record = record;
+    f->record.version = version;
+    f->record.state = state;
+    f->record.error = error;
+    f->record.last_invoked_at_ms = last_invoked;
+    co_return true;
+  }
+  spdlog::info("function {} ({}) was updated through the store: deploying revision {}", record.name,
+               id, record.revision);
+  const auto mine = std::make_shared<Event>(io_.get_executor());
+  f->changing = mine;
+  const int version = ++f->latest_version;
+  (void)co_await Deploy(id, version, record, nullptr, false);
+  if (Function* g = Find(id); g && g->changing == mine) g->changing.reset();
+  mine->Set();
+  co_return true;
 }
 
 }  // namespace wisp::core

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,20 @@ struct DeploymentSettings {
   bool outbound_private_networks = false;
 };
 
+// A published version: its frozen record and the deployment its calls run on (its own pool,
+// `<id>#<n>`, beside $LATEST's), which holds the version's code tree.
+struct PublishedVersion {
+  store::VersionRecord record;
+  // Null when its code could not be prepared (a tree missing on this node).
+  std::shared_ptr<const scheduler::Deployment> deployment;
+};
+
+// What a qualifier names: the deployment a call runs on and its configuration.
+struct ResolvedTarget {
+  std::shared_ptr<const scheduler::Deployment> deployment;
+  const store::FunctionRecord* config = nullptr;  // valid until the next suspension
+};
+
 // A function as the hot path sees it.
 struct Function {
   store::FunctionRecord record;  // record.version is the version serving calls
@@ -62,6 +77,8 @@ struct Function {
   // Marked deleted by Delete: deploys and calls in flight then start nothing more for it.
   std::shared_ptr<scheduler::FunctionLifetime> lifetime =
       std::make_shared<scheduler::FunctionLifetime>();
+  std::map<int, PublishedVersion> versions;
+  std::map<std::string, store::AliasRecord, std::less<>> aliases;
 };
 
 class FunctionService {
@@ -89,6 +106,29 @@ class FunctionService {
   // value: a coroutine keeps its own copy, whatever becomes of the caller's string.)
   asio::awaitable<Result<void>> Delete(std::string id);
 
+  // Freezes $LATEST's configuration and code as the next version (waiting for updates in
+  // progress first). A $LATEST identical to the newest version publishes nothing and returns
+  // that version, as Lambda does. kFailedPrecondition while no version of $LATEST serves.
+  asio::awaitable<Result<store::VersionRecord>> PublishVersion(std::string id,
+                                                               std::string description);
+  // kConflict while an alias points at it.
+  asio::awaitable<Result<void>> DeleteVersion(std::string id, int number);
+  // Creates (`create`) or replaces an alias (kConflict if `expected_revision_id` is set and
+  // differs from the stored one). Returns the stored alias.
+  asio::awaitable<Result<store::AliasRecord>> PutAlias(
+      std::string id, store::AliasRecord alias, bool create,
+      std::optional<std::string> expected_revision_id);
+  asio::awaitable<Result<void>> DeleteAlias(std::string id, std::string name);
+  // The deployment a qualifier names: "" or "$LATEST", a version number, or an alias (whose
+  // weighted choice takes `uniform`, a number in [0, 1)). kNotFound for an unknown one.
+  Result<ResolvedTarget> Resolve(Function& function, std::string_view qualifier, double uniform);
+
+  // Follows the store: every `period`, applies what another wispd on the same store changed
+  // (functions created, updated, deleted; versions and aliases), deploying as needed. Reads on
+  // the worker pool, never on the invoke path.
+  void StartWatching(std::chrono::milliseconds period);
+  void StopWatching();
+
   Function* Find(std::string_view id);
   // The function with this name (names are unique, as ids are), or null.
   Function* FindByName(std::string_view name);
@@ -115,9 +155,33 @@ class FunctionService {
 
  private:
   // Deploys `candidate` as `version`. `package`: the tree a zip in the request became (null:
-  // the code comes from the record).
-  asio::awaitable<void> Deploy(std::string id, int version, store::FunctionRecord candidate,
-                               code::TreeHandle package);
+  // the code comes from the record). `store_result`: write the outcome to the store, compared
+  // against candidate.revision (false when following another node's write). The error is the
+  // store's (kConflict: someone else changed the function meanwhile).
+  asio::awaitable<Result<void>> Deploy(std::string id, int version, store::FunctionRecord candidate,
+                                       code::TreeHandle package, bool store_result);
+  // A create's deploy, then the function is free for updates.
+  asio::awaitable<void> DeployCreated(std::string id, store::FunctionRecord record,
+                                      code::TreeHandle package, std::shared_ptr<Event> creating,
+                                      bool store_result);
+  // A published version's deployment (its own pool), on the tree of its code. Blocking part
+  // (the tree) is the caller's.
+  Result<std::shared_ptr<const scheduler::Deployment>> BuildVersionDeployment(
+      const Function& function, const store::VersionRecord& version, code::TreeHandle tree) const;
+  // The version's tree, as RecoverTree makes a record's. Blocking.
+  Result<code::TreeHandle> VersionTree(const store::VersionRecord& version);
+  // Takes the stored versions and aliases as the function's (publishing deployments of new
+  // versions, retiring removed ones).
+  void AdoptVersions(Function& function, std::vector<store::VersionRecord> versions,
+                     std::vector<std::pair<int, Result<code::TreeHandle>>> trees,
+                     std::vector<store::AliasRecord> aliases);
+  // The function's local state ends (a delete here or by another node): no store write.
+  void DropLocal(const std::string& id);
+  asio::awaitable<void> Watch();
+  asio::awaitable<void> FollowChanges();
+  // Applies the store's state of one function that another node changed; false when it has to
+  // wait (a change of this node's is in flight).
+  asio::awaitable<bool> Follow(std::string id);
   Result<std::shared_ptr<const scheduler::Deployment>> BuildDeployment(
       const store::FunctionRecord& record, int version,
       std::shared_ptr<scheduler::FunctionLifetime> lifetime, code::TreeHandle tree) const;
@@ -165,6 +229,14 @@ class FunctionService {
   code::CodeStore& code_store_;
   const DeploymentSettings settings_;
   std::map<std::string, std::unique_ptr<Function>, std::less<>> functions_;
+  // Functions this node deleted (ids are never reused): the watch never recreates them from a
+  // store read that raced with the delete.
+  std::set<std::string> deleted_here_;
+  // The store's revision this node has applied up to (its own writes and others').
+  int64_t followed_revision_ = 0;
+  std::optional<asio::steady_timer> watch_timer_;
+  std::chrono::milliseconds watch_period_{1000};
+  bool watching_ = false;
   ThreadRole io_thread_;
 };
 

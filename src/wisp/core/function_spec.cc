@@ -124,6 +124,20 @@ Result<void> ValidateFields(const FunctionFields& f, const RuntimeCatalog& runti
   if (f.version_label && f.version_label->size() > kMaxVersionLabelLength) {
     return Invalid(fmt::format("version must be at most {} characters", kMaxVersionLabelLength));
   }
+  if (f.description && f.description->size() > kMaxDescriptionLength) {
+    return Invalid(fmt::format("description must be at most {} characters", kMaxDescriptionLength));
+  }
+  if (f.tags) {
+    if (f.tags->size() > kMaxTags) {
+      return Invalid(fmt::format("a function has at most {} tags", kMaxTags));
+    }
+    for (const auto& [key, value] : *f.tags) {
+      if (key.empty() || key.size() > kMaxTagKeyLength || value.size() > kMaxTagValueLength) {
+        return Invalid(fmt::format("tag keys have 1 to {} characters, values at most {}",
+                                   kMaxTagKeyLength, kMaxTagValueLength));
+      }
+    }
+  }
   if (f.metadata_json && f.metadata_json->size() > kMaxMetadataBytes) {
     return Invalid(fmt::format("metadata must be at most {} bytes of JSON", kMaxMetadataBytes));
   }

@@ -33,6 +33,11 @@ constexpr int kDefaultMaxConcurrency = 100;
 constexpr int kMaxMaxConcurrency = 10000;
 constexpr size_t kMaxVersionLabelLength = 64;
 constexpr size_t kMaxMetadataBytes = 64 << 10;
+// Lambda's limits.
+constexpr size_t kMaxDescriptionLength = 256;
+constexpr size_t kMaxTags = 50;
+constexpr size_t kMaxTagKeyLength = 128;
+constexpr size_t kMaxTagValueLength = 256;
 
 // Every field optional: a create fills in defaults, an update changes what is present.
 struct FunctionFields {
@@ -56,6 +61,8 @@ struct FunctionFields {
   std::optional<std::string> metadata_json;  // a JSON object, checked by the API layer
   std::optional<std::string> version_label;
   std::optional<std::string> network;  // "none" | "outbound"
+  std::optional<std::string> description;
+  std::optional<std::map<std::string, std::string>> tags;  // replaces every tag
 };
 
 // Checks every present field (names, ranges, reserved environment variables, a runtime the

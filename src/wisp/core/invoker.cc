@@ -1,6 +1,7 @@
 #include "wisp/core/invoker.h"
 
 #include "wisp/common/ids.h"
+#include "wisp/core/alias_routing.h"
 
 namespace wisp::core {
 
@@ -47,14 +48,15 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
       co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
     }
   }
-  if (!function->deployment) {
+  const bool latest = options.qualifier.empty() || options.qualifier == "$LATEST";
+  if (!function->deployment && latest) {
     metrics_.RecordRejectedBeforeRun();
     co_return MakeError(
         ErrorCode::kFailedPrecondition,
         fmt::format("function {} is not ready (state {}): {}", function->record.name,
                     function->record.state, function->record.error));
   }
-  if (options.version && *options.version != function->deployment->version) {
+  if (options.version && latest && *options.version != function->deployment->version) {
     // Only the serving version has instances and a complete record; older versions are not
     // kept loadable (their code directory is, their configuration is not).
     const int serving = function->deployment->version;
@@ -73,18 +75,24 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
                     serving));
   }
 
+  // A draw only for an alias's weighted choice: $LATEST, the common case, needs none.
+  auto target = functions_.Resolve(*function, options.qualifier, latest ? 0.0 : UniformRandom());
+  if (!target) {
+    metrics_.RecordRejectedBeforeRun();
+    co_return tl::unexpected(target.error());
+  }
   // Held for the whole call: a delete meanwhile drops the series from the registry, not from
   // under this call.
   const std::shared_ptr<metrics::FunctionMetrics> counted = function->metrics;
   counted->CallStarted();
   const int64_t invoked_at_ms = ToEpochMillis(clock_.WallNow());
-  auto deployment = function->deployment;
+  auto deployment = target->deployment;
+  const int timeout_seconds = target->config->timeout_seconds;
   functions_.MarkInvoked(*function);
 
   scheduler::InvokeRequest request;
   request.request_id = options.request_id.empty() ? NewUuid() : std::move(options.request_id);
-  request.timeout =
-      options.timeout.value_or(std::chrono::seconds(function->record.timeout_seconds));
+  request.timeout = options.timeout.value_or(std::chrono::seconds(timeout_seconds));
   request.trace_id = std::move(options.trace_id);
   request.client_context = std::move(options.client_context);
   auto event = std::make_shared<std::string>(std::move(event_json));
@@ -105,6 +113,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   InvokeOutcome outcome;
   outcome.request_id = request_id;
   outcome.version = result->version;
+  outcome.executed_version = deployment->executed_version;
   const auto millis = [](std::chrono::nanoseconds d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
@@ -129,6 +138,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.function_id = deployment->function_id;
   record.request_id = request_id;
   record.version = outcome.version;
+  record.executed_version = outcome.executed_version;
   record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));
   record.duration_ms = outcome.duration_ms;
   record.queue_wait_ms = outcome.queue_wait_ms;

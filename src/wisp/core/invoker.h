@@ -31,6 +31,7 @@ struct InvokeOutcome {
   int64_t queue_wait_ms = 0;
   std::optional<int64_t> init_duration_ms;
   int version = 0;
+  std::string executed_version;  // "$LATEST" or the published version's number
 };
 
 // Per-call choices the async path makes; a sync call takes the defaults.
@@ -45,6 +46,8 @@ struct InvokeOptions {
   std::string trace_id;
   // Run only on this version of the function (the serving one); nullopt: whichever serves.
   std::optional<int> version;
+  // Which version runs: empty or "$LATEST", a published version's number, or an alias.
+  std::string qualifier;
   // The Lambda client context the function sees (context.clientContext / client_context), as
   // JSON; empty: none. The program API passes a call's headers this way.
   std::string client_context;

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS invocations (
   started_at_ms INTEGER,
   finished_at_ms INTEGER,
   duration_ms INTEGER NOT NULL,
-  trace_id TEXT NOT NULL DEFAULT ''
+  trace_id TEXT NOT NULL DEFAULT '',
+  qualifier TEXT NOT NULL DEFAULT ''
 );
 )sql";
 
@@ -54,12 +55,13 @@ CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(created_at_ms);
 constexpr const char* kColumns =
     "id, function_id, status, attempts, event_json, headers_json, timeout_ms, response_json, "
     "logs_json, error, dead_letter_reason, history_json, version, created_at_ms, enqueued_at_ms, "
-    "next_attempt_at_ms, started_at_ms, finished_at_ms, duration_ms, trace_id";
+    "next_attempt_at_ms, started_at_ms, finished_at_ms, duration_ms, trace_id, qualifier";
 
 // Columns added after the first release, with their declarations: a queue file written by an
 // older wispd gets them on open.
 constexpr store::AddedColumn kAddedColumns[] = {
     {"trace_id", "TEXT NOT NULL DEFAULT ''"},
+    {"qualifier", "TEXT NOT NULL DEFAULT ''"},
 };
 
 using store::Exec;
@@ -128,6 +130,7 @@ Invocation ReadRow(Statement& stmt) {
   r.finished_at_ms = stmt.OptionalInt(17);
   r.duration_ms = stmt.Int(18);
   r.trace_id = stmt.Text(19);
+  r.qualifier = stmt.Text(20);
   return r;
 }
 
@@ -651,7 +654,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
   Defer rollback([this] { Exec(write_db_, "ROLLBACK"); });
   const std::string insert_sql = fmt::format(
       "INSERT INTO invocations ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) ON CONFLICT(id) DO NOTHING",
+      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) ON CONFLICT(id) DO NOTHING",
       kColumns);
   Statement insert(write_db_, insert_sql.c_str());
   Statement update(write_db_, R"sql(
@@ -695,6 +698,7 @@ Result<void> EmbeddedQueue::WriteBatch(std::vector<Write>& writes,
       s.Bind(18, r.finished_at_ms);
       s.Bind(19, r.duration_ms);
       s.Bind(20, r.trace_id);
+      s.Bind(21, r.qualifier);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return SqliteError(write_db_, "queue insert");
       if (sqlite3_changes(write_db_) == 0) {
         outcomes[i] =

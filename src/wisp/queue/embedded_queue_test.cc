@@ -134,6 +134,18 @@ TEST_F(EmbeddedQueueTest, TraceIdIsKeptForEveryAttempt) {
   EXPECT_EQ(claimed[1].trace_id, "");
 }
 
+TEST_F(EmbeddedQueueTest, TheQualifierIsKeptForEveryAttempt) {
+  Invocation aliased = New("aliased", "f1", Now());
+  aliased.qualifier = "live";
+  ASSERT_TRUE(EnqueueSync(aliased));
+  ASSERT_TRUE(EnqueueSync(New("latest", "f1", Now())));
+  Reopen();
+  auto claimed = Claim(Now(), Unlimited());
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(claimed[0].qualifier, "live");
+  EXPECT_EQ(claimed[1].qualifier, "");
+}
+
 TEST_F(EmbeddedQueueTest, OpensAQueueWrittenBeforeTraceIds) {
   queue_.reset();
   Remove();

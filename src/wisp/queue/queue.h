@@ -75,6 +75,7 @@ struct Invocation {
   std::string event_json = "{}";
   std::string headers_json = "{}";  // seed 002's per-call headers, kept for the record
   std::string trace_id;             // the caller's X-Amzn-Trace-Id, for every attempt; or empty
+  std::string qualifier;            // the version or alias every attempt runs (empty: $LATEST)
   int64_t timeout_ms = 0;           // per-call timeout; 0: the function's own
   std::string response_json;        // the last attempt's result or error document
   std::vector<std::string> logs;    // the last attempt's log lines

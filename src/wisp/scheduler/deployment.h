@@ -25,6 +25,12 @@ struct Deployment {
   std::string function_id;
   std::string function_name;
   int version = 0;
+  // The pool whose instances run it: empty for $LATEST's (the function id), "<id>#<n>" for a
+  // published version's, so that versions run side by side.
+  std::string pool;
+  // What the call records and the APIs say ran: "$LATEST" or a published version's number.
+  std::string executed_version = "$LATEST";
+  const std::string& pool_key() const { return pool.empty() ? function_id : pool; }
   sandbox::SpawnSpec spawn;  // instance_id is filled in per instance
   std::string function_arn;
   uint32_t max_instances = 100;  // the function's concurrency limit

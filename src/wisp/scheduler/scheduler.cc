@@ -116,7 +116,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     co_return Error{ErrorCode::kNotFound,
                     fmt::format("function {} was deleted", deployment->function_name)};
   }
-  FunctionPool& pool = pools_[deployment->function_id];
+  FunctionPool& pool = pools_[deployment->pool_key()];
   if (!force_new && pool.current && pool.current->version > deployment->version) {
     co_return Superseded{pool.current};
   }
@@ -159,7 +159,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
     if (!instance && MakeRoomFor(*deployment)) {
       StartInstance(deployment);
-      instance = pools_[deployment->function_id].instances.back();
+      instance = pools_[deployment->pool_key()].instances.back();
     }
     if (instance) {
       started = true;
@@ -177,7 +177,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
       room_queue_.push_back(&waiter);
     }
   }
-  pools_[deployment->function_id].waiters.push_back(&waiter);
+  pools_[deployment->pool_key()].waiters.push_back(&waiter);
   // A cold start waits as long as initialisation may take; a call queued behind busy
   // instances waits the queue time; one waiting for room, its room deadline and then an init.
   // A start ends by itself (ready, init error, or the instance's init timeout, which counts
@@ -187,12 +187,12 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
                         : waiter.needs_room ? waiter.room_deadline + init_wait
                                             : clock_.Now() + options_.queue_wait;
   co_await waiter.ready.Wait(deadline);
-  auto& waiters = pools_[deployment->function_id].waiters;
+  auto& waiters = pools_[deployment->pool_key()].waiters;
   waiters.erase(std::remove(waiters.begin(), waiters.end(), &waiter), waiters.end());
   room_queue_.erase(std::remove(room_queue_.begin(), room_queue_.end(), &waiter),
                     room_queue_.end());
 
-  const FunctionPool& after = pools_[deployment->function_id];
+  const FunctionPool& after = pools_[deployment->pool_key()];
   if (waiter.instance) co_return Granted{std::move(waiter.instance), /*cold_start=*/start};
   if (waiter.failure) co_return std::move(*waiter.failure);
   if (!force_new && after.current && after.current->version > deployment->version) {
@@ -233,7 +233,7 @@ void Scheduler::AdmitWaiting() {
     if (!instance) {
       if (!MakeRoomFor(*deployment)) break;
       StartInstance(deployment);
-      instance = pools_[deployment->function_id].instances.back();
+      instance = pools_[deployment->pool_key()].instances.back();
     }
     room_queue_.pop_front();
     waiter->needs_room.reset();
@@ -281,7 +281,7 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
   auto instance =
       std::make_shared<Instance>(io_, clock_, static_cast<InstanceHost&>(*this), instance_settings_,
                                  NewUuid(), deployment, ToEpochMillis(clock_.WallNow()));
-  pools_[deployment->function_id].instances.push_back(instance);
+  pools_[deployment->pool_key()].instances.push_back(instance);
   instances_[instance->id()] = instance;
 
   sandbox::SpawnSpec spec = deployment->spawn;
@@ -338,7 +338,7 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
         generic.outbound_private_networks != wanted.outbound_private_networks) {
       continue;
     }
-    auto pool_it = pools_.find(pool_spec.generic->function_id);
+    auto pool_it = pools_.find(pool_spec.generic->pool_key());
     if (pool_it == pools_.end()) continue;
     auto& generic_instances = pool_it->second.instances;
     auto it = std::find_if(generic_instances.begin(), generic_instances.end(),
@@ -346,7 +346,7 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
     if (it == generic_instances.end()) continue;
     std::shared_ptr<Instance> instance = *it;
     generic_instances.erase(it);
-    pools_[deployment->function_id].instances.push_back(instance);
+    pools_[deployment->pool_key()].instances.push_back(instance);
     instance->Specialize(deployment);
     WatchInitTimeout(instance);
     auto on_code_placed = [instance, function = deployment->function_name](Result<void> placed) {
@@ -434,7 +434,7 @@ Scheduler::Waiter* Scheduler::MatchWaiter(FunctionPool& pool, const Instance& in
 void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
   if (!instance->live()) return;
   const auto& lifetime = instance->deployment()->lifetime;
-  auto& pool = pools_[instance->deployment()->function_id];
+  auto& pool = pools_[instance->deployment()->pool_key()];
   if (instance->version() < pool.min_version || (lifetime && lifetime->deleted)) {
     // The function moved on to a newer version meanwhile, or is gone.
     RetireInstance(instance);
@@ -456,7 +456,7 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
                                         StartFailure failure) {
   // The failure is the outcome of the call that started this instance: the oldest waiter of
   // its version (or the Warm() call that waits for exactly it).
-  Waiter* chosen = MatchWaiter(pools_[instance->deployment()->function_id], *instance);
+  Waiter* chosen = MatchWaiter(pools_[instance->deployment()->pool_key()], *instance);
   if (!chosen) return;
   chosen->failure = std::move(failure);
   chosen->ready.Set();
@@ -466,7 +466,7 @@ void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
   Announce("instance.stopped", *instance, "");
   instances_.erase(instance->id());
   instances_ended_ = true;
-  auto it = pools_.find(instance->deployment()->function_id);
+  auto it = pools_.find(instance->deployment()->pool_key());
   if (it != pools_.end()) {
     auto& list = it->second.instances;
     list.erase(std::remove(list.begin(), list.end(), instance), list.end());
@@ -493,22 +493,35 @@ void Scheduler::RetireInstance(const std::shared_ptr<Instance>& instance) {
 
 void Scheduler::Publish(std::shared_ptr<const Deployment> deployment) {
   WISP_DCHECK_ON_THREAD(io_thread_);
-  const std::string function_id = deployment->function_id;
+  const std::string key = deployment->pool_key();
   const int version = deployment->version;
-  pools_[function_id].current = std::move(deployment);
-  Retire(function_id, version);
+  pools_[key].current = std::move(deployment);
+  Retire(key, version);
   Maintain();
 }
 
 void Scheduler::RetireFunction(const std::string& function_id) {
   WISP_DCHECK_ON_THREAD(io_thread_);
-  Retire(function_id, std::numeric_limits<int>::max());
-  auto it = pools_.find(function_id);
+  // Its $LATEST pool and the pools of its published versions ("<id>#<n>").
+  std::vector<std::string> keys;
+  for (auto it = pools_.lower_bound(function_id);
+       it != pools_.end() && it->first.starts_with(function_id); ++it) {
+    if (it->first.size() == function_id.size() || it->first[function_id.size()] == '#') {
+      keys.push_back(it->first);
+    }
+  }
+  for (const auto& key : keys) RetirePool(key);
+}
+
+void Scheduler::RetirePool(const std::string& pool_key) {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  Retire(pool_key, std::numeric_limits<int>::max());
+  auto it = pools_.find(pool_key);
   if (it != pools_.end()) it->second.current.reset();
 }
 
-void Scheduler::Retire(const std::string& function_id, int min_version) {
-  auto it = pools_.find(function_id);
+void Scheduler::Retire(const std::string& pool_key, int min_version) {
+  auto it = pools_.find(pool_key);
   if (it == pools_.end()) return;
   it->second.min_version = min_version;
   // Calls waiting for an instance of an older version would wait in vain: wake them to take
@@ -618,7 +631,7 @@ std::map<std::string, size_t> Scheduler::PrewarmedIdle() const {
   WISP_DCHECK_ON_THREAD(io_thread_);
   std::map<std::string, size_t> out;
   for (const auto& pool : prewarm_) {
-    const std::string& key = pool.generic->function_id;
+    const std::string& key = pool.generic->pool_key();
     size_t& idle = out[key];
     auto it = pools_.find(key);
     if (it == pools_.end()) continue;
@@ -694,7 +707,7 @@ void Scheduler::Maintain() {
   }
   for (const auto& pool : prewarm_) wanted.emplace_back(pool.generic, pool.size);
   for (const auto& [deployment, size] : wanted) {
-    for (size_t live = live_of(deployment->function_id, deployment->version); live < size; ++live) {
+    for (size_t live = live_of(deployment->pool_key(), deployment->version); live < size; ++live) {
       if (!MakeRoomFor(*deployment)) return;
       StartInstance(deployment);
     }

@@ -107,8 +107,10 @@ class Scheduler final : private InstanceHost {
   // `deployment` is now its function's serving version: instances of older versions retire
   // (busy ones after their call), and min_instances of it are kept warm.
   void Publish(std::shared_ptr<const Deployment> deployment);
-  // The function is gone: all its instances retire now.
+  // The function is gone: all its instances retire now, its published versions' included.
   void RetireFunction(const std::string& function_id);
+  // One pool is gone (a deleted published version): its instances retire now.
+  void RetirePool(const std::string& pool_key);
 
   // Starts keeping the pools filled.
   void ConfigurePrewarm(std::vector<PrewarmPool> pools);
@@ -189,7 +191,7 @@ class Scheduler final : private InstanceHost {
   void OnBackendExit(const sandbox::ExitStatus& status);
   void RetireInstance(const std::shared_ptr<Instance>& instance);
   void ScheduleMaintenance();
-  void Retire(const std::string& function_id, int min_version);
+  void Retire(const std::string& pool_key, int min_version);
   // Events (no-ops without a bus or a subscriber); generic prewarmed instances are not told.
   void Announce(const char* type, const Instance& instance, std::string detail);
   void AnnounceScale(const std::string& function_id);
@@ -199,7 +201,7 @@ class Scheduler final : private InstanceHost {
   const Clock& clock_;
   const SchedulerOptions options_;
   const InstanceSettings instance_settings_;
-  std::map<std::string, FunctionPool> pools_;                   // by function id
+  std::map<std::string, FunctionPool> pools_;                   // by Deployment::pool_key()
   std::map<std::string, std::shared_ptr<Instance>> instances_;  // by instance id
   // Calls and deploys that need a new instance while the node is at its caps, oldest first.
   // Each is also in its function's waiters: an instance of its version may serve it first.

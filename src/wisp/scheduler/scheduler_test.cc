@@ -574,6 +574,47 @@ TEST_F(SchedulerTest, RetireDropsOlderVersionsOnly) {
   });
 }
 
+TEST_F(SchedulerTest, PublishedVersionsRunInPoolsOfTheirOwn) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    const auto version_of = [this](int number) {
+      auto d = std::make_shared<Deployment>(*MakeDeployment(number));
+      d->pool = "f#" + std::to_string(number);
+      d->executed_version = std::to_string(number);
+      return std::shared_ptr<const Deployment>(std::move(d));
+    };
+    const auto executor = co_await asio::this_coro::executor;
+    auto latest = MakeDeployment(5);
+    auto one = version_of(1);
+    auto two = version_of(2);
+    for (const auto& d : {latest, one, two}) {
+      EXPECT_TRUE(co_await s.Warm(d));
+      s.Publish(d);
+    }
+    const auto settle = [](asio::any_io_executor executor) -> asio::awaitable<void> {
+      asio::steady_timer pause(executor, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::use_awaitable);
+    };
+    // $LATEST at version 5 retires nothing of versions 1 and 2: they are pools of their own.
+    co_await settle(executor);
+    EXPECT_EQ(s.Instances("f").size(), 1u);
+    EXPECT_EQ(s.Instances("f#1").size(), 1u);
+    auto ran = co_await s.Invoke(one, Request("{}"));
+    EXPECT_TRUE(ran);
+    if (ran) {
+      EXPECT_EQ(ran->version, 1);
+    }
+    // A deleted version ends its pool only; a deleted function ends them all.
+    s.RetirePool("f#1");
+    co_await settle(executor);
+    EXPECT_EQ(s.Instances("f#1").size(), 0u);
+    EXPECT_EQ(s.Instances("f#2").size(), 1u);
+    EXPECT_EQ(s.Instances("f").size(), 1u);
+    s.RetireFunction("f");
+    co_await settle(executor);
+    EXPECT_EQ(s.Instances("f").size() + s.Instances("f#2").size(), 0u);
+  });
+}
+
 // Instances the scheduler counts against the node's caps (retiring ones are being killed).
 size_t LiveInstances(const Scheduler& s, const std::vector<std::string>& function_ids) {
   size_t live = 0;

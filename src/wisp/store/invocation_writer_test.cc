@@ -26,9 +26,25 @@ class RecordingStore final : public Store {
     PruneOptions options;
   };
 
+  Result<int64_t> CreateFunction(const FunctionRecord&) override { return 1; }
+  Result<int64_t> UpdateFunction(const FunctionRecord&, int64_t) override { return 1; }
   Result<void> PutFunction(const FunctionRecord&) override { return {}; }
+  Result<void> RecordActivity(const std::string&, int64_t) override { return {}; }
   Result<void> DeleteFunction(const std::string&) override { return {}; }
+  Result<FunctionRecord> GetFunction(const std::string& id) override {
+    return MakeError(ErrorCode::kNotFound, id);
+  }
   Result<std::vector<FunctionRecord>> ListFunctions() override { return {}; }
+  Result<int64_t> LatestRevision() override { return 0; }
+  Result<std::vector<FunctionChange>> Changes(int64_t, int) override { return {}; }
+  Result<VersionRecord> PublishVersion(const VersionRecord& v) override { return v; }
+  Result<std::vector<VersionRecord>> ListVersions(const std::string&) override { return {}; }
+  Result<void> DeleteVersion(const std::string&, int) override { return {}; }
+  Result<void> PutAlias(const AliasRecord&, bool, const std::optional<std::string>&) override {
+    return {};
+  }
+  Result<std::vector<AliasRecord>> ListAliases(const std::string&) override { return {}; }
+  Result<void> DeleteAlias(const std::string&, const std::string&) override { return {}; }
   Result<void> PutInvocations(const std::vector<InvocationRecord>& records) override {
     std::lock_guard lock(mutex);
     if (fail_next) {

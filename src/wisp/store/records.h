@@ -44,6 +44,44 @@ struct FunctionRecord {
   int64_t code_size = 0;    // the package's size in bytes (Lambda's CodeSize)
   // The code::CodeStore tree (hex hash) the version runs; empty in a record of an older wispd.
   std::string code_tree;
+  std::string description;  // the user's words (Lambda's Description)
+  std::map<std::string, std::string> tags;
+  // The store-wide revision of the record's last write (Store::UpdateFunction compares it);
+  // 0 before the store wrote it.
+  int64_t revision = 0;
+};
+
+// A published version: the function's configuration and code frozen as version `number`.
+// Immutable; its code tree stays as long as the version does.
+struct VersionRecord {
+  std::string function_id;
+  int number = 0;  // 1, 2, ... per function, never reused
+  // The configuration as published (`code_tree` names its code; `version` and `state` are
+  // those of $LATEST at the time and mean nothing for the version).
+  FunctionRecord config;
+  std::string description;
+  int64_t created_at_ms = 0;
+};
+
+// A name for a version, optionally sending a share of the calls to a second version (a
+// canary, Lambda's RoutingConfig.AdditionalVersionWeights).
+struct AliasRecord {
+  std::string function_id;
+  std::string name;
+  int version = 0;
+  std::optional<int> additional_version;
+  double additional_weight = 0;  // 0..1: the share of calls the additional version gets
+  std::string description;
+  std::string revision_id;  // changes with every write (Lambda's RevisionId)
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+// One entry of the store's change log: what another node following the store reloads.
+struct FunctionChange {
+  int64_t revision = 0;
+  std::string function_id;
+  std::string kind;  // "function" (created or updated), "deleted", "versions", "aliases"
 };
 
 struct InvocationRecord {
@@ -51,6 +89,9 @@ struct InvocationRecord {
   std::string function_id;
   std::string request_id;
   int version = 0;
+  // The version the call ran: "$LATEST" or a published version's number ("3"); empty in the
+  // records of an older wispd.
+  std::string executed_version;
   std::string status;       // success | error | timeout
   int64_t duration_ms = 0;  // the function's own run: from the event handed over to its answer
   // Before it ran: waiting for an instance (including, on a cold start, the instance's start).

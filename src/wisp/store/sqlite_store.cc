@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(invoked_at_ms);
 constexpr const char* kInvocationColumns =
     "id, function_id, request_id, version, status, duration_ms, memory_used_mb, async, "
     "event_size, response_size, logs_size, invoked_at_ms, event_json, response_json, logs_json, "
-    "queue_wait_ms, init_duration_ms";
+    "queue_wait_ms, init_duration_ms, executed_version";
 constexpr const char* kInvocationKeyColumns =
     "id, function_id, request_id, status, async, "
     "invoked_at_ms";
@@ -80,8 +80,8 @@ constexpr const char* kInvocationKeyColumns =
 constexpr const char* kInvocationInsertTail = R"sql(
   INTO invocations (id, function_id, request_id, version, status, duration_ms, memory_used_mb,
     async, event_size, response_size, logs_size, invoked_at_ms, event_json, response_json,
-    logs_json, queue_wait_ms, init_duration_ms)
-  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
+    logs_json, queue_wait_ms, init_duration_ms, executed_version)
+  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18
   WHERE EXISTS (SELECT 1 FROM functions WHERE id = ?2))sql";
 
 // Both walk the (function_id, invoked_at_ms) index and read no more than ?2 rows of it.
@@ -119,6 +119,10 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"code_sha256", "TEXT NOT NULL DEFAULT ''"},
     {"code_size", "INTEGER NOT NULL DEFAULT 0"},
     {"code_tree", "TEXT NOT NULL DEFAULT ''"},
+    {"description", "TEXT NOT NULL DEFAULT ''"},
+    {"tags_json", "TEXT NOT NULL DEFAULT '{}'"},
+    {"revision", "INTEGER NOT NULL DEFAULT 0"},
+    {"last_version_number", "INTEGER NOT NULL DEFAULT 0"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
@@ -129,6 +133,7 @@ constexpr AddedColumn kAddedInvocationColumns[] = {
     {"logs_size", "INTEGER"},
     {"queue_wait_ms", "INTEGER NOT NULL DEFAULT 0"},
     {"init_duration_ms", "INTEGER"},
+    {"executed_version", "TEXT NOT NULL DEFAULT ''"},
 };
 
 // Binds `r` to an invocation insert. The text is borrowed from `r` and `logs_json`.
@@ -151,6 +156,7 @@ void BindInvocation(Statement& insert, const InvocationRecord& r, const std::str
   insert.BindBorrowed(15, logs_json);
   insert.Bind(16, r.queue_wait_ms);
   insert.Bind(17, r.init_duration_ms);
+  insert.BindBorrowed(18, r.executed_version);
 }
 
 // Reads a row selected with kInvocationColumns, or with kInvocationKeyColumns.
@@ -184,6 +190,7 @@ InvocationRecord ReadInvocation(Statement& stmt, bool keys_only) {
   }
   r.queue_wait_ms = stmt.Int(15);
   r.init_duration_ms = stmt.OptionalInt(16);
+  r.executed_version = stmt.Text(17);
   return r;
 }
 
@@ -226,6 +233,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   if (auto r = AddMissingColumns(store->db_, "functions", kAddedFunctionColumns); !r) {
     return tl::unexpected(r.error());
   }
+  if (auto r = store->Exec(kFunctionSchema); !r) return tl::unexpected(r.error());
   if (auto r = AddMissingColumns(store->db_, "invocations", kAddedInvocationColumns); !r) {
     return tl::unexpected(r.error());
   }
@@ -278,127 +286,6 @@ SqliteStore::~SqliteStore() {
 }
 
 Result<void> SqliteStore::Exec(const char* sql) { return store::Exec(db_, sql); }
-
-Result<void> SqliteStore::PutFunction(const FunctionRecord& f) {
-  std::lock_guard lock(mutex_);
-  Statement stmt(db_, R"sql(
-    INSERT INTO functions (id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu,
-      env_json, version, state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style,
-      max_retries, retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances,
-      metadata_json, version_label, network, code_format, code_sha256, code_size, code_tree)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-      ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
-    ON CONFLICT(id) DO UPDATE SET name=?2, runtime=?3, handler=?4, code=?5, timeout_seconds=?6,
-      memory_mb=?7, vcpu=?8, env_json=?9, version=?10, state=?11, error=?12,
-      updated_at_ms=?14, last_invoked_at_ms=?15, style=?16, max_retries=?17,
-      retry_delay_seconds=?18, max_event_age_seconds=?19, max_concurrency=?20, min_instances=?21,
-      metadata_json=?22, version_label=?23, network=?24, code_format=?25, code_sha256=?26,
-      code_size=?27, code_tree=?28)sql");
-  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
-  stmt.Bind(1, f.id);
-  stmt.Bind(2, f.name);
-  stmt.Bind(3, f.runtime);
-  stmt.Bind(4, f.handler);
-  stmt.Bind(5, f.code);
-  stmt.Bind(6, int64_t{f.timeout_seconds});
-  stmt.Bind(7, int64_t{f.memory_mb});
-  stmt.Bind(8, f.vcpu);
-  stmt.Bind(9, nlohmann::json(f.env).dump());
-  stmt.Bind(10, int64_t{f.version});
-  stmt.Bind(11, f.state);
-  stmt.Bind(12, f.error);
-  stmt.Bind(13, f.created_at_ms);
-  stmt.Bind(14, f.updated_at_ms);
-  if (f.last_invoked_at_ms) {
-    stmt.Bind(15, *f.last_invoked_at_ms);
-  } else {
-    stmt.BindNull(15);
-  }
-  stmt.Bind(16, f.style);
-  stmt.Bind(17, int64_t{f.max_retries});
-  stmt.Bind(18, int64_t{f.retry_delay_seconds});
-  stmt.Bind(19, int64_t{f.max_event_age_seconds});
-  stmt.Bind(20, int64_t{f.max_concurrency});
-  stmt.Bind(21, int64_t{f.min_instances});
-  stmt.Bind(22, f.metadata_json);
-  stmt.Bind(23, f.version_label);
-  stmt.Bind(24, f.network);
-  stmt.Bind(25, f.code_format);
-  stmt.Bind(26, f.code_sha256);
-  stmt.Bind(27, f.code_size);
-  stmt.Bind(28, f.code_tree);
-  const int rc = sqlite3_step(stmt.get());
-  if (rc == SQLITE_CONSTRAINT) {
-    return MakeError(ErrorCode::kAlreadyExists,
-                     fmt::format("a function named '{}' already exists", f.name));
-  }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite put function");
-  return {};
-}
-
-Result<void> SqliteStore::DeleteFunction(const std::string& id) {
-  std::lock_guard lock(mutex_);
-  // The cascade deletes the function's invocation records in this one statement, under the
-  // lock: quick while they are few, and the invocation writer's retention keeps them to its
-  // records_per_function (10000 unless configured; more only while an older backlog is trimmed).
-  Statement stmt(db_, "DELETE FROM functions WHERE id = ?1");
-  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
-  stmt.Bind(1, id);
-  if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqliteError(db_, "sqlite delete function");
-  if (sqlite3_changes(db_) == 0) {
-    return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", id));
-  }
-  invocation_counts_.erase(id);
-  return {};
-}
-
-Result<std::vector<FunctionRecord>> SqliteStore::ListFunctions() {
-  std::lock_guard lock(mutex_);
-  Statement stmt(db_, R"sql(
-    SELECT id, name, runtime, handler, code, timeout_seconds, memory_mb, vcpu, env_json, version,
-      state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style, max_retries,
-      retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
-      version_label, network, code_format, code_sha256, code_size, code_tree
-    FROM functions ORDER BY created_at_ms, id)sql");
-  if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
-  std::vector<FunctionRecord> out;
-  int rc;
-  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-    FunctionRecord f;
-    f.id = stmt.Text(0);
-    f.name = stmt.Text(1);
-    f.runtime = stmt.Text(2);
-    f.handler = stmt.Text(3);
-    f.code = stmt.Text(4);
-    f.timeout_seconds = static_cast<int>(stmt.Int(5));
-    f.memory_mb = static_cast<int>(stmt.Int(6));
-    f.vcpu = sqlite3_column_double(stmt.get(), 7);
-    f.env = nlohmann::json::parse(stmt.Text(8), nullptr, false)
-                .get<std::map<std::string, std::string>>();
-    f.version = static_cast<int>(stmt.Int(9));
-    f.state = stmt.Text(10);
-    f.error = stmt.Text(11);
-    f.created_at_ms = stmt.Int(12);
-    f.updated_at_ms = stmt.Int(13);
-    if (!stmt.IsNull(14)) f.last_invoked_at_ms = stmt.Int(14);
-    f.style = stmt.Text(15);
-    f.max_retries = static_cast<int>(stmt.Int(16));
-    f.retry_delay_seconds = static_cast<int>(stmt.Int(17));
-    f.max_event_age_seconds = static_cast<int>(stmt.Int(18));
-    f.max_concurrency = static_cast<int>(stmt.Int(19));
-    f.min_instances = static_cast<int>(stmt.Int(20));
-    f.metadata_json = stmt.Text(21);
-    f.version_label = stmt.Text(22);
-    f.network = stmt.Text(23);
-    f.code_format = stmt.Text(24);
-    f.code_sha256 = stmt.Text(25);
-    f.code_size = stmt.Int(26);
-    f.code_tree = stmt.Text(27);
-    out.push_back(std::move(f));
-  }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list functions");
-  return out;
-}
 
 Result<void> SqliteStore::PutInvocations(const std::vector<InvocationRecord>& records) {
   std::lock_guard lock(mutex_);

@@ -30,9 +30,24 @@ class SqliteStore final : public Store, public ApiKeyStore {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
+  // Functions, versions and aliases (sqlite_functions.cc).
+  Result<int64_t> CreateFunction(const FunctionRecord& function) override;
+  Result<int64_t> UpdateFunction(const FunctionRecord& function,
+                                 int64_t expected_revision) override;
   Result<void> PutFunction(const FunctionRecord& function) override;
+  Result<void> RecordActivity(const std::string& id, int64_t last_invoked_at_ms) override;
   Result<void> DeleteFunction(const std::string& id) override;
+  Result<FunctionRecord> GetFunction(const std::string& id) override;
   Result<std::vector<FunctionRecord>> ListFunctions() override;
+  Result<int64_t> LatestRevision() override;
+  Result<std::vector<FunctionChange>> Changes(int64_t since_revision, int limit) override;
+  Result<VersionRecord> PublishVersion(const VersionRecord& version) override;
+  Result<std::vector<VersionRecord>> ListVersions(const std::string& function_id) override;
+  Result<void> DeleteVersion(const std::string& function_id, int number) override;
+  Result<void> PutAlias(const AliasRecord& alias, bool create,
+                        const std::optional<std::string>& expected_revision_id) override;
+  Result<std::vector<AliasRecord>> ListAliases(const std::string& function_id) override;
+  Result<void> DeleteAlias(const std::string& function_id, const std::string& name) override;
   Result<void> PutInvocations(const std::vector<InvocationRecord>& records) override;
   Result<std::vector<InvocationRecord>> ListInvocations(const std::string& function_id, int limit,
                                                         int offset,
@@ -51,6 +66,9 @@ class SqliteStore final : public Store, public ApiKeyStore {
  private:
   // The api_keys table (sqlite_api_keys.cc), created at Open.
   static const char* const kApiKeySchema;
+  // The change log, versions and aliases (sqlite_functions.cc), created at Open after the
+  // functions table has its added columns.
+  static const char* const kFunctionSchema;
   explicit SqliteStore(sqlite3* db);
   Result<void> Exec(const char* sql);
   // These need mutex_ held.
@@ -59,6 +77,10 @@ class SqliteStore final : public Store, public ApiKeyStore {
   // Within PruneInvocations' transaction: deletes the oldest records of any function while the
   // byte budget calls for it.
   Result<void> EvictOverBudget(const PruneOptions& options, PruneResult& result);
+  // Within a write transaction: logs a change of the function and returns its revision.
+  Result<int64_t> LogChange(const std::string& function_id, const char* kind);
+  // Writes the function's row (insert or replace) with `revision`.
+  Result<void> WriteFunctionRow(const FunctionRecord& function, int64_t revision, bool insert);
 
   std::mutex mutex_;
   sqlite3* db_;

@@ -59,12 +59,45 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Inserts or replaces the function with this id. A name taken by another id is
-  // kAlreadyExists.
+  // Functions: the store decides names, versions and the order of updates, so that several
+  // wispd processes (a cluster, one day) can share it. Every write of a function, its versions
+  // or its aliases takes the next store-wide revision and is logged (Changes).
+
+  // Stores a new function; returns its revision. A name or id already taken is kAlreadyExists.
+  virtual Result<int64_t> CreateFunction(const FunctionRecord& function) = 0;
+  // Replaces the function if its stored revision is still `expected_revision` (compare and
+  // swap); returns the new revision. Someone else's write in between is kConflict; an unknown
+  // id kNotFound; a name taken by another function kAlreadyExists.
+  virtual Result<int64_t> UpdateFunction(const FunctionRecord& function,
+                                         int64_t expected_revision) = 0;
+  // Inserts or replaces without comparing: imports and tools (bench) only.
   virtual Result<void> PutFunction(const FunctionRecord& function) = 0;
-  // Deletes the function and every invocation record of it. Unknown ids are kNotFound.
+  // Records when the function was last invoked: activity, not a change (no revision).
+  virtual Result<void> RecordActivity(const std::string& id, int64_t last_invoked_at_ms) = 0;
+  // Deletes the function with its versions, aliases and invocation records. Unknown ids are
+  // kNotFound.
   virtual Result<void> DeleteFunction(const std::string& id) = 0;
+  virtual Result<FunctionRecord> GetFunction(const std::string& id) = 0;
   virtual Result<std::vector<FunctionRecord>> ListFunctions() = 0;
+  // The newest revision written (0 for an empty store).
+  virtual Result<int64_t> LatestRevision() = 0;
+  // What changed after `since_revision`, oldest first, at most `limit` entries.
+  virtual Result<std::vector<FunctionChange>> Changes(int64_t since_revision, int limit) = 0;
+
+  // Publishes `version.config` as the function's next version number (never reused, also after
+  // a delete) and returns the stored version. kNotFound if the function is gone.
+  virtual Result<VersionRecord> PublishVersion(const VersionRecord& version) = 0;
+  // Oldest first.
+  virtual Result<std::vector<VersionRecord>> ListVersions(const std::string& function_id) = 0;
+  // kConflict while an alias points at it; kNotFound if there is no such version.
+  virtual Result<void> DeleteVersion(const std::string& function_id, int number) = 0;
+  // Creates (`create`) or replaces an alias. Its versions must exist (kNotFound); a create of
+  // a taken name is kAlreadyExists, a replace of an unknown one kNotFound. With
+  // `expected_revision_id` set, a replace whose stored revision id differs is kConflict.
+  virtual Result<void> PutAlias(const AliasRecord& alias, bool create,
+                                const std::optional<std::string>& expected_revision_id) = 0;
+  virtual Result<std::vector<AliasRecord>> ListAliases(const std::string& function_id) = 0;
+  virtual Result<void> DeleteAlias(const std::string& function_id, const std::string& name) = 0;
 
   // Writes a batch of invocation records in one transaction. Records of functions that no
   // longer exist are dropped.
