@@ -237,20 +237,6 @@ HttpResponse CodeChangeError(const Error& error) {
   return LambdaError(error);
 }
 
-// Publish: true on CreateFunction and UpdateFunctionCode: once the new code has deployed (the
-// publish waits for the update in progress), it is frozen as the next version, and the answer
-// is that version's configuration, as Lambda's is.
-asio::awaitable<HttpResponse> PublishAfterChange(const CodeRouteContext& context,
-                                                 std::string id, int status) {
-  auto published = co_await context.functions.PublishVersion(id, "");
-  if (!published) co_return CodeChangeError(published.error());
-  store::FunctionRecord config = published->config;
-  config.updated_at_ms = published->created_at_ms;
-  LambdaConfigurationView view = LambdaViewOf(config, true, context.runtimes, context.account);
-  view.version = std::to_string(published->number);
-  co_return LambdaJson(status, EncodeLambdaConfiguration(config, view, context.account));
-}
-
 // simdjson's tree as nlohmann's, but for the string `zip_field` names (the object it is a
 // member of, and its key), which is handed out as a view instead: nlohmann's lexer reads a
 // string a byte at a time, simdjson tens of MB in milliseconds.
@@ -367,6 +353,20 @@ struct CodeRouteContext {
   LambdaAccount account;
   uint64_t max_zip_bytes;
 };
+
+// Publish: true on CreateFunction and UpdateFunctionCode: once the new code has deployed (the
+// publish waits for the update in progress), it is frozen as the next version, and the answer
+// is that version's configuration, as Lambda's is.
+asio::awaitable<HttpResponse> PublishAfterChange(const CodeRouteContext& context,
+                                                 std::string id, int status) {
+  auto published = co_await context.functions.PublishVersion(id, "");
+  if (!published) co_return CodeChangeError(published.error());
+  store::FunctionRecord config = published->config;
+  config.updated_at_ms = published->created_at_ms;
+  LambdaConfigurationView view = LambdaViewOf(config, true, context.runtimes, context.account);
+  view.version = std::to_string(published->number);
+  co_return LambdaJson(status, EncodeLambdaConfiguration(config, view, context.account));
+}
 
 // A DryRun's check of a package: unpacked into a draft, which is dropped whatever the outcome.
 Result<void> CheckPackage(code::CodeStore& store, const std::string& zip) {
