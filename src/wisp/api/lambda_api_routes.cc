@@ -357,8 +357,8 @@ struct CodeRouteContext {
 // Publish: true on CreateFunction and UpdateFunctionCode: once the new code has deployed (the
 // publish waits for the update in progress), it is frozen as the next version, and the answer
 // is that version's configuration, as Lambda's is.
-asio::awaitable<HttpResponse> PublishAfterChange(const CodeRouteContext& context,
-                                                 std::string id, int status) {
+asio::awaitable<HttpResponse> PublishAfterChange(const CodeRouteContext& context, std::string id,
+                                                 int status) {
   auto published = co_await context.functions.PublishVersion(id, "");
   if (!published) co_return CodeChangeError(published.error());
   store::FunctionRecord config = published->config;
