@@ -75,6 +75,20 @@ function step(text) {
   console.log(`step: ${text}`);
 }
 
+// A row of a list the page re-renders (an event or the periodic refresh may replace it between
+// finding and clicking it): click the current one, trying again if it was replaced meanwhile.
+async function clickInList(selector) {
+  for (let attempt = 1; ; attempt++) {
+    await page.waitForSelector(selector, { timeout: 30000 });
+    try {
+      await page.click(selector);
+      return;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
+  }
+}
+
 async function textOf(selector) {
   return page.$eval(selector, (e) => e.textContent);
 }
@@ -257,12 +271,12 @@ try {
   const row = `tr[data-invocation="${queued.invocation_id}"]`;
   await page.waitForSelector(`${row} button`, { timeout: 30000 });
   await screenshot("dead-letters");
-  await page.click(`${row} button`);
+  await clickInList(`${row} button`);
   await page.waitForFunction(() => document.querySelector("#toast")?.textContent.startsWith("Requeued"));
   await page.click('a[data-nav="invocations"]');
   await page.waitForSelector(row);
   await screenshot("async-invocations");
-  await page.click(`${row} a`);
+  await clickInList(`${row} a`);
   await page.waitForFunction(() => document.querySelector("#view")?.textContent.includes("always fails"));
   await screenshot("invocation");
 
