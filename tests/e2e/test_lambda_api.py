@@ -267,6 +267,23 @@ class LambdaApiTest(WispTestCase):
             404, "ResourceNotFoundException")
         got = self.lambda_request("GET", lambda_path(name) + "?Qualifier=live")
         self.assertEqual(got.json["Configuration"]["Version"], "1")
+        # An alias's configuration names the alias in its ARN, as Lambda's does.
+        self.assertEqual(got.json["Configuration"]["FunctionArn"], arn + ":live")
+        # ListFunctions with FunctionVersion=ALL: $LATEST and each version, a page at a time.
+        seen, marker = [], None
+        for _ in range(100):
+            query = "?FunctionVersion=ALL&MaxItems=1" + (
+                f"&Marker={urllib.parse.quote(marker)}" if marker else "")
+            page = self.lambda_request("GET", "/2015-03-31/functions" + query)
+            self.assertEqual(page.status, 200, page)
+            seen += [(c["FunctionName"], c["Version"], c["FunctionArn"])
+                     for c in page.json["Functions"]]
+            marker = page.json.get("NextMarker")
+            if not marker:
+                break
+        self.assertEqual([(v, a) for n, v, a in seen if n == name],
+                         [("$LATEST", arn), ("1", arn + ":1")])
+        self.assertEqual(len(seen), len(set(seen)))
         self.assert_lambda_error(self.lambda_request("GET", lambda_path(f"{name}:nope")), 404,
                                  "ResourceNotFoundException")
         self.assert_lambda_error(

@@ -215,7 +215,11 @@ json EncodeLambdaConfiguration(const store::FunctionRecord& record,
                                const LambdaConfigurationView& view, const LambdaAccount& account) {
   const LambdaStateWords words = StateWords(record.state, view.serving, !record.error.empty());
   std::string arn = FunctionArn(account, record.name);
-  if (view.version != "$LATEST") arn += ":" + view.version;
+  if (!view.arn_qualifier.empty()) {
+    arn += ":" + view.arn_qualifier;
+  } else if (view.version != "$LATEST") {
+    arn += ":" + view.version;
+  }
   json configuration = {
       {"FunctionName", record.name},
       {"FunctionArn", std::move(arn)},

@@ -70,6 +70,9 @@ std::string LambdaRuntimeName(const core::RuntimeEntry& runtime,
 // What the configuration shows of a function besides its record.
 struct LambdaConfigurationView {
   std::string version = "$LATEST";
+  // What FunctionArn ends with when not the version: the alias a request named, as Lambda
+  // shows an alias's configuration (Version is still the number it points at).
+  std::string arn_qualifier;
   std::string runtime;  // LambdaRuntimeName
   std::string handler;  // as the runtime resolves it ("index.handler")
   std::string role;

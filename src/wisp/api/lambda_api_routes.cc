@@ -84,6 +84,13 @@ std::optional<HttpResponse> CheckQualifier(const Target& target, const LambdaAcc
                   *target.ref.qualifier));
 }
 
+// The alias a reference names ("name:live", ?Qualifier=live), or empty for $LATEST and numbers.
+std::string AliasNamed(const LambdaFunctionRef& ref) {
+  if (!ref.qualifier || *ref.qualifier == "$LATEST" || ParseVersionNumber(*ref.qualifier))
+    return {};
+  return *ref.qualifier;
+}
+
 LambdaConfigurationView ViewOf(const core::Function& function, const core::RuntimeCatalog& runtimes,
                                const LambdaAccount& account) {
   return LambdaViewOf(function.record, function.deployment != nullptr, runtimes, account);
@@ -522,51 +529,84 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
         });
   };
 
-  route("GET", "/2015-03-31/functions",
-        [&functions, &runtimes, account](HttpRequest& request,
-                                         const std::string&) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(
-                  request, {"MaxItems", "Marker", "FunctionVersion", "MasterRegion"})) {
-            co_return *bad;
-          }
-          auto max_items = QueryInt(request, "MaxItems", kDefaultMaxItems, 1, kMaxMaxItems);
-          if (!max_items) co_return LambdaError(max_items.error());
-          if (auto it = request.query.find("FunctionVersion");
-              it != request.query.end() && it->second != "ALL") {
+  route(
+      "GET", "/2015-03-31/functions",
+      [&functions, &runtimes, account](HttpRequest& request,
+                                       const std::string&) -> asio::awaitable<HttpResponse> {
+        if (auto bad = UnknownParameters(
+                request, {"MaxItems", "Marker", "FunctionVersion", "MasterRegion"})) {
+          co_return *bad;
+        }
+        auto max_items = QueryInt(request, "MaxItems", kDefaultMaxItems, 1, kMaxMaxItems);
+        if (!max_items) co_return LambdaError(max_items.error());
+        bool all_versions = false;
+        if (auto it = request.query.find("FunctionVersion"); it != request.query.end()) {
+          if (it->second != "ALL") {
             co_return LambdaError(400, "InvalidParameterValueException",
                                   "FunctionVersion must be ALL");
           }
-          // By name: a Marker is the last name of the page before, so a page is stable while
-          // functions are created or deleted around it.
-          std::vector<const core::Function*> all = functions.List();
-          std::sort(all.begin(), all.end(),
-                    [](const auto* a, const auto* b) { return a->record.name < b->record.name; });
-          std::string marker;
-          if (auto it = request.query.find("Marker"); it != request.query.end()) {
-            auto decoded = DecodeBase64(it->second);
-            if (!decoded) {
-              co_return LambdaError(400, "InvalidParameterValueException",
-                                    "Marker is not one a ListFunctions answer gave");
-            }
-            marker = std::move(*decoded);
+          all_versions = true;
+        }
+        // By name, then version ($LATEST as 0): a Marker is the last entry of the page before
+        // ("name", or "name\0version" when listing all versions), so a page is stable while
+        // functions are created or deleted around it.
+        std::vector<const core::Function*> all = functions.List();
+        std::sort(all.begin(), all.end(),
+                  [](const auto* a, const auto* b) { return a->record.name < b->record.name; });
+        std::pair<std::string, int> marker{"", -1};
+        if (auto it = request.query.find("Marker"); it != request.query.end()) {
+          auto decoded = DecodeBase64(it->second);
+          if (!decoded) {
+            co_return LambdaError(400, "InvalidParameterValueException",
+                                  "Marker is not one a ListFunctions answer gave");
           }
-          json items = json::array();
-          std::string last;
-          bool more = false;
-          for (const auto* f : all) {
-            if (!marker.empty() && f->record.name <= marker) continue;
-            if (items.size() == static_cast<size_t>(*max_items)) {
-              more = true;
+          const size_t split = decoded->find('\0');
+          marker.first = decoded->substr(0, split);
+          marker.second = split == std::string::npos ? 0 : std::atoi(decoded->c_str() + split + 1);
+        }
+        json items = json::array();
+        std::pair<std::string, int> last;
+        bool more = false;
+        auto add = [&](const std::pair<std::string, int>& key, json item) {
+          if (!marker.first.empty() && key <= marker) return true;
+          if (items.size() == static_cast<size_t>(*max_items)) {
+            more = true;
+            return false;
+          }
+          items.push_back(std::move(item));
+          last = key;
+          return true;
+        };
+        for (const auto* f : all) {
+          if (!add({f->record.name, 0},
+                   EncodeLambdaConfiguration(f->record, ViewOf(*f, runtimes, account), account))) {
+            break;
+          }
+          if (!all_versions) continue;
+          bool full = false;
+          for (const auto& [number, published] : f->versions) {
+            store::FunctionRecord config = published.record.config;
+            if (!published.record.description.empty()) {
+              config.description = published.record.description;
+            }
+            config.updated_at_ms = published.record.created_at_ms;
+            LambdaConfigurationView view =
+                LambdaViewOf(config, published.deployment != nullptr, runtimes, account);
+            view.version = std::to_string(number);
+            if (!add({f->record.name, number}, EncodeLambdaConfiguration(config, view, account))) {
+              full = true;
               break;
             }
-            items.push_back(
-                EncodeLambdaConfiguration(f->record, ViewOf(*f, runtimes, account), account));
-            last = f->record.name;
           }
-          json body = {{"Functions", std::move(items)}};
-          if (more) body["NextMarker"] = EncodeBase64(last);
-          co_return LambdaJson(200, body);
-        });
+          if (full) break;
+        }
+        json body = {{"Functions", std::move(items)}};
+        if (more) {
+          body["NextMarker"] = EncodeBase64(
+              all_versions ? last.first + '\0' + std::to_string(last.second) : last.first);
+        }
+        co_return LambdaJson(200, body);
+      });
 
   route("GET", "/2015-03-31/functions/:name",
         [&functions, &runtimes, account](HttpRequest& request,
@@ -581,6 +621,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           LambdaConfigurationView view =
               LambdaViewOf(*qualified->record, qualified->serving, runtimes, account);
           view.version = qualified->version;
+          view.arn_qualifier = AliasNamed(target->ref);
           co_return LambdaJson(
               200,
               json{{"Configuration", EncodeLambdaConfiguration(*qualified->record, view, account)},
@@ -602,6 +643,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           LambdaConfigurationView view =
               LambdaViewOf(*qualified->record, qualified->serving, runtimes, account);
           view.version = qualified->version;
+          view.arn_qualifier = AliasNamed(target->ref);
           co_return LambdaJson(200, EncodeLambdaConfiguration(*qualified->record, view, account));
         });
 
