@@ -44,6 +44,8 @@ Environment:
 struct Failure {
   int code;
   std::string message;
+  // Set when the message already says what to do: the exit code's general hint is left out.
+  bool says_what_to_do = false;
 };
 
 class Api {
@@ -269,7 +271,7 @@ int Logs(Api& api, const Options& o) {
   if (response.status < 200 || response.status >= 300) {
     throw Failure{ExitCodeForStatus(response.status), ErrorMessage(response.status, response.body)};
   }
-  if (deleted) throw Failure{kNotFound, fmt::format("function {} was deleted", o.name)};
+  if (deleted) throw Failure{kNotFound, fmt::format("function {} was deleted", o.name), true};
   return kOk;
 }
 
@@ -351,7 +353,7 @@ int Rollback(Api& api, const Options& o) {
   for (const auto& v : versions["versions"]) published.push_back(v.value("version", 0));
   std::string error;
   const auto target = RollbackTarget(published, LiveVersion(aliases), o.version, &error);
-  if (!target) throw Failure{o.version ? kNotFound : kUsage, error};
+  if (!target) throw Failure{o.version ? kNotFound : kUsage, error, true};
   const json alias = MoveLive(api, id, *target);
   if (o.json) {
     PrintJson(alias);
@@ -500,7 +502,8 @@ int main(int argc, char** argv) {
     return run(api, o);
   } catch (const Failure& failure) {
     std::cerr << "wisp: " << failure.message << "\n";
-    if (const std::string hint = Hint(failure.code, api.url()); !hint.empty()) {
+    const std::string hint = failure.says_what_to_do ? "" : Hint(failure.code, api.url());
+    if (!hint.empty()) {
       std::cerr << "hint: " << hint << "\n";
     }
     return failure.code;
