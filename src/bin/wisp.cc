@@ -81,14 +81,21 @@ class Api {
     return *response;
   }
 
-  // Functions are addressed by id on /v1: the name is looked up in the list, page by page.
-  std::string IdOf(const std::string& name) {
+  // Every function, page by page, as one listing ({"items": [...], "total": n}).
+  json AllFunctions() {
     constexpr int kPage = 1000;
+    json all = {{"items", json::array()}, {"total", 0}};
     for (int offset = 0;; offset += kPage) {
-      const json page = Call("GET", fmt::format("/v1/functions?limit={}&offset={}", kPage, offset));
-      if (auto id = FindFunctionId(page, name)) return *id;
-      if (page.value("total", 0) <= offset + kPage) break;
+      json page = Call("GET", fmt::format("/v1/functions?limit={}&offset={}", kPage, offset));
+      for (auto& item : page["items"]) all["items"].push_back(std::move(item));
+      all["total"] = page.value("total", 0);
+      if (page.value("total", 0) <= offset + kPage) return all;
     }
+  }
+
+  // Functions are addressed by id on /v1: the name is looked up in the list.
+  std::string IdOf(const std::string& name) {
+    if (auto id = FindFunctionId(AllFunctions(), name)) return *id;
     throw Failure{kNotFound, fmt::format("no function named '{}'", name)};
   }
 
@@ -161,8 +168,18 @@ int Deploy(Api& api, const Options& o) {
   }
   json body = DeployBody(options, !id, std::move(code), std::move(zip), &error);
   if (body.is_null()) throw Failure{kUsage, error};
-  const json answer = id ? api.Call("PUT", "/v1/functions/" + *id, body.dump())
-                         : api.Call("POST", "/v1/functions", body.dump());
+  std::string text;
+  try {
+    text = body.dump();
+  } catch (const json::type_error&) {
+    throw Failure{kUsage,
+                  fmt::format("{} is not UTF-8 text: put it in a folder and deploy the folder "
+                              "(sent as a zip package)",
+                              o.path),
+                  true};
+  }
+  const json answer =
+      id ? api.Call("PUT", "/v1/functions/" + *id, text) : api.Call("POST", "/v1/functions", text);
   if (o.json) {
     PrintJson(answer);
   } else {
@@ -173,7 +190,7 @@ int Deploy(Api& api, const Options& o) {
 }
 
 int List(Api& api, const Options& o) {
-  const json page = api.Call("GET", "/v1/functions?limit=1000");
+  const json page = api.AllFunctions();
   if (o.json) {
     PrintJson(page);
     return kOk;
@@ -507,5 +524,9 @@ int main(int argc, char** argv) {
       std::cerr << "hint: " << hint << "\n";
     }
     return failure.code;
+  } catch (const json::exception& e) {
+    // An answer of an unexpected shape, or text that is not UTF-8 where JSON needs it.
+    std::cerr << "wisp: " << e.what() << "\n";
+    return kFailed;
   }
 }

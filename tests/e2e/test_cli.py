@@ -229,6 +229,10 @@ class CliTest(WispTestCase):
                                "--env", "NOEQUALS", expect=1)
         self.assertIn("KEY=VALUE", result.stderr)
         self.wisp_cli("deploy", "no-such-file.js", "--name", "x", expect=1)
+        with open(os.path.join(self.workdir, "binary.js"), "wb") as f:
+            f.write(b"\xff\xfe\x00binary")
+        result = self.wisp_cli("deploy", "binary.js", "--name", "x", expect=1)
+        self.assertIn("not UTF-8", result.stderr)
 
     def test_unknown_name_exits_2(self):
         for command in ("get", "invoke", "logs", "rm", "versions", "publish", "rollback"):

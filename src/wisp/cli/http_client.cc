@@ -88,9 +88,12 @@ std::optional<Response> Send(const ServerUrl& server, const Request& request, Tr
     return std::nullopt;
   }
   Socket socket(fd);
+  // An IPv6 literal is bracketed in the Host header, as in the URL.
+  const std::string host =
+      server.host.find(':') == std::string::npos ? server.host : "[" + server.host + "]";
   std::string head =
       fmt::format("{} {}{} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n", request.method,
-                  server.base_path, request.target, server.host, server.port);
+                  server.base_path, request.target, host, server.port);
   for (const auto& [name, value] : request.headers) head += name + ": " + value + "\r\n";
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
     head += fmt::format("Content-Length: {}\r\n", request.body.size());

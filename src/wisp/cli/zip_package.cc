@@ -55,7 +55,10 @@ std::optional<std::string> ZipDirectory(const std::string& dir, std::vector<std:
     archive_entry_set_pathname(entry.get(), relative.c_str());
     archive_entry_set_size(entry.get(), static_cast<la_int64_t>(bytes.size()));
     archive_entry_set_filetype(entry.get(), AE_IFREG);
-    archive_entry_set_perm(entry.get(), 0644);
+    // Executables stay executable: a custom runtime's bootstrap must be.
+    const bool executable =
+        (fs::status(file).permissions() & fs::perms::owner_exec) != fs::perms::none;
+    archive_entry_set_perm(entry.get(), executable ? 0755 : 0644);
     if (archive_write_header(zip.get(), entry.get()) != ARCHIVE_OK ||
         archive_write_data(zip.get(), bytes.data(), bytes.size()) < 0) {
       *error = fmt::format("cannot zip {}: {}", relative, archive_error_string(zip.get()));
