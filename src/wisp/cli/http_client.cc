@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,19 @@
 
 namespace wisp::cli {
 namespace {
+
+// A wispd that accepts but never answers must not hang the command. Connecting and sending
+// give up after kSendTimeout; an answer may take as long as the longest function timeout (900 s)
+// and then some; a stream gets a heartbeat every 15 s, so a minute of silence means it is gone.
+constexpr int kSendTimeoutSeconds = 10;
+constexpr int kAnswerTimeoutSeconds = 960;
+constexpr int kStreamTimeoutSeconds = 60;
+
+void SetTimeout(int fd, int option, int seconds) {
+  timeval limit{};
+  limit.tv_sec = seconds;
+  setsockopt(fd, SOL_SOCKET, option, &limit, sizeof limit);
+}
 
 class Socket {
  public:
@@ -39,6 +53,7 @@ int Connect(const ServerUrl& server, std::string* error) {
   for (addrinfo* a = found; a; a = a->ai_next) {
     fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
+    SetTimeout(fd, SO_SNDTIMEO, kSendTimeoutSeconds);  // connect() honours it too
     if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
     *error =
         fmt::format("cannot connect to {}:{}: {}", server.host, server.port, std::strerror(errno));
@@ -62,6 +77,7 @@ bool WriteAll(int fd, std::string_view data) {
 // Reads more bytes onto `buffer`; false at the end of the stream or on an error.
 bool ReadMore(int fd, std::string& buffer) {
   char chunk[16384];
+  errno = 0;  // the caller tells a timeout (EAGAIN) from the end of the stream (0)
   while (true) {
     const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
@@ -88,6 +104,7 @@ std::optional<Response> Send(const ServerUrl& server, const Request& request, Tr
     return std::nullopt;
   }
   Socket socket(fd);
+  SetTimeout(fd, SO_RCVTIMEO, on_body ? kStreamTimeoutSeconds : kAnswerTimeoutSeconds);
   // An IPv6 literal is bracketed in the Host header, as in the URL.
   const std::string host =
       server.host.find(':') == std::string::npos ? server.host : "[" + server.host + "]";
@@ -110,7 +127,11 @@ std::optional<Response> Send(const ServerUrl& server, const Request& request, Tr
   while ((header_end = buffer.find("\r\n\r\n")) == std::string::npos) {
     if (!ReadMore(fd, buffer)) {
       error->message =
-          fmt::format("{}:{} closed the connection without an answer", server.host, server.port);
+          errno == EAGAIN || errno == EWOULDBLOCK
+              ? fmt::format("{}:{} gave no answer within {} s", server.host, server.port,
+                            on_body ? kStreamTimeoutSeconds : kAnswerTimeoutSeconds)
+              : fmt::format("{}:{} closed the connection without an answer", server.host,
+                            server.port);
       return std::nullopt;
     }
   }
