@@ -164,6 +164,17 @@ class FunctionUrlTest(wisp_fixture.WispTestCase):
         self.assertEqual(json.loads(body)["error"]["errorMessage"], "it broke")
         self.assertEqual(header(headers, "x-wisp-function-error"), "Unhandled")
 
+    def test_a_timeout_is_504(self):
+        name = self.unique_name("slow")
+        fid = self.deploy("exports.handler = () => new Promise(r => setTimeout(r, 5000));",
+                          name=name, handler="index.handler", timeout_seconds=1)
+        r = self.wisp.request("PUT", f"/v1/functions/{fid}/url", {"AuthType": "NONE"})
+        self.assertEqual(r.status, 200, r)
+        status, headers, body = call(self.wisp.port, "GET", f"/fn/{name}/")
+        self.assertEqual(status, 504, body)
+        self.assertEqual(header(headers, "x-wisp-function-error"), "Timeout")
+        self.assertIn("timed out", json.loads(body)["message"])
+
     def test_cors_preflight_and_response_headers(self):
         _, name = self.make_function({"AuthType": "NONE", "Cors": {
             "AllowOrigins": ["https://app.example"], "AllowMethods": ["GET", "POST"],

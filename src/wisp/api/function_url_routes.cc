@@ -103,7 +103,8 @@ asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
   const auto& result = outcome->result;
   HttpResponse response;
   if (result.status == scheduler::InvocationStatus::kTimeout) {
-    // API Gateway's answer to a backend that did not answer in time.
+    // A gateway's answer to a backend that did not answer in time (API Gateway's too); any
+    // other failure of the function is a 502, as Lambda's URLs answer.
     response = BadGateway("the function timed out", "error",
                           result.response_json.empty() ? "null" : result.response_json);
     response.status = 504;
@@ -124,6 +125,8 @@ asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
         result.status == scheduler::InvocationStatus::kTimeout ? "Timeout" : "Unhandled");
   }
   response.headers.emplace_back("X-Wisp-Request-Id", outcome->request_id);
+  // A HEAD's answer has no body, whatever the function wrote.
+  if (request.method == "HEAD") response.body.clear();
   if (config->cors && !origin.empty()) {
     for (auto& header : CorsResponseHeaders(*config->cors, origin)) {
       response.headers.push_back(std::move(header));
