@@ -8,7 +8,7 @@ import json
 import unittest
 
 import wisp_fixture
-from auth_support import AuthServer
+from auth_support import AuthServer, send, signed_request
 
 # Answers with the event it got, or with what the event asks for: the request's body, when
 # it is JSON with a "respond" key, is returned as the function's result.
@@ -284,8 +284,27 @@ class FunctionUrlAuthTest(unittest.TestCase):
         self.assertNotIn("authorization", json.loads(body)["headers"])
         # A name without a URL, or unknown, is not public: no key, no answer.
         self.assertEqual(call(self.wisp.port, "GET", "/fn/no-such/x")[0], 401)
-        # The public URL opens nothing else.
+        # The public URL opens nothing else: a path that climbs out of it still reaches only
+        # the function.
         self.assertEqual(call(self.wisp.port, "GET", "/v1/functions")[0], 401)
+        status, _, body = call(self.wisp.port, "GET", "/fn/public-url/../../v1/functions")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["rawPath"], "/../../v1/functions")
+
+    def test_the_lambda_api_configures_a_url_with_a_signed_request(self):
+        fid = self.wisp.create(runtime="node", code=NODE_URL_FUNCTION, name="signed-url",
+                               handler="index.handler")
+        self.wisp.wait_state(fid)
+        path = "/2021-10-31/functions/signed-url/url"
+        body = json.dumps({"AuthType": "NONE"}).encode()
+        unsigned = send(self.wisp.port, "POST", path, {"Content-Type": "application/json"}, body)
+        self.assertEqual(unsigned.status, 403, unsigned)
+        headers, body = signed_request(self.wisp.port, "POST", path, body,
+                                       AuthServer.CONFIG_KEY_ID, AuthServer.CONFIG_KEY_SECRET)
+        created = send(self.wisp.port, "POST", path, headers, body)
+        self.assertEqual(created.status, 201, created)
+        self.assertEqual(created.json["AuthType"], "NONE")
+        self.assertEqual(call(self.wisp.port, "GET", "/fn/signed-url/")[0], 200)
 
 
 if __name__ == "__main__":
