@@ -384,6 +384,8 @@ int main(int argc, char** argv) {
   api::AddProgramApiRoutes(router, functions, dispatcher, *async_queue, workers);
   api::AddLambdaApiRoutes(router, functions, invoker, dispatcher, scheduler, workers, *code_store,
                           api::LambdaAccount{config.region, config.account_id});
+  api::AddFunctionUrlRoutes(router, functions, invoker,
+                            api::LambdaAccount{config.region, config.account_id});
   api::AddKeyRoutes(router, keys, workers);
   api::AddConsoleRoutes(router);
   // Off (no gate at all, nothing on the request path) unless auth is required.
@@ -391,6 +393,9 @@ int main(int argc, char** argv) {
   if (config.auth_required) {
     auth_gate.emplace(io, workers, keys, clock, api::AuthGateOptions{config.region});
     auth_gate->Start();
+    auth_gate->SetPublicRequests([&functions](const api::HttpRequest& request) {
+      return api::IsPublicFunctionUrl(functions, request);
+    });
     router.SetGate(&*auth_gate);
     if (keys.Snapshot()->keys().empty()) {
       spdlog::warn(

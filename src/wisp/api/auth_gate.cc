@@ -86,6 +86,7 @@ bool AuthGate::IsAwsPath(std::string_view path) {
 asio::awaitable<std::optional<HttpResponse>> AuthGate::Admit(HttpRequest& request) {
   if (IsAwsPath(request.path)) co_return co_await AdmitSigned(request);
   if (IsConsolePath(request.method, request.path)) co_return std::nullopt;
+  if (is_public_ && is_public_(request)) co_return std::nullopt;
   co_return co_await AdmitBearer(request);
 }
 

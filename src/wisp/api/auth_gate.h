@@ -26,6 +26,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -56,6 +57,12 @@ class AuthGate final : public RequestGate {
 
   asio::awaitable<std::optional<HttpResponse>> Admit(HttpRequest& request) override;
 
+  // Requests that need no key: a function URL whose AuthType is NONE. Asked before the Bearer
+  // check; io thread.
+  void SetPublicRequests(std::function<bool(const HttpRequest&)> is_public) {
+    is_public_ = std::move(is_public);
+  }
+
   // True for a path whose first segment is a date (YYYY-MM-DD): the Lambda API and the other
   // AWS-style APIs, which take SigV4.
   static bool IsAwsPath(std::string_view path);
@@ -74,6 +81,7 @@ class AuthGate final : public RequestGate {
   const Clock& clock_;
   const AuthGateOptions options_;
   const auth::SigV4Verifier verifier_;
+  std::function<bool(const HttpRequest&)> is_public_;
   bool reloading_ = false;
   bool reload_wanted_ = false;
   // Set when the next reload to start has finished.

@@ -37,6 +37,7 @@ class AuthGateTest : public testing::Test {
     AuthGate gate(io_, workers_, registry_, clock_,
                   AuthGateOptions{"us-east-1", std::chrono::hours(1), std::chrono::milliseconds(1),
                                   std::chrono::seconds(5)});
+    if (is_public_) gate.SetPublicRequests(is_public_);
     router_.SetGate(&gate);
     HttpResponse response;
     asio::co_spawn(
@@ -78,6 +79,7 @@ class AuthGateTest : public testing::Test {
   ManualClock clock_;
   auth::KeyRegistry registry_;
   Router router_;
+  std::function<bool(const HttpRequest&)> is_public_;
 };
 
 TEST(AuthGatePaths, AwsPathsStartWithADate) {
@@ -140,6 +142,24 @@ TEST_F(AuthGateTest, HealthWithoutCredentialsIsLivenessOnly) {
   const HttpResponse full = Dispatch(Get("/health", "Bearer " + key->secret));
   EXPECT_NE(full.body.find("totalInvocations"), std::string::npos);
   EXPECT_EQ(Dispatch(Get("/health", "Bearer wrong-wrong-wrong")).status, 401);
+}
+
+TEST_F(AuthGateTest, PublicRequestsNeedNoKeyAndOnlyThey) {
+  router_.AddPrefix("/fn", [](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+    co_return JsonResponse(200, request.method + " " + request.path);
+  });
+  is_public_ = [](const HttpRequest& request) { return request.path.starts_with("/fn/open/"); };
+  auto key = registry_.Create("test");
+  ASSERT_TRUE(key);
+  HttpRequest post = Get("/fn/open/any/path");
+  post.method = "POST";
+  const HttpResponse open = Dispatch(post);
+  EXPECT_EQ(open.status, 200);
+  EXPECT_EQ(open.body, "POST /fn/open/any/path");  // the prefix route takes every method
+  EXPECT_EQ(Dispatch(Get("/fn/closed/x")).status, 401);
+  EXPECT_EQ(Dispatch(Get("/fn/closed/x", "Bearer " + key->secret)).status, 200);
+  EXPECT_EQ(Dispatch(Get("/v1/functions")).status, 401);
+  EXPECT_EQ(Dispatch(Get("/fnord")).status, 401);
 }
 
 TEST_F(AuthGateTest, ConsoleFilesNeedNoKeyButItsApiDoes) {

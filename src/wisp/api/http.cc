@@ -100,10 +100,20 @@ const Router::BodyPolicy* Router::BodyPolicyFor(std::string_view method,
   return nullptr;
 }
 
+void Router::AddPrefix(std::string prefix, Handler handler) {
+  prefixes_.emplace_back(std::move(prefix), std::move(handler));
+}
+
 asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
   if (gate_ != nullptr) {
     std::optional<HttpResponse> refusal = co_await gate_->Admit(request);
     if (refusal) co_return std::move(*refusal);
+  }
+  for (const auto& [prefix, handler] : prefixes_) {
+    if (request.path.starts_with(prefix) &&
+        (request.path.size() == prefix.size() || request.path[prefix.size()] == '/')) {
+      co_return co_await handler(request);
+    }
   }
   const auto segments = SplitPath(request.path);
   std::string allowed;  // the methods of the routes whose pattern matches, for a 405's Allow

@@ -24,6 +24,7 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string body;
   std::map<std::string, std::string> params;  // captured by the route pattern (":id")
+  asio::ip::address client;                   // the peer's address (a function URL's sourceIp)
 
   std::string_view Header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -90,6 +91,9 @@ class Router {
   // Every request passes `gate` first, whether a route matches or not (so a refused caller
   // learns nothing of which routes exist). None by default: then routing costs nothing more.
   void SetGate(RequestGate* gate) { gate_ = gate; }
+  // Every request whose path is `prefix` or starts with `prefix` + '/', whatever its method,
+  // goes to `handler` (after the gate): the function URLs' /fn tree.
+  void AddPrefix(std::string prefix, Handler handler);
 
   // A route whose requests may be larger than the server's limit (a deployment package), or
   // whose too-large answer is its API's own. Read by the server before the body is: only for a
@@ -115,6 +119,7 @@ class Router {
     BodyPolicy policy;
   };
   std::vector<Route> routes_;
+  std::vector<std::pair<std::string, Handler>> prefixes_;
   std::vector<PolicyEntry> body_policies_;
   RequestGate* gate_ = nullptr;
 };

@@ -195,7 +195,12 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& in) {
   for (const auto& field : in) {
     std::string name(field.name_string());
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    request.headers[std::move(name)] = std::string(field.value());
+    // A field sent twice is one value, comma-joined (RFC 9110 §5.3).
+    auto [it, added] = request.headers.try_emplace(std::move(name), field.value());
+    if (!added) {
+      it->second += ", ";
+      it->second += field.value();
+    }
   }
   request.body = std::move(in.body());
   return request;
@@ -384,6 +389,7 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
       upgrade->base() = raw.base();
     }
     HttpRequest request = ToHttpRequest(std::move(raw));
+    request.client = client;
     std::optional<TaskTracker::Task> handling(tasks.Start());
     HttpResponse response = co_await router.Dispatch(request);
     handling.reset();

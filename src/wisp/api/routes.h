@@ -63,6 +63,15 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
                         asio::thread_pool& workers, code::CodeStore& code_store,
                         LambdaAccount account);
 
+// Function URLs: /fn/{name}/... for any method (the function's URL, when it has one), their
+// configuration at /v1/functions/:id/url (PUT, GET, DELETE) and the Lambda API's
+// /2021-10-31/functions/{name}/url (POST creates, GET, PUT updates, DELETE).
+void AddFunctionUrlRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
+                          LambdaAccount account);
+// True for a request to the URL of a function whose AuthType is NONE: the auth gate lets it
+// through without a key.
+bool IsPublicFunctionUrl(core::FunctionService& functions, const HttpRequest& request);
+
 // /v1/functions/:id/versions (publish, list, delete) and /v1/functions/:id/aliases[/:alias].
 void AddVersionRoutes(Router& router, core::FunctionService& functions);
 

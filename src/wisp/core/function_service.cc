@@ -60,6 +60,7 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
   if (f.network) r.network = *f.network;
   if (f.description) r.description = *f.description;
   if (f.tags) r.tags = *f.tags;
+  if (f.url_config_json) r.url_config_json = *f.url_config_json;
 }
 
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
@@ -319,6 +320,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
       r->version_label = candidate.version_label;
       r->description = candidate.description;
       r->tags = candidate.tags;
+      r->url_config_json = candidate.url_config_json;
       r->updated_at_ms = candidate.updated_at_ms;
     }
     auto put = [this, changed] { return store_.UpdateFunction(changed, changed.revision); };
@@ -331,6 +333,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
     f->record.revision = *stored;
     f->record.description = candidate.description;
     f->record.tags = candidate.tags;
+    f->record.url_config_json = candidate.url_config_json;
     f->record.timeout_seconds = candidate.timeout_seconds;
     f->record.max_retries = candidate.max_retries;
     f->record.retry_delay_seconds = candidate.retry_delay_seconds;

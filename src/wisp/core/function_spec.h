@@ -63,6 +63,8 @@ struct FunctionFields {
   std::optional<std::string> network;  // "none" | "outbound"
   std::optional<std::string> description;
   std::optional<std::map<std::string, std::string>> tags;  // replaces every tag
+  // The function URL's stored configuration (checked by the API layer); "" removes the URL.
+  std::optional<std::string> url_config_json;
 };
 
 // Checks every present field (names, ranges, reserved environment variables, a runtime the

@@ -49,6 +49,9 @@ struct FunctionRecord {
   // The store-wide revision of the record's last write (Store::UpdateFunction compares it);
   // 0 before the store wrote it.
   int64_t revision = 0;
+  // The function's URL (/fn/{name}): api::FunctionUrlConfig's stored JSON; empty: no URL. Not
+  // part of a version: it belongs to the function.
+  std::string url_config_json;
 };
 
 // A published version: the function's configuration and code frozen as version `number`.

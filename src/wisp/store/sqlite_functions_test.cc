@@ -253,6 +253,7 @@ TEST_F(SqliteFunctionsTest, AnOlderDatabaseGetsTheNewColumnsAndTables) {
         "DROP TABLE function_changes", "ALTER TABLE functions DROP COLUMN description",
         "ALTER TABLE functions DROP COLUMN tags_json", "ALTER TABLE functions DROP COLUMN revision",
         "ALTER TABLE functions DROP COLUMN last_version_number",
+        "ALTER TABLE functions DROP COLUMN url_config_json",
         "ALTER TABLE invocations DROP COLUMN executed_version"}) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
   }
@@ -263,11 +264,24 @@ TEST_F(SqliteFunctionsTest, AnOlderDatabaseGetsTheNewColumnsAndTables) {
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->revision, 0);
   EXPECT_TRUE(stored->tags.empty());
+  EXPECT_EQ(stored->url_config_json, "");  // no URL
   // Its functions take part as any other: updated against revision 0, versioned.
   ASSERT_TRUE(store_->UpdateFunction(*stored, 0));
   auto version = store_->PublishVersion(Version(*stored));
   ASSERT_TRUE(version);
   EXPECT_EQ(version->number, 1);
+}
+
+TEST_F(SqliteFunctionsTest, TheUrlConfigIsStoredWithTheFunction) {
+  FunctionRecord f = Function("a", "a");
+  f.url_config_json = R"({"AuthType":"NONE"})";
+  ASSERT_TRUE(store_->CreateFunction(f));
+  auto stored = store_->GetFunction("a");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->url_config_json, R"({"AuthType":"NONE"})");
+  stored->url_config_json.clear();
+  ASSERT_TRUE(store_->UpdateFunction(*stored, stored->revision));
+  EXPECT_EQ(store_->GetFunction("a")->url_config_json, "");
 }
 
 }  // namespace
