@@ -135,6 +135,21 @@ std::string FunctionArn(const LambdaAccount& account, std::string_view name) {
   return fmt::format("arn:aws:lambda:{}:{}:function:{}", account.region, account.account_id, name);
 }
 
+HttpResponse LambdaJson(int status, const json& body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = body.dump();
+  return response;
+}
+
+std::optional<HttpResponse> UnknownLambdaParameters(const HttpRequest& request,
+                                                    const std::vector<std::string_view>& accepted) {
+  if (auto known = CheckQueryParameters(request, accepted); !known) {
+    return LambdaError(400, "InvalidParameterValueException", known.error().message);
+  }
+  return std::nullopt;
+}
+
 HttpResponse LambdaError(int status, std::string_view type, std::string_view message) {
   // Lambda's own error bodies say "message"; some clients read "Message". "Type" says whose
   // fault it was.

@@ -61,6 +61,16 @@ HttpResponse LambdaError(int status, std::string_view type, std::string_view mes
 // The exception an expected failure of the core means on this API.
 HttpResponse LambdaError(const Error& error);
 
+// A JSON answer of this API.
+HttpResponse LambdaJson(int status, const nlohmann::json& body);
+// The query parameters an operation takes: any other is refused by name
+// (InvalidParameterValueException), or nullopt when all are known.
+std::optional<HttpResponse> UnknownLambdaParameters(const HttpRequest& request,
+                                                    const std::vector<std::string_view>& accepted);
+// List operations' MaxItems: Lambda's default page and the most one page may ask for.
+inline constexpr int kLambdaDefaultMaxItems = 50;
+inline constexpr int kLambdaMaxMaxItems = 10000;
+
 // The Lambda runtime identifier a function shows: the one it was created with when it is one of
 // the runtime's AWS names, else the one matching the installed interpreter's major version
 // ("nodejs20.x" for node 20), else the runtime's first AWS alias.

@@ -21,16 +21,6 @@ namespace wisp::api {
 namespace {
 using nlohmann::json;
 
-constexpr int kDefaultMaxItems = 50;
-constexpr int kMaxMaxItems = 10000;
-
-HttpResponse LambdaJson(int status, const json& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = body.dump();
-  return response;
-}
-
 // Every answer carries a request id, as Lambda's do; the SDKs put it in their errors.
 // An Event call's answer already names its invocation's id.
 HttpResponse WithRequestId(HttpResponse response, const std::string& request_id) {
@@ -39,15 +29,6 @@ HttpResponse WithRequestId(HttpResponse response, const std::string& request_id)
   }
   response.headers.emplace_back("X-Amzn-RequestId", request_id);
   return response;
-}
-
-// Query parameters Lambda's operation takes; another is refused by name.
-std::optional<HttpResponse> UnknownParameters(const HttpRequest& request,
-                                              const std::vector<std::string_view>& accepted) {
-  if (auto known = CheckQueryParameters(request, accepted); !known) {
-    return LambdaError(400, "InvalidParameterValueException", known.error().message);
-  }
-  return std::nullopt;
 }
 
 struct Target {
@@ -140,7 +121,7 @@ Result<std::string> ClientContextOf(const HttpRequest& request) {
 asio::awaitable<HttpResponse> Invoke(core::FunctionService& functions, core::Invoker& invoker,
                                      core::AsyncDispatcher& async, const LambdaAccount& account,
                                      HttpRequest& request, const std::string& request_id) {
-  if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+  if (auto bad = UnknownLambdaParameters(request, {"Qualifier"})) co_return *bad;
   auto target = FindTarget(functions, request, account);
   if (!target) co_return target.error();
   if (auto missing = CheckQualifier(*target, account)) co_return *missing;
@@ -389,7 +370,7 @@ Result<void> CheckPackage(code::CodeStore& store, const std::string& zip) {
 // instead of being refused.
 asio::awaitable<HttpResponse> CreateFunction(const CodeRouteContext& context,
                                              HttpRequest& request) {
-  if (auto bad = UnknownParameters(request, {})) co_return *bad;
+  if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
   auto parse = [body = std::move(request.body), max = context.max_zip_bytes] {
     return ParseCreateFunction(body, max);
   };
@@ -409,7 +390,7 @@ asio::awaitable<HttpResponse> CreateFunction(const CodeRouteContext& context,
 // Successful) or failed to load (Failed, the code before it still serving).
 asio::awaitable<HttpResponse> UpdateFunctionCode(const CodeRouteContext& context,
                                                  HttpRequest& request) {
-  if (auto bad = UnknownParameters(request, {})) co_return *bad;
+  if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
   auto target = FindTarget(context.functions, request, context.account);
   if (!target) co_return target.error();
   if (target->ref.qualifier) {
@@ -460,7 +441,7 @@ asio::awaitable<HttpResponse> UpdateFunctionCode(const CodeRouteContext& context
 // packages and single-file functions alike.
 asio::awaitable<HttpResponse> DownloadFunctionCode(const CodeRouteContext& context,
                                                    HttpRequest& request) {
-  if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+  if (auto bad = UnknownLambdaParameters(request, {"Qualifier"})) co_return *bad;
   auto target = FindTarget(context.functions, request, context.account);
   if (!target) co_return target.error();
   if (auto missing = CheckQualifier(*target, context.account)) co_return *missing;
@@ -533,11 +514,12 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
       "GET", "/2015-03-31/functions",
       [&functions, &runtimes, account](HttpRequest& request,
                                        const std::string&) -> asio::awaitable<HttpResponse> {
-        if (auto bad = UnknownParameters(
+        if (auto bad = UnknownLambdaParameters(
                 request, {"MaxItems", "Marker", "FunctionVersion", "MasterRegion"})) {
           co_return *bad;
         }
-        auto max_items = QueryInt(request, "MaxItems", kDefaultMaxItems, 1, kMaxMaxItems);
+        auto max_items =
+            QueryInt(request, "MaxItems", kLambdaDefaultMaxItems, 1, kLambdaMaxMaxItems);
         if (!max_items) co_return LambdaError(max_items.error());
         bool all_versions = false;
         if (auto it = request.query.find("FunctionVersion"); it != request.query.end()) {
@@ -611,7 +593,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
   route("GET", "/2015-03-31/functions/:name",
         [&functions, &runtimes, account](HttpRequest& request,
                                          const std::string&) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {"Qualifier"})) co_return *bad;
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
           if (auto missing = CheckQualifier(*target, account)) co_return *missing;
@@ -634,7 +616,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
   route("GET", "/2015-03-31/functions/:name/configuration",
         [&functions, &runtimes, account](HttpRequest& request,
                                          const std::string&) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {"Qualifier"})) co_return *bad;
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
           if (auto missing = CheckQualifier(*target, account)) co_return *missing;
@@ -650,7 +632,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
   route("PUT", "/2015-03-31/functions/:name/configuration",
         [&functions, &runtimes, account](HttpRequest& request,
                                          const std::string&) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
           if (target->ref.qualifier) {
@@ -675,7 +657,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
   route("DELETE", "/2015-03-31/functions/:name",
         [&functions, account](HttpRequest& request,
                               const std::string&) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {"Qualifier"})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {"Qualifier"})) co_return *bad;
           auto target = FindTarget(functions, request, account);
           if (!target) co_return target.error();
           if (target->ref.qualifier && *target->ref.qualifier != "$LATEST") {
@@ -719,7 +701,7 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
   route("GET", "/2016-08-19/account-settings",
         [&functions, &scheduler](HttpRequest& request,
                                  const std::string&) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           uint64_t code_bytes = 0;
           const auto all = functions.List();
           for (const auto* f : all) code_bytes += static_cast<uint64_t>(f->record.code_size);

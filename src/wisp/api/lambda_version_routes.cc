@@ -17,16 +17,6 @@ namespace wisp::api {
 namespace {
 using nlohmann::json;
 
-constexpr int kDefaultMaxItems = 50;
-constexpr int kMaxMaxItems = 10000;
-
-HttpResponse LambdaJson(int status, const json& body) {
-  HttpResponse response;
-  response.status = status;
-  response.body = body.dump();
-  return response;
-}
-
 HttpResponse NoContent() {
   HttpResponse response;
   response.status = 204;
@@ -55,7 +45,7 @@ tl::expected<core::Function*, HttpResponse> FindUnqualified(core::FunctionServic
 // Marker/MaxItems paging over `items` (a Marker is the base64 of the last item's key).
 Result<json> Page(const HttpRequest& request,
                   const std::vector<std::pair<std::string, json>>& items, const char* list_name) {
-  auto max_items = QueryInt(request, "MaxItems", kDefaultMaxItems, 1, kMaxMaxItems);
+  auto max_items = QueryInt(request, "MaxItems", kLambdaDefaultMaxItems, 1, kLambdaMaxMaxItems);
   if (!max_items) return tl::unexpected(max_items.error());
   std::optional<std::string> marker;
   if (auto it = request.query.find("Marker"); it != request.query.end()) {
@@ -84,14 +74,6 @@ Result<json> Page(const HttpRequest& request,
   json body = {{list_name, std::move(page)}};
   if (more) body["NextMarker"] = EncodeBase64(last);
   return body;
-}
-
-std::optional<HttpResponse> UnknownParameters(const HttpRequest& request,
-                                              const std::vector<std::string_view>& accepted) {
-  if (auto known = CheckQueryParameters(request, accepted); !known) {
-    return LambdaError(400, "InvalidParameterValueException", known.error().message);
-  }
-  return std::nullopt;
 }
 
 Result<json> JsonBodyOf(const HttpRequest& request) {
@@ -175,7 +157,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("POST", "/2015-03-31/functions/:name/versions",
         [&functions, account, version_json](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = FindUnqualified(functions, request.params["name"], account);
           if (!function) co_return function.error();
           auto body = JsonBodyOf(request);
@@ -212,7 +194,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
   route("GET", "/2015-03-31/functions/:name/versions",
         [&functions, &runtimes, account,
          version_json](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {"Marker", "MaxItems"})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {"Marker", "MaxItems"})) co_return *bad;
           auto function = FindUnqualified(functions, request.params["name"], account);
           if (!function) co_return function.error();
           const core::Function& f = **function;
@@ -233,7 +215,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("POST", "/2015-03-31/functions/:name/aliases",
         [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = FindUnqualified(functions, request.params["name"], account);
           if (!function) co_return function.error();
           auto body = JsonBodyOf(request);
@@ -256,30 +238,31 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
           co_return LambdaJson(201, EncodeAliasConfiguration(*stored, name, account));
         });
 
-  route("GET", "/2015-03-31/functions/:name/aliases",
-        [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {"Marker", "MaxItems", "FunctionVersion"}))
-            co_return *bad;
-          auto function = FindUnqualified(functions, request.params["name"], account);
-          if (!function) co_return function.error();
-          std::optional<std::string> only;
-          if (auto it = request.query.find("FunctionVersion"); it != request.query.end()) {
-            only = it->second;
-          }
-          std::vector<std::pair<std::string, json>> items;
-          for (const auto& [name, alias] : (*function)->aliases) {
-            if (only && *only != std::to_string(alias.version)) continue;
-            items.emplace_back(name,
-                               EncodeAliasConfiguration(alias, (*function)->record.name, account));
-          }
-          auto page = Page(request, items, "Aliases");
-          if (!page) co_return LambdaError(page.error());
-          co_return LambdaJson(200, *page);
-        });
+  route(
+      "GET", "/2015-03-31/functions/:name/aliases",
+      [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
+        if (auto bad = UnknownLambdaParameters(request, {"Marker", "MaxItems", "FunctionVersion"}))
+          co_return *bad;
+        auto function = FindUnqualified(functions, request.params["name"], account);
+        if (!function) co_return function.error();
+        std::optional<std::string> only;
+        if (auto it = request.query.find("FunctionVersion"); it != request.query.end()) {
+          only = it->second;
+        }
+        std::vector<std::pair<std::string, json>> items;
+        for (const auto& [name, alias] : (*function)->aliases) {
+          if (only && *only != std::to_string(alias.version)) continue;
+          items.emplace_back(name,
+                             EncodeAliasConfiguration(alias, (*function)->record.name, account));
+        }
+        auto page = Page(request, items, "Aliases");
+        if (!page) co_return LambdaError(page.error());
+        co_return LambdaJson(200, *page);
+      });
 
   route("GET", "/2015-03-31/functions/:name/aliases/:alias",
         [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = FindUnqualified(functions, request.params["name"], account);
           if (!function) co_return function.error();
           auto it = (*function)->aliases.find(request.params["alias"]);
@@ -295,7 +278,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("PUT", "/2015-03-31/functions/:name/aliases/:alias",
         [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = FindUnqualified(functions, request.params["name"], account);
           if (!function) co_return function.error();
           auto it = (*function)->aliases.find(request.params["alias"]);
@@ -335,7 +318,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("DELETE", "/2015-03-31/functions/:name/aliases/:alias",
         [&functions, account](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = FindUnqualified(functions, request.params["name"], account);
           if (!function) co_return function.error();
           const std::string id = (*function)->record.id;
@@ -364,7 +347,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("GET", "/2017-03-31/tags/:arn",
         [tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = tagged(request);
           if (!function) co_return function.error();
           co_return LambdaJson(200, json{{"Tags", (*function)->record.tags}});
@@ -372,7 +355,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("POST", "/2017-03-31/tags/:arn",
         [&functions, tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {})) co_return *bad;
           auto function = tagged(request);
           if (!function) co_return function.error();
           auto body = JsonBodyOf(request);
@@ -393,7 +376,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
 
   route("DELETE", "/2017-03-31/tags/:arn",
         [&functions, tagged](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-          if (auto bad = UnknownParameters(request, {"tagKeys"})) co_return *bad;
+          if (auto bad = UnknownLambdaParameters(request, {"tagKeys"})) co_return *bad;
           auto function = tagged(request);
           if (!function) co_return function.error();
           std::map<std::string, std::string> kept = (*function)->record.tags;
