@@ -271,7 +271,10 @@ void BringUpLoopback() {
 // namespace, because this process still holds CAP_NET_ADMIN there and the runtime never will, so
 // it cannot remove them; and the host needs no firewall rule. One request carries every route;
 // only the last asks for an acknowledgement: the kernel handles them in order and reports any
-// failure anyway, so that acknowledgement means all of them were added.
+// failure anyway, so that acknowledgement means all of them were added. Each route replaces
+// whatever route the table may already hold for its range (NLM_F_REPLACE): a few spawns in some
+// hundreds under heavy load saw EEXIST for 10.0.0.0/8 in a namespace just created, and what
+// matters is that the prohibit route is the one in place, not that it is new.
 void BlockPrivateNetworks() {
   struct Request {
     nlmsghdr header;
@@ -287,7 +290,7 @@ void BlockPrivateNetworks() {
     Request& r = requests[i];
     r.header.nlmsg_len = sizeof r;
     r.header.nlmsg_type = RTM_NEWROUTE;
-    r.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+    r.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
     if (i + 1 == kCount) r.header.nlmsg_flags |= NLM_F_ACK;
     r.header.nlmsg_seq = static_cast<uint32_t>(i);
     r.route.rtm_family = AF_INET;
