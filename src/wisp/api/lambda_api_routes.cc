@@ -349,11 +349,8 @@ asio::awaitable<HttpResponse> PublishAfterChange(const CodeRouteContext& context
                                                  int status) {
   auto published = co_await context.functions.PublishVersion(id, "");
   if (!published) co_return CodeChangeError(published.error());
-  store::FunctionRecord config = published->config;
-  config.updated_at_ms = published->created_at_ms;
-  LambdaConfigurationView view = LambdaViewOf(config, true, context.runtimes, context.account);
-  view.version = std::to_string(published->number);
-  co_return LambdaJson(status, EncodeLambdaConfiguration(config, view, context.account));
+  co_return LambdaJson(status,
+                       EncodeLambdaVersion(*published, true, context.runtimes, context.account));
 }
 
 // A DryRun's check of a package: unpacked into a draft, which is dropped whatever the outcome.
@@ -567,15 +564,9 @@ void AddLambdaApiRoutes(Router& router, core::FunctionService& functions, core::
           if (!all_versions) continue;
           bool full = false;
           for (const auto& [number, published] : f->versions) {
-            store::FunctionRecord config = published.record.config;
-            if (!published.record.description.empty()) {
-              config.description = published.record.description;
-            }
-            config.updated_at_ms = published.record.created_at_ms;
-            LambdaConfigurationView view =
-                LambdaViewOf(config, published.deployment != nullptr, runtimes, account);
-            view.version = std::to_string(number);
-            if (!add({f->record.name, number}, EncodeLambdaConfiguration(config, view, account))) {
+            if (!add({f->record.name, number},
+                     EncodeLambdaVersion(published.record, published.deployment != nullptr,
+                                         runtimes, account))) {
               full = true;
               break;
             }

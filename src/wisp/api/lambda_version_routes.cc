@@ -110,6 +110,16 @@ LambdaConfigurationView LambdaViewOf(const store::FunctionRecord& record, bool s
   return view;
 }
 
+json EncodeLambdaVersion(const store::VersionRecord& version, bool serving,
+                         const core::RuntimeCatalog& runtimes, const LambdaAccount& account) {
+  store::FunctionRecord config = version.config;
+  if (!version.description.empty()) config.description = version.description;
+  config.updated_at_ms = version.created_at_ms;
+  LambdaConfigurationView view = LambdaViewOf(config, serving, runtimes, account);
+  view.version = std::to_string(version.number);
+  return EncodeLambdaConfiguration(config, view, account);
+}
+
 Result<LambdaQualified> ResolveLambdaQualifier(const core::Function& function,
                                                const std::optional<std::string>& qualifier) {
   if (!qualifier || *qualifier == "$LATEST") {
@@ -147,12 +157,7 @@ void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
         });
   };
   const auto version_json = [&runtimes, account](const store::VersionRecord& v) {
-    store::FunctionRecord config = v.config;
-    config.description = v.description.empty() ? config.description : v.description;
-    config.updated_at_ms = v.created_at_ms;
-    LambdaConfigurationView view = LambdaViewOf(config, true, runtimes, account);
-    view.version = std::to_string(v.number);
-    return EncodeLambdaConfiguration(config, view, account);
+    return EncodeLambdaVersion(v, true, runtimes, account);
   };
 
   route("POST", "/2015-03-31/functions/:name/versions",

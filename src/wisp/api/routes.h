@@ -79,6 +79,11 @@ void AddVersionRoutes(Router& router, core::FunctionService& functions);
 // AddLambdaApiRoutes.
 void AddLambdaVersionRoutes(Router& router, core::FunctionService& functions,
                             LambdaAccount account);
+// A published version's FunctionConfiguration (Version "N", the version's description and
+// publication time), as PublishVersion, ListVersionsByFunction and Publish: true answer it.
+nlohmann::json EncodeLambdaVersion(const store::VersionRecord& version, bool serving,
+                                   const core::RuntimeCatalog& runtimes,
+                                   const LambdaAccount& account);
 // What a Lambda configuration shows of `record` beside its fields.
 LambdaConfigurationView LambdaViewOf(const store::FunctionRecord& record, bool serving,
                                      const core::RuntimeCatalog& runtimes,
