@@ -63,6 +63,23 @@ def proc_state(pid):
     return stat[stat.rindex(")") + 2:].split()[0]
 
 
+PF_EXITING = 0x4  # task flag, field 9 of /proc/<pid>/stat
+
+
+def live_cgroups(pid):
+    """The text of /proc/<pid>/cgroup, or None when the process is gone or exiting: on cgroup v1
+    the kernel shows an exiting task in "/" of every hierarchy, whichever group it ran in."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            cgroups = f.read()
+        with open(f"/proc/{pid}/stat") as f:  # after: the flag is never cleared once set
+            stat = f.read()
+    except OSError:
+        return None
+    flags = int(stat[stat.rindex(")") + 2:].split()[6])
+    return None if flags & PF_EXITING else cgroups
+
+
 def all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 

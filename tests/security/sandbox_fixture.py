@@ -310,12 +310,9 @@ class SecurityTestCase(unittest.TestCase):
             for pid in wisp_fixture.all_pids():
                 st = proc_status(f"/proc/{pid}")
                 if st and is_sandbox_uid(int(st.get("Uid", "-1").split()[0])):
-                    try:
-                        with open(f"/proc/{pid}/cgroup") as f:
-                            if "/wisp/" not in f.read():
-                                outside.add(pid)
-                    except OSError:
-                        pass
+                    cgroups = wisp_fixture.live_cgroups(pid)
+                    if cgroups is not None and "/wisp/" not in cgroups:
+                        outside.add(pid)
             if not stray_groups and not stray_procs and not outside:
                 break
             if time.monotonic() > deadline:

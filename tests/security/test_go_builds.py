@@ -157,9 +157,10 @@ def build_processes(wispd_pid):
 def describe_confinement(pid):
     """How a build process runs, as seen from the host; None when it is gone."""
     st = status_fields(pid)
+    cgroups = wisp_fixture.live_cgroups(pid)
+    if cgroups is None:
+        return None
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            cgroups = f.read()
         net = os.readlink(f"/proc/{pid}/ns/net")
         with open(f"/proc/{pid}/comm") as f:
             comm = f.read().strip()
