@@ -37,8 +37,15 @@ let kFunctionVersion;
 let kMemorySize;
 let kLogGroupName;
 let kLogStreamName;
+let kProjectId;
+let kNameInProject;
 function readFunctionIdentity() {
   kFunctionName = env.AWS_LAMBDA_FUNCTION_NAME;
+  // A project's function (the Vercel-style API): its context names the project and the function
+  // by its name in the project; its global name stays in invokedFunctionArn.
+  kProjectId = env.WISP_PROJECT_ID || undefined;
+  kNameInProject = kProjectId && kFunctionName && kFunctionName.startsWith(`${kProjectId}--`)
+    ? kFunctionName.slice(kProjectId.length + 2) : kFunctionName;
   kFunctionVersion = env.AWS_LAMBDA_FUNCTION_VERSION;
   kMemorySize = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
   kLogGroupName = env.AWS_LAMBDA_LOG_GROUP_NAME;
@@ -865,7 +872,8 @@ function makeContext(id, res) {
   if (!Number.isFinite(deadline) || deadline <= 0) deadline = now + kFallbackTimeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: true,
-    functionName: kFunctionName,
+    functionName: kNameInProject,
+    projectId: kProjectId,
     functionVersion: kFunctionVersion,
     invokedFunctionArn: res.invokedFunctionArn,
     memoryLimitInMB: kMemorySize,

@@ -498,6 +498,8 @@ class LambdaContext:
     memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
     log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    # A project's function (the Vercel-style API): the project it belongs to, else None.
+    project_id = _env.get("WISP_PROJECT_ID")
 
     def __init__(self, request_id, headers):
         self.aws_request_id = request_id
@@ -582,6 +584,7 @@ def _await_specialisation(client):
     LambdaContext.memory_limit_in_mb = _env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     LambdaContext.log_group_name = _env.get("AWS_LAMBDA_LOG_GROUP_NAME")
     LambdaContext.log_stream_name = _env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    LambdaContext.project_id = _env.get("WISP_PROJECT_ID")
 
 
 def main():

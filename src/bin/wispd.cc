@@ -386,6 +386,9 @@ int main(int argc, char** argv) {
                           api::LambdaAccount{config.region, config.account_id});
   api::AddFunctionUrlRoutes(router, functions, invoker,
                             api::LambdaAccount{config.region, config.account_id});
+  api::AddProjectRoutes(router, functions, invoker,
+                        api::LambdaAccount{config.region, config.account_id},
+                        config.project_domain);
   api::AddKeyRoutes(router, keys, workers);
   api::AddConsoleRoutes(router);
   // Off (no gate at all, nothing on the request path) unless auth is required.
@@ -393,8 +396,9 @@ int main(int argc, char** argv) {
   if (config.auth_required) {
     auth_gate.emplace(io, workers, keys, clock, api::AuthGateOptions{config.region});
     auth_gate->Start();
-    auth_gate->SetPublicRequests([&functions](const api::HttpRequest& request) {
-      return api::IsPublicFunctionUrl(functions, request);
+    auth_gate->SetPublicRequests([&functions, &config](const api::HttpRequest& request) {
+      return api::IsPublicFunctionUrl(functions, request) ||
+             api::IsPublicProjectRoute(functions, request, config.project_domain);
     });
     router.SetGate(&*auth_gate);
     if (keys.Snapshot()->keys().empty()) {

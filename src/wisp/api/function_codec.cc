@@ -8,6 +8,7 @@
 #include "wisp/api/json_views.h"
 #include "wisp/api/program_api_format.h"
 #include "wisp/common/json_text.h"
+#include "wisp/core/projects.h"
 
 namespace wisp::api {
 namespace {
@@ -37,7 +38,10 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
                                                     "min_instances",
                                                     "metadata",
                                                     "version_label",
-                                                    "version"};
+                                                    "version",
+                                                    "project",
+                                                    "file_path",
+                                                    "is_active"};
   static const std::vector<std::string_view> kProgram = {"name",
                                                          "version",
                                                          "runtime",
@@ -61,8 +65,9 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
 // changes `state` or `id` learns that it does not.
 const std::vector<std::string_view>& ReadOnlyFields(FunctionApi api) {
   static const std::vector<std::string_view> kV1 = {
-      "id",        "state",           "error",       "created_at", "updated_at", "last_invoked_at",
-      "instances", "runtime_version", "code_sha256", "code_size"};
+      "id",          "state",           "error",           "created_at",
+      "updated_at",  "last_invoked_at", "instances",       "runtime_version",
+      "code_sha256", "code_size",       "name_in_project", "route"};
   static const std::vector<std::string_view> kProgram = {
       "id", "status", "error", "deployed_version", "created_at", "updated_at", "runtime_version"};
   return api == FunctionApi::kV1 ? kV1 : kProgram;
@@ -251,6 +256,13 @@ Result<void> DecodeField(FunctionApi api, const std::string& key, const json& va
     return {};
   }
   if (key == "version_label") return text(f.version_label);
+  if (key == "project") return text(f.project);
+  if (key == "file_path") return text(f.file_path);
+  if (key == "is_active") {
+    if (!value.is_boolean()) return wrong("true or false");
+    f.active = value.get<bool>();
+    return {};
+  }
   if (key == "version") {
     if (value.is_string()) {
       f.version_label = value.get<std::string>();
@@ -381,7 +393,16 @@ json EncodeFunction(FunctionApi api, const store::FunctionRecord& r,
         {"network", r.network},
         {"code_sha256", r.code_sha256},
         {"code_size", r.code_size},
+        {"project", r.project.empty() ? json(nullptr) : json(r.project)},
+        {"name_in_project", core::NameInProject(r.project, r.name)},
+        {"file_path", r.file_path.empty() ? json(nullptr) : json(r.file_path)},
+        {"is_active", r.active},
     };
+    if (auto route = r.file_path.empty() ? std::nullopt
+                                         : std::optional(core::RouteFromFilePath(r.file_path));
+        route && *route) {
+      item["route"] = (*route)->pattern;
+    }
     // A package's code is its tree, not one text: only a single file is shown back.
     if (with_code) item["code"] = r.code_format == "zip" ? json(nullptr) : json(r.code);
     if (!r.error.empty()) item["error"] = r.error;

@@ -163,7 +163,7 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
   });
 
   router.Add("GET", "/v1/functions", [&](HttpRequest& request) -> asio::awaitable<HttpResponse> {
-    if (auto known = CheckQueryParameters(request, {"limit", "offset"}); !known) {
+    if (auto known = CheckQueryParameters(request, {"limit", "offset", "project"}); !known) {
       co_return ErrorResponse(known.error());
     }
     auto limit = QueryInt(request, "limit", kDefaultListLimit, 1, kMaxListLimit);
@@ -171,7 +171,13 @@ void AddFunctionRoutes(Router& router, core::FunctionService& functions,
     auto offset = QueryInt(request, "offset", 0, 0, INT32_MAX);
     if (!offset) co_return ErrorResponse(offset.error());
     // Metadata only, oldest first: the code of each function is on GET /v1/functions/{id}.
-    const auto all = functions.List();
+    auto all = functions.List();
+    if (auto project = request.query.find("project"); project != request.query.end()) {
+      // ?project= (empty) lists the functions outside projects.
+      std::erase_if(all, [&project](const core::Function* f) {
+        return f->record.project != project->second;
+      });
+    }
     json items = json::array();
     for (size_t i = static_cast<size_t>(*offset);
          i < all.size() && items.size() < static_cast<size_t>(*limit); ++i) {

@@ -293,6 +293,12 @@ std::string BuildFunctionUrlEvent(const FunctionUrlRequest& request) {
       {"stage", "$default"},
       {"time", RequestTime(request.time_epoch_ms)},
       {"timeEpoch", request.time_epoch_ms}};
+  if (!request.path_parameters.empty()) {
+    // A project route's dynamic segments, as API Gateway passes a route's parameters.
+    event["pathParameters"] = request.path_parameters;
+  }
+  if (!request.route_key.empty()) event["routeKey"] = request.route_key;
+  if (!request.route_key.empty()) event["requestContext"]["routeKey"] = request.route_key;
   if (!request.body.empty()) {
     const bool text = IsTextual(content_type) && IsUtf8(request.body);
     event["body"] = text ? request.body : EncodeBase64(request.body);

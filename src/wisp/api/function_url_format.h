@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,12 @@ struct FunctionUrlRequest {
   std::string account_id;
   std::string api_id;  // the function's name
   int64_t time_epoch_ms = 0;
+  // A project route's parameters ("id" → "42" for /api/users/:id), the event's pathParameters;
+  // empty: none (a function URL has none).
+  std::map<std::string, std::string> path_parameters;
+  // The route that matched, as API Gateway's routeKey ("ANY /api/users/{id}"); empty:
+  // "$default".
+  std::string route_key;
 };
 
 // The payload format 2.0 event. The body is text when its content type is textual (text/*,

@@ -63,14 +63,27 @@ asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
   auto [name, raw_path] = SplitUrlPath(request.path);
   core::Function* function = functions.FindByName(name);
   if (!function) co_return NoUrl(name);
-  const auto config = ParseStoredUrlConfig(function->record.url_config_json);
+  auto config = ParseStoredUrlConfig(function->record.url_config_json);
   if (!config) co_return NoUrl(name);
+  std::string id = function->record.id;
+  std::map<std::string, std::string> no_parameters;
+  co_return co_await ServeFunctionRequest(invoker, account, std::move(id), std::move(name),
+                                          std::move(config->cors), request, std::move(raw_path),
+                                          std::move(no_parameters), "");
+}
+
+}  // namespace
+
+asio::awaitable<HttpResponse> ServeFunctionRequest(
+    core::Invoker& invoker, LambdaAccount account, std::string function_id, std::string api_id,
+    std::optional<FunctionUrlCors> cors, HttpRequest& request, std::string raw_path,
+    std::map<std::string, std::string> path_parameters, std::string route_key) {
   const std::string origin(request.Header("origin"));
-  if (config->cors && request.method == "OPTIONS" && !origin.empty() &&
+  if (cors && request.method == "OPTIONS" && !origin.empty() &&
       !request.Header("access-control-request-method").empty()) {
     // A preflight is answered here, as Lambda does, without running the function.
     FunctionUrlResponse preflight =
-        CorsPreflight(*config->cors, origin, request.Header("access-control-request-method"),
+        CorsPreflight(*cors, origin, request.Header("access-control-request-method"),
                       request.Header("access-control-request-headers"));
     HttpResponse response;
     PutFunctionHeaders(response, std::move(preflight));
@@ -90,14 +103,16 @@ asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
   event_request.domain_name = request.Header("host");
   event_request.request_id = NewUuid();
   event_request.account_id = account.account_id;
-  event_request.api_id = name;
+  event_request.api_id = api_id;
+  event_request.path_parameters = std::move(path_parameters);
+  event_request.route_key = std::move(route_key);
   event_request.time_epoch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
   core::InvokeOptions options;
   options.request_id = event_request.request_id;
   options.trace_id = CallerTraceId(request);
-  auto outcome = co_await invoker.Invoke(function->record.id, BuildFunctionUrlEvent(event_request),
+  auto outcome = co_await invoker.Invoke(function_id, BuildFunctionUrlEvent(event_request),
                                          std::move(options));
   if (!outcome) co_return ErrorResponse(outcome.error());
   const auto& result = outcome->result;
@@ -127,13 +142,15 @@ asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
   response.headers.emplace_back("X-Wisp-Request-Id", outcome->request_id);
   // A HEAD's answer has no body, whatever the function wrote.
   if (request.method == "HEAD") response.body.clear();
-  if (config->cors && !origin.empty()) {
-    for (auto& header : CorsResponseHeaders(*config->cors, origin)) {
+  if (cors && !origin.empty()) {
+    for (auto& header : CorsResponseHeaders(*cors, origin)) {
       response.headers.push_back(std::move(header));
     }
   }
   co_return response;
 }
+
+namespace {
 
 std::string UrlOf(const HttpRequest& request, std::string_view name) {
   const std::string_view host = request.Header("host");

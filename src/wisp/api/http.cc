@@ -104,10 +104,17 @@ void Router::AddPrefix(std::string prefix, Handler handler) {
   prefixes_.emplace_back(std::move(prefix), std::move(handler));
 }
 
+void Router::AddHostRoute(std::function<bool(std::string_view host)> matches, Handler handler) {
+  host_routes_.emplace_back(std::move(matches), std::move(handler));
+}
+
 asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
   if (gate_ != nullptr) {
     std::optional<HttpResponse> refusal = co_await gate_->Admit(request);
     if (refusal) co_return std::move(*refusal);
+  }
+  for (const auto& [matches, handler] : host_routes_) {
+    if (matches(request.Header("host"))) co_return co_await handler(request);
   }
   for (const auto& [prefix, handler] : prefixes_) {
     if (request.path.starts_with(prefix) &&

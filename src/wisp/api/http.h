@@ -94,6 +94,9 @@ class Router {
   // Every request whose path is `prefix` or starts with `prefix` + '/', whatever its method,
   // goes to `handler` (after the gate): the function URLs' /fn tree.
   void AddPrefix(std::string prefix, Handler handler);
+  // Every request whose Host header `matches` goes to `handler` (after the gate, before the
+  // prefixes and routes): a project's own host name.
+  void AddHostRoute(std::function<bool(std::string_view host)> matches, Handler handler);
 
   // A route whose requests may be larger than the server's limit (a deployment package), or
   // whose too-large answer is its API's own. Read by the server before the body is: only for a
@@ -120,6 +123,7 @@ class Router {
   };
   std::vector<Route> routes_;
   std::vector<std::pair<std::string, Handler>> prefixes_;
+  std::vector<std::pair<std::function<bool(std::string_view)>, Handler>> host_routes_;
   std::vector<PolicyEntry> body_policies_;
   RequestGate* gate_ = nullptr;
 };

@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "wisp/api/function_url_format.h"
 #include "wisp/api/http.h"
 #include "wisp/api/lambda_api_format.h"
 #include "wisp/core/async_dispatcher.h"
@@ -71,6 +72,26 @@ void AddFunctionUrlRoutes(Router& router, core::FunctionService& functions, core
 // True for a request to the URL of a function whose AuthType is NONE: the auth gate lets it
 // through without a key.
 bool IsPublicFunctionUrl(core::FunctionService& functions, const HttpRequest& request);
+// Runs a function with `request` as Lambda's function-URL event and answers with its result
+// mapped to HTTP, as a function URL does: `raw_path` is the path the function sees,
+// `path_parameters` (a project route's) and `route_key` go into the event, `cors` (the URL's)
+// answers preflights and adds its headers. `api_id`: the event's requestContext.apiId.
+asio::awaitable<HttpResponse> ServeFunctionRequest(
+    core::Invoker& invoker, LambdaAccount account, std::string function_id, std::string api_id,
+    std::optional<FunctionUrlCors> cors, HttpRequest& request, std::string raw_path,
+    std::map<std::string, std::string> path_parameters, std::string route_key);
+
+// The Vercel-style project API (seed 004): /api/v1/functions/:projectId/:functionName (invoke,
+// metadata, is_active), /api/v1/projects/:projectId/functions, the management routes under
+// /api/functions, and /v1/projects (list, delete a project with its functions). Also a
+// project's routes (core/projects.h): /p/{project}/<route> and, when `project_domain` is set,
+// any path on the host {project}.<project_domain>.
+void AddProjectRoutes(Router& router, core::FunctionService& functions, core::Invoker& invoker,
+                      LambdaAccount account, std::string project_domain);
+// True for a request to a project route whose function's URL has AuthType NONE (the gate lets
+// it through without a key, as IsPublicFunctionUrl).
+bool IsPublicProjectRoute(core::FunctionService& functions, const HttpRequest& request,
+                          std::string_view project_domain);
 
 // /v1/functions/:id/versions (publish, list, delete) and /v1/functions/:id/aliases[/:alias].
 void AddVersionRoutes(Router& router, core::FunctionService& functions);

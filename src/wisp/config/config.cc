@@ -128,6 +128,7 @@ const Setting kSettings[] = {
     {"node_path", SetString<&Config::node_path>},
     {"python_path", SetString<&Config::python_path>},
     {"go_path", SetString<&Config::go_path>},
+    {"project_domain", SetString<&Config::project_domain>},
     {"region", SetRegion},
     {"runtimes_dir", SetString<&Config::runtimes_dir>},
     {"sandbox_backend", SetString<&Config::sandbox_backend>},

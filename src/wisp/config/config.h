@@ -57,6 +57,9 @@ struct Config {
   // The account id in the ARNs Wisp shows (arn:aws:lambda:<region>:<account>:function:<name>):
   // 12 digits, as tools that parse ARNs expect.
   std::string account_id = "000000000000";
+  // Projects served by host name: a request for {project}.<project_domain> goes to that
+  // project's routes (besides /p/{project}/...). Empty: by path only.
+  std::string project_domain;
 
   // Scheduling.
   uint32_t max_instances_per_function = 100;

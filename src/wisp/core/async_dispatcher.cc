@@ -125,6 +125,15 @@ asio::awaitable<Result<queue::Invocation>> AsyncDispatcher::Submit(SubmitRequest
     co_return MakeError(ErrorCode::kNotFound,
                         fmt::format("function {} not found", request.function_id));
   }
+  if (!function->record.active) {
+    // Refused now rather than queued: a disabled function runs nothing, and the caller learns
+    // it while it can still act on it. (An invocation queued before the disable fails its
+    // attempts the same way, in Invoker.)
+    co_return MakeError(ErrorCode::kFailedPrecondition,
+                        fmt::format("function {} is disabled (is_active is false): it runs "
+                                    "nothing until it is enabled again",
+                                    function->record.name));
+  }
   if (!request.qualifier.empty()) {
     // Checked now, as Lambda does: an unknown version or alias is the caller's error, not a
     // dead letter later. (Each attempt resolves it again: an alias may move meanwhile.)

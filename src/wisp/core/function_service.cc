@@ -7,6 +7,7 @@
 
 #include "wisp/common/ids.h"
 #include "wisp/core/alias_routing.h"
+#include "wisp/core/projects.h"
 
 namespace wisp::core {
 namespace fs = std::filesystem;
@@ -61,6 +62,9 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
   if (f.description) r.description = *f.description;
   if (f.tags) r.tags = *f.tags;
   if (f.url_config_json) r.url_config_json = *f.url_config_json;
+  if (f.project) r.project = *f.project;
+  if (f.file_path) r.file_path = *f.file_path;
+  if (f.active) r.active = *f.active;
 }
 
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
@@ -173,6 +177,19 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
       co_return MakeError(ErrorCode::kInvalidArgument, fmt::format("{} is required", missing));
     }
   }
+  if (auto unscoped = ValidateUnscopedName(*fields.name); !unscoped) {
+    co_return tl::unexpected(unscoped.error());
+  }
+  if (fields.project && !fields.project->empty()) {
+    // The caller names the function within its project; everything else sees the global name.
+    fields.name = GlobalFunctionName(*fields.project, *fields.name);
+    if (fields.name->size() > kMaxNameLength) {
+      co_return MakeError(
+          ErrorCode::kInvalidArgument,
+          fmt::format("the function's global name '{}' (project--name) is over {} characters",
+                      *fields.name, kMaxNameLength));
+    }
+  }
   for (const auto& [id, f] : functions_) {
     if (f->record.name == *fields.name) {
       co_return MakeError(ErrorCode::kAlreadyExists,
@@ -272,6 +289,25 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
     }
   } release{this, id, mine};
 
+  if (fields.project && *fields.project != f->record.project) {
+    co_return MakeError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("function {} belongs to project '{}': a function cannot move to another "
+                    "project (create it there and delete this one)",
+                    f->record.name, f->record.project));
+  }
+  if (fields.name) {
+    if (auto unscoped = ValidateUnscopedName(*fields.name); !unscoped) {
+      co_return tl::unexpected(unscoped.error());
+    }
+    // A project's function is renamed within its project.
+    fields.name = GlobalFunctionName(f->record.project, *fields.name);
+    if (fields.name->size() > kMaxNameLength) {
+      co_return MakeError(ErrorCode::kInvalidArgument,
+                          fmt::format("the function's global name '{}' is over {} characters",
+                                      *fields.name, kMaxNameLength));
+    }
+  }
   if (fields.name && *fields.name != f->record.name) {
     for (const auto& [other_id, other] : functions_) {
       if (other_id != id && other->record.name == *fields.name) {
@@ -321,6 +357,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
       r->description = candidate.description;
       r->tags = candidate.tags;
       r->url_config_json = candidate.url_config_json;
+      r->file_path = candidate.file_path;
+      r->active = candidate.active;
       r->updated_at_ms = candidate.updated_at_ms;
     }
     auto put = [this, changed] { return store_.UpdateFunction(changed, changed.revision); };
@@ -334,6 +372,8 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
     f->record.description = candidate.description;
     f->record.tags = candidate.tags;
     f->record.url_config_json = candidate.url_config_json;
+    f->record.file_path = candidate.file_path;
+    f->record.active = candidate.active;
     f->record.timeout_seconds = candidate.timeout_seconds;
     f->record.max_retries = candidate.max_retries;
     f->record.retry_delay_seconds = candidate.retry_delay_seconds;
@@ -829,6 +869,8 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
        }) {
     spawn.env.push_back(std::move(entry));
   }
+  // The project's functions see their project in their context (projectId, project_id).
+  if (!record.project.empty()) spawn.env.push_back("WISP_PROJECT_ID=" + record.project);
   return std::shared_ptr<const scheduler::Deployment>(std::move(deployment));
 }
 

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "wisp/common/unique_fd.h"
+#include "wisp/core/projects.h"
 
 namespace wisp::core {
 namespace {
@@ -56,7 +57,8 @@ const std::set<std::string, std::less<>> kReservedEnv = {"AWS_LAMBDA_RUNTIME_API
                                                          "AWS_EXECUTION_ENV",
                                                          "_X_AMZN_TRACE_ID",
                                                          "WISP_RUNTIME_API_FD",
-                                                         "WISP_PREWARMED"};
+                                                         "WISP_PREWARMED",
+                                                         "WISP_PROJECT_ID"};
 
 tl::unexpected<Error> Invalid(std::string message) {
   return MakeError(ErrorCode::kInvalidArgument, std::move(message));
@@ -119,6 +121,14 @@ Result<void> ValidateFields(const FunctionFields& f, const RuntimeCatalog& runti
         Range{"min_instances", f.min_instances, 0, kMaxMaxConcurrency}}) {
     if (r.value && (*r.value < r.min || *r.value > r.max)) {
       return Invalid(fmt::format("{} must be between {} and {}", r.name, r.min, r.max));
+    }
+  }
+  if (f.project && !f.project->empty()) {
+    if (auto valid = ValidateProjectName(*f.project); !valid) return valid;
+  }
+  if (f.file_path && !f.file_path->empty()) {
+    if (auto route = RouteFromFilePath(*f.file_path); !route) {
+      return tl::unexpected(route.error());
     }
   }
   if (f.version_label && f.version_label->size() > kMaxVersionLabelLength) {

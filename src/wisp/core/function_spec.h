@@ -65,6 +65,11 @@ struct FunctionFields {
   std::optional<std::map<std::string, std::string>> tags;  // replaces every tag
   // The function URL's stored configuration (checked by the API layer); "" removes the URL.
   std::optional<std::string> url_config_json;
+  // The project (core/projects.h), given at create only: `name` is then the name in the
+  // project. An update may not move a function to another project.
+  std::optional<std::string> project;
+  std::optional<std::string> file_path;  // its project file, which makes its route
+  std::optional<bool> active;            // false: disabled, no API runs it
 };
 
 // Checks every present field (names, ranges, reserved environment variables, a runtime the

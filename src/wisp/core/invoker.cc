@@ -38,6 +38,13 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
     metrics_.RecordRejectedBeforeRun();
     co_return MakeError(ErrorCode::kNotFound, fmt::format("function {} not found", function_id));
   }
+  if (!function->record.active) {
+    metrics_.RecordRejectedBeforeRun();
+    co_return MakeError(ErrorCode::kFailedPrecondition,
+                        fmt::format("function {} is disabled (is_active is false): it runs "
+                                    "nothing until it is enabled again",
+                                    function->record.name));
+  }
   if (!function->deployment && function->first_deploy) {
     // The first version is still loading (milliseconds): wait for it rather than refuse.
     auto deployed = function->first_deploy;

@@ -52,6 +52,14 @@ struct FunctionRecord {
   // The function's URL (/fn/{name}): api::FunctionUrlConfig's stored JSON; empty: no URL. Not
   // part of a version: it belongs to the function.
   std::string url_config_json;
+  // The project the function belongs to (core/projects.h: its name is then
+  // "<project>--<name in project>"); empty: none. Fixed at create.
+  std::string project;
+  // The project file it came from ("api/users/[id].ts"): its route in the project; empty: none.
+  std::string file_path;
+  // false: disabled, every API refuses to run it (the Vercel-style API's is_active). Not part of
+  // a version: it belongs to the function.
+  bool active = true;
 };
 
 // A published version: the function's configuration and code frozen as version `number`.

@@ -124,6 +124,9 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"revision", "INTEGER NOT NULL DEFAULT 0"},
     {"last_version_number", "INTEGER NOT NULL DEFAULT 0"},
     {"url_config_json", "TEXT NOT NULL DEFAULT ''"},
+    {"project", "TEXT NOT NULL DEFAULT ''"},
+    {"file_path", "TEXT NOT NULL DEFAULT ''"},
+    {"active", "INTEGER NOT NULL DEFAULT 1"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
