@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 
 #include "wisp/cli/cli_core.h"
 #include "wisp/cli/http_client.h"
+#include "wisp/cli/project_folder.h"
 #include "wisp/cli/zip_package.h"
 
 namespace {
@@ -138,9 +140,202 @@ struct Options {
   std::string description;
   std::string key_id;
   std::string shell;
+  std::string project;  // wisp deploy DIR: instead of wisp.toml's or the folder's name
+  bool prune = false;   // wisp deploy DIR: delete the project's functions the folder no longer has
 };
 
+// How long `wisp deploy DIR` waits for a new function's first version to load.
+constexpr auto kDeployWait = std::chrono::seconds(180);
+
+// The function's state once its deploy has ended (ready or error).
+json WaitDeployed(Api& api, const std::string& id) {
+  const auto deadline = std::chrono::steady_clock::now() + kDeployWait;
+  for (;;) {
+    json item = api.Call("GET", "/v1/functions/" + id)["item"];
+    const std::string state = item.value("state", "");
+    if (state != "creating" && state != "deploying") return item;
+    if (std::chrono::steady_clock::now() > deadline) return item;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// A create or update that wispd refused because of `schedules`: say what that means.
+[[noreturn]] void RethrowDeployFailure(const Failure& failure, const ProjectFunction& fn) {
+  if (failure.code == kUsage && failure.message.find("\"schedules\"") != std::string::npos) {
+    throw Failure{kUsage,
+                  fmt::format("{}: this wispd does not take schedules (it refused the field "
+                              "\"schedules\": {}); remove the schedule from the manifest or "
+                              "deploy to a wispd with schedule support",
+                              fn.file_path, failure.message),
+                  true};
+  }
+  throw Failure{failure.code, fmt::format("{}: {}", fn.file_path, failure.message),
+                failure.says_what_to_do};
+}
+
+// Makes the function's URL public (AuthType NONE) or not, as the manifest says; nothing when it
+// says nothing. Returns whether it changed anything.
+bool ApplyPublic(Api& api, const std::string& id, std::optional<bool> is_public) {
+  if (!is_public) return false;
+  const Response current = api.Raw("GET", "/v1/functions/" + id + "/url", "");
+  json config = current.status == 200 ? json::parse(current.body, nullptr, false) : json();
+  const bool is_none = config.is_object() && config.value("AuthType", "") == "NONE";
+  if (*is_public && !is_none) {
+    api.Call("PUT", "/v1/functions/" + id + "/url", json{{"AuthType", "NONE"}}.dump());
+    return true;
+  }
+  if (!*is_public && is_none) {
+    api.Call("DELETE", "/v1/functions/" + id + "/url");
+    return true;
+  }
+  return false;
+}
+
+// wisp deploy DIR: every function of the project folder, uploading only changed code.
+int DeployProject(Api& api, const Options& o) {
+  const std::string dir = o.path.empty() ? "." : o.path;
+  if (!fs::is_directory(dir)) {
+    throw Failure{kUsage,
+                  fmt::format("{} is not a folder: give a project folder (with api/), "
+                              "or --name to deploy one file as a function",
+                              dir),
+                  true};
+  }
+  std::string error;
+  auto manifest = ReadManifest(dir, &error);
+  if (!manifest) throw Failure{kUsage, error, true};
+  if (!o.project.empty()) manifest->project = o.project;
+  auto plan = PlanProject(dir, *manifest, &error);
+  if (!plan) throw Failure{kUsage, error, true};
+
+  const json listing = api.Call("GET", "/v1/functions?limit=1000&project=" + plan->project);
+  std::map<std::string, json> existing;  // by name in the project
+  for (const auto& item : listing["items"]) {
+    existing[item.value("name_in_project", item.value("name", ""))] = item;
+  }
+  json results = json::array();
+  bool failed = false;
+  int uploaded = 0;
+  for (const auto& fn : plan->functions) {
+    auto zip = ZipEntries(fn.package, &error);
+    if (!zip) throw Failure{kUsage, error, true};
+    const std::string sha = CodeSha256(*zip);
+    json env = fn.settings.env;
+    json body = json::object();
+    std::string action;
+    std::string id;
+    auto found = existing.find(fn.name);
+    if (found == existing.end()) {
+      body = {{"name", fn.name},       {"project", plan->project}, {"file_path", fn.file_path},
+              {"runtime", fn.runtime}, {"handler", fn.handler},    {"env", env},
+              {"zip", Base64(*zip)}};
+      if (fn.settings.memory_mb) body["memory_mb"] = *fn.settings.memory_mb;
+      if (fn.settings.timeout_seconds) body["timeout_seconds"] = *fn.settings.timeout_seconds;
+      if (fn.settings.schedules) body["schedules"] = *fn.settings.schedules;
+      try {
+        id = api.Call("POST", "/v1/functions", body.dump()).value("id", "");
+      } catch (const Failure& f) {
+        RethrowDeployFailure(f, fn);
+      }
+      action = "created";
+    } else {
+      const json& item = found->second;
+      id = item.value("id", "");
+      const auto differs = [&item](const char* key, const json& wanted) {
+        return !item.contains(key) || item[key] != wanted;
+      };
+      if (differs("file_path", fn.file_path)) body["file_path"] = fn.file_path;
+      if (differs("runtime", fn.runtime)) body["runtime"] = fn.runtime;
+      if (differs("handler", fn.handler)) body["handler"] = fn.handler;
+      if (differs("env", env)) body["env"] = env;
+      if (fn.settings.memory_mb && differs("memory_mb", *fn.settings.memory_mb)) {
+        body["memory_mb"] = *fn.settings.memory_mb;
+      }
+      if (fn.settings.timeout_seconds && differs("timeout_seconds", *fn.settings.timeout_seconds)) {
+        body["timeout_seconds"] = *fn.settings.timeout_seconds;
+      }
+      if (fn.settings.schedules && differs("schedules", *fn.settings.schedules)) {
+        body["schedules"] = *fn.settings.schedules;
+      }
+      // The package goes up only when its bytes differ from what the function runs.
+      if (item.value("code_sha256", "") != sha) body["zip"] = Base64(*zip);
+      if (!body.empty()) {
+        try {
+          api.Call("PUT", "/v1/functions/" + id, body.dump());
+        } catch (const Failure& f) {
+          RethrowDeployFailure(f, fn);
+        }
+      }
+      action = body.empty() ? "unchanged" : "updated";
+      existing.erase(found);
+    }
+    const bool sent_code = body.contains("zip");
+    if (sent_code) ++uploaded;
+    if (ApplyPublic(api, id, fn.settings.is_public) && action == "unchanged") action = "updated";
+    const json item = WaitDeployed(api, id);
+    const std::string state = item.value("state", "");
+    if (state != "ready") failed = true;
+    results.push_back({{"file_path", fn.file_path},
+                       {"function_name", fn.name},
+                       {"name", item.value("name", "")},
+                       {"id", id},
+                       {"route", item.value("route", json(nullptr))},
+                       {"runtime", fn.runtime},
+                       {"action", action},
+                       {"uploaded", sent_code},
+                       {"code_sha256", sha},
+                       {"state", state},
+                       {"error", item.value("error", json(nullptr))}});
+  }
+  // The project's functions the folder no longer has.
+  for (const auto& [name, item] : existing) {
+    std::string action = "stale";
+    if (o.prune) {
+      api.Call("DELETE", "/v1/functions/" + item.value("id", ""));
+      action = "deleted";
+    }
+    results.push_back({{"file_path", item.value("file_path", json(nullptr))},
+                       {"function_name", name},
+                       {"name", item.value("name", "")},
+                       {"id", item.value("id", "")},
+                       {"route", item.value("route", json(nullptr))},
+                       {"runtime", item.value("runtime", "")},
+                       {"action", action},
+                       {"uploaded", false},
+                       {"code_sha256", item.value("code_sha256", "")},
+                       {"state", item.value("state", "")},
+                       {"error", json(nullptr)}});
+  }
+  if (o.json) {
+    PrintJson(json{{"project", plan->project},
+                   {"routes", "/p/" + plan->project},
+                   {"uploaded", uploaded},
+                   {"functions", results}});
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : results) {
+      std::string state = r.value("state", "");
+      if (r["error"].is_string()) state += ": " + r["error"].get<std::string>();
+      rows.push_back({Cell(r["function_name"]), Cell(r["route"]), Cell(r["runtime"]),
+                      Cell(r["action"]), state});
+    }
+    Print(RenderTable({"FUNCTION", "ROUTE", "RUNTIME", "ACTION", "STATE"}, rows));
+    Print(fmt::format("Project {}: {} functions, {} uploaded; routes at {}/p/{}/...\n",
+                      plan->project, plan->functions.size(), uploaded, api.url(), plan->project));
+  }
+  if (failed) {
+    std::cerr << "wisp: some functions failed to deploy (see STATE above)\n";
+    return kFailed;
+  }
+  return kOk;
+}
+
 int Deploy(Api& api, const Options& o) {
+  // Without --name: a project folder (api/ and wisp.toml), not one function.
+  if (o.deploy.name.empty()) return DeployProject(api, o);
+  if (o.path.empty()) {
+    throw Failure{kUsage, fmt::format("give the file or folder to deploy as {}", o.deploy.name)};
+  }
   std::optional<std::string> code, zip;
   std::vector<std::string> names;
   std::string error;
@@ -440,12 +635,18 @@ int main(int argc, char** argv) {
   };
 
   auto* deploy = command(app.add_subcommand("deploy",
-                                            "Create or update a function by name from a "
-                                            "file or a folder (zipped)"),
+                                            "Deploy a project folder (every file under api/ "
+                                            "becomes a function with its route), or with --name "
+                                            "one function from a file or a folder (zipped)"),
                          Deploy);
-  deploy->add_option("FILE", o.path, "A source file, or a folder to deploy as a package")
-      ->required();
-  deploy->add_option("--name,-n", o.deploy.name, "The function's name")->required();
+  deploy->add_option("DIR", o.path,
+                     "The project folder (default: the current one); with --name, a source file "
+                     "or a folder to deploy as a package");
+  deploy->add_option("--name,-n", o.deploy.name, "Deploy DIR as the one function of this name");
+  deploy->add_option("--project", o.project,
+                     "The project's name (default: wisp.toml's project, else the folder's name)");
+  deploy->add_flag("--prune", o.prune,
+                   "Delete the project's functions whose files are gone from the folder");
   deploy->add_option("--runtime,-r", o.deploy.runtime, "node or python (guessed from the files)");
   deploy->add_option("--handler", o.deploy.handler,
                      "handler (a single file) or file.function (default index.handler for a "
