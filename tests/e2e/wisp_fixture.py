@@ -515,7 +515,11 @@ class WispTestCase(unittest.TestCase):
         with WispTestCase._counter_lock:
             WispTestCase._counter += 1
             n = WispTestCase._counter
-        return f"{prefix}-{self._testMethodName[:40]}-{n}".replace("_", "-")
+        # No "--" in it: that separates a project from a function's name.
+        name = f"{prefix}-{self._testMethodName[:40]}-{n}".replace("_", "-")
+        while "--" in name:
+            name = name.replace("--", "-")
+        return name
 
     def deploy(self, code, runtime="node", expect_state="ready", **spec):
         spec.setdefault("name", self.unique_name())
