@@ -254,6 +254,8 @@ TEST_F(SqliteFunctionsTest, AnOlderDatabaseGetsTheNewColumnsAndTables) {
         "ALTER TABLE functions DROP COLUMN tags_json", "ALTER TABLE functions DROP COLUMN revision",
         "ALTER TABLE functions DROP COLUMN last_version_number",
         "ALTER TABLE functions DROP COLUMN url_config_json",
+        "ALTER TABLE functions DROP COLUMN project", "ALTER TABLE functions DROP COLUMN file_path",
+        "ALTER TABLE functions DROP COLUMN active",
         "ALTER TABLE invocations DROP COLUMN executed_version"}) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
   }
@@ -265,6 +267,9 @@ TEST_F(SqliteFunctionsTest, AnOlderDatabaseGetsTheNewColumnsAndTables) {
   EXPECT_EQ(stored->revision, 0);
   EXPECT_TRUE(stored->tags.empty());
   EXPECT_EQ(stored->url_config_json, "");  // no URL
+  EXPECT_EQ(stored->project, "");          // in no project, active
+  EXPECT_EQ(stored->file_path, "");
+  EXPECT_TRUE(stored->active);
   // Its functions take part as any other: updated against revision 0, versioned.
   ASSERT_TRUE(store_->UpdateFunction(*stored, 0));
   auto version = store_->PublishVersion(Version(*stored));
@@ -282,6 +287,22 @@ TEST_F(SqliteFunctionsTest, TheUrlConfigIsStoredWithTheFunction) {
   stored->url_config_json.clear();
   ASSERT_TRUE(store_->UpdateFunction(*stored, stored->revision));
   EXPECT_EQ(store_->GetFunction("a")->url_config_json, "");
+}
+
+TEST_F(SqliteFunctionsTest, ProjectFilePathAndActiveRoundTrip) {
+  FunctionRecord f = Function("a", "shop--hello");
+  f.project = "shop";
+  f.file_path = "api/hello.js";
+  ASSERT_TRUE(store_->CreateFunction(f));
+  auto stored = store_->GetFunction("a");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->project, "shop");
+  EXPECT_EQ(stored->file_path, "api/hello.js");
+  EXPECT_TRUE(stored->active);
+  stored->active = false;
+  ASSERT_TRUE(store_->UpdateFunction(*stored, stored->revision));
+  EXPECT_FALSE(store_->GetFunction("a")->active);
+  EXPECT_FALSE(store_->ListFunctions()->front().active);
 }
 
 }  // namespace
