@@ -138,12 +138,18 @@ class ProjectDeployTest(wisp_fixture.WispTestCase):
         self.assertEqual(result.returncode, 1)
         self.assertIn("memroy", result.stderr)
 
-        # A schedule goes to wispd as `schedules`; a wispd without them says so.
+        # A schedule goes to wispd as `schedules`: a wispd that takes them stores them, one
+        # without them refuses the field, and the CLI says what that means.
         self.write("wisp.toml", 'project = "shop"\nschedule = "rate(5 minutes)"\n')
-        result = run_cli(self.url, "deploy", self.folder, "--project", self.project)
-        if result.returncode != 0:
+        result = run_cli(self.url, "deploy", self.folder, "--project", self.project, "--json",
+                         timeout=240)
+        if result.returncode == 0:
+            hello = self.by_file(json.loads(result.stdout))["api/hello.js"]
+            item = self.wisp.request("GET", f"/v1/functions/{hello['id']}").json["item"]
+            self.assertIn("rate(5 minutes)", json.dumps(item.get("schedules")), item)
+        else:
             self.assertEqual(result.returncode, 1, result.stderr)
-            self.assertIn("schedules", result.stderr)
+            self.assertIn("does not take schedules", result.stderr)
 
     def test_wisp_json_instead_of_toml(self):
         os.remove(os.path.join(self.folder, "wisp.toml"))

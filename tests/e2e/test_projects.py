@@ -3,10 +3,12 @@ as a grouping on /v1 (create in a project, list by project, delete a project), t
 of project functions on the other APIs, is_active on every API, and a project's routes by path
 (/p/{project}/...) and by host ({project}.<project_domain>)."""
 
+import http.client
 import json
 import unittest
 
 import wisp_fixture
+from auth_support import AuthServer
 
 # The seed's own example: a handler that reads its context and logs.
 SEED_FUNCTION = r"""
@@ -259,6 +261,57 @@ class ProjectApiTest(wisp_fixture.WispTestCase):
         # Another host is the API as usual.
         r = self.wisp.request("GET", "/health", headers={"Host": f"{DOMAIN}"})
         self.assertEqual(r.status, 200, r)
+
+
+def call(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class ProjectAuthTest(unittest.TestCase):
+    """With auth required: the project API takes the platform's keys as every API does; a
+    project route is public only when its function's URL is (AuthType NONE)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = AuthServer().start()
+        cls.wisp = cls.server.wisp
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_keys_on_the_api_and_public_routes(self):
+        for name, auth in (("open", "NONE"), ("closed", None)):
+            r = self.wisp.request("POST", "/api/functions/projects/authp",
+                                  {"function_name": name, "code": ROUTE_FUNCTION,
+                                   "file_path": f"api/{name}.js", "env": {"WHICH": name}})
+            self.assertEqual(r.status, 201, r)
+            if auth:
+                fid = r.json["function"]["id"]
+                r = self.wisp.request("PUT", f"/v1/functions/{fid}/url", {"AuthType": auth})
+                self.assertEqual(r.status, 200, r)
+        key = {"Authorization": f"Bearer {AuthServer.CONFIG_KEY_SECRET}"}
+        for method, path in (("POST", "/api/v1/functions/authp/open"),
+                             ("GET", "/api/v1/functions/authp/open"),
+                             ("GET", "/api/v1/projects/authp/functions"),
+                             ("GET", "/api/functions/projects/authp"),
+                             ("DELETE", "/api/functions/authp/open"),
+                             ("GET", "/p/authp/api/closed"),
+                             ("GET", "/p/authp/api/nothing")):
+            self.assertEqual(call(self.wisp.port, method, path)[0], 401, (method, path))
+        status, body = call(self.wisp.port, "GET", "/api/v1/functions/authp/open", headers=key)
+        self.assertEqual(status, 200, body)
+        status, body = call(self.wisp.port, "GET", "/p/authp/api/open")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["which"], "open")
+        status, body = call(self.wisp.port, "GET", "/p/authp/api/closed", headers=key)
+        self.assertEqual(status, 200, body)
 
 
 if __name__ == "__main__":
