@@ -254,7 +254,8 @@ int DeployProject(Api& api, const Options& o) {
       if (fn.settings.timeout_seconds && differs("timeout_seconds", *fn.settings.timeout_seconds)) {
         body["timeout_seconds"] = *fn.settings.timeout_seconds;
       }
-      if (fn.settings.schedules && differs("schedules", *fn.settings.schedules)) {
+      if (fn.settings.schedules &&
+          !SchedulesMatch(item.value("schedules", json()), *fn.settings.schedules)) {
         body["schedules"] = *fn.settings.schedules;
       }
       // The package goes up only when its bytes differ from what the function runs.

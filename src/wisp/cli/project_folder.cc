@@ -80,18 +80,18 @@ bool ReadSettings(const json& object, const std::string& where,
         } else if (entry.is_object() && entry.contains("expression") &&
                    entry["expression"].is_string()) {
           for (const auto& [field, field_value] : entry.items()) {
-            if (field != "expression" && field != "timezone" && field != "payload") {
-              return fail(
-                  fmt::format("schedule: unknown field '{}' (expression, timezone, "
-                              "payload)",
-                              field));
+            if (field != "expression" && field != "timezone" && field != "payload" &&
+                field != "name" && field != "enabled") {
+              return fail(fmt::format(
+                  "schedule: unknown field '{}' (name, expression, timezone, payload, enabled)",
+                  field));
             }
           }
           schedules.push_back(entry);
         } else {
           return fail(
               "schedule must be an expression (\"rate(5 minutes)\", \"cron(0 9 * * ? *)\"), a "
-              "list of them, or tables with expression, timezone and payload");
+              "list of them, or tables with name, expression, timezone, payload and enabled");
         }
       }
       out.schedules = std::move(schedules);
@@ -470,6 +470,17 @@ std::optional<std::string> ZipEntries(std::vector<PackageEntry> entries, std::st
     return std::nullopt;
   }
   return out;
+}
+
+bool SchedulesMatch(const json& stored, const json& wanted) {
+  if (!stored.is_array() || !wanted.is_array() || stored.size() != wanted.size()) return false;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!stored[i].is_object()) return false;
+    for (const auto& [key, value] : wanted[i].items()) {
+      if (!stored[i].contains(key) || stored[i][key] != value) return false;
+    }
+  }
+  return true;
 }
 
 std::string CodeSha256(const std::string& bytes) {

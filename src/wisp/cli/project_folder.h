@@ -29,8 +29,8 @@ struct FunctionSettings {
   std::optional<int> memory_mb;
   std::optional<int> timeout_seconds;
   std::map<std::string, std::string> env;  // merged over the project's
-  // Schedules as wispd's `schedules` field takes them: [{"expression", "timezone"?,
-  // "payload"?}]; nullopt: none set.
+  // Schedules as wispd's `schedules` field takes them: [{"expression", "name"?, "timezone"?,
+  // "payload"?, "enabled"?}]; nullopt: none set.
   std::optional<nlohmann::json> schedules;
   std::optional<bool> is_public;  // its route answers without a key
 };
@@ -85,6 +85,10 @@ std::string FunctionNameFromPath(const std::string& file_path);
 // A path segment as a module path may spell it: every character other than letters, digits,
 // '_' and '-' becomes '_' ("[id]" → "_id_").
 std::string SafeSegment(const std::string& segment);
+
+// Whether the schedules wispd shows (`stored`, which it may fill with defaults) are the ones
+// `wanted`: the same number, each with the same value for every field `wanted` gives.
+bool SchedulesMatch(const nlohmann::json& stored, const nlohmann::json& wanted);
 
 // The package's zip bytes (entries sorted by archive path, no timestamps); nullopt with
 // `error` if a file cannot be read.

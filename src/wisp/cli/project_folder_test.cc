@@ -67,6 +67,16 @@ TEST(Manifest, UnknownKeysAndWrongTypesAreNamed) {
   EXPECT_FALSE(ParseManifest("[1, 2]", false, &error));
 }
 
+TEST(Manifest, SchedulesMatchWhatWispdShowsWithItsDefaults) {
+  using nlohmann::json;
+  const auto stored = json::parse(
+      R"j([{"name": "s1", "expression": "rate(5 minutes)", "timezone": "UTC", "enabled": true}])j");
+  EXPECT_TRUE(SchedulesMatch(stored, json::parse(R"j([{"expression": "rate(5 minutes)"}])j")));
+  EXPECT_FALSE(SchedulesMatch(stored, json::parse(R"j([{"expression": "rate(6 minutes)"}])j")));
+  EXPECT_FALSE(SchedulesMatch(stored, json::array()));
+  EXPECT_FALSE(SchedulesMatch(json(), json::parse(R"j([{"expression": "x"}])j")));
+}
+
 TEST(ProjectNames, FromPaths) {
   EXPECT_EQ(FunctionNameFromPath("api/hello.js"), "hello");
   EXPECT_EQ(FunctionNameFromPath("api/users/[id].ts"), "users-id");
