@@ -312,7 +312,7 @@ _wisp() {
       fi ;;
     deploy)
       if [[ "${cur}" == -* ]]; then
-        COMPREPLY=( $(compgen -W "--name --runtime --handler --memory --timeout --env --json" -- "${cur}") )
+        COMPREPLY=( $(compgen -W "--name --project --prune --runtime --handler --memory --timeout --env --json" -- "${cur}") )
       else
         COMPREPLY=( $(compgen -f -- "${cur}") )
       fi ;;
