@@ -226,13 +226,20 @@ class ProjectApiTest(wisp_fixture.WispTestCase):
         self.create_in(project, "second")
         r = self.wisp.request("GET", "/v1/projects")
         self.assertIn({"project": project, "functions": 2}, r.json["items"])
-        # A project's function may not move.
+        # A project's function may not move; a rename stays in the project, and sending its
+        # global name back renames nothing.
         r = self.wisp.request("PUT", f"/v1/functions/{fid}", {"project": "elsewhere"})
         self.assertEqual(r.status, 400, r)
+        r = self.wisp.request("PUT", f"/v1/functions/{fid}", {"name": "renamed"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["item"]["name"], f"{project}--renamed")
+        r = self.wisp.request("PUT", f"/v1/functions/{fid}", {"name": f"{project}--renamed"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["item"]["name"], f"{project}--renamed")
         r = self.wisp.request("DELETE", f"/v1/projects/{project}")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(sorted(r.json["deleted"]),
-                         [f"{project}--second", f"{project}--worker"])
+                         [f"{project}--renamed", f"{project}--second"])
         r = self.wisp.request("GET", f"/api/v1/projects/{project}/functions")
         self.assertEqual(r.json["count"], 0)
         self.assertEqual(self.wisp.request("DELETE", f"/v1/projects/{project}").status, 404)

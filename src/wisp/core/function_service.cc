@@ -296,7 +296,9 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
                     "project (create it there and delete this one)",
                     f->record.name, f->record.project));
   }
-  if (fields.name) {
+  // A body that repeats the function's own global name (a client sending back what it read)
+  // renames nothing.
+  if (fields.name && *fields.name != f->record.name) {
     if (auto unscoped = ValidateUnscopedName(*fields.name); !unscoped) {
       co_return tl::unexpected(unscoped.error());
     }
