@@ -83,12 +83,15 @@ class Api {
     return *response;
   }
 
-  // Every function, page by page, as one listing ({"items": [...], "total": n}).
-  json AllFunctions() {
+  // Every function (of `project`, when given), page by page, as one listing ({"items": [...],
+  // "total": n}).
+  json AllFunctions(const std::string& project = "") {
     constexpr int kPage = 1000;
     json all = {{"items", json::array()}, {"total", 0}};
+    const std::string filter = project.empty() ? "" : "&project=" + project;
     for (int offset = 0;; offset += kPage) {
-      json page = Call("GET", fmt::format("/v1/functions?limit={}&offset={}", kPage, offset));
+      json page =
+          Call("GET", fmt::format("/v1/functions?limit={}&offset={}{}", kPage, offset, filter));
       for (auto& item : page["items"]) all["items"].push_back(std::move(item));
       all["total"] = page.value("total", 0);
       if (page.value("total", 0) <= offset + kPage) return all;
@@ -386,7 +389,7 @@ int Deploy(Api& api, const Options& o) {
 }
 
 int List(Api& api, const Options& o) {
-  const json page = api.AllFunctions();
+  const json page = api.AllFunctions(o.project);
   if (o.json) {
     PrintJson(page);
     return kOk;
@@ -489,6 +492,20 @@ int Logs(Api& api, const Options& o) {
 }
 
 int Remove(Api& api, const Options& o) {
+  if (!o.project.empty()) {
+    if (!o.name.empty()) {
+      throw Failure{kUsage, "give a function NAME or --project, not both"};
+    }
+    const json answer = api.Call("DELETE", "/v1/projects/" + o.project);
+    if (o.json) {
+      PrintJson(answer);
+    } else {
+      Print(fmt::format("Deleted project {} and its {} functions\n", o.project,
+                        answer["deleted"].size()));
+    }
+    return kOk;
+  }
+  if (o.name.empty()) throw Failure{kUsage, "give the function's NAME (or --project NAME)"};
   const std::string id = api.IdOf(o.name);
   const json answer = api.Call("DELETE", "/v1/functions/" + id);
   if (o.json) {
@@ -658,6 +675,7 @@ int main(int argc, char** argv) {
 
   auto* ls = command(app.add_subcommand("ls", "List functions"), List);
   ls->add_flag("--quiet,-q", o.quiet, "Names only, one a line");
+  ls->add_option("--project", o.project, "Only the functions of this project");
 
   auto* get = command(app.add_subcommand("get", "Show a function"), Get);
   get->add_option("NAME", o.name, "Function name")->required();
@@ -673,8 +691,10 @@ int main(int argc, char** argv) {
   logs->add_flag("--follow,-f", o.follow, "Keep printing new calls as they end (Ctrl-C stops)");
   logs->add_option("--limit", o.limit, "How many records (newest)")->check(CLI::Range(1, 1000));
 
-  auto* rm = command(app.add_subcommand("rm", "Delete a function"), Remove);
-  rm->add_option("NAME", o.name, "Function name")->required();
+  auto* rm = command(app.add_subcommand("rm", "Delete a function, or a project with its functions"),
+                     Remove);
+  rm->add_option("NAME", o.name, "Function name");
+  rm->add_option("--project", o.project, "Delete this project and every function in it");
 
   auto* versions =
       command(app.add_subcommand("versions", "List published versions and aliases"), Versions);

@@ -116,6 +116,17 @@ class ProjectDeployTest(wisp_fixture.WispTestCase):
         self.assertIn("FUNCTION", result.stdout)
         self.assertIn("/api/users/:id", result.stdout)
         self.assertIn(f"Project {self.project}: 4 functions, 4 uploaded", result.stdout)
+        # The project's functions by their global names, and the project removed whole.
+        listed = run_cli(self.url, "ls", "--project", self.project, "-q")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertEqual(sorted(listed.stdout.split()),
+                         sorted(f"{self.project}--{n}" for n in ("hello", "user", "users-me",
+                                                                "report-summary")))
+        removed = run_cli(self.url, "rm", "--project", self.project, "--json")
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertEqual(len(json.loads(removed.stdout)["deleted"]), 4)
+        self.assertEqual(run_cli(self.url, "rm", "--project", self.project).returncode, 2)
+        self.assertEqual(run_cli(self.url, "ls", "--project", self.project, "-q").stdout, "")
 
     def test_a_function_that_fails_to_load_exits_3(self):
         self.write("api/broken.js", "exports.handler = async () => {\n")  # a syntax error
