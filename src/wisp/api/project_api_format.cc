@@ -84,6 +84,42 @@ ProjectInvokeAnswer EncodeProjectInvoke(scheduler::InvocationStatus status,
   return {500, std::move(body)};
 }
 
+std::optional<std::string> ProjectOfHost(std::string_view host, std::string_view domain_text) {
+  if (domain_text.empty()) return std::nullopt;
+  std::string domain(domain_text);
+  for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (const size_t colon = host.rfind(':');
+      colon != std::string_view::npos && host.find(']') == std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  std::string lower(host);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.size() <= domain.size() + 1 || !lower.ends_with(domain) ||
+      lower[lower.size() - domain.size() - 1] != '.') {
+    return std::nullopt;
+  }
+  std::string project = lower.substr(0, lower.size() - domain.size() - 1);
+  if (project.find('.') != std::string::npos) return std::nullopt;
+  return project;
+}
+
+std::string RouteKey(const std::string& pattern) {
+  std::string out = "ANY ";
+  size_t i = 0;
+  while (i < pattern.size()) {
+    if (pattern[i] == ':') {
+      const size_t end = std::min(pattern.find('/', i), pattern.size());
+      std::string name = pattern.substr(i + 1, end - i - 1);
+      if (name.ends_with('*')) name.back() = '+';
+      out += "{" + name + "}";
+      i = end;
+    } else {
+      out += pattern[i++];
+    }
+  }
+  return out;
+}
+
 json ProjectError(std::string_view error, std::string_view message) {
   json body = {{"error", error}};
   if (!message.empty()) body["message"] = message;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,15 @@ ProjectInvokeAnswer EncodeProjectInvoke(scheduler::InvocationStatus status,
                                         std::string_view response_json,
                                         const std::vector<std::string>& logs, int64_t duration_ms,
                                         int timeout_seconds);
+
+// The project a request's Host names under `domain` ("shop.apps.example.com:8080" under
+// "apps.example.com" → "shop"; case-insensitive, one label only); nullopt for any other host or
+// an empty domain.
+std::optional<std::string> ProjectOfHost(std::string_view host, std::string_view domain);
+
+// API Gateway's route key for a route pattern: "/api/users/:id" → "ANY /api/users/{id}",
+// "/api/docs/:path*" → "ANY /api/docs/{path+}".
+std::string RouteKey(const std::string& pattern);
 
 // The seed's error body {"error": ..., "message": ...} (no message when empty).
 nlohmann::json ProjectError(std::string_view error, std::string_view message);

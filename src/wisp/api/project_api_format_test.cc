@@ -46,6 +46,22 @@ TEST(ProjectApiFormat, MetadataHasTheSeedsFields) {
   EXPECT_FALSE(EncodeProjectFunction(r, "node22", 0, false).contains("code"));
 }
 
+TEST(ProjectApiFormat, TheHostNamesTheProjectUnderTheDomain) {
+  EXPECT_EQ(ProjectOfHost("shop.apps.example.com", "apps.example.com"), "shop");
+  EXPECT_EQ(ProjectOfHost("Shop.Apps.Example.com:8080", "apps.example.COM"), "shop");
+  EXPECT_EQ(ProjectOfHost("apps.example.com", "apps.example.com"), std::nullopt);
+  EXPECT_EQ(ProjectOfHost("a.b.apps.example.com", "apps.example.com"), std::nullopt);
+  EXPECT_EQ(ProjectOfHost("shopapps.example.com", "apps.example.com"), std::nullopt);
+  EXPECT_EQ(ProjectOfHost("shop.apps.example.com", ""), std::nullopt);
+  EXPECT_EQ(ProjectOfHost("127.0.0.1:18080", "apps.example.com"), std::nullopt);
+}
+
+TEST(ProjectApiFormat, RouteKeysAsApiGatewayWritesThem) {
+  EXPECT_EQ(RouteKey("/api/users/:id"), "ANY /api/users/{id}");
+  EXPECT_EQ(RouteKey("/api/docs/:path*"), "ANY /api/docs/{path+}");
+  EXPECT_EQ(RouteKey("/api/hello"), "ANY /api/hello");
+}
+
 TEST(ProjectApiFormat, SuccessCarriesResultDurationAndLogs) {
   const auto answer = EncodeProjectInvoke(scheduler::InvocationStatus::kSuccess, R"({"a":1})",
                                           {"line one"}, 145, 30);
