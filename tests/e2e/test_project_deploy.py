@@ -162,6 +162,25 @@ class ProjectDeployTest(wisp_fixture.WispTestCase):
             self.assertEqual(result.returncode, 1, result.stderr)
             self.assertIn("does not take schedules", result.stderr)
 
+    def test_a_typescript_route_is_uploaded_as_it_is_and_compiled_by_wispd(self):
+        os.makedirs(os.path.join(self.folder, "api", "typed"))
+        self.write("api/typed/[slug].ts",
+                   "interface Event { pathParameters: { slug: string } }\n"
+                   "export const handler = async (event: Event) => ({\n"
+                   "  statusCode: 200,\n"
+                   "  headers: { 'content-type': 'application/json' },\n"
+                   "  body: JSON.stringify({ route: 'typed',\n"
+                   "                         slug: event.pathParameters.slug.toUpperCase() }),\n"
+                   "});\n")
+        result = run_cli(self.url, "deploy", self.folder, "--project", self.project, "--json",
+                         timeout=240)
+        typed = self.by_file(json.loads(result.stdout))["api/typed/[slug].ts"]
+        self.assertEqual(typed["route"], "/api/typed/:slug")
+        if typed["state"] == "error" and "Cannot find module" in (typed["error"] or ""):
+            self.skipTest("this wispd does not compile TypeScript at deploy (branch h-sched)")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.route("/api/typed/abc"), {"route": "typed", "slug": "ABC"})
+
     def test_wisp_json_instead_of_toml(self):
         os.remove(os.path.join(self.folder, "wisp.toml"))
         self.write("wisp.json", json.dumps({"env": {"GREETING": "from json"}}))
