@@ -36,8 +36,7 @@ HttpResponse Refusal(const Error& error) {
       what = "Function already exists";
       break;
     case ErrorCode::kFailedPrecondition:
-      what = error.message.find("is disabled") != std::string::npos ? "Function is disabled"
-                                                                    : "Function is not ready";
+      what = "Function is not ready";
       break;
     case ErrorCode::kResourceExhausted:
       what = "Too many requests";
@@ -177,6 +176,15 @@ asio::awaitable<HttpResponse> InvokeInProject(core::FunctionService& functions,
   core::Function* f =
       FindInProject(functions, request.params["projectId"], request.params["functionName"]);
   if (!f) co_return NotFound();
+  if (!f->record.active) {
+    // The invoker refuses it too; said here in the seed's words.
+    co_return Answer(
+        409, ProjectError("Function is disabled",
+                          fmt::format("{}/{} is disabled (is_active false): enable it with "
+                                      "PATCH {{\"is_active\": true}} to run it",
+                                      f->record.project,
+                                      core::NameInProject(f->record.project, f->record.name))));
+  }
   // The body is the event, whole (an empty body is {}).
   if (auto valid = CheckJson(request.body); !valid) {
     co_return Answer(400, ProjectError("Invalid request", valid.error().message));
