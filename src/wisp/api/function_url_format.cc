@@ -297,8 +297,10 @@ std::string BuildFunctionUrlEvent(const FunctionUrlRequest& request) {
     // A project route's dynamic segments, as API Gateway passes a route's parameters.
     event["pathParameters"] = request.path_parameters;
   }
-  if (!request.route_key.empty()) event["routeKey"] = request.route_key;
-  if (!request.route_key.empty()) event["requestContext"]["routeKey"] = request.route_key;
+  if (!request.route_key.empty()) {
+    event["routeKey"] = request.route_key;
+    event["requestContext"]["routeKey"] = request.route_key;
+  }
   if (!request.body.empty()) {
     const bool text = IsTextual(content_type) && IsUtf8(request.body);
     event["body"] = text ? request.body : EncodeBase64(request.body);

@@ -75,6 +75,20 @@ TEST(FunctionUrlEventTest, BinaryBodiesAreBase64AndEmptyOnesAbsent) {
   EXPECT_FALSE(event.contains("queryStringParameters"));
 }
 
+TEST(FunctionUrlEventTest, AProjectRouteAddsItsParametersAndRouteKey) {
+  FunctionUrlRequest request = SampleRequest();
+  json event = json::parse(BuildFunctionUrlEvent(request));
+  EXPECT_FALSE(event.contains("pathParameters"));  // a function URL has none
+  EXPECT_EQ(event["routeKey"], "$default");
+
+  request.path_parameters = {{"id", "42"}};
+  request.route_key = "ANY /api/users/{id}";
+  event = json::parse(BuildFunctionUrlEvent(request));
+  EXPECT_EQ(event["pathParameters"], json({{"id", "42"}}));
+  EXPECT_EQ(event["routeKey"], "ANY /api/users/{id}");
+  EXPECT_EQ(event["requestContext"]["routeKey"], "ANY /api/users/{id}");
+}
+
 std::string Header(const FunctionUrlResponse& response, std::string_view name) {
   std::string out;
   for (const auto& [key, value] : response.headers) {
