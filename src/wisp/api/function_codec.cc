@@ -8,6 +8,7 @@
 #include "wisp/api/json_views.h"
 #include "wisp/api/program_api_format.h"
 #include "wisp/common/json_text.h"
+#include "wisp/schedule/schedule_spec.h"
 
 namespace wisp::api {
 namespace {
@@ -37,7 +38,8 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
                                                     "min_instances",
                                                     "metadata",
                                                     "version_label",
-                                                    "version"};
+                                                    "version",
+                                                    "schedules"};
   static const std::vector<std::string_view> kProgram = {"name",
                                                          "version",
                                                          "runtime",
@@ -112,6 +114,9 @@ const std::map<std::string, std::string_view, std::less<>>& OtherPlatformNames()
       {"labels", "metadata"},
       {"entrypoint", "handler"},
       {"label", "version_label"},
+      {"schedule", "schedules"},
+      {"cron", "schedules"},
+      {"events", "schedules"},
   };
   return kNames;
 }
@@ -250,6 +255,14 @@ Result<void> DecodeField(FunctionApi api, const std::string& key, const json& va
     f.metadata_json = value.dump();
     return {};
   }
+  if (key == "schedules") {
+    const auto now =
+        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    auto schedules = schedule::DecodeSchedules(value, now);
+    if (!schedules) return tl::unexpected(schedules.error());
+    f.schedules_json = schedule::StoreSchedules(*schedules);
+    return {};
+  }
   if (key == "version_label") return text(f.version_label);
   if (key == "version") {
     if (value.is_string()) {
@@ -381,6 +394,8 @@ json EncodeFunction(FunctionApi api, const store::FunctionRecord& r,
         {"network", r.network},
         {"code_sha256", r.code_sha256},
         {"code_size", r.code_size},
+        {"schedules",
+         r.schedules_json.empty() ? json::array() : json::parse(r.schedules_json, nullptr, false)},
     };
     // A package's code is its tree, not one text: only a single file is shown back.
     if (with_code) item["code"] = r.code_format == "zip" ? json(nullptr) : json(r.code);

@@ -61,6 +61,7 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
   if (f.description) r.description = *f.description;
   if (f.tags) r.tags = *f.tags;
   if (f.url_config_json) r.url_config_json = *f.url_config_json;
+  if (f.schedules_json) r.schedules_json = *f.schedules_json;
 }
 
 FunctionService::FunctionService(asio::io_context& io, asio::thread_pool& workers,
@@ -321,6 +322,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
       r->description = candidate.description;
       r->tags = candidate.tags;
       r->url_config_json = candidate.url_config_json;
+      r->schedules_json = candidate.schedules_json;
       r->updated_at_ms = candidate.updated_at_ms;
     }
     auto put = [this, changed] { return store_.UpdateFunction(changed, changed.revision); };
@@ -334,6 +336,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
     f->record.description = candidate.description;
     f->record.tags = candidate.tags;
     f->record.url_config_json = candidate.url_config_json;
+    f->record.schedules_json = candidate.schedules_json;
     f->record.timeout_seconds = candidate.timeout_seconds;
     f->record.max_retries = candidate.max_retries;
     f->record.retry_delay_seconds = candidate.retry_delay_seconds;

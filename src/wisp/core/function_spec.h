@@ -65,6 +65,9 @@ struct FunctionFields {
   std::optional<std::map<std::string, std::string>> tags;  // replaces every tag
   // The function URL's stored configuration (checked by the API layer); "" removes the URL.
   std::optional<std::string> url_config_json;
+  // The function's schedules' stored JSON (checked by the API layer, schedule::DecodeSchedules);
+  // "" removes them all.
+  std::optional<std::string> schedules_json;
 };
 
 // Checks every present field (names, ranges, reserved environment variables, a runtime the

@@ -52,6 +52,9 @@ struct FunctionRecord {
   // The function's URL (/fn/{name}): api::FunctionUrlConfig's stored JSON; empty: no URL. Not
   // part of a version: it belongs to the function.
   std::string url_config_json;
+  // The function's schedules: schedule::Schedule's stored JSON array; empty: none. Not part of
+  // a version: they belong to the function and fire $LATEST.
+  std::string schedules_json;
 };
 
 // A published version: the function's configuration and code frozen as version `number`.

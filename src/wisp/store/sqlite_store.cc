@@ -124,6 +124,7 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"revision", "INTEGER NOT NULL DEFAULT 0"},
     {"last_version_number", "INTEGER NOT NULL DEFAULT 0"},
     {"url_config_json", "TEXT NOT NULL DEFAULT ''"},
+    {"schedules_json", "TEXT NOT NULL DEFAULT ''"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
@@ -235,6 +236,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     return tl::unexpected(r.error());
   }
   if (auto r = store->Exec(kFunctionSchema); !r) return tl::unexpected(r.error());
+  if (auto r = store->Exec(kScheduleSchema); !r) return tl::unexpected(r.error());
   if (auto r = AddMissingColumns(store->db_, "invocations", kAddedInvocationColumns); !r) {
     return tl::unexpected(r.error());
   }
