@@ -77,11 +77,22 @@ asio::awaitable<PassReport> ScheduleRunner::Pass() {
   PassReport report;
   // Copied first: the functions' map may change while a store call is out.
   std::vector<Scheduled> scheduled;
+  std::map<std::string, ParsedSchedules> parsed;
   for (const core::Function* f : functions_.List()) {
     if (f->record.schedules_json.empty()) continue;
-    scheduled.push_back(
-        {f->record.id, f->record.name, ParseStoredSchedules(f->record.schedules_json)});
+    // Parsed again only when they changed: a pass runs every second.
+    auto it = parsed_.find(f->record.id);
+    if (it == parsed_.end() || it->second.json != f->record.schedules_json) {
+      it = parsed_
+               .insert_or_assign(f->record.id,
+                                 ParsedSchedules{f->record.schedules_json,
+                                                 ParseStoredSchedules(f->record.schedules_json)})
+               .first;
+    }
+    scheduled.push_back({f->record.id, f->record.name, it->second.schedules});
+    parsed.insert(parsed_.extract(it));
   }
+  parsed_ = std::move(parsed);  // deleted functions' and removed schedules' go
   const int64_t now_ms = Millis(now());
   std::set<SlotKey> present;
   for (const Scheduled& s : scheduled) {

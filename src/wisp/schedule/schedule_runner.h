@@ -86,6 +86,10 @@ class ScheduleRunner {
     bool disabled = false;        // forgotten in the store while disabled
   };
   using SlotKey = std::pair<std::string, std::string>;  // function id, schedule name
+  struct ParsedSchedules {
+    std::string json;  // the record's schedules_json they were parsed from
+    std::vector<Schedule> schedules;
+  };
 
   asio::awaitable<void> Loop();
   asio::awaitable<PassReport> Pass();
@@ -101,7 +105,8 @@ class ScheduleRunner {
   const Clock& clock_;
   RunnerOptions options_;
   std::map<SlotKey, Slot> slots_;
-  std::shared_ptr<Event> running_;  // set while a pass runs; passes never overlap
+  std::map<std::string, ParsedSchedules> parsed_;  // by function id
+  std::shared_ptr<Event> running_;                 // set while a pass runs; passes never overlap
   asio::steady_timer wake_;
   bool stopping_ = false;
 };
