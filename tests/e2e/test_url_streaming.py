@@ -85,6 +85,14 @@ class UrlStreamingTest(WispTestCase):
         self.assertEqual(resp.getheader("content-type"), "application/octet-stream")
         self.assertEqual(resp.read(), b"plain bytes")
         conn.close()
+        # A HEAD gets the head alone.
+        conn = http.client.HTTPConnection("127.0.0.1", self.wisp.port, timeout=60)
+        conn.request("HEAD", "/fn/raw-streamer/")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.getheader("content-type"), "application/octet-stream")
+        self.assertEqual(resp.read(), b"")
+        conn.close()
         # Invoked directly, the streamed bytes are the result, a string.
         r = self.wisp.request("POST", f"/v1/functions/{fid}/invoke", {"event": {}})
         self.assertEqual(r.status, 200, r)

@@ -203,16 +203,17 @@ asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
     if (!head) co_return head.error();
     HttpResponse response;
     PutFunctionHeaders(response, std::move(*head));
-    response.stream_kind = StreamKind::kChunked;
     response.headers.emplace_back("X-Wisp-Request-Id", event_request.request_id);
     if (config->cors && !origin.empty()) {
       for (auto& header : CorsResponseHeaders(*config->cors, origin)) {
         response.headers.push_back(std::move(header));
       }
     }
-    const bool head_only = request.method == "HEAD";
-    response.stream = [stream, head_only](Stream& out) -> asio::awaitable<void> {
-      while (!head_only) {
+    // A HEAD's answer has no body: the head alone, while the call goes on.
+    if (request.method == "HEAD") co_return response;
+    response.stream_kind = StreamKind::kChunked;
+    response.stream = [stream](Stream& out) -> asio::awaitable<void> {
+      for (;;) {
         if (!stream->pending.empty()) {
           std::string bytes;
           bytes.swap(stream->pending);
