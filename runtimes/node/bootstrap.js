@@ -415,6 +415,33 @@ class RuntimeClient {
   next() {
     return this.request(this.nextRequest_);
   }
+
+  // Lambda's response streaming: the head now, then each write() a chunk; end() sends the last
+  // chunk and resolves with the answer (202).
+  startStream(pathSuffix, contentType) {
+    if (this.sock_ === null) this.connect_();
+    const sock = this.sock_;
+    const answered = new Promise((resolve, reject) => {
+      // Not resent on a new connection: the body is gone.
+      this.pending_ = { resolve, reject, request: '', retried: true };
+    });
+    sock.write(`POST ${kApiPrefix}${pathSuffix} HTTP/1.1\r\n${this.hostHeader_}` +
+        `Content-Type: ${contentType}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n` +
+        'Transfer-Encoding: chunked\r\n\r\n');
+    return {
+      sock,
+      write(chunk) {
+        if (chunk.length === 0) return true;
+        sock.write(`${chunk.length.toString(16)}\r\n`);
+        sock.write(chunk);
+        return sock.write('\r\n');
+      },
+      end() {
+        sock.write('0\r\n\r\n');
+        return answered;
+      },
+    };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -951,6 +978,77 @@ function runCallbackHandler(event, ctx) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Response streaming, as Lambda's Node runtime offers it: awslambda.streamifyResponse(handler)
+// marks a handler that takes (event, responseStream, context); HttpResponseStream.from writes
+// the function URL's status and headers ahead of the body (JSON, then 8 NUL bytes).
+
+const kStreamingHandler = Symbol.for('aws.lambda.runtime.handler.streaming');
+const kHttpIntegrationType = 'application/vnd.awslambda.http-integration-response';
+
+globalThis.awslambda = {
+  streamifyResponse(fn) {
+    fn[kStreamingHandler] = 'response';
+    return fn;
+  },
+  HttpResponseStream: {
+    from(stream, prelude) {
+      stream.setContentType(kHttpIntegrationType);
+      stream.write(JSON.stringify(prelude || {}));
+      stream.write(Buffer.alloc(8));
+      return stream;
+    },
+  },
+};
+
+// The Writable a streaming handler writes to; its bytes go to wispd as they are written, with
+// the socket's backpressure.
+function makeResponseStream(pathSuffix) {
+  const { Writable } = require('stream');
+  let contentType = 'application/octet-stream';
+  let upload = null;
+  const start = () => upload || (upload = client.startStream(pathSuffix, contentType));
+  const stream = new Writable({
+    write(chunk, encoding, callback) {
+      const u = start();
+      if (u.write(chunk)) callback();
+      else u.sock.once('drain', () => callback());
+    },
+    final(callback) {
+      start();
+      callback();
+    },
+  });
+  stream.setContentType = (type) => { contentType = String(type); };
+  return { stream, start, started: () => upload !== null };
+}
+
+async function invokeStreaming(id, event, ctx, current) {
+  const { stream, start, started } = makeResponseStream(`/invocation/${id}/response`);
+  const finished = new Promise((resolve) => stream.on('finish', resolve));
+  try {
+    await handler(event, stream, ctx);
+  } catch (err) {
+    if (current.done || exiting) return undefined;
+    if (!started()) {
+      current.done = true;
+      await reportInvokeError(id, err);
+      return undefined;
+    }
+    // The head is out: the error can only end the body early.
+    process.stderr.write(`${errorTypeOf(err)}: ${messageOf(err)}\n`);
+  }
+  if (!stream.writableEnded) stream.end();
+  await finished;
+  if (current.done || exiting) return undefined;
+  current.done = true;
+  if (stdioPending()) await flushStdio();
+  const res = await start().end();
+  checkPostStatus(res, 'streamed response');
+  inflight = null;
+  return client.next();
+}
+
 async function invoke(res) {
   const id = res.requestId;
   if (!id) {
@@ -977,6 +1075,7 @@ async function invoke(res) {
     return;
   }
   const ctx = makeContext(id, res);
+  if (handler[kStreamingHandler] === 'response') return invokeStreaming(id, event, ctx, current);
 
   let result;
   try {

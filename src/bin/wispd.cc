@@ -20,6 +20,7 @@
 #include "wisp/api/http_server.h"
 #include "wisp/api/key_routes.h"
 #include "wisp/api/routes.h"
+#include "wisp/api/schedule_routes.h"
 #include "wisp/auth/api_keys.h"
 #include "wisp/auth/key_command.h"
 #include "wisp/code/code_store.h"
@@ -38,6 +39,7 @@
 #include "wisp/sandbox/backend_factory.h"
 #include "wisp/sandbox/launcher.h"
 #include "wisp/sandbox/process_jail.h"
+#include "wisp/schedule/schedule_runner.h"
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/store/invocation_writer.h"
 #include "wisp/store/sqlite_store.h"
@@ -389,6 +391,25 @@ int main(int argc, char** argv) {
   api::AddProjectRoutes(router, functions, invoker,
                         api::LambdaAccount{config.region, config.account_id},
                         config.project_domain);
+  // Schedules' own clock: the test knob replaces it with one that moves only on request.
+  std::optional<schedule::SteppedClock> schedule_test_clock;
+  if (config.schedule_test_clock_start > 0) {
+    schedule_test_clock.emplace(std::chrono::system_clock::time_point(
+        std::chrono::seconds(config.schedule_test_clock_start)));
+    spdlog::warn(
+        "schedule_test_clock_start is set: schedules run on a test clock that stands still "
+        "until POST /v1/test/schedule-clock moves it (for tests only)");
+  }
+  schedule::RunnerOptions schedule_options;
+  schedule_options.catch_up_window = Millis(config.schedule_catch_up_seconds);
+  schedule_options.region = config.region;
+  schedule_options.account_id = config.account_id;
+  schedule::ScheduleRunner schedules(
+      io, workers, *store, functions, dispatcher,
+      schedule_test_clock ? static_cast<const Clock&>(*schedule_test_clock) : clock,
+      schedule_options);
+  api::AddScheduleRoutes(router, functions, schedules,
+                         schedule_test_clock ? &*schedule_test_clock : nullptr);
   api::AddKeyRoutes(router, keys, workers);
   api::AddConsoleRoutes(router);
   // Off (no gate at all, nothing on the request path) unless auth is required.
@@ -425,6 +446,7 @@ int main(int argc, char** argv) {
   }
   server.Start();
   dispatcher.Start();
+  schedules.Start();
   spdlog::info("wispd listening on http://{}:{} (data {}, limits: {}, auth {})", config.listen_host,
                server.port(), data_dir.string(), resource_limits,
                config.auth_required ? "required" : "off");
@@ -436,6 +458,7 @@ int main(int argc, char** argv) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signal_number);
     server.Stop();
+    schedules.Stop();
     dispatcher.Stop();  // no new async attempt; those running finish or go back to the queue
     functions.StopWatching();
     asio::co_spawn(

@@ -9,6 +9,7 @@
 #include "wisp/api/program_api_format.h"
 #include "wisp/common/json_text.h"
 #include "wisp/core/projects.h"
+#include "wisp/schedule/schedule_spec.h"
 
 namespace wisp::api {
 namespace {
@@ -41,7 +42,8 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
                                                     "version",
                                                     "project",
                                                     "file_path",
-                                                    "is_active"};
+                                                    "is_active",
+                                                    "schedules"};
   static const std::vector<std::string_view> kProgram = {"name",
                                                          "version",
                                                          "runtime",
@@ -117,6 +119,9 @@ const std::map<std::string, std::string_view, std::less<>>& OtherPlatformNames()
       {"labels", "metadata"},
       {"entrypoint", "handler"},
       {"label", "version_label"},
+      {"schedule", "schedules"},
+      {"cron", "schedules"},
+      {"events", "schedules"},
   };
   return kNames;
 }
@@ -253,6 +258,14 @@ Result<void> DecodeField(FunctionApi api, const std::string& key, const json& va
   if (key == "metadata") {
     if (!value.is_object()) return wrong("a JSON object");
     f.metadata_json = value.dump();
+    return {};
+  }
+  if (key == "schedules") {
+    const auto now =
+        std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    auto schedules = schedule::DecodeSchedules(value, now);
+    if (!schedules) return tl::unexpected(schedules.error());
+    f.schedules_json = schedule::StoreSchedules(*schedules);
     return {};
   }
   if (key == "version_label") return text(f.version_label);
@@ -397,6 +410,8 @@ json EncodeFunction(FunctionApi api, const store::FunctionRecord& r,
         {"name_in_project", core::NameInProject(r.project, r.name)},
         {"file_path", r.file_path.empty() ? json(nullptr) : json(r.file_path)},
         {"is_active", r.active},
+        {"schedules",
+         r.schedules_json.empty() ? json::array() : json::parse(r.schedules_json, nullptr, false)},
     };
     if (auto route = r.file_path.empty() ? std::nullopt
                                          : std::optional(core::RouteFromFilePath(r.file_path));

@@ -1,8 +1,11 @@
 // Function URLs: /fn/{name}/... runs the function with the request as Lambda's function-URL
 // event and answers with what it returns; /v1/functions/:id/url and the Lambda API's
-// /2021-10-31/functions/{name}/url configure them. Responses are buffered whole (at most the
-// invoke result limit): no response streaming.
+// /2021-10-31/functions/{name}/url configure them. A result is mapped whole (at most the invoke
+// result limit); a streamed response (Lambda's response streaming) is relayed as chunked
+// transfer as its bytes arrive (at most the Runtime API's max_streamed_response_bytes).
 #include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
 
 #include "wisp/api/function_url_format.h"
 #include "wisp/api/routes.h"
@@ -55,6 +58,95 @@ HttpResponse BadGateway(std::string_view message, std::string_view detail_key,
                         std::string_view detail_json) {
   return JsonResponse(502, fmt::format(R"({{"message":{},"{}":{}}})", JsonString(message),
                                        detail_key, detail_json));
+}
+
+// A response the function streams, between the Runtime API (which appends) and the client's
+// connection (which sends): the prelude (status and headers as JSON and 8 NUL bytes, as
+// awslambda.HttpResponseStream.from writes them) and the body's bytes not yet sent. Io thread.
+struct UrlStream {
+  explicit UrlStream(const asio::any_io_executor& executor)
+      : executor(executor), changed(std::make_shared<Event>(executor)) {}
+  // A prelude longer than this is not one: the bytes are body.
+  static constexpr size_t kMaxPrelude = 64 << 10;
+
+  void Append(std::string_view bytes) {
+    started = true;
+    pending.append(bytes);
+    Notify();
+  }
+  void Notify() {
+    auto event = std::move(changed);
+    changed = std::make_shared<Event>(executor);
+    event->Set();
+  }
+  asio::awaitable<void> WaitChange() {
+    const auto event = changed;
+    co_await event->Wait();
+  }
+  // Whether the head can go out: the prelude is complete, or there is none.
+  bool HeadKnown() {
+    if (prelude_checked) return true;
+    if (!started || pending.empty()) return false;
+    const size_t end = pending.find(std::string_view("\0\0\0\0\0\0\0\0", 8));
+    if (pending[0] == '{' && end != std::string::npos) {
+      prelude = pending.substr(0, end);
+      pending.erase(0, end + 8);
+      prelude_checked = true;
+    } else if (pending[0] != '{' || pending.size() > kMaxPrelude || finished) {
+      prelude_checked = true;
+    }
+    return prelude_checked;
+  }
+
+  asio::any_io_executor executor;
+  std::shared_ptr<Event> changed;  // set (and replaced) at every change
+  std::string pending;
+  std::string prelude;
+  bool started = false;  // the function streams
+  bool prelude_checked = false;
+  bool finished = false;  // the invocation ended
+  std::optional<Result<core::InvokeOutcome>> outcome;
+};
+
+asio::awaitable<void> RunStreamable(core::Invoker& invoker, std::shared_ptr<UrlStream> stream,
+                                    std::string function_id, std::string event,
+                                    core::InvokeOptions options) {
+  auto outcome =
+      co_await invoker.Invoke(std::move(function_id), std::move(event), std::move(options));
+  stream->outcome = std::move(outcome);
+  stream->finished = true;
+  stream->Notify();
+}
+
+// The head of a streamed response from its prelude (200, application/octet-stream without
+// one), or the 502 that says why it is not one.
+tl::expected<FunctionUrlResponse, HttpResponse> StreamHead(const std::string& prelude) {
+  FunctionUrlResponse head;
+  head.headers.emplace_back("content-type", "application/octet-stream");
+  if (prelude.empty()) return head;
+  nlohmann::json parsed = nlohmann::json::parse(prelude, nullptr, false);
+  if (!parsed.is_object()) {
+    return tl::unexpected(BadGateway("the function returned an invalid response", "reason",
+                                     JsonString("the stream's prelude is not a JSON object")));
+  }
+  if (!parsed.contains("statusCode")) parsed["statusCode"] = 200;
+  parsed.erase("body");
+  parsed.erase("isBase64Encoded");
+  bool typed = false;
+  if (parsed.contains("headers") && parsed["headers"].is_object()) {
+    for (const auto& item : parsed["headers"].items()) {
+      std::string key = item.key();
+      for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      typed = typed || key == "content-type";
+    }
+  }
+  if (!typed) parsed["headers"]["content-type"] = "application/octet-stream";
+  auto mapped = MapFunctionUrlResult(parsed.dump());
+  if (!mapped) {
+    return tl::unexpected(BadGateway("the function returned an invalid response", "reason",
+                                     JsonString(mapped.error())));
+  }
+  return std::move(*mapped);
 }
 
 asio::awaitable<HttpResponse> ServeFunctionUrl(core::FunctionService& functions,
@@ -112,8 +204,44 @@ asio::awaitable<HttpResponse> ServeFunctionRequest(
   core::InvokeOptions options;
   options.request_id = event_request.request_id;
   options.trace_id = CallerTraceId(request);
-  auto outcome = co_await invoker.Invoke(function_id, BuildFunctionUrlEvent(event_request),
-                                         std::move(options));
+  // The call runs on its own: a streamed response is answered while the function still runs.
+  const auto stream = std::make_shared<UrlStream>(co_await asio::this_coro::executor);
+  options.on_stream_chunk = [stream](std::string_view bytes) { stream->Append(bytes); };
+  asio::co_spawn(stream->executor,
+                 RunStreamable(invoker, stream, function_id,
+                               BuildFunctionUrlEvent(event_request), std::move(options)),
+                 asio::detached);
+  while (!stream->finished && !stream->HeadKnown()) co_await stream->WaitChange();
+  if (stream->started) {
+    stream->HeadKnown();  // decides, now that the call may have ended
+    auto head = StreamHead(stream->prelude);
+    if (!head) co_return head.error();
+    HttpResponse response;
+    PutFunctionHeaders(response, std::move(*head));
+    response.headers.emplace_back("X-Wisp-Request-Id", event_request.request_id);
+    if (cors && !origin.empty()) {
+      for (auto& header : CorsResponseHeaders(*cors, origin)) {
+        response.headers.push_back(std::move(header));
+      }
+    }
+    // A HEAD's answer has no body: the head alone, while the call goes on.
+    if (request.method == "HEAD") co_return response;
+    response.stream_kind = StreamKind::kChunked;
+    response.stream = [stream](Stream& out) -> asio::awaitable<void> {
+      for (;;) {
+        if (!stream->pending.empty()) {
+          std::string bytes;
+          bytes.swap(stream->pending);
+          if (!co_await out.Send(std::move(bytes))) co_return;
+          continue;
+        }
+        if (stream->finished) co_return;
+        co_await stream->WaitChange();
+      }
+    };
+    co_return response;
+  }
+  Result<core::InvokeOutcome> outcome = std::move(*stream->outcome);
   if (!outcome) co_return ErrorResponse(outcome.error());
   const auto& result = outcome->result;
   HttpResponse response;

@@ -51,6 +51,9 @@ enum class StreamKind {
   kNone,
   kEventStream,  // text/event-stream, the body ends when the connection closes
   kWebSocket,    // the request must be a WebSocket upgrade; else 426
+  // Chunked transfer with the response's status, content type and headers: each Send is a
+  // chunk, the last chunk follows when the route's stream returns.
+  kChunked,
 };
 
 struct HttpResponse {

@@ -83,7 +83,7 @@ class StreamBase : public Stream {
   bool woken_ = false;
 };
 
-class EventStream final : public StreamBase {
+class EventStream : public StreamBase {
  public:
   using StreamBase::StreamBase;
 
@@ -115,6 +115,36 @@ class EventStream final : public StreamBase {
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.cancel(ec);
     co_await reader_done_.Wait();
+  }
+};
+
+// A response body in chunked transfer: each Send is one chunk.
+class ChunkedStream final : public EventStream {
+ public:
+  using EventStream::EventStream;
+
+  asio::awaitable<bool> Send(std::string text) override {
+    if (text.empty()) co_return !closed_;  // an empty chunk would end the body
+    const std::string size = fmt::format("{:x}\r\n", text.size());
+    auto write = [this, &size, &text]() -> asio::awaitable<boost::system::error_code> {
+      boost::system::error_code ec;
+      const std::array<asio::const_buffer, 3> frame{asio::buffer(size), asio::buffer(text),
+                                                    asio::buffer("\r\n", 2)};
+      co_await asio::async_write(socket_, frame, asio::redirect_error(asio::use_awaitable, ec));
+      co_return ec;
+    };
+    co_return co_await SendWithin(write);
+  }
+
+  // The last chunk: the body is complete.
+  asio::awaitable<void> End() {
+    auto write = [this]() -> asio::awaitable<boost::system::error_code> {
+      boost::system::error_code ec;
+      co_await asio::async_write(socket_, asio::buffer("0\r\n\r\n", 5),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_return ec;
+    };
+    co_await SendWithin(write);
   }
 };
 
@@ -288,6 +318,28 @@ asio::awaitable<void> ServeStream(tcp::socket& socket, HttpResponse response,
     open_streams->insert(&stream);
     asio::co_spawn(socket.get_executor(), stream.ReadUntilGone(), asio::detached);
     co_await response.stream(stream);
+    co_await stream.Finish();
+    open_streams->erase(&stream);
+    co_return;
+  }
+  if (response.stream_kind == StreamKind::kChunked) {
+    std::string head = fmt::format(
+        "HTTP/1.1 {} {}\r\nServer: wisp\r\nContent-Type: {}\r\nTransfer-Encoding: "
+        "chunked\r\nConnection: close\r\n",
+        response.status,
+        std::string_view(
+            http::obsolete_reason(http::int_to_status(static_cast<unsigned>(response.status)))),
+        response.content_type);
+    for (const auto& [name, value] : response.headers) {
+      fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
+    }
+    head += "\r\n";
+    if (co_await WriteNow(socket, head, {})) co_return;
+    ChunkedStream stream(socket);
+    open_streams->insert(&stream);
+    asio::co_spawn(socket.get_executor(), stream.ReadUntilGone(), asio::detached);
+    co_await response.stream(stream);
+    co_await stream.End();
     co_await stream.Finish();
     open_streams->erase(&stream);
     co_return;

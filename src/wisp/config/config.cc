@@ -156,6 +156,8 @@ const Setting kSettings[] = {
     {"http_body_timeout_seconds", SetDouble<&Config::http_body_timeout_seconds>},
     {"http_max_connections_per_client", SetUnsigned<&Config::http_max_connections_per_client>},
     {"async_lease_seconds", SetDouble<&Config::async_lease_seconds>},
+    {"schedule_catch_up_seconds", SetDouble<&Config::schedule_catch_up_seconds>},
+    {"schedule_test_clock_start", SetUnsigned<&Config::schedule_test_clock_start>},
     {"invocation_records_per_function", SetUnsigned<&Config::invocation_records_per_function>},
     {"go_build_uid", SetUnsigned<&Config::go_build_uid>},
     {"go_build_concurrency", SetUnsigned<&Config::go_build_concurrency>},
@@ -396,6 +398,10 @@ Result<ParsedConfig> ParseConfig(int argc, char** argv) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "go_build_concurrency, go_build_memory_mb and go_build_pids_limit must be at "
                      "least 1, go_build_timeout_seconds at least 1 s");
+  }
+  if (config.schedule_catch_up_seconds < 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "schedule_catch_up_seconds must be 0 or more (0: missed slots never fire)");
   }
   if (config.go_build_uid == 0) {
     return MakeError(ErrorCode::kInvalidArgument, "go_build_uid must not be root");

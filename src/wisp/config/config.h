@@ -106,6 +106,13 @@ struct Config {
   // of it): how soon the work of a dead or hung node runs again. > 0.
   double async_lease_seconds = 30;
 
+  // Schedules (README "Schedules"): a slot missed while no wispd ran fires once at start if it
+  // is at most this old; older missed slots are skipped.
+  double schedule_catch_up_seconds = 3600;
+  // Tests only: the schedules' clock starts at this Unix time (seconds) and moves only when
+  // POST /v1/test/schedule-clock says so; the route exists only then. 0: the system clock.
+  uint64_t schedule_test_clock_start = 0;
+
   // Invocation records (event, response, logs) kept per function, the newest; older ones are
   // deleted as new ones are written (store::InvocationWriter). 0 keeps none.
   uint32_t invocation_records_per_function = 10000;

@@ -191,6 +191,12 @@ class FunctionService {
   asio::awaitable<Result<code::TreeHandle>> PrepareTree(const std::string& id, int version,
                                                         store::FunctionRecord& candidate);
   // Unpacks a zip from a request into a tree (the worker pool), or a clear kInvalidArgument.
+  // A Node package whose handler module is TypeScript (a .ts, .mts or .cts file and no
+  // JavaScript of that name): the tree again with tsc's output beside the sources. Any other
+  // tree as it is.
+  asio::awaitable<Result<code::TreeHandle>> CompileTypeScript(const std::string& id, int version,
+                                                              const store::FunctionRecord& record,
+                                                              code::TreeHandle tree);
   asio::awaitable<Result<code::TreeHandle>> UnpackPackage(std::shared_ptr<const std::string> zip,
                                                           store::FunctionRecord& record);
   // The tree of a stored record at Load: from the store, or moved from an older wispd's version

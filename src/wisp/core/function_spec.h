@@ -70,6 +70,9 @@ struct FunctionFields {
   std::optional<std::string> project;
   std::optional<std::string> file_path;  // its project file, which makes its route
   std::optional<bool> active;            // false: disabled, no API runs it
+  // The function's schedules' stored JSON (checked by the API layer, schedule::DecodeSchedules);
+  // "" removes them all.
+  std::optional<std::string> schedules_json;
 };
 
 // Checks every present field (names, ranges, reserved environment variables, a runtime the

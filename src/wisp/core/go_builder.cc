@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <regex>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -58,18 +62,119 @@ Result<void> MakeDirectory(const fs::path& path, uid_t uid, gid_t gid, mode_t mo
   return {};
 }
 
-// The build's directories: src/ with the module (root's, read-only inside), out/ for the binary
-// (the build uid's).
-Result<void> PrepareWorkDir(const fs::path& dir, const std::string& source, uid_t uid, gid_t gid) {
+// The build's directories: src/ (root's, read-only inside, filled by the job), out/ for the
+// result (the build uid's).
+Result<void> PrepareWorkDir(const fs::path& dir, uid_t uid, gid_t gid,
+                            const std::function<Result<void>(const std::string&)>& prepare) {
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (auto made = MakeDirectory(dir, 0, 0, 0700); !made) return made;
   if (auto made = MakeDirectory(dir / "src", 0, 0, 0755); !made) return made;
   if (auto made = MakeDirectory(dir / "out", uid, gid, 0700); !made) return made;
-  if (auto written = WriteNewFile(dir / "src" / "main.go", source, 0644); !written) {
-    return written;
+  return prepare((dir / "src").string());
+}
+
+// A Node package's TypeScript needs Node's globals; Debian has no @types/node, so a package
+// without its own gets these loose ones (and any module it imports without types is `any`).
+constexpr const char* kNodeGlobals =
+    R"ts(// Written by wispd for tsc: Node's globals, loosely typed.
+declare var process: any;
+declare var require: any;
+declare var module: any;
+declare var exports: any;
+declare var Buffer: any;
+declare var __dirname: string;
+declare var __filename: string;
+declare var global: any;
+declare module "*";
+)ts";
+constexpr const char* kNodeGlobalsFile = "wisp-node-globals.d.ts";
+
+// tsc's output beyond this many bytes and entries is refused (a package's limits).
+constexpr uint64_t kMaxTypeScriptOutputBytes = 256ull << 20;
+constexpr uint64_t kMaxTypeScriptOutputEntries = 20000;
+constexpr int kMaxOutputDepth = 64;
+
+bool IsTypeScriptSource(std::string_view name) {
+  for (std::string_view declaration : {".d.ts", ".d.mts", ".d.cts"}) {
+    if (name.ends_with(declaration)) return false;
   }
-  return WriteNewFile(dir / "src" / "go.mod", "module function\n\ngo 1.19\n", 0644);
+  return name.ends_with(".ts") || name.ends_with(".mts") || name.ends_with(".cts");
+}
+
+// Copies `from` (a directory fd) into `to` recursively; see TakeBuildOutputTree.
+Result<void> CopyOutputDir(int from, const fs::path& to, uid_t build_uid, int depth,
+                           uint64_t& bytes, uint64_t& entries, uint64_t max_bytes,
+                           uint64_t max_entries, const std::string& relative) {
+  if (depth > kMaxOutputDepth) {
+    return MakeError(ErrorCode::kInvalidArgument, "the build's output is nested too deeply");
+  }
+  // Root's from now on: nothing in it can be renamed or replaced but by root.
+  if (::fchown(from, 0, 0) != 0 || ::fchmod(from, 0700) != 0) {
+    return ErrnoError("take over the build's output directory " + relative);
+  }
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec)
+    return MakeError(ErrorCode::kInternal, fmt::format("mkdir {}: {}", to.string(), ec.message()));
+  UniqueFd listing(::dup(from));
+  if (!listing) return ErrnoError("dup");
+  DIR* dir = ::fdopendir(listing.get());
+  if (!dir) return ErrnoError("read the build's output");
+  (void)listing.Release();
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  for (const std::string& name : names) {
+    const std::string path = relative.empty() ? name : relative + "/" + name;
+    if (++entries > max_entries) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("the build's output has more than {} entries", max_entries));
+    }
+    struct stat st;
+    if (::fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoError("stat the build's output " + path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub(::openat(from, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub) return ErrnoError("open the build's output " + path);
+      if (auto copied = CopyOutputDir(sub.get(), to / name, build_uid, depth + 1, bytes, entries,
+                                      max_bytes, max_entries, path);
+          !copied) {
+        return copied;
+      }
+      continue;
+    }
+    UniqueFd file(::openat(from, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!file) return ErrnoError("open the build's output " + path);
+    if (::fstat(file.get(), &st) != 0) return ErrnoError("stat the build's output " + path);
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != build_uid) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("the build's output {} is not a regular file of the build's "
+                                   "own: refused",
+                                   path));
+    }
+    bytes += static_cast<uint64_t>(st.st_size);
+    if (bytes > max_bytes) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("the build's output is over {} MiB", max_bytes >> 20));
+    }
+    const fs::path target = to / name;
+    ::unlink(target.c_str());
+    UniqueFd copy(
+        ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!copy) return ErrnoError("create " + target.string());
+    for (;;) {
+      const ssize_t n = ::sendfile(copy.get(), file.get(), nullptr, 1 << 20);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("copy the build's output " + path);
+      if (n == 0) break;
+    }
+  }
+  return {};
 }
 
 // Go's messages name the sandbox's source directory; the user knows their file as main.go.
@@ -196,6 +301,60 @@ Result<void> TakeBuildOutput(const std::string& work_dir, uid_t build_uid,
   return {};
 }
 
+Result<void> TakeBuildOutputTree(const std::string& work_dir, uid_t build_uid,
+                                 const std::string& output_dir, uint64_t max_bytes,
+                                 uint64_t max_entries) {
+  UniqueFd work(::open(work_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!work) return ErrnoError("open " + work_dir);
+  struct stat st;
+  if (::fstat(work.get(), &st) != 0) return ErrnoError("stat " + work_dir);
+  if (st.st_uid != 0 || (st.st_mode & 077) != 0) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("{} must be root's with mode 0700 to take a build's output from "
+                                 "it",
+                                 work_dir));
+  }
+  UniqueFd out(::openat(work.get(), "out", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!out) {
+    return MakeError(
+        ErrorCode::kInternal,
+        fmt::format("the build's output directory is not a directory: {}", std::strerror(errno)));
+  }
+  uint64_t bytes = 0;
+  uint64_t entries = 0;
+  return CopyOutputDir(out.get(), output_dir, build_uid, 0, bytes, entries, max_bytes, max_entries,
+                       "");
+}
+
+std::vector<std::string> TypeScriptSources(const std::string& dir) {
+  std::vector<std::string> sources;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path& path = it->path();
+    if (it->is_directory(ec) && path.filename() == "node_modules") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file(ec) && IsTypeScriptSource(path.filename().string())) {
+      sources.push_back(fs::relative(path, dir, ec).string());
+    }
+  }
+  std::sort(sources.begin(), sources.end());
+  return sources;
+}
+
+std::string TidyTypeScriptMessages(std::string text) {
+  const std::string dir = "/var/task/";
+  for (size_t at; (at = text.find(dir)) != std::string::npos;) text.erase(at, dir.size());
+  // "index.ts(2,9): error TS2322: ..." -> "index.ts:2:9: error TS2322: ..."
+  static const std::regex kPosition(R"re(([^\s():]+)\((\d+),(\d+)\): )re");
+  text = std::regex_replace(text, kPosition, "$1:$2:$3: ");
+  if (text.size() > kMaxOutputBytes) text = text.substr(0, kMaxOutputBytes) + "\n[cut]";
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 struct GoBuilder::RunningBuild {
   explicit RunningBuild(const asio::any_io_executor& executor)
       : spawned(executor), exited(executor) {}
@@ -255,6 +414,99 @@ asio::awaitable<Result<void>> GoBuilder::Build(std::string build_name, std::stri
                                     "golang-go (scripts/install-deps)",
                                     settings_.go_binary));
   }
+  Job job;
+  job.what = "go build";
+  job.argv = {settings_.go_binary,
+              "build",
+              "-trimpath",
+              "-o",
+              fmt::format("{}/{}", kSandboxOutput, kBinaryName),
+              "."};
+  job.env = {"PATH=/usr/local/bin:/usr/bin:/bin",
+             "HOME=/tmp",
+             "TMPDIR=/tmp",
+             fmt::format("GOCACHE={}/cache", kSandboxCache),
+             fmt::format("GOPATH={}/path", kSandboxCache),
+             "GOPROXY=off",
+             "GOFLAGS=-mod=mod",
+             "GOTOOLCHAIN=local",
+             "GO111MODULE=on",
+             "CGO_ENABLED=0"};
+  job.go_cache = true;
+  job.prepare = [source = std::move(source)](const std::string& src) -> Result<void> {
+    if (auto written = WriteNewFile(fs::path(src) / "main.go", source, 0644); !written) {
+      return written;
+    }
+    return WriteNewFile(fs::path(src) / "go.mod", "module function\n\ngo 1.19\n", 0644);
+  };
+  job.take = [uid = settings_.uid, output = std::move(output)](const std::string& work_dir) {
+    return TakeBuildOutput(work_dir, uid, output);
+  };
+  job.tidy = Tidy;
+  co_return co_await Run(std::move(build_name), std::move(job));
+}
+
+asio::awaitable<Result<void>> GoBuilder::CompileTypeScript(std::string build_name,
+                                                           std::string source_dir,
+                                                           std::string output_dir) {
+  if (::access(settings_.tsc_binary.c_str(), X_OK) != 0) {
+    co_return MakeError(ErrorCode::kUnavailable,
+                        fmt::format("TypeScript is not installed ({} not found): install "
+                                    "node-typescript (scripts/install-deps)",
+                                    settings_.tsc_binary));
+  }
+  auto list = [source_dir] { return TypeScriptSources(source_dir); };
+  const std::vector<std::string> sources = co_await Offload(files_, std::move(list));
+  if (sources.empty()) {
+    co_return MakeError(ErrorCode::kInvalidArgument, "the package has no TypeScript file");
+  }
+  std::error_code ec;
+  const bool own_node_types =
+      fs::is_directory(fs::path(source_dir) / "node_modules" / "@types" / "node", ec);
+  Job job;
+  job.what = "tsc";
+  // Strict type checking, Node's module rules (a .mts file is an ES module, a .ts file follows
+  // package.json's "type"), no output at all when anything is wrong.
+  job.argv = {settings_.tsc_binary,
+              "--pretty",
+              "false",
+              "--noEmitOnError",
+              "--strict",
+              "--skipLibCheck",
+              "--esModuleInterop",
+              "--target",
+              "es2021",
+              "--module",
+              "node16",
+              "--moduleResolution",
+              "node16",
+              "--rootDir",
+              "/var/task",
+              "--outDir",
+              kSandboxOutput};
+  for (const std::string& source : sources) job.argv.push_back("/var/task/" + source);
+  if (!own_node_types) job.argv.push_back(std::string("/var/task/") + kNodeGlobalsFile);
+  job.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp"};
+  job.prepare = [source_dir, own_node_types](const std::string& src) -> Result<void> {
+    std::error_code ec;
+    fs::copy(source_dir, src, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+    if (ec) {
+      return MakeError(ErrorCode::kInternal,
+                       fmt::format("copy the package for tsc: {}", ec.message()));
+    }
+    if (own_node_types) return {};
+    ::unlink((fs::path(src) / kNodeGlobalsFile).c_str());
+    return WriteNewFile(fs::path(src) / kNodeGlobalsFile, kNodeGlobals, 0644);
+  };
+  job.take = [uid = settings_.uid, output_dir](const std::string& work_dir) {
+    return TakeBuildOutputTree(work_dir, uid, output_dir, kMaxTypeScriptOutputBytes,
+                               kMaxTypeScriptOutputEntries);
+  };
+  job.tidy = TidyTypeScriptMessages;
+  co_return co_await Run(std::move(build_name), std::move(job));
+}
+
+asio::awaitable<Result<void>> GoBuilder::Run(std::string build_name, Job job) {
   const auto alive = alive_;
   if (running_ < std::max<uint32_t>(settings_.concurrency, 1) && waiting_.empty()) {
     ++running_;
@@ -262,7 +514,7 @@ asio::awaitable<Result<void>> GoBuilder::Build(std::string build_name, std::stri
     if (waiting_.size() >= kMaxWaitingBuilds) {
       co_return MakeError(
           ErrorCode::kUnavailable,
-          fmt::format("{} Go builds are waiting already: try again later", waiting_.size()));
+          fmt::format("{} builds are waiting already: try again later", waiting_.size()));
     }
     const auto my_turn = std::make_shared<Event>(io_.get_executor());
     waiting_.push_back(my_turn);
@@ -272,7 +524,7 @@ asio::awaitable<Result<void>> GoBuilder::Build(std::string build_name, std::stri
   Turn turn(*this, alive);
 
   const std::string work_dir = (fs::path(settings_.build_dir) / kWorkDirName / build_name).string();
-  Result<void> result = co_await Compile(build_name, work_dir, source, output);
+  Result<void> result = co_await Compile(build_name, work_dir, job);
   if (!*alive) co_return result;
   auto remove = [work_dir] {
     std::error_code ec;
@@ -283,48 +535,33 @@ asio::awaitable<Result<void>> GoBuilder::Build(std::string build_name, std::stri
   co_return result;
 }
 
-sandbox::SpawnSpec GoBuilder::SpecFor(const std::string& build_name,
-                                      const std::string& work_dir) const {
+sandbox::SpawnSpec GoBuilder::SpecFor(const std::string& build_name, const std::string& work_dir,
+                                      const Job& job) const {
   sandbox::SpawnSpec spec;
   spec.instance_id = build_name;
-  spec.argv = {settings_.go_binary,
-               "build",
-               "-trimpath",
-               "-o",
-               fmt::format("{}/{}", kSandboxOutput, kBinaryName),
-               "."};
-  spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin",
-              "HOME=/tmp",
-              "TMPDIR=/tmp",
-              fmt::format("GOCACHE={}/cache", kSandboxCache),
-              fmt::format("GOPATH={}/path", kSandboxCache),
-              "GOPROXY=off",
-              "GOFLAGS=-mod=mod",
-              "GOTOOLCHAIN=local",
-              "GO111MODULE=on",
-              "CGO_ENABLED=0"};
+  spec.argv = job.argv;
+  spec.env = job.env;
   spec.code_dir = (fs::path(work_dir) / "src").string();  // read-only at /var/task
   spec.memory_limit_bytes = settings_.memory_limit_bytes;
-  // Go's work files go to /tmp, which counts against the memory limit anyway: the limit bounds
-  // both together.
+  // Work files go to /tmp, which counts against the memory limit anyway: the limit bounds both
+  // together.
   spec.tmp_size_bytes = settings_.memory_limit_bytes;
   spec.pids_limit = settings_.pids_limit;
   spec.vcpu = settings_.vcpu;
-  spec.writable_binds = {
-      {(fs::path(work_dir) / "out").string(), kSandboxOutput},
-      {(fs::path(settings_.build_dir) / kCacheDirName).string(), kSandboxCache},
-  };
+  spec.writable_binds = {{(fs::path(work_dir) / "out").string(), kSandboxOutput}};
+  if (job.go_cache) {
+    spec.writable_binds.push_back(
+        {(fs::path(settings_.build_dir) / kCacheDirName).string(), kSandboxCache});
+  }
   return spec;
 }
 
 asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
-                                                 const std::string& work_dir,
-                                                 const std::string& source,
-                                                 const std::string& output) {
+                                                 const std::string& work_dir, const Job& job) {
   const uid_t uid = settings_.uid;
   const gid_t gid = settings_.gid;
-  auto prepare = [work_dir, source, uid, gid] {
-    return PrepareWorkDir(work_dir, source, uid, gid);
+  auto prepare = [work_dir, uid, gid, &job] {
+    return PrepareWorkDir(work_dir, uid, gid, job.prepare);
   };
   auto prepared = co_await Offload(files_, std::move(prepare));
   if (!prepared) co_return prepared;
@@ -332,7 +569,7 @@ asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
   const auto alive = alive_;
   const auto build = std::make_shared<RunningBuild>(io_.get_executor());
   builds_[build_name] = build;
-  sandboxes_->Spawn(SpecFor(build_name, work_dir),
+  sandboxes_->Spawn(SpecFor(build_name, work_dir, job),
                     [build](Result<sandbox::InstanceHandle> spawned) {
                       build->spawn_result = std::move(spawned);
                       build->spawned.Set();
@@ -341,8 +578,9 @@ asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
   if (!*alive) co_return MakeError(ErrorCode::kUnavailable, "wispd is stopping");
   if (!*build->spawn_result) {
     builds_.erase(build_name);
-    co_return MakeError(ErrorCode::kInternal, fmt::format("cannot start the Go build's sandbox: {}",
-                                                          build->spawn_result->error().message));
+    co_return MakeError(ErrorCode::kInternal,
+                        fmt::format("cannot start the {} sandbox: {}", job.what,
+                                    build->spawn_result->error().message));
   }
   // The build needs only the output: the Runtime API's transport closes here.
   std::unique_ptr<sandbox::LogStream> build_output = std::move((*build->spawn_result)->logs);
@@ -371,32 +609,33 @@ asio::awaitable<Result<void>> GoBuilder::Compile(const std::string& build_name,
   builds_.erase(build_name);
   if (!reported) {
     sandboxes_->Kill(build_name);
-    co_return MakeError(ErrorCode::kInternal, "the Go build's sandbox did not report its end");
+    co_return MakeError(ErrorCode::kInternal,
+                        fmt::format("the {} sandbox did not report its end", job.what));
   }
 
   const sandbox::ExitStatus& status = build->status;
   if (build->timed_out) {
     co_return MakeError(ErrorCode::kTimeout,
-                        fmt::format("go build took longer than {} s (the build time limit, "
+                        fmt::format("{} took longer than {} s (the build time limit, "
                                     "go_build_timeout_seconds)",
-                                    settings_.timeout.count()));
+                                    job.what, settings_.timeout.count()));
   }
   if (status.oom_killed) {
     co_return MakeError(ErrorCode::kResourceExhausted,
-                        fmt::format("go build ran out of memory: a build may use {} MiB "
+                        fmt::format("{} ran out of memory: a build may use {} MiB "
                                     "(go_build_memory_mb)",
-                                    settings_.memory_limit_bytes >> 20));
+                                    job.what, settings_.memory_limit_bytes >> 20));
   }
   if (status.signal != 0) {
     co_return MakeError(
         ErrorCode::kInvalidArgument,
-        fmt::format("go build was killed by signal {}:\n{}", status.signal, Tidy(log)));
+        fmt::format("{} was killed by signal {}:\n{}", job.what, status.signal, job.tidy(log)));
   }
   if (status.exit_code != 0) {
     co_return MakeError(ErrorCode::kInvalidArgument,
-                        fmt::format("go build failed:\n{}", Tidy(log)));
+                        fmt::format("{} failed:\n{}", job.what, job.tidy(log)));
   }
-  auto take = [work_dir, uid, output] { return TakeBuildOutput(work_dir, uid, output); };
+  auto take = [work_dir, &job] { return job.take(work_dir); };
   co_return co_await Offload(files_, std::move(take));
 }
 

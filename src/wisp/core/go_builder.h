@@ -1,8 +1,9 @@
-// GoBuilder: compiles Go program-style functions at deploy time (`CGO_ENABLED=0 go build` of one
-// main package with Debian's golang-go, offline: GOPROXY=off, the standard library only), each
-// build in a sandbox of its own like any function: namespaces, a cgroup with the build limits
-// below, seccomp, no network, a wall-time limit. The sandboxes come from a launcher of their own
-// (forked by main() before any thread, like the functions' launcher), so builds never take the
+// GoBuilder: runs deploy-time builds in sandboxes: Go program-style functions, and TypeScript
+// (Node) packages with tsc. It compiles Go program-style functions at deploy time (`CGO_ENABLED=0
+// go build` of one main package with Debian's golang-go, offline: GOPROXY=off, the standard library
+// only), each build in a sandbox of its own like any function: namespaces, a cgroup with the build
+// limits below, seccomp, no network, a wall-time limit. The sandboxes come from a launcher of their
+// own (forked by main() before any thread, like the functions' launcher), so builds never take the
 // store's worker pool, the scheduler's instances or its exit callback; at most `concurrency`
 // run at once, the rest wait in arrival order.
 //
@@ -22,9 +23,11 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "wisp/common/asio.h"
 #include "wisp/common/result.h"
@@ -35,6 +38,8 @@ namespace wisp::core {
 struct GoBuildSettings {
   // Host path of the toolchain; the same inside the sandbox, which mounts the host's /usr.
   std::string go_binary = "/usr/bin/go";
+  // Debian's node-typescript; a script run by the node the sandbox finds on its PATH.
+  std::string tsc_binary = "/usr/bin/tsc";
   std::string build_dir;  // <data-dir>/build (see above)
   // The build sandbox's uid/gid outside (root inside): it owns the cache. An id of its own: a
   // host process with the same uid could signal or ptrace the compiler.
@@ -62,6 +67,19 @@ Result<void> PrepareBuildDir(const GoBuildSettings& settings);
 // root's and reachable by root only (it is under build_dir). Blocking.
 Result<void> TakeBuildOutput(const std::string& work_dir, uid_t build_uid,
                              const std::string& output);
+// The same for a build that leaves a directory tree in `<work_dir>/out`: each directory is taken
+// over by root before it is read; only directories and regular files of the build's own (one
+// link) are accepted, at most `max_bytes` and `max_entries` in all; they are copied to the same
+// relative paths under `output_dir` (replacing files there). Blocking.
+Result<void> TakeBuildOutputTree(const std::string& work_dir, uid_t build_uid,
+                                 const std::string& output_dir, uint64_t max_bytes,
+                                 uint64_t max_entries);
+
+// The TypeScript sources of a Node package at `dir` (relative paths of .ts, .mts and .cts files,
+// no declaration files, nothing under node_modules), sorted. Blocking.
+std::vector<std::string> TypeScriptSources(const std::string& dir);
+// tsc's messages for the user: paths relative to the package, positions as file:line:column.
+std::string TidyTypeScriptMessages(std::string text);
 
 class GoBuilder {
  public:
@@ -80,6 +98,13 @@ class GoBuilder {
   // `build_name` names the build's directory and sandbox: [A-Za-z0-9_-], unique among builds.
   asio::awaitable<Result<void>> Build(std::string build_name, std::string source,
                                       std::string output);
+  // Compiles the TypeScript of the Node package at `source_dir` (a code tree) with tsc (type
+  // checked, strict) into `output_dir`, each .ts/.mts/.cts file's JavaScript at its own relative
+  // path (.js/.mjs/.cjs), in a build sandbox under the same limits and turns as Go builds.
+  // kInvalidArgument with tsc's messages (file:line:column) on a type or syntax error;
+  // kUnavailable when tsc is not installed; kTimeout, kResourceExhausted as Build.
+  asio::awaitable<Result<void>> CompileTypeScript(std::string build_name, std::string source_dir,
+                                                  std::string output_dir);
 
   const GoBuildSettings& settings() const { return settings_; }
   size_t running() const { return running_; }
@@ -88,10 +113,24 @@ class GoBuilder {
  private:
   struct RunningBuild;
   class Turn;
+  // One build: the command, and how its sandbox's source is made and its result taken (both on
+  // the file thread).
+  struct Job {
+    std::string what;  // "go build", "tsc": for messages
+    std::vector<std::string> argv;
+    std::vector<std::string> env;
+    bool go_cache = false;  // the Go cache bound read-write at /go
+    std::function<Result<void>(const std::string& src_dir)> prepare;
+    std::function<Result<void>(const std::string& work_dir)> take;
+    std::function<std::string(std::string)> tidy;  // the tool's output as the user reads it
+  };
 
+  // Waits for a turn, runs `job` in a sandbox, takes its result, removes its work directory.
+  asio::awaitable<Result<void>> Run(std::string build_name, Job job);
   asio::awaitable<Result<void>> Compile(const std::string& build_name, const std::string& work_dir,
-                                        const std::string& source, const std::string& output);
-  sandbox::SpawnSpec SpecFor(const std::string& build_name, const std::string& work_dir) const;
+                                        const Job& job);
+  sandbox::SpawnSpec SpecFor(const std::string& build_name, const std::string& work_dir,
+                             const Job& job) const;
 
   asio::io_context& io_;
   std::unique_ptr<sandbox::Backend> sandboxes_;

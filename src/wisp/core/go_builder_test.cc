@@ -244,5 +244,68 @@ TEST_F(PrepareBuildDirTest, RefusesABuildDirectoryThatIsASymlink) {
   EXPECT_EQ(Lstat(root_ / "elsewhere").st_mode & 07777, 0755u);
 }
 
+// tsc's output tree: the build uid's directories and files, copied; anything else refused.
+TEST_F(TakeBuildOutputTest, ATreeOfTheBuildsOwnFilesIsCopied) {
+  ASSERT_EQ(::mkdir((out_ / "lib").c_str(), 0755), 0);
+  ASSERT_EQ(::chown((out_ / "lib").c_str(), kBuildUid, kBuildGid), 0);
+  for (const char* name : {"index.js", "lib/greet.js"}) {
+    Write(out_ / name, std::string("// ") + name, 0644);
+    ASSERT_EQ(::chown((out_ / name).c_str(), kBuildUid, kBuildGid), 0);
+  }
+  const fs::path dest = root_ / "tree";
+  ASSERT_TRUE(TakeBuildOutputTree(work_.string(), kBuildUid, dest.string(), 1 << 20, 10));
+  EXPECT_EQ(Read(dest / "index.js"), "// index.js");
+  EXPECT_EQ(Read(dest / "lib" / "greet.js"), "// lib/greet.js");
+  EXPECT_EQ(Lstat(out_).st_uid, 0u);  // taken over before it was read
+  EXPECT_EQ(Lstat(out_ / "lib").st_uid, 0u);
+}
+
+TEST_F(TakeBuildOutputTest, ATreeWithALinkOrAForeignFileIsRefused) {
+  ASSERT_EQ(::symlink(secret_.c_str(), (out_ / "index.js").c_str()), 0);
+  const fs::path dest = root_ / "tree";
+  auto taken = TakeBuildOutputTree(work_.string(), kBuildUid, dest.string(), 1 << 20, 10);
+  ASSERT_FALSE(taken);
+  EXPECT_FALSE(fs::exists(dest / "index.js"));
+  ASSERT_EQ(::unlink((out_ / "index.js").c_str()), 0);
+  Write(out_ / "index.js", "root's", 0644);  // not the build's own
+  taken = TakeBuildOutputTree(work_.string(), kBuildUid, dest.string(), 1 << 20, 10);
+  ASSERT_FALSE(taken);
+  EXPECT_NE(taken.error().message.find("not a regular file of the build's own"), std::string::npos);
+}
+
+TEST_F(TakeBuildOutputTest, ATreeOverItsLimitsIsRefused) {
+  for (const char* name : {"a.js", "b.js", "c.js"}) {
+    Write(out_ / name, std::string(100, 'x'), 0644);
+    ASSERT_EQ(::chown((out_ / name).c_str(), kBuildUid, kBuildGid), 0);
+  }
+  const fs::path dest = root_ / "tree";
+  EXPECT_FALSE(TakeBuildOutputTree(work_.string(), kBuildUid, dest.string(), 250, 10));
+  EXPECT_FALSE(TakeBuildOutputTree(work_.string(), kBuildUid, dest.string(), 1 << 20, 2));
+  EXPECT_TRUE(TakeBuildOutputTree(work_.string(), kBuildUid, dest.string(), 300, 3));
+}
+
+TEST(TypeScriptTest, SourcesLeaveOutDeclarationsAndNodeModules) {
+  char templ[] = "/tmp/wisp-ts-sources-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const fs::path dir = templ;
+  fs::create_directories(dir / "lib");
+  fs::create_directories(dir / "node_modules" / "dep");
+  for (const char* name : {"index.ts", "lib/a.mts", "lib/b.cts", "types.d.ts", "lib/x.js",
+                           "node_modules/dep/index.ts"}) {
+    std::ofstream(dir / name) << "x";
+  }
+  EXPECT_EQ(TypeScriptSources(dir.string()),
+            (std::vector<std::string>{"index.ts", "lib/a.mts", "lib/b.cts"}));
+  fs::remove_all(dir);
+}
+
+TEST(TypeScriptTest, MessagesNameFileLineAndColumn) {
+  EXPECT_EQ(TidyTypeScriptMessages(
+                "/var/task/index.ts(2,9): error TS2322: Type 'string' is not assignable to type "
+                "'number'.\n/var/task/lib/a.ts(10,1): error TS1005: ';' expected.\n"),
+            "index.ts:2:9: error TS2322: Type 'string' is not assignable to type 'number'.\n"
+            "lib/a.ts:10:1: error TS1005: ';' expected.");
+}
+
 }  // namespace
 }  // namespace wisp::core

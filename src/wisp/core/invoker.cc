@@ -102,6 +102,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   request.timeout = options.timeout.value_or(std::chrono::seconds(timeout_seconds));
   request.trace_id = std::move(options.trace_id);
   request.client_context = std::move(options.client_context);
+  request.on_stream_chunk = options.on_stream_chunk;  // copied: see NOTES (g++ 12, -O3)
   auto event = std::make_shared<std::string>(std::move(event_json));
   request.event_json = event;
   const std::string request_id = request.request_id;

@@ -52,6 +52,8 @@ struct InvokeOptions {
   // JSON; empty: none. The program API passes a call's headers this way.
   std::string client_context;
   bool async = false;  // an attempt of an async invocation (its record says so)
+  // Receives a streamed response's bytes as they arrive (scheduler::InvokeRequest's).
+  std::function<void(std::string_view)> on_stream_chunk;
 };
 
 class Invoker {

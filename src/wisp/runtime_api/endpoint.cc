@@ -20,6 +20,10 @@ namespace {
 
 constexpr std::string_view kApiVersionPrefix = "/2018-06-01";
 constexpr std::string_view kInvocationPrefix = "/runtime/invocation/";
+constexpr std::string_view kResponseModeHeader = "Lambda-Runtime-Function-Response-Mode";
+// A streamed response may take as long as the longest invocation (the invocation's own timeout
+// ends it sooner).
+constexpr auto kMaxStreamTime = std::chrono::seconds(900);
 
 // The Runtime API's ErrorResponse and the error of an invocation the runtime mishandled are
 // both the one error document.
@@ -142,6 +146,10 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
                                 body_bytes);
     }
 
+    if (kind == Post::kResponse && parser.chunked() &&
+        beast::iequals(header[kResponseModeHeader], "streaming")) {
+      co_return co_await Streamed(parser, std::string(id));
+    }
     if (content_length && *content_length > e.limits_.max_response_bytes) {
       e.ReportTooLarge();
       co_return co_await TooLarge(body_bytes);
@@ -185,6 +193,46 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         }
         break;
     }
+    co_return co_await Accepted();
+  }
+
+  // A streamed response (Lambda's response streaming: chunked, with the response-mode header):
+  // each chunk goes to the owner as it arrives and is not kept. Its length is bounded by
+  // max_streamed_response_bytes and its time by the invocation's timeout, which ends the
+  // runtime (and this connection) when it runs out.
+  asio::awaitable<bool> Streamed(Parser& parser, std::string id) {
+    Endpoint& e = *endpoint_;
+    uint64_t streamed = 0;
+    bool over = false;
+    auto on_chunk = [&e, &streamed, &over, &id, this](uint64_t, std::string_view bytes,
+                                                      boost::system::error_code& ec) -> size_t {
+      streamed += bytes.size();
+      if (streamed > e.limits_.max_streamed_response_bytes) {
+        over = true;
+        ec = http::error::body_limit;
+        return 0;
+      }
+      if (!e.closed_ && IsInFlight(id)) e.owner_.OnInvocationChunk(bytes);
+      return bytes.size();
+    };
+    parser.on_chunk_body(on_chunk);
+    const boost::system::error_code ec =
+        co_await http_read::ReadBody(socket_, buffer_, parser, timer_, kMaxStreamTime);
+    if (e.closed_) co_return false;
+    if (over) {
+      e.ReportTooLarge();
+      co_await Reply(
+          http::status::payload_too_large,
+          ErrorBody("RequestEntityTooLarge", fmt::format("streamed response exceeds {} bytes",
+                                                         e.limits_.max_streamed_response_bytes)),
+          /*keep_alive=*/false);
+      co_return false;
+    }
+    if (ec == beast::error::timeout) co_return co_await TimedOut("body");
+    if (ec) co_return false;
+    if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, 0);
+    e.in_flight_request_id_.clear();
+    e.owner_.OnInvocationResponse(std::string());
     co_return co_await Accepted();
   }
 

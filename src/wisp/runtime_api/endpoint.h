@@ -47,6 +47,9 @@ class EndpointListener {
   virtual void OnRuntimeWaiting() = 0;
   // The runtime answered the invocation in flight.
   virtual void OnInvocationResponse(std::string body) = 0;
+  // Bytes of a streamed answer (Lambda-Runtime-Function-Response-Mode: streaming), as they
+  // arrive; OnInvocationResponse with an empty body ends it.
+  virtual void OnInvocationChunk(std::string_view bytes) {}
   // The runtime reported that the invocation in flight failed. `body` is the runtime's error
   // document ({errorMessage, errorType, stackTrace}); it may be empty or not JSON.
   virtual void OnInvocationError(std::string error_type, std::string body) = 0;
@@ -57,6 +60,9 @@ class EndpointListener {
 struct EndpointLimits {
   // The largest result or error document a runtime may post.
   uint64_t max_response_bytes = 6ull << 20;
+  // The largest streamed response (Lambda's limit for response streaming); it is relayed as it
+  // arrives, never held whole.
+  uint64_t max_streamed_response_bytes = 20ull << 20;
   // Accepted connections (TCP, vsock) served at once (a runtime needs one or two); more wait in
   // the transport's backlog until one ends. Connections open from the start (the Unix channel)
   // do not count: they are always served.

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <future>
 #include <optional>
 #include <string>
 #include <thread>
@@ -112,6 +113,7 @@ class RecordingOwner : public EndpointListener {
     }
   }
   void OnInvocationResponse(std::string body) override { responses.push_back(std::move(body)); }
+  void OnInvocationChunk(std::string_view bytes) override { chunks.emplace_back(bytes); }
   void OnInvocationError(std::string type, std::string body) override {
     errors.push_back(type + "|" + body);
   }
@@ -122,7 +124,7 @@ class RecordingOwner : public EndpointListener {
   Endpoint* endpoint = nullptr;
   std::vector<NextEvent> to_deliver;
   std::atomic<int> waiting = 0;  // read by the client thread
-  std::vector<std::string> responses, errors, init_errors;
+  std::vector<std::string> responses, errors, init_errors, chunks;
 };
 
 NextEvent MakeEvent(std::string id, std::string body) {
@@ -281,6 +283,42 @@ TEST_F(EndpointTest, OversizedResponseIs413AndFailsTheInvocation) {
   EXPECT_NE(posted.find("HTTP/1.1 413"), std::string::npos);
   ASSERT_EQ(owner_.errors.size(), 1u);
   EXPECT_NE(owner_.errors[0].find("Function.ResponseSizeTooLarge"), std::string::npos);
+}
+
+// Lambda's response streaming: each chunk goes to the owner as it comes, none is kept, and the
+// whole may be larger than a result may be.
+TEST_F(EndpointTest, AStreamedResponseIsReportedChunkByChunk) {
+  owner_.to_deliver.push_back(MakeEvent("req-s", "{}"));
+  std::string posted;
+  size_t chunks_before_end = 0;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.Request("GET", "/runtime/invocation/next");
+    runtime.SendRaw(
+        "POST /runtime/invocation/req-s/response HTTP/1.1\r\nHost: x\r\n"
+        "Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (char c : {'a', 'b', 'c', 'd'}) {
+      runtime.SendRaw("400\r\n" + std::string(1024, c) + "\r\n");
+    }
+    // The chunks arrived before the body ended.
+    for (int i = 0; i < 500 && chunks_before_end < 4; ++i) {
+      std::promise<size_t> seen;
+      asio::post(io_, [&] { seen.set_value(owner_.chunks.size()); });
+      chunks_before_end = seen.get_future().get();
+      if (chunks_before_end < 4) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    runtime.SendRaw("0\r\n\r\n");
+    posted = runtime.ReceiveOnce();
+  });
+  EXPECT_EQ(chunks_before_end, 4u);
+  EXPECT_NE(posted.find("HTTP/1.1 202"), std::string::npos) << posted;
+  std::string streamed;
+  for (const auto& chunk : owner_.chunks) streamed += chunk;
+  EXPECT_EQ(streamed, std::string(1024, 'a') + std::string(1024, 'b') + std::string(1024, 'c') +
+                          std::string(1024, 'd'));
+  ASSERT_EQ(owner_.responses.size(), 1u);
+  EXPECT_EQ(owner_.responses[0], "");
+  EXPECT_TRUE(owner_.errors.empty());
 }
 
 TEST_F(EndpointTest, UnknownPathIs404) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,8 @@ struct InvocationResult {
   // A cold start's initialisation of the instance that ran the call (part of schedule_time
   // when this call waited for it); nullopt when a warm instance took the call.
   std::optional<std::chrono::nanoseconds> init_time;
+  // The runtime streamed its response: its bytes went to InvokeRequest::on_stream_chunk.
+  bool streamed = false;
 };
 
 // Shared, not copied: the event goes to the runtime, and the invocation record takes it back
@@ -77,6 +80,10 @@ struct InvokeRequest {
   std::chrono::milliseconds timeout{30000};
   std::string trace_id;
   std::string client_context;  // JSON for Lambda-Runtime-Client-Context; empty: none
+  // Receives a streamed response's bytes as they arrive (Lambda's response streaming), on the
+  // io thread; the result then carries no body. Empty: a streamed response is kept whole as
+  // the result, a JSON string.
+  std::function<void(std::string_view)> on_stream_chunk;
 };
 
 // Why an instance failed to become ready, in the terms a caller sees.

@@ -193,6 +193,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   }
   Current current(co_await asio::this_coro::executor);
   current.result.instance_id = id_;
+  current.on_stream_chunk = std::move(request.on_stream_chunk);
   current_ = &current;
   ++invocations_;
   last_call_at_ms_ = ToEpochMillis(clock_.WallNow());
@@ -298,7 +299,23 @@ void Instance::OnRuntimeWaiting() {
   host_.OnInstanceReady(shared_from_this());
 }
 
+void Instance::OnInvocationChunk(std::string_view bytes) {
+  if (!current_) return;
+  current_->result.streamed = true;
+  if (current_->on_stream_chunk) {
+    current_->on_stream_chunk(bytes);
+  } else {
+    current_->streamed_body.append(bytes);
+  }
+}
+
 void Instance::OnInvocationResponse(std::string body) {
+  if (current_ && current_->result.streamed) {
+    // Streamed: the bytes went to the caller as they came, or are the result as a string.
+    Finish(InvocationStatus::kSuccess,
+           current_->on_stream_chunk ? std::string("null") : JsonString(current_->streamed_body));
+    return;
+  }
   if (IsValidJson(body)) {
     Finish(InvocationStatus::kSuccess, std::move(body));
   } else {

@@ -124,6 +124,7 @@ class Instance final : public runtime_api::EndpointListener,
   // EndpointListener:
   void OnRuntimeWaiting() override;
   void OnInvocationResponse(std::string body) override;
+  void OnInvocationChunk(std::string_view bytes) override;
   void OnInvocationError(std::string error_type, std::string body) override;
   void OnInitError(std::string error_type, std::string body) override;
 
@@ -132,6 +133,8 @@ class Instance final : public runtime_api::EndpointListener,
     explicit Current(const asio::any_io_executor& executor) : done(executor) {}
     Event done;
     InvocationResult result;
+    std::function<void(std::string_view)> on_stream_chunk;  // InvokeRequest's
+    std::string streamed_body;  // a streamed response without on_stream_chunk, kept whole
     uint64_t log_bytes = 0;
     bool logs_truncated = false;
   };

@@ -60,6 +60,9 @@ struct FunctionRecord {
   // false: disabled, every API refuses to run it (the Vercel-style API's is_active). Not part of
   // a version: it belongs to the function.
   bool active = true;
+  // The function's schedules: schedule::Schedule's stored JSON array; empty: none. Not part of
+  // a version: they belong to the function and fire $LATEST.
+  std::string schedules_json;
 };
 
 // A published version: the function's configuration and code frozen as version `number`.

@@ -21,7 +21,7 @@ constexpr const char* kFunctionColumns = R"sql(
   state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style, max_retries,
   retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
   version_label, network, code_format, code_sha256, code_size, code_tree, description,
-  tags_json, revision, url_config_json, project, file_path, active)sql";
+  tags_json, revision, url_config_json, schedules_json, project, file_path, active)sql";
 
 // The log keeps this many changes: a follower further behind reads every function again.
 constexpr int64_t kChangesKept = 10000;
@@ -59,9 +59,10 @@ void BindFunction(Statement& stmt, const FunctionRecord& f, int64_t revision) {
   stmt.Bind(30, json(f.tags).dump());
   stmt.Bind(31, revision);
   stmt.Bind(32, f.url_config_json);
-  stmt.Bind(33, f.project);
-  stmt.Bind(34, f.file_path);
-  stmt.Bind(35, int64_t{f.active ? 1 : 0});
+  stmt.Bind(33, f.schedules_json);
+  stmt.Bind(34, f.project);
+  stmt.Bind(35, f.file_path);
+  stmt.Bind(36, int64_t{f.active ? 1 : 0});
 }
 
 std::map<std::string, std::string> StringMap(const std::string& text) {
@@ -108,9 +109,10 @@ FunctionRecord ReadFunction(Statement& stmt) {
   f.tags = StringMap(stmt.Text(29));
   f.revision = stmt.Int(30);
   f.url_config_json = stmt.Text(31);
-  f.project = stmt.Text(32);
-  f.file_path = stmt.Text(33);
-  f.active = stmt.Int(34) != 0;
+  f.schedules_json = stmt.Text(32);
+  f.project = stmt.Text(33);
+  f.file_path = stmt.Text(34);
+  f.active = stmt.Int(35) != 0;
   return f;
 }
 
@@ -283,7 +285,8 @@ Result<void> SqliteStore::WriteFunctionRow(const FunctionRecord& f, int64_t revi
         retry_delay_seconds=?18, max_event_age_seconds=?19, max_concurrency=?20,
         min_instances=?21, metadata_json=?22, version_label=?23, network=?24, code_format=?25,
         code_sha256=?26, code_size=?27, code_tree=?28, description=?29, tags_json=?30,
-        revision=?31, url_config_json=?32, project=?33, file_path=?34, active=?35
+        revision=?31, url_config_json=?32, schedules_json=?33, project=?34, file_path=?35,
+        active=?36
       WHERE id = ?1)sql");
     if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
     BindFunction(stmt, f, revision);
@@ -299,7 +302,7 @@ Result<void> SqliteStore::WriteFunctionRow(const FunctionRecord& f, int64_t revi
   const std::string sql = fmt::format(
       "INSERT INTO functions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
       "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, "
-      "?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
+      "?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
       kFunctionColumns);
   Statement stmt(db_, sql.c_str());
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");

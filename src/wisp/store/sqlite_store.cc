@@ -127,6 +127,7 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"project", "TEXT NOT NULL DEFAULT ''"},
     {"file_path", "TEXT NOT NULL DEFAULT ''"},
     {"active", "INTEGER NOT NULL DEFAULT 1"},
+    {"schedules_json", "TEXT NOT NULL DEFAULT ''"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
@@ -238,6 +239,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     return tl::unexpected(r.error());
   }
   if (auto r = store->Exec(kFunctionSchema); !r) return tl::unexpected(r.error());
+  if (auto r = store->Exec(kScheduleSchema); !r) return tl::unexpected(r.error());
   if (auto r = AddMissingColumns(store->db_, "invocations", kAddedInvocationColumns); !r) {
     return tl::unexpected(r.error());
   }

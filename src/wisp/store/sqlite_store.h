@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "wisp/store/api_key_store.h"
+#include "wisp/store/schedule_store.h"
 #include "wisp/store/store.h"
 
 struct sqlite3;
@@ -22,7 +23,7 @@ namespace wisp::store {
 
 class Statement;
 
-class SqliteStore final : public Store, public ApiKeyStore {
+class SqliteStore final : public Store, public ApiKeyStore, public ScheduleStore {
  public:
   // Opens (creating if needed) the database at `path` and brings its schema up to date.
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
@@ -63,9 +64,18 @@ class SqliteStore final : public Store, public ApiKeyStore {
   Result<std::vector<ApiKeyRecord>> ListApiKeys() override;
   Result<void> DeleteApiKey(const std::string& id) override;
 
+  // ScheduleStore (sqlite_schedules.cc).
+  Result<std::optional<int64_t>> LastFiring(const std::string& function_id,
+                                            const std::string& schedule) override;
+  Result<bool> ClaimFiring(const std::string& function_id, const std::string& schedule,
+                           std::optional<int64_t> expected, int64_t slot_ms) override;
+  Result<void> ForgetFiring(const std::string& function_id, const std::string& schedule) override;
+
  private:
   // The api_keys table (sqlite_api_keys.cc), created at Open.
   static const char* const kApiKeySchema;
+  // The schedule_firings table (sqlite_schedules.cc), created at Open after the functions table.
+  static const char* const kScheduleSchema;
   // The change log, versions and aliases (sqlite_functions.cc), created at Open after the
   // functions table has its added columns.
   static const char* const kFunctionSchema;
