@@ -10,6 +10,12 @@
 // keep-alive TCP connection (TCP_NODELAY) instead of going through the `http` module and its
 // agent. Requests are strictly sequential, so the client keeps one pending request at a time.
 //
+// Several calls at once (AWS_LAMBDA_MAX_CONCURRENCY > 1, the function's instance_concurrency):
+// that many loops run side by side in the one event loop, each with a client of its own (the
+// first over wispd's channel, the others over TCP), so an I/O-bound handler serves that many
+// calls at once. Each call runs in an AsyncLocalStorage context; every line it writes to stdout
+// or stderr starts with "\x1f<request id>\x1f", by which wispd gives each call its own lines.
+//
 // Nothing of this file is visible to user code: the user module is compiled with
 // vm.compileFunction and sees only the usual CommonJS wrapper parameters and globals.
 
@@ -18,6 +24,7 @@ const vm = require('vm');
 const fs = require('fs');
 const path = require('path');
 const Module = require('module');
+const { AsyncLocalStorage } = require('async_hooks');
 
 const kApiPrefix = '/2018-06-01/runtime';
 // Longest response head we accept; a Runtime API head is a few hundred bytes.
@@ -906,16 +913,16 @@ function checkPostStatus(res, what) {
   if (res.status >= 500) process.exit(1);
 }
 
-async function postError(id, errorType, errorMessage, stackTrace) {
+async function postError(id, errorType, errorMessage, stackTrace, c = client) {
   await flushStdio();
-  const res = await client.post(`/invocation/${id}/error`,
+  const res = await c.post(`/invocation/${id}/error`,
       errorPayload(errorType, errorMessage, stackTrace), headerSafe(errorType));
   checkPostStatus(res, 'error');
 }
 
-async function reportInvokeError(id, err) {
+async function reportInvokeError(id, err, c) {
   logErrorToStderr(err);
-  await postError(id, errorTypeOf(err), messageOf(err), stackLinesOf(err));
+  await postError(id, errorTypeOf(err), messageOf(err), stackLinesOf(err), c);
 }
 
 function runCallbackHandler(event, ctx) {
@@ -943,7 +950,7 @@ function runCallbackHandler(event, ctx) {
   });
 }
 
-async function invoke(res) {
+async function invoke(res, c = client) {
   const id = res.requestId;
   if (!id) {
     process.stderr.write('wisp runtime: /next response without Lambda-Runtime-Aws-Request-Id\n');
@@ -952,9 +959,10 @@ async function invoke(res) {
   const current = { id, done: false };
   inflight = current;
   // Writing process.env calls setenv(3), which also keeps every value it was given until the
-  // process exits: write only what changes.
+  // process exits: write only what changes. Calls that run side by side would share it: each
+  // has its trace id in the Lambda-Runtime-Trace-Id header only (and in its record).
   const trace = res.traceId;
-  if (env._X_AMZN_TRACE_ID !== trace) {
+  if (maxConcurrency === 1 && env._X_AMZN_TRACE_ID !== trace) {
     if (trace !== undefined) env._X_AMZN_TRACE_ID = trace;
     else delete env._X_AMZN_TRACE_ID;
   }
@@ -965,7 +973,7 @@ async function invoke(res) {
   } catch (err) {
     current.done = true;
     await postError(id, 'Runtime.UnmarshalError',
-        `Unable to parse event as JSON: ${err.message}`, []);
+        `Unable to parse event as JSON: ${err.message}`, [], c);
     return;
   }
   const ctx = makeContext(id, res);
@@ -983,7 +991,7 @@ async function invoke(res) {
   } catch (err) {
     if (current.done || exiting) return;
     current.done = true;
-    await reportInvokeError(id, err);
+    await reportInvokeError(id, err, c);
     return;
   }
   if (current.done || exiting) return; // an uncaught error already answered this invocation
@@ -996,12 +1004,68 @@ async function invoke(res) {
   } catch (err) {
     const message = `Unable to stringify response body as JSON: ${err.message}`;
     process.stderr.write(`Runtime.MarshalError: ${message}\n`);
-    await postError(id, 'Runtime.MarshalError', message, stackLinesOf(err));
+    await postError(id, 'Runtime.MarshalError', message, stackLinesOf(err), c);
     return;
   }
   if (stdioPending()) await flushStdio();
   inflight = null;
-  return client.postThenNext(`/invocation/${id}/response`, body, 'response');
+  return c.postThenNext(`/invocation/${id}/response`, body, 'response');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several calls at once
+
+let maxConcurrency = 1;
+const callContext = new AsyncLocalStorage(); // {tag, atLineStart} of the call running
+
+// Tags every line a call writes with its request id; text written outside any call (start-up,
+// a timer set up at load time) stays as it is, and wispd keeps it in the instance's log.
+function tagStdio() {
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write;
+    stream.write = function (chunk, encoding, callback) {
+      const call = callContext.getStore();
+      if (call === undefined) return write.call(this, chunk, encoding, callback);
+      let text;
+      if (typeof chunk === 'string') {
+        text = chunk;
+      } else {
+        text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+        if (typeof encoding === 'string') encoding = undefined; // not a string's encoding
+      }
+      let out = '';
+      for (let start = 0; start < text.length;) {
+        const newline = text.indexOf('\n', start);
+        const end = newline < 0 ? text.length : newline + 1;
+        if (call.atLineStart) out += call.tag;
+        out += text.slice(start, end);
+        call.atLineStart = newline >= 0;
+        start = end;
+      }
+      return write.call(this, out, encoding, callback);
+    };
+  }
+}
+
+function invokeTagged(res, c) {
+  const call = { tag: `\x1f${res.requestId}\x1f`, atLineStart: true };
+  return callContext.run(call, () => invoke(res, c));
+}
+
+// One of the loops that serve calls side by side: asks for an event, runs it, and so on.
+async function serveConcurrently(c) {
+  let following = null;
+  for (;;) {
+    if (exiting) await new Promise(() => {});
+    const res = following !== null ? following : await c.next();
+    if (res.status !== 200) {
+      const detail = res.body.slice(0, 500);
+      process.stderr.write(`wisp runtime: /next failed with HTTP ${res.status}: ${detail}\n`);
+      process.exit(1);
+    }
+    if (exiting) await new Promise(() => {});
+    following = (await invokeTagged(res, c)) || null;
+  }
 }
 
 async function onFatal(err, kind) {
@@ -1012,7 +1076,7 @@ async function onFatal(err, kind) {
   try {
     logErrorToStderr(err);
     const current = inflight;
-    if (current !== null && !current.done && client !== null) {
+    if (maxConcurrency === 1 && current !== null && !current.done && client !== null) {
       current.done = true;
       let errorType = errorTypeOf(err);
       if (kind === 'unhandledRejection' && !(err instanceof Error)) {
@@ -1104,6 +1168,19 @@ async function main() {
     }
   }
   isCallbackHandler = handler.length >= 3;
+  const wanted = Number(env.AWS_LAMBDA_MAX_CONCURRENCY);
+  if (Number.isInteger(wanted) && wanted > 1) {
+    maxConcurrency = wanted;
+    tagStdio();
+    // An error that escapes one call's promise chain cannot be told from another's: the
+    // process exits, and wispd fails every call in flight on it (onFatal).
+    const loops = [serveConcurrently(client)];
+    for (let i = 1; i < maxConcurrency; ++i) {
+      loops.push(serveConcurrently(new RuntimeClient(hp.host, hp.port, null)));
+    }
+    await Promise.all(loops);
+    return;
+  }
 
   // The next event: asked for on its own after an error, or together with a result.
   let following = null;

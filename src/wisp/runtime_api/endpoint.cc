@@ -135,7 +135,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       id = parsed->first;
       kind = parsed->second == "response" ? Post::kResponse : Post::kError;
       // Checked before any of the body is read: a body for no invocation is never buffered.
-      if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, body_bytes);
+      if (!e.IsInFlight(id)) co_return co_await InvalidRequestId(id, body_bytes);
     } else {
       co_return co_await Refuse(http::status::not_found,
                                 ErrorBody("NotFound", fmt::format("no such path: {}", path)),
@@ -143,7 +143,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
 
     if (content_length && *content_length > e.limits_.max_response_bytes) {
-      e.ReportTooLarge();
+      e.ReportTooLarge(id);
       co_return co_await TooLarge(body_bytes);
     }
     if (e.body_bytes_ + body_bytes > e.body_budget_) {
@@ -161,7 +161,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         co_await http_read::ReadBody(socket_, buffer_, parser, timer_, e.limits_.body_timeout);
     if (e.closed_) co_return false;
     if (ec == http::error::body_limit) {
-      e.ReportTooLarge();
+      e.ReportTooLarge(id);
       co_return co_await TooLarge(e.limits_.max_response_bytes);
     }
     if (ec == beast::error::timeout) co_return co_await TimedOut("body");
@@ -176,12 +176,11 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         break;
       case Post::kResponse:
       case Post::kError:
-        if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, 0);
-        e.in_flight_request_id_.clear();
+        if (!e.EndInFlight(id)) co_return co_await InvalidRequestId(id, 0);
         if (kind == Post::kResponse) {
-          e.owner_.OnInvocationResponse(std::move(body));
+          e.owner_.OnInvocationResponse(id, std::move(body));
         } else {
-          e.owner_.OnInvocationError(std::string(header[kErrorTypeHeader]), std::move(body));
+          e.owner_.OnInvocationError(id, std::string(header[kErrorTypeHeader]), std::move(body));
         }
         break;
     }
@@ -200,11 +199,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     return std::make_pair(rest.substr(0, slash), action);
   }
 
-  bool IsInFlight(std::string_view id) const {
-    return !id.empty() && id == endpoint_->in_flight_request_id_;
-  }
   bool InitErrorAllowed() const {
-    return endpoint_->in_flight_request_id_.empty() && !endpoint_->initialized_;
+    return endpoint_->in_flight_.empty() && !endpoint_->initialized_;
   }
 
   asio::awaitable<bool> InvalidRequestId(std::string_view id, uint64_t unread_body_bytes) {
@@ -259,32 +255,35 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<bool> Next() {
     Endpoint& e = *endpoint_;
-    if (e.next_wakeup_) {
-      co_return co_await Reply(
-          http::status::forbidden,
-          ErrorBody("InvalidStateTransition", "another GET /next is already waiting"));
+    if (e.parked_.size() >= e.concurrency_) {
+      // Built before the co_await: g++ 12 mishandles temporaries of class type inside one.
+      const std::string refusal = ErrorBody(
+          "InvalidStateTransition",
+          e.concurrency_ == 1 ? std::string("another GET /next is already waiting")
+                              : fmt::format("{} GET /next are already waiting, as many as "
+                                            "AWS_LAMBDA_MAX_CONCURRENCY",
+                                            e.parked_.size()));
+      co_return co_await Reply(http::status::forbidden, refusal);
     }
-    if (!e.in_flight_request_id_.empty()) {
-      // The runtime moved on without answering: that invocation failed.
-      e.in_flight_request_id_.clear();
+    if (e.concurrency_ == 1 && !e.in_flight_.empty()) {
+      // The runtime moved on without answering: that invocation failed. (A runtime that serves
+      // several at once asks for more while others run.)
+      const std::string id = std::move(e.in_flight_.front());
+      e.in_flight_.clear();
       e.owner_.OnInvocationError(
-          "Runtime.InvalidStateTransition",
+          id, "Runtime.InvalidStateTransition",
           ErrorBody("Runtime.InvalidStateTransition",
                     "the runtime asked for the next event without answering this one"));
       if (e.closed_) co_return false;
     }
     e.initialized_ = true;
-    if (!e.pending_) {
-      auto wakeup = std::make_unique<Event>(socket_.get_executor());
-      Event& event = *wakeup;
-      e.next_wakeup_ = std::move(wakeup);
-      e.owner_.OnRuntimeWaiting();  // may Deliver() right away
-      if (!e.closed_ && !e.pending_) co_await event.Wait();
-      e.next_wakeup_.reset();
-      if (e.closed_ || !e.pending_) co_return false;
-    }
-    NextEvent next = std::move(*e.pending_);
-    e.pending_.reset();
+    if (e.pending_.empty()) e.owner_.OnRuntimeWaiting();  // may Deliver() right away
+    // Deliver wakes the oldest parked request per event; one that arrived meanwhile and found
+    // the event pending may have taken it: then this one parks again.
+    while (!e.closed_ && e.pending_.empty()) co_await Park();
+    if (e.closed_) co_return false;
+    NextEvent next = std::move(e.pending_.front());
+    e.pending_.pop_front();
     std::string extra_headers;
     if (!next.trace_id.empty()) {
       extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
@@ -296,7 +295,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       extra_headers += "Lambda-Runtime-Wisp-Specialize: 1\r\n";
       e.initialized_ = false;  // the runtime loads its function now; it may fail to
     } else {
-      e.in_flight_request_id_ = next.request_id;
+      e.in_flight_.push_back(next.request_id);
     }
     out_ += fmt::format(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
@@ -304,6 +303,17 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         "{}\r\nContent-Length: {}\r\n\r\n",
         extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body->size());
     co_return co_await Send(/*keep_alive=*/true, *next.body);
+  }
+
+  asio::awaitable<void> Park() {
+    Endpoint& e = *endpoint_;
+    Event wakeup(socket_.get_executor());
+    e.parked_.push_back(&wakeup);
+    // Also when the frame is destroyed unresumed (the io_context shutting down): Close() must
+    // not find it.
+    const auto unpark = [&] { std::erase(e.parked_, &wakeup); };
+    Defer unparked(unpark);
+    co_await wakeup.Wait();
   }
 
   asio::awaitable<bool> Accepted() {
@@ -363,6 +373,7 @@ Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
       body_budget_(limits.body_budget_bytes > 0
                        ? limits.body_budget_bytes
                        : limits.max_response_bytes + EndpointLimits::kBodyBudgetSlack),
+      max_accepted_connections_(limits.max_accepted_connections),
       accept_slot_(io) {}
 
 Endpoint::~Endpoint() { Close(); }
@@ -380,7 +391,7 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
   auto self = shared_from_this();
   while (!closed_) {
     boost::system::error_code ec;
-    if (accepted_connections_ >= limits_.max_accepted_connections) {
+    if (accepted_connections_ >= max_accepted_connections_) {
       // More connections wait in the transport's backlog, costing wispd nothing, until one of
       // these ends (OnAcceptedConnectionEnded cancels the wait).
       spdlog::debug("runtime endpoint: {} accepted connections open, the most served at once",
@@ -410,15 +421,39 @@ void Endpoint::Serve(StreamSocket socket, bool accepted) {
 }
 
 void Endpoint::Deliver(NextEvent event) {
-  pending_ = std::move(event);
-  if (next_wakeup_) next_wakeup_->Set();
+  pending_.push_back(std::move(event));
+  if (!parked_.empty()) {
+    Event* oldest = parked_.front();
+    parked_.pop_front();
+    oldest->Set();
+  }
 }
 
-void Endpoint::ReportTooLarge() {
-  if (in_flight_request_id_.empty()) return;
-  in_flight_request_id_.clear();
+void Endpoint::SetConcurrency(size_t concurrency) {
+  concurrency_ = std::max<size_t>(concurrency, 1);
+  // One connection per invocation (a thread or process of the runtime each), and the usual
+  // spare ones beside them.
+  max_accepted_connections_ = std::max(limits_.max_accepted_connections, concurrency_ + 2);
+  accept_slot_.cancel();
+}
+
+bool Endpoint::IsInFlight(std::string_view request_id) const {
+  return !request_id.empty() &&
+         std::find(in_flight_.begin(), in_flight_.end(), request_id) != in_flight_.end();
+}
+
+bool Endpoint::EndInFlight(std::string_view request_id) {
+  if (request_id.empty()) return false;
+  auto it = std::find(in_flight_.begin(), in_flight_.end(), request_id);
+  if (it == in_flight_.end()) return false;
+  in_flight_.erase(it);
+  return true;
+}
+
+void Endpoint::ReportTooLarge(std::string_view request_id) {
+  if (!EndInFlight(request_id)) return;
   owner_.OnInvocationError(
-      "Function.ResponseSizeTooLarge",
+      request_id, "Function.ResponseSizeTooLarge",
       ErrorBody("Function.ResponseSizeTooLarge",
                 fmt::format("response too large: it exceeds the limit of {} bytes",
                             limits_.max_response_bytes)));
@@ -438,7 +473,7 @@ void Endpoint::Close() {
     if (auto connection = weak.lock()) connection->Close();
   }
   connections_.clear();
-  if (next_wakeup_) next_wakeup_->Set();
+  for (Event* parked : parked_) parked->Set();
 }
 
 }  // namespace wisp::runtime_api

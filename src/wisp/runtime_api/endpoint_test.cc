@@ -111,8 +111,12 @@ class RecordingOwner : public EndpointListener {
       endpoint->Deliver(std::move(event));
     }
   }
-  void OnInvocationResponse(std::string body) override { responses.push_back(std::move(body)); }
-  void OnInvocationError(std::string type, std::string body) override {
+  void OnInvocationResponse(std::string_view id, std::string body) override {
+    answered_ids.emplace_back(id);
+    responses.push_back(std::move(body));
+  }
+  void OnInvocationError(std::string_view id, std::string type, std::string body) override {
+    answered_ids.emplace_back(id);
     errors.push_back(type + "|" + body);
   }
   void OnInitError(std::string type, std::string body) override {
@@ -122,7 +126,7 @@ class RecordingOwner : public EndpointListener {
   Endpoint* endpoint = nullptr;
   std::vector<NextEvent> to_deliver;
   std::atomic<int> waiting = 0;  // read by the client thread
-  std::vector<std::string> responses, errors, init_errors;
+  std::vector<std::string> responses, errors, init_errors, answered_ids;
 };
 
 NextEvent MakeEvent(std::string id, std::string body) {
@@ -218,6 +222,44 @@ TEST_F(EndpointTest, PipelinedResultAndNextAreAnsweredInOneWrite) {
   EXPECT_NE(together.find(R"({"second":true})"), std::string::npos);
   ASSERT_EQ(owner_.responses.size(), 1u);
   EXPECT_EQ(owner_.responses[0], R"({"ok":1})");
+}
+
+// A runtime serving several calls at once holds that many GET /next, over connections of its
+// own, and answers in any order; each answer reaches the call it names.
+TEST_F(EndpointTest, SeveralCallsAtOnceAreAnsweredInAnyOrder) {
+  endpoint_->SetConcurrency(3);
+  for (int i = 1; i <= 3; ++i) {
+    owner_.to_deliver.push_back(MakeEvent("req-" + std::to_string(i), std::to_string(i)));
+  }
+  std::string fourth;
+  std::vector<std::string> posted(3);
+  RunClient([&] {
+    std::vector<std::unique_ptr<RuntimeClient>> workers;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+      workers.push_back(std::make_unique<RuntimeClient>(port_));
+      const std::string next = workers.back()->Request("GET", "/runtime/invocation/next");
+      const auto at = next.find("Lambda-Runtime-Aws-Request-Id: ");
+      ids.push_back(next.substr(at + 31, next.find("\r\n", at) - at - 31));
+    }
+    // All three are in flight: more GET /next than the runtime may hold are refused.
+    RuntimeClient extra(port_);
+    workers[0]->SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    workers[1]->SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    workers[2]->SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    while (owner_.waiting < 6) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    fourth = extra.Request("GET", "/runtime/invocation/next");
+    for (int i = 2; i >= 0; --i) {
+      RuntimeClient answer(port_);
+      posted[i] = answer.Request("POST", "/runtime/invocation/" + ids[i] + "/response",
+                                 "\"" + ids[i] + "\"");
+    }
+  });
+  EXPECT_NE(fourth.find("HTTP/1.1 403"), std::string::npos) << fourth;
+  for (const auto& reply : posted)
+    EXPECT_NE(reply.find("HTTP/1.1 202"), std::string::npos) << reply;
+  EXPECT_EQ(owner_.answered_ids, (std::vector<std::string>{"req-3", "req-2", "req-1"}));
+  EXPECT_EQ(owner_.responses, (std::vector<std::string>{"\"req-3\"", "\"req-2\"", "\"req-1\""}));
 }
 
 TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {

@@ -124,6 +124,7 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"revision", "INTEGER NOT NULL DEFAULT 0"},
     {"last_version_number", "INTEGER NOT NULL DEFAULT 0"},
     {"url_config_json", "TEXT NOT NULL DEFAULT ''"},
+    {"instance_concurrency", "INTEGER NOT NULL DEFAULT 1"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
