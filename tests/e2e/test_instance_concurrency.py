@@ -78,24 +78,8 @@ class InstanceConcurrencyFieldTest(WispTestCase):
         self.assertEqual(r.status, 400, r)
 
 
-class SharedInstancesTest(WispTestCase):
-    server_env = NO_PREWARM
-
-    def test_n_concurrent_calls_run_on_ceil_n_over_k_instances(self):
-        k, n = 4, 10
-        fid = self.wisp.create(name=self.unique_name(), runtime="node", code=NODE_TOKENS,
-                               instance_concurrency=k, max_concurrency=100)
-        self.wisp.wait_state(fid)
-        # Long enough that every call is in flight before the first ends.
-        events = [{"token": f"t{i}", "pause_ms": 3000} for i in range(n)]
-        results = self.wisp.invoke_concurrently(fid, events)
-        instances = set()
-        for i, r in enumerate(results):
-            self.assertNotIsInstance(r, Exception)
-            self.assertEqual(r.json["status"], "success", r)
-            self.assertEqual(r.json["response"]["token"], f"t{i}")
-            instances.add(r.json["response"]["instance"])
-        self.assertEqual(len(instances), math.ceil(n / k), instances)
+class PairingChecks:
+    """Each call's own logs and result, over 1,000 calls at 8 at a time on instances of 8."""
 
     def check_pairings(self, runtime, code, calls=1000, threads=8):
         fid = self.wisp.create(name=self.unique_name(), runtime=runtime, code=code,
@@ -132,6 +116,31 @@ class SharedInstancesTest(WispTestCase):
 
     def test_logs_and_results_never_cross_python(self):
         self.check_pairings("python", PY_TOKENS)
+
+
+class PrewarmedPairingTest(PairingChecks, WispTestCase):
+    """The default prewarm pools: the instances are generic ones specialised, which learn their
+    concurrency only then."""
+
+
+class SharedInstancesTest(PairingChecks, WispTestCase):
+    server_env = NO_PREWARM
+
+    def test_n_concurrent_calls_run_on_ceil_n_over_k_instances(self):
+        k, n = 4, 10
+        fid = self.wisp.create(name=self.unique_name(), runtime="node", code=NODE_TOKENS,
+                               instance_concurrency=k, max_concurrency=100)
+        self.wisp.wait_state(fid)
+        # Long enough that every call is in flight before the first ends.
+        events = [{"token": f"t{i}", "pause_ms": 3000} for i in range(n)]
+        results = self.wisp.invoke_concurrently(fid, events)
+        instances = set()
+        for i, r in enumerate(results):
+            self.assertNotIsInstance(r, Exception)
+            self.assertEqual(r.json["status"], "success", r)
+            self.assertEqual(r.json["response"]["token"], f"t{i}")
+            instances.add(r.json["response"]["instance"])
+        self.assertEqual(len(instances), math.ceil(n / k), instances)
 
     def test_a_timeout_ends_that_call_and_drains_its_instance(self):
         fid = self.wisp.create(name=self.unique_name(), runtime="node", code=NODE_SLEEPY,
