@@ -11,9 +11,9 @@
 // agent. Requests are strictly sequential, so the client keeps one pending request at a time.
 //
 // Several calls at once (AWS_LAMBDA_MAX_CONCURRENCY > 1, the function's instance_concurrency):
-// that many loops run side by side in the one event loop, each with a client of its own (the
-// first over wispd's channel, the others over TCP), so an I/O-bound handler serves that many
-// calls at once. Each call runs in an AsyncLocalStorage context; every line it writes to stdout
+// that many loops run side by side in the one event loop, sharing one connection (wispd's
+// channel) over which requests are pipelined: the events of several calls come in one read,
+// their results go out in one write. An I/O-bound handler serves that many calls at once. Each call runs in an AsyncLocalStorage context; every line it writes to stdout
 // or stderr starts with "\x1f<request id>\x1f", by which wispd gives each call its own lines.
 //
 // Nothing of this file is visible to user code: the user module is compiled with
@@ -153,7 +153,31 @@ class RuntimeClient {
     this.readBuffer_ = Buffer.allocUnsafe(kReadBufferBytes);
     this.sock_ = null;
     this.pending_ = null; // {resolve, reject, request, retried}
+    // Pipelined (see pipeline()): what each request sent waits for, in order, and the requests
+    // of this turn of the event loop not written yet.
+    this.pipelined_ = false;
+    this.waiting_ = [];
+    this.outgoing_ = [];
     this.resetParser_();
+  }
+
+  // From now on requests go out as soon as they are made, without waiting for the answers
+  // before them: several loops share the connection (several calls at once). Requests made in
+  // one turn of the event loop go out in one write; answers come back in order.
+  pipeline() {
+    this.pipelined_ = true;
+  }
+
+  send_(request, entries) {
+    for (const entry of entries) this.waiting_.push(entry);
+    this.outgoing_.push(request);
+    if (this.outgoing_.length > 1) return;
+    process.nextTick(() => {
+      const batch = this.outgoing_.length === 1 ? this.outgoing_[0] : this.outgoing_.join('');
+      this.outgoing_ = [];
+      if (this.sock_ === null) this.connect_();
+      this.sock_.write(batch);
+    });
   }
 
   resetParser_() {
@@ -195,6 +219,7 @@ class RuntimeClient {
   // request: the complete request as a string (head + body). Resolves with an HttpResponse.
   request(request) {
     return new Promise((resolve, reject) => {
+      if (this.pipelined_) return this.send_(request, [{ resolve, reject }]);
       this.pending_ = { resolve, reject, request, retried: false };
       if (this.sock_ === null) this.connect_();
       this.sock_.write(request);
@@ -205,6 +230,12 @@ class RuntimeClient {
     if (sock !== this.sock_) return;
     this.sock_ = null;
     sock.destroy();
+    if (this.pipelined_) {
+      // Which of the requests in line wispd saw is unknown: none can be resent safely. Ending
+      // ends the instance; wispd fails the calls in flight on it.
+      process.stderr.write(`wisp runtime: the Runtime API connection closed: ${err || 'EOF'}\n`);
+      process.exit(1);
+    }
     const p = this.pending_;
     if (p === null) return;
     if (this.untilClose_ && this.res_ !== null && err === null) {
@@ -229,6 +260,13 @@ class RuntimeClient {
   }
 
   complete_(res) {
+    if (this.pipelined_) {
+      const waiting = this.waiting_.shift();
+      if (waiting === undefined) return;
+      if (waiting.what !== undefined) checkPostStatus(res, waiting.what);
+      else waiting.resolve(res);
+      return;
+    }
     const p = this.pending_;
     const closing = res.connection === 'close' && this.sock_ !== null;
     if (closing) {
@@ -253,6 +291,10 @@ class RuntimeClient {
   }
 
   fail_(err) {
+    if (this.pipelined_) {
+      process.stderr.write(`wisp runtime: Runtime API: ${err}\n`);
+      process.exit(1);
+    }
     const sock = this.sock_;
     this.sock_ = null;
     if (sock) sock.destroy();
@@ -406,6 +448,7 @@ class RuntimeClient {
     const next = this.nextRequest_;
     const request = this.postRequest_(pathSuffix, body) + next;
     return new Promise((resolve, reject) => {
+      if (this.pipelined_) return this.send_(request, [{ what }, { resolve, reject }]);
       this.pending_ = { resolve, reject, request, tail: next, skip: 1, what, retried: false };
       if (this.sock_ === null) this.connect_();
       this.sock_.write(request);
@@ -1174,10 +1217,9 @@ async function main() {
     tagStdio();
     // An error that escapes one call's promise chain cannot be told from another's: the
     // process exits, and wispd fails every call in flight on it (onFatal).
-    const loops = [serveConcurrently(client)];
-    for (let i = 1; i < maxConcurrency; ++i) {
-      loops.push(serveConcurrently(new RuntimeClient(hp.host, hp.port, null)));
-    }
+    client.pipeline();
+    const loops = [];
+    for (let i = 0; i < maxConcurrency; ++i) loops.push(serveConcurrently(client));
     await Promise.all(loops);
     return;
   }

@@ -30,6 +30,12 @@ std::string ErrorBody(std::string_view type, std::string_view message) {
 }  // namespace
 
 class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
+  // One reply of a runtime serving several calls over this connection (see Next).
+  struct Slot {
+    std::string bytes;
+    bool ready = false;
+  };
+
  public:
   Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket, bool accepted)
       : endpoint_(std::move(endpoint)),
@@ -53,7 +59,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     // However the connection ends, replies held back for a next request that never came
     // (garbage after a POST, Connection: close, a closing endpoint) still go out, best effort.
     Defer send_held([this] {
-      if (out_.empty()) return;
+      if (out_.empty() || !slots_.empty() || writing_) return;
       boost::system::error_code ignored;
       socket_.write_some(asio::buffer(out_), ignored);
     });
@@ -278,12 +284,40 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     e.initialized_ = true;
     if (e.pending_.empty()) e.owner_.OnRuntimeWaiting();  // may Deliver() right away
+    if (e.concurrency_ > 1 && e.pending_.empty() && !e.closed_) {
+      // A runtime serving several calls may send its next requests (results, more GET /next)
+      // on this connection before this one is answered: its reply holds its place in line
+      // while they are read and handled. Replies held back for it (see Send) go before it, and
+      // out with it.
+      if (!out_.empty()) {
+        Slot& held = slots_.emplace_back();
+        held.bytes = std::move(out_);
+        held.ready = true;
+        out_.clear();
+      }
+      Slot& slot = slots_.emplace_back();
+      e.parked_.push_back({nullptr, [weak = weak_from_this(), &slot] {
+                             auto self = weak.lock();
+                             if (!self) return false;
+                             self->FillSlot(slot);
+                             return true;
+                           }});
+      co_return true;
+    }
     // Deliver wakes the oldest parked request per event; one that arrived meanwhile and found
     // the event pending may have taken it: then this one parks again.
     while (!e.closed_ && e.pending_.empty()) co_await Park();
     if (e.closed_) co_return false;
+    std::string head = NextHead(e.pending_.front());
     NextEvent next = std::move(e.pending_.front());
     e.pending_.pop_front();
+    out_ += head;
+    co_return co_await Send(/*keep_alive=*/true, *next.body);
+  }
+
+  // The head of GET /next's reply for `next`; marks it in flight.
+  std::string NextHead(const NextEvent& next) {
+    Endpoint& e = *endpoint_;
     std::string extra_headers;
     if (!next.trace_id.empty()) {
       extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
@@ -297,21 +331,61 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     } else {
       e.in_flight_.push_back(next.request_id);
     }
-    out_ += fmt::format(
+    return fmt::format(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
         "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
         "{}\r\nContent-Length: {}\r\n\r\n",
         extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body->size());
-    co_return co_await Send(/*keep_alive=*/true, *next.body);
+  }
+
+  // Gives a GET /next waiting in line (see Next) the oldest pending event.
+  void FillSlot(Slot& slot) {
+    Endpoint& e = *endpoint_;
+    NextEvent next = std::move(e.pending_.front());
+    e.pending_.pop_front();
+    slot.bytes = NextHead(next);
+    slot.bytes += *next.body;
+    slot.ready = true;
+    ScheduleFlush();
+  }
+
+  // Writes the replies ready at the head of the line soon: events delivered in the same turn of
+  // the io loop go out in one write.
+  void ScheduleFlush() {
+    if (flush_scheduled_ || writing_) return;
+    flush_scheduled_ = true;
+    asio::co_spawn(
+        socket_.get_executor(), [self = shared_from_this()] { return self->Flush(); },
+        asio::detached);
+  }
+
+  asio::awaitable<void> Flush() {
+    flush_scheduled_ = false;
+    writing_ = true;
+    std::string batch;
+    while (!slots_.empty() && slots_.front().ready && !endpoint_->closed_) {
+      batch.clear();
+      while (!slots_.empty() && slots_.front().ready) {
+        batch += slots_.front().bytes;
+        slots_.pop_front();
+      }
+      boost::system::error_code ec;
+      co_await asio::async_write(socket_, asio::buffer(batch),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    writing_ = false;
   }
 
   asio::awaitable<void> Park() {
     Endpoint& e = *endpoint_;
     Event wakeup(socket_.get_executor());
-    e.parked_.push_back(&wakeup);
+    e.parked_.push_back({&wakeup, nullptr});
     // Also when the frame is destroyed unresumed (the io_context shutting down): Close() must
     // not find it.
-    const auto unpark = [&] { std::erase(e.parked_, &wakeup); };
+    const auto unpark = [&] {
+      std::erase_if(e.parked_, [&](const Parked& parked) { return parked.wakeup == &wakeup; });
+    };
     Defer unparked(unpark);
     co_await wakeup.Wait();
   }
@@ -336,6 +410,16 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   // them back cannot stall it; and if the bytes turn out to be no request, Serve sends them as it
   // ends.
   asio::awaitable<bool> Send(bool keep_alive, std::string_view body) {
+    if (!slots_.empty() || writing_) {
+      // Behind a GET /next waiting in line, or while its line is being written.
+      Slot& slot = slots_.emplace_back();
+      slot.bytes = std::move(out_);
+      slot.bytes += body;
+      slot.ready = true;
+      out_.clear();
+      ScheduleFlush();
+      co_return keep_alive;
+    }
     if (keep_alive && buffer_.size() > 0) {
       out_ += body;
       co_return true;
@@ -357,6 +441,11 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   const bool accepted_;        // accepted by the transport: counts against the cap
   beast::flat_buffer buffer_;  // bytes the runtime sent that are not parsed yet
   std::string out_;            // replies not written yet (see Send)
+  // Replies in request order, once a GET /next waits in line (see Next); deque: a slot stays
+  // where it is while others are added and taken.
+  std::deque<Slot> slots_;
+  bool flush_scheduled_ = false;
+  bool writing_ = false;
 };
 
 Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
@@ -422,10 +511,14 @@ void Endpoint::Serve(StreamSocket socket, bool accepted) {
 
 void Endpoint::Deliver(NextEvent event) {
   pending_.push_back(std::move(event));
-  if (!parked_.empty()) {
-    Event* oldest = parked_.front();
+  while (!parked_.empty()) {
+    Parked oldest = std::move(parked_.front());
     parked_.pop_front();
-    oldest->Set();
+    if (oldest.wakeup) {
+      oldest.wakeup->Set();
+      return;
+    }
+    if (oldest.fill()) return;  // else its connection has ended: the next one
   }
 }
 
@@ -473,7 +566,10 @@ void Endpoint::Close() {
     if (auto connection = weak.lock()) connection->Close();
   }
   connections_.clear();
-  for (Event* parked : parked_) parked->Set();
+  for (Parked& parked : parked_) {
+    if (parked.wakeup) parked.wakeup->Set();
+  }
+  parked_.clear();
 }
 
 }  // namespace wisp::runtime_api

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -133,7 +134,13 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   size_t max_accepted_connections_;
   // Events waiting for a GET /next, and the parked GET /next waiting for an event, oldest first.
   std::deque<NextEvent> pending_;
-  std::deque<Event*> parked_;
+  // A GET /next waiting for an event: a coroutine to wake, or (a runtime serving several calls
+  // over one connection) a reply in line to fill, false if its connection has ended.
+  struct Parked {
+    Event* wakeup;
+    std::function<bool()> fill;
+  };
+  std::deque<Parked> parked_;
   // The request ids the runtime is working on; /response and /error must name one. A few at
   // most (the function's instance concurrency): a vector searched in order.
   std::vector<std::string> in_flight_;

@@ -262,6 +262,37 @@ TEST_F(EndpointTest, SeveralCallsAtOnceAreAnsweredInAnyOrder) {
   EXPECT_EQ(owner_.responses, (std::vector<std::string>{"\"req-3\"", "\"req-2\"", "\"req-1\""}));
 }
 
+size_t CountOf(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+// Over one connection, a runtime serving several calls holds several GET /next and sends its
+// results while they wait; events delivered together go out in one write.
+TEST_F(EndpointTest, SeveralCallsShareOneConnectionAndEventsGoOutTogether) {
+  endpoint_->SetConcurrency(3);
+  const std::string next = "GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n";
+  const auto post = [](const std::string& id) {
+    return "POST /runtime/invocation/" + id +
+           "/response HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+  };
+  std::string events, answers;
+  RunClient([&] {
+    RuntimeClient runtime{std::move(channel_)};
+    runtime.SendRaw(next + next + next);
+    while (owner_.waiting < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    asio::post(io_, [this] {
+      for (int i = 1; i <= 3; ++i) endpoint_->Deliver(MakeEvent("req-" + std::to_string(i), "{}"));
+    });
+    events = runtime.ReceiveOnce();
+    runtime.SendRaw(post("req-2") + post("req-3") + post("req-1"));
+    while (CountOf(answers, "HTTP/1.1 202") < 3) answers += runtime.ReceiveOnce();
+  });
+  EXPECT_EQ(CountOf(events, "HTTP/1.1 200"), 3u) << "one write: " << events;
+  EXPECT_EQ(owner_.answered_ids, (std::vector<std::string>{"req-2", "req-3", "req-1"}));
+}
+
 TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {
   owner_.to_deliver.push_back(MakeEvent("req-1", R"({"over":"channel"})"));
   std::string next, posted;
