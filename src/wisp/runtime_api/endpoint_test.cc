@@ -286,11 +286,23 @@ TEST_F(EndpointTest, SeveralCallsShareOneConnectionAndEventsGoOutTogether) {
       for (int i = 1; i <= 3; ++i) endpoint_->Deliver(MakeEvent("req-" + std::to_string(i), "{}"));
     });
     events = runtime.ReceiveOnce();
-    runtime.SendRaw(post("req-2") + post("req-3") + post("req-1"));
+    // Results are handled at once, while a GET /next between them waits for an event; their
+    // answers keep the order of the requests.
+    runtime.SendRaw(post("req-2") + next + post("req-3") + post("req-1"));
+    while (owner_.answered_ids.size() < 3) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    asio::post(io_, [this] { endpoint_->Deliver(MakeEvent("req-4", "{}")); });
     while (CountOf(answers, "HTTP/1.1 202") < 3) answers += runtime.ReceiveOnce();
   });
   EXPECT_EQ(CountOf(events, "HTTP/1.1 200"), 3u) << "one write: " << events;
   EXPECT_EQ(owner_.answered_ids, (std::vector<std::string>{"req-2", "req-3", "req-1"}));
+  const auto first_accepted = answers.find("HTTP/1.1 202");
+  const auto event = answers.find("Lambda-Runtime-Aws-Request-Id: req-4");
+  const auto last_accepted = answers.rfind("HTTP/1.1 202");
+  ASSERT_NE(event, std::string::npos) << answers;
+  EXPECT_LT(first_accepted, event) << answers;
+  EXPECT_LT(event, last_accepted) << answers;
 }
 
 TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {
