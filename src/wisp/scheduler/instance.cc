@@ -341,9 +341,8 @@ void Instance::OnInvocationError(std::string_view request_id, std::string error_
   Finish(FindCall(request_id), InvocationStatus::kError, NormaliseError(error_type, body).document);
   if (error_type == "Function.ResponseSizeTooLarge") {
     // The endpoint cut the runtime's upload short and closed its connection: the runtime is
-    // in no state to serve another call.
+    // in no state to serve another call: it retires once this one and any others have ended.
     Drain();
-    if (calls_ == 0) host_.OnInstanceMustRetire(shared_from_this());
   }
 }
 

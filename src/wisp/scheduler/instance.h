@@ -46,8 +46,9 @@ class InstanceHost {
   virtual ~InstanceHost() = default;
   // The runtime has loaded its code and asks for work: hand the instance a call or park it.
   virtual void OnInstanceReady(const std::shared_ptr<Instance>& instance) = 0;
-  // The instance can serve no more calls (a timeout, an init error, a response cut short) and
-  // has none left in flight: it must be killed.
+  // The instance can serve no more calls (an init error or timeout, code that could not be
+  // placed): it must be killed. (One that drains after a call's timeout is retired by the
+  // scheduler when its last call ends.)
   virtual void OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) = 0;
   // The instance will never become ready; `failure` is the outcome of the call that started it.
   virtual void OnInstanceFailedToStart(const std::shared_ptr<Instance>& instance,
