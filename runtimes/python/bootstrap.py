@@ -633,18 +633,32 @@ def _fork_call_processes(count, client, hp):
     import signal
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
+    children = []
     for _ in range(count - 1):
         _flush_stdio()
         pid = os.fork()
-        if pid == 0:
+        if pid:
+            children.append(pid)
+        else:
             # The parent's end of the channel is not this process's to use.
             client._close()
             libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
             if os.getppid() == 1:
                 os._exit(1)  # the parent ended before prctl took effect
             return RuntimeClient(*hp)
-    # A process that ends ends the instance: wispd then fails the calls in flight on it.
-    signal.signal(signal.SIGCHLD, lambda signum, frame: os._exit(1))
+
+    def on_child_exit(signum, frame):
+        # A process that ends ends the instance: wispd then fails the calls in flight on it.
+        # (Only these: a subprocess a handler started is its own business.)
+        for child in children:
+            try:
+                ended = os.waitpid(child, os.WNOHANG)[0] == child
+            except ChildProcessError:
+                ended = True
+            if ended:
+                os._exit(1)
+
+    signal.signal(signal.SIGCHLD, on_child_exit)
     return client
 
 

@@ -32,6 +32,17 @@ def handler(event, context):
     print("token=%s second" % event["token"], flush=True)
     return {"token": event["token"], "pid": os.getpid()}
 """
+PY_SLEEPY = """
+import os, subprocess, time
+def handler(event, context):
+    if event.get("subprocess"):
+        subprocess.run(["true"], check=True)
+    if event.get("crash"):
+        time.sleep(0.05)
+        os._exit(3)
+    time.sleep(event.get("sleep_ms", 0) / 1000.0)
+    return {"ok": True}
+"""
 NODE_SLEEPY = """
 exports.handler = async (event) => {
   if (event.hang) await new Promise(() => {});
@@ -185,6 +196,23 @@ class SharedInstancesTest(PairingChecks, WispTestCase):
             self.assertEqual(r.json["response"], crash.json["response"])
         bystander.join()
         self.assertEqual(bystander_result["r"].json["status"], "success", bystander_result["r"])
+        self.assertEqual(self.wisp.invoke(fid, {}).json["status"], "success")
+
+    def test_a_python_process_that_dies_fails_the_calls_of_its_instance(self):
+        fid = self.wisp.create(name=self.unique_name(), runtime="python", code=PY_SLEEPY,
+                               instance_concurrency=4, timeout_seconds=30)
+        self.wisp.wait_state(fid)
+        # A handler's own subprocess ending is no process of the instance ending.
+        r = self.wisp.invoke(fid, {"subprocess": True})
+        self.assertEqual(r.json["status"], "success", r)
+        sleepers = [self.wisp.invoke_in_background(fid, {"sleep_ms": 3000}) for _ in range(2)]
+        time.sleep(0.5)  # not an assertion: only so that the sleepers are in flight
+        crash = self.wisp.invoke(fid, {"crash": True})
+        self.assertEqual(crash.json["status"], "error", crash)
+        self.assertIn("calls were in flight on its instance", crash.json["response"]["errorMessage"])
+        for thread, result in sleepers:
+            thread.join()
+            self.assertEqual(result["r"].json["status"], "error", result["r"])
         self.assertEqual(self.wisp.invoke(fid, {}).json["status"], "success")
 
 

@@ -484,8 +484,11 @@ Instance::Current* Instance::CallOfLine(std::string_view& line) const {
 
 void Instance::EmitLine(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // A call answered but not yet resumed still takes its lines: the log pipe's read may have
+  // completed just before the answer was handled, its bytes waiting in ReadOutput's buffer
+  // (its completion runs before the call resumes).
   Current* current = CallOfLine(line);
-  if (current && !current->done.is_set()) {
+  if (current) {
     if (current->logs_truncated) return;
     const uint64_t cap = settings_.max_log_bytes_per_invocation;
     if (current->log_bytes + line.size() > cap) {
