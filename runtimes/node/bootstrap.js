@@ -10,6 +10,12 @@
 // keep-alive TCP connection (TCP_NODELAY) instead of going through the `http` module and its
 // agent. Requests are strictly sequential, so the client keeps one pending request at a time.
 //
+// Several calls at once (AWS_LAMBDA_MAX_CONCURRENCY > 1, the function's instance_concurrency):
+// that many loops run side by side in the one event loop, sharing one connection (wispd's
+// channel) over which requests are pipelined: the events of several calls come in one read,
+// their results go out in one write. An I/O-bound handler serves that many calls at once. Each call runs in an AsyncLocalStorage context; every line it writes to stdout
+// or stderr starts with "\x1f<request id>\x1f", by which wispd gives each call its own lines.
+//
 // Nothing of this file is visible to user code: the user module is compiled with
 // vm.compileFunction and sees only the usual CommonJS wrapper parameters and globals.
 
@@ -18,6 +24,7 @@ const vm = require('vm');
 const fs = require('fs');
 const path = require('path');
 const Module = require('module');
+const { AsyncLocalStorage } = require('async_hooks');
 
 const kApiPrefix = '/2018-06-01/runtime';
 // Longest response head we accept; a Runtime API head is a few hundred bytes.
@@ -153,7 +160,31 @@ class RuntimeClient {
     this.readBuffer_ = Buffer.allocUnsafe(kReadBufferBytes);
     this.sock_ = null;
     this.pending_ = null; // {resolve, reject, request, retried}
+    // Pipelined (see pipeline()): what each request sent waits for, in order, and the requests
+    // of this turn of the event loop not written yet.
+    this.pipelined_ = false;
+    this.waiting_ = [];
+    this.outgoing_ = [];
     this.resetParser_();
+  }
+
+  // From now on requests go out as soon as they are made, without waiting for the answers
+  // before them: several loops share the connection (several calls at once). Requests made in
+  // one turn of the event loop go out in one write; answers come back in order.
+  pipeline() {
+    this.pipelined_ = true;
+  }
+
+  send_(request, entries) {
+    for (const entry of entries) this.waiting_.push(entry);
+    this.outgoing_.push(request);
+    if (this.outgoing_.length > 1) return;
+    process.nextTick(() => {
+      const batch = this.outgoing_.length === 1 ? this.outgoing_[0] : this.outgoing_.join('');
+      this.outgoing_ = [];
+      if (this.sock_ === null) this.connect_();
+      this.sock_.write(batch);
+    });
   }
 
   resetParser_() {
@@ -195,6 +226,7 @@ class RuntimeClient {
   // request: the complete request as a string (head + body). Resolves with an HttpResponse.
   request(request) {
     return new Promise((resolve, reject) => {
+      if (this.pipelined_) return this.send_(request, [{ resolve, reject }]);
       this.pending_ = { resolve, reject, request, retried: false };
       if (this.sock_ === null) this.connect_();
       this.sock_.write(request);
@@ -205,6 +237,12 @@ class RuntimeClient {
     if (sock !== this.sock_) return;
     this.sock_ = null;
     sock.destroy();
+    if (this.pipelined_) {
+      // Which of the requests in line wispd saw is unknown: none can be resent safely. Ending
+      // ends the instance; wispd fails the calls in flight on it.
+      process.stderr.write(`wisp runtime: the Runtime API connection closed: ${err || 'EOF'}\n`);
+      process.exit(1);
+    }
     const p = this.pending_;
     if (p === null) return;
     if (this.untilClose_ && this.res_ !== null && err === null) {
@@ -229,6 +267,13 @@ class RuntimeClient {
   }
 
   complete_(res) {
+    if (this.pipelined_) {
+      const waiting = this.waiting_.shift();
+      if (waiting === undefined) return;
+      if (waiting.what !== undefined) checkPostStatus(res, waiting.what);
+      else waiting.resolve(res);
+      return;
+    }
     const p = this.pending_;
     const closing = res.connection === 'close' && this.sock_ !== null;
     if (closing) {
@@ -253,6 +298,10 @@ class RuntimeClient {
   }
 
   fail_(err) {
+    if (this.pipelined_) {
+      process.stderr.write(`wisp runtime: Runtime API: ${err}\n`);
+      process.exit(1);
+    }
     const sock = this.sock_;
     this.sock_ = null;
     if (sock) sock.destroy();
@@ -406,6 +455,7 @@ class RuntimeClient {
     const next = this.nextRequest_;
     const request = this.postRequest_(pathSuffix, body) + next;
     return new Promise((resolve, reject) => {
+      if (this.pipelined_) return this.send_(request, [{ what }, { resolve, reject }]);
       this.pending_ = { resolve, reject, request, tail: next, skip: 1, what, retried: false };
       if (this.sock_ === null) this.connect_();
       this.sock_.write(request);
@@ -941,16 +991,16 @@ function checkPostStatus(res, what) {
   if (res.status >= 500) process.exit(1);
 }
 
-async function postError(id, errorType, errorMessage, stackTrace) {
+async function postError(id, errorType, errorMessage, stackTrace, c = client) {
   await flushStdio();
-  const res = await client.post(`/invocation/${id}/error`,
+  const res = await c.post(`/invocation/${id}/error`,
       errorPayload(errorType, errorMessage, stackTrace), headerSafe(errorType));
   checkPostStatus(res, 'error');
 }
 
-async function reportInvokeError(id, err) {
+async function reportInvokeError(id, err, c) {
   logErrorToStderr(err);
-  await postError(id, errorTypeOf(err), messageOf(err), stackLinesOf(err));
+  await postError(id, errorTypeOf(err), messageOf(err), stackLinesOf(err), c);
 }
 
 function runCallbackHandler(event, ctx) {
@@ -1002,12 +1052,14 @@ globalThis.awslambda = {
 };
 
 // The Writable a streaming handler writes to; its bytes go to wispd as they are written, with
-// the socket's backpressure.
-function makeResponseStream(pathSuffix) {
+// the socket's backpressure. A pipelined client's connection carries the other calls' requests
+// in between, so with several calls at once a stream goes over a connection of its own.
+function makeResponseStream(pathSuffix, c) {
   const { Writable } = require('stream');
   let contentType = 'application/octet-stream';
   let upload = null;
-  const start = () => upload || (upload = client.startStream(pathSuffix, contentType));
+  const own = c.pipelined_ ? new RuntimeClient(c.host_, c.port_, null) : null;
+  const start = () => upload || (upload = (own || c).startStream(pathSuffix, contentType));
   const stream = new Writable({
     write(chunk, encoding, callback) {
       const u = start();
@@ -1020,11 +1072,12 @@ function makeResponseStream(pathSuffix) {
     },
   });
   stream.setContentType = (type) => { contentType = String(type); };
-  return { stream, start, started: () => upload !== null };
+  const close = () => { if (own !== null && own.sock_ !== null) own.sock_.destroy(); };
+  return { stream, start, started: () => upload !== null, close };
 }
 
-async function invokeStreaming(id, event, ctx, current) {
-  const { stream, start, started } = makeResponseStream(`/invocation/${id}/response`);
+async function invokeStreaming(id, event, ctx, current, c) {
+  const { stream, start, started, close } = makeResponseStream(`/invocation/${id}/response`, c);
   const finished = new Promise((resolve) => stream.on('finish', resolve));
   try {
     await handler(event, stream, ctx);
@@ -1032,7 +1085,8 @@ async function invokeStreaming(id, event, ctx, current) {
     if (current.done || exiting) return undefined;
     if (!started()) {
       current.done = true;
-      await reportInvokeError(id, err);
+      close();
+      await reportInvokeError(id, err, c);
       return undefined;
     }
     // The head is out: the error can only end the body early.
@@ -1044,12 +1098,13 @@ async function invokeStreaming(id, event, ctx, current) {
   current.done = true;
   if (stdioPending()) await flushStdio();
   const res = await start().end();
+  close();
   checkPostStatus(res, 'streamed response');
   inflight = null;
-  return client.next();
+  return c.next();
 }
 
-async function invoke(res) {
+async function invoke(res, c = client) {
   const id = res.requestId;
   if (!id) {
     process.stderr.write('wisp runtime: /next response without Lambda-Runtime-Aws-Request-Id\n');
@@ -1058,9 +1113,10 @@ async function invoke(res) {
   const current = { id, done: false };
   inflight = current;
   // Writing process.env calls setenv(3), which also keeps every value it was given until the
-  // process exits: write only what changes.
+  // process exits: write only what changes. Calls that run side by side would share it: each
+  // has its trace id in the Lambda-Runtime-Trace-Id header only (and in its record).
   const trace = res.traceId;
-  if (env._X_AMZN_TRACE_ID !== trace) {
+  if (maxConcurrency === 1 && env._X_AMZN_TRACE_ID !== trace) {
     if (trace !== undefined) env._X_AMZN_TRACE_ID = trace;
     else delete env._X_AMZN_TRACE_ID;
   }
@@ -1071,11 +1127,11 @@ async function invoke(res) {
   } catch (err) {
     current.done = true;
     await postError(id, 'Runtime.UnmarshalError',
-        `Unable to parse event as JSON: ${err.message}`, []);
+        `Unable to parse event as JSON: ${err.message}`, [], c);
     return;
   }
   const ctx = makeContext(id, res);
-  if (handler[kStreamingHandler] === 'response') return invokeStreaming(id, event, ctx, current);
+  if (handler[kStreamingHandler] === 'response') return invokeStreaming(id, event, ctx, current, c);
 
   let result;
   try {
@@ -1090,7 +1146,7 @@ async function invoke(res) {
   } catch (err) {
     if (current.done || exiting) return;
     current.done = true;
-    await reportInvokeError(id, err);
+    await reportInvokeError(id, err, c);
     return;
   }
   if (current.done || exiting) return; // an uncaught error already answered this invocation
@@ -1103,12 +1159,68 @@ async function invoke(res) {
   } catch (err) {
     const message = `Unable to stringify response body as JSON: ${err.message}`;
     process.stderr.write(`Runtime.MarshalError: ${message}\n`);
-    await postError(id, 'Runtime.MarshalError', message, stackLinesOf(err));
+    await postError(id, 'Runtime.MarshalError', message, stackLinesOf(err), c);
     return;
   }
   if (stdioPending()) await flushStdio();
   inflight = null;
-  return client.postThenNext(`/invocation/${id}/response`, body, 'response');
+  return c.postThenNext(`/invocation/${id}/response`, body, 'response');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several calls at once
+
+let maxConcurrency = 1;
+const callContext = new AsyncLocalStorage(); // {tag, atLineStart} of the call running
+
+// Tags every line a call writes with its request id; text written outside any call (start-up,
+// a timer set up at load time) stays as it is, and wispd keeps it in the instance's log.
+function tagStdio() {
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write;
+    stream.write = function (chunk, encoding, callback) {
+      const call = callContext.getStore();
+      if (call === undefined) return write.call(this, chunk, encoding, callback);
+      let text;
+      if (typeof chunk === 'string') {
+        text = chunk;
+      } else {
+        text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+        if (typeof encoding === 'string') encoding = undefined; // not a string's encoding
+      }
+      let out = '';
+      for (let start = 0; start < text.length;) {
+        const newline = text.indexOf('\n', start);
+        const end = newline < 0 ? text.length : newline + 1;
+        if (call.atLineStart) out += call.tag;
+        out += text.slice(start, end);
+        call.atLineStart = newline >= 0;
+        start = end;
+      }
+      return write.call(this, out, encoding, callback);
+    };
+  }
+}
+
+function invokeTagged(res, c) {
+  const call = { tag: `\x1f${res.requestId}\x1f`, atLineStart: true };
+  return callContext.run(call, () => invoke(res, c));
+}
+
+// One of the loops that serve calls side by side: asks for an event, runs it, and so on.
+async function serveConcurrently(c) {
+  let following = null;
+  for (;;) {
+    if (exiting) await new Promise(() => {});
+    const res = following !== null ? following : await c.next();
+    if (res.status !== 200) {
+      const detail = res.body.slice(0, 500);
+      process.stderr.write(`wisp runtime: /next failed with HTTP ${res.status}: ${detail}\n`);
+      process.exit(1);
+    }
+    if (exiting) await new Promise(() => {});
+    following = (await invokeTagged(res, c)) || null;
+  }
 }
 
 async function onFatal(err, kind) {
@@ -1119,7 +1231,7 @@ async function onFatal(err, kind) {
   try {
     logErrorToStderr(err);
     const current = inflight;
-    if (current !== null && !current.done && client !== null) {
+    if (maxConcurrency === 1 && current !== null && !current.done && client !== null) {
       current.done = true;
       let errorType = errorTypeOf(err);
       if (kind === 'unhandledRejection' && !(err instanceof Error)) {
@@ -1211,6 +1323,18 @@ async function main() {
     }
   }
   isCallbackHandler = handler.length >= 3;
+  const wanted = Number(env.AWS_LAMBDA_MAX_CONCURRENCY);
+  if (Number.isInteger(wanted) && wanted > 1) {
+    maxConcurrency = wanted;
+    tagStdio();
+    // An error that escapes one call's promise chain cannot be told from another's: the
+    // process exits, and wispd fails every call in flight on it (onFatal).
+    client.pipeline();
+    const loops = [];
+    for (let i = 0; i < maxConcurrency; ++i) loops.push(serveConcurrently(client));
+    await Promise.all(loops);
+    return;
+  }
 
   // The next event: asked for on its own after an error, or together with a result.
   let following = null;

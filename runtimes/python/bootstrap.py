@@ -7,6 +7,15 @@ the only channel to wispd; stdout/stderr belong to the user's function.
 
 This is the hot path of every warm invoke: one keep-alive HTTP connection (TCP_NODELAY), the
 event parsed once, nothing printed by the shim on success. Standard library only.
+
+Several calls at once (AWS_LAMBDA_MAX_CONCURRENCY > 1, the function's instance_concurrency): the
+shim loads the handler once, then forks that many processes in all, each serving one call at a
+time over a connection of its own. Processes, as Lambda Managed Instances run Python: the GIL
+lets only one thread run Python code at a time, so threads would serve CPU-bound handlers no
+faster, and a process each keeps handlers written for Lambda (module-level clients and caches,
+no locks) correct. Each process tags every line the function prints with the request id of its
+call ("\x1f<request id>\x1f" first), by which wispd gives each call its own lines. If one
+process dies, all go: wispd fails every call in flight on the instance.
 """
 
 import importlib.util
@@ -587,6 +596,75 @@ def _await_specialisation(client):
     LambdaContext.project_id = _env.get("WISP_PROJECT_ID")
 
 
+class _CallLines:
+    """sys.stdout or sys.stderr of a process serving one of several calls at once: while a call
+    runs, each line goes out whole (one write, so lines of processes sharing the pipe do not
+    mix up) and tagged with the call's request id."""
+
+    tag = None  # "\x1f<request id>\x1f" of the call running in this process
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._partial = ""
+
+    def write(self, text):
+        tag = _CallLines.tag
+        if tag is None:
+            return self._stream.write(text)
+        if "\n" not in text:
+            self._partial += text
+            return len(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        self._stream.write("".join(tag + line + "\n" for line in lines))
+        return len(text)
+
+    def flush(self):
+        if self._partial:
+            partial, self._partial = self._partial, ""
+            self._stream.write((_CallLines.tag or "") + partial + "\n")
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _fork_call_processes(count, client, hp):
+    """Forks count - 1 more processes, each with a client of its own; returns this process's.
+    The first process keeps wispd's channel; any that ends takes the others with it."""
+    import ctypes
+    import signal
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    children = []
+    for _ in range(count - 1):
+        _flush_stdio()
+        pid = os.fork()
+        if pid:
+            children.append(pid)
+        else:
+            # The parent's end of the channel is not this process's to use.
+            client._close()
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+            if os.getppid() == 1:
+                os._exit(1)  # the parent ended before prctl took effect
+            return RuntimeClient(*hp)
+
+    def on_child_exit(signum, frame):
+        # A process that ends ends the instance: wispd then fails the calls in flight on it.
+        # (Only these: a subprocess a handler started is its own business.)
+        for child in children:
+            try:
+                ended = os.waitpid(child, os.WNOHANG)[0] == child
+            except ChildProcessError:
+                ended = True
+            if ended:
+                os._exit(1)
+
+    signal.signal(signal.SIGCHLD, on_child_exit)
+    return client
+
+
 def main():
     hp = _parse_host_port(_env.get("AWS_LAMBDA_RUNTIME_API"))
     if hp is None:
@@ -596,6 +674,14 @@ def main():
 
     if _env.get("WISP_PREWARMED") == "1":
         _await_specialisation(client)
+    try:
+        concurrency = int(_env.get("AWS_LAMBDA_MAX_CONCURRENCY", "1"))
+    except ValueError:
+        concurrency = 1
+    if concurrency > 1:
+        # Before the handler loads: a logging handler it sets up keeps the stream it finds.
+        sys.stdout = _CallLines(sys.stdout)
+        sys.stderr = _CallLines(sys.stderr)
 
     try:
         handler = _load_handler()
@@ -615,6 +701,8 @@ def main():
                              default=_json_default).encode
     loads = json.loads
     environ = os.environ
+    if concurrency > 1:
+        client = _fork_call_processes(concurrency, client, hp)
 
     following = None  # the next event, when it was asked for together with a result
     while True:
@@ -628,6 +716,8 @@ def main():
         if not request_id:
             sys.stderr.write("wisp runtime: /next response without Lambda-Runtime-Aws-Request-Id\n")
             sys.exit(1)
+        if concurrency > 1:
+            _CallLines.tag = "\x1f%s\x1f" % request_id
         trace = headers.get("lambda-runtime-trace-id")
         if trace is not None:
             environ["_X_AMZN_TRACE_ID"] = trace

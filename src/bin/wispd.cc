@@ -326,6 +326,8 @@ int main(int argc, char** argv) {
   settings.tmp_size_bytes = config.sandbox_tmp_mb << 20;
   settings.pids_limit = config.sandbox_pids_limit;
   settings.max_instances_per_function = config.max_instances_per_function;
+  settings.max_instance_concurrency =
+      std::clamp<uint32_t>(config.max_instance_concurrency, 1, core::kMaxInstanceConcurrency);
   settings.outbound_private_networks = config.outbound_private_networks;
   if (config.outbound_private_networks) {
     spdlog::warn(

@@ -37,6 +37,7 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
                                                     "max_event_age_seconds",
                                                     "max_concurrency",
                                                     "min_instances",
+                                                    "instance_concurrency",
                                                     "metadata",
                                                     "version_label",
                                                     "version",
@@ -56,6 +57,7 @@ const std::vector<std::string_view>& WritableFields(FunctionApi api) {
                                                          "network",
                                                          "max_concurrency",
                                                          "min_instances",
+                                                         "instance_concurrency",
                                                          "max_retries",
                                                          "retry_delay_seconds",
                                                          "max_event_age_seconds",
@@ -115,6 +117,7 @@ const std::map<std::string, std::string_view, std::less<>>& OtherPlatformNames()
       {"maximumretryattempts", "max_retries"},
       {"maximumeventageinseconds", "max_event_age_seconds"},
       {"provisionedconcurrency", "min_instances"},
+      {"perexecutionenvironmentmaxconcurrency", "instance_concurrency"},
       {"tags", "metadata"},
       {"labels", "metadata"},
       {"entrypoint", "handler"},
@@ -244,6 +247,7 @@ Result<void> DecodeField(FunctionApi api, const std::string& key, const json& va
   if (key == "max_event_age_seconds") return integer(f.max_event_age_seconds);
   if (key == "max_concurrency") return integer(f.max_concurrency);
   if (key == "min_instances") return integer(f.min_instances);
+  if (key == "instance_concurrency") return integer(f.instance_concurrency);
   if (key == "vcpu") {
     if (!value.is_number()) return wrong("a number");
     f.vcpu = value.get<double>();
@@ -401,6 +405,7 @@ json EncodeFunction(FunctionApi api, const store::FunctionRecord& r,
         {"max_event_age_seconds", r.max_event_age_seconds},
         {"max_concurrency", r.max_concurrency},
         {"min_instances", r.min_instances},
+        {"instance_concurrency", r.instance_concurrency},
         {"metadata", std::move(metadata)},
         {"version_label", r.version_label.empty() ? json(nullptr) : json(r.version_label)},
         {"network", r.network},
@@ -436,6 +441,7 @@ json EncodeFunction(FunctionApi api, const store::FunctionRecord& r,
       {"network", r.network},
       {"max_concurrency", r.max_concurrency},
       {"min_instances", r.min_instances},
+      {"instance_concurrency", r.instance_concurrency},
       {"environment", r.env},
       {"metadata", std::move(metadata)},
       {"max_retries", r.max_retries},

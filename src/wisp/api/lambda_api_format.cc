@@ -258,6 +258,12 @@ json EncodeLambdaConfiguration(const store::FunctionRecord& record,
       {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + record.name}}},
   };
   if (!record.env.empty()) configuration["Environment"] = {{"Variables", record.env}};
+  if (record.instance_concurrency > 1) {
+    // Where Lambda Managed Instances show how many calls one execution environment serves.
+    configuration["CapacityProviderConfig"] = {
+        {"LambdaManagedInstancesCapacityProviderConfig",
+         {{"PerExecutionEnvironmentMaxConcurrency", record.instance_concurrency}}}};
+  }
   if (!record.error.empty()) {
     if (words.state == "Failed") {
       configuration["StateReason"] = record.error;
@@ -269,18 +275,58 @@ json EncodeLambdaConfiguration(const store::FunctionRecord& record,
   return configuration;
 }
 
+namespace {
+
+// Lambda Managed Instances' CapacityProviderConfig: Wisp runs on its own node, so of the
+// capacity provider it takes only how many calls one execution environment serves (its
+// instance_concurrency); the provider's ARN and memory per vCPU are accepted and not used.
+Result<void> DecodeCapacityProviderConfig(const json& value,
+                                          std::optional<int>& instance_concurrency) {
+  constexpr std::string_view kInner = "LambdaManagedInstancesCapacityProviderConfig";
+  if (!value.is_object()) {
+    return Invalid(
+        "CapacityProviderConfig must be an object "
+        "{\"LambdaManagedInstancesCapacityProviderConfig\": "
+        "{...}}");
+  }
+  for (const auto& [key, inner] : value.items()) {
+    if (key != kInner)
+      return Invalid(fmt::format("CapacityProviderConfig does not take '{}'", key));
+    if (!inner.is_object())
+      return Invalid(fmt::format("CapacityProviderConfig.{} must be an object", kInner));
+    for (const auto& [field, v] : inner.items()) {
+      if (field == "PerExecutionEnvironmentMaxConcurrency") {
+        if (!v.is_number_integer()) {
+          return Invalid(fmt::format("{}.{} must be an integer", kInner, field));
+        }
+        instance_concurrency =
+            static_cast<int>(std::clamp<int64_t>(v.get<int64_t>(), INT32_MIN, INT32_MAX));
+      } else if (field == "CapacityProviderArn") {
+        if (!v.is_string()) return Invalid(fmt::format("{}.{} must be a string", kInner, field));
+      } else if (field == "ExecutionEnvironmentMemoryGiBPerVCpu") {
+        if (!v.is_number()) return Invalid(fmt::format("{}.{} must be a number", kInner, field));
+      } else {
+        return Invalid(fmt::format("{} does not take '{}'", kInner, field));
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const json& body, bool create) {
   if (!body.is_object()) return Invalid("the request body must be a JSON object");
   LambdaFunctionFields out;
   core::FunctionFields& f = out.fields;
   // What each operation takes; anything else is refused by name, never dropped.
   static const std::vector<std::string_view> kCreate = {
-      "FunctionName", "Runtime",     "Role",          "Handler",      "Code",
-      "Description",  "Timeout",     "MemorySize",    "Publish",      "Environment",
-      "Tags",         "PackageType", "Architectures", "TracingConfig"};
-  static const std::vector<std::string_view> kUpdate = {"Role",    "Handler",    "Description",
-                                                        "Timeout", "MemorySize", "Environment",
-                                                        "Runtime", "RevisionId", "TracingConfig"};
+      "FunctionName", "Runtime",     "Role",          "Handler",       "Code",
+      "Description",  "Timeout",     "MemorySize",    "Publish",       "Environment",
+      "Tags",         "PackageType", "Architectures", "TracingConfig", "CapacityProviderConfig"};
+  static const std::vector<std::string_view> kUpdate = {
+      "Role",        "Handler", "Description", "Timeout",       "MemorySize",
+      "Environment", "Runtime", "RevisionId",  "TracingConfig", "CapacityProviderConfig"};
   const auto& accepted = create ? kCreate : kUpdate;
   for (const auto& [key, value] : body.items()) {
     if (std::find(accepted.begin(), accepted.end(), key) == accepted.end()) {
@@ -378,6 +424,8 @@ Result<LambdaFunctionFields> DecodeLambdaFunctionFields(const json& body, bool c
       if (!value.is_object() || (value.contains("Mode") && value["Mode"] != "PassThrough")) {
         read = Invalid("TracingConfig.Mode must be PassThrough: Wisp sends no traces");
       }
+    } else if (key == "CapacityProviderConfig") {
+      read = DecodeCapacityProviderConfig(value, f.instance_concurrency);
     } else if (key == "Code") {
       if (!value.is_object()) {
         read = Invalid("Code must be an object {\"ZipFile\": <base64>}");

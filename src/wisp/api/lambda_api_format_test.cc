@@ -229,6 +229,38 @@ TEST(DecodeLambdaFunctionFields, RefusesWhatWispCannotDoByName) {
   EXPECT_EQ(refusal({{"Timeout", 10}, {"Role", "r"}}), "");
 }
 
+// Where Lambda Managed Instances put it: CapacityProviderConfig.
+TEST(LambdaInstanceConcurrency, IsPerExecutionEnvironmentMaxConcurrency) {
+  const json config = {
+      {"CapacityProviderConfig",
+       {{"LambdaManagedInstancesCapacityProviderConfig",
+         {{"CapacityProviderArn", "arn:aws:lambda:eu-central-1:123456789012:capacity-provider:p"},
+          {"PerExecutionEnvironmentMaxConcurrency", 8}}}}}};
+  auto fields = DecodeLambdaFunctionFields(config, /*create=*/false);
+  ASSERT_TRUE(fields) << fields.error().message;
+  EXPECT_EQ(fields->fields.instance_concurrency, 8);
+  const auto refusal = [](json inner) {
+    auto decoded = DecodeLambdaFunctionFields(
+        {{"CapacityProviderConfig", {{"LambdaManagedInstancesCapacityProviderConfig", inner}}}},
+        false);
+    return decoded ? std::string() : decoded.error().message;
+  };
+  EXPECT_NE(refusal({{"PerExecutionEnvironmentMaxConcurrency", "8"}}).find("integer"),
+            std::string::npos);
+  EXPECT_NE(refusal({{"Other", 1}}).find("Other"), std::string::npos);
+
+  store::FunctionRecord record = Record("ready");
+  LambdaConfigurationView view;
+  EXPECT_FALSE(
+      EncodeLambdaConfiguration(record, view, kAccount).contains("CapacityProviderConfig"));
+  record.instance_concurrency = 8;
+  EXPECT_EQ(EncodeLambdaConfiguration(
+                record, view,
+                kAccount)["CapacityProviderConfig"]["LambdaManagedInstancesCapacityProviderConfig"]
+                         ["PerExecutionEnvironmentMaxConcurrency"],
+            8);
+}
+
 TEST(LambdaLogTail, EndsWithEndAndReportAndKeepsTheNewestWholeLines) {
   const std::string tail =
       LambdaLogTail("req", "$LATEST", {"one", "two"}, "REPORT RequestId: req", 4096);

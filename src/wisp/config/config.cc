@@ -140,6 +140,7 @@ const Setting kSettings[] = {
     {"outbound_private_networks", SetBool<&Config::outbound_private_networks>},
     {"init_timeout_seconds", SetDouble<&Config::init_timeout_seconds>},
     {"max_instances_per_function", SetUnsigned<&Config::max_instances_per_function>},
+    {"max_instance_concurrency", SetUnsigned<&Config::max_instance_concurrency>},
     {"max_instances_total", SetUnsigned<&Config::max_instances_total>},
     {"memory_budget_percent", SetUnsigned<&Config::memory_budget_percent>},
     {"max_queued_calls_per_function", SetUnsigned<&Config::max_queued_calls_per_function>},

@@ -63,6 +63,8 @@ struct Config {
 
   // Scheduling.
   uint32_t max_instances_per_function = 100;
+  // The most calls one instance may serve at once: the cap on a function's instance_concurrency.
+  uint32_t max_instance_concurrency = 64;
   uint32_t max_instances_total = 2000;  // instances alive at once on this node
   uint32_t memory_budget_percent = 80;  // of RAM that instances' memory limits may add up to
   uint32_t max_queued_calls_per_function = 1000;

@@ -1,5 +1,6 @@
 #include "wisp/core/function_service.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -42,8 +43,9 @@ bool IsTypeScriptModule(const std::string& dir, const std::string& module) {
 }
 
 bool NeedsNewVersion(const FunctionFields& f) {
+  // instance_concurrency reaches the runtime in its environment (AWS_LAMBDA_MAX_CONCURRENCY).
   return f.name || f.runtime || f.handler || f.code || f.zip || f.memory_mb || f.vcpu || f.env ||
-         f.style || f.network;
+         f.style || f.network || f.instance_concurrency;
 }
 
 }  // namespace
@@ -63,6 +65,7 @@ void FunctionService::Apply(const FunctionFields& f, store::FunctionRecord& r) c
   if (f.max_event_age_seconds) r.max_event_age_seconds = *f.max_event_age_seconds;
   if (f.max_concurrency) r.max_concurrency = *f.max_concurrency;
   if (f.min_instances) r.min_instances = *f.min_instances;
+  if (f.instance_concurrency) r.instance_concurrency = *f.instance_concurrency;
   if (f.metadata_json) r.metadata_json = *f.metadata_json;
   if (f.version_label) r.version_label = *f.version_label;
   if (f.handler) r.handler = *f.handler;
@@ -222,9 +225,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Create(FunctionF
   Apply(fields, record);
   const RuntimeEntry& runtime = *runtimes_.Find(record.runtime);
   if (!fields.style) record.style = runtime.default_style;
-  if (auto valid =
-          ValidateCombination(runtime, record.style, record.min_instances, record.max_concurrency);
-      !valid) {
+  if (auto valid = ValidateCombination(runtime, record.style, LimitsOf(record)); !valid) {
     co_return tl::unexpected(valid.error());
   }
   if (auto form = CheckPackageForm(runtime, fields.zip.has_value()); !form) {
@@ -340,9 +341,7 @@ asio::awaitable<Result<store::FunctionRecord>> FunctionService::Update(std::stri
   candidate.updated_at_ms = ToEpochMillis(clock_.WallNow());
   auto runtime = RuntimeOf(candidate);
   if (!runtime) co_return tl::unexpected(runtime.error());
-  if (auto valid = ValidateCombination(**runtime, candidate.style, candidate.min_instances,
-                                       candidate.max_concurrency);
-      !valid) {
+  if (auto valid = ValidateCombination(**runtime, candidate.style, LimitsOf(candidate)); !valid) {
     co_return tl::unexpected(valid.error());
   }
   if (auto form = CheckPackageForm(**runtime, fields.zip || candidate.code_format == "zip");
@@ -685,6 +684,13 @@ std::string FunctionService::LegacyVersionDir(const std::string& id, int version
   return fmt::format("{}/{}/v{}", settings_.functions_dir, id, version);
 }
 
+Limits FunctionService::LimitsOf(const store::FunctionRecord& record) const {
+  return {.min_instances = record.min_instances,
+          .max_concurrency = record.max_concurrency,
+          .instance_concurrency = record.instance_concurrency,
+          .max_instance_concurrency = static_cast<int>(settings_.max_instance_concurrency)};
+}
+
 uint32_t FunctionService::ConcurrencyLimit(const Function& function) const {
   return std::min<uint32_t>(static_cast<uint32_t>(std::max(function.record.max_concurrency, 1)),
                             settings_.max_instances_per_function);
@@ -900,6 +906,8 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
                          settings_.max_instances_per_function);
   deployment->min_instances =
       std::min<uint32_t>(static_cast<uint32_t>(record.min_instances), deployment->max_instances);
+  deployment->instance_concurrency = static_cast<uint32_t>(std::clamp(
+      record.instance_concurrency, 1, static_cast<int>(settings_.max_instance_concurrency)));
   deployment->function_arn = fmt::format("arn:aws:lambda:{}:{}:function:{}", settings_.region,
                                          settings_.account_id, record.name);
 
@@ -939,6 +947,7 @@ Result<std::shared_ptr<const scheduler::Deployment>> FunctionService::BuildDeplo
            "AWS_DEFAULT_REGION=" + settings_.region,
            "AWS_EXECUTION_ENV=Wisp_" + record.runtime,
            "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+           "AWS_LAMBDA_MAX_CONCURRENCY=" + std::to_string(deployment->instance_concurrency),
        }) {
     spawn.env.push_back(std::move(entry));
   }

@@ -40,6 +40,8 @@ struct DeploymentSettings {
   uint64_t tmp_size_bytes = 512ull << 20;
   uint32_t pids_limit = 1024;
   uint32_t max_instances_per_function = 100;
+  // The most calls a function may have one instance serve at once (its instance_concurrency).
+  uint32_t max_instance_concurrency = 64;
   // See sandbox::SpawnSpec::outbound_private_networks.
   bool outbound_private_networks = false;
 };
@@ -144,6 +146,8 @@ class FunctionService {
   // How many instances of the function may run at once: its max_concurrency within the node's
   // limit per function.
   uint32_t ConcurrencyLimit(const Function& function) const;
+  // The limits ValidateCombination checks for `record` on this node.
+  Limits LimitsOf(const store::FunctionRecord& record) const;
 
   // Records that a call started now (kept in memory; stored with the next change or at exit).
   void MarkInvoked(Function& function);

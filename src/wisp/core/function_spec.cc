@@ -67,7 +67,7 @@ tl::unexpected<Error> Invalid(std::string message) {
 }  // namespace
 
 Result<void> ValidateCombination(const RuntimeEntry& runtime, std::string_view style,
-                                 int min_instances, int max_concurrency) {
+                                 const Limits& limits) {
   if (runtime.custom() && !runtime.supports(style)) {
     return Invalid(fmt::format(
         "runtime {} runs the package's own {} executable, which loops over invocations itself: "
@@ -80,9 +80,18 @@ Result<void> ValidateCombination(const RuntimeEntry& runtime, std::string_view s
         "FUNCTION_PAYLOAD and prints its result)",
         runtime.name));
   }
-  if (min_instances > max_concurrency) {
+  if (limits.min_instances > limits.max_concurrency) {
     return Invalid(fmt::format("min_instances ({}) must not exceed max_concurrency ({})",
-                               min_instances, max_concurrency));
+                               limits.min_instances, limits.max_concurrency));
+  }
+  if (limits.instance_concurrency > limits.max_instance_concurrency) {
+    return Invalid(fmt::format(
+        "instance_concurrency must be between 1 and {} (this node's max_instance_concurrency)",
+        limits.max_instance_concurrency));
+  }
+  if (limits.instance_concurrency > 1 && style == "program") {
+    return Invalid(
+        "instance_concurrency above 1 needs style \"handler\": a program runs once per event");
   }
   return {};
 }
@@ -118,7 +127,8 @@ Result<void> ValidateFields(const FunctionFields& f, const RuntimeCatalog& runti
         Range{"retry_delay_seconds", f.retry_delay_seconds, 0, kMaxRetryDelaySeconds},
         Range{"max_event_age_seconds", f.max_event_age_seconds, 1, kMaxMaxEventAgeSeconds},
         Range{"max_concurrency", f.max_concurrency, 1, kMaxMaxConcurrency},
-        Range{"min_instances", f.min_instances, 0, kMaxMaxConcurrency}}) {
+        Range{"min_instances", f.min_instances, 0, kMaxMaxConcurrency},
+        Range{"instance_concurrency", f.instance_concurrency, 1, kMaxInstanceConcurrency}}) {
     if (r.value && (*r.value < r.min || *r.value > r.max)) {
       return Invalid(fmt::format("{} must be between {} and {}", r.name, r.min, r.max));
     }

@@ -31,6 +31,11 @@ constexpr int kDefaultMaxEventAgeSeconds = 21600;
 constexpr int kMaxMaxEventAgeSeconds = 7 * 86400;
 constexpr int kDefaultMaxConcurrency = 100;
 constexpr int kMaxMaxConcurrency = 10000;
+// Calls one instance serves at once: 1 is Lambda's model; more is Lambda Managed Instances'
+// (PerExecutionEnvironmentMaxConcurrency, up to 1,600), further capped per node
+// (max_instance_concurrency).
+constexpr int kDefaultInstanceConcurrency = 1;
+constexpr int kMaxInstanceConcurrency = 1600;
 constexpr size_t kMaxVersionLabelLength = 64;
 constexpr size_t kMaxMetadataBytes = 64 << 10;
 // Lambda's limits.
@@ -58,6 +63,7 @@ struct FunctionFields {
   std::optional<int> max_event_age_seconds;
   std::optional<int> max_concurrency;
   std::optional<int> min_instances;
+  std::optional<int> instance_concurrency;
   std::optional<std::string> metadata_json;  // a JSON object, checked by the API layer
   std::optional<std::string> version_label;
   std::optional<std::string> network;  // "none" | "outbound"
@@ -104,8 +110,15 @@ Result<HandlerTarget> ParseHandler(const RuntimeEntry& runtime, std::string_view
 Result<void> CheckBootstrap(const RuntimeEntry& runtime, const std::string& code_dir);
 
 // Checks a whole function (after defaults and changes are applied): the combinations single
-// fields cannot judge, such as Go in handler style or min_instances above max_concurrency.
+// fields cannot judge, such as Go in handler style, min_instances above max_concurrency, or
+// instance_concurrency above the node's cap or for a program (run once per event).
+struct Limits {
+  int min_instances = 0;
+  int max_concurrency = kDefaultMaxConcurrency;
+  int instance_concurrency = kDefaultInstanceConcurrency;
+  int max_instance_concurrency = kMaxInstanceConcurrency;  // the node's cap
+};
 Result<void> ValidateCombination(const RuntimeEntry& runtime, std::string_view style,
-                                 int min_instances, int max_concurrency);
+                                 const Limits& limits);
 
 }  // namespace wisp::core

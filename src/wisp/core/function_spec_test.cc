@@ -136,17 +136,45 @@ TEST(FunctionFields, AsyncFieldsAreRangeChecked) {
 }
 
 TEST(FunctionFields, CombinationsAreChecked) {
-  EXPECT_TRUE(ValidateCombination(Runtime("go"), "program", 0, 10));
-  auto go_handler = ValidateCombination(Runtime("go"), "handler", 0, 10);
+  EXPECT_TRUE(
+      ValidateCombination(Runtime("go"), "program", {.min_instances = 0, .max_concurrency = 10}));
+  auto go_handler =
+      ValidateCombination(Runtime("go"), "handler", {.min_instances = 0, .max_concurrency = 10});
   ASSERT_FALSE(go_handler);
   EXPECT_NE(go_handler.error().message.find("program"), std::string::npos);
-  EXPECT_TRUE(ValidateCombination(Runtime("node"), "program", 0, 10));
-  EXPECT_TRUE(ValidateCombination(Runtime("python"), "handler", 2, 2));
-  EXPECT_FALSE(ValidateCombination(Runtime("python"), "handler", 3, 2));
-  EXPECT_TRUE(ValidateCombination(Runtime("provided.al2023"), "handler", 0, 10));
-  auto custom_program = ValidateCombination(Runtime("provided.al2023"), "program", 0, 10);
+  EXPECT_TRUE(
+      ValidateCombination(Runtime("node"), "program", {.min_instances = 0, .max_concurrency = 10}));
+  EXPECT_TRUE(ValidateCombination(Runtime("python"), "handler",
+                                  {.min_instances = 2, .max_concurrency = 2}));
+  EXPECT_FALSE(ValidateCombination(Runtime("python"), "handler",
+                                   {.min_instances = 3, .max_concurrency = 2}));
+  EXPECT_TRUE(ValidateCombination(Runtime("provided.al2023"), "handler",
+                                  {.min_instances = 0, .max_concurrency = 10}));
+  auto custom_program = ValidateCombination(Runtime("provided.al2023"), "program",
+                                            {.min_instances = 0, .max_concurrency = 10});
   ASSERT_FALSE(custom_program);
   EXPECT_NE(custom_program.error().message.find("bootstrap"), std::string::npos);
+}
+
+TEST(FunctionFields, InstanceConcurrencyIsBoundedByTheNodeAndTheStyle) {
+  FunctionFields fields;
+  fields.instance_concurrency = 0;
+  EXPECT_FALSE(ValidateFields(fields, Runtimes()));
+  fields.instance_concurrency = kMaxInstanceConcurrency + 1;
+  EXPECT_FALSE(ValidateFields(fields, Runtimes()));
+  fields.instance_concurrency = 8;
+  EXPECT_TRUE(ValidateFields(fields, Runtimes()));
+
+  const Limits within{.instance_concurrency = 8, .max_instance_concurrency = 64};
+  EXPECT_TRUE(ValidateCombination(Runtime("node"), "handler", within));
+  EXPECT_TRUE(ValidateCombination(Runtime("provided.al2023"), "handler", within));
+  auto over_cap = ValidateCombination(Runtime("node"), "handler",
+                                      {.instance_concurrency = 65, .max_instance_concurrency = 64});
+  ASSERT_FALSE(over_cap);
+  EXPECT_NE(over_cap.error().message.find("max_instance_concurrency"), std::string::npos);
+  auto program = ValidateCombination(Runtime("node"), "program", within);
+  ASSERT_FALSE(program);
+  EXPECT_NE(program.error().message.find("handler"), std::string::npos);
 }
 
 TEST(ParseHandler, ACustomRuntimesHandlerIsPassedAsGiven) {

@@ -34,6 +34,12 @@ std::string ErrorBody(std::string_view type, std::string_view message) {
 }  // namespace
 
 class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
+  // One reply of a runtime serving several calls over this connection (see Next).
+  struct Slot {
+    std::string bytes;
+    bool ready = false;
+  };
+
  public:
   Connection(std::shared_ptr<Endpoint> endpoint, StreamSocket socket, bool accepted)
       : endpoint_(std::move(endpoint)),
@@ -57,7 +63,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     // However the connection ends, replies held back for a next request that never came
     // (garbage after a POST, Connection: close, a closing endpoint) still go out, best effort.
     Defer send_held([this] {
-      if (out_.empty()) return;
+      if (out_.empty() || !slots_.empty() || writing_) return;
       boost::system::error_code ignored;
       socket_.write_some(asio::buffer(out_), ignored);
     });
@@ -139,7 +145,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       id = parsed->first;
       kind = parsed->second == "response" ? Post::kResponse : Post::kError;
       // Checked before any of the body is read: a body for no invocation is never buffered.
-      if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, body_bytes);
+      if (!e.IsInFlight(id)) co_return co_await InvalidRequestId(id, body_bytes);
     } else {
       co_return co_await Refuse(http::status::not_found,
                                 ErrorBody("NotFound", fmt::format("no such path: {}", path)),
@@ -151,7 +157,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       co_return co_await Streamed(parser, std::string(id));
     }
     if (content_length && *content_length > e.limits_.max_response_bytes) {
-      e.ReportTooLarge();
+      e.ReportTooLarge(id);
       co_return co_await TooLarge(body_bytes);
     }
     if (e.body_bytes_ + body_bytes > e.body_budget_) {
@@ -169,7 +175,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         co_await http_read::ReadBody(socket_, buffer_, parser, timer_, e.limits_.body_timeout);
     if (e.closed_) co_return false;
     if (ec == http::error::body_limit) {
-      e.ReportTooLarge();
+      e.ReportTooLarge(id);
       co_return co_await TooLarge(e.limits_.max_response_bytes);
     }
     if (ec == beast::error::timeout) co_return co_await TimedOut("body");
@@ -184,12 +190,11 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         break;
       case Post::kResponse:
       case Post::kError:
-        if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, 0);
-        e.in_flight_request_id_.clear();
+        if (!e.EndInFlight(id)) co_return co_await InvalidRequestId(id, 0);
         if (kind == Post::kResponse) {
-          e.owner_.OnInvocationResponse(std::move(body));
+          e.owner_.OnInvocationResponse(id, std::move(body));
         } else {
-          e.owner_.OnInvocationError(std::string(header[kErrorTypeHeader]), std::move(body));
+          e.owner_.OnInvocationError(id, std::string(header[kErrorTypeHeader]), std::move(body));
         }
         break;
     }
@@ -212,7 +217,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         ec = http::error::body_limit;
         return 0;
       }
-      if (!e.closed_ && IsInFlight(id)) e.owner_.OnInvocationChunk(bytes);
+      if (!e.closed_ && e.IsInFlight(id)) e.owner_.OnInvocationChunk(id, bytes);
       return bytes.size();
     };
     parser.on_chunk_body(on_chunk);
@@ -220,7 +225,7 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
         co_await http_read::ReadBody(socket_, buffer_, parser, timer_, kMaxStreamTime);
     if (e.closed_) co_return false;
     if (over) {
-      e.ReportTooLarge();
+      e.ReportTooLarge(id);
       co_await Reply(
           http::status::payload_too_large,
           ErrorBody("RequestEntityTooLarge", fmt::format("streamed response exceeds {} bytes",
@@ -230,9 +235,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     if (ec == beast::error::timeout) co_return co_await TimedOut("body");
     if (ec) co_return false;
-    if (!IsInFlight(id)) co_return co_await InvalidRequestId(id, 0);
-    e.in_flight_request_id_.clear();
-    e.owner_.OnInvocationResponse(std::string());
+    if (!e.EndInFlight(id)) co_return co_await InvalidRequestId(id, 0);
+    e.owner_.OnInvocationResponse(id, std::string());
     co_return co_await Accepted();
   }
 
@@ -248,11 +252,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     return std::make_pair(rest.substr(0, slash), action);
   }
 
-  bool IsInFlight(std::string_view id) const {
-    return !id.empty() && id == endpoint_->in_flight_request_id_;
-  }
   bool InitErrorAllowed() const {
-    return endpoint_->in_flight_request_id_.empty() && !endpoint_->initialized_;
+    return endpoint_->in_flight_.empty() && !endpoint_->initialized_;
   }
 
   asio::awaitable<bool> InvalidRequestId(std::string_view id, uint64_t unread_body_bytes) {
@@ -307,32 +308,63 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<bool> Next() {
     Endpoint& e = *endpoint_;
-    if (e.next_wakeup_) {
-      co_return co_await Reply(
-          http::status::forbidden,
-          ErrorBody("InvalidStateTransition", "another GET /next is already waiting"));
+    if (e.parked_.size() >= e.concurrency_) {
+      // Built before the co_await: g++ 12 mishandles temporaries of class type inside one.
+      const std::string refusal = ErrorBody(
+          "InvalidStateTransition",
+          e.concurrency_ == 1 ? std::string("another GET /next is already waiting")
+                              : fmt::format("{} GET /next are already waiting, as many as "
+                                            "AWS_LAMBDA_MAX_CONCURRENCY",
+                                            e.parked_.size()));
+      co_return co_await Reply(http::status::forbidden, refusal);
     }
-    if (!e.in_flight_request_id_.empty()) {
-      // The runtime moved on without answering: that invocation failed.
-      e.in_flight_request_id_.clear();
+    if (e.concurrency_ == 1 && !e.in_flight_.empty()) {
+      // The runtime moved on without answering: that invocation failed. (A runtime that serves
+      // several at once asks for more while others run.)
+      const std::string id = std::move(e.in_flight_.front());
+      e.in_flight_.clear();
       e.owner_.OnInvocationError(
-          "Runtime.InvalidStateTransition",
+          id, "Runtime.InvalidStateTransition",
           ErrorBody("Runtime.InvalidStateTransition",
                     "the runtime asked for the next event without answering this one"));
       if (e.closed_) co_return false;
     }
     e.initialized_ = true;
-    if (!e.pending_) {
-      auto wakeup = std::make_unique<Event>(socket_.get_executor());
-      Event& event = *wakeup;
-      e.next_wakeup_ = std::move(wakeup);
-      e.owner_.OnRuntimeWaiting();  // may Deliver() right away
-      if (!e.closed_ && !e.pending_) co_await event.Wait();
-      e.next_wakeup_.reset();
-      if (e.closed_ || !e.pending_) co_return false;
+    if (e.pending_.empty()) e.owner_.OnRuntimeWaiting();  // may Deliver() right away
+    if (e.concurrency_ > 1 && e.pending_.empty() && !e.closed_) {
+      // A runtime serving several calls may send its next requests (results, more GET /next)
+      // on this connection before this one is answered: its reply holds its place in line
+      // while they are read and handled. Replies held back for it (see Send) go before it, and
+      // out with it.
+      if (!out_.empty()) {
+        Slot& held = slots_.emplace_back();
+        held.bytes = std::move(out_);
+        held.ready = true;
+        out_.clear();
+      }
+      Slot& slot = slots_.emplace_back();
+      e.parked_.push_back({nullptr, [weak = weak_from_this(), &slot] {
+                             auto self = weak.lock();
+                             if (!self) return false;
+                             self->FillSlot(slot);
+                             return true;
+                           }});
+      co_return true;
     }
-    NextEvent next = std::move(*e.pending_);
-    e.pending_.reset();
+    // Deliver wakes the oldest parked request per event; one that arrived meanwhile and found
+    // the event pending may have taken it: then this one parks again.
+    while (!e.closed_ && e.pending_.empty()) co_await Park();
+    if (e.closed_) co_return false;
+    std::string head = NextHead(e.pending_.front());
+    NextEvent next = std::move(e.pending_.front());
+    e.pending_.pop_front();
+    out_ += head;
+    co_return co_await Send(/*keep_alive=*/true, *next.body);
+  }
+
+  // The head of GET /next's reply for `next`; marks it in flight.
+  std::string NextHead(const NextEvent& next) {
+    Endpoint& e = *endpoint_;
     std::string extra_headers;
     if (!next.trace_id.empty()) {
       extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
@@ -344,14 +376,65 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       extra_headers += "Lambda-Runtime-Wisp-Specialize: 1\r\n";
       e.initialized_ = false;  // the runtime loads its function now; it may fail to
     } else {
-      e.in_flight_request_id_ = next.request_id;
+      e.in_flight_.push_back(next.request_id);
     }
-    out_ += fmt::format(
+    return fmt::format(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
         "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
         "{}\r\nContent-Length: {}\r\n\r\n",
         extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body->size());
-    co_return co_await Send(/*keep_alive=*/true, *next.body);
+  }
+
+  // Gives a GET /next waiting in line (see Next) the oldest pending event.
+  void FillSlot(Slot& slot) {
+    Endpoint& e = *endpoint_;
+    NextEvent next = std::move(e.pending_.front());
+    e.pending_.pop_front();
+    slot.bytes = NextHead(next);
+    slot.bytes += *next.body;
+    slot.ready = true;
+    ScheduleFlush();
+  }
+
+  // Writes the replies ready at the head of the line soon: events delivered in the same turn of
+  // the io loop go out in one write.
+  void ScheduleFlush() {
+    if (flush_scheduled_ || writing_) return;
+    flush_scheduled_ = true;
+    asio::co_spawn(
+        socket_.get_executor(), [self = shared_from_this()] { return self->Flush(); },
+        asio::detached);
+  }
+
+  asio::awaitable<void> Flush() {
+    flush_scheduled_ = false;
+    writing_ = true;
+    std::string batch;
+    while (!slots_.empty() && slots_.front().ready && !endpoint_->closed_) {
+      batch.clear();
+      while (!slots_.empty() && slots_.front().ready) {
+        batch += slots_.front().bytes;
+        slots_.pop_front();
+      }
+      boost::system::error_code ec;
+      co_await asio::async_write(socket_, asio::buffer(batch),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    writing_ = false;
+  }
+
+  asio::awaitable<void> Park() {
+    Endpoint& e = *endpoint_;
+    Event wakeup(socket_.get_executor());
+    e.parked_.push_back({&wakeup, nullptr});
+    // Also when the frame is destroyed unresumed (the io_context shutting down): Close() must
+    // not find it.
+    const auto unpark = [&] {
+      std::erase_if(e.parked_, [&](const Parked& parked) { return parked.wakeup == &wakeup; });
+    };
+    Defer unparked(unpark);
+    co_await wakeup.Wait();
   }
 
   asio::awaitable<bool> Accepted() {
@@ -374,6 +457,16 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   // them back cannot stall it; and if the bytes turn out to be no request, Serve sends them as it
   // ends.
   asio::awaitable<bool> Send(bool keep_alive, std::string_view body) {
+    if (!slots_.empty() || writing_) {
+      // Behind a GET /next waiting in line, or while its line is being written.
+      Slot& slot = slots_.emplace_back();
+      slot.bytes = std::move(out_);
+      slot.bytes += body;
+      slot.ready = true;
+      out_.clear();
+      ScheduleFlush();
+      co_return keep_alive;
+    }
     if (keep_alive && buffer_.size() > 0) {
       out_ += body;
       co_return true;
@@ -395,6 +488,11 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   const bool accepted_;        // accepted by the transport: counts against the cap
   beast::flat_buffer buffer_;  // bytes the runtime sent that are not parsed yet
   std::string out_;            // replies not written yet (see Send)
+  // Replies in request order, once a GET /next waits in line (see Next); deque: a slot stays
+  // where it is while others are added and taken.
+  std::deque<Slot> slots_;
+  bool flush_scheduled_ = false;
+  bool writing_ = false;
 };
 
 Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
@@ -411,6 +509,7 @@ Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
       body_budget_(limits.body_budget_bytes > 0
                        ? limits.body_budget_bytes
                        : limits.max_response_bytes + EndpointLimits::kBodyBudgetSlack),
+      max_accepted_connections_(limits.max_accepted_connections),
       accept_slot_(io) {}
 
 Endpoint::~Endpoint() { Close(); }
@@ -428,7 +527,7 @@ asio::awaitable<void> Endpoint::AcceptLoop() {
   auto self = shared_from_this();
   while (!closed_) {
     boost::system::error_code ec;
-    if (accepted_connections_ >= limits_.max_accepted_connections) {
+    if (accepted_connections_ >= max_accepted_connections_) {
       // More connections wait in the transport's backlog, costing wispd nothing, until one of
       // these ends (OnAcceptedConnectionEnded cancels the wait).
       spdlog::debug("runtime endpoint: {} accepted connections open, the most served at once",
@@ -458,15 +557,43 @@ void Endpoint::Serve(StreamSocket socket, bool accepted) {
 }
 
 void Endpoint::Deliver(NextEvent event) {
-  pending_ = std::move(event);
-  if (next_wakeup_) next_wakeup_->Set();
+  pending_.push_back(std::move(event));
+  while (!parked_.empty()) {
+    Parked oldest = std::move(parked_.front());
+    parked_.pop_front();
+    if (oldest.wakeup) {
+      oldest.wakeup->Set();
+      return;
+    }
+    if (oldest.fill()) return;  // else its connection has ended: the next one
+  }
 }
 
-void Endpoint::ReportTooLarge() {
-  if (in_flight_request_id_.empty()) return;
-  in_flight_request_id_.clear();
+void Endpoint::SetConcurrency(size_t concurrency) {
+  concurrency_ = std::max<size_t>(concurrency, 1);
+  // One connection per invocation (a thread or process of the runtime each), and the usual
+  // spare ones beside them.
+  max_accepted_connections_ = std::max(limits_.max_accepted_connections, concurrency_ + 2);
+  accept_slot_.cancel();
+}
+
+bool Endpoint::IsInFlight(std::string_view request_id) const {
+  return !request_id.empty() &&
+         std::find(in_flight_.begin(), in_flight_.end(), request_id) != in_flight_.end();
+}
+
+bool Endpoint::EndInFlight(std::string_view request_id) {
+  if (request_id.empty()) return false;
+  auto it = std::find(in_flight_.begin(), in_flight_.end(), request_id);
+  if (it == in_flight_.end()) return false;
+  in_flight_.erase(it);
+  return true;
+}
+
+void Endpoint::ReportTooLarge(std::string_view request_id) {
+  if (!EndInFlight(request_id)) return;
   owner_.OnInvocationError(
-      "Function.ResponseSizeTooLarge",
+      request_id, "Function.ResponseSizeTooLarge",
       ErrorBody("Function.ResponseSizeTooLarge",
                 fmt::format("response too large: it exceeds the limit of {} bytes",
                             limits_.max_response_bytes)));
@@ -486,7 +613,10 @@ void Endpoint::Close() {
     if (auto connection = weak.lock()) connection->Close();
   }
   connections_.clear();
-  if (next_wakeup_) next_wakeup_->Set();
+  for (Parked& parked : parked_) {
+    if (parked.wakeup) parked.wakeup->Set();
+  }
+  parked_.clear();
 }
 
 }  // namespace wisp::runtime_api

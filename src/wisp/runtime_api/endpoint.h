@@ -14,10 +14,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wisp/common/asio.h"
 #include "wisp/runtime_api/transport.h"
@@ -45,14 +48,15 @@ class EndpointListener {
   virtual ~EndpointListener() = default;
   // The runtime asked for work (GET /next) and none is pending.
   virtual void OnRuntimeWaiting() = 0;
-  // The runtime answered the invocation in flight.
-  virtual void OnInvocationResponse(std::string body) = 0;
-  // Bytes of a streamed answer (Lambda-Runtime-Function-Response-Mode: streaming), as they
-  // arrive; OnInvocationResponse with an empty body ends it.
-  virtual void OnInvocationChunk(std::string_view bytes) {}
-  // The runtime reported that the invocation in flight failed. `body` is the runtime's error
+  // The runtime answered the invocation `request_id` (one in flight).
+  virtual void OnInvocationResponse(std::string_view request_id, std::string body) = 0;
+  // Bytes of the streamed answer to `request_id` (Lambda-Runtime-Function-Response-Mode:
+  // streaming), as they arrive; OnInvocationResponse with an empty body ends it.
+  virtual void OnInvocationChunk(std::string_view request_id, std::string_view bytes) {}
+  // The runtime reported that the invocation `request_id` failed. `body` is the runtime's error
   // document ({errorMessage, errorType, stackTrace}); it may be empty or not JSON.
-  virtual void OnInvocationError(std::string error_type, std::string body) = 0;
+  virtual void OnInvocationError(std::string_view request_id, std::string error_type,
+                                 std::string body) = 0;
   // The runtime failed to initialise (POST /runtime/init/error).
   virtual void OnInitError(std::string error_type, std::string body) = 0;
 };
@@ -96,8 +100,18 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
 
   // Serves the transport's open connections and starts accepting the runtime's new ones.
   void Start();
-  // Hands an event to the runtime: answers the parked GET /next now, or the next one.
+  // Hands an event to the runtime: answers a parked GET /next now, or the next one.
   void Deliver(NextEvent event);
+  // How many invocations the runtime may hold at once (its AWS_LAMBDA_MAX_CONCURRENCY; 1 until
+  // set). With 1, the runtime's GET /next while one is in flight fails that one, as Lambda's
+  // does; with more, it may hold that many GET /next parked and answer in any order, over as
+  // many connections (the cap on accepted connections grows to fit).
+  void SetConcurrency(size_t concurrency);
+  // Whether the runtime holds `request_id` (delivered, not answered yet).
+  bool IsInFlight(std::string_view request_id) const;
+  // Forgets `request_id` (a call that ended without the runtime's answer: a later one is
+  // refused as unknown); false if it was not in flight.
+  bool EndInFlight(std::string_view request_id);
   // Stops serving: closes the listener and every connection. No callback runs afterwards.
   void Close();
 
@@ -106,8 +120,8 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
 
   asio::awaitable<void> AcceptLoop();
   void Serve(RuntimeConnection connection, bool accepted);
-  // The runtime posted a result over the size limit: the invocation in flight fails.
-  void ReportTooLarge();
+  // The runtime posted a result for `request_id` over the size limit: that invocation fails.
+  void ReportTooLarge(std::string_view request_id);
   void OnAcceptedConnectionEnded();
 
   asio::io_context& io_;
@@ -122,11 +136,20 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   // Bytes of request bodies reserved by connections reading one (see EndpointLimits).
   uint64_t body_bytes_ = 0;
 
-  // The one event waiting for a GET /next, and the parked /next waiting for an event.
-  std::optional<NextEvent> pending_;
-  std::unique_ptr<Event> next_wakeup_;
-  // The request id the runtime is working on; /response and /error must name it.
-  std::string in_flight_request_id_;
+  size_t concurrency_ = 1;
+  size_t max_accepted_connections_;
+  // Events waiting for a GET /next, and the parked GET /next waiting for an event, oldest first.
+  std::deque<NextEvent> pending_;
+  // A GET /next waiting for an event: a coroutine to wake, or (a runtime serving several calls
+  // over one connection) a reply in line to fill, false if its connection has ended.
+  struct Parked {
+    Event* wakeup;
+    std::function<bool()> fill;
+  };
+  std::deque<Parked> parked_;
+  // The request ids the runtime is working on; /response and /error must name one. A few at
+  // most (the function's instance concurrency): a vector searched in order.
+  std::vector<std::string> in_flight_;
   // Set by the first GET /next: init errors are no longer accepted after it.
   bool initialized_ = false;
   std::vector<std::weak_ptr<Connection>> connections_;

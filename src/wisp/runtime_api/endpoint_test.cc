@@ -112,9 +112,16 @@ class RecordingOwner : public EndpointListener {
       endpoint->Deliver(std::move(event));
     }
   }
-  void OnInvocationResponse(std::string body) override { responses.push_back(std::move(body)); }
-  void OnInvocationChunk(std::string_view bytes) override { chunks.emplace_back(bytes); }
-  void OnInvocationError(std::string type, std::string body) override {
+  void OnInvocationResponse(std::string_view id, std::string body) override {
+    answered_ids.emplace_back(id);
+    responses.push_back(std::move(body));
+  }
+  void OnInvocationChunk(std::string_view id, std::string_view bytes) override {
+    chunk_ids.emplace_back(id);
+    chunks.emplace_back(bytes);
+  }
+  void OnInvocationError(std::string_view id, std::string type, std::string body) override {
+    answered_ids.emplace_back(id);
     errors.push_back(type + "|" + body);
   }
   void OnInitError(std::string type, std::string body) override {
@@ -124,7 +131,7 @@ class RecordingOwner : public EndpointListener {
   Endpoint* endpoint = nullptr;
   std::vector<NextEvent> to_deliver;
   std::atomic<int> waiting = 0;  // read by the client thread
-  std::vector<std::string> responses, errors, init_errors, chunks;
+  std::vector<std::string> responses, errors, init_errors, answered_ids, chunks, chunk_ids;
 };
 
 NextEvent MakeEvent(std::string id, std::string body) {
@@ -222,6 +229,87 @@ TEST_F(EndpointTest, PipelinedResultAndNextAreAnsweredInOneWrite) {
   EXPECT_EQ(owner_.responses[0], R"({"ok":1})");
 }
 
+// A runtime serving several calls at once holds that many GET /next, over connections of its
+// own, and answers in any order; each answer reaches the call it names.
+TEST_F(EndpointTest, SeveralCallsAtOnceAreAnsweredInAnyOrder) {
+  endpoint_->SetConcurrency(3);
+  for (int i = 1; i <= 3; ++i) {
+    owner_.to_deliver.push_back(MakeEvent("req-" + std::to_string(i), std::to_string(i)));
+  }
+  std::string fourth;
+  std::vector<std::string> posted(3);
+  RunClient([&] {
+    std::vector<std::unique_ptr<RuntimeClient>> workers;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+      workers.push_back(std::make_unique<RuntimeClient>(port_));
+      const std::string next = workers.back()->Request("GET", "/runtime/invocation/next");
+      const auto at = next.find("Lambda-Runtime-Aws-Request-Id: ");
+      ids.push_back(next.substr(at + 31, next.find("\r\n", at) - at - 31));
+    }
+    // All three are in flight: more GET /next than the runtime may hold are refused.
+    RuntimeClient extra(port_);
+    workers[0]->SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    workers[1]->SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    workers[2]->SendRaw("GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    while (owner_.waiting < 6) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    fourth = extra.Request("GET", "/runtime/invocation/next");
+    for (int i = 2; i >= 0; --i) {
+      RuntimeClient answer(port_);
+      posted[i] = answer.Request("POST", "/runtime/invocation/" + ids[i] + "/response",
+                                 "\"" + ids[i] + "\"");
+    }
+  });
+  EXPECT_NE(fourth.find("HTTP/1.1 403"), std::string::npos) << fourth;
+  for (const auto& reply : posted)
+    EXPECT_NE(reply.find("HTTP/1.1 202"), std::string::npos) << reply;
+  EXPECT_EQ(owner_.answered_ids, (std::vector<std::string>{"req-3", "req-2", "req-1"}));
+  EXPECT_EQ(owner_.responses, (std::vector<std::string>{"\"req-3\"", "\"req-2\"", "\"req-1\""}));
+}
+
+size_t CountOf(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+// Over one connection, a runtime serving several calls holds several GET /next and sends its
+// results while they wait; events delivered together go out in one write.
+TEST_F(EndpointTest, SeveralCallsShareOneConnectionAndEventsGoOutTogether) {
+  endpoint_->SetConcurrency(3);
+  const std::string next = "GET /runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n";
+  const auto post = [](const std::string& id) {
+    return "POST /runtime/invocation/" + id +
+           "/response HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+  };
+  std::string events, answers;
+  RunClient([&] {
+    RuntimeClient runtime{std::move(channel_)};
+    runtime.SendRaw(next + next + next);
+    while (owner_.waiting < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    asio::post(io_, [this] {
+      for (int i = 1; i <= 3; ++i) endpoint_->Deliver(MakeEvent("req-" + std::to_string(i), "{}"));
+    });
+    events = runtime.ReceiveOnce();
+    // Results are handled at once, while a GET /next between them waits for an event; their
+    // answers keep the order of the requests.
+    runtime.SendRaw(post("req-2") + next + post("req-3") + post("req-1"));
+    while (owner_.answered_ids.size() < 3) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    asio::post(io_, [this] { endpoint_->Deliver(MakeEvent("req-4", "{}")); });
+    while (CountOf(answers, "HTTP/1.1 202") < 3) answers += runtime.ReceiveOnce();
+  });
+  EXPECT_EQ(CountOf(events, "HTTP/1.1 200"), 3u) << "one write: " << events;
+  EXPECT_EQ(owner_.answered_ids, (std::vector<std::string>{"req-2", "req-3", "req-1"}));
+  const auto first_accepted = answers.find("HTTP/1.1 202");
+  const auto event = answers.find("Lambda-Runtime-Aws-Request-Id: req-4");
+  const auto last_accepted = answers.rfind("HTTP/1.1 202");
+  ASSERT_NE(event, std::string::npos) << answers;
+  EXPECT_LT(first_accepted, event) << answers;
+  EXPECT_LT(event, last_accepted) << answers;
+}
+
 TEST_F(EndpointTest, ServesTheRuntimeOverItsChannel) {
   owner_.to_deliver.push_back(MakeEvent("req-1", R"({"over":"channel"})"));
   std::string next, posted;
@@ -316,8 +404,10 @@ TEST_F(EndpointTest, AStreamedResponseIsReportedChunkByChunk) {
   for (const auto& chunk : owner_.chunks) streamed += chunk;
   EXPECT_EQ(streamed, std::string(1024, 'a') + std::string(1024, 'b') + std::string(1024, 'c') +
                           std::string(1024, 'd'));
+  for (const auto& id : owner_.chunk_ids) EXPECT_EQ(id, "req-s");
   ASSERT_EQ(owner_.responses.size(), 1u);
   EXPECT_EQ(owner_.responses[0], "");
+  EXPECT_EQ(owner_.answered_ids, std::vector<std::string>{"req-s"});
   EXPECT_TRUE(owner_.errors.empty());
 }
 

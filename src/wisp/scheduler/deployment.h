@@ -36,6 +36,8 @@ struct Deployment {
   std::string function_arn;
   uint32_t max_instances = 100;  // the function's concurrency limit
   uint32_t min_instances = 0;    // kept warm even without traffic (provisioned concurrency)
+  // Calls one instance serves at once; max_instances still bounds the calls in flight.
+  uint32_t instance_concurrency = 1;
   int memory_mb = 256;
   // A prewarm pool's generic deployment: no function's code yet (see PrewarmPool).
   bool prewarmed = false;

@@ -18,6 +18,8 @@ namespace {
 
 // Start-up output kept to explain a failed start (a syntax error's stack fits easily).
 constexpr uint64_t kMaxInitLogBytes = 64 << 10;
+// What starts and ends the request id a shim serving several calls puts before each line.
+constexpr std::string_view kLogTag = "\x1f";
 
 // MiB rounded up, as Lambda reports "Max Memory Used".
 std::optional<int64_t> MiBRoundedUp(std::optional<uint64_t> bytes) {
@@ -145,11 +147,19 @@ void Instance::TransitionTo(State next) {
 }
 
 void Instance::MarkBusy() {
-  // A busy instance whose call just ended may go straight to the next waiting call.
+  WISP_CHECK(calls_ < concurrency() && !draining_);
+  // A busy instance with room (or whose call just ended) may take the next waiting call.
   if (state_ != State::kBusy) TransitionTo(State::kBusy);
+  ++calls_;
+}
+
+void Instance::EndCall() {
+  WISP_CHECK(calls_ > 0);
+  --calls_;
 }
 
 void Instance::MarkIdle(std::chrono::steady_clock::time_point now) {
+  WISP_CHECK(calls_ == 0);
   TransitionTo(State::kIdle);
   idle_since_ = now;
 }
@@ -172,6 +182,7 @@ void Instance::Attach(sandbox::InstanceHandle handle) {
   pid_ = handle.pid;
   endpoint_ = std::make_shared<runtime_api::Endpoint>(io_, std::move(handle.runtime_api), *this,
                                                       settings_.max_response_bytes);
+  endpoint_->SetConcurrency(concurrency());
   endpoint_->Start();
   memory_ = std::move(handle.memory);
   logs_ = std::move(handle.logs);
@@ -192,9 +203,10 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     co_return gone;
   }
   Current current(co_await asio::this_coro::executor);
+  current.request_id = request.request_id;
   current.result.instance_id = id_;
   current.on_stream_chunk = std::move(request.on_stream_chunk);
-  current_ = &current;
+  running_.push_back(&current);
   ++invocations_;
   last_call_at_ms_ = ToEpochMillis(clock_.WallNow());
 
@@ -212,6 +224,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
   if (!answered) {
     DrainOutput();
     FlushPartialLine();
+    std::erase(running_, &current);
     current.result.status = InvocationStatus::kTimeout;
     // Read while the instance is still there: the kill below removes its cgroup.
     current.result.memory_used_mb = MiBRoundedUp(MemoryPeak());
@@ -219,12 +232,13 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
         "Sandbox.Timedout",
         fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
                     std::chrono::duration<double>(timeout).count()));
-    current_ = nullptr;
-    // A runtime past its deadline may be stuck anywhere: it and everything it started go.
-    host_.OnInstanceMustRetire(self);
+    // A runtime past a deadline may be stuck anywhere: it and everything it started go, once
+    // the other calls in flight on it have ended (each by its own deadline at the latest).
+    if (endpoint_) endpoint_->EndInFlight(current.request_id);
+    Drain();
     co_return std::move(current.result);
   }
-  current_ = nullptr;
+  std::erase(running_, &current);
   co_return std::move(current.result);
 }
 
@@ -235,6 +249,7 @@ void Instance::Specialize(std::shared_ptr<const Deployment> deployment) {
   const std::vector<std::string>& started_with = generic->spawn.env;
   deployment_ = std::move(deployment);
   TransitionTo(State::kInitializing);
+  if (endpoint_) endpoint_->SetConcurrency(concurrency());
   init_started_ = clock_.Now();
   ++start_count_;
   init_logs_.clear();
@@ -276,16 +291,29 @@ void Instance::CodeNotPlaced(const std::string& why) {
   host_.OnInstanceMustRetire(shared_from_this());
 }
 
-void Instance::Finish(InvocationStatus status, std::string response_json,
+void Instance::Finish(Current* current, InvocationStatus status, std::string response_json,
                       std::optional<uint64_t> exit_memory_peak_bytes) {
-  if (!current_ || current_->done.is_set()) return;  // late or repeated: nothing read for it
+  if (!current || current->done.is_set()) return;  // late or repeated: nothing read for it
   DrainOutput();
-  FlushPartialLine();
-  current_->result.status = status;
-  current_->result.response_json = std::move(response_json);
-  current_->result.memory_used_mb =
+  // A line cut short belongs to the one call there is; of several, to none in particular.
+  if (running_.size() == 1) FlushPartialLine();
+  current->result.status = status;
+  current->result.response_json = std::move(response_json);
+  current->result.memory_used_mb =
       MiBRoundedUp(exit_memory_peak_bytes ? exit_memory_peak_bytes : MemoryPeak());
-  current_->done.Set();
+  current->done.Set();
+}
+
+Instance::Current* Instance::FindCall(std::string_view request_id) const {
+  for (Current* current : running_) {
+    if (current->request_id == request_id) return current;
+  }
+  return nullptr;
+}
+
+void Instance::Drain() {
+  // The scheduler retires it when its last call ends (it may hand out no more meanwhile).
+  draining_ = true;
 }
 
 std::optional<uint64_t> Instance::MemoryPeak() const {
@@ -299,37 +327,40 @@ void Instance::OnRuntimeWaiting() {
   host_.OnInstanceReady(shared_from_this());
 }
 
-void Instance::OnInvocationChunk(std::string_view bytes) {
-  if (!current_) return;
-  current_->result.streamed = true;
-  if (current_->on_stream_chunk) {
-    current_->on_stream_chunk(bytes);
+void Instance::OnInvocationChunk(std::string_view request_id, std::string_view bytes) {
+  Current* current = FindCall(request_id);
+  if (!current) return;
+  current->result.streamed = true;
+  if (current->on_stream_chunk) {
+    current->on_stream_chunk(bytes);
   } else {
-    current_->streamed_body.append(bytes);
+    current->streamed_body.append(bytes);
   }
 }
 
-void Instance::OnInvocationResponse(std::string body) {
-  if (current_ && current_->result.streamed) {
+void Instance::OnInvocationResponse(std::string_view request_id, std::string body) {
+  Current* current = FindCall(request_id);
+  if (current && current->result.streamed) {
     // Streamed: the bytes went to the caller as they came, or are the result as a string.
-    Finish(InvocationStatus::kSuccess,
-           current_->on_stream_chunk ? std::string("null") : JsonString(current_->streamed_body));
+    Finish(current, InvocationStatus::kSuccess,
+           current->on_stream_chunk ? std::string("null") : JsonString(current->streamed_body));
     return;
   }
   if (IsValidJson(body)) {
-    Finish(InvocationStatus::kSuccess, std::move(body));
+    Finish(current, InvocationStatus::kSuccess, std::move(body));
   } else {
     // A custom runtime may answer with plain text: keep it, as a JSON string.
-    Finish(InvocationStatus::kSuccess, JsonString(body));
+    Finish(current, InvocationStatus::kSuccess, JsonString(body));
   }
 }
 
-void Instance::OnInvocationError(std::string error_type, std::string body) {
-  Finish(InvocationStatus::kError, NormaliseError(error_type, body).document);
+void Instance::OnInvocationError(std::string_view request_id, std::string error_type,
+                                 std::string body) {
+  Finish(FindCall(request_id), InvocationStatus::kError, NormaliseError(error_type, body).document);
   if (error_type == "Function.ResponseSizeTooLarge") {
     // The endpoint cut the runtime's upload short and closed its connection: the runtime is
-    // in no state to serve another call.
-    host_.OnInstanceMustRetire(shared_from_this());
+    // in no state to serve another call: it retires once this one and any others have ended.
+    Drain();
   }
 }
 
@@ -377,11 +408,16 @@ void Instance::OnExit(const sandbox::ExitStatus& status) {
   auto self = shared_from_this();
 
   std::string error_type;
-  const std::string description = DescribeExit(status, &error_type);
-  if (current_) {
+  std::string description = DescribeExit(status, &error_type);
+  if (!running_.empty()) {
+    if (running_.size() > 1) {
+      description += fmt::format(" while {} calls were in flight on its instance", running_.size());
+    }
     // The launcher removed the cgroup before it reported the exit: it read the peak for us.
-    Finish(InvocationStatus::kError, LambdaErrorDocument(error_type, description),
-           status.memory_peak_bytes);
+    for (Current* current : std::vector<Current*>(running_)) {
+      Finish(current, InvocationStatus::kError, LambdaErrorDocument(error_type, description),
+             status.memory_peak_bytes);
+    }
   } else if (was_starting || init_failure_) {
     StartFailure failure;
     if (init_failure_) {
@@ -446,19 +482,41 @@ void Instance::FlushPartialLine() {
   partial_line_.clear();
 }
 
+Instance::Current* Instance::CallOfLine(std::string_view& line) const {
+  if (running_.empty()) return nullptr;
+  if (concurrency() == 1) return running_.front();
+  // A shim serving several calls at once starts each line with "\x1f<request id>\x1f".
+  if (line.starts_with(kLogTag)) {
+    const auto end = line.find(kLogTag, 1);
+    if (end != std::string_view::npos) {
+      Current* call = FindCall(line.substr(1, end - 1));
+      line.remove_prefix(end + 1);
+      return call;  // null for a call that has ended: the line goes to the instance's log
+    }
+  }
+  // An untagged line (a custom runtime's, a library writing to fd 1 itself) is the call's when
+  // only one is in flight; of several, it could be anyone's: it goes to the instance's log (the
+  // debug log), not to a call's record.
+  return running_.size() == 1 ? running_.front() : nullptr;
+}
+
 void Instance::EmitLine(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (current_ && !current_->done.is_set()) {
-    if (current_->logs_truncated) return;
+  // A call answered but not yet resumed still takes its lines: the log pipe's read may have
+  // completed just before the answer was handled, its bytes waiting in ReadOutput's buffer
+  // (its completion runs before the call resumes).
+  Current* current = CallOfLine(line);
+  if (current) {
+    if (current->logs_truncated) return;
     const uint64_t cap = settings_.max_log_bytes_per_invocation;
-    if (current_->log_bytes + line.size() > cap) {
-      current_->logs_truncated = true;
-      current_->result.logs.push_back(
+    if (current->log_bytes + line.size() > cap) {
+      current->logs_truncated = true;
+      current->result.logs.push_back(
           fmt::format("[wisp] log output truncated: more than {} bytes", cap));
       return;
     }
-    current_->log_bytes += line.size();
-    current_->result.logs.emplace_back(line);
+    current->log_bytes += line.size();
+    current->result.logs.emplace_back(line);
     return;
   }
   spdlog::debug("instance {} ({}): {}", id_, deployment_->function_name, line);

@@ -1,4 +1,5 @@
-// Instance: one sandboxed runtime serving one function version, one invocation at a time. It
+// Instance: one sandboxed runtime serving one function version, up to its deployment's
+// instance_concurrency invocations at a time (one, Lambda's model, by default). It
 // holds what the backend handed back for it (sandbox::InstanceHandle): serves the Runtime API
 // over its transport, collects its log stream, reads its memory meter; turns what the runtime
 // does into invocation results, and owns its lifecycle:
@@ -8,9 +9,16 @@
 // starting: the backend is creating the sandbox; initializing: the runtime is loading the code
 // (a prewarmed instance goes idle → initializing when it is specialised: the backend puts the
 // code in place, then the runtime loads it); retiring: it is being
-// killed; gone: its sandbox ended. Every transition is checked (an illegal one is a bug and
-// aborts). The scheduler hears of what happens through InstanceHost and moves the instance
-// with the named operations below.
+// killed; gone: its sandbox ended; busy: one call or more in flight. Every transition is checked
+// (an illegal one is a bug and aborts). The scheduler hears of what happens through
+// InstanceHost and moves the instance with the named operations below.
+//
+// Several calls at once: each has its own deadline, log lines (the shims tag each line with its
+// request id when instance_concurrency > 1; see EmitLine for untagged ones) and result. A call
+// that times out, or whose runtime can no longer answer it, is answered at once and the instance
+// stops taking calls (draining); the others in flight run to their own answer or their own
+// deadline, which bounds how long that takes; then the instance retires. An exit fails every call
+// in flight on it, and only those.
 //
 // Thread rules: the scheduler's io thread only.
 #pragma once
@@ -38,8 +46,9 @@ class InstanceHost {
   virtual ~InstanceHost() = default;
   // The runtime has loaded its code and asks for work: hand the instance a call or park it.
   virtual void OnInstanceReady(const std::shared_ptr<Instance>& instance) = 0;
-  // The instance can serve no more calls (a timeout, an init error, a response cut short):
-  // it must be killed.
+  // The instance can serve no more calls (an init error or timeout, code that could not be
+  // placed): it must be killed. (One that drains after a call's timeout is retired by the
+  // scheduler when its last call ends.)
   virtual void OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) = 0;
   // The instance will never become ready; `failure` is the outcome of the call that started it.
   virtual void OnInstanceFailedToStart(const std::shared_ptr<Instance>& instance,
@@ -72,7 +81,8 @@ class Instance final : public runtime_api::EndpointListener,
   // The backend could not start the sandbox (starting → gone).
   void FailedToSpawn();
 
-  // Runs one invocation (the instance must be busy) and waits for its outcome or deadline.
+  // Runs one invocation (the scheduler gave it one of the instance's calls: MarkBusy) and waits
+  // for its outcome or deadline.
   asio::awaitable<InvocationResult> Run(InvokeRequest request);
 
   // Turns an idle prewarmed instance into an instance of `deployment` (idle → initializing)
@@ -83,8 +93,11 @@ class Instance final : public runtime_api::EndpointListener,
   void CodePlaced();
   void CodeNotPlaced(const std::string& why);
 
-  // The scheduler's moves. Hands the instance a call (initializing | idle | busy → busy).
+  // The scheduler's moves. Hands the instance a call (initializing | idle | busy → busy); it
+  // must have room for one.
   void MarkBusy();
+  // A call the scheduler handed it has ended (its Run returned, or it never ran).
+  void EndCall();
   // Parks a ready instance with no call to serve (initializing | busy → idle).
   void MarkIdle(std::chrono::steady_clock::time_point now);
   // Starts killing it (any state before retiring → retiring). False if already on its way out.
@@ -94,6 +107,16 @@ class Instance final : public runtime_api::EndpointListener,
   bool live() const { return state_ != State::kRetiring && state_ != State::kGone; }
   // Not yet ready: its runtime has not asked for work since it (re)started.
   bool loading() const { return state_ == State::kStarting || state_ == State::kInitializing; }
+  // Calls handed to it that have not ended, and how many it may have at once.
+  uint32_t calls() const { return calls_; }
+  uint32_t concurrency() const { return deployment_->instance_concurrency; }
+  // Takes new calls: live and not draining after a timeout.
+  bool accepting() const { return live() && !draining_; }
+  // Ready (idle or busy), taking calls, and serving fewer than it may.
+  bool has_room() const {
+    return (state_ == State::kIdle || state_ == State::kBusy) && !draining_ &&
+           calls_ < concurrency();
+  }
 
   // The sandbox ended (crash, OOM, kill): fail whatever was in flight; close everything.
   void OnExit(const sandbox::ExitStatus& status);
@@ -123,14 +146,16 @@ class Instance final : public runtime_api::EndpointListener,
 
   // EndpointListener:
   void OnRuntimeWaiting() override;
-  void OnInvocationResponse(std::string body) override;
-  void OnInvocationChunk(std::string_view bytes) override;
-  void OnInvocationError(std::string error_type, std::string body) override;
+  void OnInvocationResponse(std::string_view request_id, std::string body) override;
+  void OnInvocationChunk(std::string_view request_id, std::string_view bytes) override;
+  void OnInvocationError(std::string_view request_id, std::string error_type,
+                         std::string body) override;
   void OnInitError(std::string error_type, std::string body) override;
 
  private:
   struct Current {
     explicit Current(const asio::any_io_executor& executor) : done(executor) {}
+    std::string request_id;
     Event done;
     InvocationResult result;
     std::function<void(std::string_view)> on_stream_chunk;  // InvokeRequest's
@@ -148,10 +173,16 @@ class Instance final : public runtime_api::EndpointListener,
   void ConsumeOutput(std::string_view bytes);
   void EmitLine(std::string_view line);
   void FlushPartialLine();
-  // Ends the call in flight, if any, with the instance's peak memory: read now, or the one the
-  // launcher read before it removed the cgroup of an instance that exited.
-  void Finish(InvocationStatus status, std::string response_json,
+  // Ends `current` with the instance's peak memory: read now, or the one the launcher read
+  // before it removed the cgroup of an instance that exited.
+  void Finish(Current* current, InvocationStatus status, std::string response_json,
               std::optional<uint64_t> exit_memory_peak_bytes = std::nullopt);
+  // The call in flight `request_id` names; null if none (late, or answered already).
+  Current* FindCall(std::string_view request_id) const;
+  // The instance takes no more calls; it retires once none is left in flight.
+  void Drain();
+  // The call whose line this is, with the line's tag (see EmitLine) taken off; null: none.
+  Current* CallOfLine(std::string_view& line) const;
   std::string DescribeExit(const sandbox::ExitStatus& status, std::string* error_type) const;
 
   asio::io_context& io_;
@@ -177,7 +208,10 @@ class Instance final : public runtime_api::EndpointListener,
   uint64_t invocations_ = 0;
   std::optional<int64_t> last_call_at_ms_;
 
-  Current* current_ = nullptr;
+  // Calls running on the runtime, oldest first (at most instance_concurrency).
+  std::vector<Current*> running_;
+  uint32_t calls_ = 0;
+  bool draining_ = false;
   // Output written while no invocation runs (start-up), kept to explain a failed start.
   std::vector<std::string> init_logs_;
   uint64_t init_log_bytes_ = 0;

@@ -71,7 +71,9 @@ asio::awaitable<tl::expected<void, StartFailure>> Scheduler::Warm(
     co_return tl::unexpected(std::move(failure));
   }
   // A deploy never waits for another version, so what is left is its own instance.
-  OfferIdle(std::get<Granted>(acquired).instance);
+  const std::shared_ptr<Instance>& instance = std::get<Granted>(acquired).instance;
+  instance->EndCall();
+  OfferIdle(instance);
   co_return tl::expected<void, StartFailure>{};
 }
 
@@ -105,7 +107,8 @@ asio::awaitable<Result<InvocationResult>> Scheduler::Invoke(
   result.version = instance->version();
   result.schedule_time = scheduled - started;
   result.runtime_time = clock_.Now() - scheduled;
-  if (instance->state() == Instance::State::kBusy) OfferIdle(instance);
+  instance->EndCall();
+  OfferIdle(instance);
   co_return result;
 }
 
@@ -120,13 +123,19 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   if (!force_new && pool.current && pool.current->version > deployment->version) {
     co_return Superseded{pool.current};
   }
-  if (!force_new) {
+  const uint32_t per_instance = std::max<uint32_t>(deployment->instance_concurrency, 1);
+  if (!force_new && HasCallRoom(pool, *deployment)) {
+    // The busiest instance with room: instances fill up before another takes calls, so the
+    // others idle and are reaped. (With one call per instance: the first idle one.)
+    Instance* fullest = nullptr;
     for (const auto& instance : pool.instances) {
-      if (instance->state() == Instance::State::kIdle &&
-          instance->version() == deployment->version) {
-        instance->MarkBusy();
-        co_return Granted{instance, /*cold_start=*/false};
-      }
+      if (instance->version() != deployment->version || !instance->has_room()) continue;
+      if (!fullest || instance->calls() > fullest->calls()) fullest = instance.get();
+      if (per_instance == 1 || fullest->calls() + 1 == per_instance) break;
+    }
+    if (fullest) {
+      fullest->MarkBusy();
+      co_return Granted{fullest->shared_from_this(), /*cold_start=*/false};
     }
   }
 
@@ -140,8 +149,9 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   const size_t live = static_cast<size_t>(std::count_if(
       pool.instances.begin(), pool.instances.end(), [](const auto& i) { return i->live(); }));
   // Start an instance only for calls that no instance already starting (or waiting for room
-  // to start) will serve: a burst of N calls starts N instances, while calls that queue
-  // behind briefly busy instances do not each leave a new instance behind.
+  // to start) will serve: a burst of N calls starts ceil(N / instance_concurrency) instances,
+  // while calls that queue behind briefly busy instances do not each leave a new instance
+  // behind. max_instances bounds the calls in flight; instances, that many calls' worth.
   const size_t loading = static_cast<size_t>(std::count_if(
       pool.instances.begin(), pool.instances.end(),
       [&](const auto& i) { return i->version() == deployment->version && i->loading(); }));
@@ -152,8 +162,10 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
     ++waiting;
     if (w->needs_room) ++waiting_for_room;
   }
-  const bool start = force_new || (live + waiting_for_room < deployment->max_instances &&
-                                   loading + waiting_for_room <= waiting);
+  const size_t instance_cap = (deployment->max_instances + per_instance - 1) / per_instance;
+  const bool start = force_new || (live + waiting_for_room < instance_cap &&
+                                   (loading + waiting_for_room) * per_instance <= waiting &&
+                                   HasCallRoom(pool, *deployment));
   bool started = false;
   if (start) {
     std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
@@ -418,6 +430,14 @@ void Scheduler::OnInstanceMustRetire(const std::shared_ptr<Instance>& instance) 
   RetireInstance(instance);
 }
 
+bool Scheduler::HasCallRoom(const FunctionPool& pool, const Deployment& deployment) const {
+  // One call per instance: the instance count, checked where instances start, bounds them.
+  if (deployment.instance_concurrency <= 1) return true;
+  size_t calls = 0;
+  for (const auto& instance : pool.instances) calls += instance->calls();
+  return calls < deployment.max_instances;
+}
+
 Scheduler::Waiter* Scheduler::MatchWaiter(FunctionPool& pool, const Instance& instance) const {
   Waiter* chosen = nullptr;
   for (Waiter* waiter : pool.waiters) {
@@ -435,18 +455,32 @@ void Scheduler::OfferIdle(const std::shared_ptr<Instance>& instance) {
   if (!instance->live()) return;
   const auto& lifetime = instance->deployment()->lifetime;
   auto& pool = pools_[instance->deployment()->pool_key()];
-  if (instance->version() < pool.min_version || (lifetime && lifetime->deleted)) {
-    // The function moved on to a newer version meanwhile, or is gone.
+  if (instance->version() < pool.min_version || (lifetime && lifetime->deleted) ||
+      !instance->accepting()) {
+    // The function moved on to a newer version meanwhile, or is gone; or the instance drains
+    // after a timeout. It retires once its last call has ended.
+    if (instance->calls() > 0) return;
     RetireInstance(instance);
     AdmitWaiting();
     return;
   }
-  if (Waiter* chosen = MatchWaiter(pool, *instance)) {
+  // Ready now (initializing), or a call ended: it takes as many waiting calls as it has room
+  // for, within the function's limit on calls in flight.
+  if (instance->loading()) {
+    if (Waiter* chosen = MatchWaiter(pool, *instance)) {
+      instance->MarkBusy();
+      chosen->instance = instance;
+      chosen->ready.Set();
+    }
+  }
+  while (instance->has_room() && HasCallRoom(pool, *instance->deployment())) {
+    Waiter* chosen = MatchWaiter(pool, *instance);
+    if (!chosen) break;
     instance->MarkBusy();
     chosen->instance = instance;
     chosen->ready.Set();
-    return;
   }
+  if (instance->calls() > 0) return;
   instance->MarkIdle(clock_.Now());
   // An idle instance can be evicted: a call or deploy waiting for room may start now.
   if (!room_queue_.empty()) AdmitWaiting();

@@ -1,7 +1,9 @@
 // Scheduler: the instances of every function. It hands each invocation an idle warm instance of
-// the function's current version, or starts one, or makes the call wait while the function is
-// at its instance limit; it retires instances that time out, crash, are outdated or idle too
-// long. One invocation at a time per instance.
+// the function's current version (or one serving fewer calls than its instance_concurrency), or
+// starts one, or makes the call wait while the function is at its limit; it retires instances
+// that time out, crash, are outdated or idle too long. One invocation at a time per instance
+// unless the function's instance_concurrency allows more; its max_concurrency bounds its calls
+// in flight either way.
 //
 // Thread rules: everything runs on the one io thread that owns the scheduler, including the
 // backend's and the endpoints' callbacks.
@@ -177,8 +179,11 @@ class Scheduler final : private InstanceHost {
   bool MakeRoom(size_t instances, uint64_t memory_bytes);
   void WatchInitTimeout(const std::shared_ptr<Instance>& instance);
   void Maintain();
-  // An instance is free: give it to the first waiter for its version, or park it idle.
+  // An instance is ready or one of its calls ended: give it to the first waiters for its
+  // version while it has room, or park it idle; retire it if it may serve no more.
   void OfferIdle(const std::shared_ptr<Instance>& instance);
+  // The function may have another call in flight (max_instances bounds them).
+  bool HasCallRoom(const FunctionPool& pool, const Deployment& deployment) const;
   // The waiter an instance of `pool` serves next: the Warm() call that started exactly it, or
   // else the oldest call for its version. Null if none.
   Waiter* MatchWaiter(FunctionPool& pool, const Instance& instance) const;

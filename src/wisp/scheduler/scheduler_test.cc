@@ -1,6 +1,7 @@
 #include "wisp/scheduler/scheduler.h"
 #include "wisp/scheduler/instance.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -103,18 +104,35 @@ class FakeBackend final : public sandbox::Backend {
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair);
     std::string mode = "echo";
     bool memory_peak = false;
+    int concurrency = 1;
     for (const auto& e : spec.env) {
       if (e.starts_with("FAKE_MODE=")) mode = e.substr(10);
       if (e == "FAKE_MEMORY_PEAK=1") memory_peak = true;
+      if (e.starts_with("AWS_LAMBDA_MAX_CONCURRENCY=")) concurrency = std::stoi(e.substr(27));
     }
     auto runtime = std::make_shared<Runtime>();
     runtime->id = spec.instance_id;
     runtime->fd = pair[1];
+    runtime->concurrency = concurrency;
     sandbox::InstanceHandle instance;
     instance.id = spec.instance_id;
     instance.pid = 1000 + spawned;
+    // A runtime serving several calls at once connects once more per call it serves beside
+    // the channel's, as the Python shim's processes do: over a loopback listener here.
+    UniqueFd listener;
+    if (concurrency > 1) {
+      listener = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof addr;
+      bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len);
+      listen(listener.get(), 64);
+      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+      runtime->port = ntohs(addr.sin_port);
+    }
     instance.runtime_api =
-        std::make_unique<runtime_api::SocketTransport>(io_, UniqueFd(), UniqueFd(pair[0]));
+        std::make_unique<runtime_api::SocketTransport>(io_, std::move(listener), UniqueFd(pair[0]));
     auto logs = std::make_unique<FakeLogStream>(io_, runtime->output);
     runtime->wake_logs = logs->waker();
     instance.logs = std::move(logs);
@@ -158,7 +176,7 @@ class FakeBackend final : public sandbox::Backend {
     auto it = runtimes_.find(id);
     if (it == runtimes_.end()) return;
     it->second->killed = true;
-    if (it->second->fd >= 0) shutdown(it->second->fd, SHUT_RDWR);
+    it->second->ShutdownAll();
   }
 
   void SetExitCallback(ExitCallback on_exit) override { on_exit_ = std::move(on_exit); }
@@ -178,6 +196,9 @@ class FakeBackend final : public sandbox::Backend {
   std::string ResourceLimits() const override { return "none"; }
 
   std::atomic<int> spawned{0};
+  // Calls the runtimes are working on now, and the most at once so far.
+  std::atomic<int> calls_running{0};
+  std::atomic<int> max_calls_running{0};
   std::vector<std::pair<std::string, std::string>> specialized;  // instance id, code dir
   bool fail_specialize = false;
 
@@ -190,6 +211,16 @@ class FakeBackend final : public sandbox::Backend {
     std::weak_ptr<asio::steady_timer> wake_logs;
     std::shared_ptr<FakeMemory> memory = std::make_shared<FakeMemory>();
     std::thread thread;
+    int concurrency = 1;
+    uint16_t port = 0;  // the loopback listener's, with concurrency > 1
+    std::mutex workers_mutex;
+    std::vector<int> worker_fds;  // open connections of its workers
+    // Ends every connection: the runtime's threads see their ends and return.
+    void ShutdownAll() {
+      if (fd >= 0) shutdown(fd, SHUT_RDWR);
+      std::lock_guard lock(workers_mutex);
+      for (int worker : worker_fds) shutdown(worker, SHUT_RDWR);
+    }
   };
 
   // From the runtime's thread: output for the instance (`end`: there will be no more).
@@ -249,7 +280,49 @@ class FakeBackend final : public sandbox::Backend {
                        R"({"errorType":"Runtime.ImportModuleError","errorMessage":"no module"})"));
       ReadResponse(fd, buffer, head, body);
       code = 1;
+    } else if (runtime.concurrency > 1) {
+      // Workers, each serving one call at a time over a connection of its own (the first over
+      // the channel); one that crashes takes the whole runtime down, as a process would.
+      std::atomic<int> exit_code{0};
+      std::vector<std::thread> workers;
+      for (int w = 0; w < runtime.concurrency; ++w) {
+        int worker_fd = fd;
+        if (w > 0) {
+          worker_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          sockaddr_in addr{};
+          addr.sin_family = AF_INET;
+          addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          addr.sin_port = htons(runtime.port);
+          connect(worker_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+          std::lock_guard lock(runtime.workers_mutex);
+          runtime.worker_fds.push_back(worker_fd);
+        }
+        workers.emplace_back([&, worker_fd] {
+          if (ServeCalls(runtime, worker_fd, /*tag=*/true) != 0) {
+            exit_code = 1;
+            runtime.ShutdownAll();
+          }
+        });
+      }
+      for (auto& worker : workers) worker.join();
+      std::lock_guard lock(runtime.workers_mutex);
+      for (int worker : runtime.worker_fds) close(worker);
+      runtime.worker_fds.clear();
+      code = exit_code;
     } else {
+      code = ServeCalls(runtime, fd, /*tag=*/false);
+    }
+    runtime.fd = -1;
+    close(fd);
+    return code;
+  }
+
+  // Serves calls one at a time over `fd` until it ends; returns 1 after a crash. `tag`: log
+  // lines start with the request id, as the shims tag them when serving several at once.
+  int ServeCalls(Runtime& runtime, int fd, bool tag) {
+    std::string buffer, head, body;
+    int code = 0;
+    {
       while (SendAll(fd, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n") &&
              ReadResponse(fd, buffer, head, body)) {
         // A specialisation: the code is in place; ask for work as the new function.
@@ -264,20 +337,24 @@ class FakeBackend final : public sandbox::Backend {
           code = 1;
           break;
         }
+        const int active = ++calls_running;
+        for (int seen = max_calls_running; active > seen;) {
+          if (max_calls_running.compare_exchange_weak(seen, active)) break;
+        }
         const auto sleep_at = body.find("\"sleep_ms\":");
         if (sleep_at != std::string::npos) {
           std::this_thread::sleep_for(
               std::chrono::milliseconds(std::stoi(body.substr(sleep_at + 11))));
         }
-        Write(runtime, "log for " + id + "\n", /*end=*/false);
+        --calls_running;
+        Write(runtime, (tag ? "\x1f" + id + "\x1f" : "") + "log for " + id + "\n",
+              /*end=*/false);
         if (!SendAll(fd, Post("/2018-06-01/runtime/invocation/" + id + "/response", body)) ||
             !ReadResponse(fd, buffer, head, body)) {
           break;
         }
       }
     }
-    runtime.fd = -1;
-    close(fd);
     return code;
   }
 
@@ -304,6 +381,34 @@ class SchedulerTest : public testing::Test {
     d->max_instances = max_instances;
     d->spawn.env = {"FAKE_MODE=" + mode};
     return d;
+  }
+
+  // A deployment whose instances serve `per_instance` calls at once.
+  std::shared_ptr<const Deployment> MakeConcurrentDeployment(uint32_t per_instance,
+                                                             uint32_t max_instances = 10,
+                                                             std::string function_id = "f") {
+    auto d = std::make_shared<Deployment>(*MakeDeployment(1, max_instances, "echo", function_id));
+    d->instance_concurrency = per_instance;
+    d->spawn.env.push_back("AWS_LAMBDA_MAX_CONCURRENCY=" + std::to_string(per_instance));
+    return d;
+  }
+
+  // Runs `events` as concurrent calls of `d`; the results in the order of `events`.
+  asio::awaitable<std::vector<Result<InvocationResult>>> InvokeAll(
+      Scheduler& s, std::shared_ptr<const Deployment> d, std::vector<InvokeRequest> requests) {
+    std::vector<Result<InvocationResult>> results(
+        requests.size(), tl::unexpected(Error{ErrorCode::kInternal, "not run"}));
+    size_t done = 0;
+    Event all_done(co_await asio::this_coro::executor);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto call = [&, i]() -> asio::awaitable<void> {
+        results[i] = co_await s.Invoke(d, std::move(requests[i]));
+        if (++done == requests.size()) all_done.Set();
+      };
+      asio::co_spawn(co_await asio::this_coro::executor, std::move(call), asio::detached);
+    }
+    co_await all_done.Wait();
+    co_return results;
   }
 
   InvokeRequest Request(std::string event, int timeout_ms = 2000) {
@@ -413,6 +518,111 @@ TEST_F(SchedulerTest, ConcurrentCallsGetTheirOwnInstances) {
     co_await all_done.Wait();
   });
   EXPECT_EQ(instances.size(), 3u);
+}
+
+TEST_F(SchedulerTest, AnInstanceFillsUpToItsConcurrencyBeforeAnotherStarts) {
+  std::map<std::string, int> calls_per_instance;
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeConcurrentDeployment(4);
+    std::vector<InvokeRequest> requests;
+    for (int i = 0; i < 8; ++i) requests.push_back(Request(R"({"sleep_ms":200})"));
+    const auto results = co_await InvokeAll(s, d, std::move(requests));
+    for (size_t i = 0; i < results.size(); ++i) {
+      EXPECT_TRUE(results[i] && results[i]->status == InvocationStatus::kSuccess) << i;
+      if (!results[i]) continue;
+      ++calls_per_instance[results[i]->instance_id];
+      // Each call's own log line, and no other's: the runtime tags its lines.
+      EXPECT_EQ(results[i]->logs, std::vector<std::string>{"log for req-" + std::to_string(i + 1)});
+    }
+  });
+  EXPECT_EQ(backend_.spawned, 2);
+  EXPECT_EQ(calls_per_instance.size(), 2u);
+  for (const auto& [instance, calls] : calls_per_instance) EXPECT_EQ(calls, 4) << instance;
+  EXPECT_EQ(backend_.max_calls_running, 8);
+}
+
+TEST_F(SchedulerTest, MaxConcurrencyBoundsTheCallsInFlightNotTheInstances) {
+  options_.queue_wait = std::chrono::seconds(5);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeConcurrentDeployment(4, /*max_instances=*/6);
+    std::vector<InvokeRequest> requests;
+    for (int i = 0; i < 10; ++i) requests.push_back(Request(R"({"sleep_ms":150})"));
+    const auto results = co_await InvokeAll(s, d, std::move(requests));
+    for (size_t i = 0; i < results.size(); ++i) {
+      EXPECT_TRUE(results[i] && results[i]->status == InvocationStatus::kSuccess) << i;
+    }
+  });
+  EXPECT_EQ(backend_.spawned, 2);
+  EXPECT_EQ(backend_.max_calls_running, 6);
+}
+
+// A call that times out is answered at once; its neighbours run to their own end; the instance
+// takes no new call meanwhile and retires after them.
+TEST_F(SchedulerTest, ATimeoutDrainsTheInstanceWithoutFailingItsNeighbours) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeConcurrentDeployment(4);
+    EXPECT_TRUE(co_await s.Warm(d));
+    std::vector<InvokeRequest> requests;
+    requests.push_back(Request(R"({"sleep_ms":1500})", /*timeout_ms=*/100));
+    requests.push_back(Request(R"({"sleep_ms":400})"));
+    std::vector<Result<InvocationResult>> first;
+    Event first_done(co_await asio::this_coro::executor);
+    auto run_first = [&]() -> asio::awaitable<void> {
+      first = co_await InvokeAll(s, d, std::move(requests));
+      first_done.Set();
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, std::move(run_first), asio::detached);
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(200));
+    co_await pause.async_wait(asio::use_awaitable);
+    // The slow call has timed out by now: this one goes elsewhere.
+    auto during = co_await s.Invoke(d, Request("{}"));
+    co_await first_done.Wait();
+    EXPECT_TRUE(first.size() == 2 && first[0] && first[1] && during);
+    if (first.size() != 2 || !first[0] || !first[1] || !during) co_return;
+    EXPECT_EQ(first[0]->status, InvocationStatus::kTimeout);
+    EXPECT_EQ(first[1]->status, InvocationStatus::kSuccess);
+    EXPECT_EQ(first[0]->instance_id, first[1]->instance_id);
+    EXPECT_EQ(during->status, InvocationStatus::kSuccess);
+    EXPECT_NE(during->instance_id, first[0]->instance_id);
+    for (int i = 0; i < 200 && s.FindInstance(first[0]->instance_id); ++i) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+    EXPECT_FALSE(s.FindInstance(first[0]->instance_id)) << "retired after its last call";
+  });
+}
+
+TEST_F(SchedulerTest, ACrashFailsEveryCallOnItsInstanceAndOnlyThose) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto d = MakeConcurrentDeployment(2);
+    auto other = MakeConcurrentDeployment(2, 10, "g");
+    EXPECT_TRUE(co_await s.Warm(d));
+    EXPECT_TRUE(co_await s.Warm(other));
+    std::optional<Result<InvocationResult>> neighbour;
+    auto run_neighbour = [&]() -> asio::awaitable<void> {
+      neighbour = co_await s.Invoke(other, Request(R"({"sleep_ms":400})"));
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, std::move(run_neighbour), asio::detached);
+    std::vector<InvokeRequest> requests;
+    requests.push_back(Request(R"({"sleep_ms":300})"));
+    requests.push_back(Request(R"({"crash":true,"sleep_ms":100})"));
+    const auto results = co_await InvokeAll(s, d, std::move(requests));
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    for (int i = 0; i < 200 && !neighbour; ++i) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+    for (const auto& result : results) {
+      EXPECT_TRUE(result && result->status == InvocationStatus::kError);
+      if (result) {
+        EXPECT_NE(result->response_json.find("runtime exited with code 1 while 2 calls were in "
+                                             "flight on its instance"),
+                  std::string::npos)
+            << result->response_json;
+      }
+    }
+    EXPECT_TRUE(neighbour && *neighbour && (*neighbour)->status == InvocationStatus::kSuccess);
+  });
 }
 
 TEST_F(SchedulerTest, BeyondTheLimitCallsWaitThenAreRefused) {

@@ -34,6 +34,7 @@ struct FunctionRecord {
   int max_event_age_seconds = 21600;
   int max_concurrency = 100;         // instances at once (capped by the node's limit)
   int min_instances = 0;             // kept warm
+  int instance_concurrency = 1;      // calls one instance serves at once
   std::string metadata_json = "{}";  // the user's JSON object, stored as sent
   std::string version_label;         // the user's own version name (seed 002's "version")
   std::string network = "none";      // "none" | "outbound" (through a user-mode network stack)

@@ -21,7 +21,8 @@ constexpr const char* kFunctionColumns = R"sql(
   state, error, created_at_ms, updated_at_ms, last_invoked_at_ms, style, max_retries,
   retry_delay_seconds, max_event_age_seconds, max_concurrency, min_instances, metadata_json,
   version_label, network, code_format, code_sha256, code_size, code_tree, description,
-  tags_json, revision, url_config_json, schedules_json, project, file_path, active)sql";
+  tags_json, revision, url_config_json, schedules_json, project, file_path, active,
+  instance_concurrency)sql";
 
 // The log keeps this many changes: a follower further behind reads every function again.
 constexpr int64_t kChangesKept = 10000;
@@ -63,6 +64,7 @@ void BindFunction(Statement& stmt, const FunctionRecord& f, int64_t revision) {
   stmt.Bind(34, f.project);
   stmt.Bind(35, f.file_path);
   stmt.Bind(36, int64_t{f.active ? 1 : 0});
+  stmt.Bind(37, int64_t{f.instance_concurrency});
 }
 
 std::map<std::string, std::string> StringMap(const std::string& text) {
@@ -113,6 +115,7 @@ FunctionRecord ReadFunction(Statement& stmt) {
   f.project = stmt.Text(33);
   f.file_path = stmt.Text(34);
   f.active = stmt.Int(35) != 0;
+  f.instance_concurrency = static_cast<int>(stmt.Int(36));
   return f;
 }
 
@@ -130,6 +133,7 @@ json ConfigJson(const FunctionRecord& f) {
           {"env", f.env},
           {"max_concurrency", f.max_concurrency},
           {"min_instances", f.min_instances},
+          {"instance_concurrency", f.instance_concurrency},
           {"max_retries", f.max_retries},
           {"retry_delay_seconds", f.retry_delay_seconds},
           {"max_event_age_seconds", f.max_event_age_seconds},
@@ -160,6 +164,7 @@ FunctionRecord ConfigFromJson(const std::string& text, const std::string& functi
   if (j.contains("env")) f.env = StringMap(j["env"].dump());
   f.max_concurrency = j.value("max_concurrency", 100);
   f.min_instances = j.value("min_instances", 0);
+  f.instance_concurrency = j.value("instance_concurrency", 1);
   f.max_retries = j.value("max_retries", 2);
   f.retry_delay_seconds = j.value("retry_delay_seconds", 60);
   f.max_event_age_seconds = j.value("max_event_age_seconds", 21600);
@@ -286,7 +291,7 @@ Result<void> SqliteStore::WriteFunctionRow(const FunctionRecord& f, int64_t revi
         min_instances=?21, metadata_json=?22, version_label=?23, network=?24, code_format=?25,
         code_sha256=?26, code_size=?27, code_tree=?28, description=?29, tags_json=?30,
         revision=?31, url_config_json=?32, schedules_json=?33, project=?34, file_path=?35,
-        active=?36
+        active=?36, instance_concurrency=?37
       WHERE id = ?1)sql");
     if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
     BindFunction(stmt, f, revision);
@@ -302,7 +307,7 @@ Result<void> SqliteStore::WriteFunctionRow(const FunctionRecord& f, int64_t revi
   const std::string sql = fmt::format(
       "INSERT INTO functions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
       "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, "
-      "?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
+      "?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)",
       kFunctionColumns);
   Statement stmt(db_, sql.c_str());
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");

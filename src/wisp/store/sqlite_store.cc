@@ -128,6 +128,7 @@ constexpr AddedColumn kAddedFunctionColumns[] = {
     {"file_path", "TEXT NOT NULL DEFAULT ''"},
     {"active", "INTEGER NOT NULL DEFAULT 1"},
     {"schedules_json", "TEXT NOT NULL DEFAULT ''"},
+    {"instance_concurrency", "INTEGER NOT NULL DEFAULT 1"},
 };
 // Records written by an older wispd: a sync call's (the async attempts it stored show as sync),
 // every field whole, no wait or init time known.
