@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -769,6 +770,85 @@ TEST_F(SchedulerTest, CodeThatCannotBePlacedFailsTheColdStart) {
     for (const auto& info : s.Instances("f")) EXPECT_NE(info.state, "idle");
   });
   EXPECT_EQ(backend_.specialized.size(), 1u);
+}
+
+// Polls `done` every 5 ms for up to `limit`; whether it came true.
+asio::awaitable<bool> WaitUntil(std::function<bool()> done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+    co_await tick.async_wait(asio::use_awaitable);
+  }
+  co_return true;
+}
+
+// Cold starts of distinct functions raise the pool's target by one each: it refills to that
+// many generic instances, then falls back to its configured size once they age out of the
+// demand window.
+TEST_F(SchedulerTest, APrewarmPoolGrowsWithColdStartsAndShrinksBack) {
+  options_.prewarm_demand_window = std::chrono::milliseconds(400);
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 5}});
+    // Lambdas are named before they are awaited (g++ 12, see NOTES.md).
+    auto idle = [&] { return s.PrewarmedIdle()["prewarm/fake"]; };
+    std::function<bool()> one_idle = [&] { return idle() == 1; };
+    std::function<bool()> four_idle = [&] { return idle() == 4; };
+    EXPECT_TRUE(co_await WaitUntil(one_idle, std::chrono::seconds(5)));
+    for (int i = 0; i < 4; ++i) {
+      auto d = MakeDeployment(1, 10, "echo", "f" + std::to_string(i));
+      auto result = co_await s.Invoke(d, Request("{}"));
+      EXPECT_TRUE(result && result->cold_start);
+    }
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 4u);
+    EXPECT_TRUE(co_await WaitUntil(four_idle, std::chrono::seconds(5))) << idle();
+    EXPECT_TRUE(co_await WaitUntil(one_idle, std::chrono::seconds(5))) << idle();
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 1u);
+  });
+}
+
+// Above its configured size a pool takes only spare room: a quarter of the node's caps stays
+// for functions, and no idle instance is evicted for it.
+TEST_F(SchedulerTest, APrewarmPoolGrowsOnlyIntoSpareRoom) {
+  options_.max_instances_total = 8;  // spare room: 6 instances in all
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    auto idle = [&] { return s.PrewarmedIdle()["prewarm/fake"]; };
+    std::function<bool()> one_idle = [&] { return idle() == 1; };
+    std::function<bool()> two_idle = [&] { return idle() == 2; };
+    EXPECT_TRUE(co_await WaitUntil(one_idle, std::chrono::seconds(5)));
+    for (int i = 0; i < 4; ++i) {
+      auto d = MakeDeployment(1, 10, "echo", "f" + std::to_string(i));
+      auto result = co_await s.Invoke(d, Request("{}"));
+      EXPECT_TRUE(result);
+    }
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 4u);
+    EXPECT_TRUE(co_await WaitUntil(two_idle, std::chrono::seconds(5))) << idle();
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(200));
+    co_await pause.async_wait(asio::use_awaitable);
+    EXPECT_EQ(idle(), 2u);
+    EXPECT_EQ(s.instance_count(), 6u);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(s.Instances("f" + std::to_string(i)).size(), 1u);
+  });
+}
+
+// After a restart every published function without an instance will start cold at its next
+// call: the pool counts them as demand from the start.
+TEST_F(SchedulerTest, PublishedFunctionsWithoutInstancesSizeThePoolAtStart) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    for (int i = 0; i < 3; ++i) {
+      s.Publish(MakeDeployment(1, 10, "echo", "f" + std::to_string(i)));
+    }
+    auto other = MakeDeployment(1, 10, "echo", "other");
+    std::const_pointer_cast<Deployment>(other)->spawn.memory_limit_bytes = 1 << 30;  // no fit
+    s.Publish(other);
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 3u);
+    std::function<bool()> three_idle = [&] { return s.PrewarmedIdle()["prewarm/fake"] == 3; };
+    EXPECT_TRUE(co_await WaitUntil(three_idle, std::chrono::seconds(5)));
+  });
 }
 
 class NullHost final : public InstanceHost {
