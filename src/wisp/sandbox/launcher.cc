@@ -54,11 +54,13 @@ constexpr int kSandboxOomScoreAdj = 1000;
 // The fds slirp4netns gets for --ready-fd and --exit-fd.
 constexpr int kHelperReadyFd = 3;
 constexpr int kHelperExitFd = 4;
-// A prewarmed instance's share of the CPU until it is specialised, relative to its own vcpu: its
-// runtime starts in the background, and must not slow down the calls, cold starts and deploys
-// running meanwhile (on a busy node the pool fills from idle time). Its full weight comes back
-// when it becomes a function's (Backend::Specialize).
-constexpr double kPrewarmedCpuFraction = 1.0 / 8;
+// A prewarmed instance's share of the CPU once its sandbox is set up and until it is
+// specialised, relative to its own vcpu: its runtime loads in the background, and must not slow
+// down the calls, cold starts and deploys of other instances meanwhile (on a busy node the pool
+// fills from their idle time; a few loading at once weigh less than one function's instance).
+// Its full weight comes back when it becomes a function's (Backend::Specialize). The setup
+// itself runs at the full weight: the launcher waits for it, and so do the spawns behind it.
+constexpr double kPrewarmedCpuFraction = 1.0 / 64;
 // slirp4netns opens one host socket per connection of the sandbox, which has RLIMIT_NOFILE 1024
 // itself; a little more than that for its own files.
 constexpr rlim_t kHelperMaxOpenFiles = 1100;
@@ -795,8 +797,7 @@ class LauncherProcess {
     // Cgroup first: if it cannot be made, nothing was started yet.
     if (cgroups_) {
       s.instance.group = options_.cgroup_group + "/" + spec.instance_id;
-      CgroupLimits limits{spec.memory_limit_bytes, spec.pids_limit,
-                          spec.prewarmed ? spec.vcpu * kPrewarmedCpuFraction : spec.vcpu};
+      CgroupLimits limits{spec.memory_limit_bytes, spec.pids_limit, spec.vcpu};
       auto created = cgroups_->CreateGroup(s.instance.group);
       if (created) created = cgroups_->SetLimits(s.instance.group, limits);
       if (!created) {
@@ -943,6 +944,12 @@ class LauncherProcess {
         break;
       } else {
         return MakeError(ErrorCode::kInternal, "unexpected message from sandbox: " + data);
+      }
+    }
+    if (s.cpu_weight) {
+      const std::string low = cgroups_->CpuWeightText(spec.vcpu * kPrewarmedCpuFraction);
+      if (::write(s.cpu_weight.get(), low.data(), low.size()) != static_cast<ssize_t>(low.size())) {
+        return ErrnoError("lower the CPU weight of a prewarmed instance");
       }
     }
     // wispd reads output from its event loop.
