@@ -12,6 +12,12 @@
 #include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
+namespace {
+
+// How many init timeouts a generic prewarmed instance may take to load (see WatchInitTimeout).
+constexpr int kGenericInitTimeoutFactor = 6;
+
+}  // namespace
 
 std::string_view InvocationStatusName(InvocationStatus status) {
   switch (status) {
@@ -320,7 +326,12 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
 
 void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
   // Bounds the time to the runtime's first GET /next (or, after a specialisation, the next).
-  auto timer = std::make_shared<asio::steady_timer>(io_, options_.init_timeout);
+  // A generic instance loads at a low CPU weight, from what other instances leave idle: on a
+  // busy node it may take a while without being stuck, and no call waits for it.
+  const auto limit = instance->deployment()->prewarmed
+                         ? kGenericInitTimeoutFactor * options_.init_timeout
+                         : options_.init_timeout;
+  auto timer = std::make_shared<asio::steady_timer>(io_, limit);
   timer->async_wait(
       [instance, timer, start = instance->start_count()](boost::system::error_code ec) {
         if (!ec && instance->start_count() == start) instance->OnInitTimeout();
