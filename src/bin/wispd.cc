@@ -61,7 +61,9 @@ std::string DefaultRuntimesDir() {
 }
 
 // File descriptors wispd holds per instance at most: the Runtime API endpoint's (listener, Unix
-// channel, the TCP connections it serves) and the output pipe and memory-peak file.
+// channel, the TCP connections it serves) and the output pipe and memory-peak file. A generic
+// prewarmed instance also holds its CPU weight file until it takes a function's code; it runs no
+// function's code before, so none of the TCP connections a function could make.
 constexpr size_t kInstanceFdCost =
     wisp::runtime_api::MaxEndpointFds(wisp::runtime_api::EndpointLimits{}) + 2;
 
