@@ -187,16 +187,12 @@ void ProcessJail::Specialize(const std::string& instance_id, const std::string& 
                        "instance " + instance_id + " has its code already");
   }
   // From now on it runs a function: its full CPU weight, before its runtime loads the code.
-  if (auto it = cpu_weights_.find(instance_id); it != cpu_weights_.end()) {
-    const std::string& full = it->second.full;
-    const bool written =
-        ::write(it->second.fd.get(), full.data(), full.size()) == static_cast<ssize_t>(full.size());
-    cpu_weights_.erase(it);
-    if (!written) {
-      return PostFailure(std::move(done), ErrorCode::kInternal,
-                         fmt::format("cannot restore the CPU weight of {}: {}", instance_id,
-                                     std::strerror(errno)));
-    }
+  if (!RestoreCpuWeight(instance_id)) {
+    const int err = errno;
+    cpu_weights_.erase(instance_id);
+    return PostFailure(
+        std::move(done), ErrorCode::kInternal,
+        fmt::format("cannot restore the CPU weight of {}: {}", instance_id, std::strerror(err)));
   }
   if (SmallEnoughToCopyHere(code_dir)) {
     const std::string target = prewarm_dir_ + "/" + instance_id;
@@ -211,6 +207,22 @@ void ProcessJail::Specialize(const std::string& instance_id, const std::string& 
   }
   pending_specializations_.emplace(instance_id, std::move(done));
   Send({{"type", "specialize"}, {"instance_id", instance_id}, {"code_dir", code_dir}});
+}
+
+bool ProcessJail::RestoreCpuWeight(const std::string& instance_id) {
+  auto it = cpu_weights_.find(instance_id);
+  if (it == cpu_weights_.end()) return true;  // never lowered, or restored already
+  const std::string& full = it->second.full;
+  if (::write(it->second.fd.get(), full.data(), full.size()) != static_cast<ssize_t>(full.size())) {
+    return false;
+  }
+  cpu_weights_.erase(it);
+  return true;
+}
+
+void ProcessJail::Prioritize(const std::string& instance_id) {
+  // A failure leaves the weight file for Specialize, which tries again and reports it.
+  (void)RestoreCpuWeight(instance_id);
 }
 
 void ProcessJail::Kill(const std::string& instance_id) {

@@ -38,6 +38,8 @@ class ProcessJail final : public Backend {
   // directory, shared by every instance that runs it).
   void Specialize(const std::string& instance_id, const std::string& code_dir,
                   SpecializeCallback done) override;
+  // Writes its full CPU weight back now (Specialize would).
+  void Prioritize(const std::string& instance_id) override;
   void Kill(const std::string& instance_id) override;
   void SetExitCallback(ExitCallback on_exit) override;
   void KillAll() override;
@@ -84,6 +86,9 @@ class ProcessJail final : public Backend {
     std::string full;
   };
   std::unordered_map<std::string, CpuWeight> cpu_weights_;  // by instance id
+  // Writes a prewarmed instance's full CPU weight back (once; then forgets the file); false
+  // with errno on failure.
+  bool RestoreCpuWeight(const std::string& instance_id);
   // Sends the next waiting prewarmed spawn if none is at the launcher.
   void SendNextPrewarmedSpawn();
   ExitCallback on_exit_;

@@ -167,6 +167,8 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   bool started = false;
   if (start) {
     std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
+    // A generic instance still loading is further along than a sandbox started now.
+    if (!instance) instance = ClaimLoadingPrewarmed(deployment, &waiter);
     if (!instance && MakeRoomFor(*deployment)) {
       StartInstance(deployment);
       instance = pools_[deployment->pool_key()].instances.back();
@@ -197,6 +199,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
                         : waiter.needs_room ? waiter.room_deadline + init_wait
                                             : clock_.Now() + options_.queue_wait;
   co_await waiter.ready.Wait(deadline);
+  std::erase_if(claims_, [&](const auto& claim) { return claim.second.waiter == &waiter; });
   auto& waiters = pools_[deployment->pool_key()].waiters;
   waiters.erase(std::remove(waiters.begin(), waiters.end(), &waiter), waiters.end());
   room_queue_.erase(std::remove(room_queue_.begin(), room_queue_.end(), &waiter),
@@ -369,23 +372,72 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
                            [](const auto& i) { return i->state() == Instance::State::kIdle; });
     if (it == generic_instances.end()) continue;
     std::shared_ptr<Instance> instance = *it;
-    generic_instances.erase(it);
-    pools_[deployment->pool_key()].instances.push_back(instance);
-    instance->Specialize(deployment);
-    WatchInitTimeout(instance);
-    auto on_code_placed = [instance, function = deployment->function_name](Result<void> placed) {
-      if (placed) return instance->CodePlaced();
-      // Part of the code may be in its directory now: this instance may serve no one.
-      spdlog::warn("prewarmed instance {}: cannot put the code of {} in place: {}", instance->id(),
-                   function, placed.error().message);
-      instance->CodeNotPlaced(placed.error().message);
-    };
-    backend_.Specialize(instance->id(), deployment->spawn.code_dir, std::move(on_code_placed));
-    Announce("instance.started", *instance, "prewarmed");
-    AnnounceScale(deployment->function_id);
+    SpecializeGeneric(instance, deployment);
     return instance;
   }
   return nullptr;
+}
+
+void Scheduler::SpecializeGeneric(const std::shared_ptr<Instance>& instance,
+                                  const std::shared_ptr<const Deployment>& deployment) {
+  auto& generic_instances = pools_[instance->deployment()->pool_key()].instances;
+  generic_instances.erase(std::remove(generic_instances.begin(), generic_instances.end(), instance),
+                          generic_instances.end());
+  pools_[deployment->pool_key()].instances.push_back(instance);
+  instance->Specialize(deployment);
+  WatchInitTimeout(instance);
+  auto on_code_placed = [instance, function = deployment->function_name](Result<void> placed) {
+    if (placed) return instance->CodePlaced();
+    // Part of the code may be in its directory now: this instance may serve no one.
+    spdlog::warn("prewarmed instance {}: cannot put the code of {} in place: {}", instance->id(),
+                 function, placed.error().message);
+    instance->CodeNotPlaced(placed.error().message);
+  };
+  backend_.Specialize(instance->id(), deployment->spawn.code_dir, std::move(on_code_placed));
+  Announce("instance.started", *instance, "prewarmed");
+  AnnounceScale(deployment->function_id);
+}
+
+std::shared_ptr<Instance> Scheduler::ClaimLoadingPrewarmed(
+    const std::shared_ptr<const Deployment>& deployment, Waiter* waiter) {
+  for (const auto& prewarm : prewarm_) {
+    if (!FitsPrewarmed(prewarm.pool.generic->spawn, deployment->spawn)) continue;
+    auto pool_it = pools_.find(prewarm.pool.generic->pool_key());
+    if (pool_it == pools_.end()) continue;
+    // The one that started first is the furthest along. Only a spawned one (initializing): a
+    // sandbox still being created may wait behind others at the backend.
+    for (const auto& instance : pool_it->second.instances) {
+      if (instance->state() != Instance::State::kInitializing || claims_.count(instance->id())) {
+        continue;
+      }
+      claims_[instance->id()] = Claim{deployment, waiter};
+      // A call waits for it now: it loads at its full CPU weight from here on.
+      backend_.Prioritize(instance->id());
+      return instance;
+    }
+  }
+  return nullptr;
+}
+
+void Scheduler::RestartClaim(const Claim& claim) {
+  Waiter* waiter = claim.waiter;
+  if (waiter->instance || waiter->failure || waiter->ready.is_set()) return;
+  if (shut_down_) return waiter->ready.Set();
+  const std::shared_ptr<const Deployment>& deployment = claim.deployment;
+  if (!MakeRoomFor(*deployment)) {
+    StartFailure failure;
+    failure.error_type = "Wisp.Unavailable";
+    failure.message = fmt::format(
+        "the prewarmed instance taken for {} ended before it was ready, "
+        "and the node has no room for another ({})",
+        deployment->function_name, DescribeCapacity());
+    failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
+    waiter->failure = std::move(failure);
+    return waiter->ready.Set();
+  }
+  StartInstance(deployment);
+  if (waiter->exclusive)
+    waiter->only_instance_id = pools_[deployment->pool_key()].instances.back()->id();
 }
 
 void Scheduler::ScheduleRefill() {
@@ -406,7 +458,8 @@ void Scheduler::TopUpPrewarm(Prewarm& prewarm) {
   size_t loading = 0;
   if (auto it = pools_.find(generic->pool_key()); it != pools_.end()) {
     for (const auto& instance : it->second.instances) {
-      live += instance->live();
+      // One a call claimed is loading, but no longer the pool's.
+      live += instance->live() && !claims_.count(instance->id());
       loading += instance->live() && instance->loading();
     }
   }
@@ -493,8 +546,15 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
 
 void Scheduler::OnInstanceReady(const std::shared_ptr<Instance>& instance) {
   if (instance->loading()) Announce("instance.ready", *instance, "");
-  // A generic instance is ready: the pool may start the next one it still lacks.
-  if (instance->deployment()->prewarmed) ScheduleRefill();
+  if (instance->deployment()->prewarmed) {
+    // The pool may start the next one it still lacks.
+    ScheduleRefill();
+    // A call claimed it while it loaded: it becomes that call's function's now.
+    if (auto claim = claims_.extract(instance->id())) {
+      instance->MarkIdle(clock_.Now());
+      return SpecializeGeneric(instance, claim.mapped().deployment);
+    }
+  }
   OfferIdle(instance);
 }
 
@@ -547,6 +607,8 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
 }
 
 void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
+  // A claimed generic instance that ended before it was ready: its call starts another.
+  if (auto claim = claims_.extract(instance->id())) RestartClaim(claim.mapped());
   Announce("instance.stopped", *instance, "");
   instances_.erase(instance->id());
   instances_ended_ = true;

@@ -181,6 +181,20 @@ class Scheduler final : private InstanceHost {
   // Takes an idle prewarmed instance that fits `deployment` and specialises it; null if none.
   // Either way a fitting pool counts the cold start and refills.
   std::shared_ptr<Instance> TakePrewarmed(const std::shared_ptr<const Deployment>& deployment);
+  // Moves a generic instance (idle) into `deployment`'s pool and gives it the code.
+  void SpecializeGeneric(const std::shared_ptr<Instance>& instance,
+                         const std::shared_ptr<const Deployment>& deployment);
+  // A cold start that found no idle prewarmed instance takes one still loading, if a fitting
+  // pool has one no other call claimed: it is specialised for `waiter`'s call once ready.
+  // Null if none.
+  struct Claim {
+    std::shared_ptr<const Deployment> deployment;
+    Waiter* waiter;  // erased from claims_ when the waiter stops waiting
+  };
+  std::shared_ptr<Instance> ClaimLoadingPrewarmed(
+      const std::shared_ptr<const Deployment>& deployment, Waiter* waiter);
+  // The claimed instance ended before it was ready: start another for the call, or fail it.
+  void RestartClaim(const Claim& claim);
   // Starts generic instances until the pool holds its target (loading ones included), at most
   // options_.prewarm_starts_in_flight loading at once; above its floor only into spare room.
   void TopUpPrewarm(Prewarm& prewarm);
@@ -237,6 +251,7 @@ class Scheduler final : private InstanceHost {
   bool admitting_ = false;
   ThreadRole io_thread_;
   std::vector<Prewarm> prewarm_;
+  std::map<std::string, Claim> claims_;  // by generic instance id
   asio::steady_timer maintenance_;
   asio::steady_timer refill_;
   bool refill_scheduled_ = false;

@@ -154,6 +154,8 @@ class FakeBackend final : public sandbox::Backend {
     });
   }
 
+  void Prioritize(const std::string& instance_id) override { prioritized.push_back(instance_id); }
+
   void Kill(const std::string& id) override {
     std::lock_guard lock(mutex_);
     auto it = runtimes_.find(id);
@@ -180,6 +182,7 @@ class FakeBackend final : public sandbox::Backend {
 
   std::atomic<int> spawned{0};
   std::vector<std::pair<std::string, std::string>> specialized;  // instance id, code dir
+  std::vector<std::string> prioritized;
   bool fail_specialize = false;
 
  private:
@@ -245,6 +248,8 @@ class FakeBackend final : public sandbox::Backend {
     }
     std::string buffer, head, body;
     int code = 0;
+    // A runtime slow to load: its first GET /next comes late.
+    if (mode == "slow_start") std::this_thread::sleep_for(std::chrono::milliseconds(300));
     if (mode == "init_error") {
       SendAll(fd, Post("/2018-06-01/runtime/init/error",
                        R"({"errorType":"Runtime.ImportModuleError","errorMessage":"no module"})"));
@@ -848,6 +853,61 @@ TEST_F(SchedulerTest, PublishedFunctionsWithoutInstancesSizeThePoolAtStart) {
     EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 3u);
     std::function<bool()> three_idle = [&] { return s.PrewarmedIdle()["prewarm/fake"] == 3; };
     EXPECT_TRUE(co_await WaitUntil(three_idle, std::chrono::seconds(5)));
+  });
+}
+
+// A cold start that finds the pool's generic instance still loading takes that one, at full
+// CPU weight, rather than starting a sandbox of its own; it serves the call once ready.
+TEST_F(SchedulerTest, AColdStartClaimsAPrewarmedInstanceThatIsStillLoading) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto generic = std::make_shared<Deployment>(*GenericDeployment());
+    generic->spawn.env = {"FAKE_MODE=slow_start"};
+    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
+    auto all = s.AllInstances();
+    std::function<bool()> initializing = [&] {
+      all = s.AllInstances();
+      return all.size() == 1 && all[0].state == "initializing";
+    };
+    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    if (all.size() != 1) co_return;
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    d->spawn.code_dir = "/code/of/f/v1";
+    auto result = co_await s.Invoke(d, Request(R"({"n":2})"));
+    EXPECT_TRUE(result && result->status == InvocationStatus::kSuccess);
+    if (!result) co_return;
+    EXPECT_TRUE(result->cold_start);
+    EXPECT_EQ(result->instance_id, all[0].id);
+    EXPECT_EQ(backend_.prioritized, std::vector<std::string>{all[0].id});
+    EXPECT_EQ(backend_.specialized.size(), 1u);
+  });
+  // The generic instance, and the pool's refill after it was taken; no sandbox for the call.
+  EXPECT_EQ(backend_.spawned, 2);
+}
+
+// A claimed instance that ends before it is ready does not strand its call: another starts.
+TEST_F(SchedulerTest, AClaimedInstanceThatDiesWhileLoadingIsReplaced) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto generic = std::make_shared<Deployment>(*GenericDeployment());
+    generic->spawn.env = {"FAKE_MODE=slow_start"};
+    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
+    auto all = s.AllInstances();
+    std::function<bool()> initializing = [&] {
+      all = s.AllInstances();
+      return all.size() == 1 && all[0].state == "initializing";
+    };
+    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    if (all.size() != 1) co_return;
+    auto d = MakeDeployment();
+    // The generic instance dies while the call waits for it.
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                      std::chrono::milliseconds(50));
+    auto kill = [this, timer, id = all[0].id](boost::system::error_code) { backend_.Kill(id); };
+    timer->async_wait(kill);
+    auto result = co_await s.Invoke(d, Request(R"({"n":3})"));
+    EXPECT_TRUE(result && result->status == InvocationStatus::kSuccess);
+    if (!result) co_return;
+    EXPECT_NE(result->instance_id, all[0].id);
+    EXPECT_EQ(result->response_json, R"({"n":3})");
   });
 }
 
