@@ -63,7 +63,9 @@ std::string DefaultRuntimesDir() {
 }
 
 // File descriptors wispd holds per instance at most: the Runtime API endpoint's (listener, Unix
-// channel, the TCP connections it serves) and the output pipe and memory-peak file.
+// channel, the TCP connections it serves) and the output pipe and memory-peak file. A generic
+// prewarmed instance also holds its CPU weight file until it takes a function's code; it runs no
+// function's code before, so none of the TCP connections a function could make.
 constexpr size_t kInstanceFdCost =
     wisp::runtime_api::MaxEndpointFds(wisp::runtime_api::EndpointLimits{}) + 2;
 
@@ -302,6 +304,7 @@ int main(int argc, char** argv) {
   scheduler_options.queue_wait = Millis(config.queue_wait_seconds);
   scheduler_options.deploy_queue_wait = Millis(config.deploy_queue_wait_seconds);
   scheduler_options.idle_keepalive = Millis(config.idle_instance_keepalive_seconds);
+  scheduler_options.prewarm_demand_window = Millis(config.prewarm_demand_window_seconds);
   scheduler_options.max_response_bytes = config.max_response_bytes;
   scheduler_options.max_log_bytes_per_invocation = config.max_log_bytes_per_invocation;
   scheduler_options.max_instances_total = config.max_instances_total;
@@ -367,7 +370,8 @@ int main(int argc, char** argv) {
   // Another wispd on the same store (a cluster, or a tool) may change functions: follow it.
   functions.StartWatching(std::chrono::seconds(1));
   scheduler.ConfigurePrewarm(functions.PrewarmPools(
-      {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}}));
+      {{"node", config.prewarm_node_instances}, {"python", config.prewarm_python_instances}},
+      config.prewarm_max_instances));
   functions.SetEventBus(&events);
   core::Invoker invoker(functions, scheduler, writer, metrics, clock);
   core::LogFeed log_feed;  // calls' records for the logs that follow

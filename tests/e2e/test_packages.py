@@ -207,7 +207,9 @@ class PrewarmedPackageTest(WispTestCase):
     """A package in a prewarmed instance: its code is copied into the instance at its cold
     start, links included."""
 
-    server_env = {"WISP_PREWARM_NODE_INSTANCES": "1", "WISP_PREWARM_PYTHON_INSTANCES": "0"}
+    # A pool of exactly one (cold starts do not grow it): the test waits for that one.
+    server_env = {"WISP_PREWARM_NODE_INSTANCES": "1", "WISP_PREWARM_PYTHON_INSTANCES": "0",
+                  "WISP_PREWARM_MAX_INSTANCES": "1"}
 
     def test_a_package_with_links_runs_in_a_prewarmed_instance(self):
         files = dict(NODE_PACKAGE)

@@ -1,6 +1,6 @@
 """Scaling end to end: idle instances are reaped, the node's instance cap evicts the least
-recently used idle ones, prewarmed instances serve cold starts and are refilled, min_instances
-holds, and 10,000 calls leak nothing."""
+recently used idle ones, prewarmed instances serve cold starts and are refilled, the prewarm pool
+grows with cold starts and shrinks back, min_instances holds, and 10,000 calls leak nothing."""
 
 import os
 import threading
@@ -64,7 +64,9 @@ class EvictionTest(WispTestCase):
 
 
 class PrewarmTest(WispTestCase):
-    server_env = {"WISP_PREWARM_NODE_INSTANCES": "1", "WISP_PREWARM_PYTHON_INSTANCES": "1"}
+    # Pools of exactly one (cold starts do not grow them): the tests wait for that one.
+    server_env = {"WISP_PREWARM_NODE_INSTANCES": "1", "WISP_PREWARM_PYTHON_INSTANCES": "1",
+                  "WISP_PREWARM_MAX_INSTANCES": "1"}
 
     def wait_for_pool(self):
         wait_until(lambda: self.wisp.health()["prewarmed"] == {"prewarm/node": 1,
@@ -112,6 +114,50 @@ class PrewarmTest(WispTestCase):
         # The shim's own plumbing stays hidden, as on an instance started for the function.
         self.assertEqual(r.json["response"],
                          {"g": "hola", "name": "pre-env", "mem": "256", "fdVar": None})
+
+
+class PrewarmDemandTest(WispTestCase):
+    """A pool follows demand: every cold start within the window (deploys are cold starts too)
+    raises it by one, up to prewarm_max_instances; once they age out it shrinks back to its
+    configured size."""
+
+    server_env = {"WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "1",
+                  "WISP_PREWARM_MAX_INSTANCES": "5", "WISP_PREWARM_DEMAND_WINDOW_SECONDS": "10"}
+
+    def pool(self):
+        health = self.wisp.health()
+        return (health["prewarmed"].get("prewarm/python", 0),
+                health["prewarmTargets"].get("prewarm/python", 0))
+
+    def test_the_pool_grows_under_a_burst_and_shrinks_back(self):
+        wait_until(lambda: self.pool() == (1, 1), timeout=30, what="the pool of one to fill")
+        fids = [self.wisp.create(name=f"burst-{i}", runtime="python", code=PY_ECHO)
+                for i in range(6)]
+        for fid in fids:
+            self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
+        for fid in fids:
+            r = self.wisp.invoke(fid, {"n": 1})
+            self.assertEqual(r.json["status"], "success", r)
+        # Six cold starts, and a ceiling of five; the target falls only when the window passes.
+        idle, target = self.pool()
+        if target == 1:
+            self.skipTest("the six deploys took longer than the 10 s demand window here")
+        self.assertEqual(target, 5)
+        seen = [idle]
+
+        def grown_or_over():
+            idle, target = self.pool()
+            seen.append(idle)
+            return idle > 1 or target == 1
+
+        wait_until(grown_or_over, timeout=30, what="the pool to grow or its window to pass")
+        self.assertGreater(max(seen), 1, "the pool never grew while its target was 5")
+        wait_until(lambda: self.pool() == (1, 1), timeout=60,
+                   what="the pool to shrink back to its configured size")
+        # It serves cold starts as before.
+        fid = self.wisp.create(name="after", runtime="python", code=PY_ECHO)
+        self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
+        wait_until(lambda: self.pool()[0] >= 1, timeout=30, what="the pool to refill")
 
 
 class MinInstancesTest(WispTestCase):

@@ -292,11 +292,14 @@ class SecurityTestCase(unittest.TestCase):
         while True:
             innocent_now = self.instance_ids(self.innocent)
             groups = {g for g in instance_groups(wispd_pid) if g[1] not in innocent_now}
-            # Idle prewarmed instances (no function yet) belong to wispd, not to a test; at most
-            # as many as /health reports, and each one marked so in its runtime's environment.
-            prewarm_idle = sum(self.wisp.health().get("prewarmed", {}).values())
+            # Generic prewarmed instances (no function yet; the pools grow with demand, so some
+            # may still be loading) belong to wispd, not to a test; at most as many as
+            # /v1/instances lists as prewarmed, and each one marked so in its runtime's
+            # environment.
+            instances = self.wisp.request("GET", "/v1/instances").json.get("items", [])
+            generic = sum(1 for i in instances if i.get("prewarmed"))
             prewarmed = {g for g in groups if is_prewarmed(wispd_pid, g[1])}
-            if len({g[1] for g in prewarmed}) <= prewarm_idle:
+            if len({g[1] for g in prewarmed}) <= generic:
                 groups -= prewarmed
             stray_groups = groups
             stray_procs = set()

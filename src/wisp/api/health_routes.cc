@@ -28,6 +28,8 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
         {"functions", info.functions->List().size()},
         {"instances", info.scheduler->instance_count()},
         {"prewarmed", info.scheduler->PrewarmedIdle()},
+        // What each pool is growing (or shrinking) to: its size raised by recent cold starts.
+        {"prewarmTargets", info.scheduler->PrewarmTargets()},
         {"sandboxLimitsEnforced", info.limits_enforced},
         {"invocationRecordsStored", info.writer ? info.writer->written() : 0},
         // A failed batch costs records of calls that did answer: worth an operator's look.

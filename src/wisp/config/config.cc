@@ -146,6 +146,8 @@ const Setting kSettings[] = {
     {"max_queued_calls_per_function", SetUnsigned<&Config::max_queued_calls_per_function>},
     {"prewarm_node_instances", SetUnsigned<&Config::prewarm_node_instances>},
     {"prewarm_python_instances", SetUnsigned<&Config::prewarm_python_instances>},
+    {"prewarm_max_instances", SetUnsigned<&Config::prewarm_max_instances>},
+    {"prewarm_demand_window_seconds", SetDouble<&Config::prewarm_demand_window_seconds>},
     {"idle_instance_keepalive_seconds", SetDouble<&Config::idle_instance_keepalive_seconds>},
     {"queue_wait_seconds", SetDouble<&Config::queue_wait_seconds>},
     {"deploy_queue_wait_seconds", SetDouble<&Config::deploy_queue_wait_seconds>},

@@ -71,6 +71,11 @@ struct Config {
   // Generic instances kept ready per runtime, specialised on a cold start (0: no pool).
   uint32_t prewarm_node_instances = 1;
   uint32_t prewarm_python_instances = 1;
+  // A runtime's pool (when it has one) grows with the cold starts of the last
+  // prewarm_demand_window_seconds, up to this many generic instances; it shrinks back to its
+  // configured size when they stop.
+  uint32_t prewarm_max_instances = 20;
+  double prewarm_demand_window_seconds = 60;
   double idle_instance_keepalive_seconds = 600;
   double queue_wait_seconds = 10;  // how long a call may wait for a busy function's instance
   // How long a deploy may wait for room when the node is at its instance or memory cap.

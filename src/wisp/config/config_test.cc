@@ -61,6 +61,18 @@ TEST(ApplyEnvironment, SandboxIdRangeHasAHighDefaultAndIsSetFromTheEnvironment) 
   EXPECT_NE(result.error().message.find("WISP_SANDBOX_ID_BASE"), std::string::npos);
 }
 
+TEST(ApplyEnvironment, PrewarmPoolsGrowToTwentyOverAMinuteByDefaultAndAreSetFromTheEnvironment) {
+  EXPECT_EQ(Config{}.prewarm_max_instances, 20u);
+  EXPECT_EQ(Config{}.prewarm_demand_window_seconds, 60);
+  std::map<std::string, std::string> env{{"WISP_PREWARM_MAX_INSTANCES", "4"},
+                                         {"WISP_PREWARM_DEMAND_WINDOW_SECONDS", "2.5"}};
+  fake_env = &env;
+  Config config;
+  ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv));
+  EXPECT_EQ(config.prewarm_max_instances, 4u);
+  EXPECT_EQ(config.prewarm_demand_window_seconds, 2.5);
+}
+
 TEST(ApplyEnvironment, NamesTheBadVariable) {
   std::map<std::string, std::string> env{{"WISP_SANDBOX_PIDS_LIMIT", "lots"}};
   fake_env = &env;

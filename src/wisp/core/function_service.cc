@@ -658,7 +658,7 @@ sandbox::SpawnSpec FunctionService::BaseSpawnSpec(const RuntimeEntry& runtime, i
 }
 
 std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(
-    const std::map<std::string, size_t>& instances) const {
+    const std::map<std::string, size_t>& instances, size_t max_instances) const {
   std::vector<scheduler::PrewarmPool> pools;
   for (const RuntimeEntry& runtime : runtimes_.entries()) {
     const auto it = instances.find(runtime.name);
@@ -669,13 +669,14 @@ std::vector<scheduler::PrewarmPool> FunctionService::PrewarmPools(
     generic->function_name = "prewarmed " + runtime.name;
     generic->prewarmed = true;
     generic->memory_mb = kDefaultMemoryMb;
-    generic->max_instances = static_cast<uint32_t>(size);
+    const size_t max_size = std::max(size, max_instances);
+    generic->max_instances = static_cast<uint32_t>(max_size);
     generic->spawn = BaseSpawnSpec(runtime, kDefaultMemoryMb, 1);
     generic->spawn.env.push_back("WISP_PREWARMED=1");
     // The backend gives each generic instance an empty /var/task, filled when it specialises.
     generic->spawn.code_dir.clear();
     generic->spawn.prewarmed = true;
-    pools.push_back({std::move(generic), size});
+    pools.push_back({std::move(generic), size, max_size});
   }
   return pools;
 }

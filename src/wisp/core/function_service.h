@@ -137,9 +137,10 @@ class FunctionService {
   std::vector<const Function*> List() const;
 
   // The generic deployments of the prewarm pools: `instances` per runtime name, for the
-  // runtimes that can be prewarmed (0 or absent: no pool for that runtime).
-  std::vector<scheduler::PrewarmPool> PrewarmPools(
-      const std::map<std::string, size_t>& instances) const;
+  // runtimes that can be prewarmed (0 or absent: no pool for that runtime), each growing with
+  // demand up to `max_instances` (or its own size, if more).
+  std::vector<scheduler::PrewarmPool> PrewarmPools(const std::map<std::string, size_t>& instances,
+                                                   size_t max_instances) const;
 
   const RuntimeCatalog& runtimes() const { return runtimes_; }
 

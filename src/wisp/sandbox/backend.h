@@ -125,6 +125,10 @@ class Backend {
   virtual void Specialize(const std::string& instance_id, const std::string& code_dir,
                           SpecializeCallback done) = 0;
 
+  // A prewarmed instance that a call now waits for while it still loads (before Specialize):
+  // it should get its full share of the CPU. Optional; unknown ids are ignored.
+  virtual void Prioritize(const std::string& instance_id) { (void)instance_id; }
+
   // Kills the instance and every process it started (its whole cgroup). The exit callback
   // then reports it. Unknown ids are ignored.
   virtual void Kill(const std::string& instance_id) = 0;

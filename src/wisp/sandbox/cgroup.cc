@@ -203,16 +203,27 @@ Result<void> CgroupFs::SetLimits(const std::string& group, const CgroupLimits& l
     if (auto r = WriteFile(dir + "/pids.max", std::to_string(limits.pids)); !r) return r;
   }
   if (std::string dir = DirFor("cpu", group); !dir.empty() && limits.vcpu > 0) {
-    // Weight relative to other instances: one vcpu is the default weight of each version.
-    if (v2) {
-      auto weight = std::clamp<long>(std::lround(100 * limits.vcpu), 1, 10000);
-      if (auto r = WriteFile(dir + "/cpu.weight", std::to_string(weight)); !r) return r;
-    } else {
-      auto shares = std::max<long>(2, std::lround(1024 * limits.vcpu));
-      if (auto r = WriteFile(dir + "/cpu.shares", std::to_string(shares)); !r) return r;
-    }
+    const char* file = v2 ? "/cpu.weight" : "/cpu.shares";
+    if (auto r = WriteFile(dir + file, CpuWeightText(limits.vcpu)); !r) return r;
   }
   return {};
+}
+
+std::string CgroupFs::CpuWeightText(double vcpu) const {
+  // Weight relative to other instances: one vcpu is the default weight of each version.
+  if (version_ == CgroupVersion::kV2) {
+    return std::to_string(std::clamp<long>(std::lround(100 * vcpu), 1, 10000));
+  }
+  return std::to_string(std::max<long>(2, std::lround(1024 * vcpu)));
+}
+
+Result<UniqueFd> CgroupFs::OpenCpuWeight(const std::string& group) const {
+  std::string dir = DirFor("cpu", group);
+  if (dir.empty()) return UniqueFd();
+  std::string path = dir + (version_ == CgroupVersion::kV2 ? "/cpu.weight" : "/cpu.shares");
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoError("open " + path);
+  return fd;
 }
 
 Result<void> CgroupFs::AddProcess(const std::string& group, pid_t pid) const {

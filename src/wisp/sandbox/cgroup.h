@@ -62,6 +62,12 @@ class CgroupFs {
   // opened read-only for ReadMemoryPeak. An empty fd when there is no memory
   // controller or the kernel lacks the file (v2 before Linux 5.19).
   Result<UniqueFd> OpenMemoryPeak(const std::string& group) const;
+  // The group's CPU weight file (v1 cpu.shares, v2 cpu.weight), opened for writing, so that
+  // its owner can change the weight later (CpuWeightText) without the launcher; an empty fd
+  // without a cpu controller.
+  Result<UniqueFd> OpenCpuWeight(const std::string& group) const;
+  // What SetLimits writes to that file for `vcpu`.
+  std::string CpuWeightText(double vcpu) const;
   // The group's peak memory in bytes so far; nullopt when unknown.
   std::optional<uint64_t> MemoryPeak(const std::string& group) const;
   // Names of the direct subgroups (union over hierarchies).

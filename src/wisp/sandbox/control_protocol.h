@@ -34,8 +34,9 @@ namespace wisp::sandbox {
 
 // Big enough for a spec with a few hundred KB of environment; larger specs are refused.
 inline constexpr size_t kMaxDatagramBytes = 256 * 1024;
-// No message carries more than a spawn reply's listener, output, channel and memory peak.
-inline constexpr size_t kMaxDatagramFds = 4;
+// No message carries more than a spawn reply's listener, output, channel, memory peak and (for
+// a prewarmed instance) CPU weight.
+inline constexpr size_t kMaxDatagramFds = 5;
 
 struct Datagram {
   std::string data;

@@ -54,6 +54,13 @@ constexpr int kSandboxOomScoreAdj = 1000;
 // The fds slirp4netns gets for --ready-fd and --exit-fd.
 constexpr int kHelperReadyFd = 3;
 constexpr int kHelperExitFd = 4;
+// A prewarmed instance's share of the CPU once its sandbox is set up and until it is
+// specialised, relative to its own vcpu: its runtime loads in the background, and must not slow
+// down the calls, cold starts and deploys of other instances meanwhile (on a busy node the pool
+// fills from their idle time; a few loading at once weigh less than one function's instance).
+// Its full weight comes back when it becomes a function's (Backend::Specialize). The setup
+// itself runs at the full weight: the launcher waits for it, and so do the spawns behind it.
+constexpr double kPrewarmedCpuFraction = 1.0 / 64;
 // slirp4netns opens one host socket per connection of the sandbox, which has RLIMIT_NOFILE 1024
 // itself; a little more than that for its own files.
 constexpr rlim_t kHelperMaxOpenFiles = 1100;
@@ -360,6 +367,10 @@ struct Started {
   UniqueFd output;
   UniqueFd channel;      // wispd's end of the Runtime API channel
   UniqueFd memory_peak;  // the group's peak memory file; empty when unknown
+  // A prewarmed instance's CPU weight file, and what to write there at its specialisation;
+  // empty for other instances, or without a cpu controller.
+  UniqueFd cpu_weight;
+  std::string full_cpu_weight;
 };
 
 // The launcher's main loop and state. Lives only in the forked launcher process.
@@ -614,10 +625,16 @@ class LauncherProcess {
     }
     auto started = StartInstance(*spec);
     if (!started) return fail(started.error());
-    int fds[] = {started->listener.get(), started->output.get(), started->channel.get(),
-                 started->memory_peak.get()};
-    Reply({{"type", "spawned"}, {"instance_id", id}, {"pid", started->instance.pid}},
-          std::span<const int>(fds, started->memory_peak ? 4 : 3));
+    // listener, output, channel, then the optional ones the reply names.
+    std::vector<int> fds = {started->listener.get(), started->output.get(), started->channel.get()};
+    json reply = {{"type", "spawned"}, {"instance_id", id}, {"pid", started->instance.pid}};
+    if (started->memory_peak) fds.push_back(started->memory_peak.get());
+    reply["memory_peak"] = static_cast<bool>(started->memory_peak);
+    if (started->cpu_weight) {
+      fds.push_back(started->cpu_weight.get());
+      reply["full_cpu_weight"] = started->full_cpu_weight;
+    }
+    Reply(reply, fds);
     instances_.emplace(id, std::move(started->instance));
   }
 
@@ -848,6 +865,12 @@ class LauncherProcess {
       auto memory_peak = cgroups_->OpenMemoryPeak(s.instance.group);
       if (!memory_peak) return tl::unexpected(memory_peak.error());
       s.memory_peak = std::move(*memory_peak);
+      if (spec.prewarmed) {
+        auto weight = cgroups_->OpenCpuWeight(s.instance.group);
+        if (!weight) return tl::unexpected(weight.error());
+        s.cpu_weight = std::move(*weight);
+        s.full_cpu_weight = cgroups_->CpuWeightText(spec.vcpu);
+      }
     }
     if (auto r =
             WriteProcFile(s.instance.pid, "oom_score_adj", std::to_string(kSandboxOomScoreAdj));
@@ -921,6 +944,12 @@ class LauncherProcess {
         break;
       } else {
         return MakeError(ErrorCode::kInternal, "unexpected message from sandbox: " + data);
+      }
+    }
+    if (s.cpu_weight) {
+      const std::string low = cgroups_->CpuWeightText(spec.vcpu * kPrewarmedCpuFraction);
+      if (::write(s.cpu_weight.get(), low.data(), low.size()) != static_cast<ssize_t>(low.size())) {
+        return ErrnoError("lower the CPU weight of a prewarmed instance");
       }
     }
     // wispd reads output from its event loop.

@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -154,7 +156,18 @@ void ProcessJail::Spawn(const SpawnSpec& spec, SpawnCallback done) {
     return fail(ErrorCode::kAlreadyExists, "instance " + spec.instance_id + " already exists");
   }
   pending_spawns_.emplace(spec.instance_id, std::move(done));
-  Send({{"type", "spawn"}, {"spec", SpawnSpecToJson(spec)}});
+  json msg = {{"type", "spawn"}, {"spec", SpawnSpecToJson(spec)}};
+  if (!spec.prewarmed) return Send(msg);
+  prewarmed_waiting_.emplace_back(spec.instance_id, std::move(msg));
+  SendNextPrewarmedSpawn();
+}
+
+void ProcessJail::SendNextPrewarmedSpawn() {
+  if (!prewarmed_at_launcher_.empty() || prewarmed_waiting_.empty()) return;
+  auto [id, msg] = std::move(prewarmed_waiting_.front());
+  prewarmed_waiting_.pop_front();
+  prewarmed_at_launcher_ = id;
+  Send(msg);
 }
 
 void ProcessJail::Specialize(const std::string& instance_id, const std::string& code_dir,
@@ -173,6 +186,14 @@ void ProcessJail::Specialize(const std::string& instance_id, const std::string& 
     return PostFailure(std::move(done), ErrorCode::kFailedPrecondition,
                        "instance " + instance_id + " has its code already");
   }
+  // From now on it runs a function: its full CPU weight, before its runtime loads the code.
+  if (!RestoreCpuWeight(instance_id)) {
+    const int err = errno;
+    cpu_weights_.erase(instance_id);
+    return PostFailure(
+        std::move(done), ErrorCode::kInternal,
+        fmt::format("cannot restore the CPU weight of {}: {}", instance_id, std::strerror(err)));
+  }
   if (SmallEnoughToCopyHere(code_dir)) {
     const std::string target = prewarm_dir_ + "/" + instance_id;
     std::error_code ec;
@@ -188,8 +209,36 @@ void ProcessJail::Specialize(const std::string& instance_id, const std::string& 
   Send({{"type", "specialize"}, {"instance_id", instance_id}, {"code_dir", code_dir}});
 }
 
+bool ProcessJail::RestoreCpuWeight(const std::string& instance_id) {
+  auto it = cpu_weights_.find(instance_id);
+  if (it == cpu_weights_.end()) return true;  // never lowered, or restored already
+  const std::string& full = it->second.full;
+  if (::write(it->second.fd.get(), full.data(), full.size()) != static_cast<ssize_t>(full.size())) {
+    return false;
+  }
+  cpu_weights_.erase(it);
+  return true;
+}
+
+void ProcessJail::Prioritize(const std::string& instance_id) {
+  // A failure leaves the weight file for Specialize, which tries again and reports it.
+  (void)RestoreCpuWeight(instance_id);
+}
+
 void ProcessJail::Kill(const std::string& instance_id) {
   if (launcher_gone_) return;
+  // Not at the launcher yet: it never starts.
+  auto waiting = std::find_if(prewarmed_waiting_.begin(), prewarmed_waiting_.end(),
+                              [&](const auto& entry) { return entry.first == instance_id; });
+  if (waiting != prewarmed_waiting_.end()) {
+    prewarmed_waiting_.erase(waiting);
+    auto it = pending_spawns_.find(instance_id);
+    if (it == pending_spawns_.end()) return;
+    SpawnCallback done = std::move(it->second);
+    pending_spawns_.erase(it);
+    return PostFailure(std::move(done), ErrorCode::kUnavailable,
+                       "instance " + instance_id + " was stopped before it started");
+  }
   if (live_.count(instance_id) == 0 && pending_spawns_.count(instance_id) == 0) return;
   Send({{"type", "kill"}, {"instance_id", instance_id}});
 }
@@ -198,6 +247,8 @@ void ProcessJail::SetExitCallback(ExitCallback on_exit) { on_exit_ = std::move(o
 
 void ProcessJail::KillAll() {
   if (launcher_gone_) return;
+  // Prewarmed spawns not sent yet never start.
+  while (!prewarmed_waiting_.empty()) Kill(prewarmed_waiting_.front().first);
   Send({{"type", "kill_all"}});
   // Shutdown only: wait right here, on this thread, for every instance to be reported gone.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -280,6 +331,10 @@ void ProcessJail::Handle(Datagram datagram) {
   const std::string id = msg.value("instance_id", "");
 
   if (type == "spawned" || type == "spawn_failed") {
+    if (id == prewarmed_at_launcher_) {
+      prewarmed_at_launcher_.clear();
+      SendNextPrewarmedSpawn();
+    }
     auto it = pending_spawns_.find(id);
     if (it == pending_spawns_.end()) return;
     SpawnCallback done = std::move(it->second);
@@ -290,10 +345,18 @@ void ProcessJail::Handle(Datagram datagram) {
                                        msg.value("error", "unknown error"))));
       return;
     }
-    // A fourth fd, the cgroup's peak memory file, comes when the launcher has one.
-    if (datagram.fds.size() != 3 && datagram.fds.size() != 4) {
+    // After listener, output and channel: the cgroup's peak memory file when the launcher
+    // has one, then a prewarmed instance's CPU weight file.
+    const bool memory_peak = msg.value("memory_peak", false);
+    const auto full_cpu_weight = msg.find("full_cpu_weight");
+    const bool cpu_weight = full_cpu_weight != msg.end() && full_cpu_weight->is_string();
+    if (datagram.fds.size() != 3 + memory_peak + cpu_weight) {
       done(MakeError(ErrorCode::kInternal, "launcher sent a spawn reply without its fds"));
       return;
+    }
+    if (cpu_weight) {
+      cpu_weights_[id] =
+          CpuWeight{std::move(datagram.fds.back()), full_cpu_weight->get<std::string>()};
     }
     live_.insert(id);
     InstanceHandle instance;
@@ -305,7 +368,7 @@ void ProcessJail::Handle(Datagram datagram) {
     instance.runtime_api = std::make_unique<runtime_api::SocketTransport>(
         io_, std::move(datagram.fds[0]), std::move(datagram.fds[2]));
     instance.logs = std::make_unique<PipeLogStream>(io_, std::move(datagram.fds[1]));
-    if (datagram.fds.size() == 4) {
+    if (memory_peak) {
       instance.memory = std::make_unique<CgroupMemoryMeter>(std::move(datagram.fds[3]));
     }
     done(std::move(instance));
@@ -324,6 +387,7 @@ void ProcessJail::Handle(Datagram datagram) {
   } else if (type == "exited") {
     live_.erase(id);
     specialized_.erase(id);
+    cpu_weights_.erase(id);
     // The launcher answers a specialisation before it reports the instance's end; this is
     // for one it could not answer.
     if (auto it = pending_specializations_.find(id); it != pending_specializations_.end()) {
@@ -347,6 +411,9 @@ void ProcessJail::Handle(Datagram datagram) {
 void ProcessJail::OnLauncherGone() {
   launcher_gone_ = true;
   outbox_.clear();
+  prewarmed_waiting_.clear();
+  prewarmed_at_launcher_.clear();
+  cpu_weights_.clear();
   auto alive = alive_;
   auto pending = std::move(pending_spawns_);
   pending_spawns_.clear();

@@ -38,6 +38,8 @@ class ProcessJail final : public Backend {
   // directory, shared by every instance that runs it).
   void Specialize(const std::string& instance_id, const std::string& code_dir,
                   SpecializeCallback done) override;
+  // Writes its full CPU weight back now (Specialize would).
+  void Prioritize(const std::string& instance_id) override;
   void Kill(const std::string& instance_id) override;
   void SetExitCallback(ExitCallback on_exit) override;
   void KillAll() override;
@@ -71,6 +73,24 @@ class ProcessJail final : public Backend {
   std::unordered_map<std::string, SpecializeCallback> pending_specializations_;
   std::unordered_set<std::string> live_;         // spawned, not yet exited
   std::unordered_set<std::string> specialized_;  // live ones given their code (or asked to be)
+  // The launcher creates one sandbox at a time, in the order asked. Prewarmed instances are
+  // started in the background, so at most one of them is at the launcher at once: a function's
+  // own start waits behind that one at most, never behind a pool's refill. The others wait
+  // here, oldest first (their spawn messages); their callbacks are in pending_spawns_.
+  std::string prewarmed_at_launcher_;  // instance id; empty when none
+  std::deque<std::pair<std::string, nlohmann::json>> prewarmed_waiting_;
+  // Prewarmed instances' CPU weight files (opened by the launcher, which gave them a low weight
+  // until they serve a function) and the weight to write at specialisation.
+  struct CpuWeight {
+    UniqueFd fd;
+    std::string full;
+  };
+  std::unordered_map<std::string, CpuWeight> cpu_weights_;  // by instance id
+  // Writes a prewarmed instance's full CPU weight back (once; then forgets the file); false
+  // with errno on failure.
+  bool RestoreCpuWeight(const std::string& instance_id);
+  // Sends the next waiting prewarmed spawn if none is at the launcher.
+  void SendNextPrewarmedSpawn();
   ExitCallback on_exit_;
   // Lets async handlers that outlive this object see that it is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

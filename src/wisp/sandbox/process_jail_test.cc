@@ -316,6 +316,77 @@ TEST_F(ProcessJailTest, SpecializePutsCodeIntoAPrewarmedInstance) {
   EXPECT_EQ(WaitExit("warm").exit_code, 0);
 }
 
+// A prewarmed instance loads its runtime at a low CPU weight, so that a pool filling in the
+// background does not slow down the instances that serve calls; it gets its full weight back
+// when it becomes a function's.
+TEST_F(ProcessJailTest, APrewarmedInstanceHasALowCpuWeightUntilItIsSpecialized) {
+  auto cgroups = CgroupFs::Detect();
+  ASSERT_TRUE(cgroups);
+  const bool v2 = cgroups->version() == CgroupVersion::kV2;
+  const std::string file = "/sys/fs/cgroup/" + std::string(v2 ? "" : "cpu/") +
+                           InstanceGroup("weighted") + (v2 ? "/cpu.weight" : "/cpu.shares");
+  if (!fs::exists(fs::path(file).parent_path().parent_path())) {
+    GTEST_SKIP() << "no cpu controller in this machine's cgroups";
+  }
+  fs::create_directories(dir_ + "/code");
+  SpawnSpec spec = Shell("weighted", "echo up; exec sleep 1000");
+  spec.code_dir.clear();
+  spec.prewarmed = true;
+  spec.vcpu = 1;
+  auto instance = SpawnAndWait(spec);
+  ASSERT_TRUE(instance) << instance.error().message;
+  ReadLogs(*instance->logs, "up");
+  auto weight = [&] {
+    std::string value;
+    std::ifstream(file) >> value;
+    return value;
+  };
+  const std::string full = v2 ? "100" : "1024";
+  EXPECT_LT(std::stol(weight()), std::stol(full));
+
+  std::optional<Result<void>> placed;
+  jail_->Specialize("weighted", dir_ + "/code", [&](Result<void> r) { placed = std::move(r); });
+  RunIoUntil([&] { return placed.has_value(); });
+  ASSERT_TRUE(placed && *placed) << (placed ? placed->error().message : "no reply");
+  EXPECT_EQ(weight(), full);
+  // An instance spawned for a function has its full weight from the start.
+  SpawnSpec plain = Shell("plain", "echo up; exec sleep 1000");
+  auto started = SpawnAndWait(plain);
+  ASSERT_TRUE(started) << started.error().message;
+  std::string plain_weight;
+  std::ifstream("/sys/fs/cgroup/" + std::string(v2 ? "" : "cpu/") + InstanceGroup("plain") +
+                (v2 ? "/cpu.weight" : "/cpu.shares")) >>
+      plain_weight;
+  EXPECT_EQ(plain_weight, full);
+  jail_->Kill("weighted");
+  jail_->Kill("plain");
+  WaitExit("weighted");
+  WaitExit("plain");
+}
+
+// Prewarmed spawns go to the launcher one at a time; one killed before its turn never starts,
+// and every other one still does.
+TEST_F(ProcessJailTest, PrewarmedSpawnsWaitTheirTurnAndCanBeStoppedBeforeIt) {
+  std::map<std::string, std::optional<Result<InstanceHandle>>> results;
+  for (const char* id : {"p1", "p2", "p3"}) {
+    SpawnSpec spec = Shell(id, "echo up; exec sleep 1000");
+    spec.code_dir.clear();
+    spec.prewarmed = true;
+    jail_->Spawn(spec, [&results, id](Result<InstanceHandle> r) { results[id] = std::move(r); });
+  }
+  jail_->Kill("p2");
+  RunIoUntil([&] { return results.size() == 3; });
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results["p1"] && *results["p1"]) << results["p1"]->error().message;
+  ASSERT_TRUE(results["p3"] && *results["p3"]) << results["p3"]->error().message;
+  ASSERT_TRUE(results["p2"]);
+  EXPECT_FALSE(*results["p2"]);
+  jail_->Kill("p1");
+  jail_->Kill("p3");
+  WaitExit("p1");
+  WaitExit("p3");
+}
+
 // A package over the size wispd copies itself: the launcher stages one copy and hard-links it.
 TEST_F(ProcessJailTest, SpecializeHardLinksALargePackageFromTheStage) {
   fs::create_directories(dir_ + "/big");

@@ -12,6 +12,12 @@
 #include "wisp/scheduler/instance.h"
 
 namespace wisp::scheduler {
+namespace {
+
+// How many init timeouts a generic prewarmed instance may take to load (see WatchInitTimeout).
+constexpr int kGenericInitTimeoutFactor = 6;
+
+}  // namespace
 
 std::string_view InvocationStatusName(InvocationStatus status) {
   switch (status) {
@@ -50,12 +56,16 @@ Scheduler::Scheduler(asio::io_context& io, sandbox::Backend& backend, const Cloc
       options_(options),
       instance_settings_{options.init_timeout, options.max_response_bytes,
                          options.max_log_bytes_per_invocation},
-      maintenance_(io) {
+      maintenance_(io),
+      refill_(io) {
   backend_.SetExitCallback([this](const sandbox::ExitStatus& status) { OnBackendExit(status); });
   ScheduleMaintenance();
 }
 
-Scheduler::~Scheduler() { maintenance_.cancel(); }
+Scheduler::~Scheduler() {
+  maintenance_.cancel();
+  refill_.cancel();
+}
 
 asio::awaitable<tl::expected<void, StartFailure>> Scheduler::Warm(
     std::shared_ptr<const Deployment> deployment) {
@@ -169,6 +179,8 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
   bool started = false;
   if (start) {
     std::shared_ptr<Instance> instance = TakePrewarmed(deployment);
+    // A generic instance still loading is further along than a sandbox started now.
+    if (!instance) instance = ClaimLoadingPrewarmed(deployment, &waiter);
     if (!instance && MakeRoomFor(*deployment)) {
       StartInstance(deployment);
       instance = pools_[deployment->pool_key()].instances.back();
@@ -199,6 +211,7 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
                         : waiter.needs_room ? waiter.room_deadline + init_wait
                                             : clock_.Now() + options_.queue_wait;
   co_await waiter.ready.Wait(deadline);
+  std::erase_if(claims_, [&](const auto& claim) { return claim.second.waiter == &waiter; });
   auto& waiters = pools_[deployment->pool_key()].waiters;
   waiters.erase(std::remove(waiters.begin(), waiters.end(), &waiter), waiters.end());
   room_queue_.erase(std::remove(room_queue_.begin(), room_queue_.end(), &waiter),
@@ -328,28 +341,42 @@ void Scheduler::StartInstance(const std::shared_ptr<const Deployment>& deploymen
 
 void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
   // Bounds the time to the runtime's first GET /next (or, after a specialisation, the next).
-  auto timer = std::make_shared<asio::steady_timer>(io_, options_.init_timeout);
+  // A generic instance loads at a low CPU weight, from what other instances leave idle: on a
+  // busy node it may take a while without being stuck, and no call waits for it.
+  const auto limit = instance->deployment()->prewarmed
+                         ? kGenericInitTimeoutFactor * options_.init_timeout
+                         : options_.init_timeout;
+  auto timer = std::make_shared<asio::steady_timer>(io_, limit);
   timer->async_wait(
       [instance, timer, start = instance->start_count()](boost::system::error_code ec) {
         if (!ec && instance->start_count() == start) instance->OnInitTimeout();
       });
 }
 
+namespace {
+
+// Whether a generic instance spawned with `generic` can become an instance of `wanted`: only
+// what was fixed at spawn must match; the environment and code come with the specialisation.
+bool FitsPrewarmed(const sandbox::SpawnSpec& generic, const sandbox::SpawnSpec& wanted) {
+  return generic.argv == wanted.argv && generic.runtime_dir == wanted.runtime_dir &&
+         generic.memory_limit_bytes == wanted.memory_limit_bytes && generic.vcpu == wanted.vcpu &&
+         generic.tmp_size_bytes == wanted.tmp_size_bytes &&
+         generic.pids_limit == wanted.pids_limit &&
+         generic.network_outbound == wanted.network_outbound &&
+         generic.outbound_private_networks == wanted.outbound_private_networks;
+}
+
+}  // namespace
+
 std::shared_ptr<Instance> Scheduler::TakePrewarmed(
     const std::shared_ptr<const Deployment>& deployment) {
-  for (const auto& pool_spec : prewarm_) {
-    const sandbox::SpawnSpec& generic = pool_spec.generic->spawn;
-    const sandbox::SpawnSpec& wanted = deployment->spawn;
-    // Only what was fixed at spawn must match; the environment and code come with the
-    // specialisation.
-    if (generic.argv != wanted.argv || generic.runtime_dir != wanted.runtime_dir ||
-        generic.memory_limit_bytes != wanted.memory_limit_bytes || generic.vcpu != wanted.vcpu ||
-        generic.tmp_size_bytes != wanted.tmp_size_bytes ||
-        generic.pids_limit != wanted.pids_limit ||
-        generic.network_outbound != wanted.network_outbound ||
-        generic.outbound_private_networks != wanted.outbound_private_networks) {
-      continue;
-    }
+  for (auto& prewarm : prewarm_) {
+    const PrewarmPool& pool_spec = prewarm.pool;
+    if (!FitsPrewarmed(pool_spec.generic->spawn, deployment->spawn)) continue;
+    prewarm.demand.RecordColdStart(clock_.Now());
+    // After this start has reached the backend: a cold start that found the pool empty must
+    // not queue behind the pool's own starts.
+    ScheduleRefill();
     auto pool_it = pools_.find(pool_spec.generic->pool_key());
     if (pool_it == pools_.end()) continue;
     auto& generic_instances = pool_it->second.instances;
@@ -357,25 +384,133 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
                            [](const auto& i) { return i->state() == Instance::State::kIdle; });
     if (it == generic_instances.end()) continue;
     std::shared_ptr<Instance> instance = *it;
-    generic_instances.erase(it);
-    pools_[deployment->pool_key()].instances.push_back(instance);
-    instance->Specialize(deployment);
-    WatchInitTimeout(instance);
-    auto on_code_placed = [instance, function = deployment->function_name](Result<void> placed) {
-      if (placed) return instance->CodePlaced();
-      // Part of the code may be in its directory now: this instance may serve no one.
-      spdlog::warn("prewarmed instance {}: cannot put the code of {} in place: {}", instance->id(),
-                   function, placed.error().message);
-      instance->CodeNotPlaced(placed.error().message);
-    };
-    backend_.Specialize(instance->id(), deployment->spawn.code_dir, std::move(on_code_placed));
-    Announce("instance.started", *instance, "prewarmed");
-    AnnounceScale(deployment->function_id);
-    // Refill in the background, within the node's caps (maintenance tops up what this skips).
-    if (MakeRoomFor(*pool_spec.generic)) StartInstance(pool_spec.generic);
+    SpecializeGeneric(instance, deployment);
     return instance;
   }
   return nullptr;
+}
+
+void Scheduler::SpecializeGeneric(const std::shared_ptr<Instance>& instance,
+                                  const std::shared_ptr<const Deployment>& deployment) {
+  auto& generic_instances = pools_[instance->deployment()->pool_key()].instances;
+  generic_instances.erase(std::remove(generic_instances.begin(), generic_instances.end(), instance),
+                          generic_instances.end());
+  pools_[deployment->pool_key()].instances.push_back(instance);
+  instance->Specialize(deployment);
+  WatchInitTimeout(instance);
+  auto on_code_placed = [instance, function = deployment->function_name](Result<void> placed) {
+    if (placed) return instance->CodePlaced();
+    // Part of the code may be in its directory now: this instance may serve no one.
+    spdlog::warn("prewarmed instance {}: cannot put the code of {} in place: {}", instance->id(),
+                 function, placed.error().message);
+    instance->CodeNotPlaced(placed.error().message);
+  };
+  backend_.Specialize(instance->id(), deployment->spawn.code_dir, std::move(on_code_placed));
+  Announce("instance.started", *instance, "prewarmed");
+  AnnounceScale(deployment->function_id);
+}
+
+std::shared_ptr<Instance> Scheduler::ClaimLoadingPrewarmed(
+    const std::shared_ptr<const Deployment>& deployment, Waiter* waiter) {
+  for (const auto& prewarm : prewarm_) {
+    if (!FitsPrewarmed(prewarm.pool.generic->spawn, deployment->spawn)) continue;
+    auto pool_it = pools_.find(prewarm.pool.generic->pool_key());
+    if (pool_it == pools_.end()) continue;
+    // The one that started first is the furthest along. Only a spawned one (initializing): a
+    // sandbox still being created may wait behind others at the backend.
+    for (const auto& instance : pool_it->second.instances) {
+      if (instance->state() != Instance::State::kInitializing || claims_.count(instance->id())) {
+        continue;
+      }
+      claims_[instance->id()] = Claim{deployment, waiter};
+      // A call waits for it now: it loads at its full CPU weight from here on.
+      backend_.Prioritize(instance->id());
+      return instance;
+    }
+  }
+  return nullptr;
+}
+
+void Scheduler::RestartClaim(const Claim& claim) {
+  Waiter* waiter = claim.waiter;
+  if (waiter->instance || waiter->failure || waiter->ready.is_set()) return;
+  if (shut_down_) return waiter->ready.Set();
+  const std::shared_ptr<const Deployment>& deployment = claim.deployment;
+  if (!MakeRoomFor(*deployment)) {
+    StartFailure failure;
+    failure.error_type = "Wisp.Unavailable";
+    failure.message = fmt::format(
+        "the prewarmed instance taken for {} ended before it was ready, "
+        "and the node has no room for another ({})",
+        deployment->function_name, DescribeCapacity());
+    failure.document_json = LambdaErrorDocument(failure.error_type, failure.message);
+    waiter->failure = std::move(failure);
+    return waiter->ready.Set();
+  }
+  StartInstance(deployment);
+  if (waiter->exclusive)
+    waiter->only_instance_id = pools_[deployment->pool_key()].instances.back()->id();
+}
+
+void Scheduler::ScheduleRefill() {
+  if (refill_scheduled_ || shut_down_) return;
+  refill_scheduled_ = true;
+  refill_.expires_after(std::chrono::milliseconds(0));
+  refill_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    refill_scheduled_ = false;
+    if (shut_down_ || !room_queue_.empty()) return;  // calls waiting for room come first
+    for (auto& prewarm : prewarm_) TopUpPrewarm(prewarm);
+  });
+}
+
+void Scheduler::TopUpPrewarm(Prewarm& prewarm) {
+  const std::shared_ptr<const Deployment>& generic = prewarm.pool.generic;
+  size_t live = 0;
+  size_t loading = 0;
+  if (auto it = pools_.find(generic->pool_key()); it != pools_.end()) {
+    for (const auto& instance : it->second.instances) {
+      // One a call claimed is loading, but no longer the pool's.
+      live += instance->live() && !claims_.count(instance->id());
+      loading += instance->live() && instance->loading();
+    }
+  }
+  const size_t target = prewarm.demand.Target(clock_.Now());
+  for (; live < target && loading < options_.prewarm_starts_in_flight; ++live, ++loading) {
+    // The configured size may evict idle instances, as min_instances does; what demand adds
+    // takes only spare room.
+    const bool room = live < prewarm.pool.size ? MakeRoomFor(*generic) : HasSpareRoomFor(*generic);
+    if (!room) return;
+    StartInstance(generic);
+  }
+}
+
+void Scheduler::ShrinkPrewarm(Prewarm& prewarm) {
+  auto it = pools_.find(prewarm.pool.generic->pool_key());
+  if (it == pools_.end()) return;
+  size_t live = 0;
+  std::vector<std::shared_ptr<Instance>> idle;
+  for (const auto& instance : it->second.instances) {
+    live += instance->live();
+    if (instance->state() == Instance::State::kIdle) idle.push_back(instance);
+  }
+  const size_t target = prewarm.demand.Target(clock_.Now());
+  // Those that waited longest go first.
+  std::sort(idle.begin(), idle.end(),
+            [](const auto& a, const auto& b) { return a->idle_since() < b->idle_since(); });
+  for (size_t i = 0; i < idle.size() && live > target; ++i, --live) RetireInstance(idle[i]);
+}
+
+bool Scheduler::HasSpareRoomFor(const Deployment& deployment) const {
+  size_t live = 0;
+  uint64_t memory = 0;
+  for (const auto& [id, instance] : instances_) {
+    ++live;
+    memory += instance->deployment()->spawn.memory_limit_bytes;
+  }
+  if ((live + 1) * 4 > max_instances() * 3) return false;
+  return options_.memory_budget_bytes == 0 ||
+         (memory + deployment.spawn.memory_limit_bytes) * 4 <= options_.memory_budget_bytes * 3;
 }
 
 bool Scheduler::MakeRoomFor(const Deployment& deployment) {
@@ -423,6 +558,15 @@ bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
 
 void Scheduler::OnInstanceReady(const std::shared_ptr<Instance>& instance) {
   if (instance->loading()) Announce("instance.ready", *instance, "");
+  if (instance->deployment()->prewarmed) {
+    // The pool may start the next one it still lacks.
+    ScheduleRefill();
+    // A call claimed it while it loaded: it becomes that call's function's now.
+    if (auto claim = claims_.extract(instance->id())) {
+      instance->MarkIdle(clock_.Now());
+      return SpecializeGeneric(instance, claim.mapped().deployment);
+    }
+  }
   OfferIdle(instance);
 }
 
@@ -497,6 +641,8 @@ void Scheduler::OnInstanceFailedToStart(const std::shared_ptr<Instance>& instanc
 }
 
 void Scheduler::OnInstanceGone(const std::shared_ptr<Instance>& instance) {
+  // A claimed generic instance that ended before it was ready: its call starts another.
+  if (auto claim = claims_.extract(instance->id())) RestartClaim(claim.mapped());
   Announce("instance.stopped", *instance, "");
   instances_.erase(instance->id());
   instances_ended_ = true;
@@ -578,7 +724,26 @@ void Scheduler::Retire(const std::string& pool_key, int min_version) {
 
 void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools) {
   WISP_DCHECK_ON_THREAD(io_thread_);
-  prewarm_ = std::move(pools);
+  prewarm_.clear();
+  const auto now = clock_.Now();
+  for (auto& pool : pools) {
+    PrewarmDemand demand(pool.size, pool.max_size, options_.prewarm_demand_window);
+    // Every serving version without an instance (all of them, right after a restart) starts
+    // cold at its next call: count those starts as demand already, so that a burst of first
+    // calls finds the pool grown.
+    size_t expected = 0;
+    for (const auto& [key, function_pool] : pools_) {
+      const bool has_instance =
+          std::any_of(function_pool.instances.begin(), function_pool.instances.end(),
+                      [](const auto& i) { return i->live(); });
+      if (function_pool.current && !has_instance &&
+          FitsPrewarmed(pool.generic->spawn, function_pool.current->spawn)) {
+        ++expected;
+      }
+    }
+    demand.RecordColdStarts(expected, now);
+    prewarm_.push_back(Prewarm{std::move(pool), std::move(demand)});
+  }
   Maintain();
 }
 
@@ -664,14 +829,24 @@ void Scheduler::AnnounceScale(const std::string& function_id) {
 std::map<std::string, size_t> Scheduler::PrewarmedIdle() const {
   WISP_DCHECK_ON_THREAD(io_thread_);
   std::map<std::string, size_t> out;
-  for (const auto& pool : prewarm_) {
-    const std::string& key = pool.generic->pool_key();
+  for (const auto& prewarm : prewarm_) {
+    const std::string& key = prewarm.pool.generic->pool_key();
     size_t& idle = out[key];
     auto it = pools_.find(key);
     if (it == pools_.end()) continue;
     for (const auto& instance : it->second.instances) {
       if (instance->state() == Instance::State::kIdle) ++idle;
     }
+  }
+  return out;
+}
+
+std::map<std::string, size_t> Scheduler::PrewarmTargets() const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  std::map<std::string, size_t> out;
+  const auto now = clock_.Now();
+  for (const auto& prewarm : prewarm_) {
+    out[prewarm.pool.generic->pool_key()] = prewarm.demand.Target(now);
   }
   return out;
 }
@@ -722,6 +897,9 @@ void Scheduler::Maintain() {
     malloc_trim(0);
   }
 
+  // Generic instances that demand no longer asks for go (before anything is started below).
+  for (auto& prewarm : prewarm_) ShrinkPrewarm(prewarm);
+
   // Top up min_instances of every serving version and every prewarm pool. A runtime that dies
   // at start is retried at this pace, not in a hot loop. Calls and deploys waiting for room
   // come first: nothing is kept warm at their expense.
@@ -739,19 +917,20 @@ void Scheduler::Maintain() {
       wanted.emplace_back(pool.current, pool.current->min_instances);
     }
   }
-  for (const auto& pool : prewarm_) wanted.emplace_back(pool.generic, pool.size);
   for (const auto& [deployment, size] : wanted) {
     for (size_t live = live_of(deployment->pool_key(), deployment->version); live < size; ++live) {
       if (!MakeRoomFor(*deployment)) return;
       StartInstance(deployment);
     }
   }
+  for (auto& prewarm : prewarm_) TopUpPrewarm(prewarm);
 }
 
 void Scheduler::Shutdown() {
   WISP_DCHECK_ON_THREAD(io_thread_);
   shut_down_ = true;
   maintenance_.cancel();
+  refill_.cancel();
   for (auto& [function_id, pool] : pools_) {
     for (Waiter* waiter : pool.waiters) waiter->ready.Set();
   }

@@ -30,6 +30,7 @@
 #include "wisp/sandbox/backend.h"
 #include "wisp/scheduler/deployment.h"
 #include "wisp/scheduler/instance.h"
+#include "wisp/scheduler/prewarm_demand.h"
 
 namespace wisp::scheduler {
 
@@ -52,6 +53,12 @@ struct SchedulerOptions {
   // max_instances_total, and a hard one, deploys included, so that a node short of fds
   // refuses new sandboxes instead of failing the public API's accept (0: no cap).
   size_t max_instances_by_fds = 0;
+  // How long a cold start counts towards the size of its runtime's prewarm pool
+  // (PrewarmDemand), and how many generic instances a pool starts at once when it refills:
+  // more than one, so a pool emptied by a burst fills again in parallel; few, so that a call's
+  // own full start does not queue behind a long line of them at the launcher.
+  std::chrono::milliseconds prewarm_demand_window{60000};
+  size_t prewarm_starts_in_flight = 4;
   // Calls that may wait for a busy function; more are refused at once.
   size_t max_queued_calls_per_function = 1000;
   // Calls and deploys that may wait for room on the node at once; more are refused at once.
@@ -79,11 +86,15 @@ struct InstanceInfo {
 // Generic instances of one runtime, started without any function's code and kept ready. A cold
 // start of a function whose sandbox settings match takes one and specialises it — the backend
 // puts the code into its (empty, read-only) /var/task, then its runtime is told which function
-// it is — instead of spawning a process.
+// it is — instead of spawning a process. The pool holds `size` instances at least; recent cold
+// starts that fit it raise it up to `max_size` (PrewarmDemand), within the room the node's caps
+// leave: above `size`, it only takes room that is free without evicting anything, and leaves a
+// quarter of the node's instance and memory caps to functions.
 struct PrewarmPool {
   // What the generic instances run: spawn.prewarmed, no code_dir.
   std::shared_ptr<const Deployment> generic;
   size_t size = 1;
+  size_t max_size = 1;  // below `size`: `size`
 };
 
 class Scheduler final : private InstanceHost {
@@ -135,6 +146,8 @@ class Scheduler final : private InstanceHost {
   }
   // Idle prewarmed instances ready for a cold start, by pool ("prewarm/node", ...).
   std::map<std::string, size_t> PrewarmedIdle() const;
+  // How many generic instances each pool wants now (its size raised by recent demand).
+  std::map<std::string, size_t> PrewarmTargets() const;
 
   // Kills every instance; no call is accepted afterwards.
   void Shutdown();
@@ -163,8 +176,35 @@ class Scheduler final : private InstanceHost {
   asio::awaitable<Acquired> Acquire(const std::shared_ptr<const Deployment>& deployment,
                                     bool force_new);
   void StartInstance(const std::shared_ptr<const Deployment>& deployment);
+  struct Prewarm {
+    PrewarmPool pool;
+    PrewarmDemand demand;
+  };
   // Takes an idle prewarmed instance that fits `deployment` and specialises it; null if none.
+  // Either way a fitting pool counts the cold start and refills.
   std::shared_ptr<Instance> TakePrewarmed(const std::shared_ptr<const Deployment>& deployment);
+  // Moves a generic instance (idle) into `deployment`'s pool and gives it the code.
+  void SpecializeGeneric(const std::shared_ptr<Instance>& instance,
+                         const std::shared_ptr<const Deployment>& deployment);
+  // A cold start that found no idle prewarmed instance takes one still loading, if a fitting
+  // pool has one no other call claimed: it is specialised for `waiter`'s call once ready.
+  // Null if none.
+  struct Claim {
+    std::shared_ptr<const Deployment> deployment;
+    Waiter* waiter;  // erased from claims_ when the waiter stops waiting
+  };
+  std::shared_ptr<Instance> ClaimLoadingPrewarmed(
+      const std::shared_ptr<const Deployment>& deployment, Waiter* waiter);
+  // The claimed instance ended before it was ready: start another for the call, or fail it.
+  void RestartClaim(const Claim& claim);
+  // Starts generic instances until the pool holds its target (loading ones included), at most
+  // options_.prewarm_starts_in_flight loading at once; above its floor only into spare room.
+  void TopUpPrewarm(Prewarm& prewarm);
+  // Retires idle generic instances beyond the pool's target.
+  void ShrinkPrewarm(Prewarm& prewarm);
+  // True when another instance of `deployment` fits in three quarters of the node's caps
+  // without evicting anything: the room a pool may grow into above its floor.
+  bool HasSpareRoomFor(const Deployment& deployment) const;
   // True when the node can afford another instance of `deployment`, after evicting idle
   // instances if that is what it takes.
   bool MakeRoomFor(const Deployment& deployment);
@@ -196,6 +236,8 @@ class Scheduler final : private InstanceHost {
   void OnBackendExit(const sandbox::ExitStatus& status);
   void RetireInstance(const std::shared_ptr<Instance>& instance);
   void ScheduleMaintenance();
+  // Tops up the prewarm pools soon, once what runs now (a cold start's own spawn) is done.
+  void ScheduleRefill();
   void Retire(const std::string& pool_key, int min_version);
   // Events (no-ops without a bus or a subscriber); generic prewarmed instances are not told.
   void Announce(const char* type, const Instance& instance, std::string detail);
@@ -213,8 +255,11 @@ class Scheduler final : private InstanceHost {
   std::deque<Waiter*> room_queue_;
   bool admitting_ = false;
   ThreadRole io_thread_;
-  std::vector<PrewarmPool> prewarm_;
+  std::vector<Prewarm> prewarm_;
+  std::map<std::string, Claim> claims_;  // by generic instance id
   asio::steady_timer maintenance_;
+  asio::steady_timer refill_;
+  bool refill_scheduled_ = false;
   // Instances ended since maintenance last handed freed memory back to the system.
   bool instances_ended_ = false;
   bool shut_down_ = false;

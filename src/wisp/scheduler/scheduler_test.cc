@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -171,6 +172,8 @@ class FakeBackend final : public sandbox::Backend {
     });
   }
 
+  void Prioritize(const std::string& instance_id) override { prioritized.push_back(instance_id); }
+
   void Kill(const std::string& id) override {
     std::lock_guard lock(mutex_);
     auto it = runtimes_.find(id);
@@ -200,6 +203,7 @@ class FakeBackend final : public sandbox::Backend {
   std::atomic<int> calls_running{0};
   std::atomic<int> max_calls_running{0};
   std::vector<std::pair<std::string, std::string>> specialized;  // instance id, code dir
+  std::vector<std::string> prioritized;
   bool fail_specialize = false;
 
  private:
@@ -275,6 +279,8 @@ class FakeBackend final : public sandbox::Backend {
     }
     std::string buffer, head, body;
     int code = 0;
+    // A runtime slow to load: its first GET /next comes late.
+    if (mode == "slow_start") std::this_thread::sleep_for(std::chrono::milliseconds(300));
     if (mode == "init_error") {
       SendAll(fd, Post("/2018-06-01/runtime/init/error",
                        R"({"errorType":"Runtime.ImportModuleError","errorMessage":"no module"})"));
@@ -979,6 +985,140 @@ TEST_F(SchedulerTest, CodeThatCannotBePlacedFailsTheColdStart) {
     for (const auto& info : s.Instances("f")) EXPECT_NE(info.state, "idle");
   });
   EXPECT_EQ(backend_.specialized.size(), 1u);
+}
+
+// Polls `done` every 5 ms for up to `limit`; whether it came true.
+asio::awaitable<bool> WaitUntil(std::function<bool()> done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return false;
+    asio::steady_timer tick(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+    co_await tick.async_wait(asio::use_awaitable);
+  }
+  co_return true;
+}
+
+// Cold starts of distinct functions raise the pool's target by one each: it refills to that
+// many generic instances, then falls back to its configured size once they age out of the
+// demand window.
+TEST_F(SchedulerTest, APrewarmPoolGrowsWithColdStartsAndShrinksBack) {
+  options_.prewarm_demand_window = std::chrono::milliseconds(400);
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 5}});
+    // Lambdas are named before they are awaited (g++ 12, see NOTES.md).
+    auto idle = [&] { return s.PrewarmedIdle()["prewarm/fake"]; };
+    std::function<bool()> one_idle = [&] { return idle() == 1; };
+    std::function<bool()> four_idle = [&] { return idle() == 4; };
+    EXPECT_TRUE(co_await WaitUntil(one_idle, std::chrono::seconds(5)));
+    for (int i = 0; i < 4; ++i) {
+      auto d = MakeDeployment(1, 10, "echo", "f" + std::to_string(i));
+      auto result = co_await s.Invoke(d, Request("{}"));
+      EXPECT_TRUE(result && result->cold_start);
+    }
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 4u);
+    EXPECT_TRUE(co_await WaitUntil(four_idle, std::chrono::seconds(5))) << idle();
+    EXPECT_TRUE(co_await WaitUntil(one_idle, std::chrono::seconds(5))) << idle();
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 1u);
+  });
+}
+
+// Above its configured size a pool takes only spare room: a quarter of the node's caps stays
+// for functions, and no idle instance is evicted for it.
+TEST_F(SchedulerTest, APrewarmPoolGrowsOnlyIntoSpareRoom) {
+  options_.max_instances_total = 8;  // spare room: 6 instances in all
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    auto idle = [&] { return s.PrewarmedIdle()["prewarm/fake"]; };
+    std::function<bool()> one_idle = [&] { return idle() == 1; };
+    std::function<bool()> two_idle = [&] { return idle() == 2; };
+    EXPECT_TRUE(co_await WaitUntil(one_idle, std::chrono::seconds(5)));
+    for (int i = 0; i < 4; ++i) {
+      auto d = MakeDeployment(1, 10, "echo", "f" + std::to_string(i));
+      auto result = co_await s.Invoke(d, Request("{}"));
+      EXPECT_TRUE(result);
+    }
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 4u);
+    EXPECT_TRUE(co_await WaitUntil(two_idle, std::chrono::seconds(5))) << idle();
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(200));
+    co_await pause.async_wait(asio::use_awaitable);
+    EXPECT_EQ(idle(), 2u);
+    EXPECT_EQ(s.instance_count(), 6u);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(s.Instances("f" + std::to_string(i)).size(), 1u);
+  });
+}
+
+// After a restart every published function without an instance will start cold at its next
+// call: the pool counts them as demand from the start.
+TEST_F(SchedulerTest, PublishedFunctionsWithoutInstancesSizeThePoolAtStart) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    for (int i = 0; i < 3; ++i) {
+      s.Publish(MakeDeployment(1, 10, "echo", "f" + std::to_string(i)));
+    }
+    auto other = MakeDeployment(1, 10, "echo", "other");
+    std::const_pointer_cast<Deployment>(other)->spawn.memory_limit_bytes = 1 << 30;  // no fit
+    s.Publish(other);
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 3u);
+    std::function<bool()> three_idle = [&] { return s.PrewarmedIdle()["prewarm/fake"] == 3; };
+    EXPECT_TRUE(co_await WaitUntil(three_idle, std::chrono::seconds(5)));
+  });
+}
+
+// A cold start that finds the pool's generic instance still loading takes that one, at full
+// CPU weight, rather than starting a sandbox of its own; it serves the call once ready.
+TEST_F(SchedulerTest, AColdStartClaimsAPrewarmedInstanceThatIsStillLoading) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto generic = std::make_shared<Deployment>(*GenericDeployment());
+    generic->spawn.env = {"FAKE_MODE=slow_start"};
+    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
+    auto all = s.AllInstances();
+    std::function<bool()> initializing = [&] {
+      all = s.AllInstances();
+      return all.size() == 1 && all[0].state == "initializing";
+    };
+    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    if (all.size() != 1) co_return;
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    d->spawn.code_dir = "/code/of/f/v1";
+    auto result = co_await s.Invoke(d, Request(R"({"n":2})"));
+    EXPECT_TRUE(result && result->status == InvocationStatus::kSuccess);
+    if (!result) co_return;
+    EXPECT_TRUE(result->cold_start);
+    EXPECT_EQ(result->instance_id, all[0].id);
+    EXPECT_EQ(backend_.prioritized, std::vector<std::string>{all[0].id});
+    EXPECT_EQ(backend_.specialized.size(), 1u);
+  });
+  // The generic instance, and the pool's refill after it was taken; no sandbox for the call.
+  EXPECT_EQ(backend_.spawned, 2);
+}
+
+// A claimed instance that ends before it is ready does not strand its call: another starts.
+TEST_F(SchedulerTest, AClaimedInstanceThatDiesWhileLoadingIsReplaced) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto generic = std::make_shared<Deployment>(*GenericDeployment());
+    generic->spawn.env = {"FAKE_MODE=slow_start"};
+    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
+    auto all = s.AllInstances();
+    std::function<bool()> initializing = [&] {
+      all = s.AllInstances();
+      return all.size() == 1 && all[0].state == "initializing";
+    };
+    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    if (all.size() != 1) co_return;
+    auto d = MakeDeployment();
+    // The generic instance dies while the call waits for it.
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                      std::chrono::milliseconds(50));
+    auto kill = [this, timer, id = all[0].id](boost::system::error_code) { backend_.Kill(id); };
+    timer->async_wait(kill);
+    auto result = co_await s.Invoke(d, Request(R"({"n":3})"));
+    EXPECT_TRUE(result && result->status == InvocationStatus::kSuccess);
+    if (!result) co_return;
+    EXPECT_NE(result->instance_id, all[0].id);
+    EXPECT_EQ(result->response_json, R"({"n":3})");
+  });
 }
 
 class NullHost final : public InstanceHost {
