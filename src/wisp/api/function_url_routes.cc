@@ -208,8 +208,8 @@ asio::awaitable<HttpResponse> ServeFunctionRequest(
   const auto stream = std::make_shared<UrlStream>(co_await asio::this_coro::executor);
   options.on_stream_chunk = [stream](std::string_view bytes) { stream->Append(bytes); };
   asio::co_spawn(stream->executor,
-                 RunStreamable(invoker, stream, function_id,
-                               BuildFunctionUrlEvent(event_request), std::move(options)),
+                 RunStreamable(invoker, stream, function_id, BuildFunctionUrlEvent(event_request),
+                               std::move(options)),
                  asio::detached);
   while (!stream->finished && !stream->HeadKnown()) co_await stream->WaitChange();
   if (stream->started) {
