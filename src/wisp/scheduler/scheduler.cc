@@ -347,10 +347,13 @@ void Scheduler::WatchInitTimeout(const std::shared_ptr<Instance>& instance) {
                          ? kGenericInitTimeoutFactor * options_.init_timeout
                          : options_.init_timeout;
   auto timer = std::make_shared<asio::steady_timer>(io_, limit);
-  timer->async_wait(
-      [instance, timer, start = instance->start_count()](boost::system::error_code ec) {
-        if (!ec && instance->start_count() == start) instance->OnInitTimeout();
-      });
+  // Weak: an instance that ended meanwhile must not live on (with its deployment and the code
+  // tree that holds) until a generic instance's long deadline.
+  timer->async_wait([weak = std::weak_ptr<Instance>(instance), timer,
+                     start = instance->start_count()](boost::system::error_code ec) {
+    auto instance = weak.lock();
+    if (!ec && instance && instance->start_count() == start) instance->OnInitTimeout();
+  });
 }
 
 namespace {

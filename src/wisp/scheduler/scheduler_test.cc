@@ -998,6 +998,24 @@ asio::awaitable<bool> WaitUntil(std::function<bool()> done, std::chrono::millise
   co_return true;
 }
 
+// An instance that has ended lets its deployment go at once, and with it the code tree the
+// deployment holds; also one that began as a generic instance, whose load deadline is long.
+TEST_F(SchedulerTest, AnEndedSpecialisedInstanceLetsItsDeploymentGo) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1}});
+    EXPECT_TRUE(co_await WaitUntil([&] { return s.PrewarmedIdle()["prewarm/fake"] >= 1; },
+                                   std::chrono::seconds(5)));
+    auto d = std::make_shared<Deployment>(*MakeDeployment());
+    std::weak_ptr<const Deployment> held = d;
+    auto result = co_await s.Invoke(d, Request("{}"));
+    EXPECT_TRUE(result && result->cold_start);
+    d.reset();
+    s.RetireFunction("f");
+    // Well within the init timeout (5 s here), which a deadline's timer must not outlive.
+    EXPECT_TRUE(co_await WaitUntil([&] { return held.expired(); }, std::chrono::seconds(3)));
+  });
+}
+
 // Cold starts of distinct functions raise the pool's target by one each: it refills to that
 // many generic instances, then falls back to its configured size once they age out of the
 // demand window.
