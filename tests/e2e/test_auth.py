@@ -37,6 +37,11 @@ class AuthOffByDefaultTest(wisp_fixture.WispTestCase):
         self.assertEqual(self.wisp.request("DELETE", f"/v1/keys/{key_id}").status, 200)
 
 
+def altered(secret):
+    """`secret` with its last character changed (to one it surely is not)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")
+
+
 class AuthRequiredTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -73,7 +78,7 @@ class AuthRequiredTest(unittest.TestCase):
     def test_right_and_wrong_bearer_keys(self):
         self.assertEqual(self.bearer(AuthServer.CONFIG_KEY_SECRET).status, 200)
         self.assertEqual(self.bearer(self.server.cli_key[1]).status, 200)
-        wrong = self.bearer(self.server.cli_key[1][:-1] + "x")
+        wrong = self.bearer(altered(self.server.cli_key[1]))
         self.assertEqual(wrong.status, 401, wrong)
         self.assertIn('error="invalid_token"', wrong.headers["www-authenticate"])
         # The key's id is not its secret.
@@ -134,7 +139,7 @@ class AuthRequiredTest(unittest.TestCase):
 
     def test_wrong_secret_is_invalid_signature(self):
         key_id, secret = self.server.cli_key
-        client = auth_support.lambda_client(self.port, key_id, secret[:-1] + "x")
+        client = auth_support.lambda_client(self.port, key_id, altered(secret))
         self.assert_aws_error(client.list_functions, "InvalidSignatureException")
 
     def test_unknown_key_is_unrecognized_client(self):

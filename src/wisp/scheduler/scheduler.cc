@@ -156,15 +156,28 @@ asio::awaitable<Scheduler::Acquired> Scheduler::Acquire(
                     fmt::format("function {} has {} calls waiting already; retry later",
                                 deployment->function_name, pool.waiters.size())};
   }
-  const size_t live = static_cast<size_t>(std::count_if(
-      pool.instances.begin(), pool.instances.end(), [](const auto& i) { return i->live(); }));
+  // A generic instance a call of this pool claimed while it loads is in its runtime's pool until
+  // it is ready, but it is this pool's next instance: it counts against the limit, and as one
+  // loading for the calls waiting.
+  size_t claimed = 0;
+  size_t claimed_for_version = 0;
+  for (const auto& [instance_id, claim] : claims_) {
+    if (claim.deployment->pool_key() != deployment->pool_key()) continue;
+    ++claimed;
+    claimed_for_version += claim.deployment->version == deployment->version;
+  }
+  const size_t live =
+      claimed + static_cast<size_t>(std::count_if(pool.instances.begin(), pool.instances.end(),
+                                                  [](const auto& i) { return i->live(); }));
   // Start an instance only for calls that no instance already starting (or waiting for room
   // to start) will serve: a burst of N calls starts ceil(N / instance_concurrency) instances,
   // while calls that queue behind briefly busy instances do not each leave a new instance
   // behind. max_instances bounds the calls in flight; instances, that many calls' worth.
-  const size_t loading = static_cast<size_t>(std::count_if(
-      pool.instances.begin(), pool.instances.end(),
-      [&](const auto& i) { return i->version() == deployment->version && i->loading(); }));
+  const size_t loading =
+      claimed_for_version + static_cast<size_t>(std::count_if(
+                                pool.instances.begin(), pool.instances.end(), [&](const auto& i) {
+                                  return i->version() == deployment->version && i->loading();
+                                }));
   size_t waiting = 0;
   size_t waiting_for_room = 0;
   for (const Waiter* w : pool.waiters) {

@@ -1112,6 +1112,36 @@ TEST_F(SchedulerTest, AColdStartClaimsAPrewarmedInstanceThatIsStillLoading) {
   EXPECT_EQ(backend_.spawned, 2);
 }
 
+// The instance a call claimed while it loads counts against its function's limit: a second call
+// of a function limited to one instance waits for it (here longer than the queue wait allows)
+// instead of claiming the pool's other loading instance.
+TEST_F(SchedulerTest, AClaimedInstanceCountsAgainstTheFunctionsLimit) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto generic = std::make_shared<Deployment>(*GenericDeployment());
+    generic->spawn.env = {"FAKE_MODE=slow_start"};
+    s.ConfigurePrewarm({PrewarmPool{generic, 2, 2}});
+    std::function<bool()> initializing = [&] {
+      auto all = s.AllInstances();
+      return all.size() == 2 && all[0].state == "initializing" && all[1].state == "initializing";
+    };
+    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    auto d = std::make_shared<Deployment>(*MakeDeployment(1, /*max_instances=*/1));
+    d->spawn.code_dir = "/code/of/f/v1";
+    std::vector<InvokeRequest> requests;  // not a braced list in the co_await (g++ 12)
+    requests.push_back(Request(R"({"sleep_ms":1000})"));
+    requests.push_back(Request(R"({"sleep_ms":1000})"));
+    auto results = co_await InvokeAll(s, d, std::move(requests));
+    EXPECT_EQ(s.Instances("f").size(), 1u);
+    for (const auto& result : results) {
+      if (result) {
+        EXPECT_EQ(result->status, InvocationStatus::kSuccess);
+      } else {
+        EXPECT_EQ(result.error().code, ErrorCode::kResourceExhausted) << result.error().message;
+      }
+    }
+  });
+}
+
 // A claimed instance that ends before it is ready does not strand its call: another starts.
 TEST_F(SchedulerTest, AClaimedInstanceThatDiesWhileLoadingIsReplaced) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
