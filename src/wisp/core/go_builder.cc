@@ -186,6 +186,28 @@ std::string Tidy(std::string text) {
   return text;
 }
 
+// The build's "out" directory under `work_dir`, which must be root's and 0700 (so that no other
+// uid could have swapped anything on the way there).
+Result<UniqueFd> OpenBuildOutputDir(const std::string& work_dir) {
+  UniqueFd work(::open(work_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!work) return ErrnoError("open " + work_dir);
+  struct stat st;
+  if (::fstat(work.get(), &st) != 0) return ErrnoError("stat " + work_dir);
+  if (st.st_uid != 0 || (st.st_mode & 077) != 0) {
+    return MakeError(ErrorCode::kInternal,
+                     fmt::format("{} must be root's with mode 0700 to take a build's output from "
+                                 "it",
+                                 work_dir));
+  }
+  UniqueFd out(::openat(work.get(), "out", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!out) {
+    return MakeError(
+        ErrorCode::kInternal,
+        fmt::format("the build's output directory is not a directory: {}", std::strerror(errno)));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<void> PrepareBuildDir(const GoBuildSettings& settings) {
@@ -233,29 +255,16 @@ Result<void> PrepareBuildDir(const GoBuildSettings& settings) {
 
 Result<void> TakeBuildOutput(const std::string& work_dir, uid_t build_uid,
                              const std::string& output) {
-  UniqueFd work(::open(work_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!work) return ErrnoError("open " + work_dir);
-  struct stat st;
-  if (::fstat(work.get(), &st) != 0) return ErrnoError("stat " + work_dir);
-  if (st.st_uid != 0 || (st.st_mode & 077) != 0) {
-    return MakeError(ErrorCode::kInternal,
-                     fmt::format("{} must be root's with mode 0700 to take a build's output from "
-                                 "it",
-                                 work_dir));
-  }
-  UniqueFd out(::openat(work.get(), "out", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!out) {
-    return MakeError(
-        ErrorCode::kInternal,
-        fmt::format("the build's output directory is not a directory: {}", std::strerror(errno)));
-  }
+  auto out = OpenBuildOutputDir(work_dir);
+  if (!out) return tl::unexpected(out.error());
   // The build's processes are gone and no other uid can reach this directory; once it is
   // root's, nothing in it can be renamed, replaced or linked but by root.
-  if (::fchown(out.get(), 0, 0) != 0 || ::fchmod(out.get(), 0700) != 0) {
+  if (::fchown(out->get(), 0, 0) != 0 || ::fchmod(out->get(), 0700) != 0) {
     return ErrnoError("take over the build's output directory");
   }
   // O_NONBLOCK: a FIFO in its place must not block the open; it is refused below.
-  UniqueFd binary(::openat(out.get(), kBinaryName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd binary(
+      ::openat(out->get(), kBinaryName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!binary) {
     if (errno == ELOOP) {
       return MakeError(ErrorCode::kInvalidArgument,
@@ -264,6 +273,7 @@ Result<void> TakeBuildOutput(const std::string& work_dir, uid_t build_uid,
     if (errno == ENOENT) return MakeError(ErrorCode::kInvalidArgument, "go build left no binary");
     return ErrnoError("open the build's output");
   }
+  struct stat st;
   if (::fstat(binary.get(), &st) != 0) return ErrnoError("stat the build's output");
   if (!S_ISREG(st.st_mode)) {
     return MakeError(ErrorCode::kInvalidArgument,
@@ -304,25 +314,11 @@ Result<void> TakeBuildOutput(const std::string& work_dir, uid_t build_uid,
 Result<void> TakeBuildOutputTree(const std::string& work_dir, uid_t build_uid,
                                  const std::string& output_dir, uint64_t max_bytes,
                                  uint64_t max_entries) {
-  UniqueFd work(::open(work_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!work) return ErrnoError("open " + work_dir);
-  struct stat st;
-  if (::fstat(work.get(), &st) != 0) return ErrnoError("stat " + work_dir);
-  if (st.st_uid != 0 || (st.st_mode & 077) != 0) {
-    return MakeError(ErrorCode::kInternal,
-                     fmt::format("{} must be root's with mode 0700 to take a build's output from "
-                                 "it",
-                                 work_dir));
-  }
-  UniqueFd out(::openat(work.get(), "out", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!out) {
-    return MakeError(
-        ErrorCode::kInternal,
-        fmt::format("the build's output directory is not a directory: {}", std::strerror(errno)));
-  }
+  auto out = OpenBuildOutputDir(work_dir);
+  if (!out) return tl::unexpected(out.error());
   uint64_t bytes = 0;
   uint64_t entries = 0;
-  return CopyOutputDir(out.get(), output_dir, build_uid, 0, bytes, entries, max_bytes, max_entries,
+  return CopyOutputDir(out->get(), output_dir, build_uid, 0, bytes, entries, max_bytes, max_entries,
                        "");
 }
 
