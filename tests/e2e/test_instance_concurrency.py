@@ -232,13 +232,6 @@ class ConcurrencyLeakTest(unittest.TestCase):
                           instance_concurrency=8)
         wisp.wait_state(fid)
 
-        def snapshot():
-            pid = wisp.proc.pid
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
-            with open(f"/proc/{pid}/status") as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-            return fds, rss, wisp.health()["instances"]
-
         clients = [wisp.client() for _ in range(8)]
         failures = []
 
@@ -257,10 +250,10 @@ class ConcurrencyLeakTest(unittest.TestCase):
                 t.join()
 
         load(125)  # warm: as many instances and connections as the load needs
-        fds0, rss0, _ = snapshot()
+        fds0, rss0, _ = wisp.resources()
         load(1250)
         self.assertEqual(failures, [], failures[:3])
-        fds1, rss1, instances1 = snapshot()
+        fds1, rss1, instances1 = wisp.resources()
         self.assertLessEqual(fds1, fds0 + 8,
                              f"wispd's open files grew: {os.listdir(f'/proc/{wisp.proc.pid}/fd')}")
         # Eight calls at a time fit one instance; a second may start for a call that arrived

@@ -196,13 +196,6 @@ class NoLeakTest(unittest.TestCase):
         fid = wisp.create(name="leak", runtime="node", code=NODE_ECHO)
         wisp.wait_state(fid)
 
-        def snapshot():
-            pid = wisp.proc.pid
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
-            with open(f"/proc/{pid}/status") as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-            return fds, rss, wisp.health()["instances"]
-
         clients = [wisp.client() for _ in range(4)]
         failures = []
 
@@ -221,10 +214,10 @@ class NoLeakTest(unittest.TestCase):
                 t.join()
 
         load(250)  # warm: as many instances and connections as the load needs
-        fds0, rss0, instances0 = snapshot()
+        fds0, rss0, instances0 = wisp.resources()
         load(2500)
         self.assertEqual(failures, [])
-        fds1, rss1, instances1 = snapshot()
+        fds1, rss1, instances1 = wisp.resources()
         self.assertLessEqual(fds1, fds0 + 8,
                              f"wispd's open files grew: {os.listdir(f'/proc/{wisp.proc.pid}/fd')}")
         # One instance per client, and at most as many again started for calls that a

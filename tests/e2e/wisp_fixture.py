@@ -484,6 +484,14 @@ class WispServer:
     def health(self):
         return self.request("GET", "/health").json
 
+    def resources(self):
+        """(open fds, RSS in KiB, instances per /health) of wispd now: what a leak would grow."""
+        pid = self.proc.pid
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return fds, rss, self.health()["instances"]
+
 
 class WispTestCase(unittest.TestCase):
     """One wispd shared by the tests of a class; stopped and checked in tearDownClass."""
