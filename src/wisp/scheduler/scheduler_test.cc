@@ -3,6 +3,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <algorithm>
 
 #include <atomic>
 #include <functional>
@@ -1084,19 +1085,30 @@ TEST_F(SchedulerTest, PublishedFunctionsWithoutInstancesSizeThePoolAtStart) {
   });
 }
 
+// Gives `s` a pool of `count` generic instances slow to load and waits until all are loading;
+// them, or none if they did not get there.
+asio::awaitable<std::vector<InstanceInfo>> LoadingGenerics(Scheduler& s, size_t count) {
+  auto generic = std::make_shared<Deployment>(*GenericDeployment());
+  generic->spawn.env = {"FAKE_MODE=slow_start"};
+  s.ConfigurePrewarm({PrewarmPool{generic, count, count}});
+  std::vector<InstanceInfo> all;
+  std::function<bool()> loading = [&] {
+    all = s.AllInstances();
+    return all.size() == count && std::all_of(all.begin(), all.end(), [](const auto& i) {
+             return i.state == "initializing";
+           });
+  };
+  const bool reached = co_await WaitUntil(loading, std::chrono::seconds(5));
+  EXPECT_TRUE(reached);
+  if (!reached) all.clear();
+  co_return all;
+}
+
 // A cold start that finds the pool's generic instance still loading takes that one, at full
 // CPU weight, rather than starting a sandbox of its own; it serves the call once ready.
 TEST_F(SchedulerTest, AColdStartClaimsAPrewarmedInstanceThatIsStillLoading) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
-    auto generic = std::make_shared<Deployment>(*GenericDeployment());
-    generic->spawn.env = {"FAKE_MODE=slow_start"};
-    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
-    auto all = s.AllInstances();
-    std::function<bool()> initializing = [&] {
-      all = s.AllInstances();
-      return all.size() == 1 && all[0].state == "initializing";
-    };
-    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    auto all = co_await LoadingGenerics(s, 1);
     if (all.size() != 1) co_return;
     auto d = std::make_shared<Deployment>(*MakeDeployment());
     d->spawn.code_dir = "/code/of/f/v1";
@@ -1117,14 +1129,8 @@ TEST_F(SchedulerTest, AColdStartClaimsAPrewarmedInstanceThatIsStillLoading) {
 // instead of claiming the pool's other loading instance.
 TEST_F(SchedulerTest, AClaimedInstanceCountsAgainstTheFunctionsLimit) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
-    auto generic = std::make_shared<Deployment>(*GenericDeployment());
-    generic->spawn.env = {"FAKE_MODE=slow_start"};
-    s.ConfigurePrewarm({PrewarmPool{generic, 2, 2}});
-    std::function<bool()> initializing = [&] {
-      auto all = s.AllInstances();
-      return all.size() == 2 && all[0].state == "initializing" && all[1].state == "initializing";
-    };
-    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    auto loading = co_await LoadingGenerics(s, 2);
+    if (loading.size() != 2) co_return;
     auto d = std::make_shared<Deployment>(*MakeDeployment(1, /*max_instances=*/1));
     d->spawn.code_dir = "/code/of/f/v1";
     std::vector<InvokeRequest> requests;  // not a braced list in the co_await (g++ 12)
@@ -1145,15 +1151,7 @@ TEST_F(SchedulerTest, AClaimedInstanceCountsAgainstTheFunctionsLimit) {
 // A claimed instance that ends before it is ready does not strand its call: another starts.
 TEST_F(SchedulerTest, AClaimedInstanceThatDiesWhileLoadingIsReplaced) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
-    auto generic = std::make_shared<Deployment>(*GenericDeployment());
-    generic->spawn.env = {"FAKE_MODE=slow_start"};
-    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
-    auto all = s.AllInstances();
-    std::function<bool()> initializing = [&] {
-      all = s.AllInstances();
-      return all.size() == 1 && all[0].state == "initializing";
-    };
-    EXPECT_TRUE(co_await WaitUntil(initializing, std::chrono::seconds(5)));
+    auto all = co_await LoadingGenerics(s, 1);
     if (all.size() != 1) co_return;
     auto d = MakeDeployment();
     // The generic instance dies while the call waits for it.
