@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from wisp_fixture import WispServer
+from wisp_fixture import SharedStoreTestCase, WispServer
 
 ECHO = '''
 def handler(event, context):
@@ -213,38 +213,11 @@ class MissedFiringsTest(unittest.TestCase):
             self.assertEqual(wait_done(server, iid)["status"], "success")
 
 
-class TwoNodesTest(unittest.TestCase):
+class TwoNodesTest(SharedStoreTestCase):
     """Two wispd, each with a data dir (and queue) of its own, on one store file, with the same
     test clock: each slot fires on one of them."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.store_dir = tempfile.mkdtemp(prefix="wisp-e2e-store-")
-        store = dict(clock_env(), WISP_STORE_FILE=os.path.join(cls.store_dir, "shared.db"))
-        cls.a = WispServer(env=dict(store, WISP_SANDBOX_ID_BASE=str(0x70000000),
-                                    WISP_SANDBOX_ID_COUNT="4096"))
-        cls.b = WispServer(env=dict(store, WISP_SANDBOX_ID_BASE=str(0x70000000 + 4096),
-                                    WISP_SANDBOX_ID_COUNT="4096"))
-        try:
-            cls.a.start()
-            cls.b.start()
-        except BaseException:
-            for server in (cls.a, cls.b):
-                server.kill()
-                server.cleanup()
-            shutil.rmtree(cls.store_dir, True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            for server in (cls.a, cls.b):
-                server.stop()
-        finally:
-            for server in (cls.a, cls.b):
-                server.kill()
-                server.cleanup()
-            shutil.rmtree(cls.store_dir, True)
+    store_env = clock_env()
 
     def test_each_slot_fires_on_one_node(self):
         fid = create_scheduled(self.a, "shared-tick", [{"expression": "rate(1 minute)"}])

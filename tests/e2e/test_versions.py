@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from wisp_fixture import WispServer, WispTestCase
+from wisp_fixture import SharedStoreTestCase, WispServer, WispTestCase
 
 VERSIONED = "exports.handler = async () => ({v: %r});\n"
 
@@ -213,40 +213,8 @@ def wait_for(predicate, timeout=20):
     return predicate()
 
 
-class SharedStoreTest(unittest.TestCase):
+class SharedStoreTest(SharedStoreTestCase):
     """Two wispd processes, each with a data dir of its own, on one store file."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.store_dir = tempfile.mkdtemp(prefix="wisp-e2e-store-")
-        store = {"WISP_STORE_FILE": os.path.join(cls.store_dir, "shared.db")}
-        # Separate sandbox uid ranges: the two launchers hand out ids independently.
-        cls.a = WispServer(env=dict(store, WISP_SANDBOX_ID_BASE=str(0x70000000),
-                                    WISP_SANDBOX_ID_COUNT="4096"))
-        cls.b = WispServer(env=dict(store, WISP_SANDBOX_ID_BASE=str(0x70000000 + 4096),
-                                    WISP_SANDBOX_ID_COUNT="4096"))
-        started = []
-        try:
-            for server in (cls.a, cls.b):
-                server.start()
-                started.append(server)
-        except BaseException:
-            for server in (cls.a, cls.b):
-                server.kill()
-                server.cleanup()
-            shutil.rmtree(cls.store_dir, True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            for server in (cls.a, cls.b):
-                server.stop()
-        finally:
-            for server in (cls.a, cls.b):
-                server.kill()
-                server.cleanup()
-            shutil.rmtree(cls.store_dir, True)
 
     def response_on(self, server, fid, qualifier=""):
         path = f"/v1/functions/{fid}{':' + qualifier if qualifier else ''}/invoke"

@@ -493,6 +493,44 @@ class WispServer:
         return fds, rss, self.health()["instances"]
 
 
+class SharedStoreTestCase(unittest.TestCase):
+    """Two wispd processes, `a` and `b`, each with a data dir of its own, on one store file;
+    `store_env` is what else both are started with."""
+
+    store_env = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.store_dir = tempfile.mkdtemp(prefix="wisp-e2e-store-")
+        env = dict(cls.store_env, WISP_STORE_FILE=os.path.join(cls.store_dir, "shared.db"))
+        # Separate sandbox uid ranges: the two launchers hand out ids independently.
+        cls.a = WispServer(env=dict(env, WISP_SANDBOX_ID_BASE=str(0x70000000),
+                                    WISP_SANDBOX_ID_COUNT="4096"))
+        cls.b = WispServer(env=dict(env, WISP_SANDBOX_ID_BASE=str(0x70000000 + 4096),
+                                    WISP_SANDBOX_ID_COUNT="4096"))
+        try:
+            cls.a.start()
+            cls.b.start()
+        except BaseException:
+            cls._remove_servers()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for server in (cls.a, cls.b):
+                server.stop()
+        finally:
+            cls._remove_servers()
+
+    @classmethod
+    def _remove_servers(cls):
+        for server in (cls.a, cls.b):
+            server.kill()
+            server.cleanup()
+        shutil.rmtree(cls.store_dir, True)
+
+
 class WispTestCase(unittest.TestCase):
     """One wispd shared by the tests of a class; stopped and checked in tearDownClass."""
 
