@@ -22,6 +22,7 @@
 namespace {
 using nlohmann::json;
 using namespace wisp::cli;
+using wisp::EncodeBase64;
 namespace fs = std::filesystem;
 
 constexpr const char* kDefaultUrl = "http://127.0.0.1:18080";
@@ -229,9 +230,9 @@ int DeployProject(Api& api, const Options& o) {
     std::string id;
     auto found = existing.find(fn.name);
     if (found == existing.end()) {
-      body = {{"name", fn.name},       {"project", plan->project}, {"file_path", fn.file_path},
-              {"runtime", fn.runtime}, {"handler", fn.handler},    {"env", env},
-              {"zip", Base64(*zip)}};
+      body = {{"name", fn.name},          {"project", plan->project}, {"file_path", fn.file_path},
+              {"runtime", fn.runtime},    {"handler", fn.handler},    {"env", env},
+              {"zip", EncodeBase64(*zip)}};
       if (fn.settings.memory_mb) body["memory_mb"] = *fn.settings.memory_mb;
       if (fn.settings.timeout_seconds) body["timeout_seconds"] = *fn.settings.timeout_seconds;
       if (fn.settings.schedules) body["schedules"] = *fn.settings.schedules;
@@ -262,7 +263,7 @@ int DeployProject(Api& api, const Options& o) {
         body["schedules"] = *fn.settings.schedules;
       }
       // The package goes up only when its bytes differ from what the function runs.
-      if (item.value("code_sha256", "") != sha) body["zip"] = Base64(*zip);
+      if (item.value("code_sha256", "") != sha) body["zip"] = EncodeBase64(*zip);
       if (!body.empty()) {
         try {
           api.Call("PUT", "/v1/functions/" + id, body.dump());
@@ -347,7 +348,7 @@ int Deploy(Api& api, const Options& o) {
     auto bytes = ZipDirectory(o.path, &names, &error);
     if (!bytes) throw Failure{kUsage, error};
     if (names.empty()) throw Failure{kUsage, fmt::format("{} has no files to deploy", o.path)};
-    zip = Base64(*bytes);
+    zip = EncodeBase64(*bytes);
   } else {
     code = ReadFile(o.path);
     if (!code) throw Failure{kUsage, fmt::format("cannot read {}: no such file", o.path)};

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "wisp/common/base64.h"
 #include "wisp/common/result.h"
 
 namespace wisp::api {
@@ -22,6 +23,5 @@ std::string FormatGoDuration(std::chrono::nanoseconds d);
 // Standard base64 (RFC 4648 §4) with or without padding; whitespace (line breaks from
 // `base64`) is ignored. kInvalidArgument naming the first bad character's offset.
 Result<std::string> DecodeBase64(std::string_view text);
-std::string EncodeBase64(std::string_view bytes);
 
 }  // namespace wisp::api

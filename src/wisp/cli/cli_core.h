@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "wisp/common/base64.h"
+
 namespace wisp::cli {
 
 // Exit codes a script can branch on; `wisp --help` and the README list them.
@@ -70,8 +72,6 @@ nlohmann::json DeployBody(const DeployOptions& options, bool create,
 
 // The runtime a file or folder is written for, from names in it: .py → python, else node.
 std::string InferRuntime(const std::vector<std::string>& file_names);
-
-std::string Base64(std::string_view bytes);
 
 // --data: JSON text, or @path read by `read_file`; "" means {}. The invoke body always wraps
 // the event ({"event": ...}) so an event that looks like a wrapper is sent as itself.

@@ -120,14 +120,6 @@ TEST(InferRuntimeTest, PythonFilesMeanPython) {
   EXPECT_EQ(InferRuntime({"index.js"}), "node");
 }
 
-TEST(Base64Test, EncodesWithPadding) {
-  EXPECT_EQ(Base64(""), "");
-  EXPECT_EQ(Base64("f"), "Zg==");
-  EXPECT_EQ(Base64("fo"), "Zm8=");
-  EXPECT_EQ(Base64("foo"), "Zm9v");
-  EXPECT_EQ(Base64(std::string("\xff\x00\x10", 3)), "/wAQ");
-}
-
 TEST(InvokeBodyTest, WrapsTheEventFromTextOrFile) {
   const auto files = [](const std::string& path) -> std::optional<std::string> {
     if (path == "event.json") return R"({"name":"file"})";

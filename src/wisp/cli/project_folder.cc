@@ -487,7 +487,7 @@ std::string CodeSha256(const std::string& bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr);
-  return Base64(std::string_view(reinterpret_cast<const char*>(digest), size));
+  return EncodeBase64(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 }  // namespace wisp::cli
