@@ -117,9 +117,9 @@ class PrewarmTest(WispTestCase):
 
 
 class PrewarmDemandTest(WispTestCase):
-    """A pool follows demand: every cold start within the window (deploys are cold starts too)
-    raises it by one, up to prewarm_max_instances; once they age out it shrinks back to its
-    configured size."""
+    """A pool follows demand: every function that starts cold within the window (a deploy is a
+    cold start too) raises it by one, up to prewarm_max_instances; once they age out it shrinks
+    back to its configured size."""
 
     server_env = {"WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "1",
                   "WISP_PREWARM_MAX_INSTANCES": "5", "WISP_PREWARM_DEMAND_WINDOW_SECONDS": "10"}
@@ -138,7 +138,8 @@ class PrewarmDemandTest(WispTestCase):
         for fid in fids:
             r = self.wisp.invoke(fid, {"n": 1})
             self.assertEqual(r.json["status"], "success", r)
-        # Six cold starts, and a ceiling of five; the target falls only when the window passes.
+        # Six functions started cold, and a ceiling of five; the target falls only when the window
+        # passes.
         idle, target = self.pool()
         if target == 1:
             self.skipTest("the six deploys took longer than the 10 s demand window here")

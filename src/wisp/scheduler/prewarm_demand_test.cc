@@ -17,29 +17,49 @@ TEST(PrewarmDemandTest, WithoutColdStartsTheTargetIsTheFloor) {
   EXPECT_EQ(none.Target(kStart), 0u);
 }
 
-TEST(PrewarmDemandTest, EachColdStartInTheWindowRaisesTheTarget) {
+// Functions named f0, f1, ...
+std::vector<std::string> Functions(int count, int first = 0) {
+  std::vector<std::string> names;
+  for (int i = first; i < first + count; ++i) names.push_back("f" + std::to_string(i));
+  return names;
+}
+
+TEST(PrewarmDemandTest, EachFunctionThatStartsColdInTheWindowRaisesTheTarget) {
   PrewarmDemand demand(1, 10, seconds(60));
-  demand.RecordColdStart(kStart);
-  EXPECT_EQ(demand.Target(kStart), 1u);  // one cold start: the floor already covers it
-  for (int i = 0; i < 4; ++i) demand.RecordColdStart(kStart + seconds(i));
+  demand.RecordColdStart("f0", kStart);
+  EXPECT_EQ(demand.Target(kStart), 1u);  // one function: the floor already covers it
+  for (int i = 1; i < 5; ++i) demand.RecordColdStart("f" + std::to_string(i), kStart + seconds(i));
   EXPECT_EQ(demand.Target(kStart + seconds(5)), 5u);
+}
+
+TEST(PrewarmDemandTest, AFunctionScalingOutCountsOnce) {
+  PrewarmDemand demand(1, 20, seconds(60));
+  for (int i = 0; i < 64; ++i) demand.RecordColdStart("busy", kStart + milliseconds(i));
+  demand.RecordColdStart("other", kStart + seconds(1));
+  EXPECT_EQ(demand.Target(kStart + seconds(1)), 2u);
+  // It counts from its latest cold start.
+  demand.RecordColdStart("busy", kStart + seconds(50));
+  EXPECT_EQ(demand.Target(kStart + seconds(61)), 1u);  // "other" aged out, "busy" did not
+  EXPECT_EQ(demand.Target(kStart + seconds(109)), 1u);
+  demand.RecordColdStart("third", kStart + seconds(100));
+  EXPECT_EQ(demand.Target(kStart + seconds(100)), 2u);
 }
 
 TEST(PrewarmDemandTest, TheCeilingBoundsTheTarget) {
   PrewarmDemand demand(1, 4, seconds(60));
-  demand.RecordColdStarts(20, kStart);
+  demand.RecordColdStarts(Functions(20), kStart);
   EXPECT_EQ(demand.Target(kStart), 4u);
   // A ceiling below the floor is the floor: the configured size is always kept.
   PrewarmDemand low(3, 1, seconds(60));
   EXPECT_EQ(low.ceiling(), 3u);
-  low.RecordColdStarts(20, kStart);
+  low.RecordColdStarts(Functions(20), kStart);
   EXPECT_EQ(low.Target(kStart), 3u);
 }
 
 TEST(PrewarmDemandTest, TheTargetFallsBackToTheFloorAsColdStartsAgeOut) {
   PrewarmDemand demand(1, 20, seconds(60));
-  demand.RecordColdStarts(6, kStart);
-  for (int i = 1; i <= 4; ++i) demand.RecordColdStart(kStart + seconds(30));
+  demand.RecordColdStarts(Functions(6), kStart);
+  demand.RecordColdStarts(Functions(4, 6), kStart + seconds(30));
   EXPECT_EQ(demand.Target(kStart + seconds(59)), 10u);
   EXPECT_EQ(demand.Target(kStart + seconds(60)), 4u);  // the first six are a window old
   EXPECT_EQ(demand.Target(kStart + seconds(89)), 4u);
@@ -48,8 +68,8 @@ TEST(PrewarmDemandTest, TheTargetFallsBackToTheFloorAsColdStartsAgeOut) {
 
 TEST(PrewarmDemandTest, NewColdStartsCountLongestWhenTheCeilingIsReached) {
   PrewarmDemand demand(0, 3, seconds(10));
-  demand.RecordColdStarts(3, kStart);
-  demand.RecordColdStarts(2, kStart + seconds(8));
+  demand.RecordColdStarts(Functions(3), kStart);
+  demand.RecordColdStarts(Functions(2, 3), kStart + seconds(8));
   // Kept: one of the first three and the two newer ones; the old one ages out first.
   EXPECT_EQ(demand.Target(kStart + seconds(9)), 3u);
   EXPECT_EQ(demand.Target(kStart + seconds(10)), 2u);
@@ -58,7 +78,7 @@ TEST(PrewarmDemandTest, NewColdStartsCountLongestWhenTheCeilingIsReached) {
 
 TEST(PrewarmDemandTest, AZeroCeilingAndFloorKeepsNoPool) {
   PrewarmDemand demand(0, 0, seconds(10));
-  demand.RecordColdStarts(5, kStart);
+  demand.RecordColdStarts(Functions(5), kStart);
   EXPECT_EQ(demand.Target(kStart + milliseconds(1)), 0u);
 }
 

@@ -389,7 +389,7 @@ std::shared_ptr<Instance> Scheduler::TakePrewarmed(
   for (auto& prewarm : prewarm_) {
     const PrewarmPool& pool_spec = prewarm.pool;
     if (!FitsPrewarmed(pool_spec.generic->spawn, deployment->spawn)) continue;
-    prewarm.demand.RecordColdStart(clock_.Now());
+    prewarm.demand.RecordColdStart(deployment->function_id, clock_.Now());
     // After this start has reached the backend: a cold start that found the pool empty must
     // not queue behind the pool's own starts.
     ScheduleRefill();
@@ -747,14 +747,14 @@ void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools) {
     // Every serving version without an instance (all of them, right after a restart) starts
     // cold at its next call: count those starts as demand already, so that a burst of first
     // calls finds the pool grown.
-    size_t expected = 0;
+    std::vector<std::string> expected;
     for (const auto& [key, function_pool] : pools_) {
       const bool has_instance =
           std::any_of(function_pool.instances.begin(), function_pool.instances.end(),
                       [](const auto& i) { return i->live(); });
       if (function_pool.current && !has_instance &&
           FitsPrewarmed(pool.generic->spawn, function_pool.current->spawn)) {
-        ++expected;
+        expected.push_back(function_pool.current->function_id);
       }
     }
     demand.RecordColdStarts(expected, now);

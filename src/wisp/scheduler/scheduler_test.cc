@@ -1042,6 +1042,25 @@ TEST_F(SchedulerTest, APrewarmPoolGrowsWithColdStartsAndShrinksBack) {
   });
 }
 
+// One function scaling out asks for one generic instance however many instances it starts: a
+// pool grown for its scale-out would load in the background beside its warm calls.
+TEST_F(SchedulerTest, AFunctionScalingOutRaisesThePoolTargetOnce) {
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    auto d = MakeDeployment(1, 10, "echo", "busy");
+    std::vector<InvokeRequest> requests;
+    for (int i = 0; i < 4; ++i) requests.push_back(Request(R"({"sleep_ms":100})"));
+    auto results = co_await InvokeAll(s, d, std::move(requests));
+    for (const auto& result : results) EXPECT_TRUE(result && result->cold_start);
+    EXPECT_EQ(s.Instances("busy").size(), 4u);
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 1u);
+    auto other = co_await s.Invoke(MakeDeployment(1, 10, "echo", "other"), Request("{}"));
+    EXPECT_TRUE(other && other->cold_start);
+    EXPECT_EQ(s.PrewarmTargets()["prewarm/fake"], 2u);
+  });
+}
+
 // Above its configured size a pool takes only spare room: a quarter of the node's caps stays
 // for functions, and no idle instance is evicted for it.
 TEST_F(SchedulerTest, APrewarmPoolGrowsOnlyIntoSpareRoom) {
