@@ -305,6 +305,7 @@ int main(int argc, char** argv) {
   scheduler_options.deploy_queue_wait = Millis(config.deploy_queue_wait_seconds);
   scheduler_options.idle_keepalive = Millis(config.idle_instance_keepalive_seconds);
   scheduler_options.prewarm_demand_window = Millis(config.prewarm_demand_window_seconds);
+  scheduler_options.warm_up_timeout = Millis(config.warm_up_timeout_seconds);
   scheduler_options.max_response_bytes = config.max_response_bytes;
   scheduler_options.max_log_bytes_per_invocation = config.max_log_bytes_per_invocation;
   scheduler_options.max_instances_total = config.max_instances_total;

@@ -161,6 +161,43 @@ class PrewarmDemandTest(WispTestCase):
         wait_until(lambda: self.pool()[0] >= 1, timeout=30, what="the pool to refill")
 
 
+class ReadinessTest(WispTestCase):
+    """A restarted node answers at once (liveness: /health) and says it is ready
+    (/health/ready, no key needed) once its prewarm pools hold a generic instance for each
+    function that will start cold; it serves calls before that too."""
+
+    server_env = {"WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "1",
+                  "WISP_PREWARM_MAX_INSTANCES": "10"}
+
+    def ready(self):
+        r = self.wisp.request("GET", "/health/ready")
+        self.assertIn(r.status, (200, 503), r)
+        self.assertEqual(set(r.json), {"ready"} if r.status == 200 else {"ready", "waitingFor"})
+        self.assertEqual(r.json["ready"], r.status == 200)
+        return r.status == 200
+
+    def test_a_restarted_node_is_ready_once_its_pools_are_filled(self):
+        wait_until(self.ready, timeout=30, what="the first start to be ready")
+        fids = [self.wisp.create(name=f"ready-{i}", runtime="python", code=PY_ECHO)
+                for i in range(4)]
+        for fid in fids:
+            self.assertEqual(self.wisp.wait_state(fid)["state"], "ready")
+        self.wisp.stop()
+        self.wisp.start()
+        # Served before it is ready, too (a cold start; the node does not refuse calls).
+        r = self.wisp.invoke(fids[0], {"n": 1})
+        self.assertEqual(r.json["status"], "success", r)
+        wait_until(self.ready, timeout=30, what="the restarted node to be ready")
+        health = self.wisp.health()
+        self.assertTrue(health["ready"])
+        # The three functions without an instance each have a generic instance waiting.
+        self.assertGreaterEqual(health["prewarmed"]["prewarm/python"], 3, health)
+        for fid in fids[1:]:
+            r = self.wisp.invoke(fid, {"n": 2})
+            self.assertEqual(r.json["status"], "success", r)
+        self.assertTrue(self.ready(), "readiness does not fall back while the pools serve")
+
+
 class MinInstancesTest(WispTestCase):
     server_env = {"WISP_IDLE_INSTANCE_KEEPALIVE_SECONDS": "1",
                   "WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "0"}

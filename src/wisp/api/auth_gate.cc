@@ -98,6 +98,8 @@ asio::awaitable<std::optional<HttpResponse>> AuthGate::AdmitBearer(HttpRequest& 
     if (request.path == "/health" && request.method == "GET") {
       co_return JsonResponse(200, R"({"status":"ok","data":{"status":"ok"}})");
     }
+    // Readiness says one word, for load balancers, which hold no key.
+    if (request.path == "/health/ready" && request.method == "GET") co_return std::nullopt;
     co_return Unauthorized(
         "authentication required: send \"Authorization: Bearer <secret>\" with a Wisp API key "
         "(create one with `wispd keys create`)",

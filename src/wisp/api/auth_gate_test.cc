@@ -144,6 +144,15 @@ TEST_F(AuthGateTest, HealthWithoutCredentialsIsLivenessOnly) {
   EXPECT_EQ(Dispatch(Get("/health", "Bearer wrong-wrong-wrong")).status, 401);
 }
 
+TEST_F(AuthGateTest, ReadinessNeedsNoKey) {
+  router_.Add("GET", "/health/ready", [](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    co_return JsonResponse(200, R"({"ready":true})");
+  });
+  EXPECT_EQ(Dispatch(Get("/health/ready")).status, 200);
+  EXPECT_EQ(Dispatch(Get("/health/ready", "Bearer wrong-wrong-wrong")).status, 401);
+  EXPECT_EQ(Dispatch(Get("/health/readyx")).status, 401);
+}
+
 TEST_F(AuthGateTest, PublicRequestsNeedNoKeyAndOnlyThey) {
   router_.AddPrefix("/fn", [](HttpRequest& request) -> asio::awaitable<HttpResponse> {
     co_return JsonResponse(200, request.method + " " + request.path);

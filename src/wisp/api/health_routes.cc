@@ -30,6 +30,8 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
         {"prewarmed", info.scheduler->PrewarmedIdle()},
         // What each pool is growing (or shrinking) to: its size raised by recent cold starts.
         {"prewarmTargets", info.scheduler->PrewarmTargets()},
+        // Warmed up since the start (GET /health/ready).
+        {"ready", info.scheduler->WarmedUp()},
         {"sandboxLimitsEnforced", info.limits_enforced},
         {"invocationRecordsStored", info.writer ? info.writer->written() : 0},
         // A failed batch costs records of calls that did answer: worth an operator's look.
@@ -52,6 +54,18 @@ void AddHealthRoutes(Router& router, HealthInfo info) {
       body["warning"] = "sandbox resource limits are NOT enforced (--no-enforce-limits)";
     }
     co_return JsonResponse(200, body.dump());
+  });
+  // Readiness, for a load balancer or an orchestrator: 503 while a restarted node's prewarm
+  // pools are still filling (a burst of first calls now would pay full starts), 200 once they
+  // hold what they are filling to (Scheduler::WarmedUp). /health is liveness: 200 while wispd
+  // answers at all. Calls are served either way.
+  router.Add("GET", "/health/ready", [info](HttpRequest&) -> asio::awaitable<HttpResponse> {
+    // Answered without credentials too (a load balancer has none): it says nothing else. The
+    // pools' counts are in /health.
+    const bool ready = info.scheduler->WarmedUp();
+    nlohmann::json body = {{"ready", ready}};
+    if (!ready) body["waitingFor"] = "the prewarm pools to fill after the start";
+    co_return JsonResponse(ready ? 200 : 503, body.dump());
   });
 }
 

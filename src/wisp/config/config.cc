@@ -148,6 +148,7 @@ const Setting kSettings[] = {
     {"prewarm_python_instances", SetUnsigned<&Config::prewarm_python_instances>},
     {"prewarm_max_instances", SetUnsigned<&Config::prewarm_max_instances>},
     {"prewarm_demand_window_seconds", SetDouble<&Config::prewarm_demand_window_seconds>},
+    {"warm_up_timeout_seconds", SetDouble<&Config::warm_up_timeout_seconds>},
     {"idle_instance_keepalive_seconds", SetDouble<&Config::idle_instance_keepalive_seconds>},
     {"queue_wait_seconds", SetDouble<&Config::queue_wait_seconds>},
     {"deploy_queue_wait_seconds", SetDouble<&Config::deploy_queue_wait_seconds>},

@@ -76,6 +76,9 @@ struct Config {
   // configured size when they stop.
   uint32_t prewarm_max_instances = 20;
   double prewarm_demand_window_seconds = 60;
+  // After a start wispd reports itself ready (GET /health/ready) once its prewarm pools hold
+  // what they began to fill for the functions it serves, or after this long at most.
+  double warm_up_timeout_seconds = 10;
   double idle_instance_keepalive_seconds = 600;
   double queue_wait_seconds = 10;  // how long a call may wait for a busy function's instance
   // How long a deploy may wait for room when the node is at its instance or memory cap.

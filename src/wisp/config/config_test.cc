@@ -73,6 +73,15 @@ TEST(ApplyEnvironment, PrewarmPoolsGrowToTwentyOverAMinuteByDefaultAndAreSetFrom
   EXPECT_EQ(config.prewarm_demand_window_seconds, 2.5);
 }
 
+TEST(ApplyEnvironment, ANodeWaitsTenSecondsAtMostToBeWarmedUp) {
+  EXPECT_EQ(Config{}.warm_up_timeout_seconds, 10);
+  std::map<std::string, std::string> env{{"WISP_WARM_UP_TIMEOUT_SECONDS", "0.5"}};
+  fake_env = &env;
+  Config config;
+  ASSERT_TRUE(ApplyEnvironment(config, FakeGetenv));
+  EXPECT_EQ(config.warm_up_timeout_seconds, 0.5);
+}
+
 TEST(ApplyEnvironment, NamesTheBadVariable) {
   std::map<std::string, std::string> env{{"WISP_SANDBOX_PIDS_LIMIT", "lots"}};
   fake_env = &env;

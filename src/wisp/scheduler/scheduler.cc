@@ -492,11 +492,15 @@ void Scheduler::TopUpPrewarm(Prewarm& prewarm) {
     }
   }
   const size_t target = prewarm.demand.Target(clock_.Now());
+  prewarm.out_of_room = false;
   for (; live < target && loading < options_.prewarm_starts_in_flight; ++live, ++loading) {
     // The configured size may evict idle instances, as min_instances does; what demand adds
     // takes only spare room.
     const bool room = live < prewarm.pool.size ? MakeRoomFor(*generic) : HasSpareRoomFor(*generic);
-    if (!room) return;
+    if (!room) {
+      prewarm.out_of_room = true;
+      return;
+    }
     StartInstance(generic);
   }
 }
@@ -742,6 +746,7 @@ void Scheduler::ConfigurePrewarm(std::vector<PrewarmPool> pools) {
   WISP_DCHECK_ON_THREAD(io_thread_);
   prewarm_.clear();
   const auto now = clock_.Now();
+  prewarm_configured_at_ = now;
   for (auto& pool : pools) {
     PrewarmDemand demand(pool.size, pool.max_size, options_.prewarm_demand_window);
     // Every serving version without an instance (all of them, right after a restart) starts
@@ -855,6 +860,27 @@ std::map<std::string, size_t> Scheduler::PrewarmedIdle() const {
     }
   }
   return out;
+}
+
+bool Scheduler::WarmedUp() const {
+  WISP_DCHECK_ON_THREAD(io_thread_);
+  if (warmed_up_) return true;
+  const auto now = clock_.Now();
+  if (now - prewarm_configured_at_ >= options_.warm_up_timeout) return warmed_up_ = true;
+  const std::map<std::string, size_t> idle = PrewarmedIdle();
+  for (const auto& prewarm : prewarm_) {
+    const std::string& key = prewarm.pool.generic->pool_key();
+    if (idle.at(key) >= prewarm.demand.Target(now)) continue;
+    if (!prewarm.out_of_room) return false;
+    // Out of room: full once what it started has loaded.
+    auto it = pools_.find(key);
+    if (it != pools_.end() &&
+        std::any_of(it->second.instances.begin(), it->second.instances.end(),
+                    [](const auto& instance) { return instance->loading(); })) {
+      return false;
+    }
+  }
+  return warmed_up_ = true;
 }
 
 std::map<std::string, size_t> Scheduler::PrewarmTargets() const {

@@ -59,6 +59,8 @@ struct SchedulerOptions {
   // own full start does not queue behind a long line of them at the launcher.
   std::chrono::milliseconds prewarm_demand_window{60000};
   size_t prewarm_starts_in_flight = 4;
+  // The longest WarmedUp() waits for the pools after ConfigurePrewarm.
+  std::chrono::milliseconds warm_up_timeout{10000};
   // Calls that may wait for a busy function; more are refused at once.
   size_t max_queued_calls_per_function = 1000;
   // Calls and deploys that may wait for room on the node at once; more are refused at once.
@@ -148,6 +150,12 @@ class Scheduler final : private InstanceHost {
   std::map<std::string, size_t> PrewarmedIdle() const;
   // How many generic instances each pool wants now (its size raised by recent demand).
   std::map<std::string, size_t> PrewarmTargets() const;
+  // Whether the node has warmed up since its pools were configured (at start): every pool holds
+  // idle the generic instances it is filling to, or cannot hold more, or warm_up_timeout has
+  // passed. A restarted node serves calls at once, but a burst of first calls before this pays
+  // full starts; a load balancer that sends traffic only once GET /health/ready says so sends
+  // none of them. Once true it stays true: readiness, not a measure of the pools.
+  bool WarmedUp() const;
 
   // Kills every instance; no call is accepted afterwards.
   void Shutdown();
@@ -179,6 +187,8 @@ class Scheduler final : private InstanceHost {
   struct Prewarm {
     PrewarmPool pool;
     PrewarmDemand demand;
+    // The last top-up stopped for want of room on the node: the pool holds all it can.
+    bool out_of_room = false;
   };
   // Takes an idle prewarmed instance that fits `deployment` and specialises it; null if none.
   // Either way a fitting pool counts the cold start and refills.
@@ -256,6 +266,8 @@ class Scheduler final : private InstanceHost {
   bool admitting_ = false;
   ThreadRole io_thread_;
   std::vector<Prewarm> prewarm_;
+  std::chrono::steady_clock::time_point prewarm_configured_at_{};
+  mutable bool warmed_up_ = false;       // latched by WarmedUp()
   std::map<std::string, Claim> claims_;  // by generic instance id
   asio::steady_timer maintenance_;
   asio::steady_timer refill_;

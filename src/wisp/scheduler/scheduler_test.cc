@@ -1104,6 +1104,50 @@ TEST_F(SchedulerTest, PublishedFunctionsWithoutInstancesSizeThePoolAtStart) {
   });
 }
 
+// A restarted node is ready (GET /health/ready) once its pools hold what they fill to for the
+// functions it serves; and stays ready while calls take generic instances from them.
+TEST_F(SchedulerTest, TheNodeIsWarmedUpOnceItsPoolsHoldTheirStartTargets) {
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    for (int i = 0; i < 3; ++i) s.Publish(MakeDeployment(1, 10, "echo", "f" + std::to_string(i)));
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    EXPECT_FALSE(s.WarmedUp());
+    std::function<bool()> warmed_up = [&] { return s.WarmedUp(); };
+    EXPECT_TRUE(co_await WaitUntil(warmed_up, std::chrono::seconds(5)));
+    EXPECT_EQ(s.PrewarmedIdle()["prewarm/fake"], 3u);
+    auto result = co_await s.Invoke(MakeDeployment(1, 10, "echo", "f0"), Request("{}"));
+    EXPECT_TRUE(result && result->cold_start);
+    EXPECT_TRUE(s.WarmedUp());
+  });
+}
+
+// Pools that cannot fill (no room on the node, or runtimes that never load) do not keep the
+// node unready: it is ready once the pool holds what fits, or after warm_up_timeout.
+TEST_F(SchedulerTest, TheNodeIsWarmedUpOnceItsPoolsHoldWhatFits) {
+  options_.max_instances_total = 4;  // spare room: 3 instances
+  options_.maintenance_period = std::chrono::milliseconds(20);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    for (int i = 0; i < 6; ++i) s.Publish(MakeDeployment(1, 10, "echo", "f" + std::to_string(i)));
+    s.ConfigurePrewarm({PrewarmPool{GenericDeployment(), 1, 10}});
+    std::function<bool()> warmed_up = [&] { return s.WarmedUp(); };
+    EXPECT_TRUE(co_await WaitUntil(warmed_up, std::chrono::seconds(5)));
+    EXPECT_EQ(s.PrewarmedIdle()["prewarm/fake"], 3u);
+  });
+}
+
+TEST_F(SchedulerTest, TheNodeIsWarmedUpAfterTheTimeoutWhenItsPoolsDoNotFill) {
+  options_.warm_up_timeout = std::chrono::milliseconds(200);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    auto generic = std::make_shared<Deployment>(*GenericDeployment());
+    generic->spawn.env = {"FAKE_MODE=slow_start"};  // 300 ms to load
+    s.ConfigurePrewarm({PrewarmPool{generic, 1, 1}});
+    EXPECT_FALSE(s.WarmedUp());
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(220));
+    co_await pause.async_wait(asio::use_awaitable);
+    EXPECT_EQ(s.PrewarmedIdle()["prewarm/fake"], 0u);
+    EXPECT_TRUE(s.WarmedUp());
+  });
+}
+
 // Gives `s` a pool of `count` generic instances slow to load and waits until all are loading;
 // them, or none if they did not get there.
 asio::awaitable<std::vector<InstanceInfo>> LoadingGenerics(Scheduler& s, size_t count) {
