@@ -62,12 +62,9 @@ std::string DefaultRuntimesDir() {
   return (exe.parent_path().parent_path() / "runtimes").string();
 }
 
-// File descriptors wispd holds per instance at most: the Runtime API endpoint's (listener, Unix
-// channel, the TCP connections it serves) and the output pipe and memory-peak file. A generic
-// prewarmed instance also holds its CPU weight file until it takes a function's code; it runs no
-// function's code before, so none of the TCP connections a function could make.
-constexpr size_t kInstanceFdCost =
-    wisp::runtime_api::MaxEndpointFds(wisp::runtime_api::EndpointLimits{}) + 2;
+// The fds of an instance serving one call at once: the unit of the scheduler's fd budget (one
+// serving K calls at once counts as several, Scheduler::FdSlots).
+constexpr size_t kInstanceFdCost = wisp::scheduler::InstanceFdCost(1);
 
 // Raises the soft open-files limit to the hard one (systemd starts services at 1,024), and
 // returns how many instances wispd can hold fds for while a quarter of the limit (at least

@@ -12,6 +12,7 @@
 // it, synchronously from within Deliver() or from the endpoint's own coroutines.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -83,9 +84,10 @@ struct EndpointLimits {
 };
 
 // File descriptors an instance's endpoint may hold in wispd at most with a SocketTransport: the
-// listener, the channel and the accepted connections.
-constexpr size_t MaxEndpointFds(const EndpointLimits& limits) {
-  return 2 + limits.max_accepted_connections;
+// listener, the channel and the accepted connections, of which it serves one per call it may
+// have at once and two more (Endpoint::SetConcurrency).
+constexpr size_t MaxEndpointFds(const EndpointLimits& limits, size_t concurrency = 1) {
+  return 2 + std::max(limits.max_accepted_connections, concurrency + 2);
 }
 
 class Endpoint : public std::enable_shared_from_this<Endpoint> {

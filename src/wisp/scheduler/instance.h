@@ -57,6 +57,15 @@ class InstanceHost {
   virtual void OnInstanceGone(const std::shared_ptr<Instance>& instance) = 0;
 };
 
+// File descriptors wispd holds per instance at most, for an instance that may serve
+// `concurrency` calls at once: the Runtime API endpoint's (listener, Unix channel, the TCP
+// connections it serves) and the output pipe and memory-peak file. A generic prewarmed instance
+// also holds its CPU weight file until it takes a function's code; it runs no function's code
+// before, so none of the TCP connections a function could make.
+constexpr size_t InstanceFdCost(size_t concurrency) {
+  return runtime_api::MaxEndpointFds(runtime_api::EndpointLimits{}, concurrency) + 2;
+}
+
 // What every instance of a scheduler shares.
 struct InstanceSettings {
   std::chrono::milliseconds init_timeout{10000};

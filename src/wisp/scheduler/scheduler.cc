@@ -297,17 +297,21 @@ void Scheduler::ExpireRoomWaits() {
 
 std::string Scheduler::DescribeCapacity() const {
   size_t live = 0;
+  size_t fd_slots = 0;
   uint64_t memory = 0;
   for (const auto& [id, instance] : instances_) {
     ++live;
+    fd_slots += FdSlots(*instance->deployment());
     memory += instance->deployment()->spawn.memory_limit_bytes;
   }
-  const bool fds_bind = options_.max_instances_by_fds > 0 &&
-                        options_.max_instances_by_fds < options_.max_instances_total;
-  std::string text =
-      fmt::format("{} of {} instances{}", live,
-                  fds_bind ? options_.max_instances_by_fds : options_.max_instances_total,
-                  fds_bind ? " that wispd's open-files limit (RLIMIT_NOFILE) leaves room for" : "");
+  std::string text = fmt::format("{} of {} instances", live, options_.max_instances_total);
+  if (options_.max_instances_by_fds > 0 &&
+      options_.max_instances_by_fds < options_.max_instances_total) {
+    text += fmt::format(
+        ", the fds of {} of the {} instances that wispd's open-files limit (RLIMIT_NOFILE) leaves "
+        "room for (one serving several calls at once counts as several)",
+        fd_slots, options_.max_instances_by_fds);
+  }
   if (options_.memory_budget_bytes > 0) {
     text += fmt::format(", {} of {} MiB of memory limits", memory >> 20,
                         options_.memory_budget_bytes >> 20);
@@ -521,40 +525,51 @@ void Scheduler::ShrinkPrewarm(Prewarm& prewarm) {
   for (size_t i = 0; i < idle.size() && live > target; ++i, --live) RetireInstance(idle[i]);
 }
 
+size_t Scheduler::FdSlots(const Deployment& deployment) {
+  const size_t unit = InstanceFdCost(1);
+  return (InstanceFdCost(deployment.instance_concurrency) + unit - 1) / unit;
+}
+
 bool Scheduler::HasSpareRoomFor(const Deployment& deployment) const {
   size_t live = 0;
+  size_t fd_slots = 0;
   uint64_t memory = 0;
   for (const auto& [id, instance] : instances_) {
     ++live;
+    fd_slots += FdSlots(*instance->deployment());
     memory += instance->deployment()->spawn.memory_limit_bytes;
   }
-  if ((live + 1) * 4 > max_instances() * 3) return false;
+  if ((live + 1) * 4 > options_.max_instances_total * 3) return false;
+  if (options_.max_instances_by_fds > 0 &&
+      (fd_slots + FdSlots(deployment)) * 4 > options_.max_instances_by_fds * 3) {
+    return false;
+  }
   return options_.memory_budget_bytes == 0 ||
          (memory + deployment.spawn.memory_limit_bytes) * 4 <= options_.memory_budget_bytes * 3;
 }
 
-bool Scheduler::MakeRoomFor(const Deployment& deployment) {
-  return MakeRoom(1, deployment.spawn.memory_limit_bytes);
-}
+bool Scheduler::MakeRoomFor(const Deployment& deployment) { return MakeRoom(deployment); }
 
-bool Scheduler::MakeRoom(size_t instances, uint64_t memory_bytes) {
+bool Scheduler::MakeRoom(const Deployment& deployment) {
   // Retiring instances are being killed and still hold their memory: they count until gone,
   // so the node never holds more sandboxes than its caps, not even for the moment a kill
   // takes. Evictions stop once what is not retiring fits; the caller then waits for the
   // exits (OnInstanceGone admits the calls waiting for room).
   const auto fits = [&](bool count_retiring) {
     size_t live = 0;
+    size_t fd_slots = 0;
     uint64_t memory = 0;
     for (const auto& [id, instance] : instances_) {
       if (!count_retiring && instance->state() == Instance::State::kRetiring) continue;
       ++live;
+      fd_slots += FdSlots(*instance->deployment());
       memory += instance->deployment()->spawn.memory_limit_bytes;
     }
-    const size_t cap = options_.max_instances_by_fds > 0
-                           ? std::min(options_.max_instances_total, options_.max_instances_by_fds)
-                           : options_.max_instances_total;
-    return live + instances <= cap && (options_.memory_budget_bytes == 0 ||
-                                       memory + memory_bytes <= options_.memory_budget_bytes);
+    return live + 1 <= options_.max_instances_total &&
+           (options_.max_instances_by_fds == 0 ||
+            fd_slots + FdSlots(deployment) <= options_.max_instances_by_fds) &&
+           (options_.memory_budget_bytes == 0 ||
+            memory + deployment.spawn.memory_limit_bytes <= options_.memory_budget_bytes);
   };
   while (!fits(/*count_retiring=*/false)) {
     // Evict the least recently used idle instance, prewarmed ones first: they serve no one yet.

@@ -49,9 +49,10 @@ struct SchedulerOptions {
   // Idle instances are evicted, least recently used first, before a call is refused.
   size_t max_instances_total = 2000;
   uint64_t memory_budget_bytes = 0;
-  // Instances wispd has file descriptors for (see InstanceFdCost in wispd): also a cap on
-  // max_instances_total, and a hard one, deploys included, so that a node short of fds
-  // refuses new sandboxes instead of failing the public API's accept (0: no cap).
+  // Instances wispd has file descriptors for (InstanceFdCost(1) each; an instance that serves
+  // several calls at once counts as FdSlots of them): also a cap on max_instances_total, and a
+  // hard one, deploys included, so that a node short of fds refuses new sandboxes instead of
+  // failing the public API's accept (0: no cap).
   size_t max_instances_by_fds = 0;
   // How long a cold start counts towards the size of its runtime's prewarm pool
   // (PrewarmDemand), and how many generic instances a pool starts at once when it refills:
@@ -146,6 +147,9 @@ class Scheduler final : private InstanceHost {
                ? std::min(options_.max_instances_total, options_.max_instances_by_fds)
                : options_.max_instances_total;
   }
+  // How many instances of instance_concurrency 1 an instance of `deployment` counts as against
+  // max_instances_by_fds: its fds (a connection per call at once) over theirs.
+  static size_t FdSlots(const Deployment& deployment);
   // Idle prewarmed instances ready for a cold start, by pool ("prewarm/node", ...).
   std::map<std::string, size_t> PrewarmedIdle() const;
   // How many generic instances each pool wants now (its size raised by recent demand).
@@ -225,8 +229,8 @@ class Scheduler final : private InstanceHost {
   void ExpireRoomWaits();
   // "N of M instances, X of Y MiB of memory limits": why the node has no room.
   std::string DescribeCapacity() const;
-  // Evicts idle instances until `instances` more instances with `memory_bytes` of limits fit.
-  bool MakeRoom(size_t instances, uint64_t memory_bytes);
+  // Evicts idle instances until one more instance of `deployment` fits.
+  bool MakeRoom(const Deployment& deployment);
   void WatchInitTimeout(const std::shared_ptr<Instance>& instance);
   void Maintain();
   // An instance is ready or one of its calls ended: give it to the first waiters for its

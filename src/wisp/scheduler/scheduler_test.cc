@@ -719,6 +719,31 @@ TEST_F(SchedulerTest, NoInstanceBeyondTheFdBudgetEvenForADeploy) {
   EXPECT_EQ(backend_.spawned, 1);
 }
 
+// An instance that serves K calls at once may hold a connection per call in wispd: against the
+// fd budget it counts as the instances of one call each whose fds it may hold.
+TEST_F(SchedulerTest, AnInstanceServingManyCallsAtOnceCountsAsSeveralAgainstTheFdBudget) {
+  auto d = MakeConcurrentDeployment(16);
+  const size_t slots = Scheduler::FdSlots(*d);
+  EXPECT_EQ(slots, (InstanceFdCost(16) + InstanceFdCost(1) - 1) / InstanceFdCost(1));
+  EXPECT_GT(slots, 1u);
+  EXPECT_EQ(Scheduler::FdSlots(*MakeDeployment()), 1u);
+  options_.max_instances_by_fds = 2 * slots + 1;  // room for two of them, not three
+  options_.deploy_queue_wait = std::chrono::milliseconds(100);
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await s.Warm(d));
+    EXPECT_TRUE(co_await s.Warm(d));
+    auto refused = co_await s.Warm(d);
+    EXPECT_FALSE(refused);
+    if (!refused) {
+      EXPECT_NE(refused.error().message.find("open-files limit"), std::string::npos)
+          << refused.error().message;
+    }
+    EXPECT_EQ(s.instance_count(), 2u);
+    // One call at a time fits in what is left.
+    EXPECT_TRUE(co_await s.Warm(MakeDeployment(1, 10, "echo", "single")));
+  });
+}
+
 TEST_F(SchedulerTest, InitErrorFailsWarmWithTheRuntimesMessage) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
     auto warmed = co_await s.Warm(MakeDeployment(1, 10, "init_error"));
