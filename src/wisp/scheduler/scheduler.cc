@@ -295,25 +295,30 @@ void Scheduler::ExpireRoomWaits() {
   }
 }
 
-std::string Scheduler::DescribeCapacity() const {
-  size_t live = 0;
-  size_t fd_slots = 0;
-  uint64_t memory = 0;
+Scheduler::Usage Scheduler::NodeUsage(bool count_retiring) const {
+  Usage usage;
   for (const auto& [id, instance] : instances_) {
-    ++live;
-    fd_slots += FdSlots(*instance->deployment());
-    memory += instance->deployment()->spawn.memory_limit_bytes;
+    if (!count_retiring && instance->state() == Instance::State::kRetiring) continue;
+    ++usage.instances;
+    usage.fd_slots += FdSlots(*instance->deployment());
+    usage.memory_bytes += instance->deployment()->spawn.memory_limit_bytes;
   }
-  std::string text = fmt::format("{} of {} instances", live, options_.max_instances_total);
+  return usage;
+}
+
+std::string Scheduler::DescribeCapacity() const {
+  const Usage usage = NodeUsage(/*count_retiring=*/true);
+  std::string text =
+      fmt::format("{} of {} instances", usage.instances, options_.max_instances_total);
   if (options_.max_instances_by_fds > 0 &&
       options_.max_instances_by_fds < options_.max_instances_total) {
     text += fmt::format(
         ", the fds of {} of the {} instances that wispd's open-files limit (RLIMIT_NOFILE) leaves "
         "room for (one serving several calls at once counts as several)",
-        fd_slots, options_.max_instances_by_fds);
+        usage.fd_slots, options_.max_instances_by_fds);
   }
   if (options_.memory_budget_bytes > 0) {
-    text += fmt::format(", {} of {} MiB of memory limits", memory >> 20,
+    text += fmt::format(", {} of {} MiB of memory limits", usage.memory_bytes >> 20,
                         options_.memory_budget_bytes >> 20);
   }
   return text;
@@ -531,45 +536,30 @@ size_t Scheduler::FdSlots(const Deployment& deployment) {
 }
 
 bool Scheduler::HasSpareRoomFor(const Deployment& deployment) const {
-  size_t live = 0;
-  size_t fd_slots = 0;
-  uint64_t memory = 0;
-  for (const auto& [id, instance] : instances_) {
-    ++live;
-    fd_slots += FdSlots(*instance->deployment());
-    memory += instance->deployment()->spawn.memory_limit_bytes;
-  }
-  if ((live + 1) * 4 > options_.max_instances_total * 3) return false;
+  const Usage usage = NodeUsage(/*count_retiring=*/true);
+  if ((usage.instances + 1) * 4 > options_.max_instances_total * 3) return false;
   if (options_.max_instances_by_fds > 0 &&
-      (fd_slots + FdSlots(deployment)) * 4 > options_.max_instances_by_fds * 3) {
+      (usage.fd_slots + FdSlots(deployment)) * 4 > options_.max_instances_by_fds * 3) {
     return false;
   }
   return options_.memory_budget_bytes == 0 ||
-         (memory + deployment.spawn.memory_limit_bytes) * 4 <= options_.memory_budget_bytes * 3;
+         (usage.memory_bytes + deployment.spawn.memory_limit_bytes) * 4 <=
+             options_.memory_budget_bytes * 3;
 }
 
-bool Scheduler::MakeRoomFor(const Deployment& deployment) { return MakeRoom(deployment); }
-
-bool Scheduler::MakeRoom(const Deployment& deployment) {
+bool Scheduler::MakeRoomFor(const Deployment& deployment) {
   // Retiring instances are being killed and still hold their memory: they count until gone,
   // so the node never holds more sandboxes than its caps, not even for the moment a kill
   // takes. Evictions stop once what is not retiring fits; the caller then waits for the
   // exits (OnInstanceGone admits the calls waiting for room).
   const auto fits = [&](bool count_retiring) {
-    size_t live = 0;
-    size_t fd_slots = 0;
-    uint64_t memory = 0;
-    for (const auto& [id, instance] : instances_) {
-      if (!count_retiring && instance->state() == Instance::State::kRetiring) continue;
-      ++live;
-      fd_slots += FdSlots(*instance->deployment());
-      memory += instance->deployment()->spawn.memory_limit_bytes;
-    }
-    return live + 1 <= options_.max_instances_total &&
+    const Usage usage = NodeUsage(count_retiring);
+    return usage.instances + 1 <= options_.max_instances_total &&
            (options_.max_instances_by_fds == 0 ||
-            fd_slots + FdSlots(deployment) <= options_.max_instances_by_fds) &&
+            usage.fd_slots + FdSlots(deployment) <= options_.max_instances_by_fds) &&
            (options_.memory_budget_bytes == 0 ||
-            memory + deployment.spawn.memory_limit_bytes <= options_.memory_budget_bytes);
+            usage.memory_bytes + deployment.spawn.memory_limit_bytes <=
+                options_.memory_budget_bytes);
   };
   while (!fits(/*count_retiring=*/false)) {
     // Evict the least recently used idle instance, prewarmed ones first: they serve no one yet.

@@ -229,8 +229,14 @@ class Scheduler final : private InstanceHost {
   void ExpireRoomWaits();
   // "N of M instances, X of Y MiB of memory limits": why the node has no room.
   std::string DescribeCapacity() const;
-  // Evicts idle instances until one more instance of `deployment` fits.
-  bool MakeRoom(const Deployment& deployment);
+  // What the node's instances take of its caps; retiring ones (still being killed, holding
+  // their memory) when `count_retiring`.
+  struct Usage {
+    size_t instances = 0;
+    size_t fd_slots = 0;
+    uint64_t memory_bytes = 0;
+  };
+  Usage NodeUsage(bool count_retiring) const;
   void WatchInitTimeout(const std::shared_ptr<Instance>& instance);
   void Maintain();
   // An instance is ready or one of its calls ended: give it to the first waiters for its
