@@ -380,7 +380,8 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
     // Checked below once the header is in (Beast 1.74 treats boost::none as "over the limit").
     parser.body_limit(std::numeric_limits<uint64_t>::max());
     boost::system::error_code ec =
-        co_await http_read::ReadHeader(socket, buffer, parser, timer, limits.header_timeout);
+        co_await http_read::ReadHeader(socket, buffer, parser, timer, limits.header_timeout,
+                                       /*reads=*/nullptr);
     uint64_t max_body = limits.max_body_bytes;
     const Router::BodyPolicy* policy = nullptr;
     const auto too_large = [&policy, &max_body] {
@@ -407,7 +408,8 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
         co_return;
       }
       parser.body_limit(max_body);  // a chunked body's
-      ec = co_await http_read::ReadBody(socket, buffer, parser, timer, limits.body_timeout);
+      ec = co_await http_read::ReadBody(socket, buffer, parser, timer, limits.body_timeout,
+                                        /*reads=*/nullptr);
     }
     if (ec == http::error::body_limit) {
       co_await Write(socket, too_large(), false);

@@ -29,18 +29,22 @@ inline constexpr size_t kReadChunk = 64 << 10;
 
 // Reads what the socket has into `buffer`. Without a deadline it waits as long as it takes;
 // with one it gives up then with beast::error::timeout (and the socket stays usable for a
-// reply). `timer` is the caller's, reused from one read to the next.
+// reply). `timer` is the caller's, reused from one read to the next. A read that brings bytes
+// adds one to `*reads` (null: not counted), so a caller can tell whether anything arrived since
+// some moment.
 template <typename Socket>
 asio::awaitable<boost::system::error_code> ReadMore(Socket& socket,
                                                     boost::beast::flat_buffer& buffer,
                                                     asio::steady_timer& timer,
-                                                    std::optional<Clock::time_point> deadline) {
+                                                    std::optional<Clock::time_point> deadline,
+                                                    uint64_t* reads) {
   boost::system::error_code ec;
   const auto space = buffer.prepare(kReadChunk);
   if (!deadline) {
     const size_t n =
         co_await socket.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
     buffer.commit(n);
+    if (reads && n > 0) ++*reads;
     co_return ec;
   }
   if (Clock::now() >= *deadline) co_return boost::beast::error::timeout;
@@ -61,6 +65,7 @@ asio::awaitable<boost::system::error_code> ReadMore(Socket& socket,
   target.reset();
   timer.cancel();
   buffer.commit(n);
+  if (reads && n > 0) ++*reads;
   if (ec == asio::error::operation_aborted && Clock::now() >= *deadline) {
     co_return boost::beast::error::timeout;
   }
@@ -71,12 +76,13 @@ asio::awaitable<boost::system::error_code> ReadMore(Socket& socket,
 // until the request's first byte, then for at most `header_timeout`. Leaves any body bytes in
 // `buffer`. Returns asio::error::eof when the peer closed the connection between requests.
 // Call with a fresh parser whose body_limit is the largest value (the caller checks Content-Length
-// itself, once it knows what the request is for).
+// itself, once it knows what the request is for). `reads` as for ReadMore.
 template <typename Socket, typename Parser>
 asio::awaitable<boost::system::error_code> ReadHeader(Socket& socket,
                                                       boost::beast::flat_buffer& buffer,
                                                       Parser& parser, asio::steady_timer& timer,
-                                                      Clock::duration header_timeout) {
+                                                      Clock::duration header_timeout,
+                                                      uint64_t* reads) {
   parser.eager(false);  // stop after the header
   std::optional<Clock::time_point> deadline;
   for (;;) {
@@ -88,18 +94,19 @@ asio::awaitable<boost::system::error_code> ReadHeader(Socket& socket,
       // A request has begun and its header is not complete yet.
       if (!deadline) deadline = Clock::now() + header_timeout;
     }
-    const boost::system::error_code ec = co_await ReadMore(socket, buffer, timer, deadline);
+    const boost::system::error_code ec = co_await ReadMore(socket, buffer, timer, deadline, reads);
     if (ec) co_return ec;
   }
 }
 
 // Parses the rest of the request whose header ReadHeader parsed, reading as needed for at most
-// `body_timeout` from now. The parser's body_limit applies (chunked bodies).
+// `body_timeout` from now. The parser's body_limit applies (chunked bodies). `reads` as for
+// ReadMore.
 template <typename Socket, typename Parser>
 asio::awaitable<boost::system::error_code> ReadBody(Socket& socket,
                                                     boost::beast::flat_buffer& buffer,
                                                     Parser& parser, asio::steady_timer& timer,
-                                                    Clock::duration body_timeout) {
+                                                    Clock::duration body_timeout, uint64_t* reads) {
   parser.eager(true);
   std::optional<Clock::time_point> deadline;
   for (;;) {
@@ -113,7 +120,7 @@ asio::awaitable<boost::system::error_code> ReadBody(Socket& socket,
     }
     if (parser.is_done()) co_return boost::system::error_code{};
     if (!deadline) deadline = Clock::now() + body_timeout;
-    boost::system::error_code ec = co_await ReadMore(socket, buffer, timer, deadline);
+    boost::system::error_code ec = co_await ReadMore(socket, buffer, timer, deadline, reads);
     if (ec == asio::error::eof) ec = boost::beast::http::error::partial_message;
     if (ec) co_return ec;
   }
@@ -137,7 +144,8 @@ asio::awaitable<uint64_t> Discard(Socket& socket, boost::beast::flat_buffer& buf
     buffer.clear();
     if (discarded >= max_bytes) co_return discarded;
     const auto deadline = std::min(end, Clock::now() + quiet);
-    const boost::system::error_code ec = co_await ReadMore(socket, buffer, timer, deadline);
+    const boost::system::error_code ec =
+        co_await ReadMore(socket, buffer, timer, deadline, /*reads=*/nullptr);
     if (ec) {
       discarded += std::min<uint64_t>(buffer.size(), max_bytes - discarded);
       co_return discarded;
