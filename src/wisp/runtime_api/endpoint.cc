@@ -355,34 +355,38 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     // the event pending may have taken it: then this one parks again.
     while (!e.closed_ && e.pending_.empty()) co_await Park();
     if (e.closed_) co_return false;
-    std::string head = NextHead(e.pending_.front());
     NextEvent next = std::move(e.pending_.front());
     e.pending_.pop_front();
-    out_ += head;
+    AppendNextHead(next, out_);
     co_return co_await Send(/*keep_alive=*/true, *next.body);
   }
 
-  // The head of GET /next's reply for `next`; marks it in flight.
-  std::string NextHead(const NextEvent& next) {
+  // Appends the head of GET /next's reply for `next` to `out`; marks it in flight.
+  void AppendNextHead(const NextEvent& next, std::string& out) {
     Endpoint& e = *endpoint_;
-    std::string extra_headers;
+    out += "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n";
     if (!next.trace_id.empty()) {
-      extra_headers = fmt::format("Lambda-Runtime-Trace-Id: {}\r\n", next.trace_id);
+      out += "Lambda-Runtime-Trace-Id: ";
+      out += next.trace_id;
+      out += "\r\n";
     }
     if (!next.client_context.empty()) {
-      extra_headers += fmt::format("Lambda-Runtime-Client-Context: {}\r\n", next.client_context);
+      out += "Lambda-Runtime-Client-Context: ";
+      out += next.client_context;
+      out += "\r\n";
     }
     if (next.specialization) {
-      extra_headers += "Lambda-Runtime-Wisp-Specialize: 1\r\n";
+      out += "Lambda-Runtime-Wisp-Specialize: 1\r\n";
       e.initialized_ = false;  // the runtime loads its function now; it may fail to
     } else {
       e.in_flight_.push_back(next.request_id);
     }
-    return fmt::format(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}Lambda-Runtime-Aws-Request-Id: "
-        "{}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
-        "{}\r\nContent-Length: {}\r\n\r\n",
-        extra_headers, next.request_id, next.deadline_ms, next.function_arn, next.body->size());
+    out += "Lambda-Runtime-Aws-Request-Id: ";
+    out += next.request_id;
+    fmt::format_to(std::back_inserter(out),
+                   "\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
+                   "{}\r\nContent-Length: {}\r\n\r\n",
+                   next.deadline_ms, next.function_arn, next.body->size());
   }
 
   // Gives a GET /next waiting in line (see Next) the oldest pending event.
@@ -390,7 +394,10 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     Endpoint& e = *endpoint_;
     NextEvent next = std::move(e.pending_.front());
     e.pending_.pop_front();
-    slot.bytes = NextHead(next);
+    // The head's fixed part, its values and the event: one allocation.
+    slot.bytes.reserve(kNextHeadBytes + next.request_id.size() + next.trace_id.size() +
+                       next.client_context.size() + next.function_arn.size() + next.body->size());
+    AppendNextHead(next, slot.bytes);
     slot.bytes += *next.body;
     slot.ready = true;
     ScheduleFlush();
@@ -442,7 +449,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   asio::awaitable<bool> Reply(http::status status, std::string_view body, bool keep_alive = true) {
-    out_ += fmt::format(
+    fmt::format_to(
+        std::back_inserter(out_),
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
         static_cast<unsigned>(status), http::obsolete_reason(status),
         keep_alive ? "" : "Connection: close\r\n", body.size());
@@ -477,6 +485,8 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   static constexpr std::string_view kErrorTypeHeader = "Lambda-Runtime-Function-Error-Type";
+  // GET /next's reply head without its values (AppendNextHead), with room for its numbers.
+  static constexpr size_t kNextHeadBytes = 320;
   // What Refuse reads and throws away at most, and how long it waits for it.
   static constexpr uint64_t kMaxDiscardBytes = 1 << 20;
   static constexpr auto kDiscardQuiet = std::chrono::milliseconds(200);
