@@ -3,8 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <random>
-
-#include <fmt/format.h>
+#include <string>
 
 namespace wisp {
 

@@ -212,7 +212,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
 
   const auto timeout = request.timeout;
   runtime_api::NextEvent event;
-  event.request_id = request.request_id;
+  event.request_id = std::move(request.request_id);
   event.body = std::move(request.event_json);
   event.deadline_ms = ToEpochMillis(clock_.WallNow()) + timeout.count();
   event.function_arn = deployment_->function_arn;
@@ -230,7 +230,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     current.result.memory_used_mb = MiBRoundedUp(MemoryPeak());
     current.result.response_json = LambdaErrorDocument(
         "Sandbox.Timedout",
-        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
+        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", current.request_id,
                     std::chrono::duration<double>(timeout).count()));
     // A runtime past a deadline may be stuck anywhere: it and everything it started go, once
     // the other calls in flight on it have ended (each by its own deadline at the latest).
