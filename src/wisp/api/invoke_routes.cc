@@ -12,6 +12,18 @@ namespace {
 // pending event in memory.
 constexpr size_t kMaxAsyncEventBytes = 1 << 20;
 
+// simdjson::minify(element), with the builder kept from call to call: a fresh one grew its
+// buffer (several allocations) for every event. One that grew for a large event is let go.
+std::string Minified(simdjson::dom::element element) {
+  constexpr size_t kKeptBuilderBytes = 64 << 10;
+  thread_local simdjson::internal::string_builder<> builder;
+  builder.clear();
+  builder.append(element);
+  std::string minified(builder.str());
+  if (minified.size() > kKeptBuilderBytes) builder = simdjson::internal::string_builder<>();
+  return minified;
+}
+
 }  // namespace
 
 Result<RequestEvent> ExtractEvent(std::string_view body) {
@@ -45,14 +57,14 @@ Result<RequestEvent> ExtractEvent(std::string_view body) {
       is_wrapper = field.key == "async" && field.value.get(async) == simdjson::SUCCESS;
     }
     if (is_wrapper) {
-      out.event_json = simdjson::minify(event);
+      out.event_json = Minified(event);
       out.wrapped = true;
       out.async = async;
       return out;
     }
   }
   // The event is passed on as minified JSON text, never re-encoded field by field.
-  out.event_json = simdjson::minify(root);
+  out.event_json = Minified(root);
   return out;
 }
 
