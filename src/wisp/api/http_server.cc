@@ -379,9 +379,11 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
     parser.header_limit(kMaxHeaderBytes);
     // Checked below once the header is in (Beast 1.74 treats boost::none as "over the limit").
     parser.body_limit(std::numeric_limits<uint64_t>::max());
-    boost::system::error_code ec =
-        co_await http_read::ReadHeader(socket, buffer, parser, timer, limits.header_timeout,
-                                       /*reads=*/nullptr);
+    boost::system::error_code ec;
+    if (!http_read::HeaderBuffered(buffer, parser, ec)) {
+      ec = co_await http_read::ReadHeader(socket, buffer, parser, timer, limits.header_timeout,
+                                          /*reads=*/nullptr);
+    }
     uint64_t max_body = limits.max_body_bytes;
     const Router::BodyPolicy* policy = nullptr;
     const auto too_large = [&policy, &max_body] {
@@ -408,8 +410,10 @@ asio::awaitable<void> Serve(tcp::socket socket, const Router& router,
         co_return;
       }
       parser.body_limit(max_body);  // a chunked body's
-      ec = co_await http_read::ReadBody(socket, buffer, parser, timer, limits.body_timeout,
-                                        /*reads=*/nullptr);
+      if (!http_read::BodyBuffered(buffer, parser, ec)) {
+        ec = co_await http_read::ReadBody(socket, buffer, parser, timer, limits.body_timeout,
+                                          /*reads=*/nullptr);
+      }
     }
     if (ec == http::error::body_limit) {
       co_await Write(socket, too_large(), false);

@@ -73,8 +73,10 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
       // is for, before any of it is read. (Not boost::none: Beast 1.74 compares a length with
       // it as "greater", so every request would be over the limit.)
       parser.body_limit(std::numeric_limits<uint64_t>::max());
-      ec = co_await http_read::ReadHeader(socket_, buffer_, parser, timer_,
-                                          endpoint_->limits_.header_timeout, &endpoint_->reads_);
+      if (!http_read::HeaderBuffered(buffer_, parser, ec)) {
+        ec = co_await http_read::ReadHeader(socket_, buffer_, parser, timer_,
+                                            endpoint_->limits_.header_timeout, &endpoint_->reads_);
+      }
       if (endpoint_->closed_) co_return;
       if (ec == beast::error::timeout) {
         co_await TimedOut("header");
@@ -171,8 +173,11 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     BodyReservation reservation(e, body_bytes);
     parser.body_limit(e.limits_.max_response_bytes);
-    const boost::system::error_code ec = co_await http_read::ReadBody(
-        socket_, buffer_, parser, timer_, e.limits_.body_timeout, &e.reads_);
+    boost::system::error_code ec;
+    if (!http_read::BodyBuffered(buffer_, parser, ec)) {
+      ec = co_await http_read::ReadBody(socket_, buffer_, parser, timer_, e.limits_.body_timeout,
+                                        &e.reads_);
+    }
     if (e.closed_) co_return false;
     if (ec == http::error::body_limit) {
       e.ReportTooLarge(id);
