@@ -217,6 +217,7 @@ void AddInvokeRoutes(Router& router, core::Invoker& invoker, core::AsyncDispatch
                                                std::move(options));
         if (!outcome) co_return ErrorResponse(outcome.error());
         HttpResponse response = JsonResponse(200, OutcomeJson(*outcome));
+        response.headers.reserve(3);  // the two below, and X-Wisp-Function-Error
         response.headers.emplace_back("X-Wisp-Executed-Version", outcome->executed_version);
         response.headers.emplace_back("Server-Timing",
                                       ServerTiming(parsed - received, outcome->result,
