@@ -388,10 +388,13 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
     }
     out += "Lambda-Runtime-Aws-Request-Id: ";
     out += next.request_id;
-    fmt::format_to(std::back_inserter(out),
-                   "\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: "
-                   "{}\r\nContent-Length: {}\r\n\r\n",
-                   next.deadline_ms, next.function_arn, next.body->size());
+    out += "\r\nLambda-Runtime-Deadline-Ms: ";
+    out += fmt::format_int(next.deadline_ms).c_str();
+    out += "\r\nLambda-Runtime-Invoked-Function-Arn: ";
+    out += next.function_arn;
+    out += "\r\nContent-Length: ";
+    out += fmt::format_int(next.body->size()).c_str();
+    out += "\r\n\r\n";
   }
 
   // Gives a GET /next waiting in line (see Next) the oldest pending event.
@@ -454,11 +457,16 @@ class Endpoint::Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<bool> Accepted() { return Reply(http::status::accepted, R"({"status":"OK"})"); }
 
   asio::awaitable<bool> Reply(http::status status, std::string_view body, bool keep_alive = true) {
-    fmt::format_to(
-        std::back_inserter(out_),
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
-        static_cast<unsigned>(status), http::obsolete_reason(status),
-        keep_alive ? "" : "Connection: close\r\n", body.size());
+    out_ += "HTTP/1.1 ";
+    out_ += fmt::format_int(static_cast<unsigned>(status)).c_str();
+    out_ += ' ';
+    const auto reason = http::obsolete_reason(status);
+    out_.append(reason.data(), reason.size());
+    out_ += "\r\nContent-Type: application/json\r\n";
+    if (!keep_alive) out_ += "Connection: close\r\n";
+    out_ += "Content-Length: ";
+    out_ += fmt::format_int(body.size()).c_str();
+    out_ += "\r\n\r\n";
     return Send(keep_alive, body);
   }
 
