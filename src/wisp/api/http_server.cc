@@ -224,7 +224,11 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& in) {
   }
   for (const auto& field : in) {
     std::string name(field.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    // ASCII, as field names are (RFC 9110 §5.1): what std::tolower does in wispd's C locale,
+    // without a library call per character.
+    for (auto& c : name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
     // A field sent twice is one value, comma-joined (RFC 9110 §5.3).
     auto [it, added] = request.headers.try_emplace(std::move(name), field.value());
     if (!added) {
