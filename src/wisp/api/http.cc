@@ -7,8 +7,9 @@
 namespace wisp::api {
 namespace {
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> segments;
+// The segments of `path`, viewing into it.
+std::vector<std::string_view> SplitPathViews(std::string_view path) {
+  std::vector<std::string_view> segments;
   size_t start = 0;
   while (start < path.size()) {
     if (path[start] == '/') {
@@ -16,15 +17,20 @@ std::vector<std::string> SplitPath(std::string_view path) {
       continue;
     }
     const size_t end = std::min(path.find('/', start), path.size());
-    segments.emplace_back(path.substr(start, end - start));
+    segments.push_back(path.substr(start, end - start));
     start = end;
   }
   return segments;
 }
 
+std::vector<std::string> SplitPath(std::string_view path) {
+  const std::vector<std::string_view> views = SplitPathViews(path);
+  return std::vector<std::string>(views.begin(), views.end());
+}
+
 // The pattern's ":name" segments match any one segment.
 bool MatchesPattern(const std::vector<std::string>& pattern,
-                    const std::vector<std::string>& segments) {
+                    const std::vector<std::string_view>& segments) {
   if (pattern.size() != segments.size()) return false;
   for (size_t i = 0; i < segments.size(); ++i) {
     if (!pattern[i].starts_with(':') && pattern[i] != segments[i]) return false;
@@ -93,7 +99,7 @@ void Router::SetBodyPolicy(std::string method, std::string pattern, BodyPolicy p
 const Router::BodyPolicy* Router::BodyPolicyFor(std::string_view method,
                                                 std::string_view path) const {
   if (body_policies_.empty()) return nullptr;
-  const auto segments = SplitPath(path);
+  const auto segments = SplitPathViews(path);
   for (const auto& entry : body_policies_) {
     if (entry.method == method && MatchesPattern(entry.segments, segments)) return &entry.policy;
   }
@@ -122,25 +128,23 @@ asio::awaitable<HttpResponse> Router::Dispatch(HttpRequest& request) const {
       co_return co_await handler(request);
     }
   }
-  const auto segments = SplitPath(request.path);
+  // Views into request.path, which no route changes (and they are not used once one runs).
+  const auto segments = SplitPathViews(request.path);
   std::string allowed;  // the methods of the routes whose pattern matches, for a 405's Allow
   for (const auto& route : routes_) {
-    if (route.segments.size() != segments.size()) continue;
-    std::map<std::string, std::string> params;
-    bool match = true;
-    for (size_t i = 0; i < segments.size() && match; ++i) {
-      if (route.segments[i].starts_with(':')) {
-        params[route.segments[i].substr(1)] = PercentDecode(segments[i]);
-      } else {
-        match = route.segments[i] == segments[i];
-      }
-    }
-    if (!match) continue;
+    if (!MatchesPattern(route.segments, segments)) continue;
     if (route.method != request.method) {
       if (allowed.find(route.method) == std::string::npos) {
         allowed += allowed.empty() ? route.method : ", " + route.method;
       }
       continue;
+    }
+    // Captured only for the route that runs: decoding for every candidate cost allocations.
+    std::map<std::string, std::string> params;
+    for (size_t i = 0; i < segments.size(); ++i) {
+      if (route.segments[i].starts_with(':')) {
+        params[route.segments[i].substr(1)] = PercentDecode(segments[i]);
+      }
     }
     request.params = std::move(params);
     co_return co_await route.handler(request);

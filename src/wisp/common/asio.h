@@ -79,7 +79,8 @@ class Event {
 
   void Set() {
     set_ = true;
-    for (asio::steady_timer* waiter : waiters_) waiter->cancel();
+    if (first_waiter_) first_waiter_->cancel();
+    for (asio::steady_timer* waiter : more_waiters_) waiter->cancel();
   }
   bool is_set() const { return set_; }
 
@@ -87,10 +88,18 @@ class Event {
   asio::awaitable<bool> Wait(asio::steady_timer::time_point deadline) {
     if (set_) co_return true;
     asio::steady_timer timer(executor_, deadline);
-    waiters_.push_back(&timer);
+    if (!first_waiter_ && more_waiters_.empty()) {  // so that Set() wakes them in order
+      first_waiter_ = &timer;
+    } else {
+      more_waiters_.push_back(&timer);
+    }
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    std::erase(waiters_, &timer);
+    if (first_waiter_ == &timer) {
+      first_waiter_ = nullptr;
+    } else {
+      std::erase(more_waiters_, &timer);
+    }
     co_return set_;
   }
   // Waits without a deadline. (An overload, not a default argument: see Offload.)
@@ -98,7 +107,9 @@ class Event {
 
  private:
   asio::any_io_executor executor_;
-  std::vector<asio::steady_timer*> waiters_;
+  // Most events have one waiter at a time (a call's answer): it needs no allocation.
+  asio::steady_timer* first_waiter_ = nullptr;
+  std::vector<asio::steady_timer*> more_waiters_;
   bool set_ = false;
 };
 

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -59,6 +60,40 @@ TEST(WriteNowTest, WritesTheRestWhenTheSocketBufferIsFull) {
     EXPECT_TRUE(Received(io, reader, head.size() + body.size()) == head + body) << head_size;
     EXPECT_FALSE(result);
   }
+}
+
+// Waiters wake in the order they began to wait, also when one that left (its deadline) is
+// followed by a new one; a wait after Set() ends at once, one whose deadline passes returns false.
+TEST(EventTest, SetWakesEveryWaiterInOrderAndADeadlineEndsAWait) {
+  asio::io_context io;
+  Event event(io.get_executor());
+  std::vector<std::string> woken;
+  const auto far = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  auto wait = [&](std::string name) -> asio::awaitable<void> {
+    const bool set = co_await event.Wait(far);
+    woken.push_back(name + (set ? "" : " (deadline)"));
+  };
+  auto leaves = [&]() -> asio::awaitable<void> {
+    const bool set = co_await event.Wait(std::chrono::steady_clock::now());
+    woken.push_back(set ? "leaves (set)" : "leaves");
+  };
+  auto later = [&]() -> asio::awaitable<void> {
+    co_await wait("c");
+    // Set: a new wait ends at once.
+    const bool set = co_await event.Wait(std::chrono::steady_clock::now());
+    woken.push_back(set ? "after set" : "after set (deadline)");
+  };
+  asio::co_spawn(io, leaves(), asio::detached);
+  asio::co_spawn(io, wait("a"), asio::detached);
+  io.run_for(std::chrono::milliseconds(50));  // "leaves" gives up; "a" waits
+  asio::co_spawn(io, wait("b"), asio::detached);
+  asio::co_spawn(io, later(), asio::detached);
+  io.poll();
+  EXPECT_EQ(woken, (std::vector<std::string>{"leaves"}));
+  event.Set();
+  io.restart();
+  io.run();
+  EXPECT_EQ(woken, (std::vector<std::string>{"leaves", "a", "b", "c", "after set"}));
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   request.on_stream_chunk = options.on_stream_chunk;  // copied: see NOTES (g++ 12, -O3)
   auto event = std::make_shared<std::string>(std::move(event_json));
   request.event_json = event;
-  const std::string request_id = request.request_id;
+  std::string request_id = request.request_id;
 
   auto result = co_await scheduler_.Invoke(deployment, std::move(request));
   counted->CallEnded();
@@ -144,7 +144,7 @@ asio::awaitable<Result<InvokeOutcome>> Invoker::Invoke(std::string function_id,
   record.id = request_id;
   record.async = options.async;
   record.function_id = deployment->function_id;
-  record.request_id = request_id;
+  record.request_id = std::move(request_id);
   record.version = outcome.version;
   record.executed_version = outcome.executed_version;
   record.status = std::string(scheduler::InvocationStatusName(outcome.result.status));

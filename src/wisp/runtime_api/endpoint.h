@@ -116,6 +116,10 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   bool EndInFlight(std::string_view request_id);
   // Stops serving: closes the listener and every connection. No callback runs afterwards.
   void Close();
+  // How many reads have brought bytes from the runtime so far, over all its connections. Every
+  // request the listener hears of was read by one of them: a runtime's output written before a
+  // request it sent is written before that read completed.
+  uint64_t reads() const { return reads_; }
 
  private:
   class Connection;
@@ -152,6 +156,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   // The request ids the runtime is working on; /response and /error must name one. A few at
   // most (the function's instance concurrency): a vector searched in order.
   std::vector<std::string> in_flight_;
+  uint64_t reads_ = 0;
   // Set by the first GET /next: init errors are no longer accepted after it.
   bool initialized_ = false;
   std::vector<std::weak_ptr<Connection>> connections_;

@@ -524,6 +524,20 @@ TEST_F(LimitedEndpointTest, AStartedHeaderMustFinishInTime) {
   EXPECT_GE(took, std::chrono::milliseconds(300));
 }
 
+// The request line alone is parsed (and taken from the buffer) before the fields are there:
+// the request has begun all the same, and its header's deadline runs.
+TEST_F(LimitedEndpointTest, AHeaderStoppedAfterItsRequestLineMustFinishInTime) {
+  std::string answer;
+  bool closed = false;
+  RunClient([&] {
+    RuntimeClient runtime(port_);
+    runtime.SendRaw("GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n");  // no fields yet
+    closed = runtime.ClosedWithin(std::chrono::seconds(5), &answer);
+  });
+  EXPECT_TRUE(closed);
+  EXPECT_NE(answer.find("HTTP/1.1 408"), std::string::npos) << answer;
+}
+
 TEST_F(LimitedEndpointTest, AStartedBodyMustFinishInTime) {
   owner_.to_deliver.push_back(MakeEvent("req-1", "{}"));
   std::string answer;

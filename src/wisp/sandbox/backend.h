@@ -70,7 +70,8 @@ class LogStream {
   // set once the output has ended (every writer gone) or the stream was closed.
   virtual asio::awaitable<size_t> Read(std::span<char> buffer, boost::system::error_code& ec) = 0;
   // Reads what has been written so far, without waiting: 0 when nothing is there. The runtime
-  // writes its output before it posts a result, so this makes a call's logs complete.
+  // writes its output before it posts a result, so this makes a call's logs complete. Fewer
+  // bytes than `buffer` holds: everything written so far has been read.
   virtual size_t ReadWritten(std::span<char> buffer) = 0;
   // Stops reading: a pending Read ends.
   virtual void Close() = 0;

@@ -212,7 +212,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
 
   const auto timeout = request.timeout;
   runtime_api::NextEvent event;
-  event.request_id = request.request_id;
+  event.request_id = std::move(request.request_id);
   event.body = std::move(request.event_json);
   event.deadline_ms = ToEpochMillis(clock_.WallNow()) + timeout.count();
   event.function_arn = deployment_->function_arn;
@@ -230,7 +230,7 @@ asio::awaitable<InvocationResult> Instance::Run(InvokeRequest request) {
     current.result.memory_used_mb = MiBRoundedUp(MemoryPeak());
     current.result.response_json = LambdaErrorDocument(
         "Sandbox.Timedout",
-        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", request.request_id,
+        fmt::format("RequestId: {} Error: Task timed out after {:.2f} seconds", current.request_id,
                     std::chrono::duration<double>(timeout).count()));
     // A runtime past a deadline may be stuck anywhere: it and everything it started go, once
     // the other calls in flight on it have ended (each by its own deadline at the latest).
@@ -294,14 +294,30 @@ void Instance::CodeNotPlaced(const std::string& why) {
 void Instance::Finish(Current* current, InvocationStatus status, std::string response_json,
                       std::optional<uint64_t> exit_memory_peak_bytes) {
   if (!current || current->done.is_set()) return;  // late or repeated: nothing read for it
-  DrainOutput();
+  std::optional<uint64_t> memory_peak;
+  if (state_ == State::kGone) {
+    // The runtime has exited (OnExit): the launcher may have read the peak before it removed
+    // the cgroup.
+    DrainOutput();
+    memory_peak = exit_memory_peak_bytes ? exit_memory_peak_bytes : MemoryPeak();
+  } else {
+    CatchUpWithRuntime();
+    memory_peak = memory_peak_;
+  }
   // A line cut short belongs to the one call there is; of several, to none in particular.
   if (running_.size() == 1) FlushPartialLine();
   current->result.status = status;
   current->result.response_json = std::move(response_json);
-  current->result.memory_used_mb =
-      MiBRoundedUp(exit_memory_peak_bytes ? exit_memory_peak_bytes : MemoryPeak());
+  current->result.memory_used_mb = MiBRoundedUp(memory_peak);
   current->done.Set();
+}
+
+void Instance::CatchUpWithRuntime() {
+  const uint64_t reads = endpoint_ ? endpoint_->reads() : 0;
+  if (caught_up_at_reads_ == reads) return;
+  DrainOutput();
+  memory_peak_ = MemoryPeak();
+  caught_up_at_reads_ = reads;
 }
 
 Instance::Current* Instance::FindCall(std::string_view request_id) const {
@@ -451,7 +467,12 @@ asio::awaitable<void> Instance::ReadOutput() {
 void Instance::DrainOutput() {
   if (!logs_) return;
   char buffer[64 << 10];
-  while (const size_t n = logs_->ReadWritten(buffer)) ConsumeOutput(std::string_view(buffer, n));
+  for (;;) {
+    const size_t n = logs_->ReadWritten(buffer);
+    if (n == 0) return;
+    ConsumeOutput(std::string_view(buffer, n));
+    if (n < sizeof buffer) return;  // a short read has taken everything written so far
+  }
 }
 
 void Instance::ConsumeOutput(std::string_view bytes) {

@@ -182,10 +182,16 @@ class Instance final : public runtime_api::EndpointListener,
   void ConsumeOutput(std::string_view bytes);
   void EmitLine(std::string_view line);
   void FlushPartialLine();
-  // Ends `current` with the instance's peak memory: read now, or the one the launcher read
-  // before it removed the cgroup of an instance that exited.
+  // Ends `current` with the instance's peak memory: read now (see CatchUpWithRuntime), or the
+  // one the launcher read before it removed the cgroup of an instance that exited.
   void Finish(Current* current, InvocationStatus status, std::string response_json,
               std::optional<uint64_t> exit_memory_peak_bytes = std::nullopt);
+  // Reads the runtime's output and peak memory, unless nothing has been read from its Runtime
+  // API since they were last read: a call ends on a request the endpoint read, and the runtime
+  // wrote the call's output (and used its memory) before it sent that request, so output read
+  // and a peak taken after that read cover the call. Several calls answered in one read of the
+  // channel then cost one drain and one peak read, not one each. (The peak only grows.)
+  void CatchUpWithRuntime();
   // The call in flight `request_id` names; null if none (late, or answered already).
   Current* FindCall(std::string_view request_id) const;
   // The instance takes no more calls; it retires once none is left in flight.
@@ -210,6 +216,9 @@ class Instance final : public runtime_api::EndpointListener,
   // The specialisation event, held until the backend has put the code in place.
   std::optional<runtime_api::NextEvent> specialization_;
   std::string partial_line_;
+  // What CatchUpWithRuntime read last, and the endpoint's read count then.
+  std::optional<uint64_t> memory_peak_;
+  std::optional<uint64_t> caught_up_at_reads_;
   std::chrono::steady_clock::time_point idle_since_;
   std::chrono::steady_clock::time_point init_started_;
   std::chrono::nanoseconds init_duration_{0};
