@@ -532,8 +532,8 @@ Endpoint::Endpoint(asio::io_context& io, std::unique_ptr<Transport> transport,
       body_budget_(limits.body_budget_bytes > 0
                        ? limits.body_budget_bytes
                        : limits.max_response_bytes + EndpointLimits::kBodyBudgetSlack),
-      max_accepted_connections_(limits.max_accepted_connections),
-      accept_slot_(io) {}
+      accept_slot_(io),
+      max_accepted_connections_(limits.max_accepted_connections) {}
 
 Endpoint::~Endpoint() { Close(); }
 
