@@ -719,31 +719,6 @@ TEST_F(SchedulerTest, NoInstanceBeyondTheFdBudgetEvenForADeploy) {
   EXPECT_EQ(backend_.spawned, 1);
 }
 
-// An instance that serves K calls at once may hold a connection per call in wispd: against the
-// fd budget it counts as the instances of one call each whose fds it may hold.
-TEST_F(SchedulerTest, AnInstanceServingManyCallsAtOnceCountsAsSeveralAgainstTheFdBudget) {
-  auto d = MakeConcurrentDeployment(16);
-  const size_t slots = Scheduler::FdSlots(*d);
-  EXPECT_EQ(slots, (InstanceFdCost(16) + InstanceFdCost(1) - 1) / InstanceFdCost(1));
-  EXPECT_GT(slots, 1u);
-  EXPECT_EQ(Scheduler::FdSlots(*MakeDeployment()), 1u);
-  options_.max_instances_by_fds = 2 * slots + 1;  // room for two of them, not three
-  options_.deploy_queue_wait = std::chrono::milliseconds(100);
-  Run([&](Scheduler& s) -> asio::awaitable<void> {
-    EXPECT_TRUE(co_await s.Warm(d));
-    EXPECT_TRUE(co_await s.Warm(d));
-    auto refused = co_await s.Warm(d);
-    EXPECT_FALSE(refused);
-    if (!refused) {
-      EXPECT_NE(refused.error().message.find("open-files limit"), std::string::npos)
-          << refused.error().message;
-    }
-    EXPECT_EQ(s.instance_count(), 2u);
-    // One call at a time fits in what is left.
-    EXPECT_TRUE(co_await s.Warm(MakeDeployment(1, 10, "echo", "single")));
-  });
-}
-
 TEST_F(SchedulerTest, InitErrorFailsWarmWithTheRuntimesMessage) {
   Run([&](Scheduler& s) -> asio::awaitable<void> {
     auto warmed = co_await s.Warm(MakeDeployment(1, 10, "init_error"));
@@ -1022,6 +997,44 @@ asio::awaitable<bool> WaitUntil(std::function<bool()> done, std::chrono::millise
     co_await tick.async_wait(asio::use_awaitable);
   }
   co_return true;
+}
+
+// An instance that serves K calls at once may hold a connection per call in wispd: against the
+// fd budget it counts as the instances of one call each whose fds it may hold.
+TEST_F(SchedulerTest, AnInstanceServingManyCallsAtOnceCountsAsSeveralAgainstTheFdBudget) {
+  const size_t slots = Scheduler::FdSlots(*MakeConcurrentDeployment(16));
+  EXPECT_EQ(slots, (InstanceFdCost(16) + InstanceFdCost(1) - 1) / InstanceFdCost(1));
+  EXPECT_GT(slots, 1u);
+  EXPECT_EQ(Scheduler::FdSlots(*MakeDeployment()), 1u);
+  options_.max_instances_by_fds = 2 * slots + 1;  // room for two of them, not three
+  options_.deploy_queue_wait = std::chrono::milliseconds(100);
+  options_.maintenance_period = std::chrono::milliseconds(20);  // ends the wait for room
+  Run([&](Scheduler& s) -> asio::awaitable<void> {
+    // Two functions' instances, each busy with a call: neither can be evicted to make room.
+    size_t calls_done = 0;
+    Event both_done(co_await asio::this_coro::executor);
+    for (const char* function : {"a", "b"}) {
+      auto busy = MakeConcurrentDeployment(16, 10, function);
+      auto call = [&, busy]() -> asio::awaitable<void> {
+        auto r = co_await s.Invoke(busy, Request(R"({"sleep_ms":600})"));
+        EXPECT_TRUE(r && r->status == InvocationStatus::kSuccess);
+        if (++calls_done == 2) both_done.Set();
+      };
+      asio::co_spawn(co_await asio::this_coro::executor, std::move(call), asio::detached);
+    }
+    std::function<bool()> both_busy = [&] { return s.instance_count() == 2; };
+    EXPECT_TRUE(co_await WaitUntil(both_busy, std::chrono::seconds(5)));
+    auto refused = co_await s.Warm(MakeConcurrentDeployment(16, 10, "c"));
+    EXPECT_FALSE(refused);
+    if (!refused) {
+      EXPECT_NE(refused.error().message.find("open-files limit"), std::string::npos)
+          << refused.error().message;
+    }
+    EXPECT_EQ(s.instance_count(), 2u);
+    // An instance of one call at a time fits in what is left.
+    EXPECT_TRUE(co_await s.Warm(MakeDeployment(1, 10, "echo", "single")));
+    co_await both_done.Wait();
+  });
 }
 
 // An instance that has ended lets its deployment go at once, and with it the code tree the
