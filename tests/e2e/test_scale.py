@@ -166,8 +166,9 @@ class ReadinessTest(WispTestCase):
     (/health/ready, no key needed) once its prewarm pools hold a generic instance for each
     function that will start cold; it serves calls before that too."""
 
+    # Ready only because the pools filled, never because the wait timed out on a slow machine.
     server_env = {"WISP_PREWARM_NODE_INSTANCES": "0", "WISP_PREWARM_PYTHON_INSTANCES": "1",
-                  "WISP_PREWARM_MAX_INSTANCES": "10"}
+                  "WISP_PREWARM_MAX_INSTANCES": "10", "WISP_WARM_UP_TIMEOUT_SECONDS": "600"}
 
     def ready(self):
         r = self.wisp.request("GET", "/health/ready")
@@ -177,7 +178,7 @@ class ReadinessTest(WispTestCase):
         return r.status == 200
 
     def test_a_restarted_node_is_ready_once_its_pools_are_filled(self):
-        wait_until(self.ready, timeout=30, what="the first start to be ready")
+        wait_until(self.ready, timeout=120, what="the first start to be ready")
         fids = [self.wisp.create(name=f"ready-{i}", runtime="python", code=PY_ECHO)
                 for i in range(4)]
         for fid in fids:
@@ -187,7 +188,7 @@ class ReadinessTest(WispTestCase):
         # Served before it is ready, too (a cold start; the node does not refuse calls).
         r = self.wisp.invoke(fids[0], {"n": 1})
         self.assertEqual(r.json["status"], "success", r)
-        wait_until(self.ready, timeout=30, what="the restarted node to be ready")
+        wait_until(self.ready, timeout=120, what="the restarted node to be ready")
         health = self.wisp.health()
         self.assertTrue(health["ready"])
         # The three functions without an instance each have a generic instance waiting.
