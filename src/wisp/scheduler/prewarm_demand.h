@@ -6,12 +6,12 @@
 // and a ceiling. When the cold starts stop, they age out of the window and the target falls
 // back to the floor.
 //
-// Functions count, not cold starts: one function scaling out to many instances asks for one
-// generic instance, not one per new instance. Its scale-out runs at full weight anyway, and a
-// pool grown for it would load in the background on the CPUs that serve its calls: a warm call
-// woken on a CPU where a generic instance loads waits up to a scheduler tick behind it, since
-// the kernel preempts only across the cgroup tree's top level, where sandboxes are one group
-// (warm c=1 p99 0.25 -> 1.8 ms while a pool of 20 filled, bench/run's warm part).
+// Functions count, not cold starts: a function scaling out to many instances raises the target
+// once. A pool grown for its new instances would load in the background beside its warm calls,
+// and their low CPU weight does not keep them out of the way: the kernel preempts a low-weight
+// task at once only for a woken task under the same cgroup parent, so wispd and its clients,
+// which compare against the sandboxes' top-level group, wait up to a scheduler tick (warm c=1
+// p99 0.25 -> 1.8 ms while a pool of 20 filled, in bench/run's warm part; NOTES.md).
 //
 // Thread rules: a plain value; the scheduler uses it on its io thread.
 #pragma once
