@@ -233,25 +233,14 @@ class ConcurrencyLeakTest(unittest.TestCase):
         wisp.wait_state(fid)
 
         clients = [wisp.client() for _ in range(8)]
-        failures = []
 
-        def run(client, count):
-            for i in range(count):
-                r = wisp.invoke(fid, {"token": str(i)}, client=client)
-                if r.status != 200 or r.json["status"] != "success":
-                    failures.append(r)
+        def token(i):
+            return {"token": str(i)}
 
-        def load(calls_per_client):
-            threads = [threading.Thread(target=run, args=(c, calls_per_client))
-                       for c in clients]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-
-        load(125)  # warm: as many instances and connections as the load needs
+        # Warm first: as many instances and connections as the load needs.
+        failures = wisp.invoke_from_clients(fid, clients, 125, token)
         fds0, rss0, _ = wisp.resources()
-        load(1250)
+        failures += wisp.invoke_from_clients(fid, clients, 1250, token)
         self.assertEqual(failures, [], failures[:3])
         fds1, rss1, instances1 = wisp.resources()
         self.assertLessEqual(fds1, fds0 + 8,

@@ -459,6 +459,25 @@ class WispServer:
             t.join(timeout=timeout)
         return results
 
+    def invoke_from_clients(self, fid, clients, calls_per_client, event):
+        """Invokes `fid` `calls_per_client` times back to back from each of `clients` (kept-alive
+        connections), all clients at once; `event(i)` is the i-th call's event. Returns the
+        responses of the calls that did not succeed."""
+        failures = []
+
+        def run(client):
+            for i in range(calls_per_client):
+                r = self.invoke(fid, event(i), client=client)
+                if r.status != 200 or r.json["status"] != "success":
+                    failures.append(r)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return failures
+
     def invoke_in_background(self, fid, event=None, timeout=30):
         """Starts one call on a connection of its own. Returns (thread, result): after
         thread.join(), result["r"] is the response or the exception."""
