@@ -501,15 +501,11 @@ void Scheduler::TopUpPrewarm(Prewarm& prewarm) {
     }
   }
   const size_t target = prewarm.demand.Target(clock_.Now());
-  prewarm.out_of_room = false;
   for (; live < target && loading < options_.prewarm_starts_in_flight; ++live, ++loading) {
     // The configured size may evict idle instances, as min_instances does; what demand adds
     // takes only spare room.
     const bool room = live < prewarm.pool.size ? MakeRoomFor(*generic) : HasSpareRoomFor(*generic);
-    if (!room) {
-      prewarm.out_of_room = true;
-      return;
-    }
+    if (!room) return;
     StartInstance(generic);
   }
 }
@@ -876,8 +872,8 @@ bool Scheduler::WarmedUp() const {
   for (const auto& prewarm : prewarm_) {
     const std::string& key = prewarm.pool.generic->pool_key();
     if (idle.at(key) >= prewarm.demand.Target(now)) continue;
-    if (!prewarm.out_of_room) return false;
-    // Out of room: full once what it started has loaded.
+    if (HasSpareRoomFor(*prewarm.pool.generic)) return false;
+    // The node has no spare room for more: the pool is full once what it started has loaded.
     auto it = pools_.find(key);
     if (it != pools_.end() &&
         std::any_of(it->second.instances.begin(), it->second.instances.end(),

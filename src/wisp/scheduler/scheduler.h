@@ -191,8 +191,6 @@ class Scheduler final : private InstanceHost {
   struct Prewarm {
     PrewarmPool pool;
     PrewarmDemand demand;
-    // The last top-up stopped for want of room on the node: the pool holds all it can.
-    bool out_of_room = false;
   };
   // Takes an idle prewarmed instance that fits `deployment` and specialises it; null if none.
   // Either way a fitting pool counts the cold start and refills.
