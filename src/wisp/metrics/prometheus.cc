@@ -4,11 +4,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include <fmt/format.h>
+
+#include "wisp/common/read_file.h"
 
 namespace wisp::metrics {
 namespace {
@@ -57,9 +57,9 @@ std::string FunctionLabel(const std::string& name) {
 }
 
 std::optional<std::string> ReadSmallFile(const char* path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  auto text = ReadWholeFile(path);
+  if (!text) return std::nullopt;
+  return std::move(*text);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "wisp/common/read_file.h"
 #include "wisp/common/unique_fd.h"
 
 namespace wisp::sandbox {
@@ -28,23 +29,6 @@ constexpr const char* kControllers[] = {"memory", "pids", "cpu"};
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
-}
-
-Result<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoError("open " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
 }
 
 // O_CREAT is harmless on cgroupfs (the files exist) and lets unit tests use a plain directory.
@@ -59,7 +43,7 @@ Result<void> WriteFile(const std::string& path, const std::string& value) {
 
 // Value of the line "<key> <n>" in a flat-keyed file such as memory.events, or 0.
 uint64_t ReadKeyedValue(const std::string& path, const std::string& key) {
-  auto text = ReadFile(path);
+  auto text = ReadWholeFile(path);
   if (!text) return 0;
   std::istringstream in(*text);
   std::string k;
@@ -90,7 +74,7 @@ bool RemoveTree(const std::string& dir) {
 }
 
 void CollectProcs(const std::string& dir, std::set<pid_t>& out) {
-  if (auto text = ReadFile(dir + "/cgroup.procs")) {
+  if (auto text = ReadWholeFile(dir + "/cgroup.procs")) {
     std::istringstream in(*text);
     pid_t pid;
     while (in >> pid) out.insert(pid);
@@ -102,7 +86,7 @@ void CollectProcs(const std::string& dir, std::set<pid_t>& out) {
 
 Result<CgroupFs> CgroupFs::Detect(const std::string& mount_point) {
   if (PathExists(mount_point + "/cgroup.controllers")) {
-    auto offered = ReadFile(mount_point + "/cgroup.controllers");
+    auto offered = ReadWholeFile(mount_point + "/cgroup.controllers");
     if (!offered) return tl::unexpected(offered.error());
     CgroupFs fs(CgroupVersion::kV2, {{"", mount_point}});
     std::istringstream in(*offered);
@@ -167,7 +151,7 @@ Result<void> CgroupFs::CreateGroup(const std::string& group) const {
       if (part.empty()) continue;
       if (version_ == CgroupVersion::kV2) {
         // Enable our controllers for the children of `path` before descending into them.
-        auto enabled = ReadFile(path + "/cgroup.subtree_control");
+        auto enabled = ReadWholeFile(path + "/cgroup.subtree_control");
         for (const auto& c : v2_controllers_) {
           if (enabled && enabled->find(c) != std::string::npos) continue;
           if (auto r = WriteFile(path + "/cgroup.subtree_control", "+" + c); !r) return r;

@@ -2,21 +2,22 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "wisp/common/read_file.h"
+
 namespace wisp::sandbox {
 namespace {
 
+// A sandbox's process may end while its /proc file is read: no text then (ReadWholeFile).
 std::optional<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  auto text = ReadWholeFile(path);
+  if (!text) return std::nullopt;
+  return std::move(*text);
 }
 
 std::optional<uint64_t> ReadNumber(const std::string& path) {
