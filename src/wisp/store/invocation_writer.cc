@@ -99,7 +99,9 @@ InvocationWriter::InvocationWriter(Store& store, const RecordLimits& limits)
       max_field_bytes_(limits.max_field_bytes),
       // With a budget, the pages eviction frees below it are refilled by the next records.
       keep_free_bytes_(limits.max_total_bytes > 0 ? limits.max_total_bytes / 10 : kKeepFreeBytes),
-      thread_([this] { Run(); }) {}
+      thread_([this] { Run(); }) {
+  store_.RaiseOnLockWait(&priority_);
+}
 
 InvocationWriter::InvocationWriter(Store& store, uint32_t records_per_function)
     : InvocationWriter(store, RecordLimits{.records_per_function = records_per_function}) {}
@@ -109,20 +111,28 @@ InvocationWriter::~InvocationWriter() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
+  priority_.Raise();  // what is queued is written now, not in spare time
   wake_.notify_one();
   thread_.join();
+  store_.RaiseOnLockWait(nullptr);
 }
 
 void InvocationWriter::Add(InvocationRecord record) {
   CapRecordFields(record, max_field_bytes_);
+  uint64_t bytes = sizeof(record) + record.event_json.size() + record.response_json.size();
+  for (const auto& line : record.logs) bytes += line.size();
   bool full;
+  bool backlogged;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(record));
+    queued_bytes_ += bytes;
     ++added_;
     full = queue_.size() == kFullBatch;
+    backlogged = Backlogged();
   }
   if (full) wake_.notify_one();
+  if (backlogged) priority_.Raise();
 }
 
 void InvocationWriter::Flush() {
@@ -130,6 +140,7 @@ void InvocationWriter::Flush() {
   const uint64_t target = added_;
   if (done_ >= target) return;
   flush_requested_ = target;
+  priority_.Raise();  // under mutex_: the writer lowers itself under it too, seeing the request
   wake_.notify_one();
   written_.wait(lock, [&] { return done_ >= target; });
 }
@@ -160,6 +171,7 @@ uint64_t InvocationWriter::reclaimed_bytes() const {
 }
 
 void InvocationWriter::Run() {
+  priority_.Enter();
   std::vector<InvocationRecord> batch;
   std::vector<std::string> backlogged;  // functions with more records than retention has trimmed
   bool over_budget = false;             // the byte budget's eviction is not done
@@ -181,6 +193,7 @@ void InvocationWriter::Run() {
         }
       }
       batch.swap(queue_);
+      queued_bytes_ = 0;
     }
     // With nothing to keep, nothing is written: records already stored are only deleted.
     const bool write = retention_.keep > 0 && !batch.empty();
@@ -217,6 +230,9 @@ void InvocationWriter::Run() {
       if (result && write) written_count_ += batch.size();
       pruned_ += pruned;
       evicted_ += evicted;
+      // Raised for a flush, a backlog or a lock waiter: back to spare time once none is left (a
+      // lock waiter got the lock when this batch let it go).
+      if (!stopping_ && flush_requested_ <= done_ && !Backlogged()) priority_.Lower();
     }
     written_.notify_all();
     batch.clear();

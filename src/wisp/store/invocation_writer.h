@@ -20,6 +20,11 @@
 // and logs to their last lines within it, noting the original size in the record (event_size,
 // response_size, logs_size). Only the record is cut: the caller already has the whole result.
 //
+// Spare time: the writer's thread runs at SCHED_IDLE (SpareTimePriority says why), and at normal
+// priority while anyone waits for it: a Flush, a thread waiting for the store's lock, or a queue
+// beyond kSpareTimeMaxRecords or kSpareTimeMaxBytes (records kept in memory while the CPUs are
+// busy with calls). It lowers itself again after a batch that left none of these.
+//
 // Thread rules: Add and Flush may be called from any thread. Add never blocks on disk: it
 // takes a mutex for a vector push (and cuts an oversized payload first). The store is only
 // touched by the writer thread.
@@ -32,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "wisp/common/spare_time.h"
 #include "wisp/store/store.h"
 
 namespace wisp::store {
@@ -69,6 +75,10 @@ class InvocationWriter {
   // While no records arrive, how often the writer looks for space to give back (a deleted
   // function frees its records' pages outside the writer).
   static constexpr int kIdleWakeupsPerReclaimCheck = 10;
+  // The queue the writer may leave to spare time: a few seconds of calls at this machine's
+  // rates, and far less memory than records capped at 64 KiB a field could take.
+  static constexpr size_t kSpareTimeMaxRecords = 65536;
+  static constexpr uint64_t kSpareTimeMaxBytes = 64 << 20;
 
   InvocationWriter(Store& store, const RecordLimits& limits);
   // Keeps the newest `records_per_function` records of each function, with no byte budget.
@@ -89,6 +99,10 @@ class InvocationWriter {
 
  private:
   void Run();
+  // Needs mutex_ held.
+  bool Backlogged() const {
+    return queue_.size() >= kSpareTimeMaxRecords || queued_bytes_ >= kSpareTimeMaxBytes;
+  }
 
   Store& store_;
   const PruneOptions retention_;
@@ -98,6 +112,7 @@ class InvocationWriter {
   std::condition_variable wake_;     // the writer: records arrived, or stop
   std::condition_variable written_;  // flushers: a batch is done
   std::vector<InvocationRecord> queue_;
+  uint64_t queued_bytes_ = 0;  // of queue_'s payloads
   uint64_t added_ = 0;
   uint64_t done_ = 0;  // records handled (written or failed)
   uint64_t written_count_ = 0;
@@ -107,6 +122,7 @@ class InvocationWriter {
   uint64_t reclaimed_bytes_ = 0;
   uint64_t flush_requested_ = 0;  // Flush() wants everything up to this count written now
   bool stopping_ = false;
+  SpareTimePriority priority_;  // the writer thread's
   std::thread thread_;
 };
 

@@ -1,5 +1,6 @@
 #include "wisp/store/invocation_writer.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -46,7 +47,11 @@ class RecordingStore final : public Store {
   Result<std::vector<AliasRecord>> ListAliases(const std::string&) override { return {}; }
   Result<void> DeleteAlias(const std::string&, const std::string&) override { return {}; }
   Result<void> PutInvocations(const std::vector<InvocationRecord>& records) override {
-    std::lock_guard lock(mutex);
+    std::unique_lock lock(mutex);
+    writer_tid = ::gettid();
+    policies.push_back(::sched_getscheduler(0));  // the writer's, while it writes
+    in_batch.notify_all();
+    released.wait(lock, [this] { return !hold; });
     if (fail_next) {
       fail_next = false;
       return MakeError(ErrorCode::kInternal, "disk full");
@@ -78,8 +83,19 @@ class RecordingStore final : public Store {
     return result;
   }
 
+  void RaiseOnLockWait(SpareTimePriority* writer) override {
+    std::lock_guard lock(mutex);
+    raise_on_lock_wait = writer;
+  }
+
   std::mutex mutex;
   std::condition_variable pruned;
+  std::condition_variable in_batch;  // PutInvocations began
+  std::condition_variable released;  // `hold` was cleared
+  bool hold = false;                 // PutInvocations waits until it is cleared
+  pid_t writer_tid = 0;
+  std::vector<int> policies;  // the writer thread's scheduling policy in each PutInvocations
+  SpareTimePriority* raise_on_lock_wait = nullptr;
   std::vector<size_t> batches;
   std::vector<std::string> ids;
   std::vector<Prune> prunes;
@@ -110,6 +126,62 @@ TEST(InvocationWriter, FlushWaitsForEveryRecordInOrder) {
   ASSERT_EQ(store.ids.size(), 1000u);
   for (int i = 0; i < 1000; ++i) EXPECT_EQ(store.ids[i], std::to_string(i));
   EXPECT_EQ(writer.written(), 1000u);
+}
+
+// Spare time (SpareTimePriority): batches nobody waits for are written at SCHED_IDLE, a flushed
+// one at normal priority, and the writer goes back to spare time after it.
+TEST(InvocationWriter, WritesInSpareTimeUnlessAFlushWaits) {
+  if (::geteuid() != 0) GTEST_SKIP() << "leaving SCHED_IDLE needs root";
+  RecordingStore store;
+  {
+    InvocationWriter writer(store, kKeep);
+    {
+      std::lock_guard lock(store.mutex);
+      EXPECT_NE(store.raise_on_lock_wait, nullptr);  // store lock waiters raise the writer
+    }
+    writer.Add(Record("timer", "f"));
+    {
+      // The batch interval's batch, which no one waits for.
+      std::unique_lock lock(store.mutex);
+      store.in_batch.wait(lock, [&] { return !store.policies.empty(); });
+    }
+    writer.Add(Record("flushed", "f"));
+    writer.Flush();
+    writer.Add(Record("timer again", "f"));
+    std::unique_lock lock(store.mutex);
+    store.in_batch.wait(lock, [&] { return store.policies.size() == 3; });
+    EXPECT_EQ(store.policies, (std::vector<int>{SCHED_IDLE, SCHED_OTHER, SCHED_IDLE}));
+  }
+  EXPECT_EQ(store.raise_on_lock_wait, nullptr);
+}
+
+TEST(InvocationWriter, ABacklogBeyondItsBoundRaisesTheWriter) {
+  if (::geteuid() != 0) GTEST_SKIP() << "leaving SCHED_IDLE needs root";
+  RecordingStore store;
+  store.hold = true;
+  InvocationWriter writer(store, kKeep);
+  writer.Add(Record("first", "f"));
+  pid_t writer_tid;
+  {
+    std::unique_lock lock(store.mutex);
+    store.in_batch.wait(lock, [&] { return !store.policies.empty(); });
+    writer_tid = store.writer_tid;
+  }
+  // The writer is held in its first batch, in spare time, while the CPUs' "calls" add records.
+  EXPECT_EQ(::sched_getscheduler(writer_tid), SCHED_IDLE);
+  for (size_t i = 1; i < InvocationWriter::kSpareTimeMaxRecords; ++i) {
+    writer.Add(Record(std::to_string(i), "f"));
+  }
+  EXPECT_EQ(::sched_getscheduler(writer_tid), SCHED_IDLE);  // one short of the bound
+  writer.Add(Record("last", "f"));
+  EXPECT_EQ(::sched_getscheduler(writer_tid), SCHED_OTHER);
+  {
+    std::lock_guard lock(store.mutex);
+    store.hold = false;
+  }
+  store.released.notify_all();
+  writer.Flush();
+  EXPECT_EQ(writer.written(), InvocationWriter::kSpareTimeMaxRecords + 1);
 }
 
 TEST(InvocationWriter, AFailedBatchIsCountedAndDoesNotBlockFlush) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "wisp/common/spare_time.h"
 #include "wisp/store/api_key_store.h"
 #include "wisp/store/schedule_store.h"
 #include "wisp/store/store.h"
@@ -58,6 +59,7 @@ class SqliteStore final : public Store, public ApiKeyStore, public ScheduleStore
   Result<PruneResult> PruneInvocations(const std::vector<std::string>& function_ids,
                                        const PruneOptions& options) override;
   Result<ReclaimResult> ReclaimSpace(uint64_t keep_free_bytes, uint64_t max_bytes) override;
+  void RaiseOnLockWait(SpareTimePriority* writer) override { mutex_.RaiseOnWait(writer); }
 
   // ApiKeyStore (sqlite_api_keys.cc).
   Result<void> PutApiKey(const ApiKeyRecord& key) override;
@@ -92,12 +94,14 @@ class SqliteStore final : public Store, public ApiKeyStore, public ScheduleStore
   // Writes the function's row (insert or replace) with `revision`.
   Result<void> WriteFunctionRow(const FunctionRecord& function, int64_t revision, bool insert);
 
-  std::mutex mutex_;
+  // Held by the record writer through its batches, in spare time: a waiter raises it.
+  RaisingMutex mutex_;
   sqlite3* db_;
   // Prepared once: every batch of invocation records uses them, and parsing the SQL per batch
   // would cost more than binding a row.
   std::unique_ptr<Statement> insert_invocation_;
   std::unique_ptr<Statement> replace_invocation_;
+  std::unique_ptr<Statement> function_exists_;
   std::unique_ptr<Statement> count_invocations_;
   std::unique_ptr<Statement> delete_oldest_invocations_;
   std::unique_ptr<Statement> evict_oldest_invocations_;

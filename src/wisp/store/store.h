@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "wisp/common/result.h"
+#include "wisp/common/spare_time.h"
 #include "wisp/store/records.h"
 
 namespace wisp::store {
@@ -117,6 +118,11 @@ class Store {
   // Returns free pages beyond `keep_free_bytes` (which later records reuse) to the file system,
   // at most `max_bytes` of them per call: the file shrinks after deletes without one long stop.
   virtual Result<ReclaimResult> ReclaimSpace(uint64_t keep_free_bytes, uint64_t max_bytes) = 0;
+
+  // The writer of invocation records works in spare time and may hold the store's lock meanwhile:
+  // a thread that would wait for the lock raises `writer` first (nullptr: none). `writer` must
+  // outlive its registration. A store without a lock of its own ignores it.
+  virtual void RaiseOnLockWait(SpareTimePriority* writer) { (void)writer; }
 };
 
 }  // namespace wisp::store
