@@ -56,12 +56,15 @@ CREATE TABLE IF NOT EXISTS invocations (
 )sql";
 
 // After kSchema and the added columns. The small columns come before the payloads in a table
-// created by this version, so reading them never walks a record's overflow pages. The indexes
-// order records by invocation time: queries page by it, retention deletes the oldest first.
+// created by this version, so reading them never walks a record's overflow pages. The index
+// orders each function's records by invocation time: queries page by it, retention deletes the
+// oldest first. No index orders every function's records: it cost each record a fourth B-tree
+// (~2 µs of the writer's CPU, a fifth of the whole), for lists of every function, which merge
+// each function's newest instead (QueryInvocations).
 constexpr const char* kIndexes = R"sql(
 DROP INDEX IF EXISTS invocations_by_function;
+DROP INDEX IF EXISTS invocations_by_time;
 CREATE INDEX IF NOT EXISTS invocations_by_function_time ON invocations(function_id, invoked_at_ms);
-CREATE INDEX IF NOT EXISTS invocations_by_time ON invocations(invoked_at_ms);
 )sql";
 
 constexpr const char* kInvocationColumns =
@@ -364,18 +367,16 @@ Result<std::vector<InvocationRecord>> SqliteStore::ListInvocations(const std::st
 
 Result<std::vector<InvocationRecord>> SqliteStore::QueryInvocations(const InvocationQuery& query) {
   std::lock_guard lock(mutex_);
-  // One statement for every combination: an empty or NULL parameter matches everything. The
-  // planner picks the (function_id, invoked_at_ms) index when ?1 is given (a WHERE term it can
-  // only use as `function_id = ?1`, hence the two forms), else (invoked_at_ms).
+  // One statement for every filter: an empty or NULL parameter matches everything. It walks one
+  // function's (function_id, invoked_at_ms) index, newest first; seq, last, breaks ties.
   const std::string sql = fmt::format(
-      "SELECT {} FROM invocations WHERE {} AND (?2 = '' OR status = ?2) AND "
+      "SELECT {}, seq FROM invocations WHERE function_id = ?1 AND (?2 = '' OR status = ?2) AND "
       "(?3 IS NULL OR async = ?3) AND invoked_at_ms >= ?4 AND invoked_at_ms < ?5 "
       "ORDER BY invoked_at_ms DESC, seq DESC LIMIT ?6 OFFSET ?7",
-      query.keys_only ? kInvocationKeyColumns : kInvocationColumns,
-      query.function_id.empty() ? "?1 = ''" : "function_id = ?1");
+      query.keys_only ? kInvocationKeyColumns : kInvocationColumns);
   Statement stmt(db_, sql.c_str());
   if (!stmt.ok()) return SqliteError(db_, "sqlite prepare");
-  stmt.Bind(1, query.function_id);
+  const int seq_column = sqlite3_column_count(stmt.get()) - 1;
   stmt.Bind(2, query.status);
   if (query.async) {
     stmt.Bind(3, int64_t{*query.async ? 1 : 0});
@@ -384,14 +385,51 @@ Result<std::vector<InvocationRecord>> SqliteStore::QueryInvocations(const Invoca
   }
   stmt.Bind(4, query.since_ms.value_or(INT64_MIN));
   stmt.Bind(5, query.until_ms.value_or(INT64_MAX));
-  stmt.Bind(6, int64_t{query.limit});
-  stmt.Bind(7, int64_t{query.offset});
+  struct Found {
+    int64_t seq;
+    InvocationRecord record;
+  };
+  std::vector<Found> found;
+  // Appends `function_id`'s records of the page that starts `offset` records in, `limit` long.
+  auto read = [&](const std::string& function_id, int64_t limit, int64_t offset) -> Result<void> {
+    sqlite3_reset(stmt.get());
+    stmt.Bind(1, function_id);
+    stmt.Bind(6, limit);
+    stmt.Bind(7, offset);
+    int rc;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+      found.push_back({stmt.Int(seq_column), ReadInvocation(stmt, query.keys_only)});
+    }
+    if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list invocations");
+    return {};
+  };
   std::vector<InvocationRecord> out;
-  int rc;
-  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-    out.push_back(ReadInvocation(stmt, query.keys_only));
+  if (!query.function_id.empty()) {
+    if (auto r = read(query.function_id, query.limit, query.offset); !r) {
+      return tl::unexpected(r.error());
+    }
+    for (auto& f : found) out.push_back(std::move(f.record));
+    return out;
   }
-  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list invocations");
+  // Every function's: each one's first offset + limit, merged. Every record's function is in
+  // the functions table (the foreign key deletes a function's records with it).
+  Statement functions(db_, "SELECT id FROM functions");
+  if (!functions.ok()) return SqliteError(db_, "sqlite prepare");
+  const int64_t wanted = int64_t{query.offset} + query.limit;
+  int rc;
+  while ((rc = sqlite3_step(functions.get())) == SQLITE_ROW) {
+    if (auto r = read(functions.Text(0), wanted, 0); !r) return tl::unexpected(r.error());
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list functions");
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    if (a.record.invoked_at_ms != b.record.invoked_at_ms) {
+      return a.record.invoked_at_ms > b.record.invoked_at_ms;
+    }
+    return a.seq > b.seq;
+  });
+  for (size_t i = static_cast<size_t>(query.offset); i < found.size() && int64_t(i) < wanted; ++i) {
+    out.push_back(std::move(found[i].record));
+  }
   return out;
 }
 

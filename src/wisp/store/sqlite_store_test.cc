@@ -404,6 +404,32 @@ TEST_F(SqliteStoreTest, CutFieldsAndTheAsyncMarkRoundTrip) {
   EXPECT_EQ(store_->GetInvocation("nope").error().code, ErrorCode::kNotFound);
 }
 
+// Lists of every function merge each function's newest: records invoked at the same time are
+// in the order they were written, whatever their function, newest first.
+TEST_F(SqliteStoreTest, QueriesOfEveryFunctionBreakTimeTiesByWritingAcrossFunctions) {
+  for (const char* id : {"f1", "f2", "f3"}) ASSERT_TRUE(store_->PutFunction(Function(id, id)));
+  std::vector<InvocationRecord> records;
+  for (int i = 0; i < 6; ++i) {
+    auto r = Invocation("r" + std::to_string(i), i % 3 == 0 ? "f1" : i % 3 == 1 ? "f2" : "f3");
+    r.invoked_at_ms = i < 3 ? 500 : 700;
+    records.push_back(r);
+  }
+  ASSERT_TRUE(store_->PutInvocations({records[0], records[1], records[2]}));
+  ASSERT_TRUE(store_->PutInvocations({records[5], records[3], records[4]}));
+  auto ids = [&](const InvocationQuery& query) {
+    std::vector<std::string> out;
+    auto got = store_->QueryInvocations(query);
+    EXPECT_TRUE(got) << got.error().message;
+    if (got) {
+      for (const auto& r : *got) out.push_back(r.id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids({.keys_only = true}),
+            (std::vector<std::string>{"r4", "r3", "r5", "r2", "r1", "r0"}));
+  EXPECT_EQ(ids({.limit = 2, .offset = 2}), (std::vector<std::string>{"r5", "r2"}));
+}
+
 TEST_F(SqliteStoreTest, QueriesFilterByFunctionStatusKindAndTimeNewestFirst) {
   ASSERT_TRUE(store_->PutFunction(Function("f1", "one")));
   ASSERT_TRUE(store_->PutFunction(Function("f2", "two")));
@@ -437,6 +463,8 @@ TEST_F(SqliteStoreTest, QueriesFilterByFunctionStatusKindAndTimeNewestFirst) {
   EXPECT_EQ(ids({.since_ms = 1030, .until_ms = 1060}),
             (std::vector<std::string>{"r5", "r4", "r3"}));
   EXPECT_EQ(ids({.limit = 2, .offset = 1}), (std::vector<std::string>{"r8", "r7"}));
+  EXPECT_EQ(ids({.status = "error", .limit = 2, .offset = 1}),
+            (std::vector<std::string>{"r6", "r3"}));
   auto keys = store_->QueryInvocations({.function_id = "f2", .limit = 1, .keys_only = true});
   ASSERT_TRUE(keys);
   ASSERT_EQ(keys->size(), 1u);
@@ -572,6 +600,7 @@ TEST(SqliteStoreFiles, AnOlderDatabaseIsConvertedToIncrementalVacuum) {
       duration_ms INTEGER NOT NULL, memory_used_mb INTEGER, event_json TEXT NOT NULL,
       response_json TEXT NOT NULL, logs_json TEXT NOT NULL, invoked_at_ms INTEGER NOT NULL);
     CREATE INDEX invocations_by_function ON invocations(function_id, seq);
+    CREATE INDEX invocations_by_time ON invocations(invoked_at_ms);
     INSERT INTO functions VALUES ('f1', 'one', 'node', 'h', 'code', 3, 128, 1, '{}', 1, 'ready',
       '', 1, 1, NULL);
     INSERT INTO invocations (id, function_id, request_id, version, status, duration_ms,
@@ -586,6 +615,9 @@ TEST(SqliteStoreFiles, AnOlderDatabaseIsConvertedToIncrementalVacuum) {
   auto opened = SqliteStore::Open(path);
   ASSERT_TRUE(opened) << opened.error().message;
   EXPECT_EQ(PragmaOf(path, "PRAGMA auto_vacuum"), 2);  // incremental
+  // The index of every function's records by time is gone: it cost every record a B-tree.
+  EXPECT_EQ(PragmaOf(path, "SELECT count(*) FROM sqlite_master WHERE name = 'invocations_by_time'"),
+            0);
   auto got = (*opened)->GetInvocation("old");
   ASSERT_TRUE(got) << got.error().message;
   EXPECT_EQ(got->event_json, R"({"e":1})");
