@@ -49,6 +49,17 @@ class SqliteStoreTest : public testing::Test {
     return r;
   }
 
+  // The ids QueryInvocations answers, in its order.
+  std::vector<std::string> QueriedIds(const InvocationQuery& query) {
+    std::vector<std::string> out;
+    auto got = store_->QueryInvocations(query);
+    EXPECT_TRUE(got) << got.error().message;
+    if (got) {
+      for (const auto& r : *got) out.push_back(r.id);
+    }
+    return out;
+  }
+
   std::string path_;
   std::unique_ptr<SqliteStore> store_;
 };
@@ -416,18 +427,9 @@ TEST_F(SqliteStoreTest, QueriesOfEveryFunctionBreakTimeTiesByWritingAcrossFuncti
   }
   ASSERT_TRUE(store_->PutInvocations({records[0], records[1], records[2]}));
   ASSERT_TRUE(store_->PutInvocations({records[5], records[3], records[4]}));
-  auto ids = [&](const InvocationQuery& query) {
-    std::vector<std::string> out;
-    auto got = store_->QueryInvocations(query);
-    EXPECT_TRUE(got) << got.error().message;
-    if (got) {
-      for (const auto& r : *got) out.push_back(r.id);
-    }
-    return out;
-  };
-  EXPECT_EQ(ids({.keys_only = true}),
+  EXPECT_EQ(QueriedIds({.keys_only = true}),
             (std::vector<std::string>{"r4", "r3", "r5", "r2", "r1", "r0"}));
-  EXPECT_EQ(ids({.limit = 2, .offset = 2}), (std::vector<std::string>{"r5", "r2"}));
+  EXPECT_EQ(QueriedIds({.limit = 2, .offset = 2}), (std::vector<std::string>{"r5", "r2"}));
 }
 
 TEST_F(SqliteStoreTest, QueriesFilterByFunctionStatusKindAndTimeNewestFirst) {
@@ -444,26 +446,19 @@ TEST_F(SqliteStoreTest, QueriesFilterByFunctionStatusKindAndTimeNewestFirst) {
   // Written out of time order: queries order by invocation time, not by writing.
   std::swap(records[2], records[7]);
   ASSERT_TRUE(store_->PutInvocations(records));
-  auto ids = [&](const InvocationQuery& query) {
-    std::vector<std::string> out;
-    auto got = store_->QueryInvocations(query);
-    EXPECT_TRUE(got) << got.error().message;
-    if (got) {
-      for (const auto& r : *got) out.push_back(r.id);
-    }
-    return out;
-  };
-  EXPECT_EQ(ids({.limit = 3}), (std::vector<std::string>{"r9", "r8", "r7"}));
-  EXPECT_EQ(ids({.function_id = "f1"}), (std::vector<std::string>{"r8", "r6", "r4", "r2", "r0"}));
-  EXPECT_EQ(ids({.function_id = "f1", .status = "error"}), (std::vector<std::string>{"r6", "r0"}));
-  EXPECT_EQ(ids({.function_id = "f1", .async = false}),
+  EXPECT_EQ(QueriedIds({.limit = 3}), (std::vector<std::string>{"r9", "r8", "r7"}));
+  EXPECT_EQ(QueriedIds({.function_id = "f1"}),
+            (std::vector<std::string>{"r8", "r6", "r4", "r2", "r0"}));
+  EXPECT_EQ(QueriedIds({.function_id = "f1", .status = "error"}),
+            (std::vector<std::string>{"r6", "r0"}));
+  EXPECT_EQ(QueriedIds({.function_id = "f1", .async = false}),
             (std::vector<std::string>{"r8", "r6", "r2", "r0"}));
-  EXPECT_EQ(ids({.async = true}), (std::vector<std::string>{"r4"}));
+  EXPECT_EQ(QueriedIds({.async = true}), (std::vector<std::string>{"r4"}));
   // since: at or after; until: before.
-  EXPECT_EQ(ids({.since_ms = 1030, .until_ms = 1060}),
+  EXPECT_EQ(QueriedIds({.since_ms = 1030, .until_ms = 1060}),
             (std::vector<std::string>{"r5", "r4", "r3"}));
-  EXPECT_EQ(ids({.limit = 2, .offset = 1}), (std::vector<std::string>{"r8", "r7"}));
-  EXPECT_EQ(ids({.status = "error", .limit = 2, .offset = 1}),
+  EXPECT_EQ(QueriedIds({.limit = 2, .offset = 1}), (std::vector<std::string>{"r8", "r7"}));
+  EXPECT_EQ(QueriedIds({.status = "error", .limit = 2, .offset = 1}),
             (std::vector<std::string>{"r6", "r3"}));
   auto keys = store_->QueryInvocations({.function_id = "f2", .limit = 1, .keys_only = true});
   ASSERT_TRUE(keys);
