@@ -3,9 +3,10 @@
 // such a thread, which may be the holder.
 //
 // Why: work that no caller waits for should not take CPU from the calls. wispd's invocation
-// record writer costs ~10 µs of CPU per call (SQLite); at normal priority it took that from the
-// calls it records. Measured at instance_concurrency 8 and 8 clients on 2 cores: a Node
-// function served 23.3k calls/s with the writer at normal priority, 28.5k with it at SCHED_IDLE.
+// record writer costs 7-10 µs of CPU per call (SQLite); at normal priority it took that from the
+// calls it records. Measured at instance_concurrency 8 and 8 clients on 2 cores, the writer
+// switched between the two policies in alternating rounds of one wispd: a Node function served
+// 23.3k against 28.5k calls/s (normal, SCHED_IDLE) in one run, 22.5k against 24.2k in another.
 //
 // Why raising: a SCHED_IDLE thread beside busy normal threads gets a fraction of a percent of a
 // CPU. Whoever comes to wait for it raises it: a reader that flushes the records, a thread that
