@@ -412,21 +412,27 @@ Result<std::vector<InvocationRecord>> SqliteStore::QueryInvocations(const Invoca
     return out;
   }
   // Every function's: each one's first offset + limit, merged. Every record's function is in
-  // the functions table (the foreign key deletes a function's records with it).
+  // the functions table (the foreign key deletes a function's records with it). At most about
+  // three times offset + limit records are held: the newest of those read so far.
+  const auto newer = [](const Found& a, const Found& b) {
+    if (a.record.invoked_at_ms != b.record.invoked_at_ms) {
+      return a.record.invoked_at_ms > b.record.invoked_at_ms;
+    }
+    return a.seq > b.seq;
+  };
   Statement functions(db_, "SELECT id FROM functions");
   if (!functions.ok()) return SqliteError(db_, "sqlite prepare");
   const int64_t wanted = int64_t{query.offset} + query.limit;
   int rc;
   while ((rc = sqlite3_step(functions.get())) == SQLITE_ROW) {
     if (auto r = read(functions.Text(0), wanted, 0); !r) return tl::unexpected(r.error());
+    if (int64_t(found.size()) >= 2 * wanted) {
+      std::nth_element(found.begin(), found.begin() + wanted, found.end(), newer);
+      found.resize(static_cast<size_t>(wanted));
+    }
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "sqlite list functions");
-  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-    if (a.record.invoked_at_ms != b.record.invoked_at_ms) {
-      return a.record.invoked_at_ms > b.record.invoked_at_ms;
-    }
-    return a.seq > b.seq;
-  });
+  std::sort(found.begin(), found.end(), newer);
   for (size_t i = static_cast<size_t>(query.offset); i < found.size() && int64_t(i) < wanted; ++i) {
     out.push_back(std::move(found[i].record));
   }
