@@ -112,7 +112,7 @@ class InvocationWriter {
   std::condition_variable wake_;     // the writer: records arrived, or stop
   std::condition_variable written_;  // flushers: a batch is done
   std::vector<InvocationRecord> queue_;
-  uint64_t queued_bytes_ = 0;  // of queue_'s payloads
+  uint64_t queued_bytes_ = 0;  // queue_'s records, payloads included
   uint64_t added_ = 0;
   uint64_t done_ = 0;  // records handled (written or failed)
   uint64_t written_count_ = 0;
