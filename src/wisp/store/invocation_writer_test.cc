@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -133,6 +134,7 @@ TEST(InvocationWriter, FlushWaitsForEveryRecordInOrder) {
 TEST(InvocationWriter, WritesInSpareTimeUnlessAFlushWaits) {
   if (::geteuid() != 0) GTEST_SKIP() << "leaving SCHED_IDLE needs root";
   RecordingStore store;
+  store.hold = true;
   {
     InvocationWriter writer(store, kKeep);
     {
@@ -140,13 +142,24 @@ TEST(InvocationWriter, WritesInSpareTimeUnlessAFlushWaits) {
       EXPECT_NE(store.raise_on_lock_wait, nullptr);  // store lock waiters raise the writer
     }
     writer.Add(Record("timer", "f"));
+    pid_t writer_tid;
     {
-      // The batch interval's batch, which no one waits for.
+      // The batch interval's batch, which no one waits for: held in the store meanwhile, so
+      // that "flushed" cannot join it or a later timer's batch.
       std::unique_lock lock(store.mutex);
       store.in_batch.wait(lock, [&] { return !store.policies.empty(); });
+      writer_tid = store.writer_tid;
     }
     writer.Add(Record("flushed", "f"));
-    writer.Flush();
+    std::thread flusher([&writer] { writer.Flush(); });
+    // The flush raises the writer at once, in the middle of the batch it waits behind.
+    while (::sched_getscheduler(writer_tid) != SCHED_OTHER) std::this_thread::yield();
+    {
+      std::lock_guard lock(store.mutex);
+      store.hold = false;
+    }
+    store.released.notify_all();
+    flusher.join();
     writer.Add(Record("timer again", "f"));
     std::unique_lock lock(store.mutex);
     store.in_batch.wait(lock, [&] { return store.policies.size() == 3; });
